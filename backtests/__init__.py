@@ -1,0 +1,1 @@
+"""What users run: the CLI, backtests, reports, comparison, walk-forward and paper trading."""

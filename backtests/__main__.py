@@ -1,0 +1,5 @@
+"""`python -m backtests` is the `attnbt` command."""
+
+from backtests.cli import main
+
+main()

@@ -1,0 +1,189 @@
+"""Candle-pattern datasets: windows of W bars ending at bar t, labelled with the fractal at t.
+
+The feature matrix is kept once per bar; windows are gathered from it by their end positions,
+so a dataset of N windows costs N integers, not N x W x F floats.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from data.errors import DataError
+from data.features import FEATURE_SETS, compute_features
+from data.labels import CLASS_NAMES, fractal_labels, horizon
+
+PERIODS = ("train", "val", "test", "all")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a model reads: window length, feature set and label kind."""
+
+    window: int = 20
+    features: str = "article"
+    labels: str = "3bar"
+
+    def __post_init__(self) -> None:
+        if self.window < 2:
+            raise ValueError("window must be at least 2 bars")
+        if self.features not in FEATURE_SETS:
+            raise ValueError(f"unknown feature set {self.features!r}; choose {', '.join(FEATURE_SETS)}")
+        horizon(self.labels)
+
+    @property
+    def n_features(self) -> int:
+        return len(FEATURE_SETS[self.features])
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return FEATURE_SETS[self.features]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "feature_names": list(self.feature_names),
+                "classes": list(CLASS_NAMES)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DatasetSpec:
+        return cls(window=int(d["window"]), features=d["features"], labels=d["labels"])
+
+
+@dataclass(frozen=True)
+class Split:
+    """Chronological boundaries: train is bars <= train_end, validation bars <= val_end, test after."""
+
+    train_end: pd.Timestamp
+    val_end: pd.Timestamp
+
+    @classmethod
+    def by_fraction(cls, index: pd.DatetimeIndex, train: float = 0.6, val: float = 0.2) -> Split:
+        if not (0 < train < 1 and 0 <= val < 1 and train + val < 1):
+            raise ValueError("split fractions must be positive and leave room for a test part")
+        n = len(index)
+        i_train, i_val = int(n * train) - 1, int(n * (train + val)) - 1
+        if i_train < 1 or i_val <= i_train or i_val >= n - 1:
+            raise DataError(f"{n} bars are too few to split {train:.0%}/{val:.0%}/rest",
+                            rule="too few bars")
+        return cls(index[i_train], index[i_val])
+
+    @classmethod
+    def by_dates(cls, index: pd.DatetimeIndex, train_end: str, val_end: str) -> Split:
+        te, ve = _utc(train_end), _utc(val_end)
+        if not index[0] <= te < ve < index[-1]:
+            raise DataError(f"need {index[0]} <= train end {te} < validation end {ve} < {index[-1]}",
+                            rule="bad split dates")
+        return cls(te, ve)
+
+    def to_dict(self) -> dict:
+        return {"train_end": self.train_end.isoformat(), "val_end": self.val_end.isoformat()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Split:
+        return cls(_utc(d["train_end"]), _utc(d["val_end"]))
+
+    def period_bounds(self, index: pd.DatetimeIndex, period: str) -> tuple[int, int]:
+        """[first, last] bar positions of ``period`` in ``index`` (inclusive)."""
+        if period not in PERIODS:
+            raise ValueError(f"unknown period {period!r}; choose {', '.join(PERIODS)}")
+        t_end = int(index.searchsorted(self.train_end, side="right")) - 1
+        v_end = int(index.searchsorted(self.val_end, side="right")) - 1
+        first, last = {"train": (0, t_end), "val": (t_end + 1, v_end),
+                       "test": (v_end + 1, len(index) - 1), "all": (0, len(index) - 1)}[period]
+        return first, last
+
+
+@dataclass
+class Normaliser:
+    """Per-feature mean and standard deviation, fitted on training bars only."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, features: np.ndarray) -> Normaliser:
+        rows = features[np.isfinite(features).all(axis=1)]
+        if len(rows) < 2:
+            raise DataError("too few complete training bars to fit the normalisation",
+                            rule="too few bars")
+        std = rows.std(axis=0)
+        return cls(rows.mean(axis=0), np.where(std > 1e-12, std, 1.0))
+
+    def transform(self, features: np.ndarray) -> np.ndarray:
+        return ((features - self.mean) / self.std).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Normaliser:
+        return cls(np.asarray(d["mean"], dtype=np.float64), np.asarray(d["std"], dtype=np.float64))
+
+
+class CandleDataset:
+    """Features and labels of every bar of a candle frame, and the windows over them."""
+
+    def __init__(self, candles: pd.DataFrame, spec: DatasetSpec) -> None:
+        self.candles = candles
+        self.spec = spec
+        self.index = candles.index
+        self.raw = compute_features(candles, spec.features).to_numpy()
+        self.labels = fractal_labels(candles, spec.labels).to_numpy()
+        complete = np.isfinite(self.raw).all(axis=1)
+        # A window ending at t is usable when all W of its bars have complete features.
+        run = np.convolve(complete.astype(int), np.ones(spec.window, int))[: len(complete)]
+        self.window_ok = run == spec.window
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def ends(self, period: str = "all", split: Split | None = None, *,
+             labelled: bool = True) -> np.ndarray:
+        """Window-end positions in ``period``; with ``labelled``, only those whose label is known and
+        whose label horizon stays inside the period (purged at the boundary)."""
+        if period == "all":
+            first, last = 0, len(self) - 1
+        else:
+            if split is None:
+                raise ValueError(f"period {period!r} needs a split")
+            first, last = split.period_bounds(self.index, period)
+        pos = np.arange(first, last + 1)
+        pos = pos[self.window_ok[pos]]
+        if labelled:
+            pos = pos[(self.labels[pos] >= 0) & (pos + horizon(self.spec.labels) <= last)]
+        return pos
+
+    def fit_normaliser(self, split: Split) -> Normaliser:
+        first, last = split.period_bounds(self.index, "train")
+        return Normaliser.fit(self.raw[first:last + 1])
+
+    def matrix(self, normaliser: Normaliser) -> np.ndarray:
+        """Normalised per-bar features (float32); warm-up rows are zeros and never in a window."""
+        return np.nan_to_num(normaliser.transform(self.raw), nan=0.0)
+
+    def windows(self, matrix: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Gather windows (len(ends), W, F) from a per-bar matrix."""
+        offsets = np.arange(-self.spec.window + 1, 1)
+        return matrix[np.asarray(ends)[:, None] + offsets]
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.candles, self.spec)
+
+
+def fingerprint(candles: pd.DataFrame, spec: DatasetSpec | None = None) -> str:
+    """Short hash of the candles (timestamps and values) and the feature/label spec."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(candles.index.asi8).tobytes())
+    cols = [c for c in ("open", "high", "low", "close", "volume", "spread") if c in candles]
+    h.update(np.ascontiguousarray(candles[cols].to_numpy(dtype="float64")).tobytes())
+    if spec is not None:
+        h.update(json.dumps(spec.to_dict(), sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def _utc(value) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")

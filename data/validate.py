@@ -1,0 +1,115 @@
+"""One validator for every source: turns a raw frame into the canonical candle frame.
+
+Canonical frame: tz-aware UTC ``DatetimeIndex`` named ``time``, strictly increasing, float columns
+``open high low close volume`` (+ ``spread`` in price units when the source has it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from data.errors import DataError
+
+PRICE_COLUMNS = ("open", "high", "low", "close")
+CANONICAL_COLUMNS = (*PRICE_COLUMNS, "volume")
+
+
+def validate_frame(
+    frame: pd.DataFrame,
+    *,
+    source: str = "<frame>",
+    line_numbers: Sequence[int] | None = None,
+    sort: bool = False,
+) -> pd.DataFrame:
+    """Check ``frame`` (time index, OHLC[V][spread] columns) and return the canonical frame.
+
+    ``line_numbers[i]`` is the file line of row ``i`` so errors can point into the file; without it
+    rows are numbered from 1. Unsorted input is an error unless ``sort`` is true.
+    """
+    n = len(frame)
+    lines = np.asarray(line_numbers if line_numbers is not None else np.arange(1, n + 1))
+    if n == 0:
+        raise DataError("no rows of data", source=source, rule="empty")
+
+    cols = {str(c).strip().lower(): c for c in frame.columns}
+    missing = [c for c in PRICE_COLUMNS if c not in cols]
+    if missing:
+        raise DataError(
+            f"missing column(s) {', '.join(missing)}; found {', '.join(map(str, frame.columns))}",
+            source=source,
+            rule="missing columns",
+        )
+
+    index = frame.index
+    if not isinstance(index, pd.DatetimeIndex):
+        raise DataError("the index must be timestamps", source=source, rule="unparsable timestamps")
+    bad_time = np.flatnonzero(index.isna())
+    if len(bad_time):
+        raise DataError(
+            "timestamp is missing or could not be parsed",
+            source=source, rows=lines[bad_time], rule="unparsable timestamps",
+        )
+    if index.tz is None:
+        raise DataError("timestamps carry no timezone", source=source, rule="unknown timezone")
+    index = index.tz_convert("UTC")
+
+    out = pd.DataFrame(index=pd.DatetimeIndex(index, name="time"))
+    wanted = list(CANONICAL_COLUMNS) + (["spread"] if "spread" in cols else [])
+    for name in wanted:
+        if name not in cols:  # volume absent: zeros, and the frame says so
+            out[name] = 0.0
+            out.attrs["volume_missing"] = True
+            continue
+        raw = frame[cols[name]]
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        not_number = np.flatnonzero(np.isnan(values) & raw.notna().to_numpy())
+        if len(not_number):
+            raise DataError(
+                f"column {name} holds a value that is not a number ({raw.iloc[not_number[0]]!r})",
+                source=source, rows=lines[not_number], rule="not a number",
+            )
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            raise DataError(
+                f"column {name} is empty, NaN or infinite",
+                source=source, rows=lines[bad], rule="NaN/inf",
+            )
+        out[name] = values
+
+    o, h, lo, c = (out[k].to_numpy() for k in PRICE_COLUMNS)
+    _check(np.flatnonzero((o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0)), "a price is zero or negative",
+           "non-positive price", source, lines)
+    _check(np.flatnonzero(h < np.maximum(o, c)), "high is below max(open, close)",
+           "high below open/close", source, lines)
+    _check(np.flatnonzero(lo > np.minimum(o, c)), "low is above min(open, close)",
+           "low above open/close", source, lines)
+    _check(np.flatnonzero(out["volume"].to_numpy() < 0), "volume is negative",
+           "negative volume", source, lines)
+    if "spread" in out:
+        _check(np.flatnonzero(out["spread"].to_numpy() < 0), "spread is negative",
+               "negative spread", source, lines)
+
+    stamps = out.index.asi8
+    dup = pd.Index(stamps).duplicated(keep=False)
+    if dup.any():
+        raise DataError(
+            f"duplicate timestamp {out.index[np.flatnonzero(dup)[0]]}",
+            source=source, rows=lines[np.flatnonzero(dup)], rule="duplicate timestamps",
+        )
+    backwards = np.flatnonzero(np.diff(stamps) < 0) + 1
+    if len(backwards):
+        if not sort:
+            raise DataError(
+                "timestamps are not in increasing order (pass --sort to sort them)",
+                source=source, rows=lines[backwards], rule="unsorted",
+            )
+        out = out.iloc[np.argsort(stamps, kind="stable")]
+    return out
+
+
+def _check(bad: np.ndarray, message: str, rule: str, source: str, lines: np.ndarray) -> None:
+    if len(bad):
+        raise DataError(message, source=source, rows=lines[bad], rule=rule)

@@ -1,0 +1,1 @@
+"""PyTorch classifiers (attention + the article's earlier networks), training and checkpoints."""

@@ -1,0 +1,1 @@
+"""backtrader strategy: class probabilities → orders (entries, exits, sizing)."""
