@@ -17,8 +17,8 @@ app = typer.Typer(help="Backtest an attention network that reads candles, agains
                   pretty_exceptions_enable=False)
 data_app = typer.Typer(help="Load, fetch and inspect candle data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-console = Console()
-err_console = Console(stderr=True)
+console = Console(width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 Source = Annotated[str, typer.Argument(help="sample:EURUSD_H1, sample:GOOG_D1, a CSV path, or "
                                        "yahoo:SYMBOL:INTERVAL (the local cache)")]
@@ -91,6 +91,179 @@ def demo() -> None:
 
     candles = _load("sample:EURUSD_H1")
     _print_summary(describe_frame(candles))
+
+
+RunsOpt = Annotated[Path | None, typer.Option("--runs-dir", help="Runs folder (default $ATTNBT_RUNS "
+                                              "or ./runs).")]
+RunArg = Annotated[str, typer.Option("--run", help="Run id, unique prefix, 'latest', or folder.")]
+DataOpt = Annotated[str | None, typer.Option("--data", help="Data source (default: the run's).")]
+PeriodOpt = Annotated[str, typer.Option("--period", help="train | val | test | all (the run's split).")]
+FromOpt = Annotated[str | None, typer.Option("--from", help="First bar (UTC); overrides --period.")]
+ToOpt = Annotated[str | None, typer.Option("--to", help="Last bar (UTC); overrides --period.")]
+
+
+def _fmt(value, pct: bool = False) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "—"
+    return f"{value:.1f}%" if pct else (f"{value:.3f}" if isinstance(value, float) else str(value))
+
+
+@app.command("train")
+def train_cmd(
+    data: Annotated[str, typer.Option("--data", help="Data source.")] = "sample:EURUSD_H1",
+    model: Annotated[str, typer.Option(help="attention | dense | conv | lstm")] = "attention",
+    preset: Annotated[str, typer.Option(help="attention: article|modern; dense: article|matched")] = "article",
+    features: Annotated[str, typer.Option(help="Feature set: article | scaled")] = "scaled",
+    labels: Annotated[str, typer.Option(help="Label kind: 3bar | 5bar")] = "3bar",
+    window: Annotated[int, typer.Option(help="Bars per window.")] = 20,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping may end sooner).")] = 60,
+    batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 256,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
+    patience: Annotated[int, typer.Option(help="Epochs without validation gain before stopping.")] = 8,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    train_frac: Annotated[float, typer.Option("--train", help="Train fraction of the bars.")] = 0.6,
+    val_frac: Annotated[float, typer.Option("--val", help="Validation fraction of the bars.")] = 0.2,
+    train_end: Annotated[str | None, typer.Option(help="Last training bar (date); with --val-end.")] = None,
+    val_end: Annotated[str | None, typer.Option(help="Last validation bar (date).")] = None,
+    resume: Annotated[str | None, typer.Option(help="Resume an interrupted run (id).")] = None,
+    runs_dir: RunsOpt = None,
+) -> None:
+    """Train a model on a chronological train part, early-stopping on the validation part."""
+    from backtests import pipeline
+    from data import DatasetSpec
+    from models.train import TrainConfig
+
+    with _epoch_progress(epochs) as on_epoch:
+        if resume:
+            run, metrics = pipeline.resume_run(resume, runs_dir=runs_dir, progress=on_epoch)
+        else:
+            try:
+                spec = DatasetSpec(window=window, features=features, labels=labels)
+                cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
+                                  seed=seed, device=device)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc)) from None
+            run, metrics = pipeline.train_run(
+                data, kind=model, preset=preset, spec=spec, cfg=cfg, runs_dir=runs_dir,
+                split_args={"train": train_frac, "val": val_frac, "train_end": train_end,
+                            "val_end": val_end}, progress=on_epoch)
+    console.print(f"trained {model}/{preset} in {metrics['seconds']:.1f}s "
+                  f"({metrics['epochs_run']} epochs, best {metrics['best_epoch']}): validation "
+                  f"accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f}, "
+                  f"hit {_fmt(metrics['hit_pct'], True)}, missed {_fmt(metrics['missed_pct'], True)}")
+    console.print(f"run [bold]{run.id}[/bold] → {run.path}")
+
+
+class _epoch_progress:
+    """A rich progress bar fed by the trainer's per-epoch callback."""
+
+    def __init__(self, total: int) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("[bold]training"), BarColumn(), TextColumn(
+            "{task.completed}/{task.total} epochs {task.fields[info]}"), TimeElapsedColumn(),
+            console=err_console, transient=True)
+        self.task = self.progress.add_task("train", total=total, info="")
+
+    def __enter__(self):
+        self.progress.start()
+        return self.update
+
+    def update(self, row: dict) -> None:
+        self.progress.update(self.task, completed=row["epoch"] + 1, total=row["epochs"],
+                             info=f"loss {row['train_loss']:.3f} val {row['val_loss']:.3f} "
+                                  f"(best {row['best_val_loss']:.3f})")
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+        return False
+
+
+@app.command("evaluate")
+def evaluate_cmd(run: RunArg = "latest", data: DataOpt = None, period: PeriodOpt = "test",
+                 start: FromOpt = None, end: ToOpt = None, runs_dir: RunsOpt = None) -> None:
+    """Out-of-sample metrics beside trivial predictors and the article's in-sample figures."""
+    from backtests import pipeline
+
+    result = pipeline.evaluate_run(run, data, period=period, start=start, end=end,
+                                   runs_dir=runs_dir)
+    print_evaluation(result)
+
+
+def print_evaluation(result: dict) -> None:
+    from data.labels import CLASS_NAMES
+
+    console.print(f"[bold]{result['run']}[/bold] ({result['kind']}/{result['model']['preset']}) on "
+                  f"{result['samples']:,} {result['period']} windows, {result['start']} → {result['end']}")
+    table = Table(title="against the article (its figures are in-sample; ours are not)")
+    for col in ("predictor", "bars", "error", "hit", "missed", "accuracy", "macro F1"):
+        table.add_column(col, justify="right" if col != "predictor" else "left")
+    for name, m in result["results"].items():
+        table.add_row(f"ours: {name}", "out-of-sample", _fmt(m["error"]), _fmt(m["hit_pct"], True),
+                      _fmt(m["missed_pct"], True), _fmt(m["accuracy"]), _fmt(m["macro_f1"]))
+    for a in result["article"]:
+        table.add_row(f"article Part {a['part']}: {a['network']}", "in-sample", _fmt(a["error"]),
+                      _fmt(a["hit_pct"], True), _fmt(a["missed_pct"], True), "—", "—")
+    console.print(table)
+    m = result["results"]["model"]
+    cls = Table(title="per class (model)")
+    for col in ("class", "precision", "recall", "F1", "support"):
+        cls.add_column(col, justify="right")
+    for name in CLASS_NAMES:
+        c = m["per_class"][name]
+        cls.add_row(name, _fmt(c["precision"]), _fmt(c["recall"]), _fmt(c["f1"]), str(c["support"]))
+    cm = Table(title="confusion (rows actual, columns predicted)")
+    cm.add_column("")
+    for name in CLASS_NAMES:
+        cm.add_column(name, justify="right")
+    for name, row in zip(CLASS_NAMES, m["confusion"], strict=True):
+        cm.add_row(name, *map(str, row))
+    console.print(cls, cm)
+
+
+@app.command("predict")
+def predict_cmd(run: RunArg = "latest", data: DataOpt = None,
+                out: Annotated[Path, typer.Option("--out", help="Output .csv or .parquet.")] = Path(
+                    "predictions.csv"), runs_dir: RunsOpt = None) -> None:
+    """Write per-bar probabilities [p_none, p_buy, p_sell] for every bar of the data."""
+    from backtests import pipeline
+
+    path, probs = pipeline.predict_run(run, data, out, runs_dir=runs_dir)
+    n = int(probs.notna().all(axis=1).sum())
+    console.print(f"{n:,} bars scored ({len(probs) - n} warm-up bars without a full window) → {path}")
+
+
+@app.command("attention")
+def attention_cmd(run: RunArg = "latest", data: DataOpt = None,
+                  at: Annotated[str | None, typer.Option("--at", help="Bar time (UTC); default the "
+                                                         "last bar.")] = None,
+                  out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
+                  runs_dir: RunsOpt = None) -> None:
+    """Plot the attention map over the candle window ending at a bar, with its candles."""
+    from backtests import pipeline
+
+    path = pipeline.attention_plot(run, data, at, out, runs_dir=runs_dir)
+    console.print(f"attention map → {path}")
+
+
+@app.command("runs")
+def runs_cmd(kind: Annotated[str | None, typer.Option(help="train | backtest | ...")] = None,
+             runs_dir: RunsOpt = None) -> None:
+    """List runs in the registry, newest first."""
+    from backtests.runs import list_runs
+
+    rows = list_runs(runs_dir, kind)
+    if not rows:
+        console.print("no runs yet")
+        return
+    table = Table()
+    for col in ("id", "status", "model", "data", "summary"):
+        table.add_column(col)
+    for r in rows:
+        summ = ", ".join(f"{k}={_fmt(v)}" for k, v in list(r["summary"].items())[:5])
+        table.add_row(r["id"], r["status"], r["model"] or "", r["data"] or "", summ)
+    console.print(table)
 
 
 def main() -> None:

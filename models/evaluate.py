@@ -1,0 +1,87 @@
+"""Classification metrics, the article's three metrics, trivial predictors, and the article's figures.
+
+The article's metrics (ARTICLE.md): ``error`` is the root-mean-square error of the 3 outputs
+against the one-hot target; ``hit`` the share of emitted buy/sell signals that matched the actual
+fractal; ``missed`` the share of actual fractals for which no signal (arg-max "none") was given.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from data.labels import BUY, CLASS_NAMES, NONE, SELL
+
+# In-sample figures reported by the MQL5 series (reference/ARTICLE.md); None where not given.
+ARTICLE_FIGURES = [
+    {"part": 2, "network": "dense 240-1000-300-90-27-3 (SGD)", "epochs": 35,
+     "error": 0.78, "hit_pct": 11.22, "missed_pct": 24.65},
+    {"part": 7, "network": "dense (Adam), epoch 5", "epochs": 5,
+     "error": 0.30, "hit_pct": 48.6, "missed_pct": 72.5},
+    {"part": 7, "network": "dense (Adam), later", "epochs": 14,
+     "error": 0.30, "hit_pct": 41.1, "missed_pct": 72.5},
+    {"part": 8, "network": "attention (2 layers, Adam)", "epochs": 25,
+     "error": 0.355, "hit_pct": 22.5, "missed_pct": None},
+]
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int = 3) -> np.ndarray:
+    """Rows: actual class, columns: predicted class."""
+    m = np.zeros((n, n), dtype=np.int64)
+    np.add.at(m, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)
+    return m
+
+
+def classification_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict:
+    """Per-class precision/recall/F1, accuracy, macro F1 and the confusion matrix."""
+    y_true = np.asarray(y_true, int)
+    y_pred = np.asarray(probs).argmax(axis=1)
+    cm = confusion(y_true, y_pred)
+    per_class = {}
+    for c, name in enumerate(CLASS_NAMES):
+        tp, predicted, actual = cm[c, c], cm[:, c].sum(), cm[c, :].sum()
+        # A class never predicted (or never present) scores 0, as sklearn's zero_division=0.
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {"precision": float(precision), "recall": float(recall),
+                           "f1": float(f1), "support": int(actual)}
+    f1s = [v["f1"] for v in per_class.values()]
+    return {"n": int(len(y_true)), "accuracy": float(np.trace(cm) / max(cm.sum(), 1)),
+            "macro_f1": float(np.mean(f1s)),
+            "per_class": per_class, "confusion": cm.tolist()}
+
+
+def article_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict:
+    """The series' error, hit and missed (percentages for hit and missed)."""
+    y_true = np.asarray(y_true, int)
+    probs = np.asarray(probs, dtype=np.float64)
+    onehot = np.eye(3)[y_true]
+    error = float(np.sqrt(np.mean((probs - onehot) ** 2)))
+    pred = probs.argmax(axis=1)
+    signals = pred != NONE
+    fractals = (y_true == BUY) | (y_true == SELL)
+    hit = float((pred[signals] == y_true[signals]).mean() * 100) if signals.any() else float("nan")
+    missed = float((pred[fractals] == NONE).mean() * 100) if fractals.any() else float("nan")
+    return {"error": error, "hit_pct": hit, "missed_pct": missed,
+            "signals": int(signals.sum()), "fractals": int(fractals.sum())}
+
+
+def class_prior(y: np.ndarray) -> np.ndarray:
+    counts = np.bincount(np.asarray(y, int), minlength=3).astype(float)
+    return counts / counts.sum()
+
+
+def trivial_predictions(n: int, prior: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    """Probabilities of two trivial predictors: always "none", and random draws from the prior."""
+    always_none = np.tile([1.0, 0.0, 0.0], (n, 1))
+    draws = np.random.default_rng(seed).choice(3, size=n, p=prior)
+    return {"always none": always_none, "class-prior random": np.eye(3)[draws]}
+
+
+def evaluate_predictions(y_true: np.ndarray, probs: np.ndarray, prior: np.ndarray,
+                         seed: int = 0) -> dict:
+    """Model metrics plus the same metrics for the trivial predictors on the same bars."""
+    out = {"model": {**classification_metrics(y_true, probs), **article_metrics(y_true, probs)}}
+    for name, p in trivial_predictions(len(y_true), prior, seed).items():
+        out[name] = {**classification_metrics(y_true, p), **article_metrics(y_true, p)}
+    return out
