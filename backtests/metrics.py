@@ -1,0 +1,128 @@
+"""Performance statistics of one equity curve and its trades (a pure function).
+
+Conventions:
+- returns are simple per-bar returns of the equity curve; Sharpe and Sortino use a zero risk-free
+  rate and are annualised with ``sqrt(bars_per_year)``; Sortino's downside deviation is
+  ``sqrt(mean(min(r, 0)**2))`` over all bars;
+- ``bars_per_year`` when not given: the median bar count of the full calendar years inside the
+  data (first and last year excluded) when there is at least one, else the median bar count of
+  the full calendar weeks (first and last week excluded) × 52.18 (FX H1 ≈ 120 × 52.18 ≈ 6,260);
+- annual return is geometric: ``(final / initial) ** (bars_per_year / (bars - 1)) - 1``;
+- ``max_drawdown_pct`` is ≤ 0 (like backtesting.py); its duration runs from the peak to the bar
+  that regains it (or the last bar), in bars and in time;
+- trade statistics use ``pnl_net`` (money): a win is ``pnl_net > 0``. Without trades the trade
+  statistics are NaN (``n_trades`` 0); without losing trades ``profit_factor`` is ``inf``;
+- ``exposure_pct``: share of bars with a position, a bar counting from the entry bar up to, not
+  including, the exit bar (a trade opened and closed in one bar counts that bar);
+- ``sqn`` = sqrt(n) × mean(pnl_net) / std(pnl_net, ddof=1) (NaN below 2 trades).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+WEEKS_PER_YEAR = 365.25 / 7
+
+
+def infer_bars_per_year(index: pd.DatetimeIndex) -> float:
+    """Observed bars per year from the index (see the module docstring)."""
+    if len(index) < 2:
+        return float("nan")
+    idx = pd.DatetimeIndex(index)
+    years = pd.Series(1, index=idx).groupby(idx.year).size()
+    if len(years) >= 3:
+        return float(years.iloc[1:-1].median())
+    naive = idx.tz_convert(None) if idx.tz is not None else idx
+    weeks = pd.Series(1, index=naive).groupby(naive.to_period("W")).size()
+    if len(weeks) >= 3:
+        return float(weeks.iloc[1:-1].median()) * WEEKS_PER_YEAR
+    span_years = (idx[-1] - idx[0]) / pd.Timedelta(days=365.25)
+    return float((len(idx) - 1) / span_years) if span_years > 0 else float("nan")
+
+
+def drawdown(equity: pd.Series) -> pd.Series:
+    """Drawdown in percent (≤ 0) at every bar."""
+    values = equity.to_numpy(dtype=float)
+    peak = np.maximum.accumulate(values)
+    return pd.Series(100.0 * (values / peak - 1.0), index=equity.index, name="drawdown_pct")
+
+
+def _drawdown_duration(values: np.ndarray) -> tuple[int, int, int]:
+    """(bars, peak index, end index) of the longest spell below a previous peak."""
+    best = (0, 0, 0)
+    peak_i, peak_v = 0, values[0] if len(values) else 0.0
+    for i in range(1, len(values)):
+        if values[i] >= peak_v:
+            if i - 1 > peak_i and i - peak_i > best[0]:
+                best = (i - peak_i, peak_i, i)
+            peak_i, peak_v = i, values[i]
+    last = len(values) - 1
+    if last > peak_i and last - peak_i > best[0]:
+        best = (last - peak_i, peak_i, last)
+    return best
+
+
+def compute_stats(equity: pd.Series, trades: pd.DataFrame,
+                  bars_per_year: float | None = None) -> dict:
+    """Named statistics of an equity curve (one value per bar) and its closed trades."""
+    n = len(equity)
+    values = equity.to_numpy(dtype=float)
+    index = equity.index
+    bpy = float(bars_per_year) if bars_per_year else infer_bars_per_year(index)
+    stats: dict = {"start": index[0] if n else None, "end": index[-1] if n else None, "bars": n}
+
+    exposed = np.zeros(n, dtype=bool)
+    if len(trades) and n:
+        entry = index.searchsorted(pd.DatetimeIndex(trades["entry_time"]))
+        exit_ = index.searchsorted(pd.DatetimeIndex(trades["exit_time"]))
+        for a, b in zip(entry, exit_, strict=True):
+            exposed[a:max(b, a + 1)] = True
+    stats["exposure_pct"] = float(100.0 * exposed.mean()) if n else float("nan")
+
+    initial = float(values[0]) if n else float("nan")
+    final = float(values[-1]) if n else float("nan")
+    stats["final_equity"] = float(final)
+    stats["total_return_pct"] = 100.0 * (final / initial - 1.0)
+    growth = final / initial
+    stats["annual_return_pct"] = (100.0 * (growth ** (bpy / (n - 1)) - 1.0)
+                                  if n > 1 and growth > 0 and math.isfinite(bpy) else float("nan"))
+    if n:
+        dd = drawdown(equity).to_numpy()
+        stats["max_drawdown_pct"] = float(dd.min())
+        bars, peak_i, end_i = _drawdown_duration(values)
+        stats["max_drawdown_duration_bars"] = int(bars)
+        stats["max_drawdown_duration"] = index[end_i] - index[peak_i] if bars else pd.Timedelta(0)
+    else:
+        stats.update(max_drawdown_pct=float("nan"), max_drawdown_duration_bars=0,
+                     max_drawdown_duration=pd.Timedelta(0))
+
+    returns = np.diff(values) / values[:-1] if n > 1 else np.zeros(0)
+    ann = math.sqrt(bpy) if math.isfinite(bpy) else float("nan")
+    std = returns.std(ddof=1) if len(returns) > 1 else 0.0
+    stats["sharpe"] = float(returns.mean() / std * ann) if std > 0 else float("nan")
+    downside = math.sqrt(np.mean(np.minimum(returns, 0.0) ** 2)) if len(returns) else 0.0
+    stats["sortino"] = float(returns.mean() / downside * ann) if downside > 0 else float("nan")
+    stats["bars_per_year"] = float(bpy)
+
+    pnl = trades["pnl_net"].to_numpy(dtype=float) if len(trades) else np.zeros(0)
+    k = len(pnl)
+    wins, losses = pnl[pnl > 0], pnl[pnl < 0]
+    nan = float("nan")
+    stats["n_trades"] = k
+    stats["win_rate_pct"] = float(100.0 * len(wins) / k) if k else nan
+    if len(losses):
+        stats["profit_factor"] = float(wins.sum() / -losses.sum())
+    else:
+        stats["profit_factor"] = float("inf") if len(wins) else nan
+    stats["expectancy"] = float(pnl.mean()) if k else nan
+    stats["avg_win"] = float(wins.mean()) if len(wins) else nan
+    stats["avg_loss"] = float(losses.mean()) if len(losses) else nan
+    stats["best_trade"] = float(pnl.max()) if k else nan
+    stats["worst_trade"] = float(pnl.min()) if k else nan
+    stats["avg_holding_bars"] = float(trades["bars_held"].mean()) if k else nan
+    sd = pnl.std(ddof=1) if k > 1 else 0.0
+    stats["sqn"] = float(math.sqrt(k) * pnl.mean() / sd) if sd > 0 else nan
+    return stats

@@ -1,0 +1,273 @@
+"""Trade predicted fractals: class probabilities → entries, stops, targets and time exits.
+
+At the close of bar t the strategy reads ``[p_none, p_buy, p_sell]`` for bar t, either as extra lines
+of the data feed (batched mode, ``ProbsData``) or by calling ``predictor(t)`` (one window at a time).
+A buy signal is ``p_buy >= threshold`` with ``p_buy`` the arg-max (numpy's arg-max: ties go to
+none, then buy); sell likewise. NaN probabilities give no signal.
+
+Orders (one position at a time, never pyramided; a signal in the held direction is ignored):
+- flat + signal → market bracket: entry at the open of t+1, stop at ``low[t] - stop_buffer`` (long)
+  or ``high[t] + stop_buffer`` (short), take-profit at ``take_profit_r`` × |fill − stop| from the
+  fill (none when 0). Stop and target are active from the fill onward (``stops_in_entry_bar``), so a
+  wrong fractal can be stopped in the entry bar; when both are touched in one bar the stop wins.
+- held + opposite signal (``exit_on_opposite``) → close at the next open and, when that side is
+  allowed, reverse at the same open. With ``allow_short=False`` a sell signal only closes a long.
+- held for ``max_hold`` bars (counted from the entry bar) → close at the next open.
+Prices are bid prices: see ``strategy.broker`` for how spread and slippage are applied to fills.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+
+PROB_COLUMNS = ("p_none", "p_buy", "p_sell")
+
+
+@dataclass
+class FractalParams:
+    """How signals become orders (see the module docstring)."""
+
+    threshold: float = 0.5
+    allow_short: bool = True
+    stop_buffer: float = 0.0          # price units beyond the signal bar's extreme
+    take_profit_r: float = 2.0        # target at k × risk from the fill; 0 disables
+    exit_on_opposite: bool = True
+    max_hold: int = 24                # bars; 0 disables
+    sizing: Literal["fixed", "risk"] = "fixed"
+    units: float = 10_000.0           # size for "fixed"
+    risk_fraction: float = 0.01       # share of equity lost at the stop for "risk"
+    max_leverage: float = 30.0        # notional / equity cap (also the broker's margin)
+    stops_in_entry_bar: bool = True   # False: stop/target active only from the bar after entry
+
+    def __post_init__(self) -> None:
+        if self.sizing not in ("fixed", "risk"):
+            raise ValueError(f"sizing must be 'fixed' or 'risk', not {self.sizing!r}")
+        if self.max_hold < 0 or self.take_profit_r < 0 or self.stop_buffer < 0:
+            raise ValueError("max_hold, take_profit_r and stop_buffer must be >= 0")
+        if self.units <= 0 or not 0 < self.risk_fraction < 1 or self.max_leverage <= 0:
+            raise ValueError("units and max_leverage must be > 0, risk_fraction in (0, 1)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Costs:
+    """Trading costs. Prices in the candles are bids; a buy pays the ask = bid + spread.
+
+    ``spread``: price units; None → the candles' ``spread`` column when present, else
+    ``default_spread`` (1 pip on EURUSD). ``commission``: money per unit traded, charged on each
+    side (entry and exit), e.g. 3.5 USD per 100k EURUSD per side = 0.000035. ``slippage``: price
+    units against the trader on market and stop fills (not on take-profit limit fills).
+    """
+
+    spread: float | None = None
+    default_spread: float = 0.0001
+    commission: float = 0.0
+    slippage: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("default_spread", "commission", "slippage"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.spread is not None and self.spread < 0:
+            raise ValueError("spread must be >= 0")
+
+    def spread_array(self, candles: pd.DataFrame) -> np.ndarray:
+        """The spread (price units) of every bar."""
+        if self.spread is not None:
+            return np.full(len(candles), float(self.spread))
+        if "spread" in candles.columns:
+            return candles["spread"].to_numpy(dtype=float, na_value=self.default_spread)
+        return np.full(len(candles), float(self.default_spread))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ProbsData(bt.feeds.PandasData):
+    """Candles plus the model's class probabilities as extra lines (batched mode)."""
+
+    lines = PROB_COLUMNS
+    params = (
+        ("datetime", None), ("open", "open"), ("high", "high"), ("low", "low"),
+        ("close", "close"), ("volume", "volume"), ("openinterest", None),
+        ("p_none", "p_none"), ("p_buy", "p_buy"), ("p_sell", "p_sell"),
+    )
+
+    def start(self) -> None:
+        super().start()
+        # Read rows from numpy arrays, not with per-cell ``iloc`` as PandasData does (~10x faster).
+        frame = self.p.dataname
+        self._columns = [(getattr(self.lines, name), frame.iloc[:, col].to_numpy(dtype=float))
+                         for name, col in self._colmapping.items()
+                         if name != "datetime" and col is not None]
+        index = pd.DatetimeIndex(frame.index)
+        index = index.tz_convert(None) if index.tz is not None else index
+        # backtrader's date2num: days since 0001-01-01 plus one (1970-01-01 is day 719163)
+        seconds = index.as_unit("s").asi8.astype(float)
+        self._dtnums = 719163.0 + seconds / 86400.0
+
+    def _load(self) -> bool:
+        self._idx += 1
+        if self._idx >= len(self._dtnums):
+            return False
+        i = self._idx
+        for line, values in self._columns:
+            line[0] = values[i]
+        self.lines.datetime[0] = self._dtnums[i]
+        return True
+
+
+def signal_from_probs(p: np.ndarray, threshold: float) -> int:
+    """+1 buy, -1 sell, 0 nothing, from ``[p_none, p_buy, p_sell]``."""
+    if p is None or len(p) != 3 or not np.all(np.isfinite(p)):
+        return 0
+    top = int(np.argmax(p))
+    if top == 1 and p[1] >= threshold:
+        return 1
+    if top == 2 and p[2] >= threshold:
+        return -1
+    return 0
+
+
+def signals_from_frame(probs: pd.DataFrame, threshold: float = 0.5) -> np.ndarray:
+    """Vectorised ``signal_from_probs`` over a probs frame (same rule, for baselines and tests)."""
+    p = probs[list(PROB_COLUMNS)].to_numpy(dtype=float)
+    ok = np.isfinite(p).all(axis=1)
+    top = np.argmax(np.where(ok[:, None], p, 0.0), axis=1)
+    best = p[np.arange(len(p)), top]
+    out = np.zeros(len(p), dtype=np.int8)
+    out[ok & (top == 1) & (best >= threshold)] = 1
+    out[ok & (top == 2) & (best >= threshold)] = -1
+    return out
+
+
+class FractalStrategy(bt.Strategy):
+    """Acts at the close of each bar on that bar's class probabilities (module docstring)."""
+
+    params = (
+        ("fractal", None),     # FractalParams
+        ("predictor", None),   # Callable[[int], np.ndarray] → one-window-at-a-time mode
+        ("spreads", None),     # np.ndarray of per-bar spreads (for risk sizing estimates)
+    )
+
+    def __init__(self) -> None:
+        self.fp: FractalParams = self.p.fractal or FractalParams()
+        self.predictor: Callable[[int], np.ndarray] | None = self.p.predictor
+        if self.predictor is None and not hasattr(self.data.lines, "p_buy"):
+            raise ValueError("no probabilities: feed ProbsData or pass predictor=")
+        self.n = self.data.buflen()
+        self.equity = np.full(self.n, np.nan)
+        self.order_log: dict[int, dict] = {}
+        self.trade_log: list[dict] = []
+        self.open_trade: dict | None = None
+        self.children: list[bt.Order] = []
+
+    # --- decisions ---------------------------------------------------------------------------
+    def probabilities(self, i: int) -> np.ndarray:
+        if self.predictor is not None:
+            return np.asarray(self.predictor(i), dtype=float)
+        d = self.data
+        return np.array([d.p_none[0], d.p_buy[0], d.p_sell[0]])
+
+    def next(self) -> None:
+        i = len(self) - 1
+        sig = signal_from_probs(self.probabilities(i), self.fp.threshold)
+        held = self.position.size
+        if held:
+            direction = 1 if held > 0 else -1
+            reason = None
+            if self.fp.exit_on_opposite and sig == -direction:
+                reason = "opposite"
+            elif self.fp.max_hold and i - self.open_trade["entry_bar"] + 1 >= self.fp.max_hold:
+                reason = "max_hold"
+            if reason:
+                self.exit_position(i, reason)
+                if reason == "opposite" and (sig == 1 or self.fp.allow_short):
+                    self.enter(i, sig)
+        elif sig == 1 or (sig == -1 and self.fp.allow_short):
+            self.enter(i, sig)
+        self.equity[i] = self.broker.getvalue()
+
+    def size_for(self, i: int, direction: int, stop: float) -> float:
+        close = self.data.close[0]
+        if self.fp.sizing == "fixed":
+            return float(self.fp.units)
+        equity = self.broker.getvalue()
+        spread = float(self.p.spreads[i]) if self.p.spreads is not None else 0.0
+        expected = close + spread if direction > 0 else close  # the fill is not known yet
+        risk = abs(expected - stop)
+        cap = 0.95 * self.fp.max_leverage * equity / close
+        size = cap if risk <= 0 else min(self.fp.risk_fraction * equity / risk, cap)
+        return float(np.floor(size))
+
+    def enter(self, i: int, direction: int) -> None:
+        d = self.data
+        if direction > 0:
+            stop = d.low[0] - self.fp.stop_buffer
+        else:
+            stop = d.high[0] + self.fp.stop_buffer
+        size = self.size_for(i, direction, stop)
+        if size <= 0:
+            return
+        k = self.fp.take_profit_r
+        bracket = self.buy_bracket if direction > 0 else self.sell_bracket
+        # the take-profit price is a placeholder here: the broker re-prices it from the fill
+        orders = bracket(size=size, exectype=bt.Order.Market, stopprice=stop,
+                         limitprice=stop + direction * 1e-9 if k else None,
+                         limitexec=bt.Order.Limit if k else None,
+                         limitargs={"tp_r": k, "stop": stop} if k else {})
+        main, *children = [o for o in orders if o is not None]
+        self.children = children
+        self.log_order(main, i, "entry", None)
+        for child in children:
+            role = "stop" if child.exectype == bt.Order.Stop else "target"
+            self.log_order(child, i, role, role)
+
+    def exit_position(self, i: int, reason: str) -> None:
+        for child in self.children:
+            if child.alive():
+                self.cancel(child)
+        self.children = []
+        order = self.close()
+        if order is not None:
+            self.log_order(order, i, "exit", reason)
+
+    # --- bookkeeping -------------------------------------------------------------------------
+    def log_order(self, order: bt.Order, i: int, role: str, reason: str | None) -> None:
+        self.order_log[order.ref] = {
+            "ref": order.ref, "created_bar": i, "executed_bar": None,
+            "type": order.getordername(), "side": "buy" if order.isbuy() else "sell",
+            "role": role, "reason": reason, "size": abs(order.size),
+            "order_price": np.nan if order.exectype == bt.Order.Market else order.created.price,
+            "price": np.nan, "status": order.getstatusname(),
+        }
+
+    def notify_order(self, order: bt.Order) -> None:
+        row = self.order_log.get(order.ref)
+        if row is None:
+            return
+        row["status"] = order.getstatusname()
+        if order.exectype != bt.Order.Market:
+            row["order_price"] = order.created.price
+        if order.status != bt.Order.Completed:
+            return
+        bar, spread, slip = self.broker.fills[order.ref]
+        row["executed_bar"], row["price"] = bar, order.executed.price
+        fill = {"bar": bar, "price": order.executed.price, "size": abs(order.executed.size),
+                "spread": spread, "slip": slip, "comm": order.executed.comm}
+        if row["role"] == "entry":
+            self.open_trade = {"signal_bar": row["created_bar"], "entry_bar": bar,
+                               "direction": 1 if order.isbuy() else -1, "entry": fill}
+        elif self.open_trade is not None:
+            self.trade_log.append({**self.open_trade, "exit": fill, "exit_reason": row["reason"]})
+            self.open_trade = None
+            if row["role"] in ("stop", "target"):
+                self.children = []
