@@ -119,32 +119,79 @@ def _read_text(text: str, source: str, *, tz: str, sort: bool, point: float | No
     return _read_generic(text, source, tz=tz, sort=sort, point=point)
 
 
-def _parse_table(text: str, source: str, sep: str | None = ",", skiprows: int = 0,
-                 header: int | None = 0) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, skiprows=skiprows, header=header,
-                            dtype=str, keep_default_na=False, skipinitialspace=True,
-                            engine="python" if sep is None else "c", skip_blank_lines=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error, ValueError) as exc:
-        raise DataError(f"could not read as CSV ({str(exc).strip().splitlines()[0]})",
-                        source=source, rule="malformed CSV") from None
-    if frame.empty:
+_NEWLINE = re.compile(r"\r\n|\r|\n")  # what pandas' parser ends a line on
+
+
+class _Table:
+    """Data rows of a CSV as stripped strings (empty cells NaN) and the file line of each row."""
+
+    def __init__(self, frame: pd.DataFrame, lines: np.ndarray, header_line: int) -> None:
+        self.frame, self.lines, self.header_line = frame, lines, header_line
+
+
+def _parse_table(text: str, source: str, sep: str, header_lines: int = 1,
+                 names: list[str] | None = None) -> _Table:
+    """Read ``text`` whose header takes ``header_lines`` lines (the last one names the columns,
+    unless ``names`` are given), keeping the file line number of every data row.
+
+    Blank lines are skipped; every other line is a row, so an empty-looking row is reported,
+    not dropped. Rows with more fields than the header are an error, never shifted.
+    """
+    physical = _NEWLINE.split(text)
+    if physical and physical[-1] == "":
+        physical.pop()
+    first = next((i for i, line in enumerate(physical) if line.strip()), None)
+    if first is None:
+        raise DataError("the file is empty", source=source, rule="empty")
+    header = first + header_lines - 1  # 0-based index of the line that names the columns
+    if header >= len(physical):
         raise DataError("no rows of data", source=source, rule="empty")
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame.replace("", np.nan)
+    try:
+        raw = pd.read_csv(io.StringIO("\n".join(physical[header:])), sep=sep, header=None,
+                          dtype=str, keep_default_na=False, skipinitialspace=True,
+                          skip_blank_lines=False, engine="c")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error, ValueError,
+            UnicodeError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = re.search(r"line (\d+)", message)
+        rows = [header + int(where.group(1))] if where else None
+        raise DataError(f"could not read as CSV ({message})", source=source, rows=rows,
+                        rule="malformed CSV") from None
+    raw = raw.apply(lambda col: col.str.strip())
+    columns = [str(c).strip() for c in (names if names is not None else raw.iloc[0].fillna(""))]
+    if len(columns) != raw.shape[1]:
+        raise DataError(f"the header names {len(columns)} columns, the rows have {raw.shape[1]}",
+                        source=source, rows=[header + 2], rule="malformed CSV")
+    body = raw.iloc[1:].set_axis(columns, axis=1)
+    rest = physical[header + 1:]
+    if len(body) == len(rest):
+        lines = np.arange(header + 2, header + 2 + len(body))
+        keep = np.array([bool(line.strip()) for line in rest], dtype=bool)
+        body, lines = body[keep], lines[keep]
+    else:  # a quoted field spans lines: number the rows as best we can
+        body = body[body.notna().any(axis=1).to_numpy()]
+        lines = np.arange(header + 2, header + 2 + len(body))
+    if body.empty:
+        raise DataError("no rows of data", source=source, rule="empty")
+    _check_unique_columns(columns, source, header + 1)
+    body = body.replace("", np.nan).reset_index(drop=True)
+    return _Table(body, lines, header + 1)
 
 
-def _file_lines(text: str, n_rows: int, header_lines: int) -> np.ndarray:
-    """File line number (1-based) of each data row, skipping blank lines as pandas does."""
-    lines = [i + 1 for i, line in enumerate(text.splitlines()) if line.strip()]
-    rows = lines[header_lines:header_lines + n_rows]
-    if len(rows) < n_rows:  # quoted newlines: fall back to a row count past the header
-        rows = list(range(header_lines + 1, header_lines + 1 + n_rows))
-    return np.asarray(rows)
+def _check_unique_columns(columns: list[str], source: str, line: int) -> None:
+    seen: dict[str, str] = {}
+    for name in columns:
+        key = name.lower().strip("<>")
+        if key in seen and key in (*TIME_NAMES[:-1], "open", "high", "low", "close", "volume",
+                                   "tick_volume", "tickvol", "spread"):
+            raise DataError(f"column {name!r} appears twice (also as {seen[key]!r})",
+                            source=source, rows=[line], rule="duplicate columns")
+        seen[key] = name
 
 
 def _read_generic(text: str, source: str, *, tz: str, sort: bool, point: float | None):
-    frame = _parse_table(text, source, sep=_sniff_sep(text))
+    table = _parse_table(text, source, sep=_sniff_sep(text))
+    frame = table.frame
     lower = {c.lower(): c for c in frame.columns}
     time_col = next((lower[n] for n in TIME_NAMES if n in lower), None)
     if time_col is None and frame.columns[0].lower().startswith("unnamed"):
@@ -152,60 +199,65 @@ def _read_generic(text: str, source: str, *, tz: str, sort: bool, point: float |
     if time_col is None:
         raise DataError(
             "no time column: name one Date, Datetime, Time or Timestamp (any case)",
-            source=source, rule="missing columns",
+            source=source, rows=[table.header_line], rule="missing columns",
         )
     rename = {lower[k]: k for k in ("open", "high", "low", "close", "volume", "spread") if k in lower}
     if "volume" not in rename and "tick_volume" in lower:
         rename[lower["tick_volume"]] = "volume"
     body = frame.rename(columns=rename)
-    lines = _file_lines(text, len(frame), 1)
-    index = parse_times(body[time_col], source, lines, tz=tz)
+    index = parse_times(body[time_col], source, table.lines, tz=tz)
     body = body.drop(columns=[time_col]).set_axis(index, axis=0)
-    return validate_frame(body, source=source, line_numbers=lines, sort=sort)
+    return validate_frame(body, source=source, line_numbers=table.lines, sort=sort)
 
 
 def _read_mt5_terminal(text, source, *, tz, sort, point):
-    frame = _parse_table(text, source, sep=None)
+    table = _parse_table(text, source, sep=_sniff_sep(text))
+    frame = table.frame
     frame.columns = [c.strip("<>").lower() for c in frame.columns]
     if "date" not in frame.columns:
-        raise DataError("MT5 export without a <DATE> column", source=source, rule="missing columns")
-    stamp = frame["date"] if "time" not in frame else frame["date"] + " " + frame["time"].fillna("")
-    lines = _file_lines(text, len(frame), 1)
-    index = parse_times(stamp.str.replace(".", "-", regex=False), source, lines, tz=tz)
+        raise DataError("MT5 export without a <DATE> column", source=source,
+                        rows=[table.header_line], rule="missing columns")
+    stamp = frame["date"]
+    if "time" in frame:
+        stamp = stamp + " " + frame["time"].fillna("")
+    stamp = stamp.str.replace(r"^(\d{4})\.(\d{1,2})\.(\d{1,2})", r"\1-\2-\3", regex=True)
+    index = parse_times(stamp, source, table.lines, tz=tz)
     body = frame.rename(columns={"tickvol": "volume", "vol": "real_volume"})
     body = body.drop(columns=[c for c in ("date", "time") if c in body]).set_axis(index, axis=0)
-    body = _spread_to_price(body, text, point, source)
-    return validate_frame(body, source=source, line_numbers=lines, sort=sort)
+    body = _spread_to_price(body, point)
+    return validate_frame(body, source=source, line_numbers=table.lines, sort=sort)
 
 
 def _read_mt5_api(text, source, *, tz, sort, point):
-    frame = _parse_table(text, source, sep=",")
+    table = _parse_table(text, source, sep=",")
+    frame = table.frame
     frame.columns = [c.lower() for c in frame.columns]
-    lines = _file_lines(text, len(frame), 1)
-    index = parse_times(frame["time"], source, lines, tz=tz)
-    body = frame.drop(columns=["time"]).rename(columns={"tick_volume": "volume"}).set_axis(index, axis=0)
-    body = _spread_to_price(body, text, point, source)
-    return validate_frame(body, source=source, line_numbers=lines, sort=sort)
+    index = parse_times(frame["time"], source, table.lines, tz=tz)
+    body = frame.drop(columns=["time"]).rename(columns={"tick_volume": "volume"})
+    body = _spread_to_price(body.set_axis(index, axis=0), point)
+    return validate_frame(body, source=source, line_numbers=table.lines, sort=sort)
 
 
 def _read_yfinance_multi(text, source, *, tz, sort):
-    head = text.lstrip().splitlines()
+    head = [line for line in _NEWLINE.split(text) if line.strip()][:3]
     names = [c.strip().lower() for c in head[0].split(",")]
-    header_lines = 3 if len(head) > 2 and head[2].split(",")[0].strip().lower() in TIME_NAMES[:4] else 2
-    frame = _parse_table(text.lstrip(), source, sep=",", skiprows=header_lines, header=None)
-    if frame.shape[1] != len(names):
-        raise DataError(f"rows have {frame.shape[1]} fields, the header {len(names)}",
-                        source=source, rule="malformed CSV")
-    frame.columns = ["time", *names[1:]]
-    lines = _file_lines(text.lstrip(), len(frame), header_lines)
-    index = parse_times(frame["time"], source, lines, tz=tz)
+    third = head[2].split(",")[0].strip().lower() if len(head) > 2 else None
+    header_lines = 3 if third in TIME_NAMES[:4] else 2
+    table = _parse_table(text, source, sep=",", header_lines=header_lines,
+                         names=["time", *names[1:]])
+    frame = table.frame
+    index = parse_times(frame["time"], source, table.lines, tz=tz)
     body = frame.drop(columns=["time"]).set_axis(index, axis=0)
-    return validate_frame(body, source=source, line_numbers=lines, sort=sort)
+    return validate_frame(body, source=source, line_numbers=table.lines, sort=sort)
 
 
 def _sniff_sep(text: str) -> str:
-    first = text.lstrip().splitlines()[0] if text.strip() else ""
-    return max((",", ";", "\t"), key=first.count)
+    first = next((line for line in _NEWLINE.split(text) if line.strip()), "")
+    counts = {sep: first.count(sep) for sep in (",", ";", "\t")}
+    best = max(counts, key=counts.get)
+    if counts[best] == 0 and len(first.split()) > 1:
+        return r"\s+"
+    return best
 
 
 def parse_times(values: pd.Series, source: str, lines: np.ndarray, *, tz: str) -> pd.DatetimeIndex:
@@ -215,28 +267,37 @@ def parse_times(values: pd.Series, source: str, lines: np.ndarray, *, tz: str) -
     error, as is any stamp that does not parse.
     """
     text = values.astype("string").str.strip()
-    present = text.notna().to_numpy()
-    missing = np.flatnonzero(~present)
+    lines = np.asarray(lines)
+    missing = np.flatnonzero(text.isna().to_numpy())
     if len(missing):
         raise DataError("timestamp is missing", source=source, rows=lines[missing],
                         rule="unparsable timestamps")
     numeric = pd.to_numeric(text, errors="coerce")
     if numeric.notna().all():
-        unit = "ms" if numeric.abs().max() > 1e11 else "s"
-        if not ((numeric > 0).all() and numeric.max() < 1e14):
-            raise DataError("numeric timestamps are not epoch seconds", source=source,
-                            rows=lines[np.flatnonzero(numeric <= 0)] if (numeric <= 0).any() else None,
+        values_ = numeric.to_numpy(dtype="float64")
+        unit = "ms" if np.nanmax(np.abs(values_)) > 1e11 else "s"
+        limit = 1e14 if unit == "ms" else 1e11
+        bad = np.flatnonzero(~((values_ > 0) & (values_ < limit)))
+        if len(bad):
+            raise DataError(f"numeric timestamp {text.iloc[bad[0]]!r} is not epoch seconds or "
+                            "milliseconds", source=source, rows=lines[bad],
                             rule="unparsable timestamps")
-        return pd.DatetimeIndex(pd.to_datetime(numeric.astype("int64"), unit=unit, utc=True))
+        return pd.DatetimeIndex(pd.to_datetime(values_.astype("int64"), unit=unit, utc=True))
     aware = text.str.contains(_AWARE, regex=True).to_numpy(dtype=bool)
     if aware.any() and not aware.all():
         odd = np.flatnonzero(aware != aware[0])
         raise DataError("some timestamps carry a UTC offset and some do not",
                         source=source, rows=lines[odd], rule="mixed timezones")
     try:
-        parsed = pd.to_datetime(text, errors="coerce", utc=bool(aware.all()), format="ISO8601")
-        if pd.isna(parsed).any():  # not ISO: let pandas infer per element
-            parsed = pd.to_datetime(text, errors="coerce", utc=bool(aware.all()), format="mixed")
+        parsed = pd.Series(pd.to_datetime(text, errors="coerce", utc=bool(aware.all()),
+                                          format="ISO8601"))
+        retry = parsed.isna().to_numpy() & text.map(_dateish).to_numpy(dtype=bool)
+        if retry.any():  # not ISO: let pandas infer each one, where it looks like a date
+            again = pd.to_datetime(text[retry], errors="coerce", utc=bool(aware.all()),
+                                   format="mixed")
+            parsed = pd.Series(pd.DatetimeIndex([*parsed[~retry], *again]),
+                               index=[*parsed.index[~retry], *again.index]).sort_index()
+        parsed[~text.map(_dateish).to_numpy(dtype=bool)] = pd.NaT  # "now", "today", "5"
     except (ValueError, TypeError, OverflowError) as exc:
         raise DataError(f"timestamps could not be parsed ({exc})", source=source,
                         rule="unparsable timestamps") from None
@@ -246,12 +307,36 @@ def parse_times(values: pd.Series, source: str, lines: np.ndarray, *, tz: str) -
                         rows=lines[bad], rule="unparsable timestamps")
     index = pd.DatetimeIndex(parsed)
     if index.tz is None:
-        try:
-            index = index.tz_localize(tz, ambiguous="raise", nonexistent="raise")
-        except Exception as exc:  # pytz/zoneinfo raise several types for DST gaps
-            raise DataError(f"timestamps do not exist or are ambiguous in {tz} ({exc})",
-                            source=source, rule="unknown timezone") from None
+        index = _localize(index, tz, source, lines)
     return index.tz_convert("UTC")
+
+
+_DIGITS = re.compile(r"\d+")
+_MONTH_NAME = re.compile(r"(?i)(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)")
+
+
+def _dateish(stamp: str) -> bool:
+    """Whether a stamp names a whole date (year, month and day), so that no part of it would be
+    filled from today's date ("now", "5", "2020" are not)."""
+    groups = _DIGITS.findall(stamp)
+    if any(len(g) >= 8 for g in groups):
+        return True
+    if not any(len(g) == 4 for g in groups):
+        return False
+    return len(groups) >= 3 or (len(groups) == 2 and bool(_MONTH_NAME.search(stamp)))
+
+
+def _localize(index: pd.DatetimeIndex, tz: str, source: str, lines: np.ndarray):
+    """Naive wall-clock stamps in ``tz`` → aware; a repeated DST hour is resolved from the order."""
+    try:
+        return index.tz_localize(tz, ambiguous="infer", nonexistent="raise")
+    except Exception:  # pytz/zoneinfo raise several types for DST gaps and repeats
+        pass
+    probe = index.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+    bad = np.flatnonzero(probe.isna())
+    raise DataError(f"timestamp {index[bad[0]] if len(bad) else ''} does not exist or is "
+                    f"ambiguous in {tz} (a daylight-saving change)", source=source,
+                    rows=lines[bad] if len(bad) else None, rule="unknown timezone")
 
 
 def _check_tz(tz: str, source: str) -> None:
@@ -262,23 +347,29 @@ def _check_tz(tz: str, source: str) -> None:
                         source=source, rule="unknown timezone") from None
 
 
-def _spread_to_price(body: pd.DataFrame, text: str, point: float | None, source: str):
-    """MT5 gives spread in points; the canonical frame holds it in price units."""
+def _spread_to_price(body: pd.DataFrame, point: float | None) -> pd.DataFrame:
+    """MT5 gives spread in points; the canonical frame holds it in price units.
+
+    Cells that are not numbers are left as they are, for the validator to report.
+    """
     if "spread" not in body:
         return body
     if point is None:
-        point = infer_point(body, source)
+        point = infer_point(body)
     body = body.copy()
-    body["spread"] = pd.to_numeric(body["spread"], errors="coerce") * point
+    spread = body["spread"].astype(object)
+    number = pd.to_numeric(spread, errors="coerce")
+    body["spread"] = spread.where(number.isna(), number * point)
     body.attrs["point"] = point
     return body
 
 
-def infer_point(body: pd.DataFrame, source: str) -> float:
+def infer_point(body: pd.DataFrame) -> float:
     """Price step from the most decimals printed in the price columns (5 → 0.00001)."""
     digits = 0
     for col in ("open", "high", "low", "close"):
         if col in body:
-            decimals = body[col].dropna().astype(str).str.partition(".")[2].str.len()
-            digits = max(digits, int(decimals.max()) if len(decimals) else 0)
-    return 10.0 ** -digits
+            for cell in body[col].dropna().astype(str):
+                mantissa = cell.strip().lower().partition("e")[0]
+                digits = max(digits, len(mantissa.partition(".")[2]))
+    return 10.0 ** -min(digits, 12)

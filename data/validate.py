@@ -1,6 +1,6 @@
 """One validator for every source: turns a raw frame into the canonical candle frame.
 
-Canonical frame: tz-aware UTC ``DatetimeIndex`` named ``time``, strictly increasing, float columns
+Canonical frame: tz-aware UTC ``DatetimeIndex`` (ns) named ``time``, strictly increasing, float columns
 ``open high low close volume`` (+ ``spread`` in price units when the source has it).
 """
 
@@ -15,6 +15,7 @@ from data.errors import DataError
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 CANONICAL_COLUMNS = (*PRICE_COLUMNS, "volume")
+_FIRST, _LAST = pd.Timestamp("1678-01-01", tz="UTC"), pd.Timestamp("2261-12-31", tz="UTC")
 
 
 def validate_frame(
@@ -34,7 +35,13 @@ def validate_frame(
     if n == 0:
         raise DataError("no rows of data", source=source, rule="empty")
 
-    cols = {str(c).strip().lower(): c for c in frame.columns}
+    cols: dict[str, object] = {}
+    for c in frame.columns:
+        key = str(c).strip().lower()
+        if key in cols and key in (*CANONICAL_COLUMNS, "spread"):
+            raise DataError(f"column {key} appears twice ({cols[key]!r} and {c!r})",
+                            source=source, rule="duplicate columns")
+        cols[key] = c
     missing = [c for c in PRICE_COLUMNS if c not in cols]
     if missing:
         raise DataError(
@@ -55,6 +62,12 @@ def validate_frame(
     if index.tz is None:
         raise DataError("timestamps carry no timezone", source=source, rule="unknown timezone")
     index = index.tz_convert("UTC")
+    # One resolution for every source, so frames (and their fingerprints) compare as equal.
+    too_far = np.flatnonzero((index < _FIRST) | (index > _LAST))
+    if len(too_far):
+        raise DataError(f"timestamp {index[too_far[0]]} is outside the years 1678-2261",
+                        source=source, rows=lines[too_far], rule="unparsable timestamps")
+    index = index.as_unit("ns")
 
     out = pd.DataFrame(index=pd.DatetimeIndex(index, name="time"))
     wanted = list(CANONICAL_COLUMNS) + (["spread"] if "spread" in cols else [])
