@@ -20,6 +20,7 @@ from data.dataset import CandleDataset
 from models.checkpoint import ModelError, check_compatible, load_model
 from models.evaluate import ARTICLE_FIGURES, class_prior, evaluate_predictions
 from models.predict import Predictor
+from models.registry import make_config
 from models.train import TrainConfig, train
 
 
@@ -44,6 +45,10 @@ def train_run(source: str, *, kind: str = "attention", preset: str = "article",
     """Train one model on ``source``; returns the run and its validation metrics."""
     spec = spec or DatasetSpec()
     cfg = cfg or TrainConfig()
+    try:
+        make_config(kind, preset, spec.n_features, spec.window)
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
     candles = load_source(source) if candles is None else candles
     split = make_split(candles.index, **(split_args or {}))
     run = new_run("train", root=runs_dir, model=f"{kind}/{preset}", data=source,

@@ -86,6 +86,7 @@ def train(candles: pd.DataFrame, spec: DatasetSpec, split: Split, out_dir: Path,
     cfg = cfg or TrainConfig()
     device = pick_device(cfg.device)
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     ds = CandleDataset(candles, spec)
     train_ends, val_ends = ds.ends("train", split), ds.ends("val", split)
     if len(train_ends) < cfg.batch_size // 4 or len(val_ends) < 10:

@@ -1,0 +1,78 @@
+"""The model commands end to end through `python -m backtests`, as a user runs them."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+
+def attnbt(*args, runs_dir, cwd=None):
+    env = {**os.environ, "ATTNBT_RUNS": str(runs_dir), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "backtests", *args], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def cli_runs(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("cli_runs")
+    done = attnbt("train", "--model", "dense", "--preset", "matched", "--epochs", "3", "--seed", "2",
+                  runs_dir=runs)
+    assert done.returncode == 0, done.stderr
+    assert "run " in done.stdout
+    return runs
+
+
+def test_train_evaluate_predict_and_list(cli_runs, tmp_path):
+    ev = attnbt("evaluate", "--run", "latest", runs_dir=cli_runs)
+    assert ev.returncode == 0, ev.stderr
+    for text in ("out-of-sample", "in-sample", "always none", "class-prior random",
+                 "article Part 8", "confusion"):
+        assert text in ev.stdout
+    out = tmp_path / "p.parquet"
+    pr = attnbt("predict", "--run", "latest", "--out", str(out), runs_dir=cli_runs)
+    assert pr.returncode == 0, pr.stderr
+    probs = pd.read_parquet(out)
+    assert list(probs.columns) == ["p_none", "p_buy", "p_sell"] and len(probs) == 5000
+    again = attnbt("predict", "--run", "latest", "--out", str(out), runs_dir=cli_runs)
+    assert again.returncode != 0 and "nothing is overwritten" in again.stderr
+    ls = attnbt("runs", runs_dir=cli_runs)
+    assert "dense/matched" in ls.stdout and "done" in ls.stdout
+    (run_id,) = [p.name for p in cli_runs.iterdir() if p.is_dir()]
+    meta = json.loads((cli_runs / run_id / "model.json").read_text())
+    assert meta["kind"] == "dense" and meta["data"] == "sample:EURUSD_H1"
+
+
+def test_attention_map_png(tmp_path):
+    runs = tmp_path / "runs"
+    tr = attnbt("train", "--model", "attention", "--epochs", "1", runs_dir=runs)
+    assert tr.returncode == 0, tr.stderr
+    png = tmp_path / "map.png"
+    at = attnbt("attention", "--at", "2018-01-10 12:00", "--out", str(png), runs_dir=runs)
+    assert at.returncode == 0, at.stderr
+    assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 20_000
+    bad = attnbt("attention", "--at", "2018-01-10 12:30", runs_dir=runs)
+    assert bad.returncode == 2 and "no bar at" in bad.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["evaluate", "--run", "nope"], "no run matches 'nope'"),
+    (["evaluate", "--data", "sample:GOOG_D1"], "trained on 0 days 01:00:00 bars"),
+    (["evaluate", "--from", "2030-01-01"], "holds no bars"),
+    (["evaluate", "--data", "missing.csv"], "no such file"),
+    (["attention"], "has no attention maps"),
+])
+def test_bad_options_give_one_clear_line(cli_runs, args, message):
+    res = attnbt(*args, runs_dir=cli_runs)
+    assert res.returncode == 2
+    assert message in res.stderr
+    assert "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_model_kind_is_a_usage_error(tmp_path):
+    res = attnbt("train", "--model", "gpt5", "--epochs", "1", runs_dir=tmp_path)
+    assert res.returncode != 0 and "unknown model" in res.stderr
+    assert "Traceback" not in res.stderr
