@@ -70,6 +70,7 @@ def validate_frame(
     index = index.as_unit("ns")
 
     out = pd.DataFrame(index=pd.DatetimeIndex(index, name="time"))
+    out.attrs.update(frame.attrs)  # e.g. the MT5 point the spread was converted with
     wanted = list(CANONICAL_COLUMNS) + (["spread"] if "spread" in cols else [])
     for name in wanted:
         if name not in cols:  # volume absent: zeros, and the frame says so
@@ -78,7 +79,9 @@ def validate_frame(
             continue
         raw = frame[cols[name]]
         values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        not_number = np.flatnonzero(np.isnan(values) & raw.notna().to_numpy())
+        spelled_nan = raw.astype("string").str.strip().str.lower().isin(["nan", "-nan", "+nan"])
+        not_number = np.flatnonzero(np.isnan(values) & raw.notna().to_numpy()
+                                    & ~spelled_nan.to_numpy(dtype=bool, na_value=False))
         if len(not_number):
             raise DataError(
                 f"column {name} holds a value that is not a number ({raw.iloc[not_number[0]]!r})",
