@@ -206,7 +206,7 @@ class FractalStrategy(bt.Strategy):
         risk = abs(expected - stop)
         cap = 0.95 * self.fp.max_leverage * equity / close
         size = cap if risk <= 0 else min(self.fp.risk_fraction * equity / risk, cap)
-        return float(np.floor(size))
+        return float(np.floor(size * (1 + 1e-12)))  # 1000/0.001 is 999999.99...
 
     def enter(self, i: int, direction: int) -> None:
         d = self.data
