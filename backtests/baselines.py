@@ -43,7 +43,7 @@ def buy_and_hold(candles: pd.DataFrame, costs: Costs = Costs(), cash: float = 10
         "size": [units], "entry_price": [entry], "exit_price": [exit_price],
         "pnl_net": [pnl_net], "bars_held": [len(candles) - 1], "exit_reason": ["end"],
     })
-    return compute_stats(equity, trades)
+    return compute_stats(equity, trades, initial_equity=cash)
 
 
 def oracle_probs(candles: pd.DataFrame, label_kind: str = "3bar") -> pd.DataFrame:

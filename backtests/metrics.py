@@ -66,11 +66,20 @@ def _drawdown_duration(values: np.ndarray) -> tuple[int, int, int]:
 
 
 def compute_stats(equity: pd.Series, trades: pd.DataFrame,
-                  bars_per_year: float | None = None) -> dict:
-    """Named statistics of an equity curve (one value per bar) and its closed trades."""
+                  bars_per_year: float | None = None,
+                  initial_equity: float | None = None) -> dict:
+    """Named statistics of an equity curve (one value per bar) and its closed trades.
+
+    ``initial_equity``: the value before the first bar, for a curve whose first bar already
+    holds a position (e.g. buy-and-hold); by default the first value is the start.
+    """
     n = len(equity)
-    values = equity.to_numpy(dtype=float)
     index = equity.index
+    values = equity.to_numpy(dtype=float)
+    offset = 0
+    if initial_equity is not None and n:
+        values = np.concatenate([[float(initial_equity)], values])
+        offset = 1   # values[i] belongs to bar i - 1 (the start value to bar 0)
     bpy = float(bars_per_year) if bars_per_year else infer_bars_per_year(index)
     stats: dict = {"start": index[0] if n else None, "end": index[-1] if n else None, "bars": n}
 
@@ -87,19 +96,22 @@ def compute_stats(equity: pd.Series, trades: pd.DataFrame,
     stats["final_equity"] = float(final)
     stats["total_return_pct"] = 100.0 * (final / initial - 1.0)
     growth = final / initial
-    stats["annual_return_pct"] = (100.0 * (growth ** (bpy / (n - 1)) - 1.0)
-                                  if n > 1 and growth > 0 and math.isfinite(bpy) else float("nan"))
+    periods = len(values) - 1
+    stats["annual_return_pct"] = (100.0 * (growth ** (bpy / periods) - 1.0)
+                                  if periods > 0 and growth > 0 and math.isfinite(bpy)
+                                  else float("nan"))
     if n:
-        dd = drawdown(equity).to_numpy()
-        stats["max_drawdown_pct"] = float(dd.min())
+        peak = np.maximum.accumulate(values)
+        stats["max_drawdown_pct"] = float(100.0 * (values / peak - 1.0).min())
         bars, peak_i, end_i = _drawdown_duration(values)
         stats["max_drawdown_duration_bars"] = int(bars)
-        stats["max_drawdown_duration"] = index[end_i] - index[peak_i] if bars else pd.Timedelta(0)
+        start_t, end_t = index[max(peak_i - offset, 0)], index[max(end_i - offset, 0)]
+        stats["max_drawdown_duration"] = end_t - start_t if bars else pd.Timedelta(0)
     else:
         stats.update(max_drawdown_pct=float("nan"), max_drawdown_duration_bars=0,
                      max_drawdown_duration=pd.Timedelta(0))
 
-    returns = np.diff(values) / values[:-1] if n > 1 else np.zeros(0)
+    returns = np.diff(values) / values[:-1] if len(values) > 1 else np.zeros(0)
     ann = math.sqrt(bpy) if math.isfinite(bpy) else float("nan")
     std = returns.std(ddof=1) if len(returns) > 1 else 0.0
     stats["sharpe"] = float(returns.mean() / std * ann) if std > 0 else float("nan")
