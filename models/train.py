@@ -27,6 +27,7 @@ from models.checkpoint import (
 )
 from models.evaluate import article_metrics, class_prior, classification_metrics
 from models.registry import build, config_from_dict, make_config, n_parameters
+from models.step import WindowBatches, train_step
 
 
 @dataclass
@@ -52,19 +53,6 @@ def pick_device(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ModelError(f"unknown device {name!r}; choose auto, cpu or cuda")
     return torch.device(name)
-
-
-class WindowBatches:
-    """Windows gathered on the device from a per-bar feature matrix."""
-
-    def __init__(self, matrix: np.ndarray, labels: np.ndarray, window: int,
-                 device: torch.device) -> None:
-        self.matrix = torch.as_tensor(matrix, device=device)
-        self.labels = torch.as_tensor(labels.astype(np.int64), device=device)
-        self.offsets = torch.arange(-window + 1, 1, device=device)
-
-    def get(self, ends: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.matrix[ends[:, None] + self.offsets], self.labels[ends]
 
 
 def class_weights(y: np.ndarray, mode: str) -> torch.Tensor:
@@ -136,8 +124,6 @@ def train(candles: pd.DataFrame, spec: DatasetSpec, split: Split, out_dir: Path,
 
     train_idx = torch.as_tensor(train_ends, device=device)
     val_idx = torch.as_tensor(val_ends, device=device)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cfg.bf16 and device.type == "cuda"
-                else _null())
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
         torch.manual_seed(cfg.seed * 100_003 + epoch)
@@ -147,14 +133,9 @@ def train(candles: pd.DataFrame, spec: DatasetSpec, split: Split, out_dir: Path,
         total, count = torch.zeros((), device=device), 0
         for i in range(0, len(order), cfg.batch_size):
             x, y = batches.get(order[i:i + cfg.batch_size])
-            with autocast:
-                loss = F.cross_entropy(step_model(x).float(), y, weight=weights)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            opt.step()
-            total += loss.detach() * len(y)
+            loss = train_step(step_model, opt, x, y, weights, bf16=cfg.bf16,
+                              max_grad_norm=cfg.max_grad_norm)
+            total += loss * len(y)
             count += len(y)
         val_loss, val_probs = _evaluate(model, batches, val_idx, weights)
         y_val = ds.labels[val_ends]
@@ -210,11 +191,3 @@ def _evaluate(model, batches: WindowBatches, idx: torch.Tensor, weights: torch.T
                       / weights[y].sum() * len(y))
         probs.append(logits.softmax(-1).cpu())
     return float(torch.stack(losses).sum()) / len(idx), torch.cat(probs).numpy()
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

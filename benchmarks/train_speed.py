@@ -1,0 +1,194 @@
+"""Training and inference throughput (windows/s) of every model, on CPU or one CUDA GPU.
+
+    python benchmarks/train_speed.py --device cpu  [--sample-train]
+    python benchmarks/train_speed.py --device cuda --out result.json
+
+Data: a synthetic per-bar feature matrix (throughput does not depend on the values) gathered into
+windows on the device exactly as training does (models.step). Every variant is measured in the
+same process, one after another, so the ratios between them are side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.registry import build, make_config, n_parameters  # noqa: E402
+from models.step import WindowBatches, train_step  # noqa: E402
+
+MODELS = [("attention", "article"), ("attention", "modern"), ("dense", "article"),
+          ("dense", "matched"), ("conv", "article"), ("lstm", "article")]
+N_FEATURES, WINDOW = 19, 20
+
+
+def machine(device: torch.device) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else "none"
+    return (f"CPU {cpu} ({torch.get_num_threads()} torch threads), GPU {gpu}, "
+            f"torch {torch.__version__}, Python {platform.python_version()}")
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure_training(kind, preset, device, *, batch, bf16=False, compile_mode=None,
+                     seconds=3.0, bars=200_000, fused=False) -> dict:
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    batches = WindowBatches(rng.standard_normal((bars, N_FEATURES), dtype=np.float32),
+                            rng.integers(0, 3, bars), WINDOW, device)
+    model = build(kind, make_config(kind, preset, N_FEATURES, WINDOW)).to(device)
+    opt_kw = {"fused": True} if fused and device.type == "cuda" else {}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, **opt_kw)
+    step_model = torch.compile(model, mode=compile_mode) if compile_mode else model
+    weights = torch.ones(3, device=device)
+    ends_pool = torch.arange(WINDOW - 1, bars, device=device)
+    gen = torch.Generator(device=device).manual_seed(0)
+
+    def step():
+        idx = ends_pool[torch.randint(len(ends_pool), (batch,), device=device, generator=gen)]
+        x, y = batches.get(idx)
+        return train_step(step_model, opt, x, y, weights, bf16=bf16)
+
+    t0 = time.perf_counter()
+    for _ in range(5 if compile_mode is None else 15):  # warm-up (and compilation)
+        step()
+    sync(device)
+    warm = time.perf_counter() - t0
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(10):
+            loss = step()
+        steps += 10
+        sync(device)
+    elapsed = time.perf_counter() - t0
+    assert torch.isfinite(loss), "training diverged during the benchmark"
+    return {"model": f"{kind}/{preset}", "params": n_parameters(model), "device": device.type,
+            "batch": batch, "bf16": bf16, "compile": compile_mode or "no",
+            "fused_adamw": bool(opt_kw), "windows_per_s": steps * batch / elapsed,
+            "warmup_s": warm}
+
+
+@torch.no_grad()
+def measure_inference(kind, preset, device, *, batch=1, repeats=300) -> dict:
+    torch.manual_seed(0)
+    model = build(kind, make_config(kind, preset, N_FEATURES, WINDOW)).to(device).eval()
+    x = torch.randn(batch, WINDOW, N_FEATURES, device=device)
+    for _ in range(20):
+        model(x)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model(x).softmax(-1)
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return {"model": f"{kind}/{preset}", "device": device.type, "batch": batch,
+            "median_ms": med * 1e3, "windows_per_s": batch / med}
+
+
+def sample_training_time() -> list[dict]:
+    """Wall time of a default `attnbt train` on the embedded sample (early stopping), per model."""
+    import tempfile
+
+    import data
+    from data import DatasetSpec, Split
+    from models.predict import Predictor
+    from models.train import TrainConfig, train
+
+    candles = data.load("sample:EURUSD_H1")
+    split = Split.by_fraction(candles.index)
+    rows = []
+    for kind, preset in MODELS:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            m = train(candles, DatasetSpec(features="scaled"), split, Path(tmp), kind=kind,
+                      preset=preset, cfg=TrainConfig(device="cpu"))
+            wall = time.perf_counter() - t0
+            predictor = Predictor.from_run(tmp)
+            t1 = time.perf_counter()
+            for pos in range(4900, 4950):
+                predictor.predict_at(candles, pos)
+            per_bar = (time.perf_counter() - t1) / 50
+        rows.append({"model": f"{kind}/{preset}", "wall_s": wall, "epochs": m["epochs_run"],
+                     "predict_at_ms": per_bar * 1e3})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    cols = list(dict.fromkeys(c for r in rows for c in r))
+    rows = [{c: r.get(c, "") for c in cols} for r in rows]
+    fmt = [(f"{r[c]:,.0f}" if isinstance(r[c], float) and r[c] >= 100 else
+            f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c])) for r in rows for c in cols]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for i in range(len(rows)):
+        lines.append("| " + " | ".join(fmt[i * len(cols):(i + 1) * len(cols)]) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--sample-train", action="store_true",
+                    help="also time a default training run on the embedded sample (CPU)")
+    ap.add_argument("--only-attention", action="store_true")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    result = {"machine": machine(device), "training": [], "inference": []}
+    print(result["machine"], flush=True)
+    models = MODELS[:2] if args.only_attention else MODELS
+    if device.type == "cuda":
+        variants = [dict(batch=4096), dict(batch=16384, bf16=True),
+                    dict(batch=16384, bf16=True, compile_mode="max-autotune-no-cudagraphs", fused=True),
+                    dict(batch=16384, bf16=True, compile_mode="reduce-overhead", fused=True),
+                    dict(batch=65536, bf16=True, compile_mode="max-autotune-no-cudagraphs", fused=True)]
+    else:
+        variants = [dict(batch=256), dict(batch=4096)]
+    for kind, preset in models:
+        for v in variants if kind == "attention" else variants[:1] + variants[-1:]:
+            try:
+                row = measure_training(kind, preset, device, seconds=args.seconds, **v)
+            except Exception as exc:  # a variant that fails is reported, not hidden
+                row = {"model": f"{kind}/{preset}", **v, "error": f"{type(exc).__name__}: {exc}"[:200]}
+            print(row, flush=True)
+            result["training"].append(row)
+    for kind, preset in models:
+        for batch in ((1, 4096) if device.type == "cpu" else (1, 65536)):
+            result["inference"].append(measure_inference(kind, preset, device, batch=batch))
+    if args.sample_train:
+        result["sample_training"] = sample_training_time()
+    print("\n## training\n" + table(result["training"]))
+    print("\n## inference\n" + table(result["inference"]))
+    if "sample_training" in result:
+        print("\n## default training on the embedded sample (early stopping)\n"
+              + table(result["sample_training"]))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

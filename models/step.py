@@ -1,0 +1,45 @@
+"""The training step and the on-device window gathering, shared by training and benchmarks.
+
+Imports torch only, so the speed benchmark runs wherever torch does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class WindowBatches:
+    """Windows gathered on the device from a per-bar feature matrix kept there once."""
+
+    def __init__(self, matrix: np.ndarray, labels: np.ndarray, window: int,
+                 device: torch.device) -> None:
+        self.matrix = torch.as_tensor(matrix, device=device)
+        self.labels = torch.as_tensor(np.asarray(labels).astype(np.int64), device=device)
+        self.offsets = torch.arange(-window + 1, 1, device=device)
+
+    def get(self, ends: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.matrix[ends[:, None] + self.offsets], self.labels[ends]
+
+
+def autocast_for(device: torch.device, bf16: bool):
+    """bfloat16 autocast on CUDA when asked for; a no-op context otherwise."""
+    if bf16 and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train_step(model, opt, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, *,
+               bf16: bool = False, max_grad_norm: float = 1.0) -> torch.Tensor:
+    """One optimisation step on a batch; returns the (detached) mean loss."""
+    with autocast_for(x.device, bf16):
+        loss = F.cross_entropy(model(x).float(), y, weight=weights)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    opt.step()
+    return loss.detach()
