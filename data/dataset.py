@@ -176,7 +176,8 @@ class CandleDataset:
 def fingerprint(candles: pd.DataFrame, spec: DatasetSpec | None = None) -> str:
     """Short hash of the candles (timestamps and values) and the feature/label spec."""
     h = hashlib.sha256()
-    h.update(np.ascontiguousarray(candles.index.asi8).tobytes())
+    # nanoseconds whatever the index's resolution, so equal candles give equal fingerprints
+    h.update(np.ascontiguousarray(candles.index.as_unit("ns").asi8).tobytes())
     cols = [c for c in ("open", "high", "low", "close", "volume", "spread") if c in candles]
     h.update(np.ascontiguousarray(candles[cols].to_numpy(dtype="float64")).tobytes())
     if spec is not None:
