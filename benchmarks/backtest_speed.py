@@ -1,0 +1,141 @@
+"""Backtest speed in bars per second on ~100k H1 bars, measured side by side in one run.
+
+(a) our backtrader strategy, batched mode, precomputed random probabilities;
+(c) backtesting.py running the same signals (same exits: stop, target, max hold, opposite).
+(b) our strategy with a real model's batched prediction is left to the models side: call
+``measure(candles, probs_fn)`` with a ``probs_fn`` that predicts the whole frame.
+
+The candles are the EURUSD H1 sample tiled end to end: each copy is rescaled so that it starts at
+the previous copy's last close, and the timestamps continue hourly after the last one.
+
+    python benchmarks/backtest_speed.py [--bars 100000] [--repeat 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+import data
+from backtests.engine import run_backtest
+from strategy.fractal import Costs, FractalParams, signals_from_frame
+
+PARAMS = FractalParams(stop_buffer=0.0002, take_profit_r=2.0, max_hold=24)
+COSTS = Costs(spread=0.0)
+
+
+def tiled_candles(bars: int) -> pd.DataFrame:
+    """The sample repeated to ``bars`` rows, prices continuous, timestamps hourly onward."""
+    sample = data.load("sample:EURUSD_H1")
+    pieces, last_close = [], None
+    while sum(len(p) for p in pieces) < bars:
+        piece = sample[["open", "high", "low", "close", "volume"]].copy()
+        if last_close is not None:
+            scale = last_close / piece["open"].iloc[0]
+            piece[["open", "high", "low", "close"]] *= scale
+        pieces.append(piece)
+        last_close = piece["close"].iloc[-1]
+    frame = pd.concat(pieces, ignore_index=True).iloc[:bars]
+    frame.index = pd.date_range(sample.index[0], periods=len(frame), freq="h", name="time")
+    return frame
+
+
+def random_probs(candles: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Seeded random class probabilities, about 9% buy and 9% sell signals."""
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet([4.0, 1.0, 1.0], size=len(candles))
+    return pd.DataFrame(p, index=candles.index, columns=["p_none", "p_buy", "p_sell"])
+
+
+def measure(candles: pd.DataFrame, probs_fn: Callable[[pd.DataFrame], pd.DataFrame],
+            params: FractalParams = PARAMS, costs: Costs = COSTS) -> dict:
+    """HOOK for (b): time ``probs_fn(candles)`` (batched prediction) plus our backtest."""
+    start = time.perf_counter()
+    probs = probs_fn(candles)
+    predicted = time.perf_counter()
+    result = run_backtest(candles, probs, params, costs)
+    done = time.perf_counter()
+    return {"bars": len(candles), "predict_s": predicted - start, "backtest_s": done - predicted,
+            "total_s": done - start, "bars_per_s": len(candles) / (done - start),
+            "trades": len(result.trades)}
+
+
+def backtesting_py(candles: pd.DataFrame, probs: pd.DataFrame, params: FractalParams = PARAMS) -> dict:
+    """backtesting.py on the same signals; its TP is set from the signal bar's close (it cannot
+    express ours, k × risk from the fill), which changes a few exits but not the work done."""
+    from backtesting import Backtest, Strategy
+
+    sig = signals_from_frame(probs, params.threshold)
+    lo, hi, cl = (candles[k].to_numpy() for k in ("low", "high", "close"))
+    k, buf, hold = params.take_profit_r, params.stop_buffer, params.max_hold
+
+    class Signals(Strategy):
+        def init(self):
+            pass
+
+        def next(self):
+            i = len(self.data) - 1
+            s = sig[i]
+            if self.position:
+                trade = self.trades[-1]
+                d = 1 if trade.is_long else -1
+                if s == -d:
+                    self.enter(i, s)
+                elif hold and i - trade.entry_bar + 1 >= hold:
+                    trade.close()
+            elif s:
+                self.enter(i, s)
+
+        def enter(self, i, s):
+            stop = lo[i] - buf if s > 0 else hi[i] + buf
+            tp = cl[i] + s * k * abs(cl[i] - stop)
+            try:
+                (self.buy if s > 0 else self.sell)(size=10_000, sl=stop, tp=tp)
+            except ValueError:
+                pass   # close == stop: backtesting.py refuses the bracket
+
+    frame = candles.rename(columns=str.capitalize)
+    frame.index = frame.index.tz_convert(None)
+    bt = Backtest(frame, Signals, cash=100_000, trade_on_close=False, hedging=False,
+                  exclusive_orders=True, finalize_trades=True)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stats = bt.run()
+    elapsed = time.perf_counter() - start
+    return {"bars": len(candles), "total_s": elapsed, "bars_per_s": len(candles) / elapsed,
+            "trades": int(stats["# Trades"])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bars", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    candles = tiled_candles(args.bars)
+    probs = random_probs(candles)
+    rows = []
+    for _ in range(args.repeat):
+        a = measure(candles, lambda _c: probs)
+        rows.append(("(a) backtrader, our strategy, batched probs", a))
+        c = backtesting_py(candles, probs)
+        rows.append(("(c) backtesting.py, same signals", c))
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"Python {platform.python_version()}, {len(candles):,} H1 bars")
+    print("| run | bars/s | seconds | trades |\n|---|---:|---:|---:|")
+    for name, r in rows:
+        print(f"| {name} | {r['bars_per_s']:,.0f} | {r['total_s']:.2f} | {r['trades']:,} |")
+    best = {n: max(r["bars_per_s"] for m, r in rows if m == n) for n, _ in rows}
+    names = list(best)
+    print(f"ratio (a)/(c): {best[names[0]] / best[names[1]]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
