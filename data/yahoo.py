@@ -37,13 +37,22 @@ def cache_path(symbol: str, interval: str, cache_dir: Path | None = None) -> Pat
 
 def load_cached(symbol: str, interval: str = "1h", cache_dir: Path | None = None) -> pd.DataFrame:
     """The cached candles of ``symbol`` (no network); a clear error if never fetched."""
+    source = f"yahoo:{symbol}:{interval}"
     path = cache_path(symbol, interval, cache_dir)
     if not path.exists():
         raise DataError(f"not in the cache; run `attnbt data fetch {symbol} --interval {interval}`",
-                        source=f"yahoo:{symbol}:{interval}", rule="not cached")
-    frame = pd.read_parquet(path)
-    frame.attrs["source"] = f"yahoo:{symbol}:{interval}"
+                        source=source, rule="not cached")
+    frame = validate_frame(_read_cache(path, source), source=f"{source} ({path})")
+    frame.attrs["source"] = source
     return frame
+
+
+def _read_cache(path: Path, source: str) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises its own types for damaged files
+        raise DataError(f"the cache file {path} cannot be read ({type(exc).__name__}); delete it "
+                        "and fetch again", source=source, rule="damaged cache") from None
 
 
 def fetch(symbol: str, interval: str = "1h", start: str | pd.Timestamp | None = None,
@@ -54,7 +63,7 @@ def fetch(symbol: str, interval: str = "1h", start: str | pd.Timestamp | None = 
     if interval not in INTERVALS:
         raise DataError(f"unknown interval {interval!r}; use one of {', '.join(INTERVALS)}",
                         source=source, rule="bad interval")
-    now = (now or pd.Timestamp.now(tz="UTC")).tz_convert("UTC")
+    now = _utc(now) if now is not None else pd.Timestamp.now(tz="UTC")
     end_ts = _utc(end) if end is not None else now
     limit = INTERVAL_LIMIT_DAYS.get(interval)
     earliest = now - pd.Timedelta(days=limit) if limit else None
@@ -68,19 +77,32 @@ def fetch(symbol: str, interval: str = "1h", start: str | pd.Timestamp | None = 
                         rule="bad range")
 
     path = cache_path(symbol, interval, cache_dir)
-    cached = pd.read_parquet(path) if path.exists() else None
+    cached = _read_cache(path, source) if path.exists() else None
     pieces = []
     if cached is None or cached.empty:
         pieces.append(_download(symbol, interval, start_ts, end_ts, downloader, source))
+        covered_from = start_ts
     else:
-        if start_ts < cached.index[0]:
-            pieces.append(_download(symbol, interval, start_ts, cached.index[0], downloader, source,
+        # The cache covers from the earliest start asked for, not only from its first bar: a
+        # range that began on a weekend or a holiday is not asked for again.
+        covered_from = min(cached.index[0], _utc(cached.attrs.get("requested_start",
+                                                                  cached.index[0])))
+        if start_ts < covered_from:
+            pieces.append(_download(symbol, interval, start_ts, covered_from, downloader, source,
                                     allow_empty=True))
-        if end_ts > cached.index[-1]:  # re-fetch the last cached bar: it may have been partial
+            covered_from = start_ts
+        # Bars before the end asked for last time (and before that moment) are complete.
+        covered_to = _utc(cached.attrs.get("covered_to", cached.index[-1]))
+        if end_ts > max(covered_to, cached.index[-1]):
+            # re-fetch the last cached bar: it may have been partial
             pieces.append(_download(symbol, interval, cached.index[-1], end_ts, downloader, source,
                                     allow_empty=True))
+        else:
+            end_ts = max(covered_to, cached.index[-1])
     merged = _merge(cached, pieces)
     merged = validate_frame(merged, source=source)
+    merged.attrs["requested_start"] = covered_from.isoformat()
+    merged.attrs["covered_to"] = min(end_ts, now).isoformat()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     merged.to_parquet(tmp)
