@@ -78,10 +78,12 @@ def run_backtest(candles: pd.DataFrame, probs: pd.DataFrame | None,
     broker = BidAskBroker()
     broker.configure(spreads, costs.slippage, params.stops_in_entry_bar)
     broker.set_cash(cash)
-    margin = float(np.nanmean(frame["close"].to_numpy())) / params.max_leverage
+    # Futures-like accounting (cash marked to market each bar, value = equity). The margin per
+    # unit is a negligible constant so the broker never refuses an order for margin: leverage is
+    # capped by the strategy's sizing (max_leverage), from data up to the signal bar only.
     broker.addcommissioninfo(bt.CommInfoBase(
         stocklike=False, commtype=bt.CommInfoBase.COMM_FIXED, commission=costs.commission,
-        margin=margin, mult=1.0))
+        margin=1e-9, mult=1.0))
     cerebro.setbroker(broker)
     cerebro.adddata(ProbsData(dataname=frame))
     cerebro.addstrategy(FractalStrategy, fractal=params, predictor=predictor, spreads=spreads)

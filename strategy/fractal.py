@@ -42,7 +42,7 @@ class FractalParams:
     sizing: Literal["fixed", "risk"] = "fixed"
     units: float = 10_000.0           # size for "fixed"
     risk_fraction: float = 0.01       # share of equity lost at the stop for "risk"
-    max_leverage: float = 30.0        # notional / equity cap (also the broker's margin)
+    max_leverage: float = 30.0        # notional / equity cap for "risk" sizing
     stops_in_entry_bar: bool = True   # False: stop/target active only from the bar after entry
 
     def __post_init__(self) -> None:
