@@ -1,0 +1,128 @@
+"""`attnbt data show|fetch` through `python -m backtests`, as a user runs them (no network)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "data" / "fixtures" / "EURUSD_H1_mt5_export.csv"
+
+
+def attnbt(*args: str, cache: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200", "ATTNBT_CACHE": str(cache or ROOT / "no-such-cache")}
+    return subprocess.run([sys.executable, "-m", "backtests", *args], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=120)
+
+
+def assert_one_error_line(done: subprocess.CompletedProcess, *expected: str) -> str:
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ")
+    for text in expected:
+        assert text in lines[0], lines[0]
+    return lines[0]
+
+
+def test_show_the_sample():
+    done = attnbt("data", "show", "sample:EURUSD_H1")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert re.search(r"rows\s+│\s+5,000\s", out)
+    assert "2017-04-19 09:00:00+00:00" in out and "2018-02-07 15:00:00+00:00" in out
+    assert "labels (3bar)" in out
+    assert "none 2,917" in out and "buy 1,029" in out and "sell 1,052" in out
+    assert "1.07219" in out  # the first row is printed
+
+
+def test_show_the_mt5_fixture_with_5bar_labels():
+    done = attnbt("data", "show", str(FIXTURE.relative_to(ROOT)), "--labels", "5bar", "--rows", "2")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"rows\s+│\s+60\s", done.stdout)
+    assert "spread" in done.stdout
+    assert "labels (5bar)" in done.stdout
+    assert "2017-04-21 10:00:00+00:00" in done.stdout
+
+
+def test_a_bad_file_is_one_error_line(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("time,open,high,low,close\n"
+                    "2024-01-01 00:00,1.10,1.12,1.09,1.11\n"
+                    "2024-01-01 01:00,1.11,1.10,1.09,1.105\n")  # high below open
+    done = attnbt("data", "show", str(path))
+    assert done.returncode == 2
+    assert_one_error_line(done, str(path), "line 3", "high below open/close")
+
+
+def test_a_missing_file_is_one_error_line(tmp_path):
+    done = attnbt("data", "show", str(tmp_path / "nope.csv"))
+    assert_one_error_line(done, "nope.csv", "no such file")
+
+
+def test_unsorted_file_suggests_sort_and_sort_fixes_it(tmp_path):
+    path = tmp_path / "unsorted.csv"
+    path.write_text("time,open,high,low,close\n"
+                    "2024-01-01 01:00,1.10,1.12,1.09,1.11\n"
+                    "2024-01-01 00:00,1.11,1.12,1.09,1.105\n"
+                    "2024-01-01 02:00,1.11,1.12,1.09,1.105\n")
+    assert_one_error_line(attnbt("data", "show", str(path)), "unsorted", "--sort")
+    done = attnbt("data", "show", str(path), "--sort")
+    assert done.returncode == 0, done.stderr
+    assert "volume absent" in done.stdout
+
+
+def test_unknown_timezone_is_one_error_line():
+    done = attnbt("data", "show", str(FIXTURE), "--tz", "Mars/Olympus")
+    assert_one_error_line(done, "unknown timezone", "Mars/Olympus")
+
+
+def test_yahoo_source_not_fetched_is_one_error_line(tmp_path):
+    done = attnbt("data", "show", "yahoo:EURUSD=X:1h", cache=tmp_path)
+    assert_one_error_line(done, "not in the cache", "attnbt data fetch EURUSD=X")
+
+
+def test_yahoo_cache_is_read_offline(tmp_path):
+    from data.yahoo import fetch
+
+    bars = pd.read_csv(FIXTURE, sep="\t")  # any real bars will do; make them look like Yahoo's
+    index = pd.date_range("2025-06-02", periods=len(bars), freq="h", tz="UTC")
+    frame = pd.DataFrame({"Open": bars["<OPEN>"].to_numpy(), "High": bars["<HIGH>"].to_numpy(),
+                          "Low": bars["<LOW>"].to_numpy(), "Close": bars["<CLOSE>"].to_numpy(),
+                          "Volume": 0}, index=index)
+    frame.columns = pd.MultiIndex.from_product([frame.columns, ["EURUSD=X"]],
+                                               names=["Price", "Ticker"])
+
+    def offline(*args, **kwargs):
+        return frame
+
+    fetch("EURUSD=X", "1h", "2025-06-02", "2025-06-05", cache_dir=tmp_path, downloader=offline,
+          now=pd.Timestamp("2025-06-30", tz="UTC"))
+    done = attnbt("data", "show", "yahoo:EURUSD=X:1h", cache=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "yahoo:EURUSD=X:1h" in done.stdout
+    assert re.search(r"rows\s+│\s+60\s", done.stdout)
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--interval", "2h"], "unknown interval"),
+    (["--start", "2015-01-01"], "730 days"),
+])
+def test_fetch_refuses_bad_requests_before_any_download(tmp_path, args, expected):
+    done = attnbt("data", "fetch", "EURUSD=X", *args, "--cache-dir", str(tmp_path))
+    assert_one_error_line(done, expected)
+    assert not any(tmp_path.rglob("*.parquet"))
+
+
+def test_usage_error_is_not_a_traceback():
+    done = attnbt("data", "show")
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert "Missing argument" in done.stderr
