@@ -201,6 +201,11 @@ def _read_generic(text: str, source: str, *, tz: str, sort: bool, point: float |
             "no time column: name one Date, Datetime, Time or Timestamp (any case)",
             source=source, rows=[table.header_line], rule="missing columns",
         )
+    if list(frame.columns).count(time_col) > 1:
+        name = repr(time_col) if time_col else "without a name"
+        raise DataError(f"more than one column {name}: which one is the time?",
+                        source=source, rows=[table.header_line],
+                        rule="duplicate columns")
     rename = {lower[k]: k for k in ("open", "high", "low", "close", "volume", "spread") if k in lower}
     if "volume" not in rename and "tick_volume" in lower:
         rename[lower["tick_volume"]] = "volume"

@@ -70,28 +70,40 @@ def nearly_valid_csv(draw) -> bytes:
     open_ = np.r_[close[0], close[:-1]]
     high = np.maximum(open_, close) + 0.0005
     low = np.minimum(open_, close) - 0.0005
-    times = pd.date_range("2024-01-01", periods=n, freq="h")
-    mt5 = draw(st.booleans())
-    if mt5:
+    times = pd.date_range(draw(st.sampled_from(["2024-01-01", "2024-03-31", "2024-10-27"])),
+                          periods=n, freq="h")
+    prices = list(zip(times, open_, high, low, close, strict=True))
+    kind = draw(st.sampled_from(["generic", "mt5_terminal", "mt5_api", "yfinance"]))
+    sep = ","
+    prefix = ""
+    if kind == "mt5_terminal":
         header = ["<DATE>", "<TIME>", "<OPEN>", "<HIGH>", "<LOW>", "<CLOSE>", "<TICKVOL>",
                   "<VOL>", "<SPREAD>"]
         rows = [[t.strftime("%Y.%m.%d"), t.strftime("%H:%M:%S"), f"{o:.5f}", f"{h:.5f}",
-                 f"{lo:.5f}", f"{c:.5f}", "100", "0", "12"]
-                for t, o, h, lo, c in zip(times, open_, high, low, close, strict=True)]
+                 f"{lo:.5f}", f"{c:.5f}", "100", "0", "12"] for t, o, h, lo, c in prices]
         sep = "\t"
+    elif kind == "mt5_api":
+        header = ["time", "open", "high", "low", "close", "tick_volume", "spread", "real_volume"]
+        rows = [[str(int(t.timestamp())), repr(o), repr(h), repr(lo), repr(c), "100", "7", "0"]
+                for t, o, h, lo, c in prices]
+    elif kind == "yfinance":
+        prefix = "Price,Adj Close,Close,High,Low,Open,Volume\nTicker,X,X,X,X,X,X\n"
+        header = ["Datetime", "", "", "", "", "", ""]
+        rows = [[f"{t}+00:00", repr(c), repr(c), repr(h), repr(lo), repr(o), "0"]
+                for t, o, h, lo, c in prices]
     else:
         header = ["time", "open", "high", "low", "close", "volume"]
         rows = [[str(t), f"{o:.5f}", f"{h:.5f}", f"{lo:.5f}", f"{c:.5f}", "100"]
-                for t, o, h, lo, c in zip(times, open_, high, low, close, strict=True)]
+                for t, o, h, lo, c in prices]
         sep = draw(st.sampled_from([",", ";", "\t"]))
-    for _ in range(draw(st.integers(1, 4))):
+    for _ in range(draw(st.integers(0, 4))):
         i = draw(st.integers(0, n - 1))
         j = draw(st.integers(0, len(header) - 1))
         rows[i][j] = draw(CELLS)
     if draw(st.booleans()):
         i = draw(st.integers(0, n - 1))
         rows[i] = rows[i][: draw(st.integers(0, len(header)))] + draw(st.lists(CELLS, max_size=2))
-    return "\n".join(sep.join(r) for r in [header, *rows]).encode("utf-8")
+    return (prefix + "\n".join(sep.join(r) for r in [header, *rows])).encode("utf-8")
 
 
 def _check_only_data_error(raw: bytes, **kwargs) -> None:

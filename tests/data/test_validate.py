@@ -175,6 +175,17 @@ def test_duplicate_columns(write):
     assert err.rows == [1]
 
 
+@pytest.mark.parametrize("header", ["Date,date,open,high,low,close", ",,open,high,low,close",
+                                    "time,open,high,low,close,Volume,volume"])
+def test_duplicate_time_or_volume_columns(write, header):
+    row = "2024-01-01 00:00,2024-01-01 00:00,1.1,1.2,1.0,1.1"
+    if header.startswith("time"):
+        row = "2024-01-01 00:00,1.1,1.2,1.0,1.1,5,6"
+    err = error_of(write(f"{header}\n{row}\n"))
+    assert err.rule == "duplicate columns"
+    assert err.rows == [1]
+
+
 @pytest.mark.parametrize("text", ["", "\n\n  \n", ",".join(HEADER) + "\n"])
 def test_empty_and_header_only(write, text):
     assert error_of(write(text)).rule == "empty"
