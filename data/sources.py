@@ -237,7 +237,7 @@ def _read_mt5_api(text, source, *, tz, sort, point):
     table = _parse_table(text, source, sep=",")
     frame = table.frame
     frame.columns = [c.lower() for c in frame.columns]
-    index = parse_times(frame["time"], source, table.lines, tz=tz)
+    index = parse_times(frame["time"], source, table.lines, tz=tz, epoch_wall_clock=True)
     body = frame.drop(columns=["time"]).rename(columns={"tick_volume": "volume"})
     body = _spread_to_price(body.set_axis(index, axis=0), point)
     return validate_frame(body, source=source, line_numbers=table.lines, sort=sort)
@@ -265,11 +265,14 @@ def _sniff_sep(text: str) -> str:
     return best
 
 
-def parse_times(values: pd.Series, source: str, lines: np.ndarray, *, tz: str) -> pd.DatetimeIndex:
-    """Parse a column of timestamps (text or epoch seconds) into a UTC index.
+def parse_times(values: pd.Series, source: str, lines: np.ndarray, *, tz: str,
+                epoch_wall_clock: bool = False) -> pd.DatetimeIndex:
+    """Parse a column of timestamps (text, YYYYMMDD or epoch seconds) into a UTC index.
 
     Naive stamps are read in ``tz``; stamps with an offset are converted; a mix of the two is an
-    error, as is any stamp that does not parse.
+    error, as is any stamp that does not parse. Epoch seconds are UTC, except where
+    ``epoch_wall_clock`` says they count the server's wall clock (MetaTrader 5): then they are
+    read in ``tz`` like naive stamps.
     """
     text = values.astype("string").str.strip()
     lines = np.asarray(lines)
@@ -277,17 +280,27 @@ def parse_times(values: pd.Series, source: str, lines: np.ndarray, *, tz: str) -
     if len(missing):
         raise DataError("timestamp is missing", source=source, rows=lines[missing],
                         rule="unparsable timestamps")
+    if text.str.fullmatch(r"\d{8}").all():  # 20240105
+        parsed = pd.to_datetime(text, format="%Y%m%d", errors="coerce")
+        bad = np.flatnonzero(parsed.isna().to_numpy())
+        if len(bad):
+            raise DataError(f"cannot parse timestamp {text.iloc[bad[0]]!r} as YYYYMMDD",
+                            source=source, rows=lines[bad], rule="unparsable timestamps")
+        return _localize(pd.DatetimeIndex(parsed), tz, source, lines).tz_convert("UTC")
     numeric = pd.to_numeric(text, errors="coerce")
     if numeric.notna().all():
         values_ = numeric.to_numpy(dtype="float64")
         unit = "ms" if np.nanmax(np.abs(values_)) > 1e11 else "s"
-        limit = 1e14 if unit == "ms" else 1e11
-        bad = np.flatnonzero(~((values_ > 0) & (values_ < limit)))
+        low, high = (1e11, 1e14) if unit == "ms" else (1e8, 1e11)  # 1973 … 5138
+        bad = np.flatnonzero(~((values_ >= low) & (values_ < high)))
         if len(bad):
             raise DataError(f"numeric timestamp {text.iloc[bad[0]]!r} is not epoch seconds or "
-                            "milliseconds", source=source, rows=lines[bad],
+                            "milliseconds after 1973", source=source, rows=lines[bad],
                             rule="unparsable timestamps")
-        return pd.DatetimeIndex(pd.to_datetime(values_.astype("int64"), unit=unit, utc=True))
+        index = pd.DatetimeIndex(pd.to_datetime(values_.astype("int64"), unit=unit))
+        if epoch_wall_clock:
+            return _localize(index, tz, source, lines).tz_convert("UTC")
+        return index.tz_localize("UTC")
     aware = text.str.contains(_AWARE, regex=True).to_numpy(dtype=bool)
     if aware.any() and not aware.all():
         odd = np.flatnonzero(aware != aware[0])

@@ -196,6 +196,39 @@ def test_mt5_api_dump_as_pandas_writes_it(write):
     assert frame.index[0] == pd.Timestamp("2025-06-23 10:00", tz=UTC)
 
 
+def test_mt5_api_epoch_counts_the_server_clock(write):
+    """MT5 stores bar times as the server's wall clock written as epoch seconds."""
+    t0 = int(pd.Timestamp("2025-06-23 10:00", tz=UTC).timestamp())
+    text = f"{API_HEADER}\n{t0},1.1482,1.14951,1.1479,1.14905,2310,7,0\n"
+    assert load(write(text), tz="Europe/Athens").index[0] == pd.Timestamp("2025-06-23 07:00",
+                                                                          tz=UTC)
+
+
+def test_generic_epoch_seconds_and_milliseconds_are_utc(write):
+    rows = good_rows(2)
+    rows[0][0], rows[1][0] = "1750672800", "1750676400"
+    frame = load(write(csv_text(rows)), tz="Europe/Athens")  # a Unix epoch has no zone to apply
+    assert frame.index[0] == pd.Timestamp("2025-06-23 10:00", tz=UTC)
+    rows[0][0], rows[1][0] = "1750672800000", "1750676400000"
+    assert load(write(csv_text(rows))).index[1] == pd.Timestamp("2025-06-23 11:00", tz=UTC)
+
+
+def test_yyyymmdd_dates(write):
+    rows = [r[:] for r in good_rows(2)]
+    rows[0][0], rows[1][0] = "20240105", "20240108"
+    frame = load(write(csv_text(rows)))
+    assert frame.index.tolist() == [pd.Timestamp("2024-01-05", tz=UTC),
+                                    pd.Timestamp("2024-01-08", tz=UTC)]
+
+
+@pytest.mark.parametrize("stamps", [("2020", "2021"), ("1", "2"), ("20241305", "20240106")])
+def test_numbers_that_are_not_times_are_refused(write, stamps):
+    rows = good_rows(2)
+    rows[0][0], rows[1][0] = stamps
+    with pytest.raises(DataError, match=r"lines? 2(, 3)?: unparsable timestamps"):
+        load(write(csv_text(rows)))
+
+
 # --- CSVs saved from yfinance -----------------------------------------------------------------
 
 YF_ROWS = [
