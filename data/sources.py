@@ -13,6 +13,7 @@ import csv
 import importlib.util
 import io
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -383,11 +384,18 @@ def _spread_to_price(body: pd.DataFrame, point: float | None) -> pd.DataFrame:
 
 
 def infer_point(body: pd.DataFrame) -> float:
-    """Price step from the most decimals printed in the price columns (5 → 0.00001)."""
-    digits = 0
+    """Price step from the decimals printed in the price columns (5 → 0.00001).
+
+    The most common count wins (ties to the larger), so neither prices that end in zeros
+    ("1.072" written for 1.07200) nor float noise ("1.0721900000000001") decide it.
+    """
+    counts: Counter[int] = Counter()
     for col in ("open", "high", "low", "close"):
         if col in body:
             for cell in body[col].dropna().astype(str):
                 mantissa = cell.strip().lower().partition("e")[0]
-                digits = max(digits, len(mantissa.partition(".")[2]))
-    return 10.0 ** -min(digits, 12)
+                counts[min(len(mantissa.partition(".")[2]), 12)] += 1
+    if not counts:
+        return 1.0
+    top = max(counts.values())
+    return 10.0 ** -max(d for d, k in counts.items() if k == top)

@@ -196,6 +196,15 @@ def test_mt5_api_dump_as_pandas_writes_it(write):
     assert frame.index[0] == pd.Timestamp("2025-06-23 10:00", tz=UTC)
 
 
+def test_mt5_api_point_ignores_float_noise_and_dropped_zeros(write):
+    text = "\n".join([API_HEADER, "1750672800,1.1482,1.14951,1.1479,1.14905,2310,7,0",
+                      "1750676400,1.14905,1.1501200000000001,1.14861,1.1499,2045,6,0",
+                      "1750680000,1.1499,1.15,1.14902,1.14933,1988,12,0"]) + "\n"
+    frame = load(write(text))
+    assert frame.attrs["point"] == pytest.approx(1e-5)
+    np.testing.assert_allclose(frame["spread"], [7e-5, 6e-5, 12e-5], rtol=1e-12)
+
+
 def test_mt5_api_epoch_counts_the_server_clock(write):
     """MT5 stores bar times as the server's wall clock written as epoch seconds."""
     t0 = int(pd.Timestamp("2025-06-23 10:00", tz=UTC).timestamp())
