@@ -99,7 +99,7 @@ def compute_features(candles: pd.DataFrame, feature_set: str = "article") -> pd.
         out = pd.DataFrame({
             "close_open": c - o, "high_open": h - o, "low_open": lo - o, "volume_k": v / 1000.0,
             "month": idx.month.astype("float64"), "hour": idx.hour.astype("float64"),
-            "weekday": ((idx.dayofweek + 1) % 7).astype("float64"),  # MT5: Sunday = 0
+            "weekday": ((idx.day_of_week + 1) % 7).astype("float64"),  # MT5: Sunday = 0
             "rsi14": r, "cci14": cc, "atr14": a, "macd": main, "macd_signal": signal,
         }, index=idx)
     else:
@@ -124,7 +124,7 @@ def compute_features(candles: pd.DataFrame, feature_set: str = "article") -> pd.
             "macd_hist_atr": (main - signal) / safe_atr,
             "log_atr_rel": np.log(safe_atr / c),
             "hour_sin": np.sin(tau * hour / 24), "hour_cos": np.cos(tau * hour / 24),
-            "weekday_sin": np.sin(tau * idx.dayofweek / 7), "weekday_cos": np.cos(tau * idx.dayofweek / 7),
+            "weekday_sin": np.sin(tau * idx.day_of_week / 7), "weekday_cos": np.cos(tau * idx.day_of_week / 7),
             "month_sin": np.sin(tau * (idx.month - 1) / 12), "month_cos": np.cos(tau * (idx.month - 1) / 12),
         }, index=idx)
     out.iloc[:WARMUP] = np.nan
