@@ -59,7 +59,8 @@ def measure_training(kind, preset, device, *, batch, bf16=False, compile_mode=No
     model = build(kind, make_config(kind, preset, N_FEATURES, WINDOW)).to(device)
     opt_kw = {"fused": True} if fused and device.type == "cuda" else {}
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, **opt_kw)
-    step_model = torch.compile(model, mode=compile_mode) if compile_mode else model
+    step_model = (torch.compile(model, mode=None if compile_mode == "default" else compile_mode)
+                  if compile_mode else model)
     weights = torch.ones(3, device=device)
     ends_pool = torch.arange(WINDOW - 1, bars, device=device)
     gen = torch.Generator(device=device).manual_seed(0)
@@ -153,6 +154,8 @@ def main() -> None:
     ap.add_argument("--sample-train", action="store_true",
                     help="also time a default training run on the embedded sample (CPU)")
     ap.add_argument("--only-attention", action="store_true")
+    ap.add_argument("--baselines-quick", action="store_true",
+                    help="baselines: only the plain fp32 and the largest bf16 variant, no compile")
     args = ap.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda":
@@ -163,19 +166,22 @@ def main() -> None:
     models = MODELS[:2] if args.only_attention else MODELS
     if device.type == "cuda":
         variants = [dict(batch=4096), dict(batch=16384, bf16=True),
-                    dict(batch=16384, bf16=True, compile_mode="max-autotune-no-cudagraphs", fused=True),
+                    dict(batch=16384, bf16=True, compile_mode="default", fused=True),
                     dict(batch=16384, bf16=True, compile_mode="reduce-overhead", fused=True),
-                    dict(batch=65536, bf16=True, compile_mode="max-autotune-no-cudagraphs", fused=True)]
+                    dict(batch=65536, bf16=True, compile_mode="default", fused=True)]
     else:
         variants = [dict(batch=256), dict(batch=4096)]
     for kind, preset in models:
-        for v in variants if kind == "attention" else variants[:1] + variants[-1:]:
+        baseline_variants = variants[:1] + [{**variants[-1], "compile_mode": None}]
+        for v in variants if kind == "attention" else baseline_variants:
             try:
                 row = measure_training(kind, preset, device, seconds=args.seconds, **v)
             except Exception as exc:  # a variant that fails is reported, not hidden
                 row = {"model": f"{kind}/{preset}", **v, "error": f"{type(exc).__name__}: {exc}"[:200]}
             print(row, flush=True)
             result["training"].append(row)
+            if args.out:  # written as we go: a run cut short still leaves its rows
+                args.out.write_text(json.dumps(result, indent=2))
     for kind, preset in models:
         for batch in ((1, 4096) if device.type == "cpu" else (1, 65536)):
             result["inference"].append(measure_inference(kind, preset, device, batch=batch))
