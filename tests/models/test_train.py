@@ -79,3 +79,14 @@ def test_early_stopping_stops_before_max_epochs(small, tmp_path):
     metrics = _train(small, tmp_path, epochs=200, patience=2, lr=3e-3)
     assert metrics["epochs_run"] < 200
     assert metrics["epochs_run"] - 1 - metrics["best_epoch"] == 2
+
+
+def test_asking_for_cuda_without_a_gpu_is_a_clear_error(small, tmp_path):
+    import torch
+
+    from models.checkpoint import ModelError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ModelError, match="no CUDA GPU"):
+        _train(small, tmp_path, device="cuda")

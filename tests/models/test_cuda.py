@@ -1,0 +1,37 @@
+"""The CUDA path: skipped where no GPU is present (CI), run on a lent GPU machine."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from data import DatasetSpec, Split
+from models.checkpoint import load_model
+from models.predict import Predictor
+from models.train import TrainConfig, train
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
+                                                  reason="no CUDA GPU on this machine")]
+
+
+def synthetic_candles(n=1500, seed=0):
+    rng = np.random.default_rng(seed)
+    close = 1.1 * np.exp(np.cumsum(rng.normal(0, 1e-3, n)))
+    open_ = np.r_[close[0], close[:-1]]
+    high = np.maximum(open_, close) * (1 + rng.uniform(0, 1e-3, n))
+    low = np.minimum(open_, close) * (1 - rng.uniform(0, 1e-3, n))
+    index = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC")
+    return pd.DataFrame({"open": open_, "high": high, "low": low, "close": close,
+                         "volume": rng.integers(100, 5000, n).astype(float)}, index=index)
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_training_on_cuda_and_predicting_on_cpu_agree(tmp_path, bf16):
+    candles = synthetic_candles()
+    split = Split.by_fraction(candles.index)
+    metrics = train(candles, DatasetSpec(features="scaled"), split, tmp_path, kind="attention",
+                    preset="article", cfg=TrainConfig(epochs=2, device="cuda", bf16=bf16))
+    assert metrics["epochs_run"] == 2
+    cpu = Predictor(load_model(tmp_path), "cpu").predict_frame(candles)
+    gpu = Predictor(load_model(tmp_path, device="cuda"), "cuda").predict_frame(candles)
+    np.testing.assert_allclose(cpu.to_numpy(), gpu.to_numpy(), atol=2e-3, equal_nan=True)
