@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from data.errors import AttnbtError
@@ -84,15 +85,6 @@ def data_fetch(
                   f"{cache_path(symbol, interval, cache_dir)}; use it as yahoo:{symbol}:{interval}")
 
 
-@app.command()
-def demo() -> None:
-    """Run the main job on the embedded EURUSD H1 sample."""
-    from backtests.summary import describe_frame
-
-    candles = _load("sample:EURUSD_H1")
-    _print_summary(describe_frame(candles))
-
-
 RunsOpt = Annotated[Path | None, typer.Option("--runs-dir", help="Runs folder (default $ATTNBT_RUNS "
                                               "or ./runs).")]
 RunArg = Annotated[str, typer.Option("--run", help="Run id, unique prefix, 'latest', or folder.")]
@@ -103,9 +95,12 @@ ToOpt = Annotated[str | None, typer.Option("--to", help="Last bar (UTC); overrid
 
 
 def _fmt(value, pct: bool = False) -> str:
+    """A number for a table: 3 decimals, or 1 for percentages; '—' for missing."""
     if value is None or (isinstance(value, float) and value != value):
         return "—"
-    return f"{value:.1f}%" if pct else (f"{value:.3f}" if isinstance(value, float) else str(value))
+    if isinstance(value, float) and pct:
+        return f"{value:.1f}"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 @app.command("train")
@@ -151,7 +146,7 @@ def train_cmd(
     console.print(f"trained {model}/{preset} in {metrics['seconds']:.1f}s "
                   f"({metrics['epochs_run']} epochs, best {metrics['best_epoch']}): validation "
                   f"accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f}, "
-                  f"hit {_fmt(metrics['hit_pct'], True)}, missed {_fmt(metrics['missed_pct'], True)}")
+                  f"hit {_fmt(metrics['hit_pct'], True)}%, missed {_fmt(metrics['missed_pct'], True)}%")
     console.print(f"run [bold]{run.id}[/bold] → {run.path}")
 
 
@@ -197,7 +192,7 @@ def print_evaluation(result: dict) -> None:
     console.print(f"[bold]{result['run']}[/bold] ({result['kind']}/{result['model']['preset']}) on "
                   f"{result['samples']:,} {result['period']} windows, {result['start']} → {result['end']}")
     table = Table(title="against the article (its figures are in-sample; ours are not)")
-    for col in ("predictor", "bars", "error", "hit", "missed", "accuracy", "macro F1"):
+    for col in ("predictor", "bars", "error", "hit %", "missed %", "accuracy", "macro F1"):
         table.add_column(col, justify="right" if col != "predictor" else "left")
     for name, m in result["results"].items():
         table.add_row(f"ours: {name}", "out-of-sample", _fmt(m["error"]), _fmt(m["hit_pct"], True),
@@ -247,6 +242,103 @@ def attention_cmd(run: RunArg = "latest", data: DataOpt = None,
     console.print(f"attention map → {path}")
 
 
+def _strategy_options(threshold, allow_short, take_profit_r, max_hold, stop_buffer, sizing, units,
+                      risk, spread, spread_pips, pip, commission, slippage):
+    from strategy.fractal import Costs, FractalParams
+
+    if spread is not None and spread_pips is not None:
+        raise typer.BadParameter("give --spread or --spread-pips, not both")
+    if spread_pips is not None:
+        spread = spread_pips * pip
+    try:
+        params = FractalParams(threshold=threshold, allow_short=allow_short,
+                               take_profit_r=take_profit_r, max_hold=max_hold,
+                               stop_buffer=stop_buffer, sizing=sizing, units=units,
+                               risk_fraction=risk)
+        costs = Costs(spread=spread, commission=commission, slippage=slippage)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return params, costs
+
+
+@app.command("backtest")
+def backtest_cmd(
+    run: RunArg = "latest", data: DataOpt = None, period: PeriodOpt = "test",
+    start: FromOpt = None, end: ToOpt = None,
+    cash: Annotated[float, typer.Option(help="Starting equity.")] = 100_000.0,
+    threshold: Annotated[float, typer.Option(help="Minimum p_buy / p_sell for a signal.")] = 0.5,
+    short: Annotated[bool, typer.Option("--short/--no-short", help="Sell signals open shorts "
+                                        "(or only close longs).")] = True,
+    take_profit_r: Annotated[float, typer.Option(help="Target at k × risk; 0 disables.")] = 2.0,
+    max_hold: Annotated[int, typer.Option(help="Close after this many bars; 0 disables.")] = 24,
+    stop_buffer: Annotated[float, typer.Option(help="Stop this far (price) beyond the signal "
+                                               "bar's extreme.")] = 0.0,
+    sizing: Annotated[str, typer.Option(help="fixed | risk")] = "fixed",
+    units: Annotated[float, typer.Option(help="Units per trade (fixed sizing).")] = 10_000.0,
+    risk: Annotated[float, typer.Option(help="Equity fraction at risk (risk sizing).")] = 0.01,
+    spread: Annotated[float | None, typer.Option(help="Spread in price units (default: the "
+                                                 "data's spread column, else 1 pip).")] = None,
+    spread_pips: Annotated[float | None, typer.Option(help="Spread in pips.")] = None,
+    pip: Annotated[float, typer.Option(help="Pip size for --spread-pips.")] = 0.0001,
+    commission: Annotated[float, typer.Option(help="Money per unit per side.")] = 0.0,
+    slippage: Annotated[float, typer.Option(help="Price units against each market/stop "
+                                            "fill.")] = 0.0,
+    vs: Annotated[list[str] | None, typer.Option("--vs", help="Other trained runs to backtest on "
+                                                 "the same bars (repeatable).")] = None,
+    random_draws: Annotated[int, typer.Option(help="Random-entry draws for the p-value.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the random-entry draws.")] = 0,
+    runs_dir: RunsOpt = None,
+) -> None:
+    """Trade a trained run's predicted fractals on a period and write the report."""
+    from backtests.backtest import backtest
+
+    params, costs = _strategy_options(threshold, short, take_profit_r, max_hold, stop_buffer,
+                                      sizing, units, risk, spread, spread_pips, pip, commission,
+                                      slippage)
+    with err_console.status("backtesting"):
+        outcome = backtest(run, data, period=period, start=start, end=end, params=params,
+                           costs=costs, cash=cash, vs=vs, n_random=random_draws, seed=seed,
+                           runs_dir=runs_dir)
+    print_backtest(outcome)
+
+
+def print_backtest(outcome) -> None:
+    from backtests.report import format_stats_table
+
+    stats = Table(title=f"backtest {outcome.run.id}", show_header=False)
+    for label, value in format_stats_table(outcome.result.stats):
+        stats.add_row(escape(label), escape(value))
+    console.print(stats)
+    if outcome.in_sample:
+        console.print("[bold red]warning:[/bold red] this period overlaps the bars the model was "
+                      "trained or early-stopped on: these figures are in-sample.")
+    base = Table(title="same bars, same costs")
+    for col in ("baseline", "trades", "win rate %", "return %", "profit factor", "max DD %"):
+        base.add_column(col, justify="right" if col != "baseline" else "left")
+    for name, b in outcome.baselines.items():
+        if "median_return_pct" in b:
+            p = b["p_value_ours"]
+            base.add_row(f"{name} ({b['draws']} draws)", str(b["n_trades"]), "—",
+                         f"median {b['median_return_pct']:.2f} (5–95%: {b['p5_return_pct']:.2f} … "
+                         f"{b['p95_return_pct']:.2f})", f"p = {_fmt(p)}" if p is not None else "—",
+                         "—")
+        else:
+            base.add_row(name, _fmt(b["n_trades"]), _fmt(b["win_rate_pct"], True),
+                         _fmt(b["total_return_pct"], True), _fmt(b["profit_factor"]),
+                         _fmt(b["max_drawdown_pct"], True))
+    console.print(base)
+    comp = Table(title="against the earlier article")
+    cols = ("source", "network", "bars", "error", "hit %", "missed %", "trades", "win rate %",
+            "return %")
+    for col in cols:
+        comp.add_column(col, justify="left" if col in ("source", "network", "bars") else "right")
+    for row in outcome.comparison:
+        comp.add_row(*[escape(row[c]) if isinstance(row.get(c), str)
+                       else _fmt(row.get(c), pct=c.endswith("%")) for c in cols])
+    console.print(comp)
+    console.print(f"report: [bold]{outcome.report}[/bold]")
+
+
 @app.command("runs")
 def runs_cmd(kind: Annotated[str | None, typer.Option(help="train | backtest | ...")] = None,
              runs_dir: RunsOpt = None) -> None:
@@ -264,6 +356,36 @@ def runs_cmd(kind: Annotated[str | None, typer.Option(help="train | backtest | .
         summ = ", ".join(f"{k}={_fmt(v)}" for k, v in list(r["summary"].items())[:5])
         table.add_row(r["id"], r["status"], r["model"] or "", r["data"] or "", summ)
     console.print(table)
+
+
+@app.command()
+def demo(runs_dir: RunsOpt = None,
+         epochs: Annotated[int, typer.Option(help="Maximum epochs per model.")] = 60) -> None:
+    """The main job on the embedded EURUSD H1 sample: train attention and a dense baseline
+    (seeded), backtest both on the held-out test period, compare, and write the HTML report."""
+    from backtests import pipeline
+    from backtests.backtest import backtest
+    from backtests.summary import describe_frame
+    from data import DatasetSpec
+    from models.train import TrainConfig
+
+    candles = _load("sample:EURUSD_H1")
+    _print_summary(describe_frame(candles))
+    trained = {}
+    for kind, preset in (("attention", "article"), ("dense", "matched")):
+        with _epoch_progress(epochs) as on_epoch:
+            run, m = pipeline.train_run("sample:EURUSD_H1", kind=kind, preset=preset,
+                                        spec=DatasetSpec(features="scaled"), candles=candles,
+                                        cfg=TrainConfig(epochs=epochs, seed=0),
+                                        runs_dir=runs_dir, progress=on_epoch)
+        console.print(f"trained {kind}/{preset} → {run.id} ({m['epochs_run']} epochs, "
+                      f"{m['seconds']:.1f}s; validation hit {_fmt(m['hit_pct'], True)}%)")
+        trained[kind] = run
+    with err_console.status("backtesting on the held-out test period"):
+        outcome = backtest(trained["attention"].id, "sample:EURUSD_H1", period="test",
+                           vs=[trained["dense"].id], runs_dir=runs_dir, candles=candles)
+    print_backtest(outcome)
+    console.print(f"open the report in a browser: file://{outcome.report.resolve()}")
 
 
 def main() -> None:

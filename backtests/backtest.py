@@ -1,0 +1,182 @@
+"""`attnbt backtest`: a trained run trades a period; the report compares it with everything else.
+
+On the same bars and costs it also runs: the earlier networks given with ``vs`` (their own runs),
+buy-and-hold, random entries shaped like our trades (a p-value), and a perfect-foresight fractal
+oracle (the upper bound of these rules). Beside the trading figures stand the article's reported
+(in-sample) figures and ours (out-of-sample) for the same metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from backtests.baselines import buy_and_hold, oracle_probs, p_value, random_entries
+from backtests.engine import BacktestResult, run_backtest
+from backtests.pipeline import Scored, score
+from backtests.report import write_report
+from backtests.runs import Run, new_run
+from data.dataset import CandleDataset
+from data.errors import DataError
+from models.evaluate import ARTICLE_FIGURES, evaluate_predictions
+from strategy.fractal import Costs, FractalParams
+
+HEADLINE = ("n_trades", "win_rate_pct", "total_return_pct", "profit_factor", "max_drawdown_pct",
+            "sharpe")
+
+
+@dataclass
+class BacktestOutcome:
+    run: Run
+    result: BacktestResult
+    report: Path
+    comparison: list[dict]
+    baselines: dict
+    in_sample: bool
+
+
+def _model_name(scored: Scored) -> str:
+    meta = scored.predictor.loaded.meta
+    return f"{meta['kind']}/{meta['config']['preset']}"
+
+
+def period_metrics(scored: Scored) -> dict:
+    """Classification and article metrics of a scored run on its period's labelled bars."""
+    ds = CandleDataset(scored.candles, scored.predictor.spec)
+    ends = ds.ends("all")
+    # Labels at the period's last bars need bars after it: purge those whose horizon leaves it.
+    from data.labels import horizon
+
+    h = horizon(scored.predictor.spec.labels)
+    ends = ends[(ends >= scored.first) & (ends + h <= scored.last)]
+    if len(ends) == 0:
+        return {}
+    y = ds.labels[ends]
+    prior = np.asarray(scored.predictor.loaded.meta.get("train_prior") or [1 / 3] * 3)
+    return evaluate_predictions(y, scored.probs.to_numpy()[ends], prior)
+
+
+def overlaps_training(scored: Scored) -> bool:
+    """True when the period holds bars the model trained or early-stopped on (same data)."""
+    meta = scored.predictor.loaded.meta
+    split = scored.predictor.loaded.split
+    if split is None:
+        return True
+    # Any bar up to the end of validation counts, whatever the data: the same timestamps of
+    # another copy of the instrument are the same market the model was fitted and stopped on.
+    return bool(scored.candles.index[scored.first] <= split.val_end) and bool(
+        meta.get("data") is not None)
+
+
+def comparison_rows(ours: list[tuple[str, Scored, dict, dict]], in_sample: bool) -> list[dict]:
+    """'Against the earlier article': the article's figures and ours, one row each."""
+    rows = []
+    for a in ARTICLE_FIGURES:
+        rows.append({"source": f"article, Part {a['part']}", "network": a["network"],
+                     "bars": "in-sample", "error": a["error"],
+                     "hit %": a["hit_pct"], "missed %": a["missed_pct"], "trades": "none reported",
+                     "win rate %": None, "return %": None, "profit factor": None})
+    sample = "in-sample (overlaps training)" if in_sample else "out-of-sample"
+    for name, scored, metrics, stats in ours:
+        m = metrics.get("model", {})
+        rows.append({"source": "ours", "network": name, "run": scored.run.id, "bars": sample,
+                     "error": m.get("error"), "hit %": m.get("hit_pct"),
+                     "missed %": m.get("missed_pct"), "trades": stats["n_trades"],
+                     "win rate %": stats["win_rate_pct"], "return %": stats["total_return_pct"],
+                     "profit factor": stats["profit_factor"]})
+    if ours:
+        for trivial in ("always none", "class-prior random"):
+            m = ours[0][2].get(trivial)
+            if m:
+                rows.append({"source": "ours", "network": f"trivial: {trivial}",
+                             "bars": sample, "error": m["error"], "hit %": m["hit_pct"],
+                             "missed %": m["missed_pct"], "trades": None, "win rate %": None,
+                             "return %": None, "profit factor": None})
+    return rows
+
+
+def attention_examples(scored: Scored, trades: pd.DataFrame, n: int = 3) -> list[tuple[str, bytes]]:
+    """Attention maps at the signal bars of the first ``n`` trades (attention models only)."""
+    if scored.predictor.loaded.kind != "attention" or trades.empty:
+        return []
+    from models.plots import attention_png
+
+    out = []
+    w = scored.predictor.spec.window
+    for t in trades["signal_time"].head(n):
+        pos = int(scored.candles.index.get_loc(t))
+        probs, maps = scored.predictor.attention_at(scored.candles, pos)
+        side = "buy" if probs[1] >= probs[2] else "sell"
+        png = attention_png(scored.candles.iloc[pos - w + 1:pos + 1], maps,
+                            f"{side} signal at {t:%Y-%m-%d %H:%M}", probs)
+        out.append((f"{side} signal at {t:%Y-%m-%d %H:%M} (window of {w} bars)", png))
+    return out
+
+
+def backtest(ref: str, source: str | None = None, *, period: str = "test",
+             start: str | None = None, end: str | None = None,
+             params: FractalParams | None = None, costs: Costs | None = None,
+             cash: float = 100_000.0, vs: list[str] | None = None, n_random: int = 1000,
+             seed: int = 0, runs_dir: str | Path | None = None,
+             candles: pd.DataFrame | None = None) -> BacktestOutcome:
+    """Backtest run ``ref`` on ``period`` (or ``start``/``end``) and write the report folder."""
+    params, costs = params or FractalParams(), costs or Costs()
+    scored = score(ref, source, period=period, start=start, end=end, runs_dir=runs_dir,
+                   candles=candles)
+    bars = scored.period_candles
+    if len(bars) < 2:
+        raise DataError("the period holds fewer than 2 bars; widen --from/--to",
+                        rule="empty period")
+    if scored.period_probs.isna().all(axis=None):
+        raise DataError("no bar of the period has a complete window for this model",
+                        rule="empty period")
+    result = run_backtest(bars, scored.period_probs, params, costs, cash)
+    in_sample = overlaps_training(scored)
+
+    ours = [(_model_name(scored), scored, period_metrics(scored), result.stats)]
+    baselines: dict = {}
+    for other_ref in vs or []:
+        other = score(other_ref, source, period=period, start=start, end=end, runs_dir=runs_dir,
+                      candles=scored.candles)
+        other_result = run_backtest(bars, other.period_probs, params, costs, cash)
+        ours.append((_model_name(other), other, period_metrics(other), other_result.stats))
+        baselines[f"{_model_name(other)} ({other.run.id})"] = _headline(other_result.stats)
+    baselines["buy and hold"] = _headline(buy_and_hold(bars, costs, cash))
+    oracle = run_backtest(bars, oracle_probs(bars, scored.predictor.spec.labels), params, costs,
+                          cash)
+    baselines["fractal oracle (perfect foresight)"] = _headline(oracle.stats)
+    draws = random_entries(bars, result.trades, costs, n_draws=n_random, seed=seed, cash=cash)
+    ours_ret = result.stats["total_return_pct"]
+    baselines["random entries"] = {
+        "n_trades": len(result.trades), "draws": n_random,
+        "median_return_pct": float(np.median(draws)),
+        "p5_return_pct": float(np.percentile(draws, 5)),
+        "p95_return_pct": float(np.percentile(draws, 95)),
+        "p_value_ours": p_value(ours_ret, draws) if len(result.trades) else None}
+    comparison = comparison_rows(ours, in_sample)
+
+    run = new_run("backtest", root=runs_dir, model=_model_name(scored),
+                  data=source or scored.predictor.loaded.meta.get("data"), parent=scored.run.id,
+                  meta={"period": period, "start": str(bars.index[0]), "end": str(bars.index[-1]),
+                        "in_sample": in_sample, "vs": [o[1].run.id for o in ours[1:]],
+                        "params": params.to_dict(), "costs": costs.to_dict(), "cash": cash})
+    metrics = ours[0][2].get("model", {})
+    title = (f"{_model_name(scored)} ({scored.run.id}) on {bars.index[0]:%Y-%m-%d} → "
+             f"{bars.index[-1]:%Y-%m-%d}, {'IN-SAMPLE' if in_sample else 'out-of-sample'}")
+    report = write_report(
+        run.path, result, bars, title=title, comparison=comparison, baselines=baselines,
+        confusion=np.asarray(metrics["confusion"]) if metrics else None,
+        attention_pngs=attention_examples(scored, result.trades),
+        extra={"train_run": scored.run.id, "period": period, "in_sample": in_sample,
+               "random_draws": n_random, "seed": seed})
+    run.finish({**{k: result.stats.get(k) for k in HEADLINE},
+                "p_value": baselines["random entries"]["p_value_ours"],
+                "in_sample": in_sample, "train_run": scored.run.id})
+    return BacktestOutcome(run, result, report, comparison, baselines, in_sample)
+
+
+def _headline(stats: dict) -> dict:
+    return {k: stats.get(k) for k in (*HEADLINE, "exposure_pct")}
