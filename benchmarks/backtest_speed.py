@@ -114,6 +114,21 @@ def backtesting_py(candles: pd.DataFrame, probs: pd.DataFrame, params: FractalPa
             "trades": int(stats["# Trades"])}
 
 
+def trained_predictor():
+    """(b)'s model: attention/article trained briefly on the sample (speed, not skill, matters)."""
+    import tempfile
+
+    from data import DatasetSpec, Split
+    from models.predict import Predictor
+    from models.train import TrainConfig, train
+
+    sample = data.load("sample:EURUSD_H1")
+    folder = tempfile.mkdtemp()
+    train(sample, DatasetSpec(features="scaled"), Split.by_fraction(sample.index), folder,
+          kind="attention", preset="article", cfg=TrainConfig(epochs=2, device="cpu"))
+    return Predictor.from_run(folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=100_000)
@@ -121,20 +136,25 @@ def main() -> None:
     args = parser.parse_args()
     candles = tiled_candles(args.bars)
     probs = random_probs(candles)
+    predictor = trained_predictor()
     rows = []
     for _ in range(args.repeat):
         a = measure(candles, lambda _c: probs)
         rows.append(("(a) backtrader, our strategy, batched probs", a))
+        b = measure(candles, predictor.predict_frame)
+        rows.append(("(b) our strategy + attention model's batched prediction", b))
         c = backtesting_py(candles, probs)
         rows.append(("(c) backtesting.py, same signals", c))
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}, {len(candles):,} H1 bars")
-    print("| run | bars/s | seconds | trades |\n|---|---:|---:|---:|")
+    print("| run | bars/s | seconds | of which prediction | trades |\n|---|---:|---:|---:|---:|")
     for name, r in rows:
-        print(f"| {name} | {r['bars_per_s']:,.0f} | {r['total_s']:.2f} | {r['trades']:,} |")
+        pred = f"{r['predict_s']:.2f}" if "predict_s" in r else "—"
+        print(f"| {name} | {r['bars_per_s']:,.0f} | {r['total_s']:.2f} | {pred} | "
+              f"{r['trades']:,} |")
     best = {n: max(r["bars_per_s"] for m, r in rows if m == n) for n, _ in rows}
-    names = list(best)
-    print(f"ratio (a)/(c): {best[names[0]] / best[names[1]]:.2f}")
+    a, b, c = list(best)
+    print(f"ratio (b)/(a): {best[b] / best[a]:.2f}   ratio (a)/(c): {best[a] / best[c]:.2f}")
 
 
 if __name__ == "__main__":

@@ -206,12 +206,3 @@ def test_no_trades_gives_flat_equity_and_nan_trade_stats(sample):
     assert (r.equity == 100_000).all()
     assert r.stats["n_trades"] == 0
     assert np.isnan(r.stats["win_rate_pct"])
-
-
-def test_five_thousand_bars_run_fast(sample):
-    import time
-
-    probs = random_probs(sample)
-    start = time.perf_counter()
-    run_backtest(sample, probs)
-    assert time.perf_counter() - start < 5.0   # about 0.6 s on a 2-core CPU

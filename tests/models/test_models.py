@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from models.registry import KINDS, build, config_from_dict, config_to_dict, make_config, n_parameters
+from models.registry import (
+    KINDS,
+    build,
+    config_from_dict,
+    config_to_dict,
+    make_config,
+    n_parameters,
+)
 
 
 @pytest.mark.parametrize("kind,preset", [(k, p) for k, (_, _, ps) in KINDS.items() for p in ps])

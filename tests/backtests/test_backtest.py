@@ -1,0 +1,119 @@
+"""`attnbt backtest` with a real trained model: modes agree, report folder, registry, errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backtests.backtest import backtest
+from backtests.engine import run_backtest
+from backtests.pipeline import score
+from backtests.runs import list_runs
+from strategy.fractal import FractalParams
+
+
+def test_real_model_batched_and_one_window_at_a_time_give_identical_orders(trained_run, eurusd,
+                                                                           runs_dir):
+    scored = score(trained_run.id, runs_dir=runs_dir, candles=eurusd, period="test")
+    first = scored.first
+    bars = scored.period_candles.iloc[:160]
+    params = FractalParams(threshold=0.4, max_hold=6)
+    batched = run_backtest(bars, scored.period_probs.iloc[:160], params)
+    # One window at a time: bar t of the period is scored from the candles up to it alone.
+    online = run_backtest(bars, None, params,
+                          predictor=lambda t: scored.predictor.predict_at(eurusd, first + t))
+    assert len(batched.trades) > 10
+    pd.testing.assert_frame_equal(batched.trades, online.trades)
+    pd.testing.assert_frame_equal(batched.orders, online.orders)
+
+
+@pytest.fixture(scope="module")
+def outcome(trained_run, eurusd, runs_dir):
+    return backtest(trained_run.id, "sample:EURUSD_H1", runs_dir=runs_dir, candles=eurusd,
+                    n_random=200)
+
+
+def test_backtest_writes_a_self_describing_report_folder(outcome, trained_run, runs_dir):
+    folder = outcome.run.path
+    for name in ("report.html", "report.json", "trades.csv", "equity.csv", "run.json"):
+        assert (folder / name).exists(), name
+    report = json.loads((folder / "report.json").read_text())
+    assert report["stats"]["n_trades"] == len(outcome.result.trades) > 0
+    sources = [row["source"] for row in report["comparison"]]
+    assert sum(s.startswith("article") for s in sources) == 4 and "ours" in sources
+    assert set(report["baselines"]) >= {"buy and hold", "random entries",
+                                         "fractal oracle (perfect foresight)"}
+    assert 0 < report["baselines"]["random entries"]["p_value_ours"] <= 1
+    html = (folder / "report.html").read_text()
+    assert "Against the earlier article" in html and "Attention maps" in html
+    row = next(r for r in list_runs(runs_dir, "backtest") if r["id"] == outcome.run.id)
+    assert row["parent"] == trained_run.id and row["status"] == "done"
+    assert row["summary"]["in_sample"] is False
+
+
+def test_test_period_starts_after_validation_and_oracle_is_run(outcome, trained_run):
+    meta = json.loads((trained_run.path / "model.json").read_text())
+    assert outcome.result.equity.index[0] > pd.Timestamp(meta["split"]["val_end"])
+    assert not outcome.in_sample
+    oracle = outcome.baselines["fractal oracle (perfect foresight)"]
+    # Perfect fractal foresight with these exits wins most of its trades on this sample.
+    assert oracle["n_trades"] > 100 and oracle["win_rate_pct"] > 50
+
+
+def test_a_training_period_backtest_is_flagged_in_sample(trained_run, eurusd, runs_dir):
+    res = backtest(trained_run.id, "sample:EURUSD_H1", period="train", runs_dir=runs_dir,
+                   candles=eurusd, n_random=50)
+    assert res.in_sample
+    assert all(r["bars"].startswith("in-sample") for r in res.comparison)
+
+
+def attnbt(*args, runs_dir):
+    env = {**os.environ, "ATTNBT_RUNS": str(runs_dir)}
+    return subprocess.run([sys.executable, "-m", "backtests", *args], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def test_cli_backtest_with_a_baseline_run(trained_run, runs_dir):
+    res = attnbt("backtest", "--run", trained_run.id, "--vs", trained_run.id, "--random-draws",
+                 "100", "--spread-pips", "1.5", runs_dir=runs_dir)
+    assert res.returncode == 0, res.stderr
+    for text in ("Win rate", "buy and hold", "random entries", "against the earlier article",
+                 "report:"):
+        assert text in res.stdout
+    report_html = res.stdout.split("report:")[1].split()[0]
+    with open(os.path.join(os.path.dirname(report_html), "report.json")) as fh:
+        costs = json.load(fh)["costs"]
+    assert costs["spread"] == pytest.approx(0.00015)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--run", "nope"], "no run matches"),
+    (["--data", "sample:GOOG_D1"], "trained on 0 days 01:00:00 bars"),
+    (["--from", "2030-01-01"], "holds no bars"),
+])
+def test_cli_backtest_bad_options_are_one_clear_line(trained_run, runs_dir, args, message):
+    res = attnbt("backtest", *args, runs_dir=runs_dir)
+    assert res.returncode == 2 and message in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+
+
+def test_cli_backtest_spread_twice_is_a_usage_error(trained_run, runs_dir):
+    res = attnbt("backtest", "--spread", "0.0001", "--spread-pips", "1", runs_dir=runs_dir)
+    assert res.returncode == 2 and "not both" in res.stderr
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path):
+    res = attnbt("demo", "--epochs", "3", "--runs-dir", str(tmp_path), runs_dir=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "against the earlier article" in res.stdout and "dense/matched" in res.stdout
+    reports = list(tmp_path.glob("backtest-*/report.html"))
+    assert len(reports) == 1
+    kinds = sorted(r["model"] for r in list_runs(tmp_path))
+    assert kinds == ["attention/article", "attention/article", "dense/matched"]
+    assert np.isfinite(json.loads((reports[0].parent / "report.json").read_text())["stats"][
+        "final_equity"])
