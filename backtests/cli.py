@@ -117,6 +117,9 @@ def train_cmd(
     patience: Annotated[int, typer.Option(help="Epochs without validation gain before stopping.")] = 8,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    bf16: Annotated[bool, typer.Option(help="bfloat16 autocast on CUDA.")] = False,
+    compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model "
+                                                "(worth it on a GPU for long runs).")] = False,
     train_frac: Annotated[float, typer.Option("--train", help="Train fraction of the bars.")] = 0.6,
     val_frac: Annotated[float, typer.Option("--val", help="Validation fraction of the bars.")] = 0.2,
     train_end: Annotated[str | None, typer.Option(help="Last training bar (date); with --val-end.")] = None,
@@ -136,7 +139,7 @@ def train_cmd(
             try:
                 spec = DatasetSpec(window=window, features=features, labels=labels)
                 cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-                                  seed=seed, device=device)
+                                  seed=seed, device=device, bf16=bf16, compile=compile_model)
             except ValueError as exc:
                 raise typer.BadParameter(str(exc)) from None
             run, metrics = pipeline.train_run(
