@@ -45,7 +45,7 @@ def data_show(source: Source, tz: TzOpt = "UTC", sort: SortOpt = False,
     _print_summary(info)
     console.print(candles.head(rows).to_string())
     console.print("...")
-    console.print(candles.tail(rows).to_string(header=False))
+    console.print(candles.tail(rows).to_string(header=False, index_names=False))
 
 
 def _print_summary(info: dict) -> None:
