@@ -21,7 +21,7 @@ from backtests.report import write_report
 from backtests.runs import Run, new_run
 from data.dataset import CandleDataset
 from data.errors import DataError
-from models.evaluate import ARTICLE_FIGURES, evaluate_predictions
+from models.evaluate import ARTICLE_FIGURES, class_prior, evaluate_predictions
 from strategy.fractal import Costs, FractalParams
 
 HEADLINE = ("n_trades", "win_rate_pct", "total_return_pct", "profit_factor", "max_drawdown_pct",
@@ -55,7 +55,7 @@ def period_metrics(scored: Scored) -> dict:
     if len(ends) == 0:
         return {}
     y = ds.labels[ends]
-    prior = np.asarray(scored.predictor.loaded.meta.get("train_prior") or [1 / 3] * 3)
+    prior = np.asarray(scored.predictor.loaded.meta.get("train_prior") or class_prior(y))
     return evaluate_predictions(y, scored.probs.to_numpy()[ends], prior)
 
 

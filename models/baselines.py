@@ -25,10 +25,23 @@ class DenseConfig:
 
     @classmethod
     def preset_config(cls, preset: str, n_features: int, window: int) -> DenseConfig:
-        sizes = {"article": [1000, 300, 90, 27], "matched": [600, 100, 27]}
-        if preset not in sizes:
-            raise ValueError(f"unknown dense preset {preset!r}; choose {', '.join(sizes)}")
-        return cls(n_features, window, preset, sizes[preset])
+        if preset == "article":
+            return cls(n_features, window, preset, [1000, 300, 90, 27])
+        if preset == "matched":
+            return cls(n_features, window, preset, [matched_width(n_features, window), 100, 27])
+        raise ValueError(f"unknown dense preset {preset!r}; choose article or matched")
+
+
+def matched_width(n_features: int, window: int) -> int:
+    """First hidden width giving a W×F-[h]-100-27-3 dense net the attention/article preset's
+    parameter count for the same inputs (the "same size" comparison)."""
+    from models.attention import AttentionClassifier, AttentionConfig
+
+    target = sum(p.numel() for p in AttentionClassifier(
+        AttentionConfig.preset_config("article", n_features, window)).parameters())
+    tail = 100 + 100 * 27 + 27 + 27 * 3 + 3          # layers after the first hidden one
+    per_unit = n_features * window + 1 + 100         # weights in, bias, weights out
+    return max(1, round((target - tail) / per_unit))
 
 
 class DenseClassifier(nn.Module):

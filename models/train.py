@@ -63,14 +63,26 @@ def class_weights(y: np.ndarray, mode: str) -> torch.Tensor:
     return torch.as_tensor(w / (w * prior).sum(), dtype=torch.float32)  # mean weight 1
 
 
-def train(candles: pd.DataFrame, spec: DatasetSpec, split: Split, out_dir: Path, *,
+def train(candles: pd.DataFrame, spec: DatasetSpec, split: Split, out_dir: Path, **kwargs) -> dict:
+    """Train ``kind``/``preset`` on the train part, early-stop on validation; write ``out_dir``.
+
+    Deterministic algorithms are switched on for the run (CPU: bit-identical weights for the same
+    seed) and restored afterwards. See ``_train`` for the keyword arguments.
+    """
+    previous = torch.are_deterministic_algorithms_enabled()
+    device = pick_device((kwargs.get("cfg") or TrainConfig()).device)
+    torch.use_deterministic_algorithms(device.type == "cpu" or previous)
+    try:
+        return _train(candles, spec, split, out_dir, **kwargs)
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def _train(candles: pd.DataFrame, spec: DatasetSpec, split: Split, out_dir: Path, *,
           kind: str = "attention", preset: str = "article", cfg: TrainConfig | None = None,
           extra_meta: dict | None = None, resume: bool = False,
           progress: Callable[[dict], None] | None = None) -> dict:
-    """Train ``kind``/``preset`` on the train part, early-stop on validation; write ``out_dir``.
-
-    Returns a summary with the validation metrics of the best epoch.
-    """
+    """The training run behind ``train``; returns the validation metrics of the best epoch."""
     cfg = cfg or TrainConfig()
     device = pick_device(cfg.device)
     out_dir = Path(out_dir)
@@ -86,8 +98,6 @@ def train(candles: pd.DataFrame, spec: DatasetSpec, split: Split, out_dir: Path,
     weights = class_weights(y_train, cfg.class_weighting).to(device)
 
     torch.manual_seed(cfg.seed)
-    if device.type == "cpu":
-        torch.use_deterministic_algorithms(True)
     model_cfg = make_config(kind, preset, spec.n_features, spec.window)
     if resume:
         import json

@@ -58,3 +58,10 @@ def test_unknown_model_or_preset_is_a_clear_error():
         make_config("transformerxl", "article", 12, 20)
     with pytest.raises(ValueError, match="unknown attention preset"):
         make_config("attention", "huge", 12, 20)
+
+
+@pytest.mark.parametrize("n_features", [12, 19, 40])
+def test_matched_dense_tracks_the_attention_size_for_any_feature_count(n_features):
+    att = n_parameters(build("attention", make_config("attention", "article", n_features, 20)))
+    dense = n_parameters(build("dense", make_config("dense", "matched", n_features, 20)))
+    assert abs(dense - att) / att < 0.01

@@ -90,3 +90,11 @@ def test_asking_for_cuda_without_a_gpu_is_a_clear_error(small, tmp_path):
         pytest.skip("this machine has a GPU")
     with pytest.raises(ModelError, match="no CUDA GPU"):
         _train(small, tmp_path, device="cuda")
+
+
+def test_training_leaves_the_global_determinism_setting_as_it_was(small, tmp_path):
+    import torch
+
+    before = torch.are_deterministic_algorithms_enabled()
+    _train(small, tmp_path, epochs=1)
+    assert torch.are_deterministic_algorithms_enabled() == before
