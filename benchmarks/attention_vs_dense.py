@@ -3,9 +3,9 @@
     python benchmarks/attention_vs_dense.py [--seeds 5] [--out docs/attention-vs-dense.md]
                                             [--device auto] [--jobs 1] [--no-article-arm]
 
-Speed: on a 2-core CPU the attention models take minutes per run (attention/article about
-2.5 min, attention/modern about 3.5 min, seen on a loaded 2-core AMD EPYC), so the full design
-takes well over half an hour there; on one CUDA GPU with ``--jobs 6`` it ran in under a minute.
+Speed: 40 training runs plus backtests. On an idle 2-core CPU a default attention/article run
+trains in seconds (see docs/benchmarks.md), but parallel jobs there oversubscribe the cores and
+slow down badly; on one CUDA GPU with ``--jobs 6`` the whole design ran in about a minute.
 
 A measured answer on the embedded sample (``sample:EURUSD_H1``, 5,000 H1 bars) with the project's
 own API: every model is trained with ``train_run`` (TrainConfig defaults, seeds 0..N-1, default
