@@ -214,15 +214,9 @@ def attention_study(run_path: str, out_dir: Path) -> dict:
 
 def machine(devices: set[str]) -> str:
     import torch
+    from machine import cpu_model  # benchmarks/machine.py
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     gpu = torch.cuda.get_device_name(0) if "cuda" in devices and torch.cuda.is_available() else None
     return (f"CPU {cpu}, {os.cpu_count()} cores; torch {torch.__version__}; Python "
             f"{platform.python_version()}; training device: {', '.join(sorted(devices))}"

@@ -23,6 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
+
 from models.registry import build, make_config, n_parameters  # noqa: E402
 from models.step import WindowBatches, train_step  # noqa: E402
 
@@ -32,14 +34,7 @@ N_FEATURES, WINDOW = 19, 20
 
 
 def machine(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else "none"
     return (f"CPU {cpu} ({torch.get_num_threads()} torch threads), GPU {gpu}, "
             f"torch {torch.__version__}, Python {platform.python_version()}")
