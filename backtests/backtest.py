@@ -60,15 +60,11 @@ def period_metrics(scored: Scored) -> dict:
 
 
 def overlaps_training(scored: Scored) -> bool:
-    """True when the period holds bars the model trained or early-stopped on (same data)."""
-    meta = scored.predictor.loaded.meta
+    """True when the period starts on or before the model's last validation bar: those bars (or
+    the same timestamps of the same market in another copy of the data) were fitted or used for
+    early stopping. A run saved without a split counts as in-sample everywhere."""
     split = scored.predictor.loaded.split
-    if split is None:
-        return True
-    # Any bar up to the end of validation counts, whatever the data: the same timestamps of
-    # another copy of the instrument are the same market the model was fitted and stopped on.
-    return bool(scored.candles.index[scored.first] <= split.val_end) and bool(
-        meta.get("data") is not None)
+    return split is None or bool(scored.candles.index[scored.first] <= split.val_end)
 
 
 def comparison_rows(ours: list[tuple[str, Scored, dict, dict]], in_sample: bool) -> list[dict]:

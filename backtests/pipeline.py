@@ -15,7 +15,7 @@ import pandas as pd
 
 from backtests.runs import Run, new_run, resolve
 from backtests.summary import timeframe
-from data import DataError, DatasetSpec, Split, load
+from data import AttnbtError, DataError, DatasetSpec, Split, load
 from data.dataset import CandleDataset
 from models.checkpoint import ModelError, check_compatible, load_model
 from models.evaluate import ARTICLE_FIGURES, class_prior, evaluate_predictions
@@ -58,6 +58,9 @@ def train_run(source: str, *, kind: str = "attention", preset: str = "article",
         metrics = train(candles, spec, split, run.path, kind=kind, preset=preset, cfg=cfg,
                         extra_meta={"data": source, "timeframe": str(tf), "run_id": run.id},
                         progress=progress)
+    except AttnbtError:
+        run.discard()  # bad input: leave nothing behind
+        raise
     except BaseException:
         run.finish({"note": "interrupted or failed; resume with attnbt train --resume"},
                    status="failed")

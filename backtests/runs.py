@@ -56,6 +56,14 @@ class Run:
         os.replace(tmp, target)
         return target
 
+    def discard(self) -> None:
+        """Remove the folder and the registry row: for a run that failed on bad input."""
+        import shutil
+
+        shutil.rmtree(self.path, ignore_errors=True)
+        with closing(_connect(self.root)) as db, db:
+            db.execute("DELETE FROM runs WHERE id=?", (self.id,))
+
     def finish(self, summary: dict, status: str = "done") -> None:
         with closing(_connect(self.root)) as db, db:
             db.execute("UPDATE runs SET status=?, summary=? WHERE id=?",

@@ -76,3 +76,16 @@ def test_unknown_model_kind_is_a_usage_error(tmp_path):
     res = attnbt("train", "--model", "gpt5", "--epochs", "1", runs_dir=tmp_path)
     assert res.returncode != 0 and "unknown model" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_training_that_fails_on_bad_input_leaves_no_run_behind(tmp_path):
+    import data
+    from backtests.pipeline import train_run
+    from backtests.runs import list_runs
+    from models.checkpoint import ModelError
+
+    tiny = data.load("sample:EURUSD_H1").iloc[:150]
+    with pytest.raises(ModelError, match="too few samples"):
+        train_run("sample:EURUSD_H1", candles=tiny, runs_dir=tmp_path)
+    assert list_runs(tmp_path) == []
+    assert [p for p in tmp_path.iterdir() if p.is_dir()] == []
