@@ -125,6 +125,8 @@ def train_cmd(
     train_end: Annotated[str | None, typer.Option(help="Last training bar (date); with --val-end.")] = None,
     val_end: Annotated[str | None, typer.Option(help="Last validation bar (date).")] = None,
     resume: Annotated[str | None, typer.Option(help="Resume an interrupted run (id).")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="Use bars from this time (UTC).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Use bars up to this time (UTC).")] = None,
     runs_dir: RunsOpt = None,
 ) -> None:
     """Train a model on a chronological train part, early-stopping on the validation part."""
@@ -145,7 +147,7 @@ def train_cmd(
             run, metrics = pipeline.train_run(
                 data, kind=model, preset=preset, spec=spec, cfg=cfg, runs_dir=runs_dir,
                 split_args={"train": train_frac, "val": val_frac, "train_end": train_end,
-                            "val_end": val_end}, progress=on_epoch)
+                            "val_end": val_end}, progress=on_epoch, start=start, end=end)
     console.print(f"trained {model}/{preset} in {metrics['seconds']:.1f}s "
                   f"({metrics['epochs_run']} epochs, best {metrics['best_epoch']}): validation "
                   f"accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f}, "

@@ -41,8 +41,10 @@ def train_run(source: str, *, kind: str = "attention", preset: str = "article",
               spec: DatasetSpec | None = None, split_args: dict | None = None,
               cfg: TrainConfig | None = None, runs_dir: str | Path | None = None,
               progress: Callable[[dict], None] | None = None,
-              candles: pd.DataFrame | None = None) -> tuple[Run, dict]:
-    """Train one model on ``source``; returns the run and its validation metrics."""
+              candles: pd.DataFrame | None = None, start: str | None = None,
+              end: str | None = None) -> tuple[Run, dict]:
+    """Train one model on ``source`` (its bars from ``start`` to ``end`` when given, then split
+    chronologically); returns the run and its validation metrics."""
     spec = spec or DatasetSpec()
     cfg = cfg or TrainConfig()
     try:
@@ -50,9 +52,13 @@ def train_run(source: str, *, kind: str = "attention", preset: str = "article",
     except ValueError as exc:
         raise ModelError(str(exc)) from None
     candles = load_source(source) if candles is None else candles
+    if start or end:
+        first, last = period_bounds(candles.index, None, "all", start, end)
+        candles = candles.iloc[first:last + 1]
     split = make_split(candles.index, **(split_args or {}))
     run = new_run("train", root=runs_dir, model=f"{kind}/{preset}", data=source,
-                  meta={"spec": spec.to_dict(), "split": split.to_dict(), "seed": cfg.seed})
+                  meta={"spec": spec.to_dict(), "split": split.to_dict(), "seed": cfg.seed,
+                        "from": str(candles.index[0]), "to": str(candles.index[-1])})
     tf = timeframe(candles.index)
     try:
         metrics = train(candles, spec, split, run.path, kind=kind, preset=preset, cfg=cfg,
@@ -75,6 +81,10 @@ def resume_run(ref: str, *, runs_dir: str | Path | None = None,
     run = resolve(ref, root=runs_dir, kind="train")
     meta = json.loads((run.path / "model.json").read_text())
     candles = load_source(meta["data"])
+    bounds = json.loads((run.path / "run.json").read_text())
+    if bounds.get("from"):
+        first, last = period_bounds(candles.index, None, "all", bounds["from"], bounds["to"])
+        candles = candles.iloc[first:last + 1]
     spec, split = DatasetSpec.from_dict(meta["spec"]), Split.from_dict(meta["split"])
     cfg = TrainConfig(**meta["train"])
     kind, preset = meta["kind"], meta["config"]["preset"]

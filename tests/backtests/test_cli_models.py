@@ -89,3 +89,18 @@ def test_training_that_fails_on_bad_input_leaves_no_run_behind(tmp_path):
         train_run("sample:EURUSD_H1", candles=tiny, runs_dir=tmp_path)
     assert list_runs(tmp_path) == []
     assert [p for p in tmp_path.iterdir() if p.is_dir()] == []
+
+
+def test_train_on_a_date_range_then_resume(tmp_path):
+    import json
+
+    runs = tmp_path / "runs"
+    res = attnbt("train", "--model", "conv", "--epochs", "2", "--from", "2017-06-01",
+                 "--to", "2017-12-31", runs_dir=runs)
+    assert res.returncode == 0, res.stderr
+    (run_id,) = [p.name for p in runs.iterdir() if p.is_dir()]
+    meta = json.loads((runs / run_id / "run.json").read_text())
+    assert meta["from"].startswith("2017-06-01") and meta["to"].startswith("2017-12-29")
+    again = attnbt("train", "--resume", run_id, "--epochs", "2", runs_dir=runs)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((runs / run_id / "model.json").read_text())["split"]["val_end"] < "2017-12-31"
