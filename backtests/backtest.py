@@ -8,7 +8,7 @@ oracle (the upper bound of these rules). Beside the trading figures stand the ar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ class BacktestOutcome:
     comparison: list[dict]
     baselines: dict
     in_sample: bool
+    threshold_tables: dict
 
 
 def _model_name(scored: Scored) -> str:
@@ -112,16 +113,53 @@ def attention_examples(scored: Scored, trades: pd.DataFrame, n: int = 3) -> list
     return out
 
 
+THRESHOLD_GRID = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+
+
+def choose_threshold(scored: Scored, params: FractalParams, costs: Costs,
+                     cash: float) -> tuple[FractalParams, list[dict]]:
+    """Pick the signal threshold on the model's validation bars (never the test bars).
+
+    Each threshold of ``THRESHOLD_GRID`` is backtested on the validation period with the same
+    rules and costs; the highest total return wins (ties: the higher threshold, fewer trades).
+    """
+    split = scored.predictor.loaded.split
+    if split is None:
+        raise DataError("--threshold auto needs a run with a validation period", rule="no split")
+    first, last = split.period_bounds(scored.candles.index, "val")
+    if last - first < 2 or scored.candles.index[first] > split.val_end:
+        raise DataError("--threshold auto needs the model's validation bars in the data; give "
+                        "the data it was trained on or a number", rule="no validation bars")
+    bars, probs = scored.candles.iloc[first:last + 1], scored.probs.iloc[first:last + 1]
+    rows = []
+    for threshold in THRESHOLD_GRID:
+        stats = run_backtest(bars, probs, replace(params, threshold=threshold), costs, cash).stats
+        rows.append({"threshold": threshold, "validation trades": stats["n_trades"],
+                     "validation return %": stats["total_return_pct"],
+                     "validation win rate %": stats["win_rate_pct"]})
+    best = max(rows, key=lambda r: (r["validation return %"], r["threshold"]))
+    return replace(params, threshold=best["threshold"]), rows
+
+
 def backtest(ref: str, source: str | None = None, *, period: str = "test",
              start: str | None = None, end: str | None = None,
              params: FractalParams | None = None, costs: Costs | None = None,
              cash: float = 100_000.0, vs: list[str] | None = None, n_random: int = 1000,
              seed: int = 0, runs_dir: str | Path | None = None,
-             candles: pd.DataFrame | None = None) -> BacktestOutcome:
-    """Backtest run ``ref`` on ``period`` (or ``start``/``end``) and write the report folder."""
+             candles: pd.DataFrame | None = None,
+             auto_threshold: bool = False) -> BacktestOutcome:
+    """Backtest run ``ref`` on ``period`` (or ``start``/``end``) and write the report folder.
+
+    With ``auto_threshold`` every model (ours and each ``vs``) picks its signal threshold on its
+    own validation bars first (``choose_threshold``).
+    """
     params, costs = params or FractalParams(), costs or Costs()
     scored = score(ref, source, period=period, start=start, end=end, runs_dir=runs_dir,
                    candles=candles)
+    base_params, threshold_tables = params, {}
+    if auto_threshold:
+        params, threshold_tables[_model_name(scored)] = choose_threshold(scored, base_params,
+                                                                         costs, cash)
     bars = scored.period_candles
     if len(bars) < 2:
         raise DataError("the period holds fewer than 2 bars; widen --from/--to",
@@ -137,7 +175,11 @@ def backtest(ref: str, source: str | None = None, *, period: str = "test",
     for other_ref in vs or []:
         other = score(other_ref, source, period=period, start=start, end=end, runs_dir=runs_dir,
                       candles=scored.candles)
-        other_result = run_backtest(bars, other.period_probs, params, costs, cash)
+        other_params = params
+        if auto_threshold:
+            other_params, threshold_tables[_model_name(other)] = choose_threshold(
+                other, base_params, costs, cash)
+        other_result = run_backtest(bars, other.period_probs, other_params, costs, cash)
         ours.append((_model_name(other), other, period_metrics(other), other_result.stats))
         baselines[f"{_model_name(other)} ({other.run.id})"] = _headline(other_result.stats)
     baselines["buy and hold"] = _headline(buy_and_hold(bars, costs, cash))
@@ -167,11 +209,13 @@ def backtest(ref: str, source: str | None = None, *, period: str = "test",
         confusion=np.asarray(metrics["confusion"]) if metrics else None,
         attention_pngs=attention_examples(scored, result.trades),
         extra={"train_run": scored.run.id, "period": period, "in_sample": in_sample,
-               "random_draws": n_random, "seed": seed})
+               "random_draws": n_random, "seed": seed,
+               "threshold": "chosen on validation" if auto_threshold else "given",
+               **{f"threshold choice, {name}": rows for name, rows in threshold_tables.items()}})
     run.finish({**{k: result.stats.get(k) for k in HEADLINE},
                 "p_value": baselines["random entries"]["p_value_ours"],
                 "in_sample": in_sample, "train_run": scored.run.id})
-    return BacktestOutcome(run, result, report, comparison, baselines, in_sample)
+    return BacktestOutcome(run, result, report, comparison, baselines, in_sample, threshold_tables)
 
 
 def _headline(stats: dict) -> dict:

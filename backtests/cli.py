@@ -271,7 +271,8 @@ def backtest_cmd(
     run: RunArg = "latest", data: DataOpt = None, period: PeriodOpt = "test",
     start: FromOpt = None, end: ToOpt = None,
     cash: Annotated[float, typer.Option(help="Starting equity.")] = 100_000.0,
-    threshold: Annotated[float, typer.Option(help="Minimum p_buy / p_sell for a signal.")] = 0.5,
+    threshold: Annotated[str, typer.Option(help="Minimum p_buy / p_sell for a signal, or 'auto': "
+                                           "chosen on the model's validation bars.")] = "0.5",
     short: Annotated[bool, typer.Option("--short/--no-short", help="Sell signals open shorts "
                                         "(or only close longs).")] = True,
     take_profit_r: Annotated[float, typer.Option(help="Target at k × risk; 0 disables.")] = 2.0,
@@ -297,19 +298,29 @@ def backtest_cmd(
     """Trade a trained run's predicted fractals on a period and write the report."""
     from backtests.backtest import backtest
 
-    params, costs = _strategy_options(threshold, short, take_profit_r, max_hold, stop_buffer,
+    auto = threshold.strip().lower() == "auto"
+    try:
+        value = 0.5 if auto else float(threshold)
+    except ValueError:
+        raise typer.BadParameter(f"--threshold must be a number or 'auto', not {threshold!r}") from None
+    params, costs = _strategy_options(value, short, take_profit_r, max_hold, stop_buffer,
                                       sizing, units, risk, spread, spread_pips, pip, commission,
                                       slippage)
     with err_console.status("backtesting"):
         outcome = backtest(run, data, period=period, start=start, end=end, params=params,
                            costs=costs, cash=cash, vs=vs, n_random=random_draws, seed=seed,
-                           runs_dir=runs_dir)
+                           runs_dir=runs_dir, auto_threshold=auto)
     print_backtest(outcome)
 
 
 def print_backtest(outcome) -> None:
     from backtests.report import format_stats_table
 
+    for name, rows in outcome.threshold_tables.items():
+        chosen = max(rows, key=lambda r: (r["validation return %"], r["threshold"]))
+        console.print(f"{name}: threshold {chosen['threshold']} chosen on the validation bars "
+                      f"(return {chosen['validation return %']:.2f}% on "
+                      f"{chosen['validation trades']} validation trades)")
     stats = Table(title=f"backtest {outcome.run.id}", show_header=False)
     for label, value in format_stats_table(outcome.result.stats):
         stats.add_row(escape(label), escape(value))

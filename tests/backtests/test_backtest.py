@@ -117,3 +117,29 @@ def test_demo_end_to_end(tmp_path):
     assert kinds == ["attention/article", "attention/article", "dense/matched"]
     assert np.isfinite(json.loads((reports[0].parent / "report.json").read_text())["stats"][
         "final_equity"])
+
+
+def test_auto_threshold_is_chosen_on_validation_bars_only(trained_run, eurusd, runs_dir):
+    from backtests.backtest import THRESHOLD_GRID, choose_threshold
+    from strategy.fractal import Costs
+
+    scored = score(trained_run.id, runs_dir=runs_dir, candles=eurusd, period="test")
+    params, rows = choose_threshold(scored, FractalParams(), Costs(), 100_000.0)
+    assert [r["threshold"] for r in rows] == list(THRESHOLD_GRID)
+    best = max(r["validation return %"] for r in rows)
+    assert params.threshold in THRESHOLD_GRID
+    assert next(r for r in rows if r["threshold"] == params.threshold)["validation return %"] == best
+    # Scrambling every test-period probability changes nothing about the choice.
+    rng = np.random.default_rng(0)
+    scored.probs.iloc[scored.first:] = rng.dirichlet([1, 1, 1], len(scored.probs) - scored.first)
+    again = choose_threshold(scored, FractalParams(), Costs(), 100_000.0)[1]
+    pd.testing.assert_frame_equal(pd.DataFrame(again), pd.DataFrame(rows))
+
+
+def test_cli_threshold_auto_and_bad_threshold(trained_run, runs_dir):
+    res = attnbt("backtest", "--run", trained_run.id, "--threshold", "auto", "--random-draws", "50",
+                 runs_dir=runs_dir)
+    assert res.returncode == 0, res.stderr
+    assert "chosen on the validation bars" in res.stdout
+    bad = attnbt("backtest", "--run", trained_run.id, "--threshold", "high", runs_dir=runs_dir)
+    assert bad.returncode == 2 and "number or 'auto'" in bad.stderr
