@@ -182,7 +182,7 @@ def backtest(ref: str, source: str | None = None, *, period: str = "test",
         other_result = run_backtest(bars, other.period_probs, other_params, costs, cash)
         ours.append((_model_name(other), other, period_metrics(other), other_result.stats))
         baselines[f"{_model_name(other)} ({other.run.id})"] = _headline(other_result.stats)
-    baselines["buy and hold"] = _headline(buy_and_hold(bars, costs, cash))
+    baselines["buy and hold (all cash, unlevered)"] = _headline(buy_and_hold(bars, costs, cash))
     oracle = run_backtest(bars, oracle_probs(bars, scored.predictor.spec.labels), params, costs,
                           cash)
     baselines["fractal oracle (perfect foresight)"] = _headline(oracle.stats)

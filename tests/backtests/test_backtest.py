@@ -45,7 +45,7 @@ def test_backtest_writes_a_self_describing_report_folder(outcome, trained_run, r
     assert report["stats"]["n_trades"] == len(outcome.result.trades) > 0
     sources = [row["source"] for row in report["comparison"]]
     assert sum(s.startswith("article") for s in sources) == 4 and "ours" in sources
-    assert set(report["baselines"]) >= {"buy and hold", "random entries",
+    assert set(report["baselines"]) >= {"buy and hold (all cash, unlevered)", "random entries",
                                          "fractal oracle (perfect foresight)"}
     assert 0 < report["baselines"]["random entries"]["p_value_ours"] <= 1
     html = (folder / "report.html").read_text()
