@@ -19,9 +19,8 @@ from backtests.engine import BacktestResult, run_backtest
 from backtests.pipeline import Scored, score
 from backtests.report import write_report
 from backtests.runs import Run, new_run
-from data.dataset import CandleDataset
 from data.errors import DataError
-from models.evaluate import ARTICLE_FIGURES, class_prior, evaluate_predictions
+from models.evaluate import ARTICLE_FIGURES
 from strategy.fractal import Costs, FractalParams
 
 HEADLINE = ("n_trades", "win_rate_pct", "total_return_pct", "profit_factor", "max_drawdown_pct",
@@ -42,22 +41,6 @@ class BacktestOutcome:
 def _model_name(scored: Scored) -> str:
     meta = scored.predictor.loaded.meta
     return f"{meta['kind']}/{meta['config']['preset']}"
-
-
-def period_metrics(scored: Scored) -> dict:
-    """Classification and article metrics of a scored run on its period's labelled bars."""
-    ds = CandleDataset(scored.candles, scored.predictor.spec)
-    ends = ds.ends("all")
-    # Labels at the period's last bars need bars after it: purge those whose horizon leaves it.
-    from data.labels import horizon
-
-    h = horizon(scored.predictor.spec.labels)
-    ends = ends[(ends >= scored.first) & (ends + h <= scored.last)]
-    if len(ends) == 0:
-        return {}
-    y = ds.labels[ends]
-    prior = np.asarray(scored.predictor.loaded.meta.get("train_prior") or class_prior(y))
-    return evaluate_predictions(y, scored.probs.to_numpy()[ends], prior)
 
 
 def overlaps_training(scored: Scored) -> bool:
@@ -170,7 +153,7 @@ def backtest(ref: str, source: str | None = None, *, period: str = "test",
     result = run_backtest(bars, scored.period_probs, params, costs, cash)
     in_sample = overlaps_training(scored)
 
-    ours = [(_model_name(scored), scored, period_metrics(scored), result.stats)]
+    ours = [(_model_name(scored), scored, scored.metrics(), result.stats)]
     baselines: dict = {}
     for other_ref in vs or []:
         other = score(other_ref, source, period=period, start=start, end=end, runs_dir=runs_dir,
@@ -180,7 +163,7 @@ def backtest(ref: str, source: str | None = None, *, period: str = "test",
             other_params, threshold_tables[_model_name(other)] = choose_threshold(
                 other, base_params, costs, cash)
         other_result = run_backtest(bars, other.period_probs, other_params, costs, cash)
-        ours.append((_model_name(other), other, period_metrics(other), other_result.stats))
+        ours.append((_model_name(other), other, other.metrics(), other_result.stats))
         baselines[f"{_model_name(other)} ({other.run.id})"] = _headline(other_result.stats)
     baselines["buy and hold (all cash, unlevered)"] = _headline(buy_and_hold(bars, costs, cash))
     oracle = run_backtest(bars, oracle_probs(bars, scored.predictor.spec.labels), params, costs,

@@ -17,6 +17,8 @@ from backtests.runs import Run, new_run, resolve
 from backtests.summary import timeframe
 from data import AttnbtError, DataError, DatasetSpec, Split, load
 from data.dataset import CandleDataset
+from data.labels import horizon
+from data.validate import to_utc
 from models.checkpoint import ModelError, check_compatible, load_model
 from models.evaluate import ARTICLE_FIGURES, class_prior, evaluate_predictions
 from models.predict import Predictor
@@ -120,6 +122,23 @@ class Scored:
     def period_probs(self) -> pd.DataFrame:
         return self.probs.iloc[self.first:self.last + 1]
 
+    def labelled(self) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, labels) of the period's windows whose label is known from bars inside
+        the period (the last ``horizon`` bars are purged, as at every split boundary)."""
+        ds = CandleDataset(self.candles, self.predictor.spec)
+        h = horizon(self.predictor.spec.labels)
+        ends = ds.ends("all")
+        ends = ends[(ends >= self.first) & (ends + h <= self.last)]
+        return ends, ds.labels[ends]
+
+    def metrics(self) -> dict:
+        """Model and trivial-predictor metrics on the period's labelled windows ({} if none)."""
+        ends, y = self.labelled()
+        if len(ends) == 0:
+            return {}
+        prior = np.asarray(self.predictor.loaded.meta.get("train_prior") or class_prior(y))
+        return evaluate_predictions(y, self.probs.to_numpy()[ends], prior, seed=0)
+
 
 def score(ref: str, source: str | None = None, *, period: str = "test",
           start: str | None = None, end: str | None = None,
@@ -144,8 +163,8 @@ def score(ref: str, source: str | None = None, *, period: str = "test",
 def period_bounds(index: pd.DatetimeIndex, split: Split | None, period: str,
                   start: str | None = None, end: str | None = None) -> tuple[int, int]:
     if start or end:
-        lo = index.searchsorted(_utc(start)) if start else 0
-        hi = index.searchsorted(_utc(end), side="right") - 1 if end else len(index) - 1
+        lo = index.searchsorted(to_utc(start, "--from")) if start else 0
+        hi = index.searchsorted(to_utc(end, "--to"), side="right") - 1 if end else len(index) - 1
         first, last = int(lo), int(hi)
     elif period == "all":
         first, last = 0, len(index) - 1
@@ -166,19 +185,10 @@ def evaluate_run(ref: str, source: str | None = None, *, period: str = "test",
     """Out-of-sample metrics of a run, trivial predictors, and the article's figures."""
     scored = score(ref, source, period=period, start=start, end=end, runs_dir=runs_dir,
                    candles=candles)
-    spec = scored.predictor.spec
-    ds = CandleDataset(scored.candles, spec)
-    if period == "all" or start or end:
-        ends = ds.ends("all")
-        ends = ends[(ends >= scored.first) & (ends <= scored.last)]
-    else:
-        ends = ds.ends(period, scored.predictor.loaded.split)
+    ends, _ = scored.labelled()
     if len(ends) == 0:
         raise DataError("the period holds no labelled windows to evaluate", rule="empty period")
-    y = ds.labels[ends]
-    probs = scored.probs.to_numpy()[ends]
-    prior = np.asarray(scored.predictor.loaded.meta.get("train_prior") or class_prior(y))
-    result = evaluate_predictions(y, probs, prior, seed=0)
+    result = scored.metrics()
     return {"run": scored.run.id, "model": scored.predictor.loaded.meta["config"],
             "kind": scored.predictor.loaded.kind, "period": period,
             "start": str(scored.candles.index[ends[0]]), "end": str(scored.candles.index[ends[-1]]),
@@ -203,10 +213,6 @@ def predict_run(ref: str, source: str | None, out: Path, *,
     return out, scored.probs
 
 
-def _utc(value) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
 
 def attention_plot(ref: str, source: str | None, at: str | None, out: Path | None, *,
                    runs_dir: str | Path | None = None) -> Path:
@@ -219,7 +225,7 @@ def attention_plot(ref: str, source: str | None, at: str | None, out: Path | Non
     if at is None:
         pos = len(candles) - 1
     else:
-        ts = _utc(at)
+        ts = to_utc(at, "--at")
         pos = int(candles.index.searchsorted(ts, side="right")) - 1
         if pos < 0 or candles.index[pos] != ts:
             raise DataError(f"no bar at {ts} in this data ({candles.index[0]} → "

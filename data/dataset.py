@@ -16,6 +16,7 @@ import pandas as pd
 from data.errors import DataError
 from data.features import FEATURE_SETS, compute_features
 from data.labels import CLASS_NAMES, fractal_labels, horizon
+from data.validate import to_utc
 
 PERIODS = ("train", "val", "test", "all")
 
@@ -72,7 +73,7 @@ class Split:
 
     @classmethod
     def by_dates(cls, index: pd.DatetimeIndex, train_end: str, val_end: str) -> Split:
-        te, ve = _utc(train_end), _utc(val_end)
+        te, ve = to_utc(train_end, "train end"), to_utc(val_end, "validation end")
         if not index[0] <= te < ve < index[-1]:
             raise DataError(f"need {index[0]} <= train end {te} < validation end {ve} < {index[-1]}",
                             rule="bad split dates")
@@ -83,7 +84,7 @@ class Split:
 
     @classmethod
     def from_dict(cls, d: dict) -> Split:
-        return cls(_utc(d["train_end"]), _utc(d["val_end"]))
+        return cls(to_utc(d["train_end"]), to_utc(d["val_end"]))
 
     def period_bounds(self, index: pd.DatetimeIndex, period: str) -> tuple[int, int]:
         """[first, last] bar positions of ``period`` in ``index`` (inclusive)."""
@@ -183,8 +184,3 @@ def fingerprint(candles: pd.DataFrame, spec: DatasetSpec | None = None) -> str:
     if spec is not None:
         h.update(json.dumps(spec.to_dict(), sort_keys=True).encode())
     return h.hexdigest()[:16]
-
-
-def _utc(value) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")

@@ -129,3 +129,15 @@ def validate_frame(
 def _check(bad: np.ndarray, message: str, rule: str, source: str, lines: np.ndarray) -> None:
     if len(bad):
         raise DataError(message, source=source, rows=lines[bad], rule=rule)
+
+
+def to_utc(value, what: str = "time") -> pd.Timestamp:
+    """A user-given time (string or timestamp) as a UTC timestamp; naive means UTC."""
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError):
+        raise DataError(f"cannot read {what} {value!r} as a date/time (use e.g. 2018-01-10 12:00)",
+                        rule="bad time") from None
+    if ts is pd.NaT:
+        raise DataError(f"{what} is empty", rule="bad time")
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from data.errors import DataError
-from data.validate import validate_frame
+from data.validate import to_utc, validate_frame
 
 # Yahoo serves intraday history only this far back (days before today).
 INTERVAL_LIMIT_DAYS = {"1m": 7, "2m": 60, "5m": 60, "15m": 60, "30m": 60, "90m": 60,
@@ -63,11 +63,11 @@ def fetch(symbol: str, interval: str = "1h", start: str | pd.Timestamp | None = 
     if interval not in INTERVALS:
         raise DataError(f"unknown interval {interval!r}; use one of {', '.join(INTERVALS)}",
                         source=source, rule="bad interval")
-    now = _utc(now) if now is not None else pd.Timestamp.now(tz="UTC")
-    end_ts = _utc(end) if end is not None else now
+    now = to_utc(now) if now is not None else pd.Timestamp.now(tz="UTC")
+    end_ts = to_utc(end) if end is not None else now
     limit = INTERVAL_LIMIT_DAYS.get(interval)
     earliest = now - pd.Timedelta(days=limit) if limit else None
-    start_ts = _utc(start) if start is not None else (earliest or end_ts - pd.Timedelta(days=3650))
+    start_ts = to_utc(start) if start is not None else (earliest or end_ts - pd.Timedelta(days=3650))
     if earliest is not None and start_ts < earliest - pd.Timedelta(hours=1):
         raise DataError(
             f"Yahoo serves {interval} bars only for the last {limit} days; use --start on or "
@@ -85,14 +85,14 @@ def fetch(symbol: str, interval: str = "1h", start: str | pd.Timestamp | None = 
     else:
         # The cache covers from the earliest start asked for, not only from its first bar: a
         # range that began on a weekend or a holiday is not asked for again.
-        covered_from = min(cached.index[0], _utc(cached.attrs.get("requested_start",
+        covered_from = min(cached.index[0], to_utc(cached.attrs.get("requested_start",
                                                                   cached.index[0])))
         if start_ts < covered_from:
             pieces.append(_download(symbol, interval, start_ts, covered_from, downloader, source,
                                     allow_empty=True))
             covered_from = start_ts
         # Bars before the end asked for last time (and before that moment) are complete.
-        covered_to = _utc(cached.attrs.get("covered_to", cached.index[-1]))
+        covered_to = to_utc(cached.attrs.get("covered_to", cached.index[-1]))
         if end_ts > max(covered_to, cached.index[-1]):
             # re-fetch the last cached bar: it may have been partial
             pieces.append(_download(symbol, interval, cached.index[-1], end_ts, downloader, source,
@@ -158,8 +158,3 @@ def _merge(cached: pd.DataFrame | None, pieces: list[pd.DataFrame | None]) -> pd
     # Fresh bars win over cached ones at the same timestamp (Yahoo's last bar may be partial).
     merged = merged[~merged.index.duplicated(keep="last")]
     return merged.sort_index()
-
-
-def _utc(value) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")

@@ -7,6 +7,7 @@ its last checkpoint ends with the same weights as one never interrupted.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -16,10 +17,12 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 
 from data.dataset import CandleDataset, DatasetSpec, Split
 from models.checkpoint import (
     ModelError,
+    load_model,
     load_state,
     save_state,
     save_weights,
@@ -100,8 +103,6 @@ def _train(candles: pd.DataFrame, spec: DatasetSpec, split: Split, out_dir: Path
     torch.manual_seed(cfg.seed)
     model_cfg = make_config(kind, preset, spec.n_features, spec.window)
     if resume:
-        import json
-
         meta = json.loads((out_dir / "model.json").read_text())
         model_cfg = config_from_dict(kind, meta["config"])
     model = build(kind, model_cfg).to(device)
@@ -122,8 +123,6 @@ def _train(candles: pd.DataFrame, spec: DatasetSpec, split: Split, out_dir: Path
         if not state_path.exists():
             raise ModelError(f"{out_dir} has no training state to resume from")
         state = load_state(state_path)
-        from safetensors.torch import load_file
-
         model.load_state_dict(load_file(str(out_dir / "last.safetensors")))
         opt.load_state_dict(state["optimizer"])
         start, best, bad = int(state["epoch"]) + 1, float(state["best"]), int(state["bad"])
@@ -175,16 +174,12 @@ def _train(candles: pd.DataFrame, spec: DatasetSpec, split: Split, out_dir: Path
     from models.plots import learning_curves_png
 
     (out_dir / "learning_curves.png").write_bytes(learning_curves_png(frame, f"{kind}/{preset}"))
-    from models.checkpoint import load_model
-
     best_model = load_model(out_dir, device=str(device)).model
     _, val_probs = _evaluate(best_model, batches, val_idx, weights)
     y_val = ds.labels[val_ends]
     metrics = {**classification_metrics(y_val, val_probs), **article_metrics(y_val, val_probs),
                "best_epoch": int(frame.loc[frame.val_loss.idxmin(), "epoch"]),
                "epochs_run": len(frame), "seconds": float(frame.seconds.sum())}
-    import json
-
     (out_dir / "metrics.json").write_text(json.dumps({"validation": metrics}, indent=2))
     return metrics
 

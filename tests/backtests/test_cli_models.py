@@ -61,6 +61,7 @@ def test_attention_map_png(tmp_path):
     (["evaluate", "--run", "nope"], "no run matches 'nope'"),
     (["evaluate", "--data", "sample:GOOG_D1"], "trained on 0 days 01:00:00 bars"),
     (["evaluate", "--from", "2030-01-01"], "holds no bars"),
+    (["evaluate", "--from", "2018-13-45"], "cannot read --from '2018-13-45'"),
     (["evaluate", "--data", "missing.csv"], "no such file"),
     (["attention"], "has no attention maps"),
 ])
