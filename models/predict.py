@@ -34,7 +34,7 @@ class Predictor:
     def dataset(self, candles: pd.DataFrame) -> CandleDataset:
         return CandleDataset(candles, self.spec)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _scores(self, windows: np.ndarray, attention: bool = False):
         x = torch.as_tensor(windows, device=self.device)
         if attention:
@@ -42,8 +42,11 @@ class Predictor:
             return logits.float().softmax(-1).cpu().numpy(), [m.mean(1).cpu().numpy() for m in maps]
         return self.model(x).float().softmax(-1).cpu().numpy()
 
-    def predict_frame(self, candles: pd.DataFrame, chunk: int = 8192) -> pd.DataFrame:
-        """Probabilities for every bar whose window is complete; NaN rows in the warm-up."""
+    def predict_frame(self, candles: pd.DataFrame, chunk: int = 1024) -> pd.DataFrame:
+        """Probabilities for every bar whose window is complete; NaN rows in the warm-up.
+
+        Windows are gathered and scored a chunk at a time: small chunks stay in the CPU's cache
+        (1,024 was the fastest of 256–8,192 on the benchmark machine, docs/benchmarks.md)."""
         ds = self.dataset(candles)
         matrix = ds.matrix(self.loaded.normaliser)
         ends = np.flatnonzero(ds.window_ok)
