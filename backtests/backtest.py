@@ -120,8 +120,12 @@ def choose_threshold(scored: Scored, params: FractalParams, costs: Costs,
         rows.append({"threshold": threshold, "validation trades": stats["n_trades"],
                      "validation return %": stats["total_return_pct"],
                      "validation win rate %": stats["win_rate_pct"]})
-    best = max(rows, key=lambda r: (r["validation return %"], r["threshold"]))
-    return replace(params, threshold=best["threshold"]), rows
+    return replace(params, threshold=best_threshold(rows)["threshold"]), rows
+
+
+def best_threshold(rows: list[dict]) -> dict:
+    """The row ``choose_threshold`` picks: highest validation return, ties to the higher one."""
+    return max(rows, key=lambda r: (r["validation return %"], r["threshold"]))
 
 
 def backtest(ref: str, source: str | None = None, *, period: str = "test",

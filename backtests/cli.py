@@ -314,10 +314,11 @@ def backtest_cmd(
 
 
 def print_backtest(outcome) -> None:
+    from backtests.backtest import best_threshold
     from backtests.report import format_stats_table
 
     for name, rows in outcome.threshold_tables.items():
-        chosen = max(rows, key=lambda r: (r["validation return %"], r["threshold"]))
+        chosen = best_threshold(rows)
         console.print(f"{name}: threshold {chosen['threshold']} chosen on the validation bars "
                       f"(return {chosen['validation return %']:.2f}% on "
                       f"{chosen['validation trades']} validation trades)")

@@ -56,23 +56,27 @@ class Predictor:
             out[part] = self._scores(ds.windows(matrix, part))
         return pd.DataFrame(out, index=candles.index, columns=list(PROB_COLUMNS))
 
-    def predict_at(self, candles: pd.DataFrame, position: int) -> np.ndarray:
-        """Probabilities for bar ``position`` computed from ``candles[:position + 1]`` only."""
+    def _window_at(self, candles: pd.DataFrame, position: int) -> np.ndarray | None:
+        """The normalised window ending at ``position``, built from ``candles[:position + 1]``
+        only; None when the window is not complete."""
         ds = self.dataset(candles.iloc[: position + 1])
         if not ds.window_ok[position]:
-            return np.full(3, np.nan)
-        matrix = ds.matrix(self.loaded.normaliser)
-        return self._scores(ds.windows(matrix, np.array([position])))[0]
+            return None
+        return ds.windows(ds.matrix(self.loaded.normaliser), np.array([position]))
+
+    def predict_at(self, candles: pd.DataFrame, position: int) -> np.ndarray:
+        """Probabilities for bar ``position`` computed from ``candles[:position + 1]`` only."""
+        window = self._window_at(candles, position)
+        return np.full(3, np.nan) if window is None else self._scores(window)[0]
 
     def attention_at(self, candles: pd.DataFrame, position: int):
         """(probabilities, per-layer W×W attention maps averaged over heads) for one bar."""
         if self.loaded.kind != "attention":
             raise ModelError(f"a {self.loaded.kind} model has no attention maps; "
                              "pass an attention run")
-        ds = self.dataset(candles.iloc[: position + 1])
-        if not ds.window_ok[position]:
+        window = self._window_at(candles, position)
+        if window is None:
             raise ModelError(f"bar {candles.index[position]} has no complete {self.spec.window}-"
                              "bar window (too close to the start of the data)")
-        matrix = ds.matrix(self.loaded.normaliser)
-        probs, maps = self._scores(ds.windows(matrix, np.array([position])), attention=True)
+        probs, maps = self._scores(window, attention=True)
         return probs[0], [m[0] for m in maps]
