@@ -1,0 +1,551 @@
+"""Run folders and the SQLite run registry (v2).
+
+Every run (train, backtest, walk-forward, sweep, paper, compare) gets ``<root>/<id>/`` holding a
+``run.json`` that describes it, and one row in ``<root>/registry.sqlite``, so runs can be listed,
+compared and reused by id later without re-running anything. Only the driver process writes runs.
+
+The registry also keeps an append-only ``trials`` table: one row per strategy/config tried on a
+data set, so a later deflated-Sharpe check can count every trial, including removed runs.
+
+Files are written atomically (temp file + ``os.replace``) and ``finish`` is called last, so a run
+whose status is ``done`` always has complete files. The schema version lives in
+``PRAGMA user_version``; older registries (v1, made by ``backtests/runs.py``) are upgraded in place.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import shlex
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from data.errors import AttnbtError
+
+KINDS = ("train", "backtest", "walkforward", "sweep", "paper", "compare")
+STATUSES = ("running", "done", "failed", "interrupted")
+SCHEMA_VERSION = 2
+REGISTRY_NAME = "registry.sqlite"
+MIN_PREFIX = 4
+
+COLUMNS = ("id", "kind", "created", "finished", "status", "model", "data", "fingerprint",
+           "parent", "config_id", "command", "summary")
+TRIAL_COLUMNS = ("id", "created", "run_id", "kind", "config_id", "fingerprint", "n_obs",
+                 "sharpe", "skew", "kurtosis", "note")
+
+
+class RunError(AttnbtError):
+    """A run reference that is unknown, ambiguous, too short or of the wrong kind."""
+
+
+class StoreError(AttnbtError):
+    """The runs folder or its registry cannot be used (corrupt, wrong type, not writable, full)."""
+
+
+def runs_root(root: str | Path | None = None) -> Path:
+    """The runs directory: the argument, else ``$ATTNBT_RUNS``, else ``./runs``."""
+    return Path(root if root is not None else os.environ.get("ATTNBT_RUNS", "runs"))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _new_id() -> str:
+    """A fresh run id: 16 lowercase hex characters (64 random bits). Tests may patch this."""
+    return secrets.token_hex(8)
+
+
+def _clean(value: Any) -> Any:
+    """``value`` with NaN mapped to None and +/-inf to "inf"/"-inf", so the JSON stays valid."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):  # numpy scalars
+        with suppress(ValueError, TypeError):
+            return _clean(value.item())
+    return value
+
+
+def _dumps_summary(summary: dict) -> str:
+    return json.dumps(_clean(summary), default=str, allow_nan=False)
+
+
+def _atomic_write(target: Path, data: bytes) -> Path:
+    """Write ``data`` to ``target`` via a temp file in the same folder and ``os.replace``.
+
+    A crash or a full disk never leaves a cut-off file under the final name: it either keeps
+    its old content or is absent. The temp file is removed on failure.
+    """
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "xb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise StoreError(f"could not write {target}: {exc.strerror or exc}; free disk space or "
+                         f"fix permissions and re-run (the run is left unfinished)") from exc
+    return target
+
+
+@dataclass
+class Run:
+    """One run: its id, kind and folder (``root / id``)."""
+
+    id: str
+    kind: str
+    path: Path
+    root: Path
+
+    def write_json(self, name: str, payload: Any) -> Path:
+        """Write ``payload`` as indented JSON to ``name`` in the run folder, atomically."""
+        return self.write_text(name, json.dumps(payload, indent=2, default=str))
+
+    def write_text(self, name: str, text: str) -> Path:
+        """Write UTF-8 text to ``name`` in the run folder, atomically."""
+        return self.write_bytes(name, text.encode("utf-8"))
+
+    def write_bytes(self, name: str, data: bytes) -> Path:
+        """Write bytes to ``name`` (may contain sub-folders) in the run folder, atomically."""
+        return _atomic_write(self.path / name, data)
+
+
+def _read_meta(folder: Path) -> dict:
+    """The parsed ``run.json`` of ``folder``; RunError naming the file if it is not usable."""
+    file = folder / "run.json"
+    try:
+        meta = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RunError(f"cannot read {file}: {exc.strerror or exc}") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RunError(f"{file} is not valid JSON ({exc}); it is not a usable run") from exc
+    if not isinstance(meta, dict) or not isinstance(meta.get("kind"), str):
+        raise RunError(f"{file} is not a run description (expected a JSON object with a 'kind')")
+    return meta
+
+
+# --- schema migrations: MIGRATIONS[v] upgrades a registry from user_version v to v + 1 ---------
+
+def _m0_v1_table(db: sqlite3.Connection) -> None:
+    """v1: the ``runs`` table made by ``backtests/runs.py`` (already present in v1 files)."""
+    db.execute("""
+        CREATE TABLE IF NOT EXISTS runs (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            created TEXT NOT NULL,
+            status TEXT NOT NULL,
+            model TEXT,
+            data TEXT,
+            fingerprint TEXT,
+            parent TEXT,
+            summary TEXT
+        )""")
+
+
+def _m1_v2(db: sqlite3.Connection) -> None:
+    """v2: finished time, config id and command line on runs; the append-only trials table."""
+    for column in ("finished", "config_id", "command"):
+        db.execute(f"ALTER TABLE runs ADD COLUMN {column} TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS runs_created ON runs (created)")
+    db.execute("CREATE INDEX IF NOT EXISTS runs_kind_status ON runs (kind, status, created)")
+    db.execute("""
+        CREATE TABLE IF NOT EXISTS trials (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            created TEXT NOT NULL,
+            run_id TEXT,
+            kind TEXT,
+            config_id TEXT,
+            fingerprint TEXT,
+            n_obs INTEGER,
+            sharpe REAL,
+            skew REAL,
+            kurtosis REAL,
+            note TEXT
+        )""")
+    db.execute("CREATE INDEX IF NOT EXISTS trials_fingerprint ON trials (fingerprint, kind)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m0_v1_table, _m1_v2]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    """Numbers (and "inf"/"-inf") before text, so mixed values never raise when sorted."""
+    if isinstance(value, (int, float)):
+        return (0, float(value))
+    if value in ("inf", "-inf"):
+        return (0, float(value))
+    return (1, str(value))
+
+
+class Registry:
+    """The run registry of one runs folder; opens a short-lived connection per operation."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = runs_root(root)
+        self.path = self.root / REGISTRY_NAME
+
+    # --- connections ---------------------------------------------------------------------
+
+    def _check(self, write: bool) -> bool:
+        """Check the runs folder and registry file; False when there is nothing to read yet."""
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"runs folder {self.root} is a file, not a folder: move it away or "
+                             f"point ATTNBT_RUNS at a folder")
+        if self.path.is_dir():
+            raise StoreError(f"registry {self.path} is a directory, not a SQLite file: move it "
+                             f"away (run folders are kept) and re-run")
+        if not write and not self.path.exists():
+            return False
+        if write:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create runs folder {self.root}: {exc.strerror or exc}; "
+                                 f"point ATTNBT_RUNS at a writable folder") from exc
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StoreError(f"runs folder {self.root} is not writable: fix its permissions or "
+                             f"point ATTNBT_RUNS at another folder")
+        return True
+
+    def _storage_error(self, exc: sqlite3.Error) -> StoreError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return StoreError(f"registry {self.path} stayed locked for over a minute by another "
+                              f"attnbt process ({text}); wait for it to end and re-run")
+        return StoreError(f"registry {self.path} is not a usable attnbt registry ({text}): move "
+                          f"it aside (e.g. to {REGISTRY_NAME}.bad); run folders are kept and a new "
+                          f"registry is made on the next run")
+
+    @contextmanager
+    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection | None]:
+        """A connection in autocommit mode (WAL, busy timeout, migrated), or None if no registry."""
+        if not self._check(write):
+            yield None
+            return
+        try:
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._storage_error(exc) from exc
+        with closing(db):
+            try:
+                db.execute("PRAGMA busy_timeout = 60000")
+                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    db.execute("PRAGMA journal_mode = WAL")
+                self._migrate(db)
+            except sqlite3.Error as exc:
+                raise self._storage_error(exc) from exc
+            db.row_factory = sqlite3.Row
+            try:
+                yield db
+            except sqlite3.Error as exc:
+                raise self._storage_error(exc) from exc
+
+    @contextmanager
+    def _transaction(self, db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        """Bring the schema to SCHEMA_VERSION, one migration at a time, in one transaction."""
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"registry {self.path} was made by a newer attnbt (schema "
+                             f"v{version}, this one knows v{SCHEMA_VERSION}): upgrade attnbt")
+        with self._transaction(db):
+            version = db.execute("PRAGMA user_version").fetchone()[0]  # another process won?
+            for step in MIGRATIONS[version:]:
+                step(db)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # --- writing runs ----------------------------------------------------------------------
+
+    def create(self, kind: str, *, model: str | None = None, data: str | None = None,
+               fingerprint: str | None = None, parent: str | None = None,
+               config_id: str | None = None, command: str | Sequence[str] | None = None,
+               meta: dict | None = None) -> Run:
+        """Make the run folder with ``run.json`` and insert its row (status 'running')."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown run kind {kind!r}; expected one of {', '.join(KINDS)}")
+        clash = {"id", "kind", "created"} & set(meta or {})
+        if clash:
+            raise ValueError(f"meta may not set {', '.join(sorted(clash))}")
+        if command is not None and not isinstance(command, str):
+            command = shlex.join(command)
+        with self._connect(write=True) as db:
+            assert db is not None
+            for _ in range(5):
+                run_id, created = _new_id(), _now()
+                path = self.root / run_id
+                try:
+                    path.mkdir()
+                except FileExistsError:
+                    continue
+                except OSError as exc:
+                    raise StoreError(f"cannot create run folder {path}: {exc.strerror or exc}") \
+                        from exc
+                run = Run(run_id, kind, path, self.root)
+                try:
+                    run.write_json("run.json", {
+                        "id": run_id, "kind": kind, "created": created, "model": model,
+                        "data": data, "fingerprint": fingerprint, "parent": parent,
+                        "config_id": config_id, "command": command, **(meta or {})})
+                    with self._transaction(db):
+                        db.execute(
+                            "INSERT INTO runs (id, kind, created, status, model, data, fingerprint,"
+                            " parent, config_id, command) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                            (run_id, kind, created, "running", model, data, fingerprint, parent,
+                             config_id, command))
+                except sqlite3.IntegrityError:
+                    shutil.rmtree(path, ignore_errors=True)
+                    continue
+                except BaseException:
+                    shutil.rmtree(path, ignore_errors=True)
+                    raise
+                return run
+        raise StoreError(f"could not find a free run id in {self.root} after 5 tries")
+
+    def finish(self, run: Run, summary: dict, status: str = "done") -> None:
+        """Record the summary, status and finished time. Call it LAST, after all files are written.
+
+        NaN in the summary is stored as null and +/-inf as "inf"/"-inf", so it stays valid JSON.
+        """
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+        self._update(run.id, "UPDATE runs SET status=?, finished=?, summary=? WHERE id=?",
+                     (status, _now(), _dumps_summary(summary), run.id))
+
+    def mark(self, run: Run | str, status: str) -> None:
+        """Set a run's status to 'failed' or 'interrupted' (or back to 'running')."""
+        if status not in STATUSES or status == "done":
+            raise ValueError(f"mark() takes 'failed', 'interrupted' or 'running', not {status!r}"
+                             f" (use finish() for 'done')")
+        run_id = run.id if isinstance(run, Run) else run
+        finished = None if status == "running" else _now()
+        self._update(run_id, "UPDATE runs SET status=?, finished=? WHERE id=?",
+                     (status, finished, run_id))
+
+    def _update(self, run_id: str, sql: str, args: tuple) -> None:
+        with self._connect(write=True) as db:
+            assert db is not None
+            with self._transaction(db):
+                if db.execute(sql, args).rowcount != 1:
+                    raise RunError(f"run {run_id} is not in the registry {self.path}")
+
+    @contextmanager
+    def recording(self, run: Run) -> Iterator[Run]:
+        """Mark ``run`` 'interrupted' on KeyboardInterrupt (SIGTERM too, via the CLI) and 'failed'
+        on any other exception, then re-raise. Success does not finish it: call ``finish``.
+
+        Only a run still 'running' is marked, so an error after ``finish`` keeps a done run done.
+        """
+        try:
+            yield run
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, Exception)):
+                status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                try:
+                    with self._connect(write=True) as db:
+                        assert db is not None
+                        with self._transaction(db):
+                            db.execute("UPDATE runs SET status=?, finished=? WHERE id=? AND "
+                                       "status='running'", (status, _now(), run.id))
+                except AttnbtError as err:  # never hide the original error
+                    exc.add_note(f"(could not mark run {run.id} {status}: {err})")
+            raise
+
+    def discard(self, run: Run) -> None:
+        """Remove the run's folder and row: a run that failed on bad input leaves nothing."""
+        shutil.rmtree(run.path, ignore_errors=True)
+        with self._connect(write=True) as db:
+            assert db is not None
+            with self._transaction(db):
+                db.execute("DELETE FROM runs WHERE id=?", (run.id,))
+
+    def remove(self, ids: Iterable[str]) -> list[str]:
+        """Delete the rows and folders of these exact ids (all checked first); trials are kept."""
+        ids = list(dict.fromkeys(ids))
+        with self._connect(write=True) as db:
+            assert db is not None
+            known = {r["id"] for r in db.execute(
+                f"SELECT id FROM runs WHERE id IN ({','.join('?' * len(ids))})", ids)}
+            unknown = [i for i in ids if i not in known]
+            if unknown:
+                raise RunError(f"no run {', '.join(unknown)} in {self.root}/ (nothing removed; "
+                               f"see `attnbt runs list`)")
+            for run_id in ids:
+                folder = self.root / run_id
+                if folder.parent != self.root or run_id in ("", ".", ".."):
+                    raise RunError(f"refusing to remove {folder}: not a run folder of {self.root}")
+                try:
+                    shutil.rmtree(folder)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    raise StoreError(f"could not remove {folder}: {exc.strerror or exc}") from exc
+                with self._transaction(db):
+                    db.execute("DELETE FROM runs WHERE id=?", (run_id,))
+        return ids
+
+    # --- trials ------------------------------------------------------------------------------
+
+    def add_trial(self, *, run_id: str | None, kind: str, config_id: str | None = None,
+                  fingerprint: str | None = None, n_obs: int | None = None,
+                  sharpe: float | None = None, skew: float | None = None,
+                  kurtosis: float | None = None, note: str | None = None) -> int:
+        """Append one trial (never updated or deleted); returns its id.
+
+        ``fingerprint`` is the data fingerprint; ``kurtosis`` is plain (non-excess) kurtosis,
+        3.0 for normal returns, as the deflated Sharpe ratio formula expects.
+        """
+        with self._connect(write=True) as db:
+            assert db is not None
+            with self._transaction(db):
+                cur = db.execute(
+                    "INSERT INTO trials (created, run_id, kind, config_id, fingerprint, n_obs, "
+                    "sharpe, skew, kurtosis, note) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (_now(), run_id, kind, config_id, fingerprint, n_obs, sharpe, skew, kurtosis,
+                     note))
+            return int(cur.lastrowid)
+
+    def trials(self, fingerprint: str | None = None, kind: str | None = None) -> list[dict]:
+        """All trials (of this data fingerprint / kind), oldest first."""
+        where, args = self._where(fingerprint=fingerprint, kind=kind)
+        with self._connect() as db:
+            if db is None:
+                return []
+            return [dict(r) for r in db.execute(f"SELECT * FROM trials{where} ORDER BY id", args)]
+
+    @staticmethod
+    def _where(**equal: Any) -> tuple[str, list]:
+        parts = [(f"{k}=?", v) for k, v in equal.items() if v is not None]
+        return (" WHERE " + " AND ".join(p for p, _ in parts) if parts else "",
+                [v for _, v in parts])
+
+    # --- reading runs ------------------------------------------------------------------------
+
+    def _row_dict(self, row: sqlite3.Row) -> dict:
+        out = {c: row[c] for c in COLUMNS}
+        try:
+            summary = json.loads(row["summary"]) if row["summary"] else {}
+        except ValueError:
+            summary = {}
+        out["summary"] = summary if isinstance(summary, dict) else {"value": summary}
+        out["missing"] = not (self.root / row["id"]).is_dir()
+        return out
+
+    def list(self, kind: str | None = None, data: str | None = None, model: str | None = None,
+             sort: str | None = None, descending: bool = True, limit: int | None = None,
+             status: str | None = None) -> list[dict]:
+        """Registry rows, newest first; ``data``/``model`` match by substring (any case).
+
+        ``sort`` is a column name or else a summary key; rows without it come last either way.
+        Each dict has the columns, ``summary`` parsed and ``missing`` (folder gone).
+        """
+        where, args = self._where(kind=kind, status=status)
+        for column, text in (("data", data), ("model", model)):
+            if text is not None:
+                where += (" AND " if where else " WHERE ") + f"instr(lower({column}), lower(?)) > 0"
+                args.append(text)
+        order = "DESC" if descending else "ASC"
+        with self._connect() as db:
+            if db is None:
+                return []
+            rows = [self._row_dict(r) for r in db.execute(
+                f"SELECT * FROM runs{where} ORDER BY created {order}, rowid {order}", args)]
+        if sort is not None:
+            def value(row: dict) -> Any:
+                return row.get(sort) if sort in COLUMNS else row["summary"].get(sort)
+            present = [r for r in rows if value(r) is not None]
+            present.sort(key=lambda r: _sort_key(value(r)), reverse=descending)
+            rows = present + [r for r in rows if value(r) is None]
+        return rows[:limit] if limit is not None else rows
+
+    def _lookup(self, ref: str | Path, kind: str | None) -> tuple[Run, dict | None]:
+        """The run ``ref`` names, and its row (None for a folder given by path without a row)."""
+        text = str(ref)
+        with self._connect() as db:
+            if text == "latest":
+                where, args = self._where(kind=kind, status="done")
+                row = db.execute(f"SELECT * FROM runs{where} ORDER BY created DESC, rowid DESC "
+                                 "LIMIT 1", args).fetchone() if db is not None else None
+                if row is None:
+                    what = f"finished {kind} run" if kind else "finished run"
+                    raise RunError(f"no {what} in {self.root}/ yet (see `attnbt runs list`)")
+                matches = [row]
+            elif db is None:
+                matches = []
+            else:
+                matches = db.execute("SELECT * FROM runs WHERE id=?", (text,)).fetchall()
+                if not matches and len(text) >= MIN_PREFIX:
+                    matches = db.execute("SELECT * FROM runs WHERE substr(id, 1, ?) = ? "
+                                         "ORDER BY id LIMIT 11", (len(text), text)).fetchall()
+        if len(matches) == 1:
+            row = self._row_dict(matches[0])
+            run = Run(row["id"], row["kind"], self.root / row["id"], self.root)
+        else:
+            folder = Path(ref)
+            if (folder / "run.json").is_file():
+                meta = _read_meta(folder)
+                run, row = Run(str(meta.get("id") or folder.name), meta["kind"], folder,
+                               folder.parent), None
+            elif matches:
+                ids = [m["id"] for m in matches]
+                more = " and more" if len(ids) > 10 else ""
+                raise RunError(f"{text!r} matches several runs in {self.root}/: "
+                               f"{', '.join(ids[:10])}{more}; give more characters")
+            elif len(text) < MIN_PREFIX:
+                raise RunError(f"no run {text!r} in {self.root}/; id prefixes need "
+                               f"{MIN_PREFIX}+ characters (see `attnbt runs list`)")
+            else:
+                raise RunError(f"no run {text!r} in {self.root}/ (see `attnbt runs list`)")
+        if kind is not None and run.kind != kind:
+            raise RunError(f"run {run.id} is a {run.kind} run, not a {kind} run")
+        return run, row
+
+    def resolve(self, ref: str | Path, kind: str | None = None) -> Run:
+        """The run ``ref`` names: ``latest`` (newest done run, of ``kind`` if given), an exact
+        id, a unique id prefix of 4+ characters, or a folder path holding ``run.json``."""
+        run, _ = self._lookup(ref, kind)
+        if not run.path.is_dir():
+            raise RunError(f"run {run.id} is in the registry but its folder {run.path} is gone; "
+                           f"`attnbt runs rm {run.id}` drops the row")
+        return run
+
+    def get(self, ref: str | Path) -> dict:
+        """The run's row plus ``files`` (names in its folder, sorted) and ``meta`` (run.json)."""
+        run, row = self._lookup(ref, None)
+        meta = _read_meta(run.path) if run.path.is_dir() else {}
+        if row is None:  # a folder given by path that the registry does not know
+            row = {c: meta.get(c) for c in COLUMNS}
+            row.update(id=run.id, kind=run.kind, summary={}, missing=False)
+        files = sorted(p.name for p in run.path.iterdir()
+                       if not p.name.endswith(".tmp")) if run.path.is_dir() else []
+        return {**row, "files": files, "meta": meta}
