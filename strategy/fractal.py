@@ -169,6 +169,11 @@ class FractalStrategy(bt.Strategy):
         self.trade_log: list[dict] = []
         self.open_trade: dict | None = None
         self.children: list[bt.Order] = []
+        self.orders: dict[int, bt.Order] = {}      # ref → the live order object
+        self.unsettled: set[int] = set()           # refs not yet notified as done
+        # (bar, value, trades, orders) at the last close flat with no order alive or unsettled:
+        # nothing but cash carries past such a bar, so a run can resume from it (strategy.engine)
+        self.flat: tuple[int, float, int, int] | None = None
 
     # --- decisions ---------------------------------------------------------------------------
     def probabilities(self, i: int) -> np.ndarray:
@@ -194,7 +199,10 @@ class FractalStrategy(bt.Strategy):
                     self.enter(i, sig)
         elif sig == 1 or (sig == -1 and self.fp.allow_short):
             self.enter(i, sig)
-        self.equity[i] = self.broker.getvalue()
+        value = self.broker.getvalue()
+        self.equity[i] = value
+        if not self.position.size and not self.unsettled:
+            self.flat = (i, value, len(self.trade_log), len(self.order_log))
 
     def size_for(self, i: int, direction: int, stop: float) -> float:
         close = self.data.close[0]
@@ -249,12 +257,16 @@ class FractalStrategy(bt.Strategy):
             "order_price": np.nan if order.exectype == bt.Order.Market else order.created.price,
             "price": np.nan, "status": order.getstatusname(),
         }
+        self.orders[order.ref] = order
+        self.unsettled.add(order.ref)
 
     def notify_order(self, order: bt.Order) -> None:
         row = self.order_log.get(order.ref)
         if row is None:
             return
         row["status"] = order.getstatusname()
+        if not order.alive():
+            self.unsettled.discard(order.ref)
         if order.exectype != bt.Order.Market:
             row["order_price"] = order.created.price
         if order.status != bt.Order.Completed:

@@ -69,7 +69,7 @@ def test_spread_commission_and_slippage_cost_exactly_what_they_should(direction)
     expected_costs = units * (spread + 2 * slip + 2 * comm)
     assert p.costs == pytest.approx(expected_costs, abs=1e-9)
     assert f.pnl_net - p.pnl_net == pytest.approx(expected_costs, abs=1e-9)
-    assert p.pnl == pytest.approx(f.pnl, abs=1e-9)
+    assert p.pnl_gross == pytest.approx(f.pnl_gross, abs=1e-9)
     open2, open6 = c["open"].iloc[2], c["open"].iloc[6]
     if direction > 0:   # buy at the ask, sell at the bid
         assert p.entry_price == pytest.approx(open2 + spread + slip)
