@@ -4,51 +4,63 @@ On the same bars and costs it also runs: the earlier networks given with ``vs`` 
 buy-and-hold, random entries shaped like our trades (a p-value), and a perfect-foresight fractal
 oracle (the upper bound of these rules). Beside the trading figures stand the article's reported
 (in-sample) figures and ours (out-of-sample) for the same metrics.
+
+``compute_backtest`` computes all of it and writes nothing; ``backtest`` computes and records the
+run (folder, registry row and one trial in the trials table) in the driver.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from backtests import stats as stat_table
 from backtests.baselines import buy_and_hold, oracle_probs, p_value, random_entries
+from backtests.config import Experiment, config_id
 from backtests.engine import BacktestResult, run_backtest
-from backtests.pipeline import Scored, score
-from backtests.report import write_report
-from backtests.runs import Run, new_run
+from backtests.report import render_report
+from backtests.store import Registry, Run
+from backtests.workflows import Scored, experiment_of, score, validation_bars
+from data import fingerprint
 from data.errors import DataError
 from models.evaluate import ARTICLE_FIGURES
 from strategy.fractal import Costs, FractalParams
 
 HEADLINE = ("n_trades", "win_rate_pct", "total_return_pct", "profit_factor", "max_drawdown_pct",
-            "sharpe")
+            "sharpe", "exposure_pct")
+THRESHOLD_GRID = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+MAX_SPREAD_SHARE = 0.05   # a spread over 5 % of the price is a units mistake, not a cost
 
 
 @dataclass
 class BacktestOutcome:
-    run: Run
+    """Everything a backtest computed; ``run`` and ``report`` once it is recorded."""
+
     result: BacktestResult
-    report: Path
     comparison: list[dict]
     baselines: dict
     in_sample: bool
     threshold_tables: dict
-
-
-def _model_name(scored: Scored) -> str:
-    meta = scored.predictor.loaded.meta
-    return f"{meta['kind']}/{meta['config']['preset']}"
+    model: str
+    model_hash: str
+    train_run: str
+    config_id: str
+    fingerprint: str = ""              # of the candles traded (the trials' "same data")
+    files: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    run: Run | None = None
+    report: Path | None = None
 
 
 def overlaps_training(scored: Scored) -> bool:
     """True when the period starts on or before the model's last validation bar: those bars (or
     the same timestamps of the same market in another copy of the data) were fitted or used for
     early stopping. A run saved without a split counts as in-sample everywhere."""
-    split = scored.predictor.loaded.split
-    return split is None or bool(scored.candles.index[scored.first] <= split.val_end)
+    fold = scored.predictor.loaded.fold
+    return fold is None or bool(scored.candles.index[scored.first] <= fold.val_end)
 
 
 def comparison_rows(ours: list[tuple[str, Scored, dict, dict]], in_sample: bool) -> list[dict]:
@@ -96,24 +108,37 @@ def attention_examples(scored: Scored, trades: pd.DataFrame, n: int = 3) -> list
     return out
 
 
-THRESHOLD_GRID = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+def validation_frame(scored: Scored) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(candles, probabilities) of the model's own validation bars: those its train run kept,
+    else the validation period of the data being backtested (the training data)."""
+    kept = validation_bars(scored.run)
+    if kept is not None:
+        probs = kept[["p_none", "p_buy", "p_sell"]]
+        return kept.drop(columns=list(probs.columns)), probs
+    fold = scored.predictor.loaded.fold
+    if fold is None:
+        raise DataError("the threshold can only be chosen for a run with a validation period",
+                        rule="no split")
+    try:
+        first, last = fold.bounds(scored.candles.index, "val")
+    except DataError:
+        first, last = 0, -1
+    if last - first < 2:
+        raise DataError("this run kept no validation bars and the data does not hold them; "
+                        "backtest on the data it was trained on, or give a threshold",
+                        rule="no validation bars")
+    return scored.candles.iloc[first:last + 1], scored.probs.iloc[first:last + 1]
 
 
 def choose_threshold(scored: Scored, params: FractalParams, costs: Costs,
                      cash: float) -> tuple[FractalParams, list[dict]]:
-    """Pick the signal threshold on the model's validation bars (never the test bars).
+    """Pick the signal threshold on the model's validation bars (never the bars being tested).
 
-    Each threshold of ``THRESHOLD_GRID`` is backtested on the validation period with the same
-    rules and costs; the highest total return wins (ties: the higher threshold, fewer trades).
+    Each threshold of ``THRESHOLD_GRID`` is backtested on the validation bars with the same
+    rules and the costs of the backtest being run; the highest total return wins (ties: the
+    higher threshold, fewer trades).
     """
-    split = scored.predictor.loaded.split
-    if split is None:
-        raise DataError("--threshold auto needs a run with a validation period", rule="no split")
-    first, last = split.period_bounds(scored.candles.index, "val")
-    if last - first < 2 or scored.candles.index[first] > split.val_end:
-        raise DataError("--threshold auto needs the model's validation bars in the data; give "
-                        "the data it was trained on or a number", rule="no validation bars")
-    bars, probs = scored.candles.iloc[first:last + 1], scored.probs.iloc[first:last + 1]
+    bars, probs = validation_frame(scored)
     rows = []
     for threshold in THRESHOLD_GRID:
         stats = run_backtest(bars, probs, replace(params, threshold=threshold), costs, cash).stats
@@ -128,82 +153,165 @@ def best_threshold(rows: list[dict]) -> dict:
     return max(rows, key=lambda r: (r["validation return %"], r["threshold"]))
 
 
-def backtest(ref: str, source: str | None = None, *, period: str = "test",
-             start: str | None = None, end: str | None = None,
-             params: FractalParams | None = None, costs: Costs | None = None,
-             cash: float = 100_000.0, vs: list[str] | None = None, n_random: int = 1000,
-             seed: int = 0, runs_dir: str | Path | None = None,
-             candles: pd.DataFrame | None = None,
-             auto_threshold: bool = False) -> BacktestOutcome:
-    """Backtest run ``ref`` on ``period`` (or ``start``/``end``) and write the report folder.
+def check_costs(candles: pd.DataFrame, costs: Costs) -> None:
+    """Refuse a spread that is absurd for the price (a units mistake: points vs price)."""
+    spread = costs.spread_array(candles)
+    price = float(np.nanmedian(candles["close"].to_numpy(float)))
+    worst = float(np.nanmax(spread)) if len(spread) else 0.0
+    if price > 0 and worst > MAX_SPREAD_SHARE * price:
+        raise DataError(f"a spread of {worst:g} is over {MAX_SPREAD_SHARE:.0%} of the price "
+                        f"(about {price:g}); spreads are in price units, not points or pips",
+                        rule="absurd spread")
 
-    With ``auto_threshold`` every model (ours and each ``vs``) picks its signal threshold on its
-    own validation bars first (``choose_threshold``).
+
+def backtest_experiment(ref: str, runs_dir: str | Path | None = None,
+                        overrides: dict | list | None = None,
+                        base: Experiment | None = None) -> Experiment:
+    """The experiment of a backtest of run ``ref``: the model's own data, spec and training
+    settings, with ``base``'s strategy, costs and backtest sections and ``overrides`` on top."""
+    from models.checkpoint import read_meta
+
+    run = Registry(runs_dir).resolve(ref, kind="train")
+    exp = experiment_of(read_meta(run.path).raw)
+    if base is not None:
+        exp = replace(exp, strategy=base.strategy, costs=base.costs, backtest=base.backtest,
+                      runtime=base.runtime)
+    return exp.override(overrides or {})
+
+
+def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
+                     source: str | None = None, candles: pd.DataFrame | None = None,
+                     with_report: bool = True) -> BacktestOutcome:
+    """Backtest run ``ref`` on the experiment's period; compute baselines and the report.
+
+    ``source`` (default: the model's own data) is read the way ``exp.data`` says. With
+    ``exp.backtest.auto_threshold`` every model (ours and each ``vs``) picks its signal threshold
+    on its own validation bars first (``choose_threshold``).
     """
-    params, costs = params or FractalParams(), costs or Costs()
-    scored = score(ref, source, period=period, start=start, end=end, runs_dir=runs_dir,
+    b = exp.backtest
+    runs_dir = exp.runtime.runs_dir
+    params, costs, cash = exp.strategy, exp.costs, b.cash
+    if candles is None and source is not None:
+        from data import load
+
+        d = exp.data
+        candles = load(source, tz=d.tz, sort=d.sort, point=d.point)
+    scored = score(ref, source, period=b.period, start=b.start, end=b.end, runs_dir=runs_dir,
                    candles=candles)
-    base_params, threshold_tables = params, {}
-    if auto_threshold:
-        params, threshold_tables[_model_name(scored)] = choose_threshold(scored, base_params,
-                                                                         costs, cash)
     bars = scored.period_candles
     if len(bars) < 2:
-        raise DataError("the period holds fewer than 2 bars; widen --from/--to",
-                        rule="empty period")
+        raise DataError("the period holds fewer than 2 bars; widen it", rule="empty period")
     if scored.period_probs.isna().all(axis=None):
         raise DataError("no bar of the period has a complete window for this model",
                         rule="empty period")
+    check_costs(bars, costs)
+    base_params, threshold_tables = params, {}
+    if b.auto_threshold:
+        params, threshold_tables[scored.name] = choose_threshold(scored, base_params, costs, cash)
     result = run_backtest(bars, scored.period_probs, params, costs, cash)
     in_sample = overlaps_training(scored)
+    metrics = scored.metrics()
 
-    ours = [(_model_name(scored), scored, scored.metrics(), result.stats)]
+    ours = [(scored.name, scored, metrics, result.stats)]
     baselines: dict = {}
     for other_ref in vs or []:
-        other = score(other_ref, source, period=period, start=start, end=end, runs_dir=runs_dir,
-                      candles=scored.candles)
+        other = score(other_ref, source, period=b.period, start=b.start, end=b.end,
+                      runs_dir=runs_dir, candles=scored.candles)
         other_params = params
-        if auto_threshold:
-            other_params, threshold_tables[_model_name(other)] = choose_threshold(
+        if b.auto_threshold:
+            other_params, threshold_tables[other.name] = choose_threshold(
                 other, base_params, costs, cash)
         other_result = run_backtest(bars, other.period_probs, other_params, costs, cash)
-        ours.append((_model_name(other), other, other.metrics(), other_result.stats))
-        baselines[f"{_model_name(other)} ({other.run.id})"] = _headline(other_result.stats)
-    baselines["buy and hold (all cash, unlevered)"] = _headline(buy_and_hold(bars, costs, cash))
+        ours.append((other.name, other, other.metrics(), other_result.stats))
+        baselines[f"model:{other.run.id}"] = {
+            "label": f"{other.name} ({other.run.id})", "kind": "model", "run": other.run.id,
+            **_headline(other_result.stats)}
+    baselines["buy_and_hold"] = {"label": "buy and hold (all cash, unlevered)",
+                                 "kind": "buy_and_hold", **_headline(buy_and_hold(bars, costs,
+                                                                                  cash))}
     oracle = run_backtest(bars, oracle_probs(bars, scored.predictor.spec.labels), params, costs,
                           cash)
-    baselines["fractal oracle (perfect foresight)"] = _headline(oracle.stats)
-    draws = random_entries(bars, result.trades, costs, n_draws=n_random, seed=seed, cash=cash)
-    ours_ret = result.stats["total_return_pct"]
-    baselines["random entries"] = {
-        "n_trades": len(result.trades), "draws": n_random,
-        "median_return_pct": float(np.median(draws)),
+    baselines["oracle"] = {"label": "fractal oracle (perfect foresight)", "kind": "oracle",
+                           **_headline(oracle.stats)}
+    draws = random_entries(bars, result.trades, costs, n_draws=b.random_draws,
+                           seed=b.random_seed, cash=cash)
+    p = p_value(result.stats["total_return_pct"], draws) if len(result.trades) else None
+    baselines["random_entries"] = {
+        "label": "random entries", "kind": "random_entries", "n_trades": len(result.trades),
+        "draws": b.random_draws, "median_return_pct": float(np.median(draws)),
         "p5_return_pct": float(np.percentile(draws, 5)),
-        "p95_return_pct": float(np.percentile(draws, 95)),
-        "p_value_ours": p_value(ours_ret, draws) if len(result.trades) else None}
+        "p95_return_pct": float(np.percentile(draws, 95)), "p_value": p}
     comparison = comparison_rows(ours, in_sample)
 
-    run = new_run("backtest", root=runs_dir, model=_model_name(scored),
-                  data=source or scored.predictor.loaded.meta.get("data"), parent=scored.run.id,
-                  meta={"period": period, "start": str(bars.index[0]), "end": str(bars.index[-1]),
-                        "in_sample": in_sample, "vs": [o[1].run.id for o in ours[1:]],
-                        "params": params.to_dict(), "costs": costs.to_dict(), "cash": cash})
-    metrics = ours[0][2].get("model", {})
-    title = (f"{_model_name(scored)} ({scored.run.id}) on {bars.index[0]:%Y-%m-%d} → "
-             f"{bars.index[-1]:%Y-%m-%d}, {'IN-SAMPLE' if in_sample else 'out-of-sample'}")
-    report = write_report(
-        run.path, result, bars, title=title, comparison=comparison, baselines=baselines,
-        confusion=np.asarray(metrics["confusion"]) if metrics else None,
-        attention_pngs=attention_examples(scored, result.trades),
-        extra={"train_run": scored.run.id, "period": period, "in_sample": in_sample,
-               "random_draws": n_random, "seed": seed,
-               "threshold": "chosen on validation" if auto_threshold else "given",
-               **{f"threshold choice, {name}": rows for name, rows in threshold_tables.items()}})
-    run.finish({**{k: result.stats.get(k) for k in HEADLINE},
-                "p_value": baselines["random entries"]["p_value_ours"],
-                "in_sample": in_sample, "train_run": scored.run.id})
-    return BacktestOutcome(run, result, report, comparison, baselines, in_sample, threshold_tables)
+    loaded = scored.predictor.loaded
+    cid = config_id({"model_hash": loaded.model_hash, "source": source or exp.data.source,
+                     "experiment": exp.to_dict(for_id=True), "vs": list(vs or [])})
+    model_metrics = metrics.get("model", {})
+    summary = stat_table.summary("backtest", {**result.stats, "p_value": p,
+                                              **{k: model_metrics.get(k)
+                                                 for k in ("hit_pct", "missed_pct")}})
+    outcome = BacktestOutcome(result, comparison, baselines, in_sample, threshold_tables,
+                              scored.name, loaded.model_hash, scored.run.id, cid,
+                              fingerprint=fingerprint(bars), summary=summary)
+    if with_report:
+        title = (f"{scored.name} ({scored.run.id}) on {bars.index[0]:%Y-%m-%d} → "
+                 f"{bars.index[-1]:%Y-%m-%d}, {'IN-SAMPLE' if in_sample else 'out-of-sample'}")
+        outcome.files = render_report(
+            result, bars, title=title, comparison=comparison, baselines=baselines,
+            confusion=np.asarray(model_metrics["confusion"]) if model_metrics else None,
+            attention_pngs=attention_examples(scored, result.trades),
+            extra={"train_run": scored.run.id, "model_hash": loaded.model_hash,
+                   "config_id": cid, "period": b.period, "in_sample": in_sample,
+                   "random_draws": b.random_draws, "random_seed": b.random_seed,
+                   "threshold": "chosen on validation" if b.auto_threshold else "given",
+                   **{f"threshold choice, {name}": rows
+                      for name, rows in threshold_tables.items()}})
+    return outcome
+
+
+def backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
+             source: str | None = None, candles: pd.DataFrame | None = None,
+             command: str | None = None) -> BacktestOutcome:
+    """Compute a backtest and record it: run folder, registry row, and a trial."""
+    outcome = compute_backtest(exp, ref, vs=vs, source=source, candles=candles)
+    reg = Registry(exp.runtime.runs_dir)
+    bars = outcome.result.equity.index
+    run = reg.create("backtest", model=outcome.model, data=source or exp.data.source,
+                     fingerprint=outcome.fingerprint, parent=outcome.train_run,
+                     config_id=outcome.config_id, command=command,
+                     meta={"config": exp.to_dict(), "model_hash": outcome.model_hash,
+                           "start": str(bars[0]), "end": str(bars[-1]),
+                           "in_sample": outcome.in_sample, "vs": list(vs or []),
+                           "params": outcome.result.params.to_dict(),
+                           "costs": outcome.result.costs.to_dict(), "cash": outcome.result.cash})
+    with reg.recording(run):
+        for name, text in outcome.files.items():
+            run.write_text(name, text)
+        returns = outcome.result.equity.pct_change().dropna().to_numpy()
+        reg.add_trial(run_id=run.id, kind="backtest", config_id=outcome.config_id,
+                      fingerprint=outcome.fingerprint, **return_moments(returns))
+    reg.finish(run, {**outcome.summary, "in_sample": outcome.in_sample,
+                     "train_run": outcome.train_run})
+    outcome.run, outcome.report = run, run.path / "report.html"
+    return outcome
+
+
+def return_moments(returns: np.ndarray) -> dict:
+    """n_obs, per-bar Sharpe ratio (not annualised), skewness and (non-excess) kurtosis."""
+    r = np.asarray(returns, dtype=float)
+    n = len(r)
+    sd = r.std(ddof=1) if n > 1 else 0.0
+    if n < 3 or sd == 0:
+        return {"n_obs": n, "sharpe": None, "skew": None, "kurtosis": None}
+    z = (r - r.mean()) / r.std(ddof=0)
+    return {"n_obs": n, "sharpe": float(r.mean() / sd), "skew": float(np.mean(z ** 3)),
+            "kurtosis": float(np.mean(z ** 4))}
 
 
 def _headline(stats: dict) -> dict:
-    return {k: stats.get(k) for k in (*HEADLINE, "exposure_pct")}
+    return {k: stats.get(k) for k in HEADLINE}
+
+
+__all__ = ["BacktestOutcome", "THRESHOLD_GRID", "backtest", "backtest_experiment",
+           "best_threshold", "check_costs", "choose_threshold", "compute_backtest",
+           "return_moments"]

@@ -14,28 +14,16 @@ import json
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from backtests.engine import BacktestResult
+from backtests.metrics import drawdown
+from backtests.stats import format_value as _fmt
+from backtests.stats import rows as stat_rows
+from backtests.stats import stat
 
-from backtests.engine import BacktestResult  # noqa: E402
-from backtests.metrics import drawdown  # noqa: E402
-
-STAT_LABELS = [
-    ("start", "Start"), ("end", "End"), ("bars", "Bars"), ("exposure_pct", "Exposure [%]"),
-    ("final_equity", "Final equity"), ("total_return_pct", "Return [%]"),
-    ("annual_return_pct", "Return (ann.) [%]"), ("max_drawdown_pct", "Max. drawdown [%]"),
-    ("max_drawdown_duration_bars", "Max. drawdown duration [bars]"),
-    ("max_drawdown_duration", "Max. drawdown duration"), ("sharpe", "Sharpe ratio"),
-    ("sortino", "Sortino ratio"), ("n_trades", "Trades"), ("win_rate_pct", "Win rate [%]"),
-    ("profit_factor", "Profit factor"), ("expectancy", "Expectancy (per trade)"),
-    ("avg_win", "Avg. win"), ("avg_loss", "Avg. loss"), ("best_trade", "Best trade"),
-    ("worst_trade", "Worst trade"), ("avg_holding_bars", "Avg. holding [bars]"),
-    ("sqn", "SQN"), ("bars_per_year", "Bars per year (annualisation)"),
-]
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;
 color:#222;background:#fff;max-width:1150px}
@@ -49,31 +37,9 @@ img{max-width:100%;height:auto;display:block;margin:8px 0}
 """
 
 
-def _fmt(value: object) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value))
-    if isinstance(value, int | np.integer):
-        return f"{int(value):,}"
-    if isinstance(value, float | np.floating):
-        v = float(value)
-        if math.isnan(v):
-            return "—"
-        if math.isinf(v):
-            return "∞" if v > 0 else "-∞"
-        return f"{v:,.2f}" if abs(v) >= 100 else f"{v:.4g}"
-    if isinstance(value, pd.Timestamp):
-        return value.strftime("%Y-%m-%d %H:%M")
-    return str(value)
-
-
 def format_stats_table(stats: dict) -> list[tuple[str, str]]:
-    """(label, formatted value) rows for printing; known keys first, then any others."""
-    known = {k for k, _ in STAT_LABELS}
-    rows = [(label, _fmt(stats[key])) for key, label in STAT_LABELS if key in stats]
-    rows += [(key, _fmt(value)) for key, value in stats.items() if key not in known]
-    return rows
+    """(heading with unit, formatted value) rows, in the order of ``backtests.stats.STATS``."""
+    return [(definition.heading, definition.format(value)) for definition, value in stat_rows(stats)]
 
 
 def jsonable(value: object) -> object:
@@ -102,10 +68,9 @@ def jsonable(value: object) -> object:
     return str(value)
 
 
-def _png(fig: plt.Figure) -> bytes:
+def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -116,7 +81,8 @@ def _img(png: bytes, alt: str) -> str:
 
 def plot_equity(equity: pd.Series) -> bytes:
     """Equity and drawdown, one above the other."""
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 5.5), sharex=True,
+    fig = Figure(figsize=(11, 5.5))
+    (ax1, ax2) = fig.subplots(2, 1, sharex=True,
                                    gridspec_kw={"height_ratios": [3, 1.3]})
     ax1.plot(equity.index, equity.to_numpy(), color="#1f5fa8", lw=1.2)
     ax1.set_ylabel("equity")
@@ -132,7 +98,8 @@ def plot_equity(equity: pd.Series) -> bytes:
 def plot_trades(candles: pd.DataFrame, trades: pd.DataFrame, max_bars: int = 3000) -> bytes:
     """Close price with entry (triangles) and exit (crosses) markers; the last ``max_bars`` bars."""
     view = candles.iloc[-max_bars:]
-    fig, ax = plt.subplots(figsize=(11, 4.5))
+    fig = Figure(figsize=(11, 4.5))
+    ax = fig.subplots()
     ax.plot(view.index, view["close"].to_numpy(), color="#555", lw=.7, label="close")
     if len(trades):
         t = trades[trades["entry_time"] >= view.index[0]]
@@ -157,7 +124,8 @@ def plot_confusion(confusion: np.ndarray, labels: tuple[str, ...] = ("none", "bu
     """A confusion matrix (rows true, columns predicted) with counts and row shares."""
     cm = np.asarray(confusion, dtype=float)
     shares = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(4.6, 4))
+    fig = Figure(figsize=(4.6, 4))
+    ax = fig.subplots()
     ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     names = list(labels)[: cm.shape[0]]
     ax.set_xticks(range(cm.shape[1]), names[: cm.shape[1]])
@@ -185,36 +153,32 @@ def _table(rows: list[dict]) -> str:
 
 
 BASELINE_KEYS = ("total_return_pct", "annual_return_pct", "max_drawdown_pct", "sharpe",
-                 "exposure_pct", "n_trades", "win_rate_pct", "profit_factor", "expectancy")
+                 "exposure_pct", "n_trades", "win_rate_pct", "profit_factor", "expectancy",
+                 "median_return_pct", "p5_return_pct", "p95_return_pct", "p_value")
 
 
 def _baseline_rows(baselines: dict) -> list[dict]:
-    """One row per baseline; full stats dicts are cut to the headline statistics."""
-    stat_keys = {k for k, _ in STAT_LABELS}
-    rows = []
-    for name, value in baselines.items():
-        if isinstance(value, dict):
-            scalars = {k: v for k, v in value.items()
-                       if not isinstance(v, dict | list | tuple | np.ndarray)
-                       and (k in BASELINE_KEYS or k not in stat_keys)}
-            rows.append({"baseline": name, **scalars})
-        else:
-            rows.append({"baseline": name, "value": value})
-    return rows
+    """One row per baseline (keyed by kind; shown by its label), headline statistics only."""
+    out = []
+    for key, value in baselines.items():
+        row = {"baseline": value.get("label", key)}
+        for k in BASELINE_KEYS:
+            if k in value:
+                row[stat(k).heading] = value[k]
+        out.append(row)
+    return out
 
 
-def write_report(out_dir: str | Path, result: BacktestResult, candles: pd.DataFrame, *,
-                 title: str = "Backtest", comparison: list[dict] | None = None,
-                 baselines: dict | None = None, confusion: np.ndarray | None = None,
-                 attention_pngs: list[tuple[str, bytes]] | None = None,
-                 extra: dict | None = None) -> Path:
-    """Write trades.csv, equity.csv, report.json and report.html into ``out_dir``; return the html."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    result.trades.to_csv(out / "trades.csv", index=False)
+def render_report(result: BacktestResult, candles: pd.DataFrame, *,
+                  title: str = "Backtest", comparison: list[dict] | None = None,
+                  baselines: dict | None = None, confusion: np.ndarray | None = None,
+                  attention_pngs: list[tuple[str, bytes]] | None = None,
+                  extra: dict | None = None) -> dict[str, str]:
+    """The report's files as text: trades.csv, equity.csv, report.json and report.html."""
+    files = {"trades.csv": result.trades.to_csv(index=False)}
     eq = pd.DataFrame({"equity": result.equity, "drawdown_pct": drawdown(result.equity)})
     eq.index.name = "time"
-    eq.to_csv(out / "equity.csv")
+    files["equity.csv"] = eq.to_csv()
 
     payload = {
         "title": title, "stats": result.stats, "params": result.params.to_dict(),
@@ -224,7 +188,7 @@ def write_report(out_dir: str | Path, result: BacktestResult, candles: pd.DataFr
         "confusion": None if confusion is None else np.asarray(confusion).tolist(),
         "attention_maps": [name for name, _ in attention_pngs or []], "extra": extra,
     }
-    (out / "report.json").write_text(json.dumps(jsonable(payload), indent=2, allow_nan=False))
+    files["report.json"] = json.dumps(jsonable(payload), indent=2, allow_nan=False)
 
     esc = html.escape
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{esc(title)}"
@@ -258,6 +222,17 @@ def write_report(out_dir: str | Path, result: BacktestResult, candles: pd.DataFr
         parts.append("<h2>Extra</h2>" + _table([{"key": k, "value": v if not isinstance(
             v, dict | list) else json.dumps(jsonable(v))} for k, v in extra.items()]))
     parts.append("</body></html>")
-    target = out / "report.html"
-    target.write_text("".join(parts), encoding="utf-8")
-    return target
+    files["report.html"] = "".join(parts)
+    return files
+
+
+def write_report(out_dir: str | Path, result: BacktestResult, candles: pd.DataFrame,
+                 **kwargs) -> Path:
+    """Write the report's files into ``out_dir`` (each atomically); return report.html's path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in render_report(result, candles, **kwargs).items():
+        tmp = out / (name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out / name)
+    return out / "report.html"

@@ -15,10 +15,8 @@ import pandas as pd
 
 from data.errors import DataError
 from data.features import FEATURE_SETS, compute_features
+from data.folds import Fold, purge
 from data.labels import CLASS_NAMES, fractal_labels, horizon
-from data.validate import to_utc
-
-PERIODS = ("train", "val", "test", "all")
 
 
 @dataclass(frozen=True)
@@ -26,7 +24,7 @@ class DatasetSpec:
     """What a model reads: window length, feature set and label kind."""
 
     window: int = 20
-    features: str = "article"
+    features: str = "scaled"
     labels: str = "3bar"
 
     def __post_init__(self) -> None:
@@ -51,50 +49,6 @@ class DatasetSpec:
     @classmethod
     def from_dict(cls, d: dict) -> DatasetSpec:
         return cls(window=int(d["window"]), features=d["features"], labels=d["labels"])
-
-
-@dataclass(frozen=True)
-class Split:
-    """Chronological boundaries: train is bars <= train_end, validation bars <= val_end, test after."""
-
-    train_end: pd.Timestamp
-    val_end: pd.Timestamp
-
-    @classmethod
-    def by_fraction(cls, index: pd.DatetimeIndex, train: float = 0.6, val: float = 0.2) -> Split:
-        if not (0 < train < 1 and 0 <= val < 1 and train + val < 1):
-            raise ValueError("split fractions must be positive and leave room for a test part")
-        n = len(index)
-        i_train, i_val = int(n * train) - 1, int(n * (train + val)) - 1
-        if i_train < 1 or i_val <= i_train or i_val >= n - 1:
-            raise DataError(f"{n} bars are too few to split {train:.0%}/{val:.0%}/rest",
-                            rule="too few bars")
-        return cls(index[i_train], index[i_val])
-
-    @classmethod
-    def by_dates(cls, index: pd.DatetimeIndex, train_end: str, val_end: str) -> Split:
-        te, ve = to_utc(train_end, "train end"), to_utc(val_end, "validation end")
-        if not index[0] <= te < ve < index[-1]:
-            raise DataError(f"need {index[0]} <= train end {te} < validation end {ve} < {index[-1]}",
-                            rule="bad split dates")
-        return cls(te, ve)
-
-    def to_dict(self) -> dict:
-        return {"train_end": self.train_end.isoformat(), "val_end": self.val_end.isoformat()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Split:
-        return cls(to_utc(d["train_end"]), to_utc(d["val_end"]))
-
-    def period_bounds(self, index: pd.DatetimeIndex, period: str) -> tuple[int, int]:
-        """[first, last] bar positions of ``period`` in ``index`` (inclusive)."""
-        if period not in PERIODS:
-            raise ValueError(f"unknown period {period!r}; choose {', '.join(PERIODS)}")
-        t_end = int(index.searchsorted(self.train_end, side="right")) - 1
-        v_end = int(index.searchsorted(self.val_end, side="right")) - 1
-        first, last = {"train": (0, t_end), "val": (t_end + 1, v_end),
-                       "test": (v_end + 1, len(index) - 1), "all": (0, len(index) - 1)}[period]
-        return first, last
 
 
 @dataclass
@@ -141,24 +95,25 @@ class CandleDataset:
     def __len__(self) -> int:
         return len(self.index)
 
-    def ends(self, period: str = "all", split: Split | None = None, *,
+    def ends(self, period: str = "all", fold: Fold | None = None, *,
              labelled: bool = True) -> np.ndarray:
-        """Window-end positions in ``period``; with ``labelled``, only those whose label is known and
-        whose label horizon stays inside the period (purged at the boundary)."""
+        """Window-end positions in ``period`` of ``fold``; with ``labelled``, only those whose
+        label is known and stays inside the period (``data.folds.purge``)."""
         if period == "all":
             first, last = 0, len(self) - 1
         else:
-            if split is None:
-                raise ValueError(f"period {period!r} needs a split")
-            first, last = split.period_bounds(self.index, period)
+            if fold is None:
+                raise ValueError(f"period {period!r} needs a fold")
+            first, last = fold.bounds(self.index, period)
         pos = np.arange(first, last + 1)
         pos = pos[self.window_ok[pos]]
         if labelled:
-            pos = pos[(self.labels[pos] >= 0) & (pos + horizon(self.spec.labels) <= last)]
+            pos = purge(pos[self.labels[pos] >= 0], last, horizon(self.spec.labels))
         return pos
 
-    def fit_normaliser(self, split: Split) -> Normaliser:
-        first, last = split.period_bounds(self.index, "train")
+    def fit_normaliser(self, fold: Fold) -> Normaliser:
+        """Mean and deviation of the training part's bars only."""
+        first, last = fold.bounds(self.index, "train")
         return Normaliser.fit(self.raw[first:last + 1])
 
     def matrix(self, normaliser: Normaliser) -> np.ndarray:

@@ -1,28 +1,42 @@
 """Saved models: weights in safetensors, everything else in JSON. Loading never unpickles.
 
-A model folder holds ``model.safetensors`` (the best weights), ``model.json`` (model kind and
-config, dataset spec, normalisation statistics, split, data fingerprint, versions), and while
-training ``last.safetensors`` + ``state.pt`` (optimizer state, loaded with weights_only=True).
+This module is the one reader and writer of model folders. A folder holds ``model.safetensors``
+(the best weights) and ``model.json`` (kind and config, dataset spec, normalisation statistics,
+fold, data fingerprint, versions and the ``model_hash``); while training it also holds
+``last.safetensors`` + ``state.pt`` (optimizer state and history, loaded with weights_only=True).
+
+``model_hash`` is a SHA-256 over the weights (names, dtypes, shapes, bytes) and the parts of
+model.json that decide what the model computes (kind, config, spec, normaliser); loading checks it,
+so a model file changed after it was saved is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import math
 import os
 import platform
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from data.dataset import DatasetSpec, Normaliser, Split
+from data.dataset import DatasetSpec, Normaliser
 from data.errors import AttnbtError
-from models.registry import build, config_from_dict, config_to_dict
+from data.folds import Fold
+from models.registry import KINDS, build, config_from_dict, config_to_dict
 
-WEIGHTS, META = "model.safetensors", "model.json"
+WEIGHTS, META, LAST, STATE = "model.safetensors", "model.json", "last.safetensors", "state.pt"
+MAX_PARAMETERS = 200_000_000
+MAX_SIZE = 1_000_000       # any single size field (width, window, layers ...)
+MAX_META_BYTES = 50_000_000
 
 
 class ModelError(AttnbtError):
@@ -30,14 +44,58 @@ class ModelError(AttnbtError):
 
 
 @dataclass
-class LoadedModel:
-    model: nn.Module
+class ModelMeta:
+    """model.json, read and checked: what the model is and what it was trained on."""
+
     kind: str
     config: object
     spec: DatasetSpec
     normaliser: Normaliser
-    split: Split | None
-    meta: dict
+    fold: Fold | None
+    raw: dict
+
+    @property
+    def preset(self) -> str:
+        return getattr(self.config, "preset", "?")
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}/{self.preset}"
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    meta_info: ModelMeta
+    model_hash: str
+
+    @property
+    def kind(self) -> str:
+        return self.meta_info.kind
+
+    @property
+    def config(self):
+        return self.meta_info.config
+
+    @property
+    def spec(self) -> DatasetSpec:
+        return self.meta_info.spec
+
+    @property
+    def normaliser(self) -> Normaliser:
+        return self.meta_info.normaliser
+
+    @property
+    def fold(self) -> Fold | None:
+        return self.meta_info.fold
+
+    @property
+    def meta(self) -> dict:
+        return self.meta_info.raw
+
+    @property
+    def name(self) -> str:
+        return self.meta_info.name
 
 
 def versions() -> dict:
@@ -53,63 +111,208 @@ def versions() -> dict:
             "pandas": v("pandas"), "python": platform.python_version()}
 
 
-def write_meta(folder: Path, *, kind: str, config, spec: DatasetSpec, normaliser: Normaliser,
-               split: Split | None, extra: dict) -> dict:
-    meta = {"kind": kind, "config": config_to_dict(config), "spec": spec.to_dict(),
-            "normaliser": normaliser.to_dict(), "split": split.to_dict() if split else None,
+# --- hashing -------------------------------------------------------------------------------------
+def _core(meta: dict) -> dict:
+    return {k: meta[k] for k in ("kind", "config", "spec", "normaliser")}
+
+
+def model_hash(weights: dict[str, torch.Tensor], meta: dict) -> str:
+    """16 hex digits identifying the weights and what the model computes."""
+    h = hashlib.sha256(json.dumps(_core(meta), sort_keys=True).encode())
+    for name in sorted(weights):
+        t = weights[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+# --- writing -------------------------------------------------------------------------------------
+def model_meta(*, kind: str, config, spec: DatasetSpec, normaliser: Normaliser, fold: Fold | None,
+               extra: dict) -> dict:
+    return {"kind": kind, "config": config_to_dict(config), "spec": spec.to_dict(),
+            "normaliser": normaliser.to_dict(), "split": fold.to_dict() if fold else None,
             "versions": versions(), **extra}
-    _atomic_write(folder / META, json.dumps(meta, indent=2, default=str))
-    return meta
 
 
-def save_weights(model: nn.Module, path: Path) -> None:
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_suffix(".tmp")
+def save_model(folder: Path, weights: dict[str, torch.Tensor], meta: dict) -> str:
+    """Write model.safetensors and model.json (with its model_hash); returns the hash."""
+    folder = Path(folder)
+    digest = model_hash(weights, meta)
+    _save_weights(weights, folder / WEIGHTS)
+    _atomic_write(folder / META, json.dumps({**meta, "model_hash": digest}, indent=2,
+                                            default=str))
+    return digest
+
+
+def save_training_state(folder: Path, state) -> None:
+    """The per-epoch checkpoint of ``models.train.TrainState`` (last weights + optimizer)."""
+    folder = Path(folder)
+    _save_weights(state.last_weights, folder / LAST)
+    cols = list(state.history[0]) if state.history else []
+    payload = {"optimizer": state.optimizer, "epoch": state.epoch, "best": state.best,
+               "bad": state.bad, "history_cols": cols,
+               "history": [[float(h[c]) for c in cols] for h in state.history]}
+    tmp = folder / (STATE + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, folder / STATE)
+
+
+def load_training_state(folder: Path):
+    """The TrainState saved by ``save_training_state`` (best weights from model.safetensors)."""
+    from models.train import TrainState
+
+    folder = Path(folder)
+    if not (folder / STATE).exists() or not (folder / LAST).exists():
+        raise ModelError(f"{folder} has no training state to resume from")
+    state = load_state(folder / STATE)
+    try:
+        history = [dict(zip(state["history_cols"], row, strict=True))
+                   for row in state["history"]]
+        return TrainState(int(state["epoch"]), float(state["best"]), int(state["bad"]), history,
+                          _load_weights(folder / LAST), _load_weights(folder / WEIGHTS),
+                          state["optimizer"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{folder / STATE} is damaged ({type(exc).__name__}: {exc})") from None
+
+
+def _save_weights(weights: dict[str, torch.Tensor], path: Path) -> None:
+    state = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
+    tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp))
     os.replace(tmp, path)
 
 
-def load_model(folder: str | Path, *, weights: str = WEIGHTS, device: str = "cpu") -> LoadedModel:
+# --- reading -------------------------------------------------------------------------------------
+def read_meta(folder: str | Path) -> ModelMeta:
+    """Read and check model.json: the only place it is parsed. Any damage is a ModelError."""
+    path = Path(folder) / META
+    if not path.is_file():
+        raise ModelError(f"{Path(folder)} holds no saved model ({META} is missing or not a file)")
+    try:
+        if path.stat().st_size > MAX_META_BYTES:
+            raise ModelError(f"{path} is too large to be a model description")
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ModelError(f"{path} is not readable JSON ({type(exc).__name__})") from None
+    if not isinstance(raw, dict):
+        raise ModelError(f"{path} is not a model description (expected a JSON object)")
+    try:
+        kind = raw["kind"]
+        if kind not in KINDS:
+            raise ValueError(f"unknown model kind {kind!r}")
+        config = _checked_config(kind, raw["config"])
+        spec_d = raw["spec"]
+        if not isinstance(spec_d, dict):
+            raise ValueError("spec must be an object")
+        spec = DatasetSpec.from_dict(spec_d)
+        if not isinstance(spec.window, int):
+            raise ValueError("spec.window must be a whole number")
+        normaliser = Normaliser.from_dict(raw["normaliser"])
+        for name, arr in (("mean", normaliser.mean), ("std", normaliser.std)):
+            if arr.shape != (spec.n_features,) or not np.isfinite(arr).all():
+                raise ValueError(f"normaliser {name} must hold {spec.n_features} finite numbers")
+        if (getattr(config, "n_features", spec.n_features) != spec.n_features
+                or getattr(config, "window", spec.window) != spec.window):
+            raise ValueError("the config's n_features/window do not match the spec")
+        fold = Fold.from_dict(raw["split"]) if raw.get("split") else None
+    except ModelError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+        raise ModelError(f"{path} is damaged or from an unknown version "
+                         f"({type(exc).__name__}: {exc})") from None
+    return ModelMeta(kind, config, spec, normaliser, fold, raw)
+
+
+def _checked_config(kind: str, d: object):
+    """The model config, every field type- and range-checked, within a parameter budget,
+    before anything is allocated."""
+    if not isinstance(d, dict):
+        raise ValueError("config must be an object")
+    cls = KINDS[kind][0]
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ValueError(f"unknown config field {sorted(unknown)[0]!r}")
+    for name, value in d.items():
+        tp = hints[name]
+        if tp is int:
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_SIZE:
+                raise ValueError(f"config.{name} must be a whole number in 1..{MAX_SIZE:,}")
+        elif tp is float:
+            if (not isinstance(value, int | float) or isinstance(value, bool)
+                    or not math.isfinite(value) or not 0 <= value < 1):
+                raise ValueError(f"config.{name} must be a number in [0, 1)")
+        elif tp is str:
+            if not isinstance(value, str):
+                raise ValueError(f"config.{name} must be text")
+        elif typing.get_origin(tp) is list:
+            if (not isinstance(value, list) or not 0 < len(value) <= 64
+                    or not all(isinstance(v, int) and not isinstance(v, bool)
+                               and 0 < v <= MAX_SIZE for v in value)):
+                raise ValueError(f"config.{name} must be a list of 1–64 whole numbers "
+                                 f"in 1..{MAX_SIZE:,}")
+    config = config_from_dict(kind, d)
+    if getattr(config, "n_classes", 3) != 3:
+        raise ValueError("config.n_classes must be 3")
+    heads = getattr(config, "n_heads", 1)
+    if getattr(config, "d_model", heads) % heads:
+        raise ValueError(f"config.d_model ({config.d_model}) must be a multiple of n_heads "
+                         f"({heads})")
+    if getattr(config, "preset", None) not in KINDS[kind][2]:
+        raise ValueError(f"config.preset must be one of {', '.join(KINDS[kind][2])}")
+    with torch.device("meta"):
+        n = sum(p.numel() for p in build(kind, config).parameters())
+    if n > MAX_PARAMETERS:
+        raise ValueError(f"the config describes {n:,} parameters, over the budget of "
+                         f"{MAX_PARAMETERS:,}")
+    return config
+
+
+def _load_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path} is not a valid safetensors file ({exc})") from None
+
+
+def load_model(folder: str | Path, *, weights: str = WEIGHTS, device: str = "cpu",
+               verify: bool = True) -> LoadedModel:
     """Rebuild a model from its folder alone; a clear ModelError for anything amiss."""
     folder = Path(folder)
-    meta_path, w_path = folder / META, folder / weights
-    if not meta_path.exists() or not w_path.exists():
-        raise ModelError(f"{folder} holds no saved model ({META} and {weights} are needed)")
-    try:
-        meta = json.loads(meta_path.read_text())
-        kind = meta["kind"]
-        config = config_from_dict(kind, meta["config"])
-        spec = DatasetSpec.from_dict(meta["spec"])
-        normaliser = Normaliser.from_dict(meta["normaliser"])
-        split = Split.from_dict(meta["split"]) if meta.get("split") else None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{meta_path} is damaged or from an unknown version ({exc})") from None
-    model = build(kind, config)
-    try:
-        state = load_file(str(w_path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(f"{w_path} is not a valid safetensors file ({exc})") from None
+    info = read_meta(folder)
+    w_path = folder / weights
+    if not w_path.is_file():
+        raise ModelError(f"{folder} holds no weights ({weights} is missing)")
+    state = _load_weights(w_path)
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ModelError(f"{w_path} holds non-finite weights (NaN or inf in {bad[0]}); the "
+                         "training diverged or the file is damaged")
+    model = build(info.kind, info.config)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise ModelError(f"{w_path} does not fit its config ({first})") from None
+    digest = model_hash(state, info.raw)
+    saved = info.raw.get("model_hash")
+    if verify and weights == WEIGHTS and saved is not None and saved != digest:
+        raise ModelError(f"{folder}: the model's files changed after it was saved (hash "
+                         f"{digest} != recorded {saved}); retrain or restore the files")
     model.to(device).eval()
-    return LoadedModel(model, kind, config, spec, normaliser, split, meta)
-
-
-def save_state(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    return LoadedModel(model, info, digest)
 
 
 def load_state(path: Path) -> dict:
     """Training state (optimizer, epoch, history); weights_only refuses arbitrary objects."""
     try:
-        return torch.load(path, weights_only=True, map_location="cpu")
+        state = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as exc:  # UnpicklingError and friends: never fall back to full unpickling
         raise ModelError(f"{path} is not a plain training state ({type(exc).__name__})") from None
+    if not isinstance(state, dict):
+        raise ModelError(f"{path} is not a plain training state (not a mapping)")
+    return state
 
 
 def check_compatible(loaded: LoadedModel, *, spec: DatasetSpec | None = None,
@@ -119,7 +322,7 @@ def check_compatible(loaded: LoadedModel, *, spec: DatasetSpec | None = None,
         raise ModelError(
             f"the model reads {loaded.spec.window}-bar windows of '{loaded.spec.features}' "
             f"features labelled '{loaded.spec.labels}', not {spec.window}-bar '{spec.features}' "
-            f"/ '{spec.labels}'; train a model for that, or drop the option")
+            f"/ '{spec.labels}'; train a model for that")
     trained_tf = loaded.meta.get("timeframe")
     if timeframe and trained_tf and timeframe != trained_tf:
         raise ModelError(f"the model was trained on {trained_tf} bars, the data has {timeframe} "
@@ -127,6 +330,11 @@ def check_compatible(loaded: LoadedModel, *, spec: DatasetSpec | None = None,
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+__all__ = ["LoadedModel", "ModelError", "ModelMeta", "check_compatible", "load_model",
+           "load_state", "load_training_state", "model_hash", "model_meta", "read_meta",
+           "save_model", "save_training_state", "versions"]

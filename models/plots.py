@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import io
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return buf.getvalue()
 
 
 def learning_curves_png(history: pd.DataFrame, title: str) -> bytes:
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    fig = Figure(figsize=(10, 3.5))
+    (a, b) = fig.subplots(1, 2)
     a.plot(history.epoch, history.train_loss, label="train loss")
     a.plot(history.epoch, history.val_loss, label="validation loss")
     best = history.val_loss.idxmin()
@@ -51,7 +48,7 @@ def attention_png(candles: pd.DataFrame, maps: list[np.ndarray], title: str,
     W×W map of each layer (averaged over heads)."""
     w = len(candles)
     n = len(maps)
-    fig = plt.figure(figsize=(4 + 3.2 * n, 7.5))
+    fig = Figure(figsize=(4 + 3.2 * n, 7.5))
     grid = fig.add_gridspec(3, n, height_ratios=[2, 1, 3], hspace=0.35)
     ax = fig.add_subplot(grid[0, :])
     draw_candles(ax, candles)

@@ -25,6 +25,17 @@ class WindowBatches:
         return self.matrix[ends[:, None] + self.offsets], self.labels[ends]
 
 
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run the block with ``n`` torch CPU threads, then restore the previous count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def autocast_for(device: torch.device, bf16: bool):
     """bfloat16 autocast on CUDA when asked for; a no-op context otherwise."""
     if bf16 and device.type == "cuda":

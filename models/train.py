@@ -1,39 +1,37 @@
-"""Offline training: chronological split, class-weighted cross-entropy, AdamW, early stopping.
+"""Offline training: class-weighted cross-entropy, AdamW, early stopping on the validation part.
+
+``fit`` takes candles, a dataset spec and a fold and returns a :class:`TrainResult` (the best
+model, its normaliser, the history and validation metrics); it writes nothing. A caller that wants
+to survive interruptions passes ``checkpoint``, called after every epoch with a
+:class:`TrainState`, and later ``resume=`` that state: each epoch re-seeds from (seed, epoch), so a
+resumed training ends with the same weights as one never interrupted.
 
 The per-bar feature matrix lives on the device once; each batch gathers its windows by index, so
-no window is ever copied host→device. Each epoch re-seeds from (seed, epoch), so a run resumed from
-its last checkpoint ends with the same weights as one never interrupted.
+no window is ever copied host→device. CPU training runs with ``threads`` torch threads (results
+depend on the thread count, so it is part of the config).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
+from torch import nn
 
-from data.dataset import CandleDataset, DatasetSpec, Split
-from models.checkpoint import (
-    ModelError,
-    load_model,
-    load_state,
-    save_state,
-    save_weights,
-    write_meta,
-)
+from data.dataset import CandleDataset, DatasetSpec, Normaliser
+from data.folds import Fold
+from models.checkpoint import ModelError
 from models.evaluate import article_metrics, class_prior, classification_metrics
-from models.registry import build, config_from_dict, make_config, n_parameters
-from models.step import WindowBatches, train_step
+from models.registry import build, make_config, n_parameters
+from models.step import WindowBatches, torch_threads, train_step
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 60
     batch_size: int = 256
@@ -46,13 +44,54 @@ class TrainConfig:
     bf16: bool = False                  # autocast to bfloat16 on CUDA
     compile: bool = False               # torch.compile the model (CUDA)
     max_grad_norm: float = 1.0
+    threads: int = 1                    # torch CPU threads (results depend on it)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.threads < 1:
+            raise ValueError("epochs, batch_size, patience and threads must be at least 1")
+        if not (np.isfinite(self.lr) and self.lr > 0):
+            raise ValueError("the learning rate must be a positive number")
+        if self.class_weighting not in ("balanced", "none"):
+            raise ValueError("class_weighting must be 'balanced' or 'none'")
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue a training after ``epoch``."""
+
+    epoch: int
+    best: float
+    bad: int
+    history: list[dict]
+    last_weights: dict[str, torch.Tensor]
+    best_weights: dict[str, torch.Tensor]
+    optimizer: dict
+
+
+@dataclass
+class TrainResult:
+    """A trained model (best validation epoch) and what it was trained from; nothing on disk."""
+
+    model: nn.Module | None
+    kind: str
+    preset: str
+    config: object
+    spec: DatasetSpec
+    normaliser: Normaliser
+    fold: Fold
+    train: TrainConfig
+    history: pd.DataFrame
+    metrics: dict
+    meta: dict = field(default_factory=dict)
+    state: TrainState | None = None
+    resumed_from: int | None = None    # epochs already done before this call (resume)
 
 
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ModelError("--device cuda was asked for, but this machine has no CUDA GPU")
+        raise ModelError("CUDA was asked for, but this machine has no CUDA GPU")
     if name not in ("cpu", "cuda"):
         raise ModelError(f"unknown device {name!r}; choose auto, cpu or cuda")
     return torch.device(name)
@@ -66,73 +105,65 @@ def class_weights(y: np.ndarray, mode: str) -> torch.Tensor:
     return torch.as_tensor(w / (w * prior).sum(), dtype=torch.float32)  # mean weight 1
 
 
-def train(candles: pd.DataFrame, spec: DatasetSpec, split: Split, out_dir: Path, **kwargs) -> dict:
-    """Train ``kind``/``preset`` on the train part, early-stop on validation; write ``out_dir``.
+def fit(candles: pd.DataFrame, spec: DatasetSpec, fold: Fold, *, kind: str = "attention",
+        preset: str = "article", cfg: TrainConfig | None = None,
+        resume: TrainState | None = None, model_config=None,
+        checkpoint: Callable[[TrainState, TrainResult], None] | None = None,
+        progress: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train ``kind``/``preset`` on the fold's training part, early-stopping on its validation
+    part; return the best epoch's model. Writes nothing.
 
-    Deterministic algorithms are switched on for the run (CPU: bit-identical weights for the same
-    seed) and restored afterwards. See ``_train`` for the keyword arguments.
+    Deterministic algorithms are on for CPU runs (bit-identical weights for the same seed and
+    thread count) and the global setting is restored afterwards, as is the thread count.
     """
+    cfg = cfg or TrainConfig()
+    device = pick_device(cfg.device)
     previous = torch.are_deterministic_algorithms_enabled()
-    device = pick_device((kwargs.get("cfg") or TrainConfig()).device)
     torch.use_deterministic_algorithms(device.type == "cpu" or previous)
     try:
-        return _train(candles, spec, split, out_dir, **kwargs)
+        with torch_threads(cfg.threads):
+            return _fit(candles, spec, fold, kind, preset, cfg, device, resume, model_config,
+                        checkpoint, progress)
     finally:
         torch.use_deterministic_algorithms(previous)
 
 
-def _train(candles: pd.DataFrame, spec: DatasetSpec, split: Split, out_dir: Path, *,
-          kind: str = "attention", preset: str = "article", cfg: TrainConfig | None = None,
-          extra_meta: dict | None = None, resume: bool = False,
-          progress: Callable[[dict], None] | None = None) -> dict:
-    """The training run behind ``train``; returns the validation metrics of the best epoch."""
-    cfg = cfg or TrainConfig()
-    device = pick_device(cfg.device)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _fit(candles, spec, fold, kind, preset, cfg, device, resume, model_config, checkpoint,
+         progress) -> TrainResult:
     ds = CandleDataset(candles, spec)
-    train_ends, val_ends = ds.ends("train", split), ds.ends("val", split)
-    if len(train_ends) < cfg.batch_size // 4 or len(val_ends) < 10:
+    train_ends, val_ends = ds.ends("train", fold), ds.ends("val", fold)
+    if len(train_ends) < max(cfg.batch_size // 4, 10) or len(val_ends) < 10:
         raise ModelError(f"too few samples to train ({len(train_ends)} train, {len(val_ends)} "
-                         "validation windows); give more bars or change the split")
-    normaliser = ds.fit_normaliser(split)
+                         "validation windows); give more bars, change the split or use a "
+                         "smaller batch")
+    normaliser = ds.fit_normaliser(fold)
     batches = WindowBatches(ds.matrix(normaliser), ds.labels, spec.window, device)
-    y_train = ds.labels[train_ends]
+    y_train, y_val = ds.labels[train_ends], ds.labels[val_ends]
     weights = class_weights(y_train, cfg.class_weighting).to(device)
 
     torch.manual_seed(cfg.seed)
-    model_cfg = make_config(kind, preset, spec.n_features, spec.window)
-    if resume:
-        meta = json.loads((out_dir / "model.json").read_text())
-        model_cfg = config_from_dict(kind, meta["config"])
-    model = build(kind, model_cfg).to(device)
+    model_config = model_config or make_config(kind, preset, spec.n_features, spec.window)
+    model = build(kind, model_config).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step_model = torch.compile(model) if cfg.compile else model
-
-    meta_extra = {"train": asdict(cfg), "n_parameters": n_parameters(model),
-                  "samples": {"train": len(train_ends), "val": len(val_ends)},
-                  "train_prior": class_prior(y_train).tolist(),
-                  "fingerprint": ds.fingerprint(), **(extra_meta or {})}
-    if not resume:
-        write_meta(out_dir, kind=kind, config=model_cfg, spec=spec, normaliser=normaliser,
-                   split=split, extra=meta_extra)
+    meta = {"train": asdict(cfg), "n_parameters": n_parameters(model),
+            "samples": {"train": len(train_ends), "val": len(val_ends)},
+            "train_prior": class_prior(y_train).tolist(), "fingerprint": ds.fingerprint()}
 
     start, best, bad, history = 0, float("inf"), 0, []
-    if resume:
-        state_path = out_dir / "state.pt"
-        if not state_path.exists():
-            raise ModelError(f"{out_dir} has no training state to resume from")
-        state = load_state(state_path)
-        model.load_state_dict(load_file(str(out_dir / "last.safetensors")))
-        opt.load_state_dict(state["optimizer"])
-        start, best, bad = int(state["epoch"]) + 1, float(state["best"]), int(state["bad"])
-        history = [dict(zip(state["history_cols"], row, strict=True))
-                   for row in state["history"]]
+    best_weights = _copy_weights(model)
+    if resume is not None:
+        model.load_state_dict(resume.last_weights)
+        opt.load_state_dict(resume.optimizer)
+        best_weights = {k: v.clone() for k, v in resume.best_weights.items()}
+        start, best, bad, history = resume.epoch + 1, resume.best, resume.bad, list(resume.history)
         if bad >= cfg.patience:
             start = cfg.epochs
+    resumed_from = start if resume is not None else None
 
     train_idx = torch.as_tensor(train_ends, device=device)
     val_idx = torch.as_tensor(val_ends, device=device)
+    state = resume
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
         torch.manual_seed(cfg.seed * 100_003 + epoch)
@@ -146,42 +177,53 @@ def _train(candles: pd.DataFrame, spec: DatasetSpec, split: Split, out_dir: Path
                               max_grad_norm=cfg.max_grad_norm)
             total += loss * len(y)
             count += len(y)
+        train_loss = float(total) / count
+        if not np.isfinite(train_loss):
+            raise ModelError(f"training diverged at epoch {epoch + 1} (loss is {train_loss}); "
+                             "lower the learning rate")
         val_loss, val_probs = _evaluate(model, batches, val_idx, weights)
-        y_val = ds.labels[val_ends]
         art = article_metrics(y_val, val_probs)
-        row = {"epoch": epoch, "train_loss": float(total) / count, "val_loss": val_loss,
+        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                "val_accuracy": classification_metrics(y_val, val_probs)["accuracy"],
                "val_error": art["error"], "val_hit_pct": art["hit_pct"],
                "val_missed_pct": art["missed_pct"], "seconds": time.perf_counter() - t0}
         history.append(row)
         if val_loss < best - 1e-6:
             best, bad = val_loss, 0
-            save_weights(model, out_dir / "model.safetensors")
+            best_weights = _copy_weights(model)
         else:
             bad += 1
-        save_weights(model, out_dir / "last.safetensors")
-        cols = list(row)
-        save_state(out_dir / "state.pt", {
-            "optimizer": opt.state_dict(), "epoch": epoch, "best": best, "bad": bad,
-            "history_cols": cols, "history": [[float(h[c]) for c in cols] for h in history]})
+        state = TrainState(epoch, best, bad, [dict(h) for h in history], _copy_weights(model),
+                           best_weights, opt.state_dict())
         if progress:
             progress({**row, "best_val_loss": best, "epochs": cfg.epochs})
+        if checkpoint:
+            checkpoint(state, _result(model_config, kind, preset, spec, normaliser, fold, cfg,
+                                      history, {}, meta, state, resumed_from, None))
         if bad >= cfg.patience:
             break
 
-    frame = pd.DataFrame(history)
-    frame.to_csv(out_dir / "history.csv", index=False)
-    from models.plots import learning_curves_png
-
-    (out_dir / "learning_curves.png").write_bytes(learning_curves_png(frame, f"{kind}/{preset}"))
-    best_model = load_model(out_dir, device=str(device)).model
+    best_model = build(kind, model_config).to(device)
+    best_model.load_state_dict(best_weights)
     _, val_probs = _evaluate(best_model, batches, val_idx, weights)
-    y_val = ds.labels[val_ends]
+    frame = pd.DataFrame(history)
     metrics = {**classification_metrics(y_val, val_probs), **article_metrics(y_val, val_probs),
                "best_epoch": int(frame.loc[frame.val_loss.idxmin(), "epoch"]),
                "epochs_run": len(frame), "seconds": float(frame.seconds.sum())}
-    (out_dir / "metrics.json").write_text(json.dumps({"validation": metrics}, indent=2))
-    return metrics
+    return _result(model_config, kind, preset, spec, normaliser, fold, cfg, history, metrics,
+                   meta, state, resumed_from, best_model.eval())
+
+
+def _result(model_config, kind, preset, spec, normaliser, fold, cfg, history, metrics, meta,
+            state, resumed_from, model) -> TrainResult:
+    """The typed result; ``model`` is None in the per-epoch checkpoint calls (the state holds
+    the weights)."""
+    return TrainResult(model, kind, preset, model_config, spec, normaliser, fold, cfg,
+                       pd.DataFrame(history), metrics, dict(meta), state, resumed_from)
+
+
+def _copy_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
 
 
 @torch.no_grad()
@@ -196,3 +238,6 @@ def _evaluate(model, batches: WindowBatches, idx: torch.Tensor, weights: torch.T
                       / weights[y].sum() * len(y))
         probs.append(logits.softmax(-1).cpu())
     return float(torch.stack(losses).sum()) / len(idx), torch.cat(probs).numpy()
+
+
+__all__ = ["TrainConfig", "TrainResult", "TrainState", "class_weights", "fit", "pick_device"]

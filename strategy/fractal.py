@@ -29,7 +29,7 @@ import pandas as pd
 PROB_COLUMNS = ("p_none", "p_buy", "p_sell")
 
 
-@dataclass
+@dataclass(frozen=True)
 class FractalParams:
     """How signals become orders (see the module docstring)."""
 
@@ -57,7 +57,7 @@ class FractalParams:
         return asdict(self)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Costs:
     """Trading costs. Prices in the candles are bids; a buy pays the ask = bid + spread.
 

@@ -1,0 +1,127 @@
+"""`attnbt backtest`: trade a trained run's predicted fractals and write the report."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from backtests.cli.common import (
+    CashOpt,
+    CommissionOpt,
+    ConfigOpt,
+    DataOpt,
+    DayfirstOpt,
+    FromOpt,
+    MaxHoldOpt,
+    PeriodOpt,
+    PipOpt,
+    PointOpt,
+    RiskOpt,
+    RunOpt,
+    RunsOpt,
+    SettingsArg,
+    ShortOpt,
+    SizingOpt,
+    SlippageOpt,
+    SortOpt,
+    SpreadOpt,
+    SpreadPipsOpt,
+    StopBufferOpt,
+    TakeProfitOpt,
+    ThresholdOpt,
+    ToOpt,
+    TzOpt,
+    UnitsOpt,
+    command_line,
+    console,
+    cost_overrides,
+    err_console,
+    file_settings,
+    fmt,
+    overrides_from,
+    threshold_overrides,
+)
+
+
+def backtest_cmd(
+    settings: SettingsArg = None,
+    run: RunOpt = "latest", data: DataOpt = None, tz: TzOpt = None, sort: SortOpt = None,
+    point: PointOpt = None, dayfirst: DayfirstOpt = None,
+    period: PeriodOpt = None, start: FromOpt = None, end: ToOpt = None,
+    cash: CashOpt = None, threshold: ThresholdOpt = None, short: ShortOpt = None,
+    take_profit_r: TakeProfitOpt = None, max_hold: MaxHoldOpt = None,
+    stop_buffer: StopBufferOpt = None, sizing: SizingOpt = None, units: UnitsOpt = None,
+    risk: RiskOpt = None, spread: SpreadOpt = None, spread_pips: SpreadPipsOpt = None,
+    pip: PipOpt = 0.0001, commission: CommissionOpt = None, slippage: SlippageOpt = None,
+    vs: Annotated[list[str] | None, typer.Option("--vs", help="Other trained runs to backtest on "
+                                                 "the same bars (repeatable).")] = None,
+    random_draws: Annotated[int | None, typer.Option(help="Random-entry draws for the p-value "
+                                                     "(default 1,000).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the random-entry draws "
+                                             "(default 0).")] = None,
+    config: ConfigOpt = None, runs_dir: RunsOpt = None,
+) -> None:
+    """Trade a trained run's predicted fractals on a period and write the report."""
+    from backtests.backtest import backtest, backtest_experiment
+
+    options = overrides_from(dict(locals()), rename={"seed": "backtest.random_seed",
+                                                     "data": "-", "run": "-", "vs": "-"})
+    options.pop("-", None)
+    options |= cost_overrides(spread, spread_pips, pip) | threshold_overrides(threshold)
+    layered = (file_settings(config) if config else {}) | options
+    exp = backtest_experiment(run, runs_dir, layered)
+    exp = exp.override(list(settings or []))
+    with err_console.status("backtesting"):
+        outcome = backtest(exp, run, vs=vs, source=data, command=command_line())
+    print_backtest(outcome)
+
+
+def print_backtest(outcome) -> None:
+    from backtests.backtest import best_threshold
+    from backtests.report import format_stats_table
+
+    for name, rows in outcome.threshold_tables.items():
+        chosen = best_threshold(rows)
+        console.print(f"{name}: threshold {chosen['threshold']} chosen on the validation bars "
+                      f"(return {chosen['validation return %']:.2f}% on "
+                      f"{chosen['validation trades']} validation trades)")
+    stats = Table(title=f"backtest {outcome.run.id} ({outcome.model}, model "
+                        f"{outcome.model_hash}, config {outcome.config_id})", show_header=False)
+    for label, value in format_stats_table(outcome.result.stats):
+        stats.add_row(escape(label), escape(value))
+    console.print(stats)
+    if outcome.in_sample:
+        console.print("[bold red]warning:[/bold red] this period overlaps the bars the model was "
+                      "trained or early-stopped on: these figures are in-sample.")
+    base = Table(title="same bars, same costs")
+    for col in ("baseline", "trades", "win rate %", "return %", "profit factor", "max DD %"):
+        base.add_column(col, justify="right" if col != "baseline" else "left")
+    for b in outcome.baselines.values():
+        if b["kind"] == "random_entries":
+            p = b["p_value"]
+            base.add_row(f"{b['label']} ({b['draws']} draws)", str(b["n_trades"]), "—",
+                         f"median {b['median_return_pct']:.2f} (5–95%: {b['p5_return_pct']:.2f} … "
+                         f"{b['p95_return_pct']:.2f})", f"p = {fmt(p)}" if p is not None else "—",
+                         "—")
+        else:
+            base.add_row(escape(b["label"]), fmt(b["n_trades"]), fmt(b["win_rate_pct"], True),
+                         fmt(b["total_return_pct"], True), fmt(b["profit_factor"]),
+                         fmt(b["max_drawdown_pct"], True))
+    console.print(base)
+    comp = Table(title="against the earlier article")
+    cols = ("source", "network", "bars", "error", "hit %", "missed %", "trades", "win rate %",
+            "return %")
+    for col in cols:
+        comp.add_column(col, justify="left" if col in ("source", "network", "bars") else "right")
+    for row in outcome.comparison:
+        comp.add_row(*[escape(row[c]) if isinstance(row.get(c), str)
+                       else fmt(row.get(c), pct=c.endswith("%")) for c in cols])
+    console.print(comp)
+    console.print(f"report: [bold]{outcome.report}[/bold]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backtest")(backtest_cmd)

@@ -1,0 +1,85 @@
+"""`attnbt data show|fetch`: load, inspect and download candles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from backtests.cli.common import DayfirstOpt, PointOpt, SortOpt, TzOpt, console
+
+app = typer.Typer(help="Load, fetch and inspect candle data.", no_args_is_help=True)
+
+Source = Annotated[str, typer.Argument(help="sample:EURUSD_H1, sample:GOOG_D1, a CSV path, or "
+                                       "yahoo:SYMBOL:INTERVAL (the local cache)")]
+
+
+def load_source(source: str, tz: str | None = None, sort: bool | None = None,
+                point: float | None = None, dayfirst: bool | None = None):
+    from data import load
+
+    kwargs = {"point": point}
+    if dayfirst is not None:
+        kwargs["dayfirst"] = dayfirst
+    return load(source, tz=tz or "UTC", sort=bool(sort), **kwargs)
+
+
+@app.command("show")
+def data_show(source: Source, tz: TzOpt = None, sort: SortOpt = None, point: PointOpt = None,
+              dayfirst: DayfirstOpt = None,
+              labels: Annotated[str, typer.Option(help="Label kind: 3bar or 5bar.")] = "3bar",
+              rows: Annotated[int, typer.Option(min=0, help="Rows to print from each end.")] = 3
+              ) -> None:
+    """Print rows, range, timeframe, gaps and the label balance of a source."""
+    from backtests.summary import describe_frame
+
+    candles = load_source(source, tz, sort, point, dayfirst)
+    print_summary(describe_frame(candles, labels))
+    console.print(candles.head(rows).to_string())
+    console.print("...")
+    console.print(candles.tail(rows).to_string(header=False, index_names=False))
+
+
+def print_summary(info: dict) -> None:
+    table = Table(title=f"{info['source']}", show_header=False)
+    table.add_row("rows", f"{info['rows']:,}")
+    table.add_row("range", f"{info['start']} → {info['end']} (UTC)")
+    table.add_row("timeframe", info["timeframe"])
+    columns = ", ".join(info["columns"])
+    if info.get("volume_from"):
+        columns += f"  (volume from {info['volume_from']})"
+    elif info["volume_missing"]:
+        columns += "  (volume absent in source: zeros)"
+    table.add_row("columns", columns)
+    if info.get("skipped_blank_lines"):
+        table.add_row("skipped", f"{info['skipped_blank_lines']} blank lines inside the file")
+    gaps = f"{info['gaps']} longer than one bar"
+    if info["largest_gaps"]:
+        gaps += "; largest: " + "; ".join(f"{a} → {b}" for a, b, _ in info["largest_gaps"])
+    table.add_row("gaps", gaps)
+    lab, share = info["labels"], info["label_share"]
+    table.add_row(f"labels ({info['label_kind']})",
+                  f"none {lab['none']:,} ({share['none']:.1%}), buy {lab['buy']:,} "
+                  f"({share['buy']:.1%}), sell {lab['sell']:,} ({share['sell']:.1%}); "
+                  f"{lab['both_as_none']} outside bars counted as none, {lab['unknown']} unknown")
+    console.print(table)
+
+
+@app.command("fetch")
+def data_fetch(
+    symbol: Annotated[str, typer.Argument(help="Yahoo Finance symbol, e.g. EURUSD=X.")],
+    interval: Annotated[str, typer.Option(help="Bar interval (1h, 1d, ...).")] = "1h",
+    start: Annotated[str | None, typer.Option(help="First date (UTC).")] = None,
+    end: Annotated[str | None, typer.Option(help="Last date (UTC, exclusive).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Cache folder (default $ATTNBT_CACHE "
+                                                   "or ~/.cache/attnbt).")] = None,
+) -> None:
+    """Download Yahoo Finance candles into the local cache (only what the cache lacks)."""
+    from data.yahoo import cache_path, fetch
+
+    with console.status(f"fetching {symbol} {interval} from Yahoo Finance"):
+        candles = fetch(symbol, interval, start, end, cache_dir=cache_dir)
+    console.print(f"{len(candles):,} bars {candles.index[0]} → {candles.index[-1]} cached in "
+                  f"{cache_path(symbol, interval, cache_dir)}; use it as yahoo:{symbol}:{interval}")

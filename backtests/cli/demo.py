@@ -1,0 +1,57 @@
+"""`attnbt demo`: the main job on the embedded sample, from training to the report."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from backtests.cli.common import RunsOpt, command_line, console, err_console, fmt
+
+
+def demo_cmd(runs_dir: RunsOpt = None,
+             epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs per model.")] = 60,
+             workers: Annotated[int | None, typer.Option(min=1, help="Trainings side by side "
+                                                         "(default: up to 2, by cores).")] = None
+             ) -> None:
+    """The main job on the embedded EURUSD H1 sample: train attention and a dense baseline
+    (seeded, one torch thread each, side by side), backtest both on the held-out test period,
+    compare, and write the HTML report."""
+    from backtests.backtest import backtest
+    from backtests.cli.backtest import print_backtest
+    from backtests.cli.data import print_summary
+    from backtests.config import Experiment
+    from backtests.executor import default_workers
+    from backtests.summary import describe_frame
+    from backtests.workflows import load_candles, train_many
+
+    base = Experiment().override({"data.source": "sample:EURUSD_H1", "train.epochs": epochs,
+                                  "train.seed": 0, "train.threads": 1,
+                                  "runtime.runs_dir": str(runs_dir) if runs_dir else None})
+    candles = load_candles(base)
+    print_summary(describe_frame(candles))
+    exps = [base.override({"model.kind": kind, "model.preset": preset})
+            for kind, preset in (("attention", "article"), ("dense", "matched"))]
+    workers = workers or min(2, default_workers())
+    err_console.print(f"training {len(exps)} models ({workers} at a time, 1 torch thread each)",
+                      highlight=False)
+
+    def done(i: int, result) -> None:
+        m = result.metrics
+        err_console.print(f"  {result.kind}/{result.preset}: {m['epochs_run']} epochs, "
+                          f"{m['seconds']:.1f}s, validation hit {fmt(m['hit_pct'], True)}%",
+                          highlight=False)
+
+    trained = train_many(exps, candles, workers=workers, on_done=done, command=command_line())
+    for run, result in trained:
+        console.print(f"trained {result.kind}/{result.preset} → {run.id}")
+    (att_run, _), (dense_run, _) = trained
+    with err_console.status("backtesting on the held-out test period"):
+        outcome = backtest(exps[0], att_run.id, vs=[dense_run.id], candles=candles,
+                           command=command_line())
+    print_backtest(outcome)
+    console.print(f"open the report in a browser: file://{outcome.report.resolve()}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo_cmd)

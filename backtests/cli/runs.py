@@ -1,0 +1,123 @@
+"""`attnbt runs list|show|rm`: the run registry."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from backtests.cli.common import RunsOpt, console
+from backtests.stats import format_value, stat
+from data.errors import AttnbtError
+
+app = typer.Typer(help="The run registry: list, show and remove runs.")
+
+
+def _check_kind(kind: str | None) -> None:
+    from backtests.store import KINDS
+
+    if kind is not None and kind not in KINDS:
+        raise AttnbtError(f"unknown run kind {kind!r}; choose {', '.join(KINDS)}")
+
+
+@app.callback(invoke_without_command=True)
+def runs_default(ctx: typer.Context, runs_dir: RunsOpt = None) -> None:
+    """List runs (same as `attnbt runs list`)."""
+    if ctx.invoked_subcommand is None:
+        list_cmd(runs_dir=runs_dir)
+
+
+@app.command("list")
+def list_cmd(
+    kind: Annotated[str | None, typer.Option(help="train | backtest | walkforward | sweep | "
+                                             "paper")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="Only runs whose data source "
+                                             "contains this text.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only runs whose model contains this "
+                                              "text.")] = None,
+    sort: Annotated[str | None, typer.Option(help="Sort by a statistic key (e.g. win_rate_pct, "
+                                             "sharpe) or a column (created).")] = None,
+    ascending: Annotated[bool, typer.Option("--ascending", help="Smallest first.")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many rows.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    runs_dir: RunsOpt = None,
+) -> None:
+    """List runs in the registry, newest first (or sorted by a statistic)."""
+    from backtests.store import Registry
+
+    _check_kind(kind)
+    sort = {"win_rate": "win_rate_pct", "return": "total_return_pct"}.get(sort, sort)
+    rows = Registry(runs_dir).list(kind=kind, data=data, model=model, sort=sort,
+                                   descending=not ascending, limit=limit)
+    if as_json:
+        console.print_json(json.dumps(rows, default=str))
+        return
+    if not rows:
+        console.print("no runs" + (" match" if (kind or data or model) else " yet"))
+        return
+    table = Table()
+    for col in ("id", "kind", "status", "model", "data", "config", "summary"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        summ = ", ".join(f"{stat(k).label}={format_value(v)}"
+                         for k, v in list(r["summary"].items())[:5])
+        status = r["status"] + (" (folder missing)" if r.get("missing") else "")
+        table.add_row(r["id"], r["kind"], status, r["model"] or "", escape(r["data"] or ""),
+                      r.get("config_id") or "", escape(summ))
+    console.print(table)
+
+
+@app.command("show")
+def show_cmd(run: Annotated[str, typer.Argument(help="Run id or unique prefix (4+ "
+                                                "characters), or 'latest'.")],
+             as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+             runs_dir: RunsOpt = None) -> None:
+    """A run's config (and its id), statistics and files."""
+    from backtests.store import Registry
+
+    info = Registry(runs_dir).get(run)
+    if as_json:
+        console.print_json(json.dumps(info, default=str))
+        return
+    table = Table(title=f"{info['kind']} run {info['id']}", show_header=False)
+    for key in ("status", "created", "finished", "model", "data", "fingerprint", "parent",
+                "config_id", "command"):
+        if info.get(key):
+            table.add_row(key, escape(str(info[key])))
+    meta = info.get("meta") or {}
+    if meta.get("model_hash"):
+        table.add_row("model_hash", meta["model_hash"])
+    for key, value in (info.get("summary") or {}).items():
+        table.add_row(stat(key).heading, format_value(value))
+    table.add_row("files", ", ".join(info.get("files") or []) or "(folder missing)")
+    console.print(table)
+    config = meta.get("config")
+    if config:
+        from backtests.config import Experiment, as_toml
+
+        try:
+            console.print(escape(as_toml(Experiment.from_dict(config, where="run.json"))))
+        except AttnbtError:
+            console.print_json(json.dumps(config, default=str))
+
+
+@app.command("rm")
+def rm_cmd(runs: Annotated[list[str], typer.Argument(help="Run ids or unique prefixes.")],
+           yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+           runs_dir: RunsOpt = None) -> None:
+    """Remove runs: their folders and registry rows (the trials table keeps its records)."""
+    from backtests.store import Registry
+
+    reg = Registry(runs_dir)
+    found = [reg.resolve(r) for r in runs]
+    ids = list(dict.fromkeys(r.id for r in found))
+    if not yes:
+        listing = ", ".join(ids)
+        if not typer.confirm(f"remove {len(ids)} run(s): {listing}?", default=False):
+            console.print("nothing removed")
+            raise typer.Exit(1)
+    removed = reg.remove(ids)
+    console.print(f"removed {len(removed)} run(s): {', '.join(removed)}")

@@ -1,0 +1,100 @@
+"""Run independent tasks inline or side by side in a process pool; results come back in order.
+
+Workers compute and return results; they never write runs (the driver records them). Each
+worker runs torch with a fixed number of threads (one by default): with several workers on few
+cores, more threads per process only fight for the same cores, and the thread count is part of
+what determines the numbers. A task whose worker died is retried once; since only the driver
+records, a retried task still gives one run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class TaskFailure:
+    """A task that raised: its index and the error, returned in place of its result."""
+
+    index: int
+    error: BaseException
+
+
+def default_workers() -> int:
+    """Worker processes to use by default: the cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process
+        pass
+
+
+def _call(fn: Callable, task: Any, threads: int) -> Any:
+    from models.step import torch_threads
+
+    with torch_threads(threads):
+        return fn(task)
+
+
+def run_tasks(fn: Callable[[Any], Any], tasks: Sequence[Any], *, workers: int = 1,
+              threads: int = 1, on_done: Callable[[int, Any], None] | None = None,
+              catch: tuple[type[BaseException], ...] = ()) -> list[Any]:
+    """``[fn(t) for t in tasks]``, computed by ``workers`` processes (inline when 1).
+
+    ``fn`` must be importable (a module-level function) for a pool. ``on_done(i, result)`` is
+    called in the driver as each task finishes (for progress). Errors of a type in ``catch`` are
+    returned as :class:`TaskFailure` so the other tasks finish; any other error is raised.
+    """
+    results: list[Any] = [None] * len(tasks)
+    if workers <= 1 or len(tasks) <= 1:
+        for i, task in enumerate(tasks):
+            try:
+                results[i] = _call(fn, task, threads)
+            except catch as exc:
+                results[i] = TaskFailure(i, exc)
+            if on_done:
+                on_done(i, results[i])
+        return results
+    pending = set(range(len(tasks)))
+    for attempt in range(2):
+        ctx = mp.get_context("spawn")
+        try:
+            with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx,
+                                     initializer=_init_worker, initargs=(threads,)) as pool:
+                futures = {pool.submit(_call, fn, tasks[i], threads): i for i in sorted(pending)}
+                while futures:
+                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        i = futures.pop(fut)
+                        try:
+                            results[i] = fut.result()
+                        except BrokenProcessPool:
+                            raise
+                        except catch as exc:
+                            results[i] = TaskFailure(i, exc)
+                        pending.discard(i)
+                        if on_done:
+                            on_done(i, results[i])
+            break
+        except BrokenProcessPool:
+            if attempt == 1:
+                raise
+    return results
+
+
+__all__ = ["TaskFailure", "default_workers", "run_tasks"]

@@ -1,0 +1,417 @@
+"""The steps users run, without printing: train, resume, score, evaluate, predict, attention.
+
+Computing and recording are apart: ``train_model`` takes an experiment and candles and returns a
+``TrainResult`` (it writes nothing and can run in a pool worker); ``record_training`` is the driver's
+recorder that writes the run folder and its registry row. ``train_run`` is both, in the driver,
+checkpointing each epoch into the run so that ``resume_run`` can continue it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from backtests import stats as stat_table
+from backtests.config import ConfigError, Experiment
+from backtests.store import Registry, Run
+from backtests.summary import timeframe
+from data import AttnbtError, DataError, fingerprint, load
+from data.dataset import CandleDataset
+from data.folds import Fold, Period, plain_split
+from data.labels import horizon
+from data.validate import to_utc
+from models.checkpoint import (
+    ModelError,
+    check_compatible,
+    load_model,
+    load_training_state,
+    model_meta,
+    read_meta,
+    save_model,
+    save_training_state,
+)
+from models.evaluate import ARTICLE_FIGURES, class_prior, evaluate_predictions
+from models.predict import PROB_COLUMNS, Predictor
+from models.train import TrainConfig, TrainResult, fit
+
+VALIDATION_FILE = "validation.parquet"
+# What `attnbt train --resume` may change: runtime knobs, and how many epochs to run in all.
+RESUMABLE_KEYS = ("train.epochs", "train.device", "runtime.runs_dir", "runtime.workers")
+
+
+def registry(exp_or_root: Experiment | str | Path | None = None) -> Registry:
+    root = exp_or_root.runtime.runs_dir if isinstance(exp_or_root, Experiment) else exp_or_root
+    return Registry(root)
+
+
+# --- data ----------------------------------------------------------------------------------------
+def load_candles(exp: Experiment) -> pd.DataFrame:
+    """The experiment's candles: its source read as configured, cut to data.start … data.end."""
+    d = exp.data
+    candles = load(d.source, tz=d.tz, sort=d.sort, point=d.point)
+    if d.start or d.end:
+        first, last = Period.between(d.start, d.end).positions(candles.index, "the data period")
+        attrs = dict(candles.attrs)
+        candles = candles.iloc[first:last + 1]
+        candles.attrs.update(attrs)
+    return candles
+
+
+def make_fold(exp: Experiment, index: pd.DatetimeIndex) -> Fold:
+    s = exp.split
+    return plain_split(index, s.train, s.val, train_end=s.train_end, val_end=s.val_end,
+                       embargo=s.embargo)
+
+
+def train_config(exp: Experiment) -> TrainConfig:
+    t = exp.train
+    return TrainConfig(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
+                       weight_decay=t.weight_decay, patience=t.patience, seed=t.seed,
+                       class_weighting=t.class_weighting, device=t.device, bf16=t.bf16,
+                       compile=t.compile, max_grad_norm=t.max_grad_norm, threads=t.threads)
+
+
+# --- training ------------------------------------------------------------------------------------
+def train_model(exp: Experiment, candles: pd.DataFrame | None = None, *,
+                progress: Callable[[dict], None] | None = None, checkpoint=None,
+                resume=None, model_config=None) -> TrainResult:
+    """Train the experiment's model (pure compute: writes nothing)."""
+    candles = load_candles(exp) if candles is None else candles
+    fold = make_fold(exp, candles.index)
+    return fit(candles, exp.dataset, fold, kind=exp.model.kind, preset=exp.model.preset,
+               cfg=train_config(exp), progress=progress, checkpoint=checkpoint, resume=resume,
+               model_config=model_config)
+
+
+def _model_extra(exp: Experiment, result: TrainResult, candles: pd.DataFrame, run: Run) -> dict:
+    return {**result.meta, "data": exp.data.source, "data_config": exp.to_dict()["data"],
+            "timeframe": str(timeframe(candles.index)), "run_id": run.id,
+            "experiment": exp.to_dict(), "config_id": exp.train_id,
+            "from": str(candles.index[0]), "to": str(candles.index[-1])}
+
+
+def _write_checkpoint(run: Run, exp: Experiment, candles: pd.DataFrame):
+    def checkpoint(state, partial: TrainResult) -> None:
+        meta = model_meta(kind=partial.kind, config=partial.config, spec=partial.spec,
+                          normaliser=partial.normaliser, fold=partial.fold,
+                          extra=_model_extra(exp, partial, candles, run))
+        save_model(run.path, state.best_weights, meta)
+        save_training_state(run.path, state)
+    return checkpoint
+
+
+def record_training(run: Run, exp: Experiment, result: TrainResult,
+                    candles: pd.DataFrame) -> str:
+    """Write a trained model and what describes it into ``run``'s folder; returns its hash."""
+    from models.plots import learning_curves_png
+
+    meta = model_meta(kind=result.kind, config=result.config, spec=result.spec,
+                      normaliser=result.normaliser, fold=result.fold,
+                      extra=_model_extra(exp, result, candles, run))
+    weights = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
+    digest = save_model(run.path, weights, meta)
+    if result.state is not None:
+        save_training_state(run.path, result.state)
+    run.write_text("history.csv", result.history.to_csv(index=False))
+    run.write_bytes("learning_curves.png", learning_curves_png(result.history,
+                                                               f"{result.kind}/{result.preset}"))
+    run.write_json("metrics.json", {"validation": result.metrics})
+    _write_validation_bars(run, candles, result.fold)
+    return digest
+
+
+def _write_validation_bars(run: Run, candles: pd.DataFrame, fold: Fold) -> None:
+    """The validation bars' candles and the saved model's probabilities, so that the signal
+    threshold can be chosen on them later whatever data a backtest reads."""
+    predictor = Predictor(load_model(run.path))
+    first, last = fold.bounds(candles.index, "val")
+    lo = max(0, first - predictor.spec.window - 64)   # enough history for complete windows
+    probs = predictor.predict_frame(candles.iloc[lo:last + 1]).iloc[first - lo:]
+    frame = candles.iloc[first:last + 1].join(probs)
+    tmp = run.path / (VALIDATION_FILE + ".tmp")
+    frame.to_parquet(tmp)
+    tmp.replace(run.path / VALIDATION_FILE)
+
+
+def train_run(exp: Experiment, *, candles: pd.DataFrame | None = None,
+              progress: Callable[[dict], None] | None = None,
+              command: str | None = None) -> tuple[Run, TrainResult]:
+    """Train in the driver and record the run (checkpointed each epoch, resumable)."""
+    reg = registry(exp)
+    candles = load_candles(exp) if candles is None else candles
+    make_fold(exp, candles.index)   # bad split → error before any folder exists
+    run = reg.create("train", model=f"{exp.model.kind}/{exp.model.preset}",
+                     data=exp.data.source, fingerprint=fingerprint(candles, exp.dataset),
+                     config_id=exp.train_id,
+                     command=command, meta={"config": exp.to_dict(),
+                                            "from": str(candles.index[0]),
+                                            "to": str(candles.index[-1])})
+    try:
+        with reg.recording(run):
+            result = train_model(exp, candles, progress=progress,
+                                 checkpoint=_write_checkpoint(run, exp, candles))
+            record_training(run, exp, result, candles)
+    except AttnbtError:
+        if not (run.path / "state.pt").exists():
+            reg.discard(run)   # bad input before any epoch: leave nothing behind
+        raise
+    _finish_training(reg, run, result)
+    return run, result
+
+
+def _finish_training(reg: Registry, run: Run, result: TrainResult) -> None:
+    reg.finish(run, stat_table.summary("train", result.metrics))
+
+
+def train_task(task: tuple[Experiment, pd.DataFrame | None]) -> TrainResult:
+    """A pool task: train one experiment and return the result (the driver records it)."""
+    exp, candles = task
+    return train_model(exp, candles)
+
+
+def record_run(exp: Experiment, result: TrainResult, candles: pd.DataFrame,
+               command: str | None = None) -> Run:
+    """The driver's recording of a training computed elsewhere: folder, files, registry row."""
+    reg = registry(exp)
+    run = reg.create("train", model=f"{exp.model.kind}/{exp.model.preset}",
+                     data=exp.data.source, fingerprint=fingerprint(candles, exp.dataset),
+                     config_id=exp.train_id, command=command,
+                     meta={"config": exp.to_dict(), "from": str(candles.index[0]),
+                           "to": str(candles.index[-1])})
+    with reg.recording(run):
+        record_training(run, exp, result, candles)
+    _finish_training(reg, run, result)
+    return run
+
+
+def train_many(experiments: list[Experiment], candles: pd.DataFrame | None = None, *,
+               workers: int = 1, on_done: Callable[[int, TrainResult], None] | None = None,
+               command: str | None = None) -> list[tuple[Run, TrainResult]]:
+    """Train several experiments side by side (a process pool when ``workers`` > 1, one torch
+    thread each unless the experiment says otherwise) and record each run in the driver, in
+    the order given. The numbers are the same whatever the worker count."""
+    from backtests.executor import run_tasks
+
+    loaded = [load_candles(e) if candles is None else candles for e in experiments]
+    threads = max(e.train.threads for e in experiments) if experiments else 1
+    results = run_tasks(train_task, list(zip(experiments, loaded, strict=True)),
+                        workers=workers, threads=threads, on_done=on_done)
+    return [(record_run(e, r, c, command), r)
+            for e, r, c in zip(experiments, results, loaded, strict=True)]
+
+
+def experiment_of(meta: dict) -> Experiment:
+    """The experiment a model was trained with (rebuilt from older model.json files too)."""
+    if isinstance(meta.get("experiment"), dict):
+        return Experiment.from_dict(meta["experiment"], where="model.json")
+    train = {k: v for k, v in (meta.get("train") or {}).items()
+             if k in TrainConfig.__dataclass_fields__}
+    return Experiment.from_dict({
+        "data": {"source": meta.get("data") or "sample:EURUSD_H1"},
+        "dataset": {k: meta["spec"][k] for k in ("window", "features", "labels")},
+        "model": {"kind": meta["kind"], "preset": meta["config"]["preset"]},
+        "train": train}, where="model.json")
+
+
+def resume_run(ref: str, *, overrides: dict | None = None, runs_dir: str | Path | None = None,
+               progress: Callable[[dict], None] | None = None) -> tuple[Run, TrainResult]:
+    """Continue an interrupted training from its last checkpoint.
+
+    Architecture, data and training settings come from the checkpoint; only ``RESUMABLE_KEYS``
+    may be overridden (e.g. more epochs, another device); anything else is an error.
+    """
+    reg = Registry(runs_dir)
+    run = reg.resolve(ref, kind="train")
+    info = read_meta(run.path)
+    exp = experiment_of(info.raw)
+    overrides = dict(overrides or {})
+    for key in overrides:
+        section, name = key.split(".") if "." in key else (None, key)
+        full = key if section else next((k for k in RESUMABLE_KEYS if k.endswith("." + key)), key)
+        if full not in RESUMABLE_KEYS:
+            raise ConfigError(f"{key} cannot change when resuming (the run was trained with "
+                              f"its own value); only {', '.join(RESUMABLE_KEYS)} can")
+    exp = exp.override(overrides | {"runtime.runs_dir": str(reg.root)})
+    state = load_training_state(run.path)
+    candles = load_candles(exp)
+    rec_from, rec_to = info.raw.get("from"), info.raw.get("to")
+    if rec_from and (str(candles.index[0]) != rec_from or str(candles.index[-1]) != rec_to):
+        raise DataError(f"the data of run {run.id} changed: it now spans {candles.index[0]} → "
+                        f"{candles.index[-1]}, the run was trained on {rec_from} → {rec_to}",
+                        rule="data changed")
+    fold = info.fold or make_fold(exp, candles.index)
+    reg.mark(run, "running")
+    with reg.recording(run):
+        result = fit(candles, exp.dataset, fold, kind=exp.model.kind, preset=exp.model.preset,
+                     cfg=train_config(exp), progress=progress, resume=state,
+                     model_config=info.config, checkpoint=_write_checkpoint(run, exp, candles))
+        record_training(run, exp, result, candles)
+    _finish_training(reg, run, result)
+    return run, result
+
+
+# --- applying a trained model --------------------------------------------------------------------
+@dataclass
+class Scored:
+    """A model run applied to candles: probabilities for every bar and the period's positions."""
+
+    run: Run
+    predictor: Predictor
+    candles: pd.DataFrame
+    probs: pd.DataFrame
+    first: int
+    last: int
+
+    @property
+    def name(self) -> str:
+        return self.predictor.loaded.name
+
+    @property
+    def period_candles(self) -> pd.DataFrame:
+        return self.candles.iloc[self.first:self.last + 1]
+
+    @property
+    def period_probs(self) -> pd.DataFrame:
+        return self.probs.iloc[self.first:self.last + 1]
+
+    def labelled(self) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, labels) of the period's windows whose label is known from bars inside
+        the period (the last ``horizon`` bars are purged, as at every split boundary)."""
+        ds = CandleDataset(self.candles, self.predictor.spec)
+        h = horizon(self.predictor.spec.labels)
+        ends = ds.ends("all")
+        ends = ends[(ends >= self.first) & (ends + h <= self.last)]
+        return ends, ds.labels[ends]
+
+    def metrics(self) -> dict:
+        """Model and trivial-predictor metrics on the period's labelled windows ({} if none)."""
+        ends, y = self.labelled()
+        if len(ends) == 0:
+            return {}
+        prior = np.asarray(self.predictor.loaded.meta.get("train_prior") or class_prior(y))
+        return evaluate_predictions(y, self.probs.to_numpy()[ends], prior, seed=0)
+
+
+def period_positions(index: pd.DatetimeIndex, fold: Fold | None, period: str,
+                     start: str | None = None, end: str | None = None) -> tuple[int, int]:
+    """Bar positions of a named period of the model's fold, or of ``start`` … ``end``."""
+    if start or end:
+        return Period.between(start, end).positions(index, "the period")
+    if period == "all":
+        return 0, len(index) - 1
+    if fold is None:
+        raise ModelError("this run has no split; use the whole data or give a start and end")
+    return fold.bounds(index, period)
+
+
+def data_for_model(loaded, source: str | None, exp: Experiment | None = None) -> pd.DataFrame:
+    """Candles for applying ``loaded``: ``source`` (or the model's own), read the way the
+    model's data was read (timezone, sort, point), unless ``exp`` says otherwise."""
+    base = experiment_of(loaded.meta)
+    d = (exp or base).data
+    src = source or base.data.source
+    return load(src, tz=d.tz, sort=d.sort, point=d.point)
+
+
+def score(ref: str, source: str | None = None, *, period: str = "test",
+          start: str | None = None, end: str | None = None,
+          runs_dir: str | Path | None = None, candles: pd.DataFrame | None = None,
+          device: str = "cpu") -> Scored:
+    """Load a trained run, check it fits the data, and score every bar of the data."""
+    run = Registry(runs_dir).resolve(ref, kind="train")
+    loaded = load_model(run.path, device=device)
+    if candles is None:
+        candles = data_for_model(loaded, source)
+    check_compatible(loaded, timeframe=str(timeframe(candles.index)))
+    predictor = Predictor(loaded, device)
+    probs = predictor.predict_frame(candles)
+    first, last = period_positions(candles.index, loaded.fold, period, start, end)
+    return Scored(run, predictor, candles, probs, first, last)
+
+
+def evaluate_run(ref: str, source: str | None = None, *, period: str = "test",
+                 start: str | None = None, end: str | None = None,
+                 runs_dir: str | Path | None = None, candles: pd.DataFrame | None = None) -> dict:
+    """Out-of-sample metrics of a run, trivial predictors, and the article's figures."""
+    scored = score(ref, source, period=period, start=start, end=end, runs_dir=runs_dir,
+                   candles=candles)
+    ends, _ = scored.labelled()
+    if len(ends) == 0:
+        raise DataError("the period holds no labelled windows to evaluate", rule="empty period")
+    loaded = scored.predictor.loaded
+    return {"run": scored.run.id, "model": loaded.meta["config"], "kind": loaded.kind,
+            "model_hash": loaded.model_hash, "period": period,
+            "start": str(scored.candles.index[ends[0]]), "end": str(scored.candles.index[ends[-1]]),
+            "samples": int(len(ends)), "results": scored.metrics(), "article": ARTICLE_FIGURES}
+
+
+def predict_run(ref: str, source: str | None, out: Path, *,
+                runs_dir: str | Path | None = None) -> tuple[Path, pd.DataFrame]:
+    """Write per-bar probabilities to CSV or Parquet (by the file suffix)."""
+    if out.suffix not in (".csv", ".parquet"):
+        raise DataError("the output must end in .csv or .parquet", source=str(out),
+                        rule="bad output")
+    if out.exists():
+        raise DataError("exists already; choose a new file name (nothing is overwritten)",
+                        source=str(out), rule="bad output")
+    scored = score(ref, source, period="all", runs_dir=runs_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    if out.suffix == ".csv":
+        scored.probs.to_csv(tmp, index_label="time")
+    else:
+        scored.probs.to_parquet(tmp)
+    tmp.replace(out)
+    return out, scored.probs
+
+
+def attention_plot(ref: str, source: str | None, at: str | None, out: Path | None, *,
+                   runs_dir: str | Path | None = None) -> Path:
+    """PNG of the attention maps for the window ending at bar ``at`` (default: the last bar)."""
+    from models.plots import attention_png
+
+    run = Registry(runs_dir).resolve(ref, kind="train")
+    loaded = load_model(run.path)
+    if loaded.kind != "attention":
+        raise ModelError(f"run {run.id} is a {loaded.name} model, which has no attention maps; "
+                         "give an attention run")
+    predictor = Predictor(loaded)
+    candles = data_for_model(loaded, source)
+    if at is None:
+        pos = len(candles) - 1
+    else:
+        ts = to_utc(at, "the bar time")
+        pos = int(candles.index.searchsorted(ts, side="right")) - 1
+        if pos < 0 or candles.index[pos] != ts:
+            raise DataError(f"no bar at {ts} in this data ({candles.index[0]} → "
+                            f"{candles.index[-1]})", rule="unknown bar")
+    probs, maps = predictor.attention_at(candles, pos)
+    w = predictor.spec.window
+    png = attention_png(candles.iloc[pos - w + 1:pos + 1], maps,
+                        f"{run.id} at {candles.index[pos]}", probs)
+    out = out or run.path / f"attention-{candles.index[pos]:%Y%m%d-%H%M}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(png)
+    return out
+
+
+def validation_bars(run: Run) -> pd.DataFrame | None:
+    """The validation candles + probabilities a train run kept (None for older runs)."""
+    path = run.path / VALIDATION_FILE
+    if not path.exists():
+        return None
+    frame = pd.read_parquet(path)
+    missing = [c for c in PROB_COLUMNS if c not in frame]
+    if missing:
+        raise ModelError(f"{path} is damaged (no {missing[0]} column)")
+    return frame
+
+
+__all__ = ["Scored", "attention_plot", "data_for_model", "evaluate_run", "experiment_of",
+           "load_candles", "make_fold", "period_positions", "predict_run", "record_training",
+           "resume_run", "score", "train_model", "train_run", "validation_bars"]
+
