@@ -34,6 +34,9 @@ class Period:
 
     def positions(self, index: pd.DatetimeIndex, what: str = "the period") -> tuple[int, int]:
         """[first, last] bar positions of the period in ``index``; DataError when it holds none."""
+        index = pd.DatetimeIndex(index)
+        if index.unit != "ns":   # the boundaries are nanosecond-exact
+            index = index.as_unit("ns")
         first = int(index.searchsorted(self.start)) if self.start is not None else 0
         last = (int(index.searchsorted(self.end, side="right")) - 1 if self.end is not None
                 else len(index) - 1)

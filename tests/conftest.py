@@ -20,11 +20,19 @@ def runs_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_run(eurusd, runs_dir):
     """An attention/article model trained for a few epochs on the sample (seeded)."""
-    from backtests.pipeline import train_run
-    from data import DatasetSpec
-    from models.train import TrainConfig
+    from backtests.config import Experiment
+    from backtests.workflows import train_run
 
-    run, metrics = train_run("sample:EURUSD_H1", kind="attention", preset="article",
-                             spec=DatasetSpec(features="scaled"), candles=eurusd,
-                             cfg=TrainConfig(epochs=3, seed=1), runs_dir=runs_dir)
+    exp = Experiment().override({"model.kind": "attention", "model.preset": "article",
+                                 "dataset.features": "scaled", "train.epochs": 3,
+                                 "train.seed": 1, "runtime.runs_dir": str(runs_dir)})
+    run, _ = train_run(exp, candles=eurusd)
     return run
+
+
+def experiment(runs_dir=None, **settings):
+    """An Experiment with ``settings`` (unique leaf keys) and the runs folder."""
+    from backtests.config import Experiment
+
+    extra = {"runtime.runs_dir": str(runs_dir)} if runs_dir is not None else {}
+    return Experiment().override({**settings, **extra})

@@ -58,7 +58,7 @@ def test_attention_map_png(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["evaluate", "--run", "nope"], "no run matches 'nope'"),
+    (["evaluate", "--run", "nope"], "no run 'nope'"),
     (["evaluate", "--data", "sample:GOOG_D1"], "trained on 0 days 01:00:00 bars"),
     (["evaluate", "--from", "2030-01-01"], "holds no bars"),
     (["evaluate", "--from", "2018-13-45"], "cannot read --from '2018-13-45'"),

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from candle_helpers import candles
 
-from data import CandleDataset, DataError, DatasetSpec, Normaliser, Split, fingerprint, load
+from data import CandleDataset, DataError, DatasetSpec, Fold, Normaliser, fingerprint, load
+from data.folds import plain_split
 from data.features import WARMUP
 
 
@@ -30,37 +31,40 @@ def test_spec_checks_and_round_trip():
 
 
 def test_split_by_fraction(frame):
-    split = Split.by_fraction(frame.index, 0.6, 0.2)
+    split = plain_split(frame.index, 0.6, 0.2)
     assert split.train_end == frame.index[179]  # 180 training bars
     assert split.val_end == frame.index[239]  # 60 validation bars, 60 test bars
-    assert split.period_bounds(frame.index, "train") == (0, 179)
-    assert split.period_bounds(frame.index, "val") == (180, 239)
-    assert split.period_bounds(frame.index, "test") == (240, 299)
-    assert split.period_bounds(frame.index, "all") == (0, 299)
-    assert Split.from_dict(split.to_dict()) == split
+    assert split.bounds(frame.index, "train") == (0, 179)
+    assert split.bounds(frame.index, "val") == (180, 239)
+    assert split.bounds(frame.index, "test") == (240, 299)
+    assert split.bounds(frame.index, "all") == (0, 299)
+    assert Fold.from_dict(split.to_dict()) == split
+    # the first model.json format (train_end / val_end only) reads as the same fold
+    old = {"train_end": split.train_end.isoformat(), "val_end": split.val_end.isoformat()}
+    assert Fold.from_dict(old) == split
     with pytest.raises(ValueError):
-        split.period_bounds(frame.index, "later")
+        split.bounds(frame.index, "later")
 
 
 @pytest.mark.parametrize(("train", "val"), [(0.0, 0.2), (0.8, 0.2), (1.2, 0.1), (0.5, -0.1)])
 def test_split_fractions_must_leave_a_test_part(frame, train, val):
     with pytest.raises(ValueError):
-        Split.by_fraction(frame.index, train, val)
+        plain_split(frame.index, train, val)
 
 
 def test_split_of_too_few_bars():
     with pytest.raises(DataError, match="too few"):
-        Split.by_fraction(candles(3).index, 0.6, 0.2)
+        plain_split(candles(3).index, 0.6, 0.2)
 
 
 def test_split_by_dates(frame):
-    split = Split.by_dates(frame.index, "2024-01-05", "2024-01-09 12:00")
+    split = plain_split(frame.index, train_end="2024-01-05", val_end="2024-01-09 12:00")
     assert split.train_end == pd.Timestamp("2024-01-05", tz="UTC")
-    first, last = split.period_bounds(frame.index, "train")
+    first, last = split.bounds(frame.index, "train")
     assert (first, last) == (0, 96)  # 2024-01-01 00:00 … 2024-01-05 00:00 inclusive
-    assert split.period_bounds(frame.index, "val") == (97, 204)
+    assert split.bounds(frame.index, "val") == (97, 204)
     # dates with an offset are converted
-    other = Split.by_dates(frame.index, "2024-01-05T02:00+02:00", "2024-01-09 12:00")
+    other = plain_split(frame.index, train_end="2024-01-05T02:00+02:00", val_end="2024-01-09 12:00")
     assert other == split
 
 
@@ -68,18 +72,18 @@ def test_split_by_dates(frame):
     ("2024-01-09", "2024-01-05"), ("2023-01-01", "2024-01-05"), ("2024-01-05", "2030-01-01")])
 def test_split_dates_must_be_ordered_and_inside(frame, train_end, val_end):
     with pytest.raises(DataError, match="bad split dates"):
-        Split.by_dates(frame.index, train_end, val_end)
+        plain_split(frame.index, train_end=train_end, val_end=val_end)
 
 
 @pytest.mark.parametrize("labels", ["3bar", "5bar"])
 def test_ends_are_purged_inside_each_period(frame, labels):
     spec = DatasetSpec(window=10, labels=labels)
     ds = CandleDataset(frame, spec)
-    split = Split.by_fraction(frame.index, 0.6, 0.2)
+    split = plain_split(frame.index, 0.6, 0.2)
     h = {"3bar": 1, "5bar": 2}[labels]
     seen = []
     for period in ("train", "val", "test"):
-        first, last = split.period_bounds(frame.index, period)
+        first, last = split.bounds(frame.index, period)
         ends = ds.ends(period, split)
         assert ends.min() >= first and ends.max() + h <= last
         assert ends.max() == last - h  # purged exactly h bars, not more
@@ -87,11 +91,11 @@ def test_ends_are_purged_inside_each_period(frame, labels):
         assert np.all(np.diff(ends) == 1)  # contiguous: nothing else dropped
         seen.append(ends)
     assert seen[0].min() == WARMUP + spec.window - 1  # first window with complete features
-    assert seen[1].min() == split.period_bounds(frame.index, "val")[0]
+    assert seen[1].min() == split.bounds(frame.index, "val")[0]
     everything = ds.ends("all")
     assert everything.max() == len(frame) - 1 - h
     assert not set(seen[0]) & set(seen[1]) and not set(seen[1]) & set(seen[2])
-    with pytest.raises(ValueError, match="needs a split"):
+    with pytest.raises(ValueError, match="needs a fold"):
         ds.ends("train")
 
 
@@ -108,8 +112,8 @@ def test_normaliser_round_trip_and_zero_spread_columns(frame):
 
 
 def test_matrix_has_zeros_for_warm_up_rows(frame):
-    ds = CandleDataset(frame, DatasetSpec())
-    matrix = ds.matrix(ds.fit_normaliser(Split.by_fraction(frame.index)))
+    ds = CandleDataset(frame, DatasetSpec(features="article"))
+    matrix = ds.matrix(ds.fit_normaliser(plain_split(frame.index)))
     assert matrix.shape == (len(frame), 12) and matrix.dtype == np.float32
     assert (matrix[:WARMUP] == 0).all()
     assert np.isfinite(matrix).all()
@@ -132,7 +136,7 @@ def test_fingerprint_changes_with_one_price(frame):
 
 def test_fingerprint_changes_with_the_spec(frame):
     prints = {fingerprint(frame, s) for s in (
-        DatasetSpec(), DatasetSpec(window=21), DatasetSpec(features="scaled"),
+        DatasetSpec(), DatasetSpec(window=21), DatasetSpec(features="article"),
         DatasetSpec(labels="5bar"))}
     assert len(prints) == 4
     assert fingerprint(frame) not in prints

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from candle_helpers import candles
 
-from data import CandleDataset, DatasetSpec, Split, compute_features
+from data import CandleDataset, DatasetSpec, compute_features, plain_split
 from data.features import WARMUP
 from data.labels import horizon
 
@@ -85,7 +85,7 @@ def _position(index: pd.DatetimeIndex, stamp: pd.Timestamp) -> int:
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.features}-{s.labels}")
 def test_training_labels_do_not_depend_on_validation_or_test_bars(frame, spec):
-    split = Split.by_fraction(frame.index, 0.6, 0.2)
+    split = plain_split(frame.index, 0.6, 0.2)
     ds = CandleDataset(frame, spec)
     t_end = _position(frame.index, split.train_end)
     ends = ds.ends("train", split)
@@ -100,7 +100,7 @@ def test_training_labels_do_not_depend_on_validation_or_test_bars(frame, spec):
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.features}-{s.labels}")
 def test_validation_labels_do_not_depend_on_test_bars(frame, spec):
-    split = Split.by_fraction(frame.index, 0.6, 0.2)
+    split = plain_split(frame.index, 0.6, 0.2)
     ds = CandleDataset(frame, spec)
     v_end = _position(frame.index, split.val_end)
     ends = ds.ends("val", split)
@@ -115,7 +115,7 @@ def test_validation_labels_do_not_depend_on_test_bars(frame, spec):
 
 def test_the_unpurged_boundary_bar_would_leak(frame):
     """Why the purge matters: the last training bar's label does change with the next bar."""
-    split = Split.by_fraction(frame.index, 0.6, 0.2)
+    split = plain_split(frame.index, 0.6, 0.2)
     t_end = _position(frame.index, split.train_end)
     ds = CandleDataset(frame, DatasetSpec())
     changed = CandleDataset(extreme_after(frame, t_end), DatasetSpec())
@@ -127,7 +127,7 @@ def test_the_unpurged_boundary_bar_would_leak(frame):
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.features}-{s.labels}")
 def test_normaliser_is_fitted_on_training_bars_only(frame, spec):
-    split = Split.by_fraction(frame.index, 0.6, 0.2)
+    split = plain_split(frame.index, 0.6, 0.2)
     t_end = _position(frame.index, split.train_end)
     norm = CandleDataset(frame, spec).fit_normaliser(split)
     for changed in (replace_after(frame, t_end, seed=6), extreme_after(frame, t_end)):
@@ -143,7 +143,7 @@ def test_normaliser_is_fitted_on_training_bars_only(frame, spec):
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.features}-{s.labels}")
 def test_windows_are_the_rows_ending_at_each_end(frame, spec):
-    split = Split.by_fraction(frame.index, 0.6, 0.2)
+    split = plain_split(frame.index, 0.6, 0.2)
     ds = CandleDataset(frame, spec)
     matrix = ds.matrix(ds.fit_normaliser(split))
     W = spec.window

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 import torch
 
-from data import DatasetSpec, Split
-from models.checkpoint import load_model
+from data import DatasetSpec, plain_split
+from models.checkpoint import load_model, model_meta, save_model
 from models.predict import Predictor
-from models.train import TrainConfig, train
+from models.train import TrainConfig, fit
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
                                                   reason="no CUDA GPU on this machine")]
@@ -28,10 +28,13 @@ def synthetic_candles(n=1500, seed=0):
 @pytest.mark.parametrize("bf16", [False, True])
 def test_training_on_cuda_and_predicting_on_cpu_agree(tmp_path, bf16):
     candles = synthetic_candles()
-    split = Split.by_fraction(candles.index)
-    metrics = train(candles, DatasetSpec(features="scaled"), split, tmp_path, kind="attention",
-                    preset="article", cfg=TrainConfig(epochs=2, device="cuda", bf16=bf16))
-    assert metrics["epochs_run"] == 2
+    fold = plain_split(candles.index)
+    result = fit(candles, DatasetSpec(features="scaled"), fold, kind="attention",
+                 preset="article", cfg=TrainConfig(epochs=2, device="cuda", bf16=bf16))
+    assert result.metrics["epochs_run"] == 2
+    save_model(tmp_path, result.model.state_dict(),
+               model_meta(kind=result.kind, config=result.config, spec=result.spec,
+                          normaliser=result.normaliser, fold=result.fold, extra=result.meta))
     cpu = Predictor(load_model(tmp_path), "cpu").predict_frame(candles)
     gpu = Predictor(load_model(tmp_path, device="cuda"), "cuda").predict_frame(candles)
     np.testing.assert_allclose(cpu.to_numpy(), gpu.to_numpy(), atol=2e-3, equal_nan=True)
