@@ -205,6 +205,7 @@ class _Head:
         self.raw_names = split_line(first, self.sep)
         self.names = [normalise_name(n) for n in self.raw_names]
         self.header_lines = 1
+        self.body_offset = end.end() if end else len(text)  # where the line after the names starts
         self.dialect = self._dialect(text, end)
 
     def _dialect(self, text: str, end: re.Match | None) -> str:
@@ -269,41 +270,48 @@ def _parse_table(text: str, head: _Head, source: str, names: list[str] | None = 
     """Read the rows under ``head``. A row whose field count differs from the header's is an
     error naming its line; lines of only separators/whitespace between rows are skipped and
     counted; blank lines at the end are not data."""
-    physical = _NEWLINE.split(text)
     names = names if names is not None else head.names
+    blank_chars = " \t\r\n\x0b\x0c" + ("" if head.sep == _WHITESPACE else head.sep)
+    if not text[head.body_offset:].strip(blank_chars):  # fast: megabytes of blank lines
+        raise DataError("no rows of data", source=source, rule="empty")
+    physical = _NEWLINE.split(text)
     # header_lines counts non-blank lines; find the physical line after the last of them
     index, seen = head.line - 1, 0
-    while seen < head.header_lines:
+    while seen < head.header_lines and index < len(physical):
         if physical[index].strip():
             seen += 1
         index += 1
     body = physical[index:]
     first_line = index + 1  # 1-based file line of body[0]
+    filled = [i for i, line in enumerate(body) if line.strip(blank_chars)]
     records: list[list[str]] = []
-    lines: list[int] = []
-    try:
-        if head.sep == _WHITESPACE:
-            for i, line in enumerate(body):
-                records.append(line.split())
-                lines.append(first_line + i)
-        else:
-            reader = csv.reader(body, delimiter=head.sep, skipinitialspace=True)
-            consumed = 0
+    starts: list[int] = []  # index in body of each record's first line
+    if head.sep == _WHITESPACE:
+        records, starts = [body[i].split() for i in filled], filled
+    else:
+        reader = csv.reader((body[i] for i in filled), delimiter=head.sep,
+                            skipinitialspace=True)
+        consumed = 0
+        try:
             for record in reader:
                 records.append(record)
-                lines.append(first_line + consumed)
+                starts.append(filled[consumed])
                 consumed = reader.line_num
-    except csv.Error as exc:
-        raise DataError(f"could not read as CSV ({exc})", source=source,
-                        rows=[first_line + reader.line_num - 1], rule="malformed CSV") from None
-    blank = [not any(cell.strip() for cell in record) for record in records]
-    last = max((i for i, b in enumerate(blank) if not b), default=-1)
-    records, lines, blank = records[: last + 1], lines[: last + 1], blank[: last + 1]
-    skipped = [line for line, b in zip(lines, blank, strict=True) if b]
-    rows = [r for r, b in zip(records, blank, strict=True) if not b]
-    row_lines = np.array([line for line, b in zip(lines, blank, strict=True) if not b], dtype=int)
-    if not rows:
+        except csv.Error as exc:
+            at = filled[min(reader.line_num, len(filled)) - 1] if filled else 0
+            raise DataError(f"could not read as CSV ({exc})", source=source,
+                            rows=[first_line + at], rule="malformed CSV") from None
+    data = [i for i, record in enumerate(records) if any(cell.strip() for cell in record)]
+    if not data:
         raise DataError("no rows of data", source=source, rule="empty")
+    rows = [records[i] for i in data]
+    row_lines = first_line + np.array([starts[i] for i in data], dtype=int)
+    # skipped: every line before the last row that starts no row and continues none
+    used = np.zeros(starts[data[-1]] + 1, dtype=bool)
+    used[[i for i in filled if i <= starts[data[-1]]]] = True
+    is_row = set(data)
+    used[[starts[i] for i in range(len(records)) if i not in is_row]] = False
+    skipped = (first_line + np.flatnonzero(~used)).tolist()
     width = len(names)
     wrong = [i for i, r in enumerate(rows) if len(r) != width]
     if wrong:
