@@ -15,8 +15,23 @@ def timeframe(index: pd.DatetimeIndex) -> pd.Timedelta | None:
     return pd.Series(index[1:] - index[:-1]).mode().iloc[0]
 
 
+_UNITS = (("w", 7 * 86400), ("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
+
+
+def timeframe_label(step: pd.Timedelta | None) -> str:
+    """A short bar-size label: ``1min``, ``5min``, ``1h``, ``4h``, ``1d``, ``1w`` (``?`` if None)."""
+    if step is None or pd.isna(step) or step <= pd.Timedelta(0):
+        return "?"
+    seconds = step.total_seconds()
+    for suffix, size in _UNITS:
+        if seconds % size == 0:
+            return f"{int(seconds // size)}{suffix}"
+    return f"{seconds * 1000:g}ms"
+
+
 def describe_frame(candles: pd.DataFrame, label_kind: str = "3bar") -> dict:
-    """Rows, range, timeframe, gaps and label balance of a canonical candle frame."""
+    """Rows, range, timeframe, gaps and label balance of a canonical candle frame, and what
+    loading it did: where volume came from, blank lines skipped, columns ignored, the point."""
     index = candles.index
     step = timeframe(index)
     gaps = []
@@ -29,9 +44,14 @@ def describe_frame(candles: pd.DataFrame, label_kind: str = "3bar") -> dict:
     return {
         "source": candles.attrs.get("source", "?"),
         "rows": len(candles), "start": str(index[0]), "end": str(index[-1]),
-        "timeframe": str(step) if step is not None else "?",
+        "timeframe": timeframe_label(step),
         "columns": list(candles.columns),
         "volume_missing": bool(candles.attrs.get("volume_missing", False)),
+        "volume_from": candles.attrs.get("volume_from"),
+        "skipped_blank_lines": int(candles.attrs.get("skipped_blank_lines", 0)),
+        "skipped_blank_line_numbers": list(candles.attrs.get("skipped_blank_line_numbers", [])),
+        "ignored_columns": list(candles.attrs.get("ignored_columns", [])),
+        "point": candles.attrs.get("point"),
         "gaps": len(gaps), "largest_gaps": gaps[:3],
         "labels": labels, "label_kind": label_kind,
         "label_share": {k: labels[k] / known if known else 0.0 for k in ("none", "buy", "sell")},

@@ -21,7 +21,7 @@ class DataError(AttnbtError, ValueError):
         rule: str | None = None,
     ) -> None:
         self.source = source
-        self.rows = list(rows) if rows is not None else []
+        self.rows = [int(r) for r in rows] if rows is not None else []
         self.rule = rule
         parts = []
         if source:

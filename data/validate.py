@@ -2,6 +2,8 @@
 
 Canonical frame: tz-aware UTC ``DatetimeIndex`` (ns) named ``time``, strictly increasing, float columns
 ``open high low close volume`` (+ ``spread`` in price units when the source has it).
+``attrs["volume_from"]`` names the column volume came from (None: absent, zeros and
+``attrs["volume_missing"]``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pandas as pd
 from data.errors import DataError
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
+MAX_SPREAD_SHARE = 0.05  # a spread over 5 % of the close is a unit mistake (points for price)
 CANONICAL_COLUMNS = (*PRICE_COLUMNS, "volume")
 _FIRST, _LAST = pd.Timestamp("1678-01-01", tz="UTC"), pd.Timestamp("2261-12-31", tz="UTC")
 
@@ -72,6 +75,10 @@ def validate_frame(
     out = pd.DataFrame(index=pd.DatetimeIndex(index, name="time"))
     out.attrs.update(frame.attrs)  # e.g. the MT5 point the spread was converted with
     wanted = list(CANONICAL_COLUMNS) + (["spread"] if "spread" in cols else [])
+    if "volume" in cols:
+        out.attrs["volume_from"] = frame.attrs.get("volume_from") or str(cols["volume"]).lower()
+    else:
+        out.attrs["volume_from"] = None
     for name in wanted:
         if name not in cols:  # volume absent: zeros, and the frame says so
             out[name] = 0.0
@@ -105,8 +112,18 @@ def validate_frame(
     _check(np.flatnonzero(out["volume"].to_numpy() < 0), "volume is negative",
            "negative volume", source, lines)
     if "spread" in out:
-        _check(np.flatnonzero(out["spread"].to_numpy() < 0), "spread is negative",
-               "negative spread", source, lines)
+        spread = out["spread"].to_numpy()
+        _check(np.flatnonzero(spread < 0), "spread is negative", "negative spread", source, lines)
+        absurd = np.flatnonzero(spread > MAX_SPREAD_SHARE * c)
+        if len(absurd):
+            i = absurd[0]
+            used = out.attrs.get("point")
+            how = f" (converted from points with point={used:g})" if used else ""
+            raise DataError(
+                f"spread {spread[i]:g}{how} is over {MAX_SPREAD_SHARE:.0%} of the close {c[i]:g}: "
+                "is it in points rather than price units? Give the size of one point with point= "
+                "(--point), e.g. 0.00001 for EURUSD",
+                source=source, rows=lines[absurd], rule="spread units")
 
     stamps = out.index.asi8
     dup = pd.Index(stamps).duplicated(keep=False)

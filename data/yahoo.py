@@ -6,8 +6,12 @@ later ``fetch`` tops the cache up with only the bars it lacks.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable
+import re
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -128,22 +132,84 @@ def flatten_yfinance(frame: pd.DataFrame, symbol: str) -> pd.DataFrame:
     return out
 
 
-def _download(symbol, interval, start, end, downloader, source, allow_empty=False):
-    if downloader is None:
-        import yfinance as yf
+# What a failed connection says, through requests, urllib3, curl_cffi (yfinance ≥ 0.2.5x) or the OS.
+_OFFLINE = re.compile(
+    r"resolve host|name resolution|name or service not known|nodename nor servname|getaddrinfo"
+    r"|failed to connect|failed to establish|network is unreachable|no route to host"
+    r"|connection (?:refused|reset|aborted)|timed? ?out|curl: \((?:5|6|7|28|35|56)\)"
+    r"|connectionerror|dnserror|max retries", re.IGNORECASE)
+# Loggers that yfinance and its HTTP stack write to while downloading.
+_NOISY_LOGGERS = ("yfinance", "curl_cffi", "urllib3", "requests", "peewee")
 
-        downloader = yf.download
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.messages.append(record.getMessage())
+        except Exception:  # a malformed record must not break the fetch
+            self.messages.append(str(record.msg))
+
+
+@contextmanager
+def _quiet() -> Iterator[list[str]]:
+    """Keep yfinance's logging and warnings out of the terminal; yield what they said."""
+    handler = _Collect()
+    saved = []
+    for name in _NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.handlers[:], logger.propagate))
+        logger.handlers, logger.propagate = [handler], False
     try:
-        raw = downloader(symbol, start=start, end=end, interval=interval, auto_adjust=False,
-                         progress=False, multi_level_index=True)
-    except Exception as exc:  # yfinance raises many network/JSON error types
-        raise DataError(f"could not download from Yahoo Finance ({type(exc).__name__}: {exc})",
-                        source=source, rule="network") from None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield handler.messages
+            handler.messages.extend(str(w.message) for w in caught)
+    finally:
+        for logger, handlers, propagate in saved:
+            logger.handlers, logger.propagate = handlers, propagate
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _offline(source: str, said: str) -> DataError:
+    return DataError(f"cannot reach Yahoo Finance: the network is unreachable or Yahoo did not "
+                     f"answer ({_one_line(said, 120)})", source=source, rule="network")
+
+
+def _download(symbol, interval, start, end, downloader, source, allow_empty=False):
+    """One yfinance request; its noise is kept quiet and failures become one-line DataErrors."""
+    with _quiet() as said:
+        if downloader is None:
+            import yfinance as yf
+
+            downloader = yf.download
+        try:
+            raw = downloader(symbol, start=start, end=end, interval=interval, auto_adjust=False,
+                             progress=False, multi_level_index=True)
+        except Exception as exc:  # yfinance raises many network/JSON error types
+            what = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, ConnectionError | TimeoutError) or _OFFLINE.search(what):
+                raise _offline(source, what) from None
+            raise DataError(f"could not download from Yahoo Finance ({_one_line(what)})",
+                            source=source, rule="network") from None
     if raw is None or raw.empty:
+        # yfinance logs a failed request and answers with an empty frame
+        offline = next((m for m in said if _OFFLINE.search(m)), None)
+        if offline is not None:
+            raise _offline(source, offline)
         if allow_empty:
             return None
+        told = next((m for m in reversed(said) if m.strip()), None)
         raise DataError(f"Yahoo Finance returned no bars for {start} → {end}; check the symbol "
-                        "and the dates", source=source, rule="empty answer")
+                        "and the dates" + (f" (yfinance: {_one_line(told)})" if told else ""),
+                        source=source, rule="empty answer")
     return flatten_yfinance(raw, symbol)
 
 

@@ -25,6 +25,10 @@ HEADERS = [
     ",Open,High,Low,Close,Volume",
     "open,high,low,close",
     "",
+    '"time";"open";"high";"low";"close";"tick_volume";"spread";"real_volume"',
+    "\ufeff\ufefftime\topen\thigh\tlow\tclose\treal_volume\tspread",
+    "<DATE>\t<TIME>\t<OPEN>\t<HIGH>\t<LOW>\t<CLOSE>\t<TICKVOL>\t<VOL>\t<SPRAED>",
+    ",".join(f"c{i}" for i in range(70)),
 ]
 CELLS = st.one_of(
     st.sampled_from([
@@ -33,7 +37,8 @@ CELLS = st.one_of(
         "2020-01-01T00:00:00+00:00", "2020-01-01 00:00:00+02:00", "1700000000", "1700000000000",
         "-5", "0x10", "1j", "now", "today", "NaT", "None", "True", "\"", "\"a,b\"", "€", "日本",
         "\ufeff", "2262-05-01", "0000-01-01", "99999-12-31", "1e20", "abc", ";", "\t", ",",
-        "Ticker", "Price", "<DATE>",
+        "Ticker", "Price", "<DATE>", "02.01.2023 00:00:00", "13.01.2023", "01/13/2023 10:00",
+        "1.1456500000000001", "\x1c.07225", "\r\n", "\t\t\t",
     ]),
     st.text(max_size=12),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
@@ -107,6 +112,7 @@ def nearly_valid_csv(draw) -> bytes:
 
 
 def _check_only_data_error(raw: bytes, **kwargs) -> None:
+    """Whatever loads is canonical; anything else is a DataError naming the file."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "fuzz.csv"
         path.write_bytes(raw)
@@ -134,6 +140,104 @@ def test_malformed_csv_raises_only_data_error(raw: bytes) -> None:
 
 @FUZZ
 @given(nearly_valid_csv(), st.sampled_from(["UTC", "Europe/Athens", "America/New_York"]),
-       st.booleans())
-def test_nearly_valid_csv_raises_only_data_error(raw: bytes, tz: str, sort: bool) -> None:
-    _check_only_data_error(raw, tz=tz, sort=sort)
+       st.booleans(), st.sampled_from([None, True, False]), st.sampled_from([None, 1e-5]))
+def test_nearly_valid_csv_raises_only_data_error(raw: bytes, tz: str, sort: bool,
+                                                 dayfirst: bool | None,
+                                                 point: float | None) -> None:
+    _check_only_data_error(raw, tz=tz, sort=sort, dayfirst=dayfirst, point=point)
+
+
+# --- the same candles, written every way a user's file may be written, load the same ----------
+
+@st.composite
+def rendered_candles(draw) -> dict:
+    """Valid candles rendered with a random dialect, BOMs, quoting, separator, date order, float
+    noise, blank lines inside and at the end; returns the bytes, load() kwargs and the truth."""
+    n = draw(st.integers(2, 10))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    ticks = 114_000 + np.cumsum(rng.integers(-40, 41, n))  # prices on the 0.00001 grid
+    open_, close = np.r_[ticks[0], ticks[:-1]], ticks
+    high = np.maximum(open_, close) + rng.integers(0, 20, n)
+    low = np.minimum(open_, close) - rng.integers(0, 20, n)
+    spread = rng.integers(0, 30, n)
+    times = pd.date_range(draw(st.sampled_from(["2023-01-02 00:00", "2023-03-05 10:00"])),
+                          periods=n, freq=draw(st.sampled_from(["h", "D"])))
+    dialect = draw(st.sampled_from(["generic", "mt5_api", "mt5_terminal"]))
+    noise = draw(st.booleans())
+
+    def price(t: int) -> str:
+        return f"{t / 1e5:.17g}" if noise else f"{t / 1e5:.5f}"
+
+    style = draw(st.sampled_from(["iso", "dayfirst", "monthfirst"]))
+    stamp_fmt = {"iso": "%Y-%m-%d %H:%M:%S", "dayfirst": "%d.%m.%Y %H:%M",
+                 "monthfirst": "%m/%d/%Y %H:%M"}[style]
+    if dialect == "mt5_terminal":
+        names = ["<DATE>", "<TIME>", "<OPEN>", "<HIGH>", "<LOW>", "<CLOSE>", "<TICKVOL>",
+                 "<SPREAD>"]
+        rows = [[t.strftime("%Y.%m.%d"), t.strftime("%H:%M:%S"), price(o), price(h), price(lo),
+                 price(c), "10", str(s)]
+                for t, o, h, lo, c, s in zip(times, open_, high, low, close, spread, strict=True)]
+        style = "iso"
+    else:
+        names = (["time", "open", "high", "low", "close", "tick_volume", "spread", "real_volume"]
+                 if dialect == "mt5_api" else ["Date", "Open", "High", "Low", "Close", "Volume"])
+        rows = []
+        for t, o, h, lo, c, s in zip(times, open_, high, low, close, spread, strict=True):
+            row = [t.strftime(stamp_fmt), price(o), price(h), price(lo), price(c), "10"]
+            rows.append(row + [str(s), "0"] if dialect == "mt5_api" else row)
+    sep = draw(st.sampled_from([",", ";", "\t"]))
+    quote = draw(st.booleans())
+    header = sep.join(f'"{name}"' if quote else name for name in names)
+    lines = [sep.join(r) for r in rows]
+    blanks = draw(st.lists(st.integers(1, len(lines) - 1), max_size=3))  # inside, never first
+    for at in sorted(blanks, reverse=True):
+        lines.insert(at, draw(st.sampled_from(["", "  ", sep * (len(names) - 1)])))
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    tail = newline * draw(st.integers(0, 3))
+    text = draw(st.sampled_from(["", "\ufeff", "\ufeff\ufeff"])) + newline.join(
+        [header, *lines]) + newline + tail
+    encoding = draw(st.sampled_from(["utf-8", "utf-16"]))
+    kwargs = {} if style == "iso" else {"dayfirst": style == "dayfirst"}
+    truth = pd.DataFrame({"open": open_ / 1e5, "high": high / 1e5, "low": low / 1e5,
+                          "close": close / 1e5, "volume": 10.0},
+                         index=pd.DatetimeIndex(times, name="time").tz_localize("UTC"))
+    if dialect != "generic":
+        truth["spread"] = spread * 1e-5
+    return {"raw": text.encode(encoding), "kwargs": kwargs, "truth": truth,
+            "skipped": len(blanks), "rows": rows, "sep": sep, "header": header,
+            "newline": newline}
+
+
+@settings(FUZZ, max_examples=100)
+@given(rendered_candles())
+def test_any_rendering_of_the_same_candles_loads_the_same(case: dict) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "candles.csv"
+        path.write_bytes(case["raw"])
+        frame = load(path, **case["kwargs"])
+    truth = case["truth"]
+    assert list(frame.columns) == list(truth.columns)
+    assert frame.index.equals(truth.index)
+    np.testing.assert_allclose(frame.to_numpy(), truth.to_numpy(), rtol=1e-12, atol=1e-15)
+    assert frame.attrs["skipped_blank_lines"] == case["skipped"]
+
+
+@settings(FUZZ, max_examples=100)
+@given(rendered_candles(), st.data())
+def test_a_row_with_a_field_too_many_or_too_few_never_loads(case: dict, data) -> None:
+    rows = [list(r) for r in case["rows"]]
+    i = data.draw(st.integers(0, len(rows) - 1))
+    if data.draw(st.booleans()):
+        del rows[i][data.draw(st.integers(0, len(rows[i]) - 1))]
+    else:
+        rows[i].insert(data.draw(st.integers(0, len(rows[i]))), "1")
+    text = case["newline"].join([case["header"], *(case["sep"].join(r) for r in rows)])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "candles.csv"
+        path.write_bytes(text.encode())
+        try:
+            load(path, **case["kwargs"])
+        except DataError as exc:
+            assert exc.rule == "malformed CSV" and exc.rows == [i + 2], str(exc)
+        else:
+            raise AssertionError("a row with a wrong field count loaded")

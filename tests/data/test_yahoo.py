@@ -224,3 +224,40 @@ def test_bad_bars_from_yahoo_are_reported_not_cached(tmp_path):
         fetch(SYMBOL, "1h", "2025-06-02", "2025-06-14", cache_dir=tmp_path,
               downloader=FakeYahoo(bars), now=NOW)
     assert not cache_path(SYMBOL, "1h", tmp_path).exists()
+
+
+class OfflineYahoo:
+    """What ``yf.download`` does without a network: it logs the failure through the "yfinance"
+    logger, lets its HTTP stack warn, and answers with an empty frame."""
+
+    def __call__(self, tickers, **kwargs):
+        import logging
+        import warnings
+
+        log = logging.getLogger("yfinance")
+        log.error("\n1 Failed download:")
+        log.error(f"['{tickers}']: DNSError('Failed to perform, curl: (6) Could not resolve "
+                  "host: query2.finance.yahoo.com. See https://curl.se/libcurl/c/"
+                  "libcurl-errors.html first for more details.')")
+        logging.getLogger("urllib3").warning("Retrying after connection broken")
+        warnings.warn("unverified HTTPS request", UserWarning, stacklevel=2)
+        return pd.DataFrame()
+
+
+class DNSError(Exception):
+    """Shaped like ``curl_cffi.requests.exceptions.DNSError`` (not an OSError)."""
+
+
+@pytest.mark.parametrize("downloader", [
+    OfflineYahoo(),
+    FakeYahoo(error=DNSError("Failed to perform, curl: (6) Could not resolve host: "
+                             "query2.finance.yahoo.com")),
+])
+def test_offline_fetch_says_so_in_one_line_without_library_noise(tmp_path, downloader, caplog,
+                                                                 recwarn):
+    with pytest.raises(DataError, match="network is unreachable") as info:
+        fetch(SYMBOL, "1h", "2025-06-02", "2025-06-14", cache_dir=tmp_path,
+              downloader=downloader, now=NOW)
+    assert info.value.rule == "network" and "\n" not in str(info.value)
+    assert caplog.records == [] and len(recwarn) == 0
+    assert not cache_path(SYMBOL, "1h", tmp_path).exists()
