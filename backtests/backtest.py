@@ -195,7 +195,7 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
         from data import load
 
         d = exp.data
-        candles = load(source, tz=d.tz, sort=d.sort, point=d.point)
+        candles = load(source, tz=d.tz, sort=d.sort, point=d.point, dayfirst=d.dayfirst)
     scored = score(ref, source, period=b.period, start=b.start, end=b.end, runs_dir=runs_dir,
                    candles=candles)
     bars = scored.period_candles

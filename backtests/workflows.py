@@ -52,7 +52,7 @@ def registry(exp_or_root: Experiment | str | Path | None = None) -> Registry:
 def load_candles(exp: Experiment) -> pd.DataFrame:
     """The experiment's candles: its source read as configured, cut to data.start … data.end."""
     d = exp.data
-    candles = load(d.source, tz=d.tz, sort=d.sort, point=d.point)
+    candles = load(d.source, tz=d.tz, sort=d.sort, point=d.point, dayfirst=d.dayfirst)
     if d.start or d.end:
         first, last = Period.between(d.start, d.end).positions(candles.index, "the data period")
         attrs = dict(candles.attrs)
@@ -159,6 +159,9 @@ def train_run(exp: Experiment, *, candles: pd.DataFrame | None = None,
         if not (run.path / "state.pt").exists():
             reg.discard(run)   # bad input before any epoch: leave nothing behind
         raise
+    except KeyboardInterrupt as exc:
+        exc.run_id = run.id    # the run is marked interrupted and can be resumed
+        raise
     _finish_training(reg, run, result)
     return run, result
 
@@ -245,11 +248,16 @@ def resume_run(ref: str, *, overrides: dict | None = None, runs_dir: str | Path 
                         rule="data changed")
     fold = info.fold or make_fold(exp, candles.index)
     reg.mark(run, "running")
-    with reg.recording(run):
-        result = fit(candles, exp.dataset, fold, kind=exp.model.kind, preset=exp.model.preset,
-                     cfg=train_config(exp), progress=progress, resume=state,
-                     model_config=info.config, checkpoint=_write_checkpoint(run, exp, candles))
-        record_training(run, exp, result, candles)
+    try:
+        with reg.recording(run):
+            result = fit(candles, exp.dataset, fold, kind=exp.model.kind, preset=exp.model.preset,
+                         cfg=train_config(exp), progress=progress, resume=state,
+                         model_config=info.config,
+                         checkpoint=_write_checkpoint(run, exp, candles))
+            record_training(run, exp, result, candles)
+    except KeyboardInterrupt as exc:
+        exc.run_id = run.id
+        raise
     _finish_training(reg, run, result)
     return run, result
 
@@ -314,7 +322,7 @@ def data_for_model(loaded, source: str | None, exp: Experiment | None = None) ->
     base = experiment_of(loaded.meta)
     d = (exp or base).data
     src = source or base.data.source
-    return load(src, tz=d.tz, sort=d.sort, point=d.point)
+    return load(src, tz=d.tz, sort=d.sort, point=d.point, dayfirst=d.dayfirst)
 
 
 def score(ref: str, source: str | None = None, *, period: str = "test",

@@ -63,8 +63,8 @@ class Period:
     @classmethod
     def between(cls, start: str | pd.Timestamp | None, end: str | pd.Timestamp | None) -> Period:
         """A period from user-given times (naive times are UTC)."""
-        return cls(to_utc(start, "start") if start is not None else None,
-                   to_utc(end, "end") if end is not None else None)
+        return cls(to_utc(start, "the start time") if start is not None else None,
+                   to_utc(end, "the end time") if end is not None else None)
 
 
 @dataclass(frozen=True)

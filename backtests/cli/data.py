@@ -20,10 +20,7 @@ def load_source(source: str, tz: str | None = None, sort: bool | None = None,
                 point: float | None = None, dayfirst: bool | None = None):
     from data import load
 
-    kwargs = {"point": point}
-    if dayfirst is not None:
-        kwargs["dayfirst"] = dayfirst
-    return load(source, tz=tz or "UTC", sort=bool(sort), **kwargs)
+    return load(source, tz=tz or "UTC", sort=bool(sort), point=point, dayfirst=dayfirst)
 
 
 @app.command("show")
@@ -54,7 +51,14 @@ def print_summary(info: dict) -> None:
         columns += "  (volume absent in source: zeros)"
     table.add_row("columns", columns)
     if info.get("skipped_blank_lines"):
-        table.add_row("skipped", f"{info['skipped_blank_lines']} blank lines inside the file")
+        lines = ", ".join(map(str, info.get("skipped_blank_line_numbers") or []))
+        table.add_row("skipped", f"{info['skipped_blank_lines']} blank lines inside the file"
+                      + (f" (lines {lines}{', …' if info['skipped_blank_lines'] > 10 else ''})"
+                         if lines else ""))
+    if info.get("ignored_columns"):
+        table.add_row("ignored columns", ", ".join(info["ignored_columns"]))
+    if info.get("point"):
+        table.add_row("spread point", f"{info['point']:g} (spread converted to price units)")
     gaps = f"{info['gaps']} longer than one bar"
     if info["largest_gaps"]:
         gaps += "; largest: " + "; ".join(f"{a} → {b}" for a, b, _ in info["largest_gaps"])

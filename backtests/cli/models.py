@@ -83,7 +83,7 @@ def train_cmd(
             raise typer.BadParameter("--resume takes no config file or settings")
         with _epoch_progress(epochs) as on_epoch:
             run, result = _interruptible(lambda: workflows.resume_run(
-                resume, overrides=given, runs_dir=runs_dir, progress=on_epoch), resume)
+                resume, overrides=given, runs_dir=runs_dir, progress=on_epoch))
         if result.resumed_from is not None and result.resumed_from >= result.train.epochs:
             console.print(f"run [bold]{run.id}[/bold] had already finished its "
                           f"{len(result.history)} epochs: nothing to resume")
@@ -91,7 +91,8 @@ def train_cmd(
     else:
         exp = build_experiment(config, options, settings)
         with _epoch_progress(exp.train.epochs) as on_epoch:
-            run, result = workflows.train_run(exp, progress=on_epoch, command=command_line())
+            run, result = _interruptible(lambda: workflows.train_run(
+                exp, progress=on_epoch, command=command_line()))
     m = result.metrics
     console.print(f"trained {result.kind}/{result.preset} in {m['seconds']:.1f}s "
                   f"({m['epochs_run']} epochs, best {m['best_epoch']}): validation "
@@ -100,12 +101,15 @@ def train_cmd(
     console.print(f"run [bold]{run.id}[/bold] → {run.path}")
 
 
-def _interruptible(fn, run_id: str):
+def _interruptible(fn):
+    """Run a training; on Ctrl-C or SIGTERM say which run to resume and exit 130."""
     try:
         return fn()
     except KeyboardInterrupt as exc:
-        exc.hint = f"continue with: attnbt train --resume {run_id}"
-        raise
+        run_id = getattr(exc, "run_id", None)
+        hint = f"; continue with: attnbt train --resume {run_id}" if run_id else ""
+        err_console.print(f"interrupted{hint}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
 
 
 class _epoch_progress:

@@ -8,6 +8,8 @@ import sys
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.slow   # each test starts `python -m backtests` and most train
+
 
 def attnbt(*args, runs_dir, cwd=None):
     env = {**os.environ, "ATTNBT_RUNS": str(runs_dir), "COLUMNS": "200"}
@@ -40,6 +42,9 @@ def test_train_evaluate_predict_and_list(cli_runs, tmp_path):
     assert again.returncode != 0 and "nothing is overwritten" in again.stderr
     ls = attnbt("runs", runs_dir=cli_runs)
     assert "dense/matched" in ls.stdout and "done" in ls.stdout
+    listed = json.loads(attnbt("runs", "list", "--json", runs_dir=cli_runs).stdout)
+    assert len(listed) == 1 and listed[0]["command"].startswith("attnbt train --model dense")
+    assert listed[0]["fingerprint"] and listed[0]["config_id"]
     (run_id,) = [p.name for p in cli_runs.iterdir() if p.is_dir()]
     meta = json.loads((cli_runs / run_id / "model.json").read_text())
     assert meta["kind"] == "dense" and meta["data"] == "sample:EURUSD_H1"
@@ -61,7 +66,7 @@ def test_attention_map_png(tmp_path):
     (["evaluate", "--run", "nope"], "no run 'nope'"),
     (["evaluate", "--data", "sample:GOOG_D1"], "trained on 0 days 01:00:00 bars"),
     (["evaluate", "--from", "2030-01-01"], "holds no bars"),
-    (["evaluate", "--from", "2018-13-45"], "cannot read --from '2018-13-45'"),
+    (["evaluate", "--from", "2018-13-45"], "cannot read the start time '2018-13-45'"),
     (["evaluate", "--data", "missing.csv"], "no such file"),
     (["attention"], "has no attention maps"),
 ])
@@ -75,33 +80,59 @@ def test_bad_options_give_one_clear_line(cli_runs, args, message):
 
 def test_unknown_model_kind_is_a_usage_error(tmp_path):
     res = attnbt("train", "--model", "gpt5", "--epochs", "1", runs_dir=tmp_path)
-    assert res.returncode != 0 and "unknown model" in res.stderr
+    assert res.returncode == 2 and "model.kind = 'gpt5'; choose attention" in res.stderr
     assert "Traceback" not in res.stderr
 
 
 def test_training_that_fails_on_bad_input_leaves_no_run_behind(tmp_path):
     import data
-    from backtests.pipeline import train_run
-    from backtests.runs import list_runs
+    from backtests.config import Experiment
+    from backtests.store import Registry
+    from backtests.workflows import train_run
     from models.checkpoint import ModelError
 
     tiny = data.load("sample:EURUSD_H1").iloc[:150]
     with pytest.raises(ModelError, match="too few samples"):
-        train_run("sample:EURUSD_H1", candles=tiny, runs_dir=tmp_path)
-    assert list_runs(tmp_path) == []
+        train_run(Experiment().override({"runtime.runs_dir": str(tmp_path)}), candles=tiny)
+    assert Registry(tmp_path).list() == []
     assert [p for p in tmp_path.iterdir() if p.is_dir()] == []
 
 
 def test_train_on_a_date_range_then_resume(tmp_path):
-    import json
+    """An interrupted training on a date range resumes on the same range, from its checkpoint,
+    and ends with the weights of a training never interrupted."""
+    import signal
+    import time
 
     runs = tmp_path / "runs"
-    res = attnbt("train", "--model", "conv", "--epochs", "2", "--from", "2017-06-01",
-                 "--to", "2017-12-31", runs_dir=runs)
-    assert res.returncode == 0, res.stderr
+    args = ("train", "--model", "conv", "--epochs", "12", "--patience", "100", "--from",
+            "2017-06-01", "--to", "2017-12-31")
+    full = attnbt(*args, runs_dir=tmp_path / "full")
+    assert full.returncode == 0, full.stderr
+    env = {**os.environ, "ATTNBT_RUNS": str(runs)}
+    proc = subprocess.Popen([sys.executable, "-m", "backtests", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(runs.glob("*/state.pt")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
     (run_id,) = [p.name for p in runs.iterdir() if p.is_dir()]
+    if proc.returncode == 0:
+        pytest.skip("training finished before it could be interrupted")
+    assert proc.returncode == 130 and f"attnbt train --resume {run_id}" in err
+    listed = json.loads(attnbt("runs", "list", "--json", runs_dir=runs).stdout)
+    assert listed[0]["status"] == "interrupted"
     meta = json.loads((runs / run_id / "run.json").read_text())
     assert meta["from"].startswith("2017-06-01") and meta["to"].startswith("2017-12-29")
-    again = attnbt("train", "--resume", run_id, "--epochs", "2", runs_dir=runs)
+    bad = attnbt("train", "--resume", run_id, "--lr", "0.1", runs_dir=runs)
+    assert bad.returncode == 2 and "cannot change when resuming" in bad.stderr
+    again = attnbt("train", "--resume", run_id, runs_dir=runs)
     assert again.returncode == 0, again.stderr
-    assert json.loads((runs / run_id / "model.json").read_text())["split"]["val_end"] < "2017-12-31"
+    (full_id,) = [p.name for p in (tmp_path / "full").iterdir() if p.is_dir()]
+    done = json.loads((runs / run_id / "model.json").read_text())
+    assert done["split"]["val_end"] < "2017-12-31"
+    assert (runs / run_id / "last.safetensors").read_bytes() == (
+        tmp_path / "full" / full_id / "last.safetensors").read_bytes()
+    finished = attnbt("train", "--resume", run_id, runs_dir=runs)
+    assert finished.returncode == 0 and "nothing to resume" in finished.stdout
