@@ -212,6 +212,8 @@ class Experiment:
 
 
 def _build_section(name: str, cls: type, values: dict) -> Any:
+    for key, value in values.items():   # ranges first, so the error names the key
+        _check_value(f"{name}.{key}", value)
     try:
         return cls(**values)
     except (ValueError, TypeError) as exc:
@@ -388,27 +390,28 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
-def validate(exp: Experiment) -> None:
-    """Raise ConfigError naming the first key whose value is out of range."""
-    for key, (lo, hi, lo_in, hi_in) in RANGES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(exp, section), name)
-        if value is None or isinstance(value, bool):
-            continue
+def _check_value(key: str, value: Any) -> None:
+    """Raise ConfigError when ``value`` is out of ``key``'s range or not one of its choices."""
+    if key in RANGES and value is not None and not isinstance(value, bool | str):
+        lo, hi, lo_in, hi_in = RANGES[key]
         ok = math.isfinite(value) and (lo <= value if lo_in else lo < value) and (
             value <= hi if hi_in else value < hi)
         if not ok:
             lo_s = "[" if lo_in else "("
             hi_s = "]" if hi_in else ")"
             raise ConfigError(f"{key} = {value!r} is out of range {lo_s}{_num(lo)}, {_num(hi)}{hi_s}")
-    for key, choices in CHOICES.items():
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"{key} = {value!r}; choose {', '.join(CHOICES[key])}")
+
+
+def validate(exp: Experiment) -> None:
+    """Raise ConfigError naming the first key whose value is out of range."""
+    for key in (*RANGES, *CHOICES):
         section, name = key.split(".")
-        value = getattr(getattr(exp, section), name)
-        if value not in choices:
-            raise ConfigError(f"{key} = {value!r}; choose {', '.join(choices)}")
+        _check_value(key, getattr(getattr(exp, section), name))
     presets = MODEL_PRESETS[exp.model.kind]
     if exp.model.preset not in presets:
-        raise ConfigError(f"model.preset = {exp.model.preset!r} is not a {exp.model.kind} preset; "
+        raise ConfigError(f"model.preset = {exp.model.preset!r} is not a preset of {exp.model.kind}; "
                           f"choose {', '.join(presets)}")
     if exp.split.train + exp.split.val >= 1:
         raise ConfigError("split.train + split.val must leave room for a test part (< 1)")

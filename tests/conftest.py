@@ -7,6 +7,13 @@ import pytest
 import data
 
 
+def pytest_collection_modifyitems(items):
+    """A test that uses the trained model trains (once per session): it is a slow test."""
+    for item in items:
+        if "trained_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def eurusd():
     return data.load("sample:EURUSD_H1")

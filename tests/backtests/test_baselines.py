@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -75,11 +73,9 @@ def test_random_entries_by_hand_on_a_rising_line():
     assert dist == pytest.approx(np.full(20, 100 * 3 * 0.02 / 100))
 
 
-def test_random_entries_are_seeded_and_fast(sample):
+def test_random_entries_are_seeded(sample):
     r = run_backtest(sample, oracle_probs(sample))
-    start = time.perf_counter()
     a = random_entries(sample, r.trades, Costs(), n_draws=1000, seed=5)
-    assert time.perf_counter() - start < 3.0
     b = random_entries(sample, r.trades, Costs(), n_draws=1000, seed=5)
     c = random_entries(sample, r.trades, Costs(), n_draws=1000, seed=6)
     assert a.shape == (1000,)

@@ -39,8 +39,10 @@ def report_dir(tmp_path_factory):
         out, result, candles, title="Test <report>",
         comparison=[{"network": "Part 8 attention", "hit_pct": 22.5},
                     {"network": "ours", "hit_pct": 31.0, "missed_pct": 40.0}],
-        baselines={"buy_and_hold": {"total_return_pct": 1.5, "sharpe": 0.2},
-                   "random": {"p_value": 0.04, "median": -0.3}},
+        baselines={"buy_and_hold": {"label": "buy and hold", "total_return_pct": 1.5,
+                                    "sharpe": 0.2},
+                   "random_entries": {"label": "random entries", "p_value": 0.04,
+                                      "median_return_pct": -0.3}},
         confusion=np.array([[50, 5, 5], [10, 20, 3], [12, 2, 25]]),
         attention_pngs=attention, extra={"model": "attention", "seed": 1})
     return out, path, result
@@ -84,7 +86,9 @@ def test_html_is_self_contained(report_dir):
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
     assert "http://" not in page and "https://" not in page
     assert "Test &lt;report&gt;" in page
-    for text in ("Win rate", "Part 8 attention", "missed_pct", "buy_and_hold", "p_value"):
+    # baselines appear by their labels with readable, unit-bearing headings
+    for text in ("Win rate", "Part 8 attention", "missed_pct", "buy and hold", "random entries",
+                 "p-value vs random entries", "Return [%]"):
         assert text in page
 
 

@@ -8,8 +8,8 @@ import pytest
 from candle_helpers import candles
 
 from data import CandleDataset, DataError, DatasetSpec, Fold, Normaliser, fingerprint, load
-from data.folds import plain_split
 from data.features import WARMUP
+from data.folds import plain_split
 
 
 @pytest.fixture(scope="module")

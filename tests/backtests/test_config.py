@@ -1,0 +1,131 @@
+"""The experiment config: one set of defaults, ids, overrides, TOML files, validation."""
+
+import math
+
+import pytest
+
+from backtests.config import (
+    NOT_IN_ID,
+    ConfigError,
+    Experiment,
+    all_keys,
+    as_toml,
+    load_toml,
+    resolve_key,
+)
+from data import DatasetSpec
+from strategy.fractal import FractalParams
+
+
+def test_defaults_live_in_one_place():
+    exp = Experiment()
+    # the library's dataset default is the CLI's: the scale-free feature set
+    assert exp.dataset == DatasetSpec() and DatasetSpec().features == "scaled"
+    assert exp.strategy == FractalParams() and exp.train.threads == 1
+
+
+def test_the_same_config_gives_the_same_id_and_any_result_field_changes_it():
+    base = Experiment()
+    assert Experiment().id == base.id and len(base.id) == 12
+    changed = {}
+    for key in all_keys():
+        section, name = key.split(".")
+        value = getattr(getattr(base, section), name)
+        new = _another_value(key, value)
+        if new is None:
+            continue
+        other = base.override({key: new})
+        changed[key] = other.id != base.id
+    for key, differs in changed.items():
+        assert differs == (key not in NOT_IN_ID), key
+    # and the exclusions are the ones that cannot change results
+    assert set(NOT_IN_ID) == {"train.device", "runtime.runs_dir", "runtime.workers"}
+
+
+def _another_value(key, value):
+    special = {"data.source": "other.csv", "data.tz": "Europe/Athens", "dataset.features": "article",
+               "dataset.labels": "5bar", "model.kind": "dense", "model.preset": "modern",
+               "train.class_weighting": "none", "train.device": "cpu", "strategy.sizing": "risk",
+               "backtest.period": "val", "runtime.runs_dir": "elsewhere",
+               "data.account_currency": "EUR", "data.instrument": "EURUSD",
+               "data.start": "2017-06-01", "data.end": "2017-12-01",
+               "split.train_end": None, "split.val_end": None,
+               "backtest.start": "2018-01-01", "backtest.end": "2018-02-01",
+               "costs.spread": 0.0002, "data.point": 0.00001, "data.dayfirst": True}
+    if key in special:
+        return special[key]
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value * 0.5 if value else 0.5
+    return None
+
+
+def test_dotted_and_unique_leaf_overrides_are_type_checked():
+    exp = Experiment().override(["threshold=0.6", "train.epochs=5", "allow_short=false",
+                                 "costs.spread=none", "commission=3.5e-5"])
+    assert exp.strategy.threshold == 0.6 and exp.train.epochs == 5
+    assert exp.strategy.allow_short is False and exp.costs.commission == 3.5e-5
+    with pytest.raises(ConfigError, match="is not a whole number"):
+        Experiment().override(["epochs=1.5"])
+    with pytest.raises(ConfigError, match="unknown setting 'thresold'"):
+        Experiment().override(["thresold=0.6"])
+    with pytest.raises(ConfigError, match="not a key=value"):
+        Experiment().override(["threshold"])
+    assert resolve_key("threshold") == ("strategy", "threshold")
+
+
+def test_an_ambiguous_leaf_name_must_be_dotted():
+    with pytest.raises(ConfigError, match="ambiguous: say data.start or backtest.start"):
+        resolve_key("start")
+
+
+@pytest.mark.parametrize("setting,message", [
+    ("threshold=nan", "strategy.threshold = nan is out of range"),
+    ("threshold=inf", "out of range"), ("threshold=2", "out of range"),
+    ("threshold=-1", "out of range"), ("spread=nan", "costs.spread"),
+    ("slippage=nan", "costs.slippage"), ("cash=0", "backtest.cash"), ("cash=-5", "backtest.cash"),
+    ("cash=nan", "backtest.cash"), ("random_draws=0", "backtest.random_draws"),
+    ("random_draws=-5", "backtest.random_draws"), ("random_draws=100000000", "random_draws"),
+    ("train.seed=-1", "train.seed"), (f"train.seed={2**70}", "train.seed"),
+    ("epochs=0", "train.epochs"), ("epochs=-1", "train.epochs"), ("batch_size=0", "batch_size"),
+    ("lr=nan", "train.lr"), ("lr=-1", "train.lr"), ("split.train=1.5", "split.train"),
+    ("split.val=-0.1", "split.val"), ("units=0", "strategy.units"),
+    ("sizing=kelly", "strategy.sizing: 'kelly' is not"), ("period=foo", "backtest.period = 'foo'"),
+    ("model.preset=matched", "not a preset of attention"), ("threads=0", "train.threads"),
+])
+def test_every_numeric_and_named_setting_is_validated_once(setting, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        Experiment().override([setting])
+
+
+def test_toml_round_trip_and_unknown_keys_are_refused(tmp_path):
+    exp = Experiment().override(["threshold=0.65", "epochs=7", "model.kind=lstm"])
+    path = tmp_path / "exp.toml"
+    path.write_text(as_toml(exp))
+    again = load_toml(path)
+    assert again == exp and again.id == exp.id
+    path.write_text("[strategy]\nthreshold = 0.6\nthresold = 0.7\n")
+    with pytest.raises(ConfigError, match="unknown key strategy.thresold"):
+        load_toml(path)
+    path.write_text("[stratgy]\nthreshold = 0.6\n")
+    with pytest.raises(ConfigError, match=r"unknown section \[stratgy\]"):
+        load_toml(path)
+    path.write_text("[strategy]\nthreshold = 'high'\n")
+    with pytest.raises(ConfigError, match="strategy.threshold: 'high' is not a number"):
+        load_toml(path)
+    path.write_text("[strategy\n")
+    with pytest.raises(ConfigError, match="not a readable TOML"):
+        load_toml(path)
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_toml(tmp_path / "missing.toml")
+
+
+def test_float_fields_accept_integers_from_toml(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text("[backtest]\ncash = 50000\n[strategy]\nthreshold = 1\n")
+    exp = load_toml(path)
+    assert exp.backtest.cash == 50_000.0 and isinstance(exp.backtest.cash, float)
+    assert not math.isnan(exp.strategy.threshold)
