@@ -59,9 +59,9 @@ def label(kind: str, preset: str, features: str) -> str:
 
 def one_run(job: dict) -> dict:
     import torch
+    from backtests.pipeline import evaluate_run, train_run
 
     from backtests.backtest import backtest
-    from backtests.pipeline import evaluate_run, train_run
     from data import DatasetSpec, load
     from models.train import TrainConfig
 

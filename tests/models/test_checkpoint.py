@@ -1,6 +1,6 @@
 import os
-import re
 import pickle
+import re
 
 import pandas as pd
 import pytest
