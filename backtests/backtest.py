@@ -191,11 +191,12 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
     b = exp.backtest
     runs_dir = exp.runtime.runs_dir
     params, costs, cash = exp.strategy, exp.costs, b.cash
-    if candles is None and source is not None:
+    if candles is None:   # read as the experiment says (the model's own way unless overridden)
         from data import load
 
         d = exp.data
-        candles = load(source, tz=d.tz, sort=d.sort, point=d.point, dayfirst=d.dayfirst)
+        candles = load(source or d.source, tz=d.tz, sort=d.sort, point=d.point,
+                       dayfirst=d.dayfirst)
     scored = score(ref, source, period=b.period, start=b.start, end=b.end, runs_dir=runs_dir,
                    candles=candles)
     bars = scored.period_candles

@@ -316,24 +316,26 @@ def period_positions(index: pd.DatetimeIndex, fold: Fold | None, period: str,
     return fold.bounds(index, period)
 
 
-def data_for_model(loaded, source: str | None, exp: Experiment | None = None) -> pd.DataFrame:
+def data_for_model(loaded, source: str | None, reading: dict | None = None) -> pd.DataFrame:
     """Candles for applying ``loaded``: ``source`` (or the model's own), read the way the
-    model's data was read (timezone, sort, point), unless ``exp`` says otherwise."""
-    base = experiment_of(loaded.meta)
-    d = (exp or base).data
-    src = source or base.data.source
-    return load(src, tz=d.tz, sort=d.sort, point=d.point, dayfirst=d.dayfirst)
+    model's data was read (timezone, sort, point, day order) unless ``reading`` says otherwise
+    (keys of the config's data section, e.g. ``{"tz": "Europe/Athens"}``)."""
+    exp = experiment_of(loaded.meta)
+    if reading:
+        exp = exp.override({f"data.{k}": v for k, v in reading.items() if v is not None})
+    d = exp.data
+    return load(source or d.source, tz=d.tz, sort=d.sort, point=d.point, dayfirst=d.dayfirst)
 
 
 def score(ref: str, source: str | None = None, *, period: str = "test",
           start: str | None = None, end: str | None = None,
           runs_dir: str | Path | None = None, candles: pd.DataFrame | None = None,
-          device: str = "cpu") -> Scored:
+          device: str = "cpu", reading: dict | None = None) -> Scored:
     """Load a trained run, check it fits the data, and score every bar of the data."""
     run = Registry(runs_dir).resolve(ref, kind="train")
     loaded = load_model(run.path, device=device)
     if candles is None:
-        candles = data_for_model(loaded, source)
+        candles = data_for_model(loaded, source, reading)
     check_compatible(loaded, timeframe=str(timeframe(candles.index)))
     predictor = Predictor(loaded, device)
     probs = predictor.predict_frame(candles)
@@ -343,10 +345,11 @@ def score(ref: str, source: str | None = None, *, period: str = "test",
 
 def evaluate_run(ref: str, source: str | None = None, *, period: str = "test",
                  start: str | None = None, end: str | None = None,
-                 runs_dir: str | Path | None = None, candles: pd.DataFrame | None = None) -> dict:
+                 runs_dir: str | Path | None = None, candles: pd.DataFrame | None = None,
+                 reading: dict | None = None) -> dict:
     """Out-of-sample metrics of a run, trivial predictors, and the article's figures."""
     scored = score(ref, source, period=period, start=start, end=end, runs_dir=runs_dir,
-                   candles=candles)
+                   candles=candles, reading=reading)
     ends, _ = scored.labelled()
     if len(ends) == 0:
         raise DataError("the period holds no labelled windows to evaluate", rule="empty period")
@@ -358,7 +361,8 @@ def evaluate_run(ref: str, source: str | None = None, *, period: str = "test",
 
 
 def predict_run(ref: str, source: str | None, out: Path, *,
-                runs_dir: str | Path | None = None) -> tuple[Path, pd.DataFrame]:
+                runs_dir: str | Path | None = None,
+                reading: dict | None = None) -> tuple[Path, pd.DataFrame]:
     """Write per-bar probabilities to CSV or Parquet (by the file suffix)."""
     if out.suffix not in (".csv", ".parquet"):
         raise DataError("the output must end in .csv or .parquet", source=str(out),
@@ -366,7 +370,7 @@ def predict_run(ref: str, source: str | None, out: Path, *,
     if out.exists():
         raise DataError("exists already; choose a new file name (nothing is overwritten)",
                         source=str(out), rule="bad output")
-    scored = score(ref, source, period="all", runs_dir=runs_dir)
+    scored = score(ref, source, period="all", runs_dir=runs_dir, reading=reading)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     if out.suffix == ".csv":
@@ -378,17 +382,25 @@ def predict_run(ref: str, source: str | None, out: Path, *,
 
 
 def attention_plot(ref: str, source: str | None, at: str | None, out: Path | None, *,
-                   runs_dir: str | Path | None = None) -> Path:
-    """PNG of the attention maps for the window ending at bar ``at`` (default: the last bar)."""
+                   runs_dir: str | Path | None = None, reading: dict | None = None) -> Path:
+    """PNG of the attention maps for the window ending at bar ``at`` (default: the last bar).
+    ``latest`` is the newest finished attention run (not just the newest train run)."""
     from models.plots import attention_png
 
-    run = Registry(runs_dir).resolve(ref, kind="train")
+    reg = Registry(runs_dir)
+    if ref == "latest":
+        rows = reg.list(kind="train", model="attention/", status="done", limit=1)
+        if not rows:
+            raise ModelError(f"no finished attention run in {reg.root}; train one with "
+                             "model.kind=attention")
+        ref = rows[0]["id"]
+    run = reg.resolve(ref, kind="train")
     loaded = load_model(run.path)
     if loaded.kind != "attention":
         raise ModelError(f"run {run.id} is a {loaded.name} model, which has no attention maps; "
                          "give an attention run")
     predictor = Predictor(loaded)
-    candles = data_for_model(loaded, source)
+    candles = data_for_model(loaded, source, reading)
     if at is None:
         pos = len(candles) - 1
     else:

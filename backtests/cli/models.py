@@ -147,13 +147,22 @@ class _epoch_progress:
         return False
 
 
-def evaluate_cmd(run: RunOpt = "latest", data: DataOpt = None, period: PeriodOpt = None,
-                 start: FromOpt = None, end: ToOpt = None, runs_dir: RunsOpt = None) -> None:
+def _reading(tz, sort, point, dayfirst) -> dict:
+    """How to read the data, where given (else as the model's data was read)."""
+    return {k: v for k, v in {"tz": tz, "sort": sort, "point": point,
+                              "dayfirst": dayfirst}.items() if v is not None}
+
+
+def evaluate_cmd(run: RunOpt = "latest", data: DataOpt = None, tz: TzOpt = None,
+                 sort: SortOpt = None, point: PointOpt = None, dayfirst: DayfirstOpt = None,
+                 period: PeriodOpt = None, start: FromOpt = None, end: ToOpt = None,
+                 runs_dir: RunsOpt = None) -> None:
     """Out-of-sample metrics beside trivial predictors and the article's in-sample figures."""
     from backtests import workflows
 
     result = workflows.evaluate_run(run, data, period=period or "test", start=start, end=end,
-                                    runs_dir=runs_dir)
+                                    runs_dir=runs_dir,
+                                    reading=_reading(tz, sort, point, dayfirst))
     print_evaluation(result)
 
 
@@ -189,18 +198,21 @@ def print_evaluation(result: dict) -> None:
     console.print(cls, cm)
 
 
-def predict_cmd(run: RunOpt = "latest", data: DataOpt = None,
+def predict_cmd(run: RunOpt = "latest", data: DataOpt = None, tz: TzOpt = None,
+                sort: SortOpt = None, point: PointOpt = None, dayfirst: DayfirstOpt = None,
                 out: Annotated[Path, typer.Option("--out", help="Output .csv or .parquet.")] = Path(
                     "predictions.csv"), runs_dir: RunsOpt = None) -> None:
     """Write per-bar probabilities [p_none, p_buy, p_sell] for every bar of the data."""
     from backtests import workflows
 
-    path, probs = workflows.predict_run(run, data, out, runs_dir=runs_dir)
+    path, probs = workflows.predict_run(run, data, out, runs_dir=runs_dir,
+                                        reading=_reading(tz, sort, point, dayfirst))
     n = int(probs.notna().all(axis=1).sum())
     console.print(f"{n:,} bars scored ({len(probs) - n} warm-up bars without a full window) → {path}")
 
 
-def attention_cmd(run: RunOpt = "latest", data: DataOpt = None,
+def attention_cmd(run: RunOpt = "latest", data: DataOpt = None, tz: TzOpt = None,
+                  sort: SortOpt = None, point: PointOpt = None, dayfirst: DayfirstOpt = None,
                   at: Annotated[str | None, typer.Option("--at", help="Bar time (UTC); default the "
                                                          "last bar.")] = None,
                   out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
@@ -208,7 +220,8 @@ def attention_cmd(run: RunOpt = "latest", data: DataOpt = None,
     """Plot the attention map over the candle window ending at a bar, with its candles."""
     from backtests import workflows
 
-    path = workflows.attention_plot(run, data, at, out, runs_dir=runs_dir)
+    path = workflows.attention_plot(run, data, at, out, runs_dir=runs_dir,
+                                    reading=_reading(tz, sort, point, dayfirst))
     console.print(f"attention map → {path}")
 
 

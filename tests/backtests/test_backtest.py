@@ -163,3 +163,42 @@ def test_cli_threshold_auto_and_bad_threshold(trained_run, runs_dir):
     assert "chosen on the validation bars" in res.stdout
     bad = attnbt("backtest", "--run", trained_run.id, "--threshold", "high", runs_dir=runs_dir)
     assert bad.returncode == 2 and "number or 'auto'" in bad.stderr
+
+
+def test_threshold_auto_works_on_a_file_without_the_training_bars(trained_run, eurusd, runs_dir,
+                                                                 tmp_path):
+    """The train run keeps its validation bars and probabilities, so the threshold is chosen on
+    them whatever file the backtest reads (here: only the test period, as a CSV)."""
+    csv = tmp_path / "later.csv"
+    eurusd.iloc[-1200:][["open", "high", "low", "close", "volume"]].to_csv(csv, index_label="time")
+    res = attnbt("backtest", "--run", trained_run.id, "--data", str(csv), "--period", "all",
+                 "--threshold", "auto", "--random-draws", "20", runs_dir=runs_dir)
+    assert res.returncode == 0, res.stderr
+    assert "chosen on the validation bars" in res.stdout
+    kept = pd.read_parquet(trained_run.path / "validation.parquet")
+    meta = json.loads((trained_run.path / "model.json").read_text())
+    assert kept.index[-1] == pd.Timestamp(meta["split"]["val_end"])
+    assert kept[["p_none", "p_buy", "p_sell"]].notna().all(axis=None)
+
+
+def test_the_timezone_a_model_was_trained_with_is_used_when_it_is_applied(eurusd, tmp_path):
+    """Broker-time (naive) timestamps read with --tz at training are read the same way by
+    later commands, without repeating the option."""
+    local = eurusd.iloc[:2500][["open", "high", "low", "close", "volume"]].copy()
+    local.index = local.index.tz_convert("Europe/Athens").tz_localize(None)
+    csv = tmp_path / "athens.csv"
+    local.to_csv(csv, index_label="time")
+    runs = tmp_path / "runs"
+    tr = attnbt("train", "--data", str(csv), "--tz", "Europe/Athens", "--model", "dense",
+                "--epochs", "1", runs_dir=runs)
+    assert tr.returncode == 0, tr.stderr
+    out = tmp_path / "p.csv"
+    pr = attnbt("predict", "--run", "latest", "--out", str(out), runs_dir=runs)
+    assert pr.returncode == 0, pr.stderr
+    # the file's naive times were read in Athens time, as at training, not as UTC
+    times = pd.to_datetime(pd.read_csv(out)["time"], utc=True)
+    assert times.iloc[0] == eurusd.index[0] and times.iloc[-1] == eurusd.index[2499]
+    out_utc = tmp_path / "p_utc.csv"
+    pr = attnbt("predict", "--run", "latest", "--tz", "UTC", "--out", str(out_utc), runs_dir=runs)
+    assert pr.returncode == 0, pr.stderr
+    assert pd.to_datetime(pd.read_csv(out_utc)["time"], utc=True).iloc[0] != eurusd.index[0]

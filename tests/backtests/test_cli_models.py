@@ -68,7 +68,7 @@ def test_attention_map_png(tmp_path):
     (["evaluate", "--from", "2030-01-01"], "holds no bars"),
     (["evaluate", "--from", "2018-13-45"], "cannot read the start time '2018-13-45'"),
     (["evaluate", "--data", "missing.csv"], "no such file"),
-    (["attention"], "has no attention maps"),
+    (["attention"], "no finished attention run"),
 ])
 def test_bad_options_give_one_clear_line(cli_runs, args, message):
     res = attnbt(*args, runs_dir=cli_runs)
