@@ -178,7 +178,8 @@ def _fit(candles, spec, fold, kind, preset, cfg, device, resume, model_config, c
             total += loss * len(y)
             count += len(y)
         train_loss = float(total) / count
-        if not np.isfinite(train_loss):
+        finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())
+        if not np.isfinite(train_loss) or not finite:
             raise ModelError(f"training diverged at epoch {epoch + 1} (loss is {train_loss}); "
                              "lower the learning rate")
         val_loss, val_probs = _evaluate(model, batches, val_idx, weights)
