@@ -45,6 +45,7 @@ from data.dataset import DatasetSpec
 from data.errors import AttnbtError
 from data.features import FEATURE_SETS
 from data.labels import LABEL_KINDS
+from models.config import TrainConfig
 from strategy.fractal import Costs, FractalParams
 
 MODEL_PRESETS = {"attention": ("article", "modern"), "dense": ("article", "matched"),
@@ -90,24 +91,6 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class TrainSettings:
-    """Training settings (``models.train.TrainConfig`` is built from these)."""
-
-    epochs: int = 60
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    patience: int = 8
-    seed: int = 0
-    class_weighting: str = "balanced"    # balanced | none
-    max_grad_norm: float = 1.0
-    bf16: bool = False
-    compile: bool = False
-    threads: int = 1                     # torch CPU threads: results depend on it
-    device: str = "auto"                 # auto | cpu | cuda
-
-
-@dataclass(frozen=True)
 class BacktestSettings:
     cash: float = 100_000.0
     period: str = "test"                 # train | val | test | all (the model's split)
@@ -132,7 +115,7 @@ class Experiment:
     split: SplitConfig = field(default_factory=SplitConfig)
     dataset: DatasetSpec = field(default_factory=DatasetSpec)
     model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainSettings = field(default_factory=TrainSettings)
+    train: TrainConfig = field(default_factory=TrainConfig)
     strategy: FractalParams = field(default_factory=FractalParams)
     costs: Costs = field(default_factory=Costs)
     backtest: BacktestSettings = field(default_factory=BacktestSettings)
@@ -450,7 +433,7 @@ def as_toml(exp: Experiment) -> str:
 
 __all__ = [
     "BacktestSettings", "ConfigError", "DataConfig", "Experiment", "ModelConfig", "NOT_IN_ID",
-    "RuntimeSettings", "SplitConfig", "TrainSettings", "all_keys", "as_toml", "config_id",
+    "RuntimeSettings", "SplitConfig", "all_keys", "as_toml", "config_id",
     "describe_keys", "load_toml", "parse_value", "resolve_key", "validate",
 ]
 

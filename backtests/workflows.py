@@ -68,11 +68,7 @@ def make_fold(exp: Experiment, index: pd.DatetimeIndex) -> Fold:
 
 
 def train_config(exp: Experiment) -> TrainConfig:
-    t = exp.train
-    return TrainConfig(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr,
-                       weight_decay=t.weight_decay, patience=t.patience, seed=t.seed,
-                       class_weighting=t.class_weighting, device=t.device, bf16=t.bf16,
-                       compile=t.compile, max_grad_norm=t.max_grad_norm, threads=t.threads)
+    return exp.train
 
 
 # --- training ------------------------------------------------------------------------------------

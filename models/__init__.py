@@ -1,32 +1,32 @@
 """PyTorch classifiers (attention + the article's earlier networks), training and checkpoints.
 
-Public surface: ``fit`` (train → ``TrainResult``, writes nothing), the one reader/writer of
-model folders (``load_model``, ``read_meta``, ``save_model``, ``model_hash``), ``Predictor``,
-the network registry (``KINDS``, ``make_config``, ``build``) and the evaluation metrics.
+Public surface (imported on first use): ``fit`` (train → ``TrainResult``, writes nothing), the
+one reader/writer of model folders (``load_model``, ``read_meta``, ``save_model``,
+``model_hash``), ``Predictor``, the network registry (``KINDS``, ``make_config``, ``build``), the
+training settings (``TrainConfig``) and the evaluation metrics.
 """
 
-from models.checkpoint import (
-    LoadedModel,
-    ModelError,
-    ModelMeta,
-    check_compatible,
-    load_model,
-    load_training_state,
-    model_hash,
-    model_meta,
-    read_meta,
-    save_model,
-    save_training_state,
-)
-from models.evaluate import ARTICLE_FIGURES, article_metrics, classification_metrics
-from models.predict import PROB_COLUMNS, Predictor
-from models.registry import KINDS, build, make_config, n_parameters
-from models.train import TrainConfig, TrainResult, TrainState, fit, pick_device
+from __future__ import annotations
 
-__all__ = [
-    "ARTICLE_FIGURES", "KINDS", "PROB_COLUMNS", "LoadedModel", "ModelError", "ModelMeta",
-    "Predictor", "TrainConfig", "TrainResult", "TrainState", "article_metrics", "build",
-    "check_compatible", "classification_metrics", "fit", "load_model", "load_training_state",
-    "make_config", "model_hash", "model_meta", "n_parameters", "pick_device", "read_meta",
-    "save_model", "save_training_state",
-]
+import importlib
+
+_PUBLIC = {
+    **dict.fromkeys(("LoadedModel", "ModelError", "ModelMeta", "check_compatible", "load_model",
+                     "load_training_state", "model_hash", "model_meta", "read_meta",
+                     "save_model", "save_training_state"), "models.checkpoint"),
+    **dict.fromkeys(("ARTICLE_FIGURES", "article_metrics", "classification_metrics"),
+                    "models.evaluate"),
+    **dict.fromkeys(("PROB_COLUMNS", "Predictor"), "models.predict"),
+    **dict.fromkeys(("KINDS", "build", "make_config", "n_parameters"), "models.registry"),
+    **dict.fromkeys(("TrainResult", "TrainState", "fit", "pick_device"), "models.train"),
+    "TrainConfig": "models.config",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    """Public names are imported on first use, so that a torch-free part (``models.config``)
+    can be imported without loading torch."""
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'models' has no attribute {name!r}")

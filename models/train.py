@@ -26,33 +26,10 @@ from torch import nn
 from data.dataset import CandleDataset, DatasetSpec, Normaliser
 from data.folds import Fold
 from models.checkpoint import ModelError
+from models.config import TrainConfig
 from models.evaluate import article_metrics, class_prior, classification_metrics
 from models.registry import build, make_config, n_parameters
 from models.step import WindowBatches, torch_threads, train_step
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 60
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    patience: int = 8
-    seed: int = 0
-    class_weighting: str = "balanced"   # balanced | none
-    device: str = "auto"
-    bf16: bool = False                  # autocast to bfloat16 on CUDA
-    compile: bool = False               # torch.compile the model (CUDA)
-    max_grad_norm: float = 1.0
-    threads: int = 1                    # torch CPU threads (results depend on it)
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.threads < 1:
-            raise ValueError("epochs, batch_size, patience and threads must be at least 1")
-        if not (np.isfinite(self.lr) and self.lr > 0):
-            raise ValueError("the learning rate must be a positive number")
-        if self.class_weighting not in ("balanced", "none"):
-            raise ValueError("class_weighting must be 'balanced' or 'none'")
 
 
 @dataclass
