@@ -233,16 +233,43 @@ def align_probs(candles: pd.DataFrame, probs: pd.DataFrame | None) -> pd.DataFra
     return probs[list(PROB_COLUMNS)].astype(float).reindex(candles.index)
 
 
+class ConvertingCommInfo(bt.CommInfoBase):
+    """Futures-like accounting whose price moves (in the quote currency) are converted to the
+    account currency at the rate of the bar they are booked on (``rates``, one per bar)."""
+
+    def __init__(self, rates: np.ndarray | None = None) -> None:
+        super().__init__()
+        self.rates = rates
+        self.feed = None
+
+    def _rate(self) -> float:
+        if self.rates is None:
+            return 1.0
+        return float(self.rates[len(self.feed) - 1])
+
+    def profitandloss(self, size, price, newprice):
+        return super().profitandloss(size, price, newprice) * self._rate()
+
+    def cashadjust(self, size, price, newprice):
+        return super().cashadjust(size, price, newprice) * self._rate()
+
+
 def simulate(candles: pd.DataFrame, probs: pd.DataFrame | None,
              params: FractalParams = FractalParams(), costs: Costs = Costs(),
              cash: float = 100_000.0, predictor: Callable[[int], np.ndarray] | None = None, *,
-             finalize: bool = True, state: EngineState | None = None) -> EngineResult:
+             finalize: bool = True, state: EngineState | None = None,
+             rates: np.ndarray | None = None) -> EngineResult:
     """Trade ``candles`` (bid prices) on ``probs`` or ``predictor``; optionally resume ``state``.
 
     ``predictor(t)`` is called at the close of the bar at position ``t`` of ``candles`` (as passed),
     and ``probs`` may then be None. With ``state``, ``candles`` must contain ``state.flat_time``
     (or ``state.start_time`` when it is None); the run starts at the bar after it with
     ``state.cash`` (``cash`` is ignored), and ``params``/``costs`` must be those of the state.
+
+    ``rates`` (one per bar of ``candles``): account currency per unit of the quote currency at
+    each bar's close; every price move is booked at the rate of its bar (None: the quote currency
+    is the account currency). Money amounts (cash, equity, P&L, costs) are then in the account
+    currency; commission is given in it.
     """
     aligned = align_probs(candles, probs if predictor is None else None)
     start = _resume_position(candles, params, costs, state)
@@ -262,6 +289,11 @@ def simulate(candles: pd.DataFrame, probs: pd.DataFrame | None,
         resumed_from = state
 
     spreads = costs.spread_array(bars)
+    if rates is not None:
+        rates = np.asarray(rates, dtype=float)
+        if rates.shape != (len(candles),) or not (np.isfinite(rates) & (rates > 0)).all():
+            raise ValueError("rates must hold one positive finite number per candle")
+        rates = rates[start:]
     frame = bars[OHLCV].astype(float).copy()
     frame[list(PROB_COLUMNS)] = aligned.to_numpy()[start:]
     frame.index = frame.index.tz_convert(None) if frame.index.tz is not None else frame.index
@@ -277,25 +309,30 @@ def simulate(candles: pd.DataFrame, probs: pd.DataFrame | None,
     # Futures-like accounting (cash marked to market each bar, value = equity). The margin per
     # unit is a negligible constant so the broker never refuses an order for margin: leverage is
     # capped by the strategy's sizing (max_leverage), from data up to the signal bar only.
-    broker.addcommissioninfo(bt.CommInfoBase(
-        stocklike=False, commtype=bt.CommInfoBase.COMM_FIXED, commission=costs.commission,
-        margin=1e-9, mult=1.0))
+    comminfo = ConvertingCommInfo(rates, stocklike=False, commtype=bt.CommInfoBase.COMM_FIXED,
+                                  commission=costs.commission, margin=1e-9, mult=1.0)
+    broker.addcommissioninfo(comminfo)
     cerebro.setbroker(broker)
-    cerebro.adddata(ProbsData(dataname=frame))
-    cerebro.addstrategy(FractalStrategy, fractal=params, predictor=step, spreads=spreads)
+    feed = ProbsData(dataname=frame)
+    comminfo.feed = feed
+    cerebro.adddata(feed)
+    cerebro.addstrategy(FractalStrategy, fractal=params, predictor=step, spreads=spreads,
+                        rates=rates)
     strat = cerebro.run()[0]
 
     index = bars.index
     equity = pd.Series(strat.equity, index=index, name="equity").ffill().fillna(start_cash)
     logs = list(strat.trade_log)
     open_trade, pending = None, ()
+    book = _Book(bars, rates)
     if strat.open_trade is not None and finalize:
-        end = _end_fill(bars, spreads, costs, strat.open_trade)
+        end = _end_fill(bars, spreads, costs, strat.open_trade, book)
         logs.append({**strat.open_trade, "exit": end, "exit_reason": "end"})
         equity.iloc[-1] -= end["closing_cost"]
     elif strat.open_trade is not None:
-        open_trade = _trade_record(strat.open_trade, index, base)
-    trades = to_frame([_trade_record(t, index, base) for t in logs], TradeRecord, index.dtype)
+        open_trade = _trade_record(strat.open_trade, index, base, book)
+    trades = to_frame([_trade_record(t, index, base, book) for t in logs], TradeRecord,
+                      index.dtype)
     refs = sorted(strat.order_log)
     order_records = [_order_record(strat.order_log[ref], state.n_orders + k + 1, index, base)
                      for k, ref in enumerate(refs)]
@@ -365,7 +402,32 @@ def _resume_position(candles: pd.DataFrame, params: FractalParams, costs: Costs,
     return pos + 1 if state.flat_time is not None else pos
 
 
-def _end_fill(bars: pd.DataFrame, spreads: np.ndarray, costs: Costs, open_trade: dict) -> dict:
+class _Book:
+    """Price moves → account currency, booked bar by bar as the broker books them."""
+
+    def __init__(self, bars: pd.DataFrame, rates: np.ndarray | None) -> None:
+        self.close = bars["close"].to_numpy(dtype=float)
+        self.rates = rates
+        if rates is not None:
+            moves = np.diff(self.close, prepend=self.close[0]) * rates
+            self.marked = np.cumsum(moves)    # Σ_{s ≤ t} (close_s − close_{s−1}) · rate_s
+
+    def rate(self, bar: int) -> float:
+        return 1.0 if self.rates is None else float(self.rates[bar])
+
+    def move(self, e: int, p_entry: float, x: int, p_exit: float) -> float:
+        """Account-currency value of a price move from ``p_entry`` in bar ``e`` to ``p_exit``
+        in bar ``x`` (per unit, long): marked to each close at that bar's rate."""
+        if self.rates is None:
+            return p_exit - p_entry
+        if x == e:
+            return (p_exit - p_entry) * self.rates[e]
+        return ((self.close[e] - p_entry) * self.rates[e] + self.marked[x - 1] - self.marked[e]
+                + (p_exit - self.close[x - 1]) * self.rates[x])
+
+
+def _end_fill(bars: pd.DataFrame, spreads: np.ndarray, costs: Costs, open_trade: dict,
+              book: _Book) -> dict:
     """Close an open trade at the last close (what the mark-to-market equity does not include)."""
     last = len(bars) - 1
     direction = open_trade["direction"]
@@ -374,18 +436,20 @@ def _end_fill(bars: pd.DataFrame, spreads: np.ndarray, costs: Costs, open_trade:
     spread = float(spreads[last]) if direction < 0 else 0.0
     price = close + spread - direction * costs.slippage
     comm = costs.commission * size
-    closing_cost = (spread + costs.slippage) * size + comm
+    closing_cost = (spread + costs.slippage) * size * book.rate(last) + comm
     return {"bar": last, "price": price, "size": size, "spread": spread,
             "slip": costs.slippage, "comm": comm, "closing_cost": closing_cost}
 
 
-def _trade_record(t: dict, index: pd.DatetimeIndex, base: int) -> TradeRecord:
-    """A strategy trade log (bars local to this run) → a record (bars counted from the first run)."""
+def _trade_record(t: dict, index: pd.DatetimeIndex, base: int, book: _Book) -> TradeRecord:
+    """A strategy trade log (bars local to this run) → a record (bars counted from the first run);
+    money in the account currency."""
     entry, exit_ = t["entry"], t.get("exit")
     d, size = t["direction"], entry["size"]
+    r_in = book.rate(entry["bar"])
     if exit_ is None:
         commission = entry["comm"]
-        spread_cost, slippage_cost = entry["spread"] * size, entry["slip"] * size
+        spread_cost, slippage_cost = entry["spread"] * size * r_in, entry["slip"] * size * r_in
         nan = float("nan")
         return TradeRecord(
             signal_time=index[t["signal_bar"]], entry_time=index[entry["bar"]], exit_time=None,
@@ -394,17 +458,18 @@ def _trade_record(t: dict, index: pd.DatetimeIndex, base: int) -> TradeRecord:
             bars_held=None, exit_reason=None, signal_bar=base + t["signal_bar"],
             entry_bar=base + entry["bar"], exit_bar=None, commission=commission,
             spread_cost=spread_cost, slippage_cost=slippage_cost)
-    net_move = (exit_["price"] - entry["price"]) * d * size
+    r_out = book.rate(exit_["bar"])
+    net_move = book.move(entry["bar"], entry["price"], exit_["bar"], exit_["price"]) * d * size
     commission = entry["comm"] + exit_["comm"]
-    spread_cost = (entry["spread"] + exit_["spread"]) * size
-    slippage_cost = (entry["slip"] + exit_["slip"]) * size
+    spread_cost = (entry["spread"] * r_in + exit_["spread"] * r_out) * size
+    slippage_cost = (entry["slip"] * r_in + exit_["slip"] * r_out) * size
     costs = commission + spread_cost + slippage_cost
     pnl_net = net_move - commission
     return TradeRecord(
         signal_time=index[t["signal_bar"]], entry_time=index[entry["bar"]],
         exit_time=index[exit_["bar"]], direction=d, size=size, entry_price=entry["price"],
         exit_price=exit_["price"], pnl_gross=pnl_net + costs, costs=costs, pnl_net=pnl_net,
-        return_pct=100.0 * pnl_net / (entry["price"] * size),
+        return_pct=100.0 * pnl_net / (entry["price"] * size * r_in),
         bars_held=exit_["bar"] - entry["bar"], exit_reason=t["exit_reason"],
         signal_bar=base + t["signal_bar"], entry_bar=base + entry["bar"],
         exit_bar=base + exit_["bar"], commission=commission, spread_cost=spread_cost,

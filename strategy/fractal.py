@@ -156,6 +156,7 @@ class FractalStrategy(bt.Strategy):
         ("fractal", None),     # FractalParams
         ("predictor", None),   # Callable[[int], np.ndarray] → one-window-at-a-time mode
         ("spreads", None),     # np.ndarray of per-bar spreads (for risk sizing estimates)
+        ("rates", None),       # np.ndarray: account currency per unit of quote currency, per bar
     )
 
     def __init__(self) -> None:
@@ -210,9 +211,10 @@ class FractalStrategy(bt.Strategy):
             return float(self.fp.units)
         equity = self.broker.getvalue()
         spread = float(self.p.spreads[i]) if self.p.spreads is not None else 0.0
+        rate = float(self.p.rates[i]) if self.p.rates is not None else 1.0
         expected = close + spread if direction > 0 else close  # the fill is not known yet
-        risk = abs(expected - stop)
-        cap = 0.95 * self.fp.max_leverage * equity / close
+        risk = abs(expected - stop) * rate                  # account currency per unit
+        cap = 0.95 * self.fp.max_leverage * equity / (close * rate)
         size = cap if risk <= 0 else min(self.fp.risk_fraction * equity / risk, cap)
         return float(np.floor(size * (1 + 1e-12)))  # 1000/0.001 is 999999.99...
 
