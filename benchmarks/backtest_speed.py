@@ -13,7 +13,7 @@ the previous copy's last close, and the timestamps continue hourly after the las
 
 The model of (b) is trained with ``models.train.fit`` (pure) and saved with
 ``models.checkpoint.save_model`` into a temporary folder. Torch (training, prediction) runs with
-``--threads`` intra-op threads, default every core this process may use. The table is printed
+``--threads`` intra-op threads, default every core this process may use (1 with ``--smoke``). The table is printed
 and, with ``--out``, also written as markdown.
 
 ``--smoke``: 500 bars, one training epoch on the first 600 sample bars, all four rows and the
@@ -158,14 +158,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=available_cores(),
-                        help="torch CPU threads (default: the cores this process may use)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: the cores this process may "
+                             "use; 1 with --smoke)")
     parser.add_argument("--out", type=Path, help="also write the table as markdown here")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes, every code path, a few seconds; writes to a temp "
                              "folder unless --out (never under docs/ or benchmarks/results/)")
     args = parser.parse_args()
-    set_threads(args.threads)
+    args.threads = set_threads(args.threads or (1 if args.smoke else available_cores()))
     epochs, train_bars = 2, None
     if args.smoke:
         args.bars, args.repeat, epochs, train_bars = 500, 1, 1, 600

@@ -7,7 +7,7 @@
 Data: a synthetic per-bar feature matrix (throughput does not depend on the values) gathered into
 windows on the device exactly as training does (models.step). Every variant is measured in the
 same process, one after another, so the ratios between them are side by side. Torch runs with
-``--threads`` intra-op threads (default: every core this process may use), set once at the start
+``--threads`` intra-op threads (default: every core this process may use; 1 with ``--smoke``), set once at the start
 and given to the sample trainings as ``train.threads``.
 
 ``--smoke`` runs every path of a CPU run (all models, both batch variants, inference, the sample
@@ -171,14 +171,15 @@ def main() -> None:
     ap.add_argument("--only-attention", action="store_true")
     ap.add_argument("--baselines-quick", action="store_true",
                     help="baselines: only the plain fp32 and the largest bf16 variant, no compile")
-    ap.add_argument("--threads", type=int, default=available_cores(),
-                    help="torch CPU threads (default: the cores this process may use)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: the cores this process may "
+                         "use; 1 with --smoke)")
     ap.add_argument("--repeats", type=int, default=300, help="timed one-batch inference calls")
     ap.add_argument("--smoke", action="store_true",
                     help="tiny sizes, every code path, a few seconds; writes to a temp folder "
                          "unless --out (never under docs/ or benchmarks/results/)")
     args = ap.parse_args()
-    set_threads(args.threads)
+    args.threads = set_threads(args.threads or (1 if args.smoke else available_cores()))
     bars, warmup, predict_calls, epochs, sample_bars = 200_000, 20, 50, None, None
     if args.smoke:
         args.seconds, args.repeats, args.sample_train = 0.02, 3, True
