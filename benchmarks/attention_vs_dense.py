@@ -1,18 +1,29 @@
 """Is self-attention better than a fully connected net (or an LSTM) at the article's task?
 
     python benchmarks/attention_vs_dense.py [--seeds 5] [--out docs/attention-vs-dense.md]
-                                            [--device auto] [--jobs 1] [--no-article-arm]
+                                            [--device auto] [--jobs 1] [--threads 1]
+                                            [--no-article-arm] [--json runs.json]
+    python benchmarks/attention_vs_dense.py --smoke [--out /tmp/x.md]   # seconds; meaningless
 
 Speed: 40 training runs plus backtests. On an idle 2-core CPU a default attention/article run
 trains in seconds (see docs/benchmarks.md), but parallel jobs there oversubscribe the cores and
 slow down badly; on one CUDA GPU with ``--jobs 6`` the whole design ran in about a minute.
 
 A measured answer on the embedded sample (``sample:EURUSD_H1``, 5,000 H1 bars) with the project's
-own API: every model is trained with ``train_run`` (TrainConfig defaults, seeds 0..N-1, default
-60/20/20 chronological split, early stopping on validation), then scored out of sample on the
-test period with ``evaluate_run`` and traded there with ``backtest`` (default strategy and costs,
-500 random-entry draws for the p-value). Nothing is chosen on the test period. Runs go into a
-temporary folder, never into the repository's ``runs/``.
+own API: every model is an ``Experiment`` (config defaults, seeds 0..N-1, default 60/20/20
+chronological split, early stopping on validation) trained with ``train_model`` (in ``--jobs``
+worker processes when > 1) and recorded by the driver with ``record_run``; then scored out of
+sample on the test period with ``evaluate_run`` and traded there with ``compute_backtest`` on
+``backtest_experiment(run)`` (default strategy and costs, 500 random-entry draws for the p-value;
+the same numbers ``backtest`` records, without writing a report). Nothing is chosen on the test
+period. Runs go into a temporary folder, never into the repository's ``runs/``.
+
+Threads: every training and scoring task runs with ``--threads`` torch threads (default 1, the
+config default), also when ``--jobs`` workers run side by side, so the numbers do not depend on
+the worker count. ``--smoke`` trains 2 seeds of attention/article and dense/matched (and the
+article-inputs arm) for 1 epoch on the first 1,500 bars with 20 random draws and writes the page,
+its PNGs and the JSON into a temporary folder (unless ``--out``; never under ``docs/``): it
+checks that the script works, its numbers mean nothing.
 
 The page it writes (markdown + PNGs beside it in ``img/``) holds the tables, a paired comparison
 attention/article vs dense/matched over the same seeds, the attention maps of the seed-0
@@ -57,36 +68,48 @@ def label(kind: str, preset: str, features: str) -> str:
 # One run: train, evaluate on the test period, backtest on the test period.
 # --------------------------------------------------------------------------------------------
 
-def one_run(job: dict) -> dict:
+def experiment(job: dict):
+    """The experiment of one planned run."""
+    from backtests.config import Experiment
+
+    return Experiment().override({
+        "data.source": SOURCE, "model.kind": job["kind"], "model.preset": job["preset"],
+        "dataset.features": job["features"], "train.seed": job["seed"],
+        "train.device": job["device"], "train.threads": job["threads"],
+        "runtime.runs_dir": job["runs_dir"], **job["overrides"]})
+
+
+def train_task(task: tuple) -> tuple:
+    """Pool task: train one experiment (writes nothing); (TrainResult, wall seconds, device)."""
     import torch
-    from backtests.pipeline import evaluate_run, train_run
 
-    from backtests.backtest import backtest
-    from data import DatasetSpec, load
-    from models.train import TrainConfig
+    from backtests.workflows import train_model
 
-    if job.get("threads"):
-        torch.set_num_threads(job["threads"])
-    candles = load(SOURCE)
-    kind, preset, features, seed = job["kind"], job["preset"], job["features"], job["seed"]
+    exp, candles = task
     t0 = time.perf_counter()
-    run, val = train_run(SOURCE, kind=kind, preset=preset, spec=DatasetSpec(features=features),
-                         cfg=TrainConfig(seed=seed, device=job["device"]),
-                         runs_dir=job["runs_dir"], candles=candles)
-    train_wall = time.perf_counter() - t0
-    ev = evaluate_run(run.id, SOURCE, period="test", runs_dir=job["runs_dir"], candles=candles)
-    bt = backtest(run.id, SOURCE, period="test", runs_dir=job["runs_dir"], candles=candles,
-                  n_random=N_RANDOM)
-    meta = json.loads((run.path / "model.json").read_text())
+    result = train_model(exp, candles)
+    wall = time.perf_counter() - t0
+    dev = exp.train.device
+    device = "cuda" if dev == "cuda" or (dev == "auto" and torch.cuda.is_available()) else "cpu"
+    return result, wall, device
+
+
+def score_task(task: tuple) -> dict:
+    """Pool task: evaluate a recorded run on the test period and backtest it there (reads the
+    runs folder, writes nothing)."""
+    from backtests.backtest import backtest_experiment, compute_backtest
+    from backtests.workflows import evaluate_run
+
+    run_id, runs_dir, candles, draws = task
+    ev = evaluate_run(run_id, SOURCE, period="test", runs_dir=runs_dir, candles=candles)
+    exp = backtest_experiment(run_id, runs_dir, {"backtest.period": "test",
+                                                 "backtest.random_draws": draws,
+                                                 "runtime.runs_dir": runs_dir})
+    bt = compute_backtest(exp, run_id, source=SOURCE, candles=candles, with_report=False)
     m = ev["results"]["model"]
     s = bt.result.stats
+    b = bt.baselines
     return {
-        "kind": kind, "preset": preset, "features": features, "seed": seed, "run": run.id,
-        "run_path": str(run.path),
-        "n_parameters": int(meta["n_parameters"]),
-        "train_seconds": float(val["seconds"]), "train_wall_seconds": train_wall,
-        "epochs_run": int(val["epochs_run"]), "best_epoch": int(val["best_epoch"]),
-        "val_macro_f1": float(val["macro_f1"]),
         "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "error": m["error"],
         "hit_pct": m["hit_pct"], "missed_pct": m["missed_pct"], "signals": m["signals"],
         "buy_f1": m["per_class"]["buy"]["f1"], "sell_f1": m["per_class"]["sell"]["f1"],
@@ -94,17 +117,27 @@ def one_run(job: dict) -> dict:
         "return_pct": s["total_return_pct"], "win_rate_pct": s["win_rate_pct"],
         "n_trades": int(s["n_trades"]), "profit_factor": s["profit_factor"],
         "sharpe": s["sharpe"], "max_drawdown_pct": s["max_drawdown_pct"],
-        "p_value": bt.baselines["random entries"]["p_value_ours"],
-        "random_median_return_pct": bt.baselines["random entries"]["median_return_pct"],
+        "p_value": b["random_entries"]["p_value"],
+        "random_median_return_pct": b["random_entries"]["median_return_pct"],
         "in_sample": bool(bt.in_sample),
         "trivial": {k: {kk: ev["results"][k][kk] for kk in ("accuracy", "macro_f1", "error",
                                                             "hit_pct", "missed_pct")}
                     for k in ("always none", "class-prior random")},
-        "buy_and_hold_return_pct": bt.baselines["buy and hold"]["total_return_pct"],
-        "oracle_return_pct": bt.baselines["fractal oracle (perfect foresight)"][
-            "total_return_pct"],
-        "device": str(torch.device("cuda" if job["device"] == "auto" and torch.cuda.is_available()
-                                   else ("cpu" if job["device"] == "auto" else job["device"]))),
+        "buy_and_hold_return_pct": b["buy_and_hold"]["total_return_pct"],
+        "oracle_return_pct": b["oracle"]["total_return_pct"],
+    }
+
+
+def train_row(job: dict, run, result, wall: float, device: str) -> dict:
+    """What the page needs from one training."""
+    val = result.metrics
+    return {
+        "kind": job["kind"], "preset": job["preset"], "features": job["features"],
+        "seed": job["seed"], "run": run.id, "run_path": str(run.path),
+        "n_parameters": int(result.meta["n_parameters"]),
+        "train_seconds": float(val["seconds"]), "train_wall_seconds": wall,
+        "epochs_run": int(val["epochs_run"]), "best_epoch": int(val["best_epoch"]),
+        "val_macro_f1": float(val["macro_f1"]), "device": device,
     }
 
 
@@ -151,15 +184,13 @@ def ms(values, fmt: str = "{:.3f}") -> str:
 # Attention: maps at fixed-rule bars, and how much the weights vary across test windows
 # --------------------------------------------------------------------------------------------
 
-def attention_study(run_path: str, out_dir: Path) -> dict:
-    from data import load
+def attention_study(run_path: str, out_dir: Path, candles) -> dict:
     from models.plots import attention_png
     from models.predict import Predictor
 
-    candles = load(SOURCE)
     pred = Predictor.from_run(run_path)
     ds = pred.dataset(candles)
-    ends = ds.ends("test", pred.loaded.split)
+    ends = ds.ends("test", pred.loaded.fold)
     windows = ds.windows(ds.matrix(pred.loaded.normaliser), ends)
     probs, maps = pred._scores(windows, attention=True)   # maps: per layer (N, W, W)
     w = pred.spec.window
@@ -212,7 +243,7 @@ def attention_study(run_path: str, out_dir: Path) -> dict:
 # The page
 # --------------------------------------------------------------------------------------------
 
-def machine(devices: set[str]) -> str:
+def machine(devices: set[str], threads: int, jobs: int) -> str:
     import torch
     from machine import cpu_model  # benchmarks/machine.py
 
@@ -220,7 +251,9 @@ def machine(devices: set[str]) -> str:
     gpu = torch.cuda.get_device_name(0) if "cuda" in devices and torch.cuda.is_available() else None
     return (f"CPU {cpu}, {os.cpu_count()} cores; torch {torch.__version__}; Python "
             f"{platform.python_version()}; training device: {', '.join(sorted(devices))}"
-            + (f" ({gpu})" if gpu else ""))
+            + (f" ({gpu})" if gpu else "")
+            + f"; {jobs} worker process{'es' if jobs > 1 else ''}, {threads} torch "
+            f"thread{'s' if threads > 1 else ''} each")
 
 
 def fmt_p(p) -> str:
@@ -258,6 +291,10 @@ def write_page(rows: list[dict], facts: dict | None, out: Path, args, total_s: f
     L: list[str] = []
     L.append("# Self-attention vs a fully connected net (and an LSTM) on the article's task")
     L.append("")
+    if args.smoke:
+        L.append("**SMOKE RUN (`--smoke`): tiny settings to check the script; every number on "
+                 "this page is meaningless.**")
+        L.append("")
     L.append(f"*Generated by `benchmarks/attention_vs_dense.py --seeds {args.seeds}` on "
              f"{dt.date.today().isoformat()}; every number below was measured in that run.*")
     L.append("")
@@ -353,7 +390,7 @@ def write_page(rows: list[dict], facts: dict | None, out: Path, args, total_s: f
     # ---------------- method
     L.append("## Method (fixed before running)")
     L.append("")
-    L.append(f"- Data: `{SOURCE}` (5,000 H1 bars, 2017-04-19 → 2018-02-07), default chronological "
+    L.append(f"- Data: `{SOURCE}` ({args.data_desc}), default chronological "
              "split 60 % train / 20 % validation / 20 % test, purged at the boundaries. The "
              "test period is used only for the figures below.")
     L.append("- Models (`models/registry.py`): " + ", ".join(
@@ -361,13 +398,17 @@ def write_page(rows: list[dict], facts: dict | None, out: Path, args, total_s: f
     L.append("- Inputs: feature set `scaled` (`DatasetSpec(features=\"scaled\")`); second arm: "
              "attention/article and dense/matched on the article's 12 raw inputs "
              "(`features=\"article\"`)" + ("" if not args.no_article_arm else " (not run)") + ".")
-    L.append(f"- Training: `train_run` with `TrainConfig` defaults (AdamW lr 1e-3, weight decay "
-             "1e-2, batch 256, up to 60 epochs, early stopping on validation loss with patience 8, "
-             f"class-balanced cross-entropy), seeds 0..{args.seeds - 1}.")
+    L.append(f"- Training: `train_model` on an `Experiment` with the config defaults (AdamW lr "
+             "1e-3, weight decay 1e-2, batch 256, up to "
+             f"{args.epochs} epochs, early stopping on validation loss with patience 8, "
+             f"class-balanced cross-entropy, {args.threads} torch "
+             f"thread{'s' if args.threads > 1 else ''}), recorded with `record_run`, "
+             f"seeds 0..{args.seeds - 1}.")
     L.append("- Evaluation: `evaluate_run(period=\"test\")` (accuracy, macro F1, per-class F1, the "
-             "article's error / hit / missed with arg-max signals) and `backtest(period=\"test\")` "
-             f"with the default strategy and costs, {N_RANDOM} random-entry draws for the p-value "
-             "(share of random entries shaped like our trades that did at least as well).")
+             "article's error / hit / missed with arg-max signals) and `compute_backtest` with "
+             "`backtest.period=\"test\"` (what `backtest` records) "
+             f"with the default strategy and costs, {args.random_draws} random-entry draws for the "
+             "p-value (share of random entries shaped like our trades that did at least as well).")
     if has_t:
         L.append("- Paired comparison attention/article vs dense/matched on the same seeds: "
                  "paired t-test (`scipy.stats.ttest_rel`) and, beside it, the exact sign-flip "
@@ -381,7 +422,7 @@ def write_page(rows: list[dict], facts: dict | None, out: Path, args, total_s: f
                  f"{2 / 2 ** len(common):.4f}.")
     L.append("- Command: `python benchmarks/attention_vs_dense.py "
              + " ".join(a if " " not in a else repr(a) for a in sys.argv[1:]) + "`.")
-    L.append(f"- Machine: {machine(devices)}. Date {dt.datetime.now():%Y-%m-%d %H:%M}. "
+    L.append(f"- Machine: {machine(devices, args.threads, args.jobs)}. Date {dt.datetime.now():%Y-%m-%d %H:%M}. "
              f"Total run time of the script: {total_s / 60:.1f} min.")
     L.append("")
     # ---------------- tables
@@ -562,48 +603,81 @@ def fmt_pct(x) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "attention-vs-dense.md")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="the page (default docs/attention-vs-dense.md; PNGs go beside it)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda (training)")
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads per run (also per worker when --jobs > 1); default 1")
     ap.add_argument("--no-article-arm", action="store_true",
                     help="skip the second arm (article's 12 raw inputs)")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw per-run records")
+    ap.add_argument("--smoke", action="store_true",
+                    help="2 seeds, 1 epoch, 1,500 bars, 20 draws, 4 configs: checks the script in "
+                         "seconds; writes to a temp folder unless --out (never under docs/)")
     args = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))   # benchmarks/ (smoke, machine)
+    from smoke import set_threads, smoke_out
+
+    from backtests.config import Experiment
+    from backtests.executor import run_tasks
+    from backtests.workflows import load_candles, record_run
 
     t_start = time.perf_counter()
+    set_threads(args.threads)
     planned = MAIN_ARM + ([] if args.no_article_arm else ARTICLE_ARM)
-    out = args.out.resolve()
+    overrides: dict = {}
+    args.epochs, args.random_draws = Experiment().train.epochs, N_RANDOM
+    base = Experiment().override({"data.source": SOURCE})
+    candles = load_candles(base)
+    if args.smoke:
+        args.seeds, args.epochs, args.random_draws = 2, 1, 20
+        planned = [a for a in planned if a[:2] in (("attention", "article"), ("dense", "matched"))]
+        overrides = {"train.epochs": args.epochs, "data.end": str(candles.index[1_499])}
+        candles = load_candles(base.override({"data.end": overrides["data.end"]}))
+        args.out = smoke_out(args.out, "attention-vs-dense.md")
+        args.json = smoke_out(args.json, "") if args.json else args.out.with_suffix(".json")
+    args.data_desc = (f"{len(candles):,} H1 bars, {candles.index[0]:%Y-%m-%d} → "
+                      f"{candles.index[-1]:%Y-%m-%d}")
+    out = (args.out or ROOT / "docs" / "attention-vs-dense.md").resolve()
     img = out.parent / IMG_DIR
     img.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="attnbt-avd-") as runs_dir:
-        threads = max(1, (os.cpu_count() or 1) // max(args.jobs, 1)) if args.jobs > 1 else None
         jobs = [{"kind": k, "preset": p, "features": f, "seed": s, "runs_dir": runs_dir,
-                 "device": args.device, "threads": threads}
+                 "device": args.device, "threads": args.threads, "overrides": overrides}
                 for s in range(args.seeds) for (k, p, f) in planned]
-        rows: list[dict] = []
+        exps = [experiment(j) for j in jobs]
 
-        def done(r: dict) -> None:
-            rows.append(r)
-            print(f"[{len(rows)}/{len(jobs)} {time.perf_counter() - t_start:6.0f}s] "
+        def trained(i: int, res) -> None:
+            j = jobs[i]
+            print(f"[train {i + 1}/{len(jobs)} {time.perf_counter() - t_start:6.0f}s] "
+                  f"{label(j['kind'], j['preset'], j['features'])} seed {j['seed']}: "
+                  f"{res[0].metrics['epochs_run']} epochs {res[0].metrics['seconds']:.1f} s",
+                  flush=True)
+
+        # Workers compute; the driver records every run (backtests.executor's rule).
+        results = run_tasks(train_task, [(e, candles) for e in exps], workers=args.jobs,
+                            threads=args.threads, on_done=trained)
+        rows: list[dict] = []
+        for j, e, (result, wall, device) in zip(jobs, exps, results, strict=True):
+            run = record_run(e, result, candles)
+            rows.append(train_row(j, run, result, wall, device))
+
+        def scored(i: int, r: dict) -> None:
+            r = rows[i] | r
+            print(f"[test {i + 1}/{len(rows)} {time.perf_counter() - t_start:6.0f}s] "
                   f"{label(r['kind'], r['preset'], r['features'])} seed {r['seed']}: "
                   f"macro F1 {r['macro_f1']:.3f}, hit {r['hit_pct']:.1f} %, return "
-                  f"{r['return_pct']:+.2f} %, p {fmt_p(r['p_value'])}, "
-                  f"{r['epochs_run']} epochs {r['train_seconds']:.1f} s", flush=True)
+                  f"{r['return_pct']:+.2f} %, p {fmt_p(r['p_value'])}", flush=True)
 
-        if args.jobs > 1:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
-            with ProcessPoolExecutor(args.jobs, mp_context=mp.get_context("spawn")) as pool:
-                for fut in as_completed([pool.submit(one_run, j) for j in jobs]):
-                    done(fut.result())
-        else:
-            for j in jobs:
-                done(one_run(j))
+        tests = run_tasks(score_task, [(r["run"], runs_dir, candles, args.random_draws)
+                                       for r in rows],
+                          workers=args.jobs, threads=args.threads, on_done=scored)
+        rows = [r | t for r, t in zip(rows, tests, strict=True)]
 
         seed0 = [r for r in rows if (r["kind"], r["preset"], r["features"], r["seed"])
                  == ("attention", "article", "scaled", 0)]
-        facts = attention_study(seed0[0]["run_path"], img) if seed0 else None
+        facts = attention_study(seed0[0]["run_path"], img, candles) if seed0 else None
         if facts:
             l1 = facts["layers"][0]
             print(f"attention: layer-1 last-row sd across windows {l1['mean_sd_last']:.4f}, "
@@ -614,7 +688,7 @@ def main() -> None:
                                         indent=1, default=str))
     write_page(rows, facts, out, args, total, planned)
     print(f"wrote {out} and {len(facts['pngs']) if facts else 0} PNGs in {img} "
-          f"({total / 60:.1f} min)")
+          f"({total / 60:.1f} min)" + (f"; {args.json}" if args.json else ""))
 
 
 if __name__ == "__main__":

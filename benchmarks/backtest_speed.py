@@ -8,7 +8,17 @@
 The candles are the EURUSD H1 sample tiled end to end: each copy is rescaled so that it starts at
 the previous copy's last close, and the timestamps continue hourly after the last one.
 
-    python benchmarks/backtest_speed.py [--bars 100000] [--repeat 1]
+    python benchmarks/backtest_speed.py [--bars 100000] [--repeat 1] [--threads N] [--out x.md]
+    python benchmarks/backtest_speed.py --smoke [--out /tmp/x.md]   # seconds; numbers meaningless
+
+The model of (b) is trained with ``models.train.fit`` (pure) and saved with
+``models.checkpoint.save_model`` into a temporary folder. Torch (training, prediction) runs with
+``--threads`` intra-op threads, default every core this process may use (1 with ``--smoke``). The table is printed
+and, with ``--out``, also written as markdown.
+
+``--smoke``: 500 bars, one training epoch on the first 600 sample bars, all four rows and the
+markdown file (into a temporary folder unless ``--out``; never under ``docs/`` or
+``benchmarks/results/``): it checks that the script works, not how fast anything is.
 """
 
 from __future__ import annotations
@@ -16,16 +26,22 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-import data
-from backtests.engine import run_backtest
-from strategy.fractal import Costs, FractalParams, signals_from_frame
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout first
+
+from smoke import available_cores, set_threads, smoke_out  # noqa: E402  (benchmarks/smoke.py)
+
+import data  # noqa: E402
+from backtests.engine import run_backtest  # noqa: E402
+from strategy.fractal import Costs, FractalParams, signals_from_frame  # noqa: E402
 
 PARAMS = FractalParams(stop_buffer=0.0002, take_profit_r=2.0, max_hold=24)
 COSTS = Costs(spread=0.0)
@@ -114,18 +130,27 @@ def backtesting_py(candles: pd.DataFrame, probs: pd.DataFrame, params: FractalPa
             "trades": int(stats["# Trades"])}
 
 
-def trained_predictor():
-    """(b)'s model: attention/article trained briefly on the sample (speed, not skill, matters)."""
+def trained_predictor(epochs: int = 2, threads: int = 1, bars: int | None = None):
+    """(b)'s model: attention/article trained briefly on the sample (speed, not skill, matters),
+    on its first ``bars`` bars when given, saved into a temporary folder and loaded back."""
     import tempfile
 
-    from data import DatasetSpec, Split
+    from data import DatasetSpec, plain_split
+    from models.checkpoint import model_meta, save_model
     from models.predict import Predictor
-    from models.train import TrainConfig, train
+    from models.train import TrainConfig, fit
 
     sample = data.load("sample:EURUSD_H1")
-    folder = tempfile.mkdtemp()
-    train(sample, DatasetSpec(features="scaled"), Split.by_fraction(sample.index), folder,
-          kind="attention", preset="article", cfg=TrainConfig(epochs=2, device="cpu"))
+    if bars:
+        sample = sample.iloc[:bars]
+    result = fit(sample, DatasetSpec(features="scaled"), plain_split(sample.index, 0.6, 0.2),
+                 kind="attention", preset="article",
+                 cfg=TrainConfig(epochs=epochs, device="cpu", threads=threads))
+    folder = Path(tempfile.mkdtemp(prefix="attnbt-bt-speed-"))
+    weights = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
+    save_model(folder, weights, model_meta(kind=result.kind, config=result.config,
+                                           spec=result.spec, normaliser=result.normaliser,
+                                           fold=result.fold, extra=result.meta))
     return Predictor.from_run(folder)
 
 
@@ -133,10 +158,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: the cores this process may "
+                             "use; 1 with --smoke)")
+    parser.add_argument("--out", type=Path, help="also write the table as markdown here")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes, every code path, a few seconds; writes to a temp "
+                             "folder unless --out (never under docs/ or benchmarks/results/)")
     args = parser.parse_args()
+    args.threads = set_threads(args.threads or (1 if args.smoke else available_cores()))
+    epochs, train_bars = 2, None
+    if args.smoke:
+        args.bars, args.repeat, epochs, train_bars = 500, 1, 1, 600
+        args.out = smoke_out(args.out, "backtest_speed.md")
     candles = tiled_candles(args.bars)
     probs = random_probs(candles)
-    predictor = trained_predictor()
+    predictor = trained_predictor(epochs, args.threads, train_bars)
     rows = []
     for _ in range(args.repeat):
         a = measure(candles, lambda _c: probs)
@@ -148,17 +185,23 @@ def main() -> None:
         rows.append(("(a') backtrader, our strategy, the same model's probs precomputed", a2))
         c = backtesting_py(candles, probs)
         rows.append(("(c) backtesting.py, the random signals of (a)", c))
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}, {len(candles):,} H1 bars")
-    print("| run | bars/s | seconds | of which prediction | trades |\n|---|---:|---:|---:|---:|")
+    lines = [f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+             f"{args.threads} torch threads, Python {platform.python_version()}, "
+             f"{len(candles):,} H1 bars",
+             "| run | bars/s | seconds | of which prediction | trades |\n|---|---:|---:|---:|---:|"]
     for name, r in rows:
         pred = f"{r['predict_s']:.2f}" if "predict_s" in r else "—"
-        print(f"| {name} | {r['bars_per_s']:,.0f} | {r['total_s']:.2f} | {pred} | "
-              f"{r['trades']:,} |")
+        lines.append(f"| {name} | {r['bars_per_s']:,.0f} | {r['total_s']:.2f} | {pred} | "
+                     f"{r['trades']:,} |")
     best = {n: max(r["bars_per_s"] for m, r in rows if m == n) for n, _ in rows}
     a, b, a2, c = list(best)
-    print(f"ratio (b)/(a): {best[b] / best[a]:.2f}   ratio (b)/(a'): {best[b] / best[a2]:.2f}   "
-          f"ratio (a)/(c): {best[a] / best[c]:.2f}")
+    lines.append(f"ratio (b)/(a): {best[b] / best[a]:.2f}   ratio (b)/(a'): "
+                 f"{best[b] / best[a2]:.2f}   ratio (a)/(c): {best[a] / best[c]:.2f}")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+        print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

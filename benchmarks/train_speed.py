@@ -1,11 +1,19 @@
 """Training and inference throughput (windows/s) of every model, on CPU or one CUDA GPU.
 
-    python benchmarks/train_speed.py --device cpu  [--sample-train]
+    python benchmarks/train_speed.py --device cpu  [--sample-train] [--threads N]
     python benchmarks/train_speed.py --device cuda --out result.json
+    python benchmarks/train_speed.py --smoke [--out /tmp/x.json]   # seconds; numbers meaningless
 
 Data: a synthetic per-bar feature matrix (throughput does not depend on the values) gathered into
 windows on the device exactly as training does (models.step). Every variant is measured in the
-same process, one after another, so the ratios between them are side by side.
+same process, one after another, so the ratios between them are side by side. Torch runs with
+``--threads`` intra-op threads (default: every core this process may use; 1 with ``--smoke``), set once at the start
+and given to the sample trainings as ``train.threads``.
+
+``--smoke`` runs every path of a CPU run (all models, both batch variants, inference, the sample
+trainings with ``train_run`` and ``predict_at``, the JSON) with tiny sizes: it checks that the
+script works, not how fast anything is. It writes into a temporary folder unless ``--out`` is
+given, and never under ``docs/`` or ``benchmarks/results/``.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
+from smoke import available_cores, set_threads, smoke_out  # noqa: E402  (benchmarks/smoke.py)
 
 from models.registry import build, make_config, n_parameters  # noqa: E402
 from models.step import WindowBatches, train_step  # noqa: E402
@@ -85,11 +94,11 @@ def measure_training(kind, preset, device, *, batch, bf16=False, compile_mode=No
 
 
 @torch.no_grad()
-def measure_inference(kind, preset, device, *, batch=1, repeats=300) -> dict:
+def measure_inference(kind, preset, device, *, batch=1, repeats=300, warmup=20) -> dict:
     torch.manual_seed(0)
     model = build(kind, make_config(kind, preset, N_FEATURES, WINDOW)).to(device).eval()
     x = torch.randn(batch, WINDOW, N_FEATURES, device=device)
-    for _ in range(20):
+    for _ in range(warmup):
         model(x)
     times = []
     for _ in range(repeats):
@@ -102,31 +111,42 @@ def measure_inference(kind, preset, device, *, batch=1, repeats=300) -> dict:
             "median_ms": med * 1e3, "windows_per_s": batch / med}
 
 
-def sample_training_time() -> list[dict]:
-    """Wall time of a default `attnbt train` on the embedded sample (early stopping), per model."""
+def sample_training_time(threads: int, *, epochs: int | None = None, bars: int | None = None,
+                         predict_calls: int = 50) -> list[dict]:
+    """Wall time of a default `attnbt train` on the embedded sample (early stopping), per model:
+    ``train_run`` into a temporary runs folder (per-epoch checkpoints, history, plot, validation
+    bars), then ``Predictor.predict_at`` on ``predict_calls`` bars (positions n-100 … n-51).
+    ``epochs`` and ``bars`` shrink it for ``--smoke`` (first ``bars`` bars of the sample)."""
     import tempfile
 
-    import data
-    from data import DatasetSpec, Split
+    from backtests.config import Experiment
+    from backtests.workflows import load_candles, train_run
     from models.predict import Predictor
-    from models.train import TrainConfig, train
 
-    candles = data.load("sample:EURUSD_H1")
-    split = Split.by_fraction(candles.index)
+    base = Experiment().override({"data.source": "sample:EURUSD_H1",
+                                  "dataset.features": "scaled", "train.device": "cpu",
+                                  "train.threads": threads,
+                                  **({"train.epochs": epochs} if epochs else {})})
+    candles = load_candles(base)
+    if bars:
+        base = base.override({"data.end": str(candles.index[bars - 1])})
+        candles = load_candles(base)
+    first = len(candles) - 100
     rows = []
     for kind, preset in MODELS:
         with tempfile.TemporaryDirectory() as tmp:
+            exp = base.override({"model.kind": kind, "model.preset": preset,
+                                 "runtime.runs_dir": tmp})
             t0 = time.perf_counter()
-            m = train(candles, DatasetSpec(features="scaled"), split, Path(tmp), kind=kind,
-                      preset=preset, cfg=TrainConfig(device="cpu"))
+            run, result = train_run(exp, candles=candles)
             wall = time.perf_counter() - t0
-            predictor = Predictor.from_run(tmp)
+            predictor = Predictor.from_run(run.path)
             t1 = time.perf_counter()
-            for pos in range(4900, 4950):
+            for pos in range(first, first + predict_calls):
                 predictor.predict_at(candles, pos)
-            per_bar = (time.perf_counter() - t1) / 50
-        rows.append({"model": f"{kind}/{preset}", "wall_s": wall, "epochs": m["epochs_run"],
-                     "predict_at_ms": per_bar * 1e3})
+            per_bar = (time.perf_counter() - t1) / predict_calls
+        rows.append({"model": f"{kind}/{preset}", "wall_s": wall,
+                     "epochs": result.metrics["epochs_run"], "predict_at_ms": per_bar * 1e3})
     return rows
 
 
@@ -151,7 +171,20 @@ def main() -> None:
     ap.add_argument("--only-attention", action="store_true")
     ap.add_argument("--baselines-quick", action="store_true",
                     help="baselines: only the plain fp32 and the largest bf16 variant, no compile")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: the cores this process may "
+                         "use; 1 with --smoke)")
+    ap.add_argument("--repeats", type=int, default=300, help="timed one-batch inference calls")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny sizes, every code path, a few seconds; writes to a temp folder "
+                         "unless --out (never under docs/ or benchmarks/results/)")
     args = ap.parse_args()
+    args.threads = set_threads(args.threads or (1 if args.smoke else available_cores()))
+    bars, warmup, predict_calls, epochs, sample_bars = 200_000, 20, 50, None, None
+    if args.smoke:
+        args.seconds, args.repeats, args.sample_train = 0.02, 3, True
+        bars, warmup, predict_calls, epochs, sample_bars = 5_000, 2, 3, 1, 600
+        args.out = smoke_out(args.out, "train_speed.json")
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -166,22 +199,31 @@ def main() -> None:
                     dict(batch=65536, bf16=True, compile_mode="default", fused=True)]
     else:
         variants = [dict(batch=256), dict(batch=4096)]
+    if args.smoke:   # same variants, tiny batches
+        variants = [{**v, "batch": 8 * (i + 1)} for i, v in enumerate(variants)]
     for kind, preset in models:
         baseline_variants = variants[:1] + [{**variants[-1], "compile_mode": None}]
         for v in variants if kind == "attention" else baseline_variants:
             try:
-                row = measure_training(kind, preset, device, seconds=args.seconds, **v)
+                row = measure_training(kind, preset, device, seconds=args.seconds, bars=bars,
+                                       **v)
             except Exception as exc:  # a variant that fails is reported, not hidden
                 row = {"model": f"{kind}/{preset}", **v, "error": f"{type(exc).__name__}: {exc}"[:200]}
             print(row, flush=True)
             result["training"].append(row)
             if args.out:  # written as we go: a run cut short still leaves its rows
                 args.out.write_text(json.dumps(result, indent=2))
+    inference_batches = (1, 4096) if device.type == "cpu" else (1, 65536)
+    if args.smoke:
+        inference_batches = (1, 16)
     for kind, preset in models:
-        for batch in ((1, 4096) if device.type == "cpu" else (1, 65536)):
-            result["inference"].append(measure_inference(kind, preset, device, batch=batch))
+        for batch in inference_batches:
+            result["inference"].append(measure_inference(kind, preset, device, batch=batch,
+                                                         repeats=args.repeats, warmup=warmup))
     if args.sample_train:
-        result["sample_training"] = sample_training_time()
+        result["sample_training"] = sample_training_time(args.threads, epochs=epochs,
+                                                         bars=sample_bars,
+                                                         predict_calls=predict_calls)
     print("\n## training\n" + table(result["training"]))
     print("\n## inference\n" + table(result["inference"]))
     if "sample_training" in result:
@@ -189,6 +231,7 @@ def main() -> None:
               + table(result["sample_training"]))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

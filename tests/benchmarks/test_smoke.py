@@ -1,0 +1,107 @@
+"""The benchmark scripts still run: each one's ``--smoke`` mode end to end (untimed).
+
+Every script is run as a subprocess from the repository root, exactly as a person runs it, with
+tiny settings that go through every code path of its real run (CUDA-only variants are skipped by
+the scripts themselves on a CPU machine). Only exit status and the output file's shape are
+checked; nothing here measures speed. The three smoke runs are slow tests; the check that a
+smoke run never writes into the published results is quick.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_script(name: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    return subprocess.run([sys.executable, f"benchmarks/{name}", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def check(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+
+
+@pytest.mark.slow
+def test_train_speed_smoke(tmp_path):
+    out = tmp_path / "train_speed.json"
+    proc = run_script("train_speed.py", "--smoke", "--device", "cpu", "--out", str(out))
+    check(proc)
+    result = json.loads(out.read_text())
+    assert set(result) == {"machine", "training", "inference", "sample_training"}
+    order = ["attention/article", "attention/modern", "dense/article", "dense/matched",
+             "conv/article", "lstm/article"]
+    models = set(order)
+    assert {r["model"] for r in result["training"]} == models
+    assert all("error" not in r and r["windows_per_s"] > 0 for r in result["training"])
+    assert {r["model"] for r in result["inference"]} == models
+    assert all(r["median_ms"] > 0 for r in result["inference"])
+    assert [r["model"] for r in result["sample_training"]] == order
+    assert all(r["epochs"] == 1 and r["predict_at_ms"] > 0 for r in result["sample_training"])
+    for heading in ("## training", "## inference", "## default training on the embedded sample"):
+        assert heading in proc.stdout
+
+
+@pytest.mark.slow
+def test_backtest_speed_smoke(tmp_path):
+    out = tmp_path / "backtest_speed.md"
+    proc = run_script("backtest_speed.py", "--smoke", "--out", str(out))
+    check(proc)
+    text = out.read_text()
+    assert text.startswith("machine: ")
+    assert "| run | bars/s | seconds | of which prediction | trades |" in text
+    for row in ("(a) backtrader", "(b) our strategy + attention", "(a') backtrader",
+                "(c) backtesting.py"):
+        assert sum(line.startswith(f"| {row}") for line in text.splitlines()) == 1, row
+    assert "ratio (b)/(a):" in text
+    assert text.strip() in proc.stdout
+
+
+@pytest.mark.slow
+def test_attention_vs_dense_smoke(tmp_path):
+    out = tmp_path / "page" / "avd.md"
+    out.parent.mkdir()
+    proc = run_script("attention_vs_dense.py", "--smoke", "--out", str(out))
+    check(proc)
+    page = out.read_text()
+    for heading in ("# Self-attention vs a fully connected net", "## Short answer",
+                    "## Method (fixed before running)",
+                    "## Out-of-sample classification (test period)",
+                    "## Trading the test period", "## Paired comparison: attention/article",
+                    "## What the attention does", "## Caveats"):
+        assert heading in page, heading
+    assert "SMOKE RUN" in page
+    raw = json.loads(out.with_suffix(".json").read_text())
+    assert set(raw) == {"rows", "attention", "seconds"}
+    assert len(raw["rows"]) == 8   # 2 seeds × (attention/article, dense/matched) × 2 input sets
+    for row in raw["rows"]:
+        for key in ("macro_f1", "return_pct", "p_value", "buy_and_hold_return_pct",
+                    "oracle_return_pct", "random_median_return_pct", "n_parameters"):
+            assert key in row, key
+        assert row["epochs_run"] == 1 and not row["in_sample"]
+    pngs = raw["attention"]["pngs"]
+    assert pngs and all((out.parent / "img" / p["file"]).is_file() for p in pngs)
+
+
+def test_smoke_never_writes_into_docs(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_smoke", ROOT / "benchmarks" / "smoke.py")
+    smoke = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(smoke)
+    for target in (ROOT / "docs" / "attention-vs-dense.md", ROOT / "docs" / "img" / "x.png",
+                   ROOT / "benchmarks" / "results" / "train_speed_cpu.json"):
+        with pytest.raises(SystemExit, match="never writes under"):
+            smoke.smoke_out(target, "x")
+    assert smoke.smoke_out(tmp_path / "a.md", "x") == tmp_path / "a.md"
+    default = smoke.smoke_out(None, "page.md")
+    assert default.name == "page.md" and default.parent.is_dir()
+    assert ROOT not in default.parents
+    default.parent.rmdir()
