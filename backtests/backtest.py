@@ -20,6 +20,7 @@ import pandas as pd
 from backtests import stats as stat_table
 from backtests.baselines import buy_and_hold, oracle_probs, p_value, random_entries
 from backtests.config import Experiment, config_id
+from backtests.currency import Conversion, conversion, rates
 from backtests.engine import BacktestResult, run_backtest
 from backtests.report import render_report
 from backtests.store import Registry, Run
@@ -131,7 +132,7 @@ def validation_frame(scored: Scored) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def choose_threshold(scored: Scored, params: FractalParams, costs: Costs,
-                     cash: float) -> tuple[FractalParams, list[dict]]:
+                     cash: float, conv: Conversion | None = None) -> tuple[FractalParams, list[dict]]:
     """Pick the signal threshold on the model's validation bars (never the bars being tested).
 
     Each threshold of ``THRESHOLD_GRID`` is backtested on the validation bars with the same
@@ -139,9 +140,11 @@ def choose_threshold(scored: Scored, params: FractalParams, costs: Costs,
     higher threshold, fewer trades).
     """
     bars, probs = validation_frame(scored)
+    bar_rates = rates(bars, conv) if conv is not None else None
     rows = []
     for threshold in THRESHOLD_GRID:
-        stats = run_backtest(bars, probs, replace(params, threshold=threshold), costs, cash).stats
+        stats = run_backtest(bars, probs, replace(params, threshold=threshold), costs, cash,
+                             rates=bar_rates).stats
         rows.append({"threshold": threshold, "validation trades": stats["n_trades"],
                      "validation return %": stats["total_return_pct"],
                      "validation win rate %": stats["win_rate_pct"]})
@@ -206,10 +209,13 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
         raise DataError("no bar of the period has a complete window for this model",
                         rule="empty period")
     check_costs(bars, costs)
+    conv = conversion(source or exp.data.source, exp.data.instrument, exp.data.account_currency)
+    bar_rates = rates(bars, conv)
     base_params, threshold_tables = params, {}
     if b.auto_threshold:
-        params, threshold_tables[scored.name] = choose_threshold(scored, base_params, costs, cash)
-    result = run_backtest(bars, scored.period_probs, params, costs, cash)
+        params, threshold_tables[scored.name] = choose_threshold(scored, base_params, costs, cash,
+                                                                 conv)
+    result = run_backtest(bars, scored.period_probs, params, costs, cash, rates=bar_rates)
     in_sample = overlaps_training(scored)
     metrics = scored.metrics()
 
@@ -221,21 +227,22 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
         other_params = params
         if b.auto_threshold:
             other_params, threshold_tables[other.name] = choose_threshold(
-                other, base_params, costs, cash)
-        other_result = run_backtest(bars, other.period_probs, other_params, costs, cash)
+                other, base_params, costs, cash, conv)
+        other_result = run_backtest(bars, other.period_probs, other_params, costs, cash,
+                                    rates=bar_rates)
         ours.append((other.name, other, other.metrics(), other_result.stats))
         baselines[f"model:{other.run.id}"] = {
             "label": f"{other.name} ({other.run.id})", "kind": "model", "run": other.run.id,
             **_headline(other_result.stats)}
     baselines["buy_and_hold"] = {"label": "buy and hold (all cash, unlevered)",
-                                 "kind": "buy_and_hold", **_headline(buy_and_hold(bars, costs,
-                                                                                  cash))}
+                                 "kind": "buy_and_hold",
+                                 **_headline(buy_and_hold(bars, costs, cash, rates=bar_rates))}
     oracle = run_backtest(bars, oracle_probs(bars, scored.predictor.spec.labels), params, costs,
-                          cash)
+                          cash, rates=bar_rates)
     baselines["oracle"] = {"label": "fractal oracle (perfect foresight)", "kind": "oracle",
                            **_headline(oracle.stats)}
     draws = random_entries(bars, result.trades, costs, n_draws=b.random_draws,
-                           seed=b.random_seed, cash=cash)
+                           seed=b.random_seed, cash=cash, rates=bar_rates)
     p = p_value(result.stats["total_return_pct"], draws) if len(result.trades) else None
     baselines["random_entries"] = {
         "label": "random entries", "kind": "random_entries", "n_trades": len(result.trades),
@@ -261,7 +268,9 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
             result, bars, title=title, comparison=comparison, baselines=baselines,
             confusion=np.asarray(model_metrics["confusion"]) if model_metrics else None,
             attention_pngs=attention_examples(scored, result.trades),
-            extra={"train_run": scored.run.id, "model_hash": loaded.model_hash,
+            extra={"instrument": conv.instrument or "unknown",
+                   "account currency": conv.account, "P&L conversion": conv.describe(),
+                   "train_run": scored.run.id, "model_hash": loaded.model_hash,
                    "config_id": cid, "period": b.period, "in_sample": in_sample,
                    "random_draws": b.random_draws, "random_seed": b.random_seed,
                    "threshold": "chosen on validation" if b.auto_threshold else "given",

@@ -22,20 +22,28 @@ import pandas as pd
 
 from backtests.metrics import compute_stats
 from data.labels import fractal_labels
+from strategy.engine import Booking
 from strategy.fractal import PROB_COLUMNS, Costs
 
 
 def buy_and_hold(candles: pd.DataFrame, costs: Costs = Costs(), cash: float = 100_000.0,
-                 units: float | None = None) -> dict:
-    """Statistics of buying at the first open (ask) and holding to the last close (bid)."""
+                 units: float | None = None, rates: np.ndarray | None = None) -> dict:
+    """Statistics of buying at the first open (ask) and holding to the last close (bid).
+
+    ``rates``: account currency per unit of quote currency per bar (P&L booked bar by bar at
+    each bar's rate, as the engine does); None when the quote currency is the account's."""
     spreads = costs.spread_array(candles)
     opens, closes = candles["open"].to_numpy(float), candles["close"].to_numpy(float)
     entry = opens[0] + spreads[0] + costs.slippage
+    book = Booking(candles, rates)
     if units is None:
-        units = float(np.floor(cash / (entry + costs.commission)))
-    equity_values = cash - units * entry - units * costs.commission + units * closes
+        units = float(np.floor(cash / ((entry + costs.commission) * book.rate(0))))
+    bars = np.arange(len(closes))
+    equity_values = cash - units * costs.commission + units * book.move(
+        np.zeros_like(bars), entry, bars, closes)
     exit_price = closes[-1] - costs.slippage
-    equity_values[-1] = cash + units * (exit_price - entry) - 2 * units * costs.commission
+    equity_values[-1] = cash + units * float(book.move(0, entry, bars[-1], exit_price)) \
+        - 2 * units * costs.commission
     equity = pd.Series(equity_values, index=candles.index, name="equity")
     pnl_net = equity_values[-1] - cash
     trades = pd.DataFrame({
@@ -57,7 +65,8 @@ def oracle_probs(candles: pd.DataFrame, label_kind: str = "3bar") -> pd.DataFram
 
 
 def random_entries(candles: pd.DataFrame, trades: pd.DataFrame, costs: Costs = Costs(),
-                   n_draws: int = 1000, seed: int = 0, cash: float = 100_000.0) -> np.ndarray:
+                   n_draws: int = 1000, seed: int = 0, cash: float = 100_000.0,
+                   rates: np.ndarray | None = None) -> np.ndarray:
     """Total returns (%) of ``n_draws`` sets of random trades shaped like ``trades``."""
     n_trades = len(trades)
     if n_trades == 0:
@@ -79,7 +88,8 @@ def random_entries(candles: pd.DataFrame, trades: pd.DataFrame, costs: Costs = C
     entry_price = opens[entry_bar] + np.where(long, spreads[entry_bar], 0.0) + d * costs.slippage
     raw_exit = np.where(h > 0, opens[exit_bar], closes[exit_bar])
     exit_price = raw_exit + np.where(long, 0.0, spreads[exit_bar]) - d * costs.slippage
-    pnl = d * s * (exit_price - entry_price) - 2 * s * costs.commission
+    pnl = d * s * Booking(candles, rates).move(entry_bar, entry_price, exit_bar, exit_price) \
+        - 2 * s * costs.commission
     return 100.0 * pnl.sum(axis=1) / cash
 
 

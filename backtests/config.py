@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import tomllib
 import types
 import typing
@@ -396,6 +397,11 @@ def validate(exp: Experiment) -> None:
     if exp.model.preset not in presets:
         raise ConfigError(f"model.preset = {exp.model.preset!r} is not a preset of {exp.model.kind}; "
                           f"choose {', '.join(presets)}")
+    cur, inst = exp.data.account_currency, exp.data.instrument
+    if not re.fullmatch(r"[A-Z]{3}", cur):
+        raise ConfigError(f"data.account_currency = {cur!r}; give 3 capital letters, e.g. USD")
+    if inst is not None and not re.fullmatch(r"[A-Z0-9./]{1,12}", inst):
+        raise ConfigError(f"data.instrument = {inst!r}; give a symbol such as USDCHF or EUR/USD")
     if exp.split.train + exp.split.val >= 1:
         raise ConfigError("split.train + split.val must leave room for a test part (< 1)")
     if (exp.split.train_end is None) != (exp.split.val_end is None):

@@ -50,14 +50,17 @@ def run_backtest(candles: pd.DataFrame, probs: pd.DataFrame | None,
                  params: FractalParams = FractalParams(), costs: Costs = Costs(),
                  cash: float = 100_000.0,
                  predictor: Callable[[int], np.ndarray] | None = None, *,
-                 finalize: bool = True, state: EngineState | None = None) -> BacktestResult:
+                 finalize: bool = True, state: EngineState | None = None,
+                 rates: np.ndarray | None = None) -> BacktestResult:
     """Backtest ``FractalStrategy`` on ``candles`` (bid prices) with ``probs`` or ``predictor``.
 
     With ``predictor`` (one-window-at-a-time mode) it is called with the bar position ``t`` at the
     close of bar ``t`` and ``probs`` may be None. Pass only the candles of the period to test.
-    ``finalize`` and ``state``: see ``strategy.engine.simulate``.
+    ``finalize``, ``state`` and ``rates`` (quote → account currency per bar): see
+    ``strategy.engine.simulate``.
     """
-    r = simulate(candles, probs, params, costs, cash, predictor, finalize=finalize, state=state)
+    r = simulate(candles, probs, params, costs, cash, predictor, finalize=finalize, state=state,
+                 rates=rates)
     start_cash = cash if state is None else state.cash
     return BacktestResult(trades=r.trades, equity=r.equity, orders=r.orders,
                           stats=compute_stats(r.equity, r.trades), params=params, costs=costs,

@@ -324,7 +324,7 @@ def simulate(candles: pd.DataFrame, probs: pd.DataFrame | None,
     equity = pd.Series(strat.equity, index=index, name="equity").ffill().fillna(start_cash)
     logs = list(strat.trade_log)
     open_trade, pending = None, ()
-    book = _Book(bars, rates)
+    book = Booking(bars, rates)
     if strat.open_trade is not None and finalize:
         end = _end_fill(bars, spreads, costs, strat.open_trade, book)
         logs.append({**strat.open_trade, "exit": end, "exit_reason": "end"})
@@ -402,7 +402,7 @@ def _resume_position(candles: pd.DataFrame, params: FractalParams, costs: Costs,
     return pos + 1 if state.flat_time is not None else pos
 
 
-class _Book:
+class Booking:
     """Price moves → account currency, booked bar by bar as the broker books them."""
 
     def __init__(self, bars: pd.DataFrame, rates: np.ndarray | None) -> None:
@@ -415,19 +415,22 @@ class _Book:
     def rate(self, bar: int) -> float:
         return 1.0 if self.rates is None else float(self.rates[bar])
 
-    def move(self, e: int, p_entry: float, x: int, p_exit: float) -> float:
+    def move(self, e, p_entry, x, p_exit):
         """Account-currency value of a price move from ``p_entry`` in bar ``e`` to ``p_exit``
-        in bar ``x`` (per unit, long): marked to each close at that bar's rate."""
+        in bar ``x`` (per unit, long; numbers or arrays): marked to each close at that bar's
+        rate, as the broker books it."""
         if self.rates is None:
-            return p_exit - p_entry
-        if x == e:
-            return (p_exit - p_entry) * self.rates[e]
-        return ((self.close[e] - p_entry) * self.rates[e] + self.marked[x - 1] - self.marked[e]
-                + (p_exit - self.close[x - 1]) * self.rates[x])
+            return np.asarray(p_exit) - np.asarray(p_entry)
+        e, x = np.asarray(e), np.asarray(x)
+        before = np.maximum(x - 1, 0)
+        spread_over = ((self.close[e] - p_entry) * self.rates[e]
+                       + self.marked[before] - self.marked[e]
+                       + (p_exit - self.close[before]) * self.rates[x])
+        return np.where(x == e, (np.asarray(p_exit) - p_entry) * self.rates[e], spread_over)
 
 
 def _end_fill(bars: pd.DataFrame, spreads: np.ndarray, costs: Costs, open_trade: dict,
-              book: _Book) -> dict:
+              book: Booking) -> dict:
     """Close an open trade at the last close (what the mark-to-market equity does not include)."""
     last = len(bars) - 1
     direction = open_trade["direction"]
@@ -441,7 +444,7 @@ def _end_fill(bars: pd.DataFrame, spreads: np.ndarray, costs: Costs, open_trade:
             "slip": costs.slippage, "comm": comm, "closing_cost": closing_cost}
 
 
-def _trade_record(t: dict, index: pd.DatetimeIndex, base: int, book: _Book) -> TradeRecord:
+def _trade_record(t: dict, index: pd.DatetimeIndex, base: int, book: Booking) -> TradeRecord:
     """A strategy trade log (bars local to this run) → a record (bars counted from the first run);
     money in the account currency."""
     entry, exit_ = t["entry"], t.get("exit")
@@ -459,7 +462,7 @@ def _trade_record(t: dict, index: pd.DatetimeIndex, base: int, book: _Book) -> T
             entry_bar=base + entry["bar"], exit_bar=None, commission=commission,
             spread_cost=spread_cost, slippage_cost=slippage_cost)
     r_out = book.rate(exit_["bar"])
-    net_move = book.move(entry["bar"], entry["price"], exit_["bar"], exit_["price"]) * d * size
+    net_move = float(book.move(entry["bar"], entry["price"], exit_["bar"], exit_["price"])) * d * size
     commission = entry["comm"] + exit_["comm"]
     spread_cost = (entry["spread"] * r_in + exit_["spread"] * r_out) * size
     slippage_cost = (entry["slip"] * r_in + exit_["slip"] * r_out) * size
@@ -492,6 +495,6 @@ def records_of(result: EngineResult) -> tuple[list[TradeRecord], list[OrderRecor
     return from_frame(result.trades, TradeRecord), from_frame(result.orders, OrderRecord)
 
 
-__all__ = ["ORDER_COLUMNS", "TRADE_COLUMNS", "EngineResult", "EngineState", "OrderRecord",
+__all__ = ["ORDER_COLUMNS", "TRADE_COLUMNS", "Booking", "EngineResult", "EngineState", "OrderRecord",
            "TradeRecord", "align_probs", "from_frame", "merge", "records_of", "simulate",
            "to_frame"]

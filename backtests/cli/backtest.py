@@ -9,12 +9,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from backtests.cli.common import (
+    AccountOpt,
     CashOpt,
     CommissionOpt,
     ConfigOpt,
     DataOpt,
     DayfirstOpt,
     FromOpt,
+    InstrumentOpt,
     MaxHoldOpt,
     PeriodOpt,
     PipOpt,
@@ -49,8 +51,8 @@ from backtests.cli.common import (
 def backtest_cmd(
     settings: SettingsArg = None,
     run: RunOpt = "latest", data: DataOpt = None, tz: TzOpt = None, sort: SortOpt = None,
-    point: PointOpt = None, dayfirst: DayfirstOpt = None,
-    period: PeriodOpt = None, start: FromOpt = None, end: ToOpt = None,
+    point: PointOpt = None, dayfirst: DayfirstOpt = None, instrument: InstrumentOpt = None,
+    account_currency: AccountOpt = None, period: PeriodOpt = None, start: FromOpt = None, end: ToOpt = None,
     cash: CashOpt = None, threshold: ThresholdOpt = None, short: ShortOpt = None,
     take_profit_r: TakeProfitOpt = None, max_hold: MaxHoldOpt = None,
     stop_buffer: StopBufferOpt = None, sizing: SizingOpt = None, units: UnitsOpt = None,

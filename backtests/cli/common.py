@@ -51,6 +51,14 @@ DayfirstOpt = Annotated[bool | None, typer.Option("--dayfirst/--monthfirst", hel
                                                   "day and month in ambiguous dates.",
                                                   show_default=False, rich_help_panel=DATA)]
 
+InstrumentOpt = Annotated[str | None, typer.Option("--instrument", help="The pair traded, e.g. "
+                                                   "USDCHF (default: from the source's name).",
+                                                   rich_help_panel=DATA)]
+AccountOpt = Annotated[str | None, typer.Option("--account-currency", help="Currency of cash "
+                                                "and P&L (default USD); USD/XXX P&L is "
+                                                "converted at each bar's close.",
+                                                rich_help_panel=DATA)]
+
 PeriodOpt = Annotated[str | None, typer.Option("--period", help="train | val | test | all (the "
                                                "model's split; default test).",
                                                rich_help_panel=PERIOD)]
@@ -100,7 +108,8 @@ SlippageOpt = Annotated[float | None, typer.Option("--slippage", help="Price uni
 # option name → config key, for the overrides and to name the option in error messages
 FLAGS = {
     "data": "data.source", "tz": "data.tz", "sort": "data.sort", "point": "data.point",
-    "dayfirst": "data.dayfirst", "period": "backtest.period", "start": "backtest.start",
+    "dayfirst": "data.dayfirst", "instrument": "data.instrument",
+    "account_currency": "data.account_currency", "period": "backtest.period", "start": "backtest.start",
     "end": "backtest.end", "short": "strategy.allow_short",
     "take_profit_r": "strategy.take_profit_r", "max_hold": "strategy.max_hold",
     "stop_buffer": "strategy.stop_buffer", "sizing": "strategy.sizing", "units": "strategy.units",

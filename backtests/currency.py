@@ -1,0 +1,83 @@
+"""Which instrument is traded, and how its P&L becomes money in the account currency.
+
+An FX pair ``BASEQUOTE`` (e.g. EURUSD) makes P&L in the quote currency. With the account in:
+- the quote currency (EURUSD, account USD): no conversion;
+- the base currency (USDCHF, account USD): P&L in CHF converted at each bar's close, 1 / close;
+- a third currency (EURGBP, account USD): a conversion series would be needed; refused.
+An instrument that is not a six-letter pair (a stock, an index) is taken as quoted in the account
+currency, and the report says so.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data.errors import DataError
+
+CURRENCIES = {"USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK", "PLN",
+              "HUF", "CZK", "TRY", "ZAR", "MXN", "SGD", "HKD", "CNH", "CNY", "RUB", "INR", "XAU",
+              "XAG", "BTC", "ETH"}
+_PAIR = re.compile(r"(?<![A-Z])([A-Z]{3})/?([A-Z]{3})(?![A-Z])")
+
+
+@dataclass(frozen=True)
+class Conversion:
+    instrument: str | None       # e.g. "USDCHF"; None when not known
+    quote: str | None            # the currency P&L is made in
+    account: str
+    rule: str                    # "none" | "1/close"
+
+    def describe(self) -> str:
+        if self.quote is None:
+            return (f"{self.instrument or 'instrument unknown'}: prices taken as quoted in the "
+                    f"account currency ({self.account})")
+        if self.rule == "none":
+            return f"{self.instrument}: P&L in {self.quote} = the account currency"
+        return (f"{self.instrument}: P&L in {self.quote} converted to {self.account} at each "
+                f"bar's close (1 / close)")
+
+
+def instrument_of(source: str | None, given: str | None = None) -> str | None:
+    """The instrument: ``given``, else a currency pair named in the source (``sample:EURUSD_H1``,
+    ``yahoo:USDCHF=X:1h``, ``exports/GBPUSD_M5.csv``)."""
+    if given:
+        return given.replace("/", "").upper()
+    if not source:
+        return None
+    kind, sep, rest = str(source).partition(":")
+    text = rest if sep and kind in ("sample", "yahoo") else Path(str(source)).name
+    for base, quote in _PAIR.findall(text.upper().replace("_", " ").replace("=", " ")):
+        if base in CURRENCIES and quote in CURRENCIES:
+            return base + quote
+    return None
+
+
+def conversion(source: str | None, instrument: str | None, account: str) -> Conversion:
+    """How P&L becomes account money for this instrument, or a DataError for a cross."""
+    account = account.upper()
+    inst = instrument_of(source, instrument)
+    if inst is None or len(inst) != 6 or inst[:3] not in CURRENCIES or inst[3:] not in CURRENCIES:
+        return Conversion(inst, None, account, "none")
+    base, quote = inst[:3], inst[3:]
+    if quote == account:
+        return Conversion(inst, quote, account, "none")
+    if base == account:
+        return Conversion(inst, quote, account, "1/close")
+    raise DataError(f"{inst} makes P&L in {quote}, and the account is in {account}: converting "
+                    f"needs a {quote}{account} price series, which attnbt does not take yet; set "
+                    f"the account currency to {quote} or {base}", rule="account currency")
+
+
+def rates(candles: pd.DataFrame, conv: Conversion) -> np.ndarray | None:
+    """Account currency per unit of quote currency at each bar's close (None: no conversion)."""
+    if conv.rule == "none":
+        return None
+    return 1.0 / candles["close"].to_numpy(dtype=float)
+
+
+__all__ = ["Conversion", "conversion", "instrument_of", "rates"]
