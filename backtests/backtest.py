@@ -18,12 +18,14 @@ import numpy as np
 import pandas as pd
 
 from backtests import stats as stat_table
-from backtests.baselines import buy_and_hold, oracle_probs, p_value, random_entries
+from backtests.baselines import buy_and_hold_equity, oracle_probs, p_value, random_entries
 from backtests.config import Experiment, config_id
 from backtests.currency import Conversion, conversion, rates
 from backtests.engine import BacktestResult, run_backtest
-from backtests.report import render_report
+from backtests.metrics import compute_stats
+from backtests.report import costs_charged, render_report
 from backtests.store import Registry, Run
+from backtests.summary import timeframe, timeframe_label
 from backtests.workflows import Scored, experiment_of, score, validation_bars
 from data import fingerprint
 from data.errors import DataError
@@ -51,6 +53,8 @@ class BacktestOutcome:
     config_id: str
     fingerprint: str = ""              # of the candles traded (the trials' "same data")
     files: dict = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)           # instrument, source, timeframe, model
+    costs_charged: dict = field(default_factory=dict)   # spread source, mean/range, totals
     summary: dict = field(default_factory=dict)
     run: Run | None = None
     report: Path | None = None
@@ -221,6 +225,7 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
 
     ours = [(scored.name, scored, metrics, result.stats)]
     baselines: dict = {}
+    curves: dict = {}
     for other_ref in vs or []:
         other = score(other_ref, source, period=b.period, start=b.start, end=b.end,
                       runs_dir=runs_dir, candles=scored.candles)
@@ -234,9 +239,14 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
         baselines[f"model:{other.run.id}"] = {
             "label": f"{other.name} ({other.run.id})", "kind": "model", "run": other.run.id,
             **_headline(other_result.stats)}
+        curves[f"model:{other.run.id}"] = {"label": f"{other.name} ({other.run.id})",
+                                           "equity": other_result.equity}
+    bh_equity, bh_trades = buy_and_hold_equity(bars, costs, cash, rates=bar_rates)
     baselines["buy_and_hold"] = {"label": "buy and hold (all cash, unlevered)",
                                  "kind": "buy_and_hold",
-                                 **_headline(buy_and_hold(bars, costs, cash, rates=bar_rates))}
+                                 **_headline(compute_stats(bh_equity, bh_trades,
+                                                           initial_equity=cash))}
+    curves["buy_and_hold"] = {"label": "buy and hold", "equity": bh_equity}
     oracle = run_backtest(bars, oracle_probs(bars, scored.predictor.spec.labels), params, costs,
                           cash, rates=bar_rates)
     baselines["oracle"] = {"label": "fractal oracle (perfect foresight)", "kind": "oracle",
@@ -261,6 +271,14 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
     outcome = BacktestOutcome(result, comparison, baselines, in_sample, threshold_tables,
                               scored.name, loaded.model_hash, scored.run.id, cid,
                               fingerprint=fingerprint(bars), summary=summary)
+    source_name = source or exp.data.source
+    facts = {"instrument": conv.instrument, "account_currency": conv.account,
+             "pnl_conversion": conv.describe(), "source": source_name,
+             "timeframe": timeframe_label(timeframe(bars.index)), "period": b.period,
+             "model": scored.name, "model_label": f"{scored.name} ({scored.run.id})",
+             "train_run": scored.run.id, "model_hash": loaded.model_hash, "config_id": cid}
+    outcome.facts = facts
+    outcome.costs_charged = costs_charged(bars, costs, result.trades)
     if with_report:
         title = (f"{scored.name} ({scored.run.id}) on {bars.index[0]:%Y-%m-%d} → "
                  f"{bars.index[-1]:%Y-%m-%d}, {'IN-SAMPLE' if in_sample else 'out-of-sample'}")
@@ -268,9 +286,8 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
             result, bars, title=title, comparison=comparison, baselines=baselines,
             confusion=np.asarray(model_metrics["confusion"]) if model_metrics else None,
             attention_pngs=attention_examples(scored, result.trades),
-            extra={"instrument": conv.instrument or "unknown",
-                   "account currency": conv.account, "P&L conversion": conv.describe(),
-                   "train_run": scored.run.id, "model_hash": loaded.model_hash,
+            probs=scored.period_probs, curves=curves, facts=facts, in_sample=in_sample,
+            extra={"train_run": scored.run.id, "model_hash": loaded.model_hash,
                    "config_id": cid, "period": b.period, "in_sample": in_sample,
                    "random_draws": b.random_draws, "random_seed": b.random_seed,
                    "threshold": "chosen on validation" if b.auto_threshold else "given",
@@ -293,10 +310,16 @@ def backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
                            "start": str(bars[0]), "end": str(bars[-1]),
                            "in_sample": outcome.in_sample, "vs": list(vs or []),
                            "params": outcome.result.params.to_dict(),
-                           "costs": outcome.result.costs.to_dict(), "cash": outcome.result.cash})
+                           "costs": outcome.result.costs.to_dict(), "cash": outcome.result.cash,
+                           **{k: outcome.facts.get(k)
+                              for k in ("instrument", "source", "timeframe")},
+                           "costs_charged": outcome.costs_charged})
     with reg.recording(run):
-        for name, text in outcome.files.items():
-            run.write_text(name, text)
+        for name, content in outcome.files.items():
+            if isinstance(content, bytes):
+                run.write_bytes(name, content)
+            else:
+                run.write_text(name, content)
         returns = outcome.result.equity.pct_change().dropna().to_numpy()
         reg.add_trial(run_id=run.id, kind="backtest", config_id=outcome.config_id,
                       fingerprint=outcome.fingerprint, **return_moments(returns))

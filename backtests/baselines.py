@@ -28,7 +28,15 @@ from strategy.fractal import PROB_COLUMNS, Costs
 
 def buy_and_hold(candles: pd.DataFrame, costs: Costs = Costs(), cash: float = 100_000.0,
                  units: float | None = None, rates: np.ndarray | None = None) -> dict:
-    """Statistics of buying at the first open (ask) and holding to the last close (bid).
+    """Statistics of buying at the first open (ask) and holding to the last close (bid)."""
+    equity, trades = buy_and_hold_equity(candles, costs, cash, units, rates)
+    return compute_stats(equity, trades, initial_equity=cash)
+
+
+def buy_and_hold_equity(candles: pd.DataFrame, costs: Costs = Costs(), cash: float = 100_000.0,
+                        units: float | None = None,
+                        rates: np.ndarray | None = None) -> tuple[pd.Series, pd.DataFrame]:
+    """(equity per bar, the one trade) of ``buy_and_hold`` (for reports that draw it).
 
     ``rates``: account currency per unit of quote currency per bar (P&L booked bar by bar at
     each bar's rate, as the engine does); None when the quote currency is the account's."""
@@ -51,7 +59,7 @@ def buy_and_hold(candles: pd.DataFrame, costs: Costs = Costs(), cash: float = 10
         "size": [units], "entry_price": [entry], "exit_price": [exit_price],
         "pnl_net": [pnl_net], "bars_held": [len(candles) - 1], "exit_reason": ["end"],
     })
-    return compute_stats(equity, trades, initial_equity=cash)
+    return equity, trades
 
 
 def oracle_probs(candles: pd.DataFrame, label_kind: str = "3bar") -> pd.DataFrame:

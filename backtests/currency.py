@@ -34,17 +34,21 @@ class Conversion:
 
     def describe(self) -> str:
         if self.quote is None:
-            return (f"{self.instrument or 'instrument unknown'}: prices taken as quoted in the "
-                    f"account currency ({self.account})")
+            return (f"{self.instrument or 'instrument unknown'}: not a currency pair; prices "
+                    f"taken as quoted in the account currency ({self.account})")
         if self.rule == "none":
             return f"{self.instrument}: P&L in {self.quote} = the account currency"
         return (f"{self.instrument}: P&L in {self.quote} converted to {self.account} at each "
                 f"bar's close (1 / close)")
 
 
+TIMEFRAME_SUFFIXES = ("M1", "M5", "M15", "M30", "H1", "H4", "D1", "W1", "MN1")
+
+
 def instrument_of(source: str | None, given: str | None = None) -> str | None:
     """The instrument: ``given``, else a currency pair named in the source (``sample:EURUSD_H1``,
-    ``yahoo:USDCHF=X:1h``, ``exports/GBPUSD_M5.csv``)."""
+    ``yahoo:USDCHF=X:1h``, ``exports/GBPUSD_M5.csv``), else the symbol it names (``yahoo:SPY:1d``
+    → SPY, ``prices_D1.csv`` → prices); None without a source."""
     if given:
         return given.replace("/", "").upper()
     if not source:
@@ -54,7 +58,11 @@ def instrument_of(source: str | None, given: str | None = None) -> str | None:
     for base, quote in _PAIR.findall(text.upper().replace("_", " ").replace("=", " ")):
         if base in CURRENCIES and quote in CURRENCIES:
             return base + quote
-    return None
+    if sep and kind == "yahoo":
+        return rest.split(":")[0]
+    name = rest if sep and kind == "sample" else Path(str(source)).stem
+    head, _, tail = name.rpartition("_")
+    return head if head and tail.upper() in TIMEFRAME_SUFFIXES else name
 
 
 def conversion(source: str | None, instrument: str | None, account: str) -> Conversion:
@@ -80,4 +88,4 @@ def rates(candles: pd.DataFrame, conv: Conversion) -> np.ndarray | None:
     return 1.0 / candles["close"].to_numpy(dtype=float)
 
 
-__all__ = ["Conversion", "conversion", "instrument_of", "rates"]
+__all__ = ["TIMEFRAME_SUFFIXES", "Conversion", "conversion", "instrument_of", "rates"]

@@ -1,7 +1,7 @@
 """The `attnbt` command line: the only place that parses arguments, prints, or exits.
 
-One module per command group (``data``, ``models``, ``backtest``, ``runs``, ``config``,
-``demo``); option groups are defined once in ``common``.
+One module per command group (``data``, ``models``, ``backtest``, ``compare``, ``runs``,
+``config``, ``demo``); option groups are defined once in ``common``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from backtests.cli import backtest as _backtest
+from backtests.cli import compare as _compare
 from backtests.cli import config as _config
 from backtests.cli import data as _data
 from backtests.cli import demo as _demo
@@ -51,6 +52,7 @@ app.add_typer(_runs.app, name="runs")
 app.add_typer(_config.app, name="config")
 _models.register(app)
 _backtest.register(app)
+_compare.register(app)
 _demo.register(app)
 
 

@@ -15,11 +15,13 @@ def demo_cmd(runs_dir: RunsOpt = None,
                                                          "(default: up to 2, by cores).")] = None
              ) -> None:
     """The main job on the embedded EURUSD H1 sample: train attention and a dense baseline
-    (seeded, one torch thread each, side by side), backtest both on the held-out test period,
-    compare, and write the HTML report."""
+    (seeded, one torch thread each, side by side), backtest both on the held-out test period
+    (attention with the dense run beside it, then dense alone), and `attnbt compare` the two."""
     from backtests.backtest import backtest
     from backtests.cli.backtest import print_backtest
+    from backtests.cli.compare import print_compare
     from backtests.cli.data import print_summary
+    from backtests.compare import run_compare
     from backtests.config import Experiment
     from backtests.executor import default_workers
     from backtests.summary import describe_frame
@@ -49,8 +51,16 @@ def demo_cmd(runs_dir: RunsOpt = None,
     with err_console.status("backtesting on the held-out test period"):
         outcome = backtest(exps[0], att_run.id, vs=[dense_run.id], candles=candles,
                            command=command_line())
+        dense = backtest(exps[1], dense_run.id, candles=candles, command=command_line())
     print_backtest(outcome)
     console.print(f"open the report in a browser: file://{outcome.report.resolve()}")
+    console.print(f"dense backtest: {dense.run.id} (report file://{dense.report.resolve()})")
+    with err_console.status("comparing the two backtests"):
+        compared = run_compare([outcome.run.id, dense.run.id], base.runtime.runs_dir,
+                               command=command_line())
+    console.print(f"\n$ attnbt compare {outcome.run.id} {dense.run.id}")
+    print_compare(compared)
+    console.print(f"open the comparison in a browser: file://{compared.html.resolve()}")
 
 
 def register(app: typer.Typer) -> None:

@@ -26,7 +26,8 @@ def _probs(candles, seed=0):
 
 @pytest.mark.parametrize("source,expected", [
     ("sample:EURUSD_H1", "EURUSD"), ("yahoo:USDCHF=X:1h", "USDCHF"),
-    ("/data/exports/GBPUSD_M5.csv", "GBPUSD"), ("sample:GOOG_D1", None), ("prices.csv", None)])
+    ("/data/exports/GBPUSD_M5.csv", "GBPUSD"), ("sample:GOOG_D1", "GOOG"),
+    ("yahoo:SPY:1d", "SPY"), ("prices.csv", "prices"), ("/data/GBPUSD_M15.csv", "GBPUSD")])
 def test_the_instrument_comes_from_the_source_name(source, expected):
     assert instrument_of(source) == expected
 
@@ -40,7 +41,7 @@ def test_which_pairs_convert_and_which_are_refused(sample):
     with pytest.raises(DataError, match="EURGBP makes P&L in GBP.*account is in USD"):
         conversion("yahoo:EURGBP=X:1d", None, "USD")
     unknown = conversion("prices.csv", None, "USD")
-    assert unknown.instrument is None and "taken as quoted in the account currency" in \
+    assert unknown.quote is None and "taken as quoted in the account currency" in \
         unknown.describe()
 
 

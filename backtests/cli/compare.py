@@ -1,0 +1,78 @@
+"""`attnbt compare RUN RUN [RUN ...]`: finished runs side by side, and compare.html."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from backtests.cli.common import OUTPUT, RunsOpt, command_line, console
+
+
+def compare_cmd(
+    runs: Annotated[list[str], typer.Argument(help="Two or more runs: id, unique prefix (4+ "
+                                              "characters) or 'latest'.", show_default=False)],
+    article: Annotated[bool, typer.Option("--article", help="Add the article's reported "
+                                          "figures as a column (in-sample).")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Write compare.html here instead of "
+                                             "a new compare run folder.",
+                                             rich_help_panel=OUTPUT)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.",
+                                        rich_help_panel=OUTPUT)] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON for scripts "
+                                          "(one row per statistic).",
+                                          rich_help_panel=OUTPUT)] = False,
+    runs_dir: RunsOpt = None,
+) -> None:
+    """Compare finished runs: statistics side by side (best per row marked), the ways they
+    differ flagged, a paired significance test where they traded the same bars, compare.html."""
+    from backtests.compare import CompareError, run_compare, to_json
+
+    if len(runs) < 2:
+        raise CompareError("compare needs at least two runs (see `attnbt runs list`)")
+    outcome = run_compare(list(runs), runs_dir, article=article, out=out, force=force,
+                          command=command_line())
+    if as_json:
+        payload = to_json(outcome.result) | {"html": str(outcome.html)}
+        print(json.dumps(payload, indent=2, allow_nan=False))
+        return
+    print_compare(outcome)
+
+
+def print_compare(outcome) -> None:
+    from backtests.compare import flag_summary
+    from backtests.stats import format_value, stat
+
+    result = outcome.result
+    table = Table(title="compare (best per row in bold green; ↑ higher / ↓ lower is better)")
+    table.add_column("statistic")
+    for name in result["columns"].values():
+        table.add_column(escape(name), justify="right")
+    for row in result["rows"]:
+        arrow = {"higher": " ↑", "lower": " ↓"}.get(row["better"] or "", "")
+        cells = []
+        for rid in result["columns"]:
+            text = escape(format_value(row["values"].get(rid), stat(row["key"]).kind))
+            cells.append(f"[bold green]{text}[/bold green]" if rid in row["best"] else text)
+        table.add_row(escape(row["heading"]) + arrow, *cells)
+    for d in result["flagged"]:
+        table.add_row(f"[red]≠ {escape(d['key'])}[/red]",
+                      *[escape(format_value(d["values"].get(rid))) if rid in d["values"] else ""
+                        for rid in result["columns"]])
+    console.print(table)
+    flags = flag_summary(result)
+    if flags:
+        console.print("[bold red]not like for like:[/bold red] " + escape("; ".join(flags)))
+    else:
+        console.print("like for like: same data, period, costs and strategy parameters")
+    for s in result["significance"]:
+        console.print(escape(s["text"]))
+    console.print(f"compare: [bold]{outcome.html}[/bold]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare")(compare_cmd)

@@ -1,0 +1,410 @@
+"""`attnbt compare`: finished runs side by side, from their folders (nothing is re-run).
+
+Each run kind has a loader (``LOADERS``) that turns a run into a ``Comparable``: its statistics
+(``backtests.stats`` keys), equity curve, per-trade P&L, strategy parameters, costs, data and
+period. Backtest runs load from report.json / equity.csv / trades.csv; walk-forward and paper
+runs plug in with ``register_loader(kind, fn)`` (``paper:NAME`` refs go to the "paper" loader).
+
+``compare`` builds the table: one column per run, the best value of each statistic marked (each
+``Stat`` says whether higher or lower is better), and every way the runs differ in data, period,
+costs or parameters flagged, so that unlike things are not compared by accident. When two runs
+traded the same bars, their per-bar returns get a paired block-bootstrap test of the difference
+in Sharpe ratios (``backtests.significance``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from backtests import stats as stat_table
+from backtests.store import Registry
+from data.errors import AttnbtError
+
+
+class CompareError(AttnbtError):
+    """A run that cannot be compared (wrong kind, missing files)."""
+
+
+@dataclass
+class Comparable:
+    """One run as compare sees it, whatever its kind."""
+
+    id: str
+    kind: str
+    name: str                         # column heading, e.g. "attention 1a2b3c4d"
+    stats: dict
+    equity: pd.Series
+    params: dict = field(default_factory=dict)
+    costs: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)     # source, instrument, timeframe, fingerprint
+    period: dict = field(default_factory=dict)   # start, end, bars
+    pnl: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    cash: float | None = None
+    in_sample: bool | None = None
+    model: dict = field(default_factory=dict)    # name, train_run, model_hash
+
+
+Loader = Callable[[Registry, str], Comparable]
+LOADERS: dict[str, Loader] = {}
+
+
+def register_loader(kind: str, loader: Loader) -> None:
+    """Let runs of ``kind`` be compared: ``loader(registry, run_id) -> Comparable``."""
+    LOADERS[kind] = loader
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CompareError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise CompareError(f"{path} is not valid JSON ({exc})") from exc
+
+
+def _number(v: object) -> object:
+    if v == "inf":
+        return math.inf
+    if v == "-inf":
+        return -math.inf
+    return v
+
+
+def load_backtest(reg: Registry, run_id: str) -> Comparable:
+    """A backtest run from its folder: report.json, equity.csv, trades.csv, run.json."""
+    row = reg.get(run_id)
+    folder = reg.root / row["id"]
+    meta = row["meta"]
+    report = _read_json(folder / "report.json")
+    try:
+        eq = pd.read_csv(folder / "equity.csv", index_col="time")
+    except (OSError, ValueError, KeyError) as exc:
+        raise CompareError(f"cannot read {folder / 'equity.csv'}: {exc}") from exc
+    eq.index = pd.to_datetime(eq.index, utc=True)
+    try:
+        pnl = pd.read_csv(folder / "trades.csv")["pnl_net"].to_numpy(float)
+    except (OSError, ValueError, KeyError):
+        pnl = np.zeros(0)
+    stats = {k: _number(v) for k, v in (report.get("stats") or {}).items()}
+    for k in ("start", "end"):
+        if isinstance(stats.get(k), str):
+            stats[k] = pd.Timestamp(stats[k])
+    for k in ("hit_pct", "missed_pct", "p_value"):   # from the run's summary
+        if row["summary"].get(k) is not None:
+            stats.setdefault(k, row["summary"][k])
+    extra = report.get("extra") or {}
+    source = report.get("source") or meta.get("source") or row.get("data")
+    model = report.get("model") or {}
+    name = model.get("model") or row.get("model") or "backtest"
+    return Comparable(
+        id=row["id"], kind="backtest", name=f"{name} {row['id'][:8]}", stats=stats,
+        equity=eq["equity"], params=report.get("params") or meta.get("params") or {},
+        costs=report.get("costs") or meta.get("costs") or {},
+        data={"source": source, "instrument": report.get("instrument") or meta.get("instrument"),
+              "timeframe": report.get("timeframe") or meta.get("timeframe"),
+              "fingerprint": row.get("fingerprint")},
+        period={"start": str(eq.index[0]) if len(eq) else None,
+                "end": str(eq.index[-1]) if len(eq) else None, "bars": len(eq)},
+        pnl=pnl, cash=report.get("cash") or meta.get("cash"),
+        in_sample=report.get("verdict", {}).get("in_sample", meta.get("in_sample")),
+        model={"name": name, "train_run": model.get("train_run") or extra.get("train_run")
+               or row.get("parent"),
+               "model_hash": model.get("model_hash") or extra.get("model_hash")})
+
+
+register_loader("backtest", load_backtest)
+
+
+def load(ref: str, reg: Registry) -> Comparable:
+    """The run ``ref`` names (id, unique prefix, 'latest', ``paper:NAME``) as a Comparable."""
+    if ref.startswith("paper:"):
+        if "paper" not in LOADERS:
+            raise CompareError(f"{ref}: paper runs cannot be compared yet (no loader for them)")
+        return LOADERS["paper"](reg, ref)
+    run = reg.resolve(ref)
+    loader = LOADERS.get(run.kind)
+    if loader is None:
+        kinds = ", ".join(sorted(LOADERS))
+        raise CompareError(f"run {run.id} is a {run.kind} run; compare takes {kinds} runs "
+                           f"(backtest a trained run first: attnbt backtest --run {run.id})")
+    return loader(reg, run.id)
+
+
+# --- the table --------------------------------------------------------------------------------
+
+ARTICLE_COLUMN = "article Part 8 (in-sample)"
+FLAGGED_GROUPS = ("data", "period", "costs", "params")   # differing models are the point
+
+
+def article_values() -> dict:
+    """The article's reported figures for its attention network (Part 8; in-sample)."""
+    from models.evaluate import ARTICLE_FIGURES
+
+    a = next(f for f in ARTICLE_FIGURES if f["part"] == 8)
+    return {"error": a["error"], "hit_pct": a["hit_pct"], "missed_pct": a["missed_pct"]}
+
+
+def _finite(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and not math.isnan(v)
+
+
+def _differs(values: list) -> bool:
+    clean = [json.dumps(v, sort_keys=True, default=str) for v in values]
+    return len(set(clean)) > 1
+
+
+def differences(records: list[Comparable]) -> list[dict]:
+    """Every fact of data, period, costs and parameters, with ``differs`` when runs disagree."""
+    rows = []
+
+    def add(group: str, key: str, getter: Callable[[Comparable], object]) -> None:
+        values = {r.id: getter(r) for r in records}
+        rows.append({"group": group, "key": f"{group}.{key}", "values": values,
+                     "differs": _differs(list(values.values()))})
+
+    for key in ("instrument", "source", "timeframe", "fingerprint"):
+        add("data", key, lambda r, k=key: r.data.get(k))
+    for key in ("start", "end", "bars"):
+        add("period", key, lambda r, k=key: r.period.get(k))
+    add("period", "in_sample", lambda r: r.in_sample)
+    for key in dict.fromkeys(k for r in records for k in r.costs):
+        add("costs", key, lambda r, k=key: r.costs.get(k))
+    add("costs", "cash", lambda r: r.cash)
+    for key in dict.fromkeys(k for r in records for k in r.params):
+        add("params", key, lambda r, k=key: r.params.get(k))
+    for key in ("name", "train_run", "model_hash"):
+        add("model", key, lambda r, k=key: r.model.get(k))
+    return rows
+
+
+def same_bars(a: Comparable, b: Comparable) -> bool:
+    return (a.data.get("fingerprint") is not None
+            and a.data.get("fingerprint") == b.data.get("fingerprint")
+            and len(a.equity) == len(b.equity) and a.equity.index.equals(b.equity.index))
+
+
+def significance(records: list[Comparable], n_boot: int = 2000, seed: int = 0) -> list[dict]:
+    """The first run against each other run: a paired Sharpe-difference test where they traded
+    the same bars; otherwise a line saying why it was not tested."""
+    from backtests.significance import describe_p, sharpe_difference_test
+
+    out = []
+    first = records[0]
+    for other in records[1:]:
+        row = {"a": first.id, "b": other.id, "a_name": first.name, "b_name": other.name}
+        if not same_bars(first, other):
+            row["text"] = (f"{first.name} vs {other.name}: not tested — they traded different "
+                           "bars (data or period differ)")
+            out.append(row)
+            continue
+        ra = first.equity.pct_change().iloc[1:].to_numpy(float)
+        rb = other.equity.pct_change().iloc[1:].to_numpy(float)
+        if len(ra) < 3 or np.std(ra) == 0 and np.std(rb) == 0:
+            row["text"] = f"{first.name} vs {other.name}: not tested — no varying returns"
+            out.append(row)
+            continue
+        test = sharpe_difference_test(ra, rb, n_boot=n_boot, seed=seed)
+        row.update(test)
+        lo, hi = test["ci"]
+        row["text"] = (f"{first.name} vs {other.name}, same {test['n']:,} bars: per-bar Sharpe "
+                       f"ratio difference {test['diff']:+.4f} (95 % CI {lo:+.4f} … {hi:+.4f}, "
+                       f"block bootstrap, mean block {test['block']} bars, {test['n_boot']:,} "
+                       f"resamples); {describe_p(test['p_value'])}")
+        out.append(row)
+    return out
+
+
+def compare(records: list[Comparable], *, article: bool = False, n_boot: int = 2000,
+            seed: int = 0) -> dict:
+    """The comparison: ``columns`` (run id → name), ``rows`` (one per statistic any run has:
+    key, label, unit, better, values by run id, best run ids, differs), ``differences`` (the
+    facts, ``differs`` marked), ``flagged`` (only the differing ones) and ``significance``."""
+    if len(records) < 2:
+        raise CompareError("compare needs at least two runs")
+    ids = [r.id for r in records]
+    if len(set(ids)) < len(ids):
+        raise CompareError("the same run is given twice: " + ", ".join(ids))
+    columns = {r.id: r.name for r in records}
+    extra = article_values() if article else {}
+    if article:
+        columns[ARTICLE_COLUMN] = ARTICLE_COLUMN
+    keys = list(dict.fromkeys([k for r in records for k in r.stats] + list(extra)))
+    rows = []
+    for s, _ in stat_table.rows(dict.fromkeys(keys, None), tuple(keys)):
+        values = {r.id: r.stats.get(s.key) for r in records}
+        if all(v is None for v in values.values()) and s.key not in extra:
+            continue
+        if article:
+            values[ARTICLE_COLUMN] = extra.get(s.key)
+        ours = [(rid, v) for rid, v in values.items() if rid != ARTICLE_COLUMN and _finite(v)]
+        best: list[str] = []
+        if s.better and len(ours) > 1:
+            pick = max if s.better == "higher" else min
+            target = pick(v for _, v in ours)
+            if not all(v == target for _, v in ours):
+                best = [rid for rid, v in ours if v == target]
+        rows.append({"key": s.key, "label": s.label, "unit": s.unit, "heading": s.heading,
+                     "better": s.better, "values": values, "best": best,
+                     "differs": _differs([v for rid, v in values.items()
+                                          if rid != ARTICLE_COLUMN])})
+    diffs = differences(records)
+    return {"columns": columns, "rows": rows, "differences": diffs,
+            "flagged": [d for d in diffs if d["differs"] and d["group"] in FLAGGED_GROUPS],
+            "significance": significance(records, n_boot=n_boot, seed=seed),
+            "article": bool(article)}
+
+
+def flag_summary(result: dict) -> list[str]:
+    """One line per group in which the runs differ, naming the keys."""
+    groups: dict[str, list[str]] = {}
+    for d in result["flagged"]:
+        groups.setdefault(d["group"], []).append(d["key"].split(".", 1)[1])
+    words = {"data": "different data", "period": "different period", "costs": "different costs",
+             "params": "different strategy parameters", "model": "different models"}
+    return [f"{words[g]}: {', '.join(keys)}" for g, keys in groups.items()]
+
+
+def to_json(result: dict) -> dict:
+    """``attnbt compare --json``: statistics rows and the flagged differences, strict JSON."""
+    from backtests.report import jsonable
+
+    rows = [{"key": r["key"], "label": r["label"], "unit": r["unit"], "better": r["better"],
+             "values": r["values"], "best": r["best"], "differs": r["differs"]}
+            for r in result["rows"]]
+    sig = [{k: v for k, v in s.items() if k in ("a", "b", "diff", "p_value", "ci", "block",
+                                                  "n_boot", "n", "method", "text")}
+           for s in result["significance"]]
+    return jsonable({"columns": result["columns"], "rows": rows,
+                     "differences": result["flagged"], "significance": sig})
+
+
+# --- compare.html -----------------------------------------------------------------------------
+
+def render_compare(records: list[Comparable], result: dict, title: str | None = None) -> str:
+    """compare.html: the table, equity normalised to the first run's cash with drawdowns, P&L
+    distributions, period returns per run, the parameter differences and the test."""
+    from backtests.report import (
+        _table,
+        bokeh_parts,
+        equity_figures,
+        page,
+        period_returns,
+        pnl_figure,
+        returns_table,
+    )
+    from backtests.stats import format_value
+
+    esc = html.escape
+    title = title or "Compare: " + " vs ".join(r.name for r in records)
+    cash = next((r.cash for r in records if r.cash), None) or 100_000.0
+    curves = []
+    for r in records:
+        if len(r.equity):
+            curves.append((r.name, r.equity / float(r.equity.iloc[0]) * cash))
+    figs = {}
+    figs["equity"], figs["drawdown"] = equity_figures(
+        curves, title=f"Equity, each run normalised to {cash:,.0f} starting cash")
+    if any(len(r.pnl) for r in records):
+        figs["pnl"] = pnl_figure({r.name: r.pnl for r in records})
+    script, divs = bokeh_parts(figs)
+
+    parts = [f"<h1>{esc(title)}</h1>"]
+    flags = flag_summary(result)
+    if flags:
+        parts.append("<p class='verdict none'><b>These runs are not like for like</b> — "
+                     + "; ".join(esc(f) for f in flags)
+                     + ". Rows marked ≠ below differ; compare with that in mind.</p>")
+    else:
+        parts.append("<p class='verdict skill'>Like for like: same data, period, costs and "
+                     "strategy parameters.</p>")
+    for s in result["significance"]:
+        parts.append(f"<p class='note'>{esc(s['text'])}.</p>")
+    cols = list(result["columns"])
+    head = "".join(f"<th>{esc(result['columns'][c])}</th>" for c in cols)
+    body = []
+    for row in result["rows"]:
+        arrow = {"higher": " ↑", "lower": " ↓"}.get(row["better"] or "", "")
+        cells = "".join(
+            f"<td class='{'best' if c in row['best'] else ''}'>"
+            f"{esc(format_value(row['values'].get(c), stat_table.stat(row['key']).kind))}</td>"
+            for c in cols)
+        body.append(f"<tr><td>{esc(row['heading'])}{arrow}</td>{cells}</tr>")
+    parts.append("<h2>Statistics</h2><p class='note'>Best value per row in bold green (↑ higher "
+                 "is better, ↓ lower is better)."
+                 + (" The article's figures are in-sample and never marked best." if
+                    result["article"] else "") + "</p>"
+                 f"<table><tr><th>statistic</th>{head}</tr>{''.join(body)}</table>")
+    parts.append("<h2>Equity and drawdown</h2>" + divs["equity"] + divs["drawdown"])
+    if "pnl" in divs:
+        parts.append("<h2>Per-trade P&amp;L</h2>" + divs["pnl"])
+    parts.append("<h2>Period returns</h2>")
+    for r in records:
+        freq, rets = period_returns(r.equity, r.cash)
+        parts.append(returns_table(freq, rets, f"{r.name} ({freq}ly, %)"))
+    flagged = [{"setting": d["key"], **{result["columns"][k]: v for k, v in d["values"].items()}}
+               for d in result["flagged"]]
+    parts.append("<h2>Where the runs differ</h2>" + (_table(flagged) if flagged else
+                                                      "<p class='note'>nowhere</p>"))
+    models = [{"model": d["key"], **{result["columns"][k]: v for k, v in d["values"].items()}}
+              for d in result["differences"] if d["group"] == "model"]
+    parts.append("<h2>Models</h2>" + _table(models))
+    same = [{"setting": d["key"], "value": next(iter(d["values"].values()))}
+            for d in result["differences"] if not d["differs"] and d["group"] != "model"]
+    parts.append("<h2>What they share</h2>" + _table(same))
+    return page(title, parts, script)
+
+
+def write_html(path: Path, text: str, force: bool = False) -> Path:
+    """Write ``text`` to ``path``, refusing to overwrite an existing file without ``force``."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise CompareError(f"{path} exists; give --force to overwrite it or another --out")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+@dataclass
+class CompareOutcome:
+    records: list[Comparable]
+    result: dict
+    html: Path
+    run_id: str | None = None
+
+
+def run_compare(refs: list[str], runs_dir: str | Path | None = None, *, article: bool = False,
+                out: str | Path | None = None, force: bool = False, command: str | None = None,
+                n_boot: int = 2000) -> CompareOutcome:
+    """Load the runs, compare them and write compare.html: to ``out``, or into a new run of
+    kind "compare" (with compare.json) recorded in the registry."""
+    reg = Registry(runs_dir)
+    records = [load(ref, reg) for ref in refs]
+    result = compare(records, article=article, n_boot=n_boot)
+    text = render_compare(records, result)
+    if out is not None:
+        return CompareOutcome(records, result, write_html(Path(out), text, force))
+    run = reg.create("compare", model=", ".join(dict.fromkeys(r.model.get("name") or "?"
+                                                              for r in records)),
+                     data=", ".join(dict.fromkeys(str(r.data.get("source")) for r in records)),
+                     command=command, meta={"runs": [r.id for r in records],
+                                            "article": article})
+    with reg.recording(run):
+        run.write_text("compare.html", text)
+        run.write_text("compare.json", json.dumps(to_json(result), indent=2, allow_nan=False))
+    reg.finish(run, {"runs": len(records), "flagged": len(result["flagged"])})
+    return CompareOutcome(records, result, run.path / "compare.html", run.id)
+
+
+__all__ = ["LOADERS", "Comparable", "CompareError", "CompareOutcome", "compare", "differences",
+           "flag_summary", "load", "load_backtest", "register_loader", "render_compare",
+           "run_compare", "same_bars", "significance", "to_json", "write_html"]
