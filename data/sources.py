@@ -543,7 +543,7 @@ def resolve_day_month(text: pd.Series, source: str, lines: np.ndarray,
     shown = text[hit].to_numpy()
     day_first = np.flatnonzero(first > 12)
     month_first = np.flatnonzero(second > 12)
-    hint = "pass dayfirst=True (--dayfirst) or dayfirst=False (--monthfirst)"
+    hint = "pass dayfirst=True or dayfirst=False (data.dayfirst)"
     if len(day_first) and len(month_first):
         i, j = day_first[0], month_first[0]
         raise DataError(f"dates are written both day-first ({shown[i]!r}) and month-first "
@@ -651,5 +651,5 @@ def infer_point(body: pd.DataFrame, source: str = "<frame>", max_digits: int = 8
             return 10.0**-digits
     raise DataError(f"cannot infer the size of one point from the prices (they are not on a grid "
                     f"of 10^-d for d ≤ {max_digits}), so the spread in points cannot be "
-                    "converted; pass point= (--point), e.g. 0.00001 for EURUSD",
+                    "converted; pass point= (data.point), e.g. 0.00001 for EURUSD",
                     source=source, rule="spread units")

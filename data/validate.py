@@ -122,7 +122,7 @@ def validate_frame(
             raise DataError(
                 f"spread {spread[i]:g}{how} is over {MAX_SPREAD_SHARE:.0%} of the close {c[i]:g}: "
                 "is it in points rather than price units? Give the size of one point with point= "
-                "(--point), e.g. 0.00001 for EURUSD",
+                "(data.point), e.g. 0.00001 for EURUSD",
                 source=source, rows=lines[absurd], rule="spread units")
 
     stamps = out.index.asi8
@@ -136,7 +136,7 @@ def validate_frame(
     if len(backwards):
         if not sort:
             raise DataError(
-                "timestamps are not in increasing order (pass --sort to sort them)",
+                "timestamps are not in increasing order (sort=True, data.sort, sorts them)",
                 source=source, rows=lines[backwards], rule="unsorted",
             )
         out = out.iloc[np.argsort(stamps, kind="stable")]

@@ -74,7 +74,7 @@ def fetch(symbol: str, interval: str = "1h", start: str | pd.Timestamp | None = 
     start_ts = to_utc(start) if start is not None else (earliest or end_ts - pd.Timedelta(days=3650))
     if earliest is not None and start_ts < earliest - pd.Timedelta(hours=1):
         raise DataError(
-            f"Yahoo serves {interval} bars only for the last {limit} days; use --start on or "
+            f"Yahoo serves {interval} bars only for the last {limit} days; start on or "
             f"after {earliest.date()} or a daily interval", source=source, rule="interval limit")
     if start_ts >= end_ts:
         raise DataError(f"start {start_ts} is not before end {end_ts}", source=source,

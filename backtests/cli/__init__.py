@@ -57,11 +57,21 @@ _demo.register(app)
 
 
 def _with_option_names(message: str) -> str:
-    """Name the command-line option after a config key that has one."""
+    """Name the command-line option of each config key the message mentions (at the end for
+    the key the message starts with, beside the others)."""
     m = re.match(r"^([a-z_]+\.[a-z_]+)\b", message)
     if m and m.group(1) in OPTION_OF:
         return f"{message} (option {OPTION_OF[m.group(1)]})"
-    return message
+    seen: set[str] = set()
+
+    def name(m: re.Match) -> str:
+        key = m.group(1)
+        if key in OPTION_OF and key not in seen:
+            seen.add(key)
+            return f"{key} (option {OPTION_OF[key]})"
+        return key
+
+    return re.sub(r"(?<![\w.])([a-z_]+\.[a-z_]+)(?![\w(])", name, message)
 
 
 def _terminate(signum, frame) -> None:

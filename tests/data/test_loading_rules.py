@@ -61,7 +61,7 @@ def test_spread_absurd_for_the_price_is_refused_with_units_hint(write):
     rows = [r + ["75"] for r in good_rows(4)]  # spread in points, in a generic file
     err = error_of(write(csv_text(rows, [*HEADER, "spread"])))
     assert err.rule == "spread units" and err.rows == [2, 3, 4, 5]
-    assert "points" in str(err) and "point=" in str(err) and "--point" in str(err)
+    assert "points" in str(err) and "point=" in str(err) and "data.point" in str(err)
     # saying the spread is in points converts it
     frame = load(write(csv_text(rows, [*HEADER, "spread"])), point=1e-5)
     np.testing.assert_allclose(frame["spread"], 75e-5, rtol=1e-12)
@@ -111,7 +111,7 @@ def test_ambiguous_dates_are_refused_unless_the_caller_says(write):
     path = write(_dated(["02.01.2023 00:00:00", "03.01.2023 00:00:00"]))
     err = error_of(path)
     assert err.rule == "ambiguous dates" and err.rows == [2]
-    assert "dayfirst=True" in str(err) and "--dayfirst" in str(err) and "--monthfirst" in str(err)
+    assert "dayfirst=True" in str(err) and "data.dayfirst" in str(err)
     assert load(path, dayfirst=True).index[0] == pd.Timestamp("2023-01-02", tz=UTC)
     assert load(path, dayfirst=False).index[0] == pd.Timestamp("2023-02-01", tz=UTC)
     # where day == month everywhere the order does not matter

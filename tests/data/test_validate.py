@@ -120,7 +120,7 @@ def test_unsorted_is_an_error_unless_sort(write):
     err = error_of(path)
     assert err.rule == "unsorted"
     assert err.rows == [6, 8]  # the rows that step back in time
-    assert "--sort" in str(err)
+    assert "data.sort" in str(err)
     frame = load(path, sort=True)
     assert_canonical(frame)
     assert frame.index.tolist() == sorted(pd.Timestamp(r[0], tz="UTC") for r in rows)
