@@ -132,11 +132,17 @@ def test_demo_end_to_end(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "against the earlier article" in res.stdout and "dense/matched" in res.stdout
     reports = list(tmp_path.glob("*/report.html"))
-    assert len(reports) == 1
-    kinds = sorted(r["model"] for r in list_runs(tmp_path))
-    assert kinds == ["attention/article", "attention/article", "dense/matched"]
-    assert np.isfinite(json.loads((reports[0].parent / "report.json").read_text())["stats"][
-        "final_equity"])
+    assert len(reports) == 2                          # attention (with --vs dense) and dense
+    runs = list_runs(tmp_path)
+    assert sorted((r["kind"], r["model"] or "") for r in runs) == [
+        ("backtest", "attention/article"), ("backtest", "dense/matched"),
+        ("compare", "attention/article, dense/matched"),
+        ("train", "attention/article"), ("train", "dense/matched")]
+    assert {r["status"] for r in runs} == {"done"}
+    for report in reports:
+        assert np.isfinite(json.loads((report.parent / "report.json").read_text())["stats"][
+            "final_equity"])
+    assert "compare.html" in res.stdout
 
 
 def test_auto_threshold_is_chosen_on_validation_bars_only(trained_run, eurusd, runs_dir):

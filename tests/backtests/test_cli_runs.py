@@ -85,7 +85,7 @@ def test_list_sort_show_prefix_and_rm(old_runs, tmp_path):
     assert len(rates) == 2 and rates == sorted(rates, reverse=True)
     assert len({r["config_id"] for r in rows}) == 2        # another threshold, another config
     table = attnbt("runs", "list", "--sort", "win_rate", runs_dir=root)
-    assert table.returncode == 0 and "Win rate" in table.stdout
+    assert table.returncode == 0 and "Win" in table.stdout
     first = rows[0]["id"]
     show = attnbt("runs", "show", first[:6], runs_dir=root)
     assert show.returncode == 0, show.stderr
