@@ -724,15 +724,42 @@ def _revision(db: sqlite3.Connection, row: sqlite3.Row, bar: pd.Series,
     return None if seen else {"kind": "revised", "time": t, "detail": detail}
 
 
+_MODELS: dict[str, tuple[tuple, object]] = {}
+
+
+def _model_stamp(folder: Path) -> tuple:
+    from models.checkpoint import META, WEIGHTS
+
+    out = []
+    for name in (META, WEIGHTS):
+        try:
+            st = (folder / name).stat()
+        except OSError:
+            return ()
+        out.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return tuple(out)
+
+
 def _check_model(cfg: dict):
+    """The account's model, refused when its files no longer hash to the pinned hash.
+
+    A process that steps repeatedly (``paper run``) keeps the model loaded and re-hashes it
+    whenever its files' inode, size or times change."""
     from models.checkpoint import ModelError, load_model
 
-    try:
-        loaded = load_model(cfg["train_path"])
-    except ModelError as exc:
-        raise PaperError(f"the account's model cannot be used: {exc}") from None
+    folder = Path(cfg["train_path"])
+    stamp = _model_stamp(folder)
+    cached = _MODELS.get(str(folder))
+    if cached is not None and stamp and cached[0] == stamp:
+        loaded = cached[1]
+    else:
+        try:
+            loaded = load_model(folder)
+        except ModelError as exc:
+            raise PaperError(f"the account's model cannot be used: {exc}") from None
+        _MODELS[str(folder)] = (stamp, loaded)
     if loaded.model_hash != cfg["model_hash"]:
-        raise PaperError(f"the model at {cfg['train_path']} is not the one this account was "
+        raise PaperError(f"the model at {folder} is not the one this account was "
                          f"created with (hash {loaded.model_hash} != {cfg['model_hash']}); "
                          "restore it or init a new account")
     return loaded

@@ -126,7 +126,13 @@ class IncrementalPredictor:
         if len(ends):
             matrix = np.nan_to_num(self.predictor.loaded.normaliser.transform(raw), nan=0.0)
             offsets = np.arange(-w + 1, 1)
-            for i in range(0, len(ends), chunk):
-                part = ends[i:i + chunk]
-                out[part - offset] = self.predictor._scores(matrix[part[:, None] + offsets])
+            threads = torch.get_num_threads()
+            if len(ends) < 64:   # a few windows: threads cost more than they save
+                torch.set_num_threads(1)
+            try:
+                for i in range(0, len(ends), chunk):
+                    part = ends[i:i + chunk]
+                    out[part - offset] = self.predictor._scores(matrix[part[:, None] + offsets])
+            finally:
+                torch.set_num_threads(threads)
         return pd.DataFrame(out, index=candles.index, columns=list(PROB_COLUMNS))
