@@ -847,7 +847,7 @@ def _nothing_message(cfg: dict, last: pd.Timestamp | None, candles: pd.DataFrame
     if len(candles) and (last is None or candles.index[-1] > last):
         forming = f"; bar {candles.index[-1]} is still forming (closes at " \
                   f"{candles.index[-1] + pd.Timedelta(seconds=cfg['timeframe_s'])})"
-    return f"nothing new: no bar closed since the last step ({seen}{forming})"
+    return f"no bar closed since the last step ({seen}{forming})"
 
 
 def _waiting_message(waiting: tuple) -> str:
