@@ -705,6 +705,15 @@ def _step(name: str, runs_dir: str | Path | None, *, now: pd.Timestamp | None,
     return result
 
 
+def step_crashing_at(point: str, name: str, runs_dir: str | Path | None = None,
+                     **kwargs) -> StepResult:
+    """Test hook: ``step`` with ``ATTNBT_PAPER_CRASH_AT=point`` set (for a forked child)."""
+    if point not in CRASH_POINTS:
+        raise ValueError(f"unknown crash point {point!r}; choose {', '.join(CRASH_POINTS)}")
+    os.environ[CRASH_ENV] = point
+    return step(name, runs_dir, **kwargs)
+
+
 class _NoChange(Exception):
     """Raised inside the step's transaction to roll it back and report ``result``."""
 
@@ -1038,4 +1047,4 @@ def report(name: str, runs_dir: str | Path | None = None) -> Path:
 __all__ = ["CRASH_ENV", "CRASH_POINTS", "JOURNAL", "SCHEMA_VERSION", "Account", "PaperBusy",
            "PaperError", "PaperView", "StepResult", "account_dir", "default_fetcher",
            "gap_allowance", "init", "list_accounts", "paper_record", "paper_result",
-           "read_account", "report", "status", "step", "weekday_gap"]
+           "read_account", "report", "status", "step", "step_crashing_at", "weekday_gap"]

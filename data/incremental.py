@@ -155,14 +155,14 @@ class FeatureState:
         signal = mains.mean()
         if self.feature_set == "article":
             return np.array([c - o, h - o, lo - o, v / 1000.0, float(time.month),
-                             float(time.hour), float((time.dayofweek + 1) % 7), rsi, cci, a,
+                             float(time.hour), float((time.day_of_week + 1) % 7), rsi, cci, a,
                              main, signal])
         safe = max(a, 1e-6 * c)
         hi20, lo20 = highs[-RANGE_N:].max(), lows[-RANGE_N:].min()
         width = max(hi20 - lo20, 1e-6 * c)
         logv = np.log1p(b[-RANGE_N:, 4])
         hour = time.hour + time.minute / 60.0
-        wd, month = time.dayofweek, time.month
+        wd, month = time.day_of_week, time.month
         return np.array([
             (c - o) / safe, (h - max(o, c)) / safe, (min(o, c) - lo) / safe, (h - lo) / safe,
             (c - closes[-2]) / safe, (c - closes[-6]) / safe, (c - lo20) / width - 0.5,
