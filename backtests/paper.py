@@ -396,7 +396,7 @@ def weekday_gap(prev: pd.Timestamp, nxt: pd.Timestamp, tf: pd.Timedelta) -> pd.T
     total, day = pd.Timedelta(0), start.normalize()
     while day < end:
         nxt_day = day + pd.Timedelta(days=1)
-        if day.dayofweek < 5:
+        if day.day_of_week < 5:
             total += min(end, nxt_day) - max(start, day)
         day = nxt_day
     return total
