@@ -29,6 +29,7 @@ transaction back); the next step redoes the work. ``ATTNBT_PAPER_CRASH_AT=<point
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -121,7 +122,7 @@ def _m0_v1(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE account (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL,"
                " created TEXT NOT NULL, config TEXT NOT NULL)")
     db.execute("CREATE TABLE cursor (id INTEGER PRIMARY KEY CHECK (id = 1), step INTEGER NOT NULL,"
-               " last_time INTEGER, n_bars INTEGER NOT NULL, offset INTEGER, last_line TEXT,"
+               " last_time INTEGER, n_bars INTEGER NOT NULL, offset INTEGER, guard TEXT,"
                " engine_state TEXT, feature_state TEXT NOT NULL, open_trade TEXT,"
                " pending TEXT NOT NULL, updated TEXT NOT NULL)")
     db.execute("CREATE TABLE bars (bar INTEGER PRIMARY KEY, time INTEGER NOT NULL UNIQUE,"
@@ -263,6 +264,26 @@ def _data_spans(raw: bytes, n_rows: int, where: str) -> list[tuple[int, int]]:
     return filled[len(filled) - n_rows:]
 
 
+GUARD = 1 << 16   # bytes before the offset whose hash each step checks (a rewrite shows there)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _guard(before: bytes) -> str:
+    """'n:sha256' of the last GUARD bytes of ``before`` (everything read so far)."""
+    window = before[-GUARD:]
+    return f"{len(window)}:{_digest(window)}"
+
+
+def _file_guard(path: Path, offset: int) -> str:
+    n = min(offset, GUARD)
+    with path.open("rb") as fh:
+        fh.seek(offset - n)
+        return _guard(fh.read(n))
+
+
 def _complete(raw: bytes) -> bytes:
     """``raw`` up to its last newline (a line still being written is not read)."""
     last = raw.rfind(b"\n")
@@ -321,7 +342,7 @@ def _read_csv_tail(account: Account, cur: dict) -> _Tail:
     path = Path(cfg["source"])
     where = str(path)
     offset, head = int(cur["offset"]), bytes.fromhex(cfg["head"])
-    last_line = bytes.fromhex(cur["last_line"] or "")
+    size_guard, _, digest = (cur["guard"] or "0:").partition(":")
     try:
         with path.open("rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -330,13 +351,13 @@ def _read_csv_tail(account: Account, cur: dict) -> _Tail:
                                 f"({offset} bytes): it was rewritten; init a new account",
                                 source=where, rule="source rewritten")
             start = fh.read(len(head))
-            fh.seek(offset - len(last_line))
-            before = fh.read(len(last_line))
+            fh.seek(offset - int(size_guard))
+            before = fh.read(int(size_guard))
             tail = fh.read()
     except OSError as exc:
         raise DataError(f"cannot read the file ({exc.strerror or exc})", source=where,
                         rule="missing file") from None
-    if start != head or before != last_line:
+    if start != head or _digest(before) != digest:
         raise DataError("the file changed before the part already read (its header or the last "
                         "line read differ): it was rewritten; init a new account", source=where,
                         rule="source rewritten")
@@ -487,9 +508,9 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
         else str(candles.index[first])}
     if extra["kind"] == "csv":
         offset = spans[first][0] if first < len(candles) else len(raw)
-        last_line = raw[spans[first - 1][0]:spans[first - 1][1]].hex() if first else ""
+        guard = _guard(raw[:offset])
     else:
-        offset, last_line = None, None
+        offset, guard = None, None
     last_time = _ns(history.index[-1]) if len(history) else None
     folder.mkdir(parents=True)
     try:
@@ -503,7 +524,7 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
             db.execute("INSERT INTO account VALUES (1, ?, ?, ?)",
                        (name, created, json.dumps(config)))
             db.execute("INSERT INTO cursor VALUES (1, 0, ?, 0, ?, ?, NULL, ?, NULL, '[]', ?)",
-                       (last_time, offset, last_line, json.dumps(inc.state.to_dict()), created))
+                       (last_time, offset, guard, json.dumps(inc.state.to_dict()), created))
     except BaseException:
         import shutil
 
@@ -667,7 +688,7 @@ def _step(name: str, runs_dir: str | Path | None, *, now: pd.Timestamp | None,
             raise _NoChange(StepResult(name, "nothing new", _nothing_message(cfg, last, candles,
                                                                              now)))
         new = candles.iloc[new_pos]
-        result = StepResult(name, "traded" if len(new) else ("waiting" if waiting else "events"),
+        result = StepResult(name, "waiting" if waiting else ("traded" if len(new) else "events"),
                             "")
         n_bars = int(cur["n_bars"])
         feature_state = cur["feature_state"]
@@ -686,15 +707,16 @@ def _step(name: str, runs_dir: str | Path | None, *, now: pd.Timestamp | None,
         _crash("events")
         if cfg["kind"] == "csv":
             if consumed >= 0:
-                offset, last_line = tail.ends[consumed], tail.lines[consumed].hex()
+                offset = tail.ends[consumed]
+                guard = _file_guard(Path(cfg["source"]), offset)
             else:
-                offset, last_line = cur["offset"], cur["last_line"]
+                offset, guard = cur["offset"], cur["guard"]
         else:
-            offset, last_line = None, None
+            offset, guard = None, None
         last_time = _ns(new.index[-1]) if len(new) else cur["last_time"]
-        db.execute("UPDATE cursor SET step=?, last_time=?, n_bars=?, offset=?, last_line=?, "
+        db.execute("UPDATE cursor SET step=?, last_time=?, n_bars=?, offset=?, guard=?, "
                    "engine_state=?, feature_state=?, open_trade=?, pending=?, updated=?",
-                   (step_id, last_time, n_bars, offset, last_line, engine_state, feature_state,
+                   (step_id, last_time, n_bars, offset, guard, engine_state, feature_state,
                     open_trade, pending, _now()))
         _crash("cursor")
         result.message = _summary_message(result, waiting)

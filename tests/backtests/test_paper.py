@@ -39,7 +39,7 @@ def dump(name: str, runs: Path) -> dict:
     with sqlite3.connect(paper.account_dir(name, runs) / paper.JOURNAL) as db:
         out = {t: db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
                for t in ("bars", "orders", "trades", "equity")}
-        out["cursor"] = db.execute("SELECT step, last_time, n_bars, offset, last_line, "
+        out["cursor"] = db.execute("SELECT step, last_time, n_bars, offset, guard, "
                                    "engine_state, feature_state, open_trade, pending "
                                    "FROM cursor").fetchall()
         out["events"] = db.execute("SELECT step, kind, time, detail FROM events").fetchall()
