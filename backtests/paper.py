@@ -314,7 +314,9 @@ def _snapshot_csv(path: Path, tz: str, point: float | None, dayfirst: bool | Non
         raise DataError("paper trading reads UTF-8 or Windows-1252 files; save it as UTF-8",
                         source=str(path), rule="encoding")
     candles = _read_text(text, str(path), tz=tz, sort=False, point=point, dayfirst=dayfirst)
-    if dayfirst is None:   # pin the order the whole file showed: a tail alone may not tell
+    first_line = text[len(text) - len(text.lstrip()):].splitlines()[1:2]
+    year_first = bool(first_line) and re.match(r'^\s*"?\d{4}[-./]', first_line[0]) is not None
+    if dayfirst is None and not year_first:   # pin the order the whole file showed
         for choice in (True, False):
             try:
                 other = _read_text(text, str(path), tz=tz, sort=False, point=point,
