@@ -343,3 +343,19 @@ def test_cli_init_step_status_report_and_the_crash_hook(trained_run, runs, tmp_p
                                     "trades.csv").exists()
     out = attnbt("step", "nobody")
     assert out.returncode == 2 and out.stderr.startswith("error:")
+    loop = subprocess.Popen([*cli, "run", "cli", "--every", "1h"], cwd=ROOT, text=True, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert "next step at" in loop.stdout.readline() + loop.stdout.readline()
+    loop.send_signal(signal.SIGTERM)                 # ends it cleanly between steps
+    out, err = loop.communicate(timeout=60)
+    assert loop.returncode == 0 and "stopped" in out, err
+
+
+def test_next_wake_is_the_next_bar_close_plus_the_delay():
+    from backtests.cli.paper import next_wake
+
+    now = pd.Timestamp("2024-03-01 10:20", tz="UTC")
+    hour, delay = pd.Timedelta("1h"), pd.Timedelta("30s")
+    assert next_wake(now, hour, delay) == pd.Timestamp("2024-03-01 11:00:30", tz="UTC")
+    assert next_wake(pd.Timestamp("2024-03-01 10:00:10", tz="UTC"), hour, delay) == \
+        pd.Timestamp("2024-03-01 10:00:30", tz="UTC")
