@@ -80,18 +80,19 @@ def assert_same_as_backtest(view, bt) -> None:
                                        check_exact=True, check_freq=False)
 
 
-@pytest.mark.parametrize("start", ["first", "after"])
+@pytest.mark.parametrize("start", ["first", "after", "time"])
 def test_stepping_in_uneven_chunks_equals_the_backtest_and_is_idempotent(
         trained_run, runs, tmp_path, start):
     csv = tmp_path / "grow.csv"
     write(csv, 1 + 1500)
     name = f"same-{start}"
-    paper.init(name, trained_run.id, str(csv), runs_dir=runs, start=start, params=PARAMS,
-               costs=COSTS)
+    at = str(pd.Timestamp(LINES[1 + 1400].split(",")[0]))
+    paper.init(name, trained_run.id, str(csv), runs_dir=runs, params=PARAMS, costs=COSTS,
+               start=at if start == "time" else start)
     rng = np.random.default_rng(3)
     pos, steps = 1 + 1500, 0
-    if start == "first":
-        assert paper.step(name, runs).new_bars == 1500
+    if start != "after":
+        assert paper.step(name, runs).new_bars == (1500 if start == "first" else 100)
     while pos < 1 + 1800:
         k = 1 if steps % 3 == 0 else int(rng.integers(2, 40))   # single bars and chunks
         write(csv, min(pos + k, 1 + 1800), pos)
@@ -104,7 +105,8 @@ def test_stepping_in_uneven_chunks_equals_the_backtest_and_is_idempotent(
     assert again.status == "nothing new" and "no bar closed" in again.message
     assert dump(name, runs) == before                                  # idempotent
     view = paper.read_account(name, runs)
-    first = None if start == "first" else str(pd.Timestamp(LINES[1 + 1500].split(",")[0]))
+    first = {"first": None, "time": at,
+             "after": str(pd.Timestamp(LINES[1 + 1500].split(",")[0]))}[start]
     bt = backtest_of(trained_run, runs, csv, first)
     assert len(view.trades) > 10 and view.trades["exit_reason"].nunique() >= 2
     assert_same_as_backtest(view, bt)
