@@ -80,3 +80,59 @@ class Predictor:
                              "bar window (too close to the start of the data)")
         probs, maps = self._scores(window, attention=True)
         return probs[0], [m[0] for m in maps]
+
+
+# --- incremental prediction (paper trading) ----------------------------------------------------
+class IncrementalPredictor:
+    """Scores new bars as they come, carrying the features' state instead of recomputing them.
+
+    ``state`` (a ``data.incremental.FeatureState`` keeping the model's window of feature rows)
+    is all it needs from the past: ``advance(new_candles)`` costs time proportional to the new
+    bars only. Its probabilities equal ``predict_frame`` over the full history to float32
+    rounding (≤ 1e-6); the features equal the batch computation to ≤ 1e-9.
+    """
+
+    def __init__(self, predictor: Predictor, state=None) -> None:
+        from data.incremental import FeatureState
+
+        spec = predictor.spec
+        self.predictor = predictor
+        self.state = state if state is not None else FeatureState(spec.features, spec.window)
+        if self.state.feature_set != spec.features or self.state.keep < spec.window:
+            raise ModelError(f"the saved feature state ({self.state.feature_set}, "
+                             f"{self.state.keep} rows) does not fit this model ({spec.features}, "
+                             f"{spec.window}-bar windows)")
+
+    @classmethod
+    def from_history(cls, predictor: Predictor, candles: pd.DataFrame) -> IncrementalPredictor:
+        """Ready to score the bar after ``candles`` (computed once, in batch)."""
+        from data.incremental import FeatureState
+
+        spec = predictor.spec
+        return cls(predictor, FeatureState.from_history(candles, spec.features, spec.window))
+
+    def advance(self, candles: pd.DataFrame, chunk: int = 1024) -> pd.DataFrame:
+        """Take the bars of ``candles`` (all after the last one taken) and return their
+        probabilities (NaN where the window is not complete yet)."""
+        w = self.predictor.spec.window
+        before = self.state.window()
+        rows = self.state.extend(candles)
+        raw = np.vstack([before, rows]) if len(before) else rows
+        offset = len(raw) - len(rows)
+        ok = np.isfinite(raw).all(axis=1)
+        run = np.convolve(ok.astype(int), np.ones(w, int))[: len(ok)]
+        ends = np.flatnonzero(run[offset:] == w) + offset
+        out = np.full((len(candles), 3), np.nan)
+        if len(ends):
+            matrix = np.nan_to_num(self.predictor.loaded.normaliser.transform(raw), nan=0.0)
+            offsets = np.arange(-w + 1, 1)
+            threads = torch.get_num_threads()
+            if len(ends) < 64:   # a few windows: threads cost more than they save
+                torch.set_num_threads(1)
+            try:
+                for i in range(0, len(ends), chunk):
+                    part = ends[i:i + chunk]
+                    out[part - offset] = self.predictor._scores(matrix[part[:, None] + offsets])
+            finally:
+                torch.set_num_threads(threads)
+        return pd.DataFrame(out, index=candles.index, columns=list(PROB_COLUMNS))

@@ -19,6 +19,7 @@ from backtests.cli import config as _config
 from backtests.cli import data as _data
 from backtests.cli import demo as _demo
 from backtests.cli import models as _models
+from backtests.cli import paper as _paper
 from backtests.cli import runs as _runs
 from backtests.cli.common import OPTION_OF, err_console
 from data.errors import AttnbtError
@@ -50,6 +51,7 @@ def _root(version: Annotated[bool, typer.Option("--version", callback=_version, 
 app.add_typer(_data.app, name="data")
 app.add_typer(_runs.app, name="runs")
 app.add_typer(_config.app, name="config")
+app.add_typer(_paper.app, name="paper")
 _models.register(app)
 _backtest.register(app)
 _compare.register(app)
