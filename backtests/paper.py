@@ -442,16 +442,19 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
          start: str = "after", tz: str = "UTC", point: float | None = None,
          dayfirst: bool | None = None, params: FractalParams = FractalParams(),
          costs: Costs = Costs(), cash: float = 100_000.0, max_gap: str | None = None,
-         command: str | None = None) -> Account:
+         command: str | None = None, instrument: str | None = None,
+         account_currency: str = "USD") -> Account:
     """Create an account trading ``source`` with run ``run``'s model.
 
     ``start``: "after" (default: the bars after the last one in the source now), "first" (the
     source's existing history too) or a bar time (from that bar on).
     """
+    from backtests.currency import conversion
     from backtests.summary import timeframe
     from data.validate import to_utc
     from models.checkpoint import check_compatible, load_model
 
+    conv = conversion(source, instrument, account_currency)   # a cross is refused here
     folder = account_dir(name, runs_dir)
     if folder.exists():
         raise PaperError(f"a paper account {name!r} exists already ({folder}); choose another "
@@ -505,7 +508,8 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
         "model": loaded.name, "model_hash": loaded.model_hash, "params": params.to_dict(),
         "costs": costs.to_dict(), "cash": float(cash), "start": start,
         "timeframe_s": tf.total_seconds(), "gap_allowance_s": allowance.total_seconds(),
-        "spread": "spread" in candles.columns,
+        "spread": "spread" in candles.columns, "instrument": conv.instrument,
+        "account_currency": conv.account,
         "history_bars": len(history), "created_at_bar": None if first == len(candles)
         else str(candles.index[first])}
     if extra["kind"] == "csv":
@@ -831,7 +835,11 @@ def _trade(db: sqlite3.Connection, account: Account, cur: dict, loaded, new: pd.
     candles, bar_probs = _candles_from(db, account, None if anchor is None else _ns(anchor))
     if state is None and len(candles) < 2:
         return (json.dumps(inc.state.to_dict()), None, None, "[]")
-    r = simulate(candles, bar_probs, params, costs, cfg["cash"], finalize=False, state=state)
+    from backtests.currency import conversion, rates
+
+    conv = conversion(cfg["source"], cfg.get("instrument"), cfg.get("account_currency", "USD"))
+    r = simulate(candles, bar_probs, params, costs, cfg["cash"], finalize=False, state=state,
+                 rates=rates(candles, conv))
     flat_bar = -1 if state is None else state.flat_bar
     max_ref = db.execute("SELECT coalesce(max(ref), 0) FROM orders").fetchone()[0]
     db.execute("DELETE FROM orders WHERE created_bar > ?", (flat_bar,))

@@ -409,8 +409,8 @@ class Booking:
         self.close = bars["close"].to_numpy(dtype=float)
         self.rates = rates
         if rates is not None:
-            moves = np.diff(self.close, prepend=self.close[0]) * rates
-            self.marked = np.cumsum(moves)    # Σ_{s ≤ t} (close_s − close_{s−1}) · rate_s
+            self.moves = np.diff(self.close, prepend=self.close[0]) * rates
+            self.marked = np.cumsum(self.moves)  # Σ_{s ≤ t} (close_s − close_{s−1}) · rate_s
 
     def rate(self, bar: int) -> float:
         return 1.0 if self.rates is None else float(self.rates[bar])
@@ -418,9 +418,18 @@ class Booking:
     def move(self, e, p_entry, x, p_exit):
         """Account-currency value of a price move from ``p_entry`` in bar ``e`` to ``p_exit``
         in bar ``x`` (per unit, long; numbers or arrays): marked to each close at that bar's
-        rate, as the broker books it."""
+        rate, as the broker books it. For one trade the sum runs over the trade's own bars, so
+        the result does not depend on where the simulated segment starts (a resumed run gives
+        the same numbers to the last bit)."""
         if self.rates is None:
             return np.asarray(p_exit) - np.asarray(p_entry)
+        if np.ndim(e) == 0 and np.ndim(x) == 0:
+            e, x = int(e), int(x)
+            if x == e:
+                return (p_exit - p_entry) * self.rates[e]
+            inside = float(np.sum(self.moves[e + 1:x]))
+            return ((self.close[e] - p_entry) * self.rates[e] + inside
+                    + (p_exit - self.close[x - 1]) * self.rates[x])
         e, x = np.asarray(e), np.asarray(x)
         before = np.maximum(x - 1, 0)
         spread_over = ((self.close[e] - p_entry) * self.rates[e]

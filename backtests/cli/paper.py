@@ -13,10 +13,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from backtests.cli.common import (
+    AccountOpt,
     CashOpt,
     CommissionOpt,
     ConfigOpt,
     DayfirstOpt,
+    InstrumentOpt,
     MaxHoldOpt,
     PipOpt,
     PointOpt,
@@ -61,6 +63,7 @@ def init_cmd(
                                               "history too; a bar time: from that bar; default: "
                                               "only the bars appended after now.")] = None,
     tz: TzOpt = None, point: PointOpt = None, dayfirst: DayfirstOpt = None,
+    instrument: InstrumentOpt = None, account_currency: AccountOpt = None,
     cash: CashOpt = None, threshold: ThresholdOpt = None, short: ShortOpt = None,
     take_profit_r: TakeProfitOpt = None, max_hold: MaxHoldOpt = None,
     stop_buffer: StopBufferOpt = None, sizing: SizingOpt = None, units: UnitsOpt = None,
@@ -95,7 +98,8 @@ def init_cmd(
         account = init(name, run, source, runs_dir=runs_dir, start=start or "after",
                        tz=tz or "UTC", point=point, dayfirst=dayfirst, params=exp.strategy,
                        costs=exp.costs, cash=exp.backtest.cash, max_gap=max_gap,
-                       command=command_line())
+                       command=command_line(), instrument=exp.data.instrument,
+                       account_currency=exp.data.account_currency)
     cfg = account.config
     first = cfg["created_at_bar"] or "the bars appended from now on"
     console.print(f"paper account [bold]{escape(name)}[/bold]: {escape(cfg['model'])} "

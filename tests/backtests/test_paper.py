@@ -80,12 +80,15 @@ def assert_same_as_backtest(view, bt) -> None:
                                        check_exact=True, check_freq=False)
 
 
-@pytest.mark.parametrize("start", ["first", "after", "time"])
+@pytest.mark.parametrize("start,file", [("first", "grow.csv"), ("after", "grow.csv"),
+                                        ("time", "grow.csv"),
+                                        # a USD/XXX pair: P&L converted to the account's USD
+                                        ("first", "USDCHF_H1.csv")])
 def test_stepping_in_uneven_chunks_equals_the_backtest_and_is_idempotent(
-        trained_run, runs, tmp_path, start):
-    csv = tmp_path / "grow.csv"
+        trained_run, runs, tmp_path, start, file):
+    csv = tmp_path / file
     write(csv, 1 + 1500)
-    name = f"same-{start}"
+    name = f"same-{start}-{file[:6].lower()}"
     at = str(pd.Timestamp(LINES[1 + 1400].split(",")[0]))
     paper.init(name, trained_run.id, str(csv), runs_dir=runs, params=PARAMS, costs=COSTS,
                start=at if start == "time" else start)
@@ -118,6 +121,10 @@ def test_stepping_in_uneven_chunks_equals_the_backtest_and_is_idempotent(
     np.testing.assert_allclose(view.probs.to_numpy(), batch.to_numpy(), atol=1e-6, rtol=0)
     assert (signals_from_frame(view.probs, PARAMS.threshold)
             == signals_from_frame(batch, PARAMS.threshold)).all()
+    if file.startswith("USDCHF"):   # the conversion was applied (P&L is not price × size)
+        t = view.trades.iloc[0]
+        plain = (t.exit_price - t.entry_price) * t.direction * t.size - t.commission
+        assert abs(t.pnl_net - plain) > 1e-6
     rec = paper.paper_record(name, runs)
     assert set(rec) == {"stats", "equity", "trades", "params", "costs", "data", "period"}
     assert rec["stats"]["n_trades"] == len(view.trades)
