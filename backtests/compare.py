@@ -123,6 +123,29 @@ def load_backtest(reg: Registry, run_id: str) -> Comparable:
 register_loader("backtest", load_backtest)
 
 
+def load_paper(reg: Registry, ref: str) -> Comparable:
+    """A paper account (``paper:NAME``) from its journal."""
+    from backtests.paper import paper_record, read_account
+
+    name = ref.removeprefix("paper:")
+    rec = paper_record(name, reg.root)
+    cfg = read_account(name, reg.root).account.config
+    eq = rec["equity"]
+    return Comparable(
+        id=ref, kind="paper", name=ref, stats=dict(rec["stats"]), equity=eq,
+        params=rec["params"], costs=rec["costs"],
+        data={"source": rec["data"], "instrument": cfg.get("instrument"),
+              "timeframe": None, "fingerprint": None},
+        period={"start": rec["period"][0], "end": rec["period"][1], "bars": len(eq)},
+        pnl=rec["trades"]["pnl_net"].to_numpy(float) if len(rec["trades"]) else np.zeros(0),
+        cash=cfg.get("cash"), in_sample=None,
+        model={"name": cfg.get("model"), "train_run": cfg.get("train_run"),
+               "model_hash": cfg.get("model_hash")})
+
+
+register_loader("paper", load_paper)
+
+
 def load(ref: str, reg: Registry) -> Comparable:
     """The run ``ref`` names (id, unique prefix, 'latest', ``paper:NAME``) as a Comparable."""
     if ref.startswith("paper:"):

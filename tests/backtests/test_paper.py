@@ -368,3 +368,19 @@ def test_next_wake_is_the_next_bar_close_plus_the_delay():
     assert next_wake(now, hour, delay) == pd.Timestamp("2024-03-01 11:00:30", tz="UTC")
     assert next_wake(pd.Timestamp("2024-03-01 10:00:10", tz="UTC"), hour, delay) == \
         pd.Timestamp("2024-03-01 10:00:30", tz="UTC")
+
+
+def test_compare_reads_a_paper_account_beside_a_backtest(trained_run, runs, tmp_path):
+    from backtests.compare import load
+    from backtests.store import Registry
+
+    csv = tmp_path / "grow.csv"
+    write(csv, 1 + 1200)
+    paper.init("cmp", trained_run.id, str(csv), runs_dir=runs, params=PARAMS, costs=COSTS,
+               start="first")
+    paper.step("cmp", runs)
+    rec = load("paper:cmp", Registry(runs))
+    view = paper.read_account("cmp", runs)
+    assert rec.kind == "paper" and rec.stats["n_trades"] == len(view.trades)
+    assert rec.model["model_hash"] == view.account.config["model_hash"]
+    pd.testing.assert_series_equal(rec.equity, view.equity, check_names=False)
