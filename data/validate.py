@@ -157,4 +157,9 @@ def to_utc(value, what: str = "time") -> pd.Timestamp:
                         rule="bad time") from None
     if ts is pd.NaT:
         raise DataError(f"{what} is empty", rule="bad time")
+    try:
+        ts = ts.as_unit("ns")   # bars are nanosecond-indexed: 1677-09-21 … 2262-04-11
+    except (ValueError, OverflowError):
+        raise DataError(f"{what} {value!r} is out of the range of dates candles can have "
+                        "(1677 … 2262)", rule="bad time") from None
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")

@@ -113,6 +113,9 @@ def test_cli_backtest_with_a_baseline_run(trained_run, runs_dir):
     (["--random-draws", "100000000"], "backtest.random_draws"),
     (["--spread", "1e5"], "over 5% of the price"),
     (["--period", "foo"], "backtest.period = 'foo'; choose"),
+    (["--from", "9999-12-31"], "out of the range of dates"),
+    (["--from", "0001-01-01"], "out of the range of dates"),
+    (["--from", "-1"], "out of the range of dates"),
     (["--from", "2030-01-01"], "holds no bars"),
 ])
 def test_cli_backtest_bad_options_are_one_clear_line(trained_run, runs_dir, args, message):
