@@ -19,6 +19,7 @@ from backtests.cli import data as _data
 from backtests.cli import demo as _demo
 from backtests.cli import models as _models
 from backtests.cli import runs as _runs
+from backtests.cli import walkforward as _walkforward
 from backtests.cli.common import OPTION_OF, err_console
 from data.errors import AttnbtError
 
@@ -52,6 +53,7 @@ app.add_typer(_config.app, name="config")
 _models.register(app)
 _backtest.register(app)
 _demo.register(app)
+_walkforward.register(app)
 
 
 def _with_option_names(message: str) -> str:
