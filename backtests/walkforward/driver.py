@@ -123,10 +123,15 @@ def run(wf: WalkForward, *, command: str | None = None,
                                                  p.candles.items()})[:16],
                           meta={"schema": SCHEMA, "settings": wf.settings(),
                                 "config": wf.base.to_dict()})
-    with reg.recording(run_):
-        results, failures = _compute(wf, p, run_, reg, say)
-        failures = p.failed_sources + failures
-        summary = record(run_, wf, p, results, failures, reg, doc=doc)
+    try:
+        with reg.recording(run_):
+            results, failures = _compute(wf, p, run_, reg, say)
+            failures = p.failed_sources + failures
+            summary = record(run_, wf, p, results, failures, reg, doc=doc)
+    except KeyboardInterrupt as exc:
+        exc.hint = (f"walk-forward run {run_.id} keeps its finished tasks; the same command "
+                    "resumes it")
+        raise
     reg.finish(run_, summary)
     computed = sum(1 for t in p.tasks if t.id not in p.done)
     return Outcome(run_, summary, failures, len(p.done), computed, time.perf_counter() - t0)
