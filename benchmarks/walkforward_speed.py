@@ -115,10 +115,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--smoke", action="store_true", help="a tiny slice, seconds (CI)")
     ap.add_argument("--models", default=MODELS)
+    ap.add_argument("--seeds", type=int, help="seeds (default: 3 on CPU, 5 on CUDA)")
+    ap.add_argument("--folds", type=int, default=10, help="folds in CUDA mode (default 10)")
     args = ap.parse_args(argv)
     print(f"machine: {machine()}")
     if args.device == "cpu":
-        seeds = 1 if args.smoke else 3
+        seeds = 1 if args.smoke else (args.seeds or 3)
         models = "dense" if args.smoke else args.models
         r = cpu_mode(seeds, models, args.smoke)
         for workers, row in r["runs"].items():
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"speed-up with {max(r['runs'])} workers: {one / many:.2f}x")
         print(f"same table whatever the worker count: {r['same_table']}")
         return r
-    seeds, folds = (2, 2) if args.smoke else (5, 10)
+    seeds, folds = (2, 2) if args.smoke else (args.seeds or 5, args.folds)
     r = cuda_mode(seeds, folds, "dense,lstm" if args.smoke else args.models, args.smoke)
     print(f"device {r['device']}: {r['seeds']} seeds × {r['folds']} folds per model")
     for name, row in r["rows"].items():

@@ -60,8 +60,12 @@ def train_ensemble(candles: pd.DataFrame, spec: DatasetSpec, folds: list[Fold], 
     if any({k: v for k, v in asdict(c).items() if k != "seed"} != shared for c in cfgs):
         raise ValueError("ensemble members may differ only in their seed")
     if not vmappable(kind, model_config) or len(folds) == 1:
-        return [fit(candles, spec, f, kind=kind, preset=preset, cfg=c, model_config=model_config)
-                for f, c in zip(folds, cfgs, strict=True)]
+        out = []
+        for f, c in zip(folds, cfgs, strict=True):
+            with _sdpa_context(pick_device(c.device), c.batch_size):
+                out.append(fit(candles, spec, f, kind=kind, preset=preset, cfg=c,
+                               model_config=given))
+        return out
     device = pick_device(cfgs[0].device)
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(device.type == "cpu" or previous)
