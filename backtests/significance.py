@@ -1,95 +1,250 @@
-"""Is one strategy's Sharpe ratio really higher than another's on the same bars?
+"""How sure are we? The one home of the significance statistics (walk-forward, compare).
 
-``sharpe_difference_test`` resamples the two per-bar return series *together* (the same bar
-positions for both, so their correlation is kept) with a stationary block bootstrap (Politis and
-Romano 1994: blocks of geometric length with mean ``block``, wrapping around the end), so that
-the serial dependence of returns within a block survives. The p-value is two-sided, from the
-bootstrap distribution of the difference centred on the observed one (the null "no difference"
-shifted to the data), and the 95 % interval is the percentile interval.
+Everything that turns returns into a probability or a p-value lives here, with its settings:
 
-It uses ``arch.bootstrap.StationaryBootstrap`` when ``arch`` is installed, else the same scheme
-in numpy (vectorised). Both are seeded: the same inputs and seed give the same answer.
+- **Sharpe ratio**: per bar, not annualised (mean / sd with ddof=1), zero risk-free rate.
+- **PSR** (Bailey & López de Prado 2012, "The Sharpe ratio efficient frontier"): the probability
+  that the true Sharpe ratio exceeds a benchmark ``sr_star`` given the observed one, its sample
+  length and the returns' skewness and (plain, non-excess) kurtosis::
+
+      PSR(SR*) = Φ[ (SR - SR*) √(T - 1) / √(1 - γ₃ SR + (γ₄ - 1)/4 SR²) ]
+
+- **DSR** (Bailey & López de Prado 2014, "The deflated Sharpe ratio"): PSR against the Sharpe
+  ratio the best of ``N`` unskilled trials would show, given the variance ``V`` of the trials'
+  Sharpe ratios::
+
+      SR₀ = √V [ (1 - γ) Φ⁻¹(1 - 1/N) + γ Φ⁻¹(1 - 1/(N e)) ],   γ = 0.5772… (Euler–Mascheroni)
+
+  The trials come from the registry's append-only trials table (every configuration evaluated on
+  the same data, not only the winners). With fewer than 2 trials, SR₀ = 0 (DSR = PSR).
+- **Sharpe difference test**: a paired **stationary block bootstrap** (Politis & Romano 1994) of
+  the two return series together; mean block length ``max(1, round(n ** (1/3)))`` unless given;
+  ``N_BOOT`` repetitions, seed 0. Two-sided p-value from the bootstrap distribution centred on the
+  observed difference; 95 % percentile interval.
+- **SPA** (Hansen 2005) through ``arch.bootstrap.SPA`` on per-bar losses (= minus returns):
+  stationary bootstrap, same block rule, ``SPA_REPS`` repetitions, seed 0, studentised; the
+  "consistent" p-value is reported.
+- **Paired test across folds and seeds**: per-fold differences (averaged over seeds: the seeds of a
+  fold share its test bars, so they are not independent), Student-t interval and two-sided p.
+
+Significance level ``ALPHA`` = 0.05 throughout. Calibration (share called significant with no edge,
+and power with a planted edge) is measured in ``tests/backtests/test_significance.py`` and
+reported in ``docs/walkforward.md``.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from scipy import stats as sps
+
+ALPHA = 0.05
+N_BOOT = 2000
+SPA_REPS = 1000
+EULER_GAMMA = 0.5772156649015329
+BOOTSTRAP = "stationary"
 
 
-def _sharpe(r: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Per-bar Sharpe ratio (mean / sample sd), 0 where the sd is 0."""
-    mean = r.mean(axis=axis)
-    sd = r.std(axis=axis, ddof=1)
-    return np.divide(mean, sd, out=np.zeros_like(mean, dtype=float), where=sd > 0)
+def block_length(n: int) -> int:
+    """The block-length rule: ``max(1, round(n ** (1/3)))``."""
+    return max(1, round(n ** (1 / 3)))
 
 
-def _numpy_indices(n: int, block: int, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, n) stationary-bootstrap positions: a new block starts with probability 1/block
-    at each step (always at the first); inside a block positions run on, wrapping at n."""
-    rng = np.random.default_rng(seed)
+def sharpe(returns: np.ndarray) -> float:
+    """Per-bar Sharpe ratio (mean / sd, ddof=1); NaN when undefined."""
+    r = np.asarray(returns, dtype=float)
+    if len(r) < 2:
+        return float("nan")
+    sd = r.std(ddof=1)
+    return float(r.mean() / sd) if sd > 0 else float("nan")
+
+
+def moments(returns: np.ndarray) -> dict:
+    """n_obs, per-bar Sharpe, skewness and plain kurtosis (3 for normal returns)."""
+    r = np.asarray(returns, dtype=float)
+    n = len(r)
+    sd0 = r.std() if n else 0.0
+    if n < 3 or sd0 == 0:
+        return {"n_obs": n, "sharpe": float("nan"), "skew": float("nan"),
+                "kurtosis": float("nan")}
+    z = (r - r.mean()) / sd0
+    return {"n_obs": n, "sharpe": sharpe(r), "skew": float(np.mean(z ** 3)),
+            "kurtosis": float(np.mean(z ** 4))}
+
+
+def psr(sr: float, n_obs: int, skew: float = 0.0, kurtosis: float = 3.0,
+        sr_star: float = 0.0) -> float:
+    """Probabilistic Sharpe ratio: P(true SR > ``sr_star``); all Sharpe ratios per bar."""
+    if n_obs < 2 or not all(map(math.isfinite, (sr, skew, kurtosis, sr_star))):
+        return float("nan")
+    var = 1 - skew * sr + (kurtosis - 1) / 4 * sr ** 2
+    if var <= 0:
+        return float("nan")
+    return float(sps.norm.cdf((sr - sr_star) * math.sqrt(n_obs - 1) / math.sqrt(var)))
+
+
+def expected_max_sharpe(n_trials: int, sr_variance: float) -> float:
+    """SR₀: the expected maximum Sharpe ratio of ``n_trials`` unskilled trials (DSR paper)."""
+    if n_trials < 2 or not (sr_variance > 0):
+        return 0.0
+    n = float(n_trials)
+    return math.sqrt(sr_variance) * ((1 - EULER_GAMMA) * sps.norm.ppf(1 - 1 / n)
+                                     + EULER_GAMMA * sps.norm.ppf(1 - 1 / (n * math.e)))
+
+
+def dsr(sr: float, n_obs: int, skew: float, kurtosis: float, n_trials: int,
+        sr_variance: float) -> float:
+    """Deflated Sharpe ratio: PSR against the expected best of ``n_trials`` unskilled trials."""
+    return psr(sr, n_obs, skew, kurtosis, sr_star=expected_max_sharpe(n_trials, sr_variance))
+
+
+def dsr_from_trials(returns: np.ndarray, trial_sharpes: list[float]) -> dict:
+    """PSR, DSR and what went into them, for ``returns`` among trials with these Sharpe ratios
+    (per bar; the list should include this series' own trial)."""
+    m = moments(returns)
+    srs = np.asarray([s for s in trial_sharpes if s is not None and math.isfinite(s)], float)
+    n_trials = max(len(srs), 1)
+    var = float(srs.var(ddof=1)) if len(srs) > 1 else 0.0
+    return {**m, "psr": psr(m["sharpe"], m["n_obs"], m["skew"], m["kurtosis"]),
+            "dsr": dsr(m["sharpe"], m["n_obs"], m["skew"], m["kurtosis"], n_trials, var),
+            "dsr_trials": n_trials, "dsr_sr_var": var,
+            "dsr_sr0": expected_max_sharpe(n_trials, var)}
+
+
+# --- bootstrap -----------------------------------------------------------------------------------
+def stationary_indices(n: int, n_boot: int, block: float, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, n) resampling positions of the stationary bootstrap (mean block ``block``,
+    wrapping around the end)."""
+    pos = np.arange(n)
+    jump = rng.random((n_boot, n)) < 1.0 / block
+    jump[:, 0] = True
     starts = rng.integers(0, n, size=(n_boot, n))
-    new = rng.random((n_boot, n)) < 1.0 / block
-    new[:, 0] = True
-    cols = np.arange(n)
-    last_start = np.maximum.accumulate(np.where(new, cols, 0), axis=1)
-    first = np.take_along_axis(starts, last_start, axis=1)
-    return (first + cols - last_start) % n
+    last = np.maximum.accumulate(np.where(jump, pos, 0), axis=1)
+    rows = np.arange(n_boot)[:, None]
+    return (starts[rows, last] + (pos - last)) % n
 
 
-def _arch_indices(n: int, block: int, n_boot: int, seed: int) -> np.ndarray | None:
-    try:
-        from arch.bootstrap import StationaryBootstrap
-    except ImportError:
-        return None
-    bs = StationaryBootstrap(block, np.arange(n), seed=seed)
-    return np.stack([pos[0] for pos, _ in bs.bootstrap(n_boot)]).astype(np.int64)
+def _sharpe_rows(x: np.ndarray) -> np.ndarray:
+    sd = x.std(axis=1, ddof=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(sd > 0, x.mean(axis=1) / sd, np.nan)
 
 
-def sharpe_difference_test(returns_a: np.ndarray, returns_b: np.ndarray, *, n_boot: int = 2000,
-                           block: int | None = None, seed: int = 0) -> dict:
-    """Paired block-bootstrap test of ``sharpe(a) - sharpe(b)`` (per-bar Sharpe ratios).
+def sharpe_difference_test(returns_a, returns_b, *, n_boot: int = N_BOOT, block: int | None = None,
+                           seed: int = 0) -> dict:
+    """Is Sharpe(a) different from Sharpe(b) on the same bars? Paired stationary bootstrap.
 
-    ``returns_a`` and ``returns_b`` are per-bar returns of the same bars (equal length, NaN-free).
-    Returns ``{"diff", "p_value" (two-sided), "ci" (95 % percentile interval), "block" (mean
-    block length used: round(n ** (1/3)) unless given), "n_boot", "n", "method"}``.
+    Returns ``diff`` (per-bar Sharpe of a minus b), ``p_value`` (two-sided, from the bootstrap
+    distribution centred on ``diff``), ``ci`` (95 % percentile interval), ``block`` and ``n_boot``.
     """
-    a = np.asarray(returns_a, dtype=float)
-    b = np.asarray(returns_b, dtype=float)
+    a, b = np.asarray(returns_a, float), np.asarray(returns_b, float)
     if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"the two return series must be 1-D and of equal length, not "
-                         f"{a.shape} and {b.shape}")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("returns must be finite (drop the first bar's NaN)")
+        raise ValueError("the two return series must be 1-d and of the same length (same bars)")
     n = len(a)
-    if n < 3:
-        raise ValueError(f"need at least 3 bars of returns, not {n}")
-    block = int(block) if block is not None else max(1, round(n ** (1 / 3)))
-    diff = float(_sharpe(a) - _sharpe(b))
-    idx = _arch_indices(n, block, n_boot, seed)
-    method = "arch StationaryBootstrap"
-    if idx is None:
-        idx, method = _numpy_indices(n, block, n_boot, seed), "numpy stationary bootstrap"
-    boot = _sharpe(a[idx], axis=1) - _sharpe(b[idx], axis=1)
-    # H0: no difference. Centre the bootstrap distribution on 0 and see how often it is at
-    # least as far from 0 as the observed difference (+1 corrected, so never 0).
-    extreme = np.sum(np.abs(boot - diff) >= abs(diff))
-    p = float((1 + extreme) / (n_boot + 1))
-    lo, hi = np.percentile(boot, [2.5, 97.5])
-    return {"diff": diff, "p_value": p, "ci": (float(lo), float(hi)), "block": block,
-            "n_boot": int(n_boot), "n": n, "method": method}
+    block = block_length(n) if block is None else int(block)
+    diff = sharpe(a) - sharpe(b) if n >= 2 else float("nan")
+    out = {"diff": diff, "p_value": float("nan"), "ci": (float("nan"), float("nan")),
+           "block": block, "n_boot": int(n_boot), "n_obs": n, "bootstrap": BOOTSTRAP}
+    if not math.isfinite(diff):
+        return out
+    rng = np.random.default_rng(seed)
+    draws = []
+    chunk = max(1, min(n_boot, 4_000_000 // max(n, 1)))
+    for i in range(0, n_boot, chunk):
+        idx = stationary_indices(n, min(chunk, n_boot - i), block, rng)
+        draws.append(_sharpe_rows(a[idx]) - _sharpe_rows(b[idx]))
+    d = np.concatenate(draws)
+    d = d[np.isfinite(d)]
+    if len(d) == 0:
+        return out
+    p = float((np.sum(np.abs(d - diff) >= abs(diff)) + 1) / (len(d) + 1))
+    lo, hi = np.percentile(d, [2.5, 97.5])
+    return {**out, "p_value": min(1.0, p), "ci": (float(lo), float(hi))}
+
+
+def spa_test(benchmark_returns, model_returns, *, reps: int = SPA_REPS,
+             block: int | None = None, seed: int = 0) -> dict:
+    """Hansen's SPA: does any model beat the benchmark on mean per-bar return?
+
+    ``model_returns``: (n,) or (n, k) on the same bars. Small p: some model is better.
+    """
+    from arch.bootstrap import SPA
+
+    bench = np.asarray(benchmark_returns, float)
+    models = np.asarray(model_returns, float)
+    if models.ndim == 1:
+        models = models[:, None]
+    n = len(bench)
+    block = block_length(n) if block is None else int(block)
+    if n < 3 or models.shape[0] != n:
+        return {"p_value": float("nan"), "p_lower": float("nan"), "p_upper": float("nan"),
+                "block": block, "reps": reps}
+    spa = SPA(-bench, -models, block_size=block, reps=reps, bootstrap=BOOTSTRAP,
+              studentize=True, seed=np.random.default_rng(seed))
+    spa.compute()
+    pv = spa.pvalues
+    return {"p_value": float(pv["consistent"]), "p_lower": float(pv["lower"]),
+            "p_upper": float(pv["upper"]), "block": block, "reps": reps,
+            "bootstrap": BOOTSTRAP}
+
+
+def paired_test(diffs: np.ndarray, clusters: np.ndarray | None = None) -> dict:
+    """Mean paired difference, 95 % Student-t interval and two-sided p.
+
+    With ``clusters`` (e.g. the fold of each (seed, fold) pair) the differences are first averaged
+    within each cluster and the test runs over the cluster means (n = number of clusters).
+    """
+    d = np.asarray(diffs, float)
+    keep = np.isfinite(d)
+    d = d[keep]
+    if clusters is not None:
+        c = np.asarray(clusters)[keep]
+        d = np.asarray([d[c == k].mean() for k in dict.fromkeys(c.tolist())])
+    n = len(d)
+    out = {"mean": float(d.mean()) if n else float("nan"), "n": n, "sd": float("nan"),
+           "ci": (float("nan"), float("nan")), "p_value": float("nan")}
+    if n < 2:
+        return out
+    sd = float(d.std(ddof=1))
+    se = sd / math.sqrt(n)
+    t_crit = float(sps.t.ppf(1 - ALPHA / 2, n - 1))
+    p = 1.0 if se == 0 and out["mean"] == 0 else (
+        0.0 if se == 0 else float(2 * sps.t.sf(abs(out["mean"]) / se, n - 1)))
+    return {**out, "sd": sd, "ci": (out["mean"] - t_crit * se, out["mean"] + t_crit * se),
+            "p_value": p}
+
+
+def mean_ci(values: np.ndarray) -> dict:
+    """Mean, sd and 95 % Student-t interval of independent values (e.g. one per seed)."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    n = len(v)
+    if n == 0:
+        return {"mean": float("nan"), "sd": float("nan"), "ci": (float("nan"), float("nan")),
+                "n": 0}
+    if n == 1:
+        return {"mean": float(v[0]), "sd": float("nan"), "ci": (float("nan"), float("nan")),
+                "n": 1}
+    sd = float(v.std(ddof=1))
+    half = float(sps.t.ppf(1 - ALPHA / 2, n - 1)) * sd / math.sqrt(n)
+    return {"mean": float(v.mean()), "sd": sd, "ci": (float(v.mean()) - half,
+                                                       float(v.mean()) + half), "n": n}
 
 
 def describe_p(p: float | None) -> str:
     """A p-value in words (for two-sided tests of a difference)."""
-    if p is None:
+    if p is None or not math.isfinite(p):
         return "not tested"
     if p < 0.01:
         return f"strong evidence of a difference (p = {p:.3f})"
-    if p < 0.05:
+    if p < ALPHA:
         return f"evidence of a difference (p = {p:.3f})"
     if p < 0.10:
         return f"weak evidence of a difference (p = {p:.3f}), not significant at 5 %"
     return f"no evidence of a difference (p = {p:.2f})"
 
 
-__all__ = ["describe_p", "sharpe_difference_test"]
+__all__ = ["ALPHA", "BOOTSTRAP", "N_BOOT", "SPA_REPS", "block_length", "describe_p", "dsr",
+           "dsr_from_trials", "expected_max_sharpe", "mean_ci", "moments", "paired_test", "psr",
+           "sharpe", "sharpe_difference_test", "spa_test", "stationary_indices"]

@@ -1,0 +1,170 @@
+"""`attnbt walkforward`: train, threshold and trade every fold; say which model won and how sure."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from backtests.cli.common import (
+    DATA,
+    CashOpt,
+    CommissionOpt,
+    ConfigOpt,
+    DayfirstOpt,
+    MaxHoldOpt,
+    PipOpt,
+    PointOpt,
+    RiskOpt,
+    RunsOpt,
+    SettingsArg,
+    ShortOpt,
+    SizingOpt,
+    SlippageOpt,
+    SortOpt,
+    SpreadOpt,
+    SpreadPipsOpt,
+    StopBufferOpt,
+    TakeProfitOpt,
+    ThresholdOpt,
+    TzOpt,
+    UnitsOpt,
+    build_experiment,
+    command_line,
+    console,
+    cost_overrides,
+    overrides_from,
+    threshold_overrides,
+)
+
+WF = "Walk-forward"
+
+
+def walkforward_cmd(
+    settings: SettingsArg = None,
+    data: Annotated[list[str] | None, typer.Option(
+        "--data", help="Data source (repeatable): sample:EURUSD_H1, a CSV path, or "
+        "yahoo:SYMBOL:INTERVAL.", rich_help_panel=DATA)] = None,
+    models: Annotated[str, typer.Option("--models", help="Models, comma-separated: attention, "
+                                        "dense, conv, lstm (or kind/preset).",
+                                        rich_help_panel=WF)] = "attention,dense,conv,lstm",
+    presets: Annotated[str | None, typer.Option(
+        "--presets", help="Presets, one per model (article,matched,...) or kind=preset; default "
+        "attention/article, dense/matched, conv/article, lstm/article.",
+        rich_help_panel=WF)] = None,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds 0 … N-1 per model and "
+                                       "fold.", rich_help_panel=WF)] = 3,
+    train_bars: Annotated[int, typer.Option("--train-bars", help="Bars in each training part.",
+                                            rich_help_panel=WF)] = 2000,
+    val_bars: Annotated[int, typer.Option("--val-bars", help="Bars in each validation part "
+                                          "(early stopping, threshold).",
+                                          rich_help_panel=WF)] = 500,
+    test_bars: Annotated[int, typer.Option("--test-bars", help="Bars in each test part.",
+                                           rich_help_panel=WF)] = 500,
+    step_bars: Annotated[int | None, typer.Option("--step-bars", help="Bars between folds "
+                                                  "(default and minimum: --test-bars).",
+                                                  rich_help_panel=WF)] = None,
+    expanding: Annotated[bool, typer.Option("--expanding", help="Every training part starts at "
+                                            "the first bar.", rich_help_panel=WF)] = False,
+    embargo_bars: Annotated[int, typer.Option("--embargo-bars", help="Bars left out at the start "
+                                              "of each validation and test part.",
+                                              rich_help_panel=WF)] = 0,
+    workers: Annotated[int | None, typer.Option("--workers", help="Worker processes on CPU "
+                                                "(default: all cores).", rich_help_panel=WF)] = None,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda (cuda: vmapped "
+                                        "ensembles).", rich_help_panel=WF)] = "auto",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the tasks and the trials the "
+                                          "run would add; run nothing.",
+                                          rich_help_panel=WF)] = False,
+    doc: Annotated[Path | None, typer.Option("--doc", help="Also write the study page "
+                                             "(e.g. docs/attention-vs-dense.md).",
+                                             rich_help_panel=WF)] = None,
+    tz: TzOpt = None, sort: SortOpt = None, point: PointOpt = None, dayfirst: DayfirstOpt = None,
+    cash: CashOpt = None, threshold: ThresholdOpt = None, short: ShortOpt = None,
+    take_profit_r: TakeProfitOpt = None, max_hold: MaxHoldOpt = None,
+    stop_buffer: StopBufferOpt = None, sizing: SizingOpt = None, units: UnitsOpt = None,
+    risk: RiskOpt = None, spread: SpreadOpt = None, spread_pips: SpreadPipsOpt = None,
+    pip: PipOpt = 0.0001, commission: CommissionOpt = None, slippage: SlippageOpt = None,
+    config: ConfigOpt = None, runs_dir: RunsOpt = None,
+) -> None:
+    """Walk-forward: train every (source, model, seed, fold), pick the threshold on its
+    validation part, trade its unseen test part; stitch, test and say which model won."""
+    from backtests import walkforward as wfm
+    from backtests.executor import default_workers
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise typer.BadParameter(f"--device must be auto, cpu or cuda, not {device!r}")
+    options = overrides_from({"tz": tz, "sort": sort, "point": point, "dayfirst": dayfirst,
+                              "cash": cash, "short": short, "take_profit_r": take_profit_r,
+                              "max_hold": max_hold, "stop_buffer": stop_buffer, "sizing": sizing,
+                              "units": units, "risk": risk, "commission": commission,
+                              "slippage": slippage, "runs_dir": runs_dir})
+    options |= cost_overrides(spread, spread_pips, pip) | threshold_overrides(threshold)
+    exp = build_experiment(config, options, settings)
+    auto = threshold is None or threshold.strip().lower() == "auto"
+    sources = list(data or [exp.data.source])
+    wf = wfm.WalkForward(
+        base=exp, sources=sources, models=wfm.parse_models(models, presets),
+        seeds=list(range(seeds)),
+        plan=wfm.FoldPlan(train_bars, val_bars, test_bars, step_bars, expanding, embargo_bars),
+        auto_threshold=auto, device=device, workers=workers or default_workers())
+    if dry_run:
+        print_plan(wf)
+        return
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)   # a line per task, terminal or not
+
+    outcome = wfm.run(wf, command=command_line(), progress=progress, doc=doc)
+    print_outcome(outcome)
+
+
+def print_plan(wf) -> None:
+    from backtests import walkforward as wfm
+
+    p = wfm.plan(wf)
+    for t in p.tasks:
+        d = t.describe()
+        state = "done" if t.id in p.done else "todo"
+        console.print(f"{d['id']}  {state}  {t.label}  train {d['train'][0][:16]} → "
+                      f"{d['train'][1][:16]}  val → {d['val'][1][:16]}  test → "
+                      f"{d['test'][1][:16]}", markup=False, highlight=False, soft_wrap=True)
+    for f in p.failed_sources:
+        console.print(f"unusable source {f['task']['source']}: {f['error']}", markup=False)
+    todo = sum(t.id not in p.done for t in p.tasks)
+    resume = f" (resuming run {p.resume.id}: {len(p.done)} done)" if p.resume else ""
+    console.print(f"{len(p.tasks)} tasks, {todo} to compute{resume}; the run would add "
+                  f"{wfm.trials_added(p, wf)} trials to the registry (one per task backtest, "
+                  "one per stitched model × seed series). Nothing was run.", markup=False, soft_wrap=True)
+
+
+def print_outcome(outcome) -> None:
+    import json
+
+    payload = json.loads((outcome.run.path / "walkforward.json").read_text())
+    console.print(f"walk-forward {outcome.run.id}: {outcome.computed} tasks computed, "
+                  f"{outcome.resumed} reused, {len(outcome.failures)} failed, "
+                  f"{outcome.seconds:.0f} s", markup=False)
+    for name, m in payload["models"].items():
+        hit = m["across_seeds"]["hit_pct"]
+        console.print(f"  {name}: hit {_n(hit['mean'])} % (sd {_n(hit['sd'])}), stitched "
+                      f"return {_n(m['total_return_pct'], 2)} %, Sharpe {_n(m['sharpe'], 2)}, "
+                      f"PSR {_n(m['psr'], 3)}, DSR {_n(m['dsr'], 3)} ({m['dsr_trials']} trials)",
+                      markup=False, highlight=False, soft_wrap=True)
+    if payload.get("winner"):
+        console.print(payload["winner"]["text"], markup=False, highlight=False, soft_wrap=True)
+    for c in payload["comparisons"]:
+        console.print(c["verdict"], markup=False, highlight=False, soft_wrap=True)
+    for f in outcome.failures:
+        console.print(f"FAILED {f['task']}: {f['error']}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"report: {outcome.run.path / 'report.html'}", markup=False)
+
+
+def _n(v, digits: int = 1) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("walkforward")(walkforward_cmd)

@@ -1,0 +1,319 @@
+"""The walk-forward driver: plan, resume, compute (pool or GPU ensembles), record.
+
+Only this module writes: the run folder (``tasks/<task id>.json`` as each task arrives, then the
+table, the stitched equity, ``walkforward.json`` and the report), the registry row (kind
+``walkforward``) and the trials (one per task backtest, one per stitched (model, seed) series).
+A killed walk-forward resumes with the same command: the unfinished run with the same config id
+is picked up and only the tasks without a file are computed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from backtests.config import Experiment, config_id
+from backtests.store import Registry, Run
+from backtests.walkforward import results as R
+from backtests.walkforward.tasks import FoldPlan, Task, compute_task, evaluate_task, plan_tasks
+from data import AttnbtError, fingerprint
+
+SCHEMA = 1
+TASK_DIR = "tasks"
+STITCHED_KIND = "walkforward-stitched"
+
+
+@dataclass
+class WalkForward:
+    """What a walk-forward run is asked to do."""
+
+    base: Experiment
+    sources: list[str]
+    models: list[tuple[str, str]]
+    seeds: list[int]
+    plan: FoldPlan = field(default_factory=FoldPlan)
+    auto_threshold: bool = True
+    device: str = "auto"        # auto | cpu | cuda: cuda trains vmapped ensembles
+    workers: int = 1
+
+    def settings(self) -> dict:
+        return {"sources": self.sources, "models": [f"{k}/{p}" for k, p in self.models],
+                "seeds": self.seeds, "folds": self.plan.to_dict(),
+                "threshold": "auto" if self.auto_threshold else self.base.strategy.threshold}
+
+
+@dataclass
+class Planned:
+    tasks: list[Task]
+    candles: dict[str, pd.DataFrame]
+    failed_sources: list[dict]
+    config_id: str
+    resume: Run | None
+    done: set[str]
+
+
+@dataclass
+class Outcome:
+    run: Run
+    summary: dict
+    failures: list[dict]
+    resumed: int
+    computed: int
+    seconds: float
+
+
+def plan(wf: WalkForward) -> Planned:
+    """Load each source, cut its folds and list the tasks; find an unfinished run to resume."""
+    from backtests.workflows import load_candles
+
+    tasks, candles, failed = [], {}, []
+    for source in wf.sources:
+        exp = wf.base.override({"data.source": source})
+        try:
+            c = load_candles(exp)
+            tasks += plan_tasks(wf.base, source, c, wf.models, wf.seeds, wf.plan,
+                                fingerprint(c), wf.auto_threshold)
+            candles[source] = c
+        except AttnbtError as exc:
+            if len(wf.sources) == 1:
+                raise
+            failed.append({"task": {"source": source}, "error": str(exc)})
+    if not tasks:
+        raise AttnbtError("no source could be used: " + "; ".join(f["error"] for f in failed))
+    cid = config_id({"walkforward": wf.settings(), "tasks": sorted(t.id for t in tasks)})
+    reg = Registry(wf.base.runtime.runs_dir)
+    resume = None
+    for row in reg.list(kind="walkforward"):
+        if row["config_id"] == cid and row["status"] != "done" and not row["missing"]:
+            resume = Run(row["id"], "walkforward", reg.root / row["id"], reg.root)
+            break
+    done = set()
+    if resume is not None:
+        done = {p.stem for p in (resume.path / TASK_DIR).glob("*.json")}
+    return Planned(tasks, candles, failed, cid, resume, done & {t.id for t in tasks})
+
+
+def trials_added(p: Planned, wf: WalkForward) -> int:
+    """Trials the run will append: one per task still to compute, one per stitched series."""
+    series = {(t.source, t.model, t.seed) for t in p.tasks}
+    return sum(t.id not in p.done for t in p.tasks) + len(series)
+
+
+def run(wf: WalkForward, *, command: str | None = None,
+        progress: Callable[[str], None] | None = None,
+        doc: Path | None = None) -> Outcome:
+    """Compute the missing tasks, record everything, return the outcome."""
+    t0 = time.perf_counter()
+    say = progress or (lambda _: None)
+    p = plan(wf)
+    reg = Registry(wf.base.runtime.runs_dir)
+    if p.resume is not None:
+        run_ = p.resume
+        reg.mark(run_, "running")
+        say(f"resuming walk-forward run {run_.id}: {len(p.done)} of {len(p.tasks)} tasks done")
+    else:
+        run_ = reg.create("walkforward", model=",".join(f"{k}/{pr}" for k, pr in wf.models),
+                          data=",".join(wf.sources), config_id=p.config_id, command=command,
+                          fingerprint=config_id({s: fingerprint(c) for s, c in
+                                                 p.candles.items()})[:16],
+                          meta={"schema": SCHEMA, "settings": wf.settings(),
+                                "config": wf.base.to_dict()})
+    try:
+        with reg.recording(run_):
+            results, failures = _compute(wf, p, run_, reg, say)
+            failures = p.failed_sources + failures
+            summary = record(run_, wf, p, results, failures, reg, doc=doc)
+    except KeyboardInterrupt as exc:
+        exc.hint = (f"walk-forward run {run_.id} keeps its finished tasks; the same command "
+                    "resumes it")
+        raise
+    reg.finish(run_, summary)
+    computed = sum(1 for t in p.tasks if t.id not in p.done)
+    return Outcome(run_, summary, failures, len(p.done), computed, time.perf_counter() - t0)
+
+
+def _compute(wf, p: Planned, run_: Run, reg: Registry, say) -> tuple[dict[str, dict], list[dict]]:
+    from backtests.executor import TaskFailure, run_tasks
+
+    results: dict[str, dict] = {}
+    for t in p.tasks:
+        if t.id in p.done:
+            results[t.id] = json.loads((run_.path / TASK_DIR / f"{t.id}.json").read_text())
+    todo = [t for t in p.tasks if t.id not in p.done]
+    failures: list[dict] = []
+    n_total, counter = len(p.tasks), [len(p.done)]
+
+    def done(task: Task, result) -> None:
+        counter[0] += 1
+        if isinstance(result, TaskFailure):
+            failures.append({"task": task.describe(), "error": str(result.error)})
+            say(f"[{counter[0]}/{n_total}] {task.label}: FAILED ({result.error})")
+            return
+        results[task.id] = result
+        run_.write_json(f"{TASK_DIR}/{task.id}.json", result)
+        m = result["moments"]
+        reg.add_trial(run_id=run_.id, kind="walkforward", config_id=task.id,
+                      fingerprint=result["fingerprint"], n_obs=m["n_obs"], sharpe=m["sharpe"],
+                      skew=m["skew"], kurtosis=m["kurtosis"], note=task.label)
+        hit, ret = result["metrics"]["hit_pct"], result["stats"]["total_return_pct"]
+        say(f"[{counter[0]}/{n_total}] {task.label}: hit {_f(hit)} %, return {_f(ret, 2)} %, "
+            f"threshold {result['threshold']}, {result['train']['epochs_run']} epochs, "
+            f"{result['train']['seconds'] or 0:.1f} s training")
+
+    device = _device(wf.device)
+    if device == "cuda" and todo:
+        _compute_ensembles(todo, p, done, say)
+    else:
+        payloads = [(t, p.candles[t.source]) for t in todo]
+        run_tasks(compute_task, payloads, workers=wf.workers, threads=1,
+                  on_done=lambda i, r: done(todo[i], r), catch=(AttnbtError,))
+    return results, failures
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise AttnbtError("--device cuda: this machine has no CUDA GPU")
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def _compute_ensembles(todo: list[Task], p: Planned, done, say) -> None:
+    """GPU: the (seed × fold) models of one (source, kind, preset) train together as a vmapped
+    ensemble (lstm: one model at a time, cuDNN's LSTM does not vmap); the rest runs per task."""
+    from backtests.executor import TaskFailure
+    from models.ensemble import train_ensemble
+
+    groups: dict[tuple, list[Task]] = {}
+    for t in todo:
+        groups.setdefault((t.source, t.kind, t.preset), []).append(t)
+    for (source, kind, preset), tasks in groups.items():
+        candles = p.candles[source]
+        say(f"training {len(tasks)} {kind}/{preset} models on {source} together on the GPU")
+        try:
+            trained = train_ensemble(candles, tasks[0].exp.dataset, [t.fold for t in tasks],
+                                     kind=kind, preset=preset,
+                                     cfgs=[_cuda_cfg(t) for t in tasks])
+        except AttnbtError as exc:
+            trained = [exc] * len(tasks)
+        for t, result in zip(tasks, trained, strict=True):
+            try:
+                if isinstance(result, BaseException):
+                    raise result
+                done(t, evaluate_task(t, candles, result))
+            except AttnbtError as exc:
+                done(t, TaskFailure(0, exc))
+
+
+def _cuda_cfg(task: Task):
+    from dataclasses import replace
+
+    from backtests.workflows import train_config
+
+    return replace(train_config(task.exp), device="cuda")
+
+
+def _f(x, digits: int = 1) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+# --- recording ----------------------------------------------------------------------------------
+def record(run_: Run, wf: WalkForward, p: Planned, results: dict[str, dict],
+           failures: list[dict], reg: Registry, doc: Path | None = None) -> dict:
+    """Write the table, stitched equity, walkforward.json and the report; add stitched trials."""
+    from backtests.walkforward.report import render_html, render_markdown
+
+    rows = [R.task_row(results[t.id]) for t in p.tasks if t.id in results]
+    table = pd.DataFrame(rows, columns=list(R.TABLE_COLUMNS))
+    run_.write_text("results.csv", table.to_csv(index=False))
+    run_.write_json("results.json", R.jsonable(rows))
+    cash = wf.base.backtest.cash
+    n_sources = len(p.candles)
+
+    groups: dict[tuple[str, str], dict[int, list[dict]]] = {}
+    for t in p.tasks:
+        if t.id in results:
+            groups.setdefault((t.source, t.model), {}).setdefault(t.seed, []).append(
+                results[t.id])
+    # a failed task leaves a gap in its series: comparisons use the bars both sides have
+    n_folds = {s: len({t.fold_no for t in p.tasks if t.source == s}) for s in p.candles}
+
+    stitched_fp = {s: config_id({"data": fingerprint(c), "folds": wf.plan.to_dict()})[:16]
+                   for s, c in p.candles.items()}
+    _add_stitched_trials(reg, run_, groups, cash, stitched_fp)
+
+    models, returns, equities = {}, {}, {}
+    for (source, model), by_seed in groups.items():
+        name = R.model_name(source, model, n_sources)
+        srs = [t["sharpe"] for t in reg.trials(fingerprint=stitched_fp[source],
+                                               kind=STITCHED_KIND)]
+        summary, ret, eq = R.model_summary(by_seed, cash, srs)
+        missing = sum(n_folds[source] - len(rs) for rs in by_seed.values())
+        models[name] = {"source": source, "model": model, "missing_tasks": missing, **summary}
+        returns[name], equities[name] = ret, eq
+    comparisons = []
+    for source in p.candles:
+        names = [n for n in models if models[n]["source"] == source]
+        attention = [n for n in names if models[n]["model"].startswith("attention/")]
+        for a in attention:
+            for b in names:
+                if b == a or models[b]["model"].startswith("attention/"):
+                    continue
+                a_tasks = [r for rs in groups[(source, models[a]["model"])].values() for r in rs]
+                b_tasks = [r for rs in groups[(source, models[b]["model"])].values() for r in rs]
+                comparisons.append(R.compare(a, b, a_tasks, b_tasks, returns[a], returns[b],
+                                             models[a]["bars_per_year"]))
+    best = R.winner(models, returns)
+
+    equity = pd.DataFrame(equities)
+    equity.index.name = "time"
+    run_.write_text("equity.csv", equity.to_csv())
+    payload = {"schema": SCHEMA, "run": run_.id, "settings": wf.settings(),
+               "costs": wf.base.costs.to_dict(), "strategy": wf.base.strategy.to_dict(),
+               "cash": cash,
+               "significance": {"alpha": 0.05, "bootstrap": "stationary",
+                                "block": "max(1, round(n ** (1/3)))", "n_boot": 2000,
+                                "spa_reps": 1000, "seed": 0},
+               "tasks": [{**results[t.id]["task"], "status": "done"} if t.id in results else
+                         {**t.describe(), "status": "failed"} for t in p.tasks],
+               "models": models, "comparisons": comparisons, "winner": best,
+               "failures": failures}
+    payload = R.jsonable(payload)
+    run_.write_json("walkforward.json", payload)
+    run_.write_text("report.html", render_html(payload, table, equity, results, p.tasks))
+    if doc is not None:
+        render_markdown(payload, table, equity, doc, command=run_.path.name)
+    return {"tasks": len(rows), "failed": len(failures),
+            "winner": best["model"] if best else None,
+            "winner_sharpe": best["sharpe"] if best else None,
+            "winner_psr": best["psr"] if best else None,
+            "winner_dsr": best["dsr"] if best else None}
+
+
+def _add_stitched_trials(reg: Registry, run_: Run, groups, cash, fps) -> None:
+    """One trial per stitched (source, model, seed) series, once per run (resume-safe)."""
+    from backtests import significance as sig
+
+    for (source, model), by_seed in groups.items():
+        have = {t["config_id"] for t in reg.trials(fingerprint=fps[source], kind=STITCHED_KIND)
+                if t["run_id"] == run_.id}
+        for seed, rs in by_seed.items():
+            cid = config_id({"series": sorted(r["task"]["id"] for r in rs)})
+            if cid in have:
+                continue
+            ret, _ = R.stitch(rs, cash)
+            m = sig.moments(ret.to_numpy())
+            clean = {k: (v if v == v else None) for k, v in m.items()}
+            reg.add_trial(run_id=run_.id, kind=STITCHED_KIND, config_id=cid,
+                          fingerprint=fps[source], note=f"{source} {model} seed {seed}", **clean)
+
+
+__all__ = ["SCHEMA", "Outcome", "Planned", "WalkForward", "plan", "record", "run",
+           "trials_added"]

@@ -1,0 +1,205 @@
+"""The walk-forward report (self-contained HTML, PNGs inline) and the study page (markdown)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+CSS = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
+       "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
+       "th{background:#f2f2f2}td:first-child{text-align:left}.v{font-size:15px;margin:.4em 0}")
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def equity_png(equity: pd.DataFrame) -> bytes:
+    """Stitched out-of-sample equity of every model (mean over seeds)."""
+    fig, ax = plt.subplots(figsize=(11, 4))
+    for name in equity:
+        ax.plot(range(len(equity)), equity[name].to_numpy(), label=name, lw=1)
+    ax.set_title("stitched out-of-sample equity (test parts of all folds, mean of seeds)")
+    ax.set_xlabel("test bar (folds back to back)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def folds_png(results: dict, tasks) -> bytes:
+    """One panel per fold: each model's test equity (mean over seeds)."""
+    by_fold: dict[int, dict[str, list]] = {}
+    for t in tasks:
+        if t.id in results:
+            by_fold.setdefault(t.fold_no, {}).setdefault(f"{t.model} ({t.source})", []).append(
+                results[t.id]["equity"])
+    n = max(len(by_fold), 1)
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for ax, (fold, models) in zip(axes.flat, sorted(by_fold.items()), strict=False):
+        ax.set_visible(True)
+        for name, curves in models.items():
+            frame = pd.DataFrame(curves).T
+            ax.plot(frame.mean(axis=1).to_numpy(), label=name, lw=1)
+        ax.set_title(f"fold {fold}", fontsize=9)
+        ax.tick_params(labelsize=7)
+    axes.flat[0].legend(fontsize=6)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,' \
+           f'{base64.b64encode(png).decode()}">'
+
+
+def _fmt(v, digits: int = 2) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return str(v)
+
+
+def _ms(d: dict, digits: int = 1) -> str:
+    """mean ± sd [CI] of a per-seed figure."""
+    if d is None or d.get("mean") is None:
+        return "—"
+    sd = f" ± {d['sd']:.{digits}f}" if d.get("sd") is not None else ""
+    ci = d.get("ci") or [None, None]
+    ci_s = f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci[0] is not None else ""
+    return f"{d['mean']:.{digits}f}{sd}{ci_s}"
+
+
+MODEL_COLUMNS = ("model", "seeds", "hit % (mean ± sd [95 % CI])", "base hit %", "missed %",
+                 "macro F1", "return % (stitched)", "Sharpe (ann.)", "PSR", "DSR",
+                 "DSR trials", "trades")
+
+
+def model_rows(models: dict) -> list[list[str]]:
+    rows = []
+    for name, m in models.items():
+        a = m["across_seeds"]
+        rows.append([name, str(len(m["seeds"])), _ms(a["hit_pct"]), _ms(a["base_hit_pct"]),
+                     _ms(a["missed_pct"]), _ms(a["macro_f1"], 3),
+                     _fmt(m["total_return_pct"]), _fmt(m["sharpe"]), _fmt(m["psr"], 3),
+                     _fmt(m["dsr"], 3), str(m["dsr_trials"]), _ms(a["n_trades"], 0)])
+    return rows
+
+
+def _html_table(header, rows) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
+                   for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def render_html(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, results: dict,
+                tasks) -> str:
+    s = payload["settings"]
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>walk-forward "
+             f"{payload['run']}</title><style>{CSS}</style></head><body>",
+             f"<h1>Walk-forward {html.escape(payload['run'])}</h1>",
+             f"<p>{html.escape(', '.join(s['sources']))}: {', '.join(s['models'])}; seeds "
+             f"{s['seeds']}; folds {html.escape(str(s['folds']))}; threshold {s['threshold']} "
+             "(chosen on each fold's validation part with the run's costs).</p>"]
+    if payload.get("winner"):
+        parts.append(f"<h2>Verdict</h2><p class='v'><b>{html.escape(payload['winner']['text'])}"
+                     "</b></p>")
+    for c in payload["comparisons"]:
+        parts.append(f"<p class='v'>{html.escape(c['verdict'])}</p>")
+    parts.append("<p>Hit CI: Student-t over fold means of the paired (seed, fold) differences. "
+                 "Sharpe difference: paired stationary block bootstrap of the seed-average "
+                 "per-bar returns (2,000 draws, block n^(1/3)). SPA: Hansen's test, attention "
+                 "against the baseline as benchmark. PSR/DSR: Bailey & López de Prado; DSR "
+                 "counts every stitched trial on these bars in the registry.</p>")
+    parts.append("<h2>Models</h2>" + _html_table(MODEL_COLUMNS, model_rows(payload["models"])))
+    if len(equity):
+        parts.append(_img(equity_png(equity), "stitched equity"))
+        parts.append("<h2>Folds</h2>" + _img(folds_png(results, tasks), "fold equity"))
+    if payload["failures"]:
+        parts.append("<h2>Failed tasks</h2>" + _html_table(
+            ("inputs", "error"), [[json_short(f["task"]), f["error"]]
+                                  for f in payload["failures"]]))
+    parts.append("<h2>Every task</h2>" + _html_table(
+        table.columns, [[_fmt(v) for v in row] for row in table.itertuples(index=False)]))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def json_short(d: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in d.items() if k in ("source", "model", "seed", "fold",
+                                                               "id", "test"))
+
+
+def render_markdown(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, out: Path,
+                    command: str = "") -> Path:
+    """The attention-vs-dense study page, regenerated from this run (PNG beside it in img/)."""
+    out = Path(out)
+    img = out.parent / "img" / "walkforward-equity.png"
+    img.parent.mkdir(parents=True, exist_ok=True)
+    if len(equity):
+        img.write_bytes(equity_png(equity))
+    s = payload["settings"]
+    f = s["folds"]
+    folds = (f"{'expanding' if f['expanding'] else 'rolling'} folds of {f['train_bars']:,} training "
+             f"+ {f['val_bars']:,} validation + {f['test_bars']:,} test bars, stepped by "
+             f"{f['step_bars']:,}, embargo {f['embargo']}")
+    lines = [
+        "# Self-attention vs the earlier networks, walk-forward: " + " vs ".join(payload["settings"]["models"]),
+        "",
+        f"*Generated by `attnbt walkforward` (run `{payload['run']}`) on "
+        f"{dt.date.today():%Y-%m-%d}; every number below was measured in that run. Regenerate "
+        f"with the command in the Method section plus `--doc {out.as_posix()}`.*",
+        "",
+        "## Short answer",
+        "",
+    ]
+    if payload.get("winner"):
+        lines += [payload["winner"]["text"], ""]
+    lines += [f"- {c['verdict']}" for c in payload["comparisons"]] + [""]
+    lines += ["## Models (out-of-sample: test parts of every fold)", "",
+              "| " + " | ".join(MODEL_COLUMNS) + " |",
+              "|" + "---|" * len(MODEL_COLUMNS)]
+    lines += ["| " + " | ".join(r) + " |" for r in model_rows(payload["models"])]
+    lines += ["", "Mean ± sd [95 % CI] over seeds; hit, missed and F1 pooled over each seed's "
+              "folds; base hit: hit rate of signals drawn at random with the test bars' class "
+              "frequencies. Return, Sharpe, PSR and DSR: the seed-average stitched "
+              "out-of-sample returns.", "", "![stitched equity](img/walkforward-equity.png)", "",
+              "## Method", "",
+              f"- Data: {', '.join(s['sources'])}; {folds}: each fold "
+              "trains on its training part (labels purged at the boundary, embargo as given), "
+              "early-stops and picks the signal threshold on its validation part "
+              "(`choose_threshold`, the rule of `--threshold auto`, with the run's costs) and "
+              "is traded on the next, unseen test part.",
+              f"- Models: {', '.join(s['models'])}; seeds {s['seeds']}; training settings: the "
+              "config defaults (`attnbt config keys`).",
+              "- Statistics: `backtests/significance.py` (see docs/walkforward.md for the "
+              "tests and their calibration).",
+              f"- Command: `attnbt walkforward --data {' --data '.join(s['sources'])} --models "
+              f"{','.join(s['models'])} --seeds {len(s['seeds'])}`.", "",
+              "## Every fold", "",
+              "| " + " | ".join(table.columns[:-1]) + " |", "|" + "---|" * (len(table.columns) - 1)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row[:-1]) + " |"
+              for row in table.itertuples(index=False)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
+__all__ = ["equity_png", "folds_png", "render_html", "render_markdown"]

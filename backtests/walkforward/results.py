@@ -1,0 +1,247 @@
+"""From task results to what a reader needs: stitched equity, per-model figures, verdicts.
+
+Pure functions over the task dicts of ``tasks.evaluate_task``. Per (source, model, seed) the test
+parts of all folds are stitched into one out-of-sample return series; a model's series is the
+average over its seeds (an equal-weight book of its seeds, on the same bars). Statistics come
+from ``backtests.significance`` only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from backtests import significance as sig
+from backtests.metrics import compute_stats, infer_bars_per_year
+from backtests.stats import plain
+
+SEED_METRICS = ("hit_pct", "missed_pct", "macro_f1", "base_hit_pct", "total_return_pct",
+                "sharpe", "max_drawdown_pct", "n_trades", "win_rate_pct", "psr")
+TABLE_COLUMNS = ("source", "model", "seed", "fold", "test_start", "test_end", "threshold",
+                 "hit_pct", "base_hit_pct", "missed_pct", "macro_f1", "accuracy", "n_trades",
+                 "win_rate_pct", "total_return_pct", "sharpe", "max_drawdown_pct", "epochs_run",
+                 "task_id")
+
+
+def task_row(r: dict) -> dict:
+    """One row of the results table."""
+    t, m, s = r["task"], r["metrics"], r["stats"]
+    return {"source": t["source"], "model": t["model"], "seed": t["seed"], "fold": t["fold"],
+            "test_start": r["times"][0], "test_end": r["times"][-1],
+            "threshold": r["threshold"], "hit_pct": m["hit_pct"],
+            "base_hit_pct": m["base_hit_pct"], "missed_pct": m["missed_pct"],
+            "macro_f1": m["macro_f1"], "accuracy": m["accuracy"], "n_trades": s["n_trades"],
+            "win_rate_pct": s["win_rate_pct"], "total_return_pct": s["total_return_pct"],
+            "sharpe": s["sharpe"], "max_drawdown_pct": s["max_drawdown_pct"],
+            "epochs_run": r["train"]["epochs_run"], "task_id": t["id"]}
+
+
+def model_name(source: str, model: str, n_sources: int) -> str:
+    return model if n_sources == 1 else f"{model} on {source}"
+
+
+def stitch(results: list[dict], cash: float) -> tuple[pd.Series, pd.Series]:
+    """(per-bar returns, equity from ``cash``) of these tasks' test parts in time order."""
+    parts = sorted(results, key=lambda r: r["times"][0])
+    times = pd.DatetimeIndex([t for r in parts for t in r["times"]])
+    returns = pd.Series([x for r in parts for x in r["returns"]], index=times, name="return")
+    equity = (cash * (1 + returns).cumprod()).rename("equity")
+    return returns, equity
+
+
+def _pooled(results: list[dict]) -> dict:
+    """Classification figures over all folds' test bars together."""
+    m = [r["metrics"] for r in results]
+    signals, hits = sum(x["signals"] for x in m), sum(x["hits"] for x in m)
+    fractals, missed = sum(x["fractals"] for x in m), sum(x["missed"] for x in m)
+    cm = np.sum([np.asarray(x["confusion"]) for x in m], axis=0)
+    f1 = []
+    for c in range(3):
+        tp, pred, act = cm[c, c], cm[:, c].sum(), cm[c, :].sum()
+        prec, rec = (tp / pred if pred else 0.0), (tp / act if act else 0.0)
+        f1.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
+    n = sum(x["samples"] for x in m)
+    base = sum(x["base_hit_pct"] * x["samples"] for x in m if x["base_hit_pct"] is not None)
+    return {"hit_pct": 100 * hits / signals if signals else float("nan"),
+            "missed_pct": 100 * missed / fractals if fractals else float("nan"),
+            "macro_f1": float(np.mean(f1)), "base_hit_pct": base / n if n else float("nan"),
+            "signals": signals, "fractals": fractals}
+
+
+def seed_summary(results: list[dict], cash: float) -> dict:
+    """One (source, model, seed): pooled classification, stitched trading statistics, PSR."""
+    returns, equity = stitch(results, cash)
+    stats = compute_stats(equity, _trades_stub(results), initial_equity=cash)
+    mom = sig.moments(returns.to_numpy())
+    return {**_pooled(results),
+            "total_return_pct": stats["total_return_pct"], "sharpe": stats["sharpe"],
+            "max_drawdown_pct": stats["max_drawdown_pct"],
+            "n_trades": int(sum(r["stats"]["n_trades"] or 0 for r in results)),
+            "win_rate_pct": _win_rate(results),
+            "psr": sig.psr(mom["sharpe"], mom["n_obs"], mom["skew"], mom["kurtosis"]),
+            "per_bar_sharpe": mom["sharpe"]}
+
+
+def _trades_stub(results: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame({"entry_time": [], "exit_time": [], "pnl_net": [], "bars_held": []})
+
+
+def _win_rate(results: list[dict]) -> float:
+    n = sum(r["stats"]["n_trades"] or 0 for r in results)
+    wins = sum((r["stats"]["win_rate_pct"] or 0) / 100 * (r["stats"]["n_trades"] or 0)
+               for r in results)
+    return 100 * wins / n if n else float("nan")
+
+
+def model_summary(by_seed: dict[int, list[dict]], cash: float,
+                  trial_sharpes: list[float]) -> tuple[dict, pd.Series, pd.Series]:
+    """A model's figures: per-seed mean, sd and 95 % CI; PSR and DSR of the seed-average
+    stitched returns; returns (summary, seed-average returns, its equity)."""
+    seeds = sorted(by_seed)
+    per_seed = {s: seed_summary(by_seed[s], cash) for s in seeds}
+    stitched = [stitch(by_seed[s], cash)[0] for s in seeds]
+    returns = pd.concat(stitched, axis=1).mean(axis=1).rename("return")
+    equity = (cash * (1 + returns).cumprod()).rename("equity")
+    across = {k: sig.mean_ci([per_seed[s][k] for s in seeds]) for k in SEED_METRICS}
+    ds = sig.dsr_from_trials(returns.to_numpy(), trial_sharpes)
+    stats = compute_stats(equity, _trades_stub([]), initial_equity=cash)
+    folds = sorted({r["task"]["fold"] for rs in by_seed.values() for r in rs})
+    out = {"seeds": seeds, "folds": len(folds), "n_obs": ds["n_obs"],
+           "psr": ds["psr"], "dsr": ds["dsr"], "dsr_trials": ds["dsr_trials"],
+           "dsr_sr_var": ds["dsr_sr_var"], "dsr_sr0": ds["dsr_sr0"], "skew": ds["skew"],
+           "kurtosis": ds["kurtosis"], "per_bar_sharpe": ds["sharpe"],
+           "sharpe": stats["sharpe"], "total_return_pct": stats["total_return_pct"],
+           "max_drawdown_pct": stats["max_drawdown_pct"],
+           "bars_per_year": stats["bars_per_year"],
+           "start": str(equity.index[0]), "end": str(equity.index[-1]),
+           "across_seeds": across, "per_seed": {str(s): v for s, v in per_seed.items()}}
+    return out, returns, equity
+
+
+def _pp(x: float) -> str:
+    return f"{x:+.1f}" if math.isfinite(x) else "n/a"
+
+
+def compare(a_name: str, b_name: str, a_tasks: list[dict], b_tasks: list[dict],
+            ret_a: pd.Series, ret_b: pd.Series, bars_per_year: float) -> dict:
+    """Model a vs b on the same folds and seeds: paired hit test (folds as clusters), Sharpe
+    difference bootstrap and SPA on the seed-average per-bar returns, and a verdict."""
+    key = {(r["task"]["seed"], r["task"]["fold"]): r for r in b_tasks}
+    pairs = [(r, key[(r["task"]["seed"], r["task"]["fold"])]) for r in a_tasks
+             if (r["task"]["seed"], r["task"]["fold"]) in key]
+    folds = np.asarray([a["task"]["fold"] for a, _ in pairs])
+
+    def diffs(get):
+        return np.asarray([_num(get(a)) - _num(get(b)) for a, b in pairs], float)
+
+    hit = sig.paired_test(diffs(lambda r: r["metrics"]["hit_pct"]), folds)
+    f1 = sig.paired_test(diffs(lambda r: r["metrics"]["macro_f1"]), folds)
+    ret = sig.paired_test(diffs(lambda r: r["stats"]["total_return_pct"]), folds)
+    both = pd.concat([ret_a.rename("a"), ret_b.rename("b")], axis=1, join="inner").dropna()
+    sd = sig.sharpe_difference_test(both["a"].to_numpy(), both["b"].to_numpy())
+    spa = sig.spa_test(both["b"].to_numpy(), both["a"].to_numpy())
+    ann = math.sqrt(bars_per_year) if math.isfinite(bars_per_year) else float("nan")
+    out = {"a": a_name, "b": b_name, "pairs": len(pairs), "folds": int(len(set(folds.tolist()))),
+           "hit_pp": hit, "macro_f1": f1, "return_pp": ret,
+           "sharpe_diff": {**sd, "diff_annualised": sd["diff"] * ann,
+                           "ci_annualised": [c * ann for c in sd["ci"]]},
+           "spa": spa}
+    out["verdict"] = verdict(out)
+    return out
+
+
+def _num(x) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def verdict(c: dict) -> str:
+    """The comparison in words: effect sizes with intervals, p-values and what they allow."""
+    h, sd, spa = c["hit_pp"], c["sharpe_diff"], c["spa"]
+    lo, hi = h["ci"]
+    text = (f"{c['a']} vs {c['b']}: {_pp(h['mean'])} pp hit (95 % CI {_pp(lo)}…{_pp(hi)}, "
+            f"{c['folds']} folds × seeds), Sharpe difference {sd['diff_annualised']:+.2f} annualised "
+            f"(p = {sd['p_value']:.2f}; SPA p = {spa['p_value']:.2f})")
+    a = c["a"].split(" on ")[0]
+    p, d = sd["p_value"], sd["diff"]
+    if math.isfinite(p) and p < sig.ALPHA and d > 0 and spa["p_value"] < sig.ALPHA:
+        claim = f"evidence {a} trades better"
+    elif math.isfinite(p) and p < sig.ALPHA and d < 0:
+        claim = f"evidence {a} trades worse"
+    elif math.isfinite(p) and p < sig.ALPHA:
+        claim = f"mixed: the Sharpe difference is significant but SPA is not (p = " \
+                f"{spa['p_value']:.2f}); no firm evidence {a} trades better"
+    else:
+        claim = f"no evidence {a} trades better"
+    if math.isfinite(lo) and lo > 0:
+        claim += f"; its signals hit more often than {c['b']}'s"
+    elif math.isfinite(hi) and hi < 0:
+        claim += f"; its signals hit less often than {c['b']}'s"
+    else:
+        claim += "; no evidence of a hit-rate difference"
+    return f"{text} — {claim}"
+
+
+def winner(models: dict, returns: dict[str, pd.Series]) -> dict | None:
+    """The model with the highest seed-average out-of-sample Sharpe, the margin over the
+    runner-up and how sure (bootstrap p, PSR, DSR)."""
+    ranked = sorted((k for k, v in models.items() if math.isfinite(_num(v.get("sharpe")))),
+                    key=lambda k: models[k]["sharpe"], reverse=True)
+    if not ranked:
+        return None
+    best = ranked[0]
+    m = models[best]
+    out = {"model": best, "sharpe": m["sharpe"], "psr": m["psr"], "dsr": m["dsr"],
+           "total_return_pct": m["total_return_pct"], "runner_up": None}
+    hit_best = max(models, key=lambda k: _num(models[k]["across_seeds"]["hit_pct"]["mean"])
+                   if math.isfinite(_num(models[k]["across_seeds"]["hit_pct"]["mean"]))
+                   else -1e9)
+    out["best_hit"] = {"model": hit_best,
+                       "hit_pct": models[hit_best]["across_seeds"]["hit_pct"]["mean"]}
+    if len(ranked) > 1:
+        second = ranked[1]
+        both = pd.concat([returns[best].rename("a"), returns[second].rename("b")], axis=1,
+                         join="inner").dropna()
+        t = sig.sharpe_difference_test(both["a"].to_numpy(), both["b"].to_numpy())
+        ann = math.sqrt(m["bars_per_year"]) if math.isfinite(m["bars_per_year"]) else math.nan
+        out["runner_up"] = {"model": second, "sharpe": models[second]["sharpe"],
+                            "diff_annualised": t["diff"] * ann, "p_value": t["p_value"]}
+    out["text"] = winner_text(out)
+    return out
+
+
+def winner_text(w: dict) -> str:
+    text = (f"Best out-of-sample Sharpe: {w['model']} ({w['sharpe']:.2f} annualised, return "
+            f"{w['total_return_pct']:+.2f} %, PSR {w['psr']:.2f}, DSR {w['dsr']:.2f})")
+    r = w["runner_up"]
+    if r:
+        sure = ("a significant margin" if r["p_value"] < sig.ALPHA
+                else "not a significant margin")
+        text += (f", {r['diff_annualised']:+.2f} ahead of {r['model']} (p = "
+                 f"{r['p_value']:.2f}: {sure})")
+    pos = w["psr"] > 1 - sig.ALPHA
+    text += (". Its Sharpe ratio is " + ("significantly above zero (PSR > 0.95)" if pos else
+                                          "not significantly above zero (PSR ≤ 0.95)"))
+    text += (" and survives the deflation for every trial on these bars (DSR > 0.95)."
+             if w["dsr"] > 1 - sig.ALPHA else
+             "; after deflating for every trial on these bars (DSR) it is not significant.")
+    b = w["best_hit"]
+    text += f" Highest hit rate: {b['model']} ({b['hit_pct']:.1f} %)."
+    return text
+
+
+def jsonable(obj):
+    """Plain JSON values (NaN → None, tuples → lists, numpy → Python)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    obj = plain(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+__all__ = ["TABLE_COLUMNS", "compare", "infer_bars_per_year", "jsonable", "model_name",
+           "model_summary", "seed_summary", "stitch", "task_row", "verdict", "winner"]

@@ -1,0 +1,261 @@
+"""Walk-forward tasks: one (source, model, seed, fold) each, with the config id of its inputs.
+
+A task trains on its fold's training part (purged, embargoed), picks the signal threshold on the
+validation part with the run's costs (``backtests.backtest.choose_threshold``, the rule
+``--threshold auto`` uses) and backtests the unseen test part. ``compute_task`` is pure compute
+(a pool worker runs it); it returns a plain dict that the driver writes as the task's file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import torch
+
+from backtests.backtest import check_costs, choose_threshold, return_moments
+from backtests.config import ConfigError, Experiment, config_id
+from backtests.engine import run_backtest
+from backtests.stats import plain
+from data.dataset import CandleDataset
+from data.errors import DataError
+from data.folds import Fold, walk_forward
+from models.evaluate import article_metrics, classification_metrics, confusion
+from models.predict import PROB_COLUMNS
+from models.train import TrainResult, fit
+
+# 2,000 + 500 + 500 bars stepped by 500: 5 folds on the 5,000-bar sample.
+DEFAULT_BARS = {"train_bars": 2000, "val_bars": 500, "test_bars": 500}
+DEFAULT_PRESET = {"attention": "article", "dense": "matched", "conv": "article",
+                  "lstm": "article"}
+
+
+@dataclass(frozen=True)
+class FoldPlan:
+    """How the bars of each source are cut into folds."""
+
+    train_bars: int = DEFAULT_BARS["train_bars"]
+    val_bars: int = DEFAULT_BARS["val_bars"]
+    test_bars: int = DEFAULT_BARS["test_bars"]
+    step_bars: int | None = None       # default: test_bars
+    expanding: bool = False
+    embargo: int = 0
+
+    def __post_init__(self) -> None:
+        if self.train_bars < 2 or self.val_bars < 1 or self.test_bars < 1:
+            raise ConfigError("--train-bars must be at least 2, --val-bars and --test-bars at "
+                              "least 1")
+        if self.embargo < 0:
+            raise ConfigError("--embargo-bars must be 0 or more")
+        if self.val_bars <= self.embargo or self.test_bars <= self.embargo:
+            raise ConfigError(f"--val-bars ({self.val_bars}) and --test-bars ({self.test_bars})"
+                              f" must exceed --embargo-bars ({self.embargo}): the validation and"
+                              " test parts would be empty")
+        if self.step_bars is not None and self.step_bars < self.test_bars:
+            raise ConfigError(f"--step-bars ({self.step_bars}) must be at least --test-bars "
+                              f"({self.test_bars}): test parts must not overlap")
+
+    def folds(self, index: pd.DatetimeIndex) -> list[Fold]:
+        return walk_forward(index, train_bars=self.train_bars, val_bars=self.val_bars,
+                            test_bars=self.test_bars, step_bars=self.step_bars,
+                            expanding=self.expanding, embargo=self.embargo)
+
+    def to_dict(self) -> dict:
+        return {"train_bars": self.train_bars, "val_bars": self.val_bars,
+                "test_bars": self.test_bars, "step_bars": self.step_bars or self.test_bars,
+                "expanding": self.expanding, "embargo": self.embargo}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One (source, model, seed, fold): its experiment, fold, and the id of those inputs."""
+
+    source: str
+    kind: str
+    preset: str
+    seed: int
+    fold_no: int
+    fold: Fold
+    exp: Experiment
+    data_fingerprint: str
+    auto_threshold: bool = True
+
+    @property
+    def model(self) -> str:
+        return f"{self.kind}/{self.preset}"
+
+    @property
+    def id(self) -> str:
+        """Hash of everything the task's result depends on (data, fold, config, threshold rule)."""
+        return config_id({"experiment": self.exp.to_dict(for_id=True), "fold": self.fold.to_dict(),
+                          "data": self.data_fingerprint, "auto_threshold": self.auto_threshold})
+
+    @property
+    def label(self) -> str:
+        return f"{self.source} {self.model} seed {self.seed} fold {self.fold_no}"
+
+    def describe(self) -> dict:
+        """The task's inputs as plain JSON (what a failure report shows)."""
+        f = self.fold
+        return {"id": self.id, "source": self.source, "model": self.model, "kind": self.kind,
+                "preset": self.preset, "seed": self.seed, "fold": self.fold_no,
+                "train": [str(f.train.start), str(f.train.end)],
+                "val": [str(f.validation.start), str(f.validation.end)],
+                "test": [str(f.test.start), str(f.test.end)], "embargo": f.embargo,
+                "data_fingerprint": self.data_fingerprint, "train_id": self.exp.train_id,
+                "threshold": "auto (validation)" if self.auto_threshold
+                else self.exp.strategy.threshold}
+
+
+def parse_models(models: str, presets: str | None = None) -> list[tuple[str, str]]:
+    """``attention,dense`` (+ ``--presets article,matched`` or ``dense=article``) → (kind,
+    preset) pairs; ``kind/preset`` works in ``--models`` too."""
+    from backtests.config import MODEL_PRESETS
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if not names:
+        raise ConfigError("--models: give at least one model, e.g. attention,dense")
+    given = [p.strip() for p in (presets or "").split(",") if p.strip()]
+    by_kind = dict(p.split("=", 1) for p in given if "=" in p)
+    aligned = [p for p in given if "=" not in p]
+    if aligned and len(aligned) != len(names):
+        raise ConfigError(f"--presets: give one preset per model ({len(names)}), or kind=preset")
+    out = []
+    for i, name in enumerate(names):
+        kind, _, preset = name.partition("/")
+        if kind not in MODEL_PRESETS:
+            raise ConfigError(f"--models: unknown model {kind!r}; choose "
+                              f"{', '.join(MODEL_PRESETS)}")
+        preset = preset or (aligned[i] if aligned else by_kind.get(kind, DEFAULT_PRESET[kind]))
+        if preset not in MODEL_PRESETS[kind]:
+            raise ConfigError(f"--presets: {preset!r} is not a preset of {kind}; choose "
+                              f"{', '.join(MODEL_PRESETS[kind])}")
+        if (kind, preset) not in out:
+            out.append((kind, preset))
+    return out
+
+
+def plan_tasks(base: Experiment, source: str, candles: pd.DataFrame, models: list[tuple[str, str]],
+               seeds: list[int], plan: FoldPlan, data_fingerprint: str,
+               auto_threshold: bool = True) -> list[Task]:
+    """The tasks of one source, ordered model × seed × fold."""
+    try:
+        folds = plan.folds(candles.index)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    tasks = []
+    for kind, preset in models:
+        for seed in seeds:
+            exp = base.override({"data.source": source, "model.kind": kind,
+                                 "model.preset": preset, "train.seed": seed,
+                                 "split.embargo": plan.embargo})
+            for i, fold in enumerate(folds, 1):
+                tasks.append(Task(source, kind, preset, seed, i, fold, exp, data_fingerprint,
+                                  auto_threshold))
+    return tasks
+
+
+# --- computing one task ---------------------------------------------------------------------------
+def train_task(task: Task, candles: pd.DataFrame) -> TrainResult:
+    """Train the task's model on its fold (pure compute)."""
+    from backtests.workflows import train_config
+
+    cfg = train_config(task.exp)
+    if cfg.device == "auto":     # the CPU pool: never grab a GPU from a worker
+        cfg = replace(cfg, device="cpu")
+    return fit(candles, task.exp.dataset, task.fold, kind=task.kind, preset=task.preset, cfg=cfg)
+
+
+@torch.no_grad()
+def predict_bars(result: TrainResult, candles: pd.DataFrame, first: int, last: int,
+                 chunk: int = 1024) -> pd.DataFrame:
+    """Probabilities for bars first … last (features of the whole frame, as in training)."""
+    ds = CandleDataset(candles, result.spec)
+    matrix = ds.matrix(result.normaliser)
+    ends = np.arange(first, last + 1)
+    ends = ends[ds.window_ok[ends]]
+    out = np.full((len(candles), 3), np.nan)
+    model = result.model.to("cpu").eval()
+    for i in range(0, len(ends), chunk):
+        part = ends[i:i + chunk]
+        x = torch.as_tensor(ds.windows(matrix, part))
+        out[part] = model(x).float().softmax(-1).numpy()
+    frame = pd.DataFrame(out, index=candles.index, columns=list(PROB_COLUMNS))
+    return frame
+
+
+def _scored(candles: pd.DataFrame, probs: pd.DataFrame, fold: Fold) -> SimpleNamespace:
+    """What ``choose_threshold`` reads of a scored run: the fold's validation bars come from
+    these candles and probabilities (there is no run folder with kept validation bars)."""
+    return SimpleNamespace(run=SimpleNamespace(path=Path("/nonexistent/walkforward")),
+                           predictor=SimpleNamespace(loaded=SimpleNamespace(fold=fold)),
+                           candles=candles, probs=probs)
+
+
+def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dict:
+    """Threshold on validation, metrics and backtest on the test part: the task's result."""
+    exp = task.exp
+    fold = task.fold
+    v_first, _ = fold.bounds(candles.index, "val")
+    t_first, t_last = fold.bounds(candles.index, "test")
+    probs = predict_bars(result, candles, v_first, t_last)
+    bars = candles.iloc[t_first:t_last + 1]
+    check_costs(bars, exp.costs)
+    params, table = exp.strategy, []
+    if task.auto_threshold:
+        params, table = choose_threshold(_scored(candles, probs, fold), exp.strategy, exp.costs,
+                                         exp.backtest.cash)
+    bt = run_backtest(bars, probs.iloc[t_first:t_last + 1], params, exp.costs, exp.backtest.cash)
+
+    ds = CandleDataset(candles, result.spec)
+    ends = ds.ends("test", fold)
+    if len(ends) == 0:
+        raise DataError(f"{task.label}: the test part holds no labelled windows",
+                        rule="empty period")
+    y, p = ds.labels[ends], probs.to_numpy()[ends]
+    cls, art = classification_metrics(y, p), article_metrics(y, p)
+    freq = np.bincount(y, minlength=3) / len(y)
+    signal_share = freq[1] + freq[2]
+    base_hit = 100 * (freq[1] ** 2 + freq[2] ** 2) / signal_share if signal_share else np.nan
+    pred = p.argmax(1)
+    equity = bt.equity
+    values = equity.to_numpy(float)
+    returns = np.diff(np.concatenate([[bt.cash], values])) / np.concatenate([[bt.cash],
+                                                                               values[:-1]])
+    from data import fingerprint
+
+    stats = {k: plain(v) for k, v in bt.stats.items()}
+    return {
+        "task": task.describe(),
+        "threshold": params.threshold,
+        "threshold_table": table,
+        "metrics": {"hit_pct": art["hit_pct"], "missed_pct": art["missed_pct"],
+                    "error": art["error"], "macro_f1": cls["macro_f1"],
+                    "accuracy": cls["accuracy"], "base_hit_pct": float(base_hit),
+                    "signals": art["signals"], "fractals": art["fractals"],
+                    "hits": int(((pred == y) & (pred != 0)).sum()),
+                    "missed": int(((pred == 0) & (y != 0)).sum()),
+                    "samples": int(len(y)), "confusion": confusion(y, pred).tolist()},
+        "stats": {k: (v if not isinstance(v, float) or np.isfinite(v) else None)
+                  for k, v in stats.items()},
+        "train": {k: result.metrics.get(k) for k in ("best_epoch", "epochs_run", "seconds")},
+        "times": [t.isoformat() for t in equity.index],
+        "equity": values.tolist(),
+        "returns": returns.tolist(),
+        "cash": bt.cash,
+        "fingerprint": fingerprint(bars),
+        "moments": return_moments(returns),
+    }
+
+
+def compute_task(payload: tuple[Task, pd.DataFrame]) -> dict:
+    """A pool task: train, choose the threshold, backtest; returns the task's result."""
+    task, candles = payload
+    return evaluate_task(task, candles, train_task(task, candles))
+
+
+__all__ = ["DEFAULT_BARS", "DEFAULT_PRESET", "FoldPlan", "Task", "compute_task", "evaluate_task",
+           "parse_models", "plan_tasks", "predict_bars", "train_task"]
