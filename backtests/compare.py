@@ -237,7 +237,7 @@ def significance(records: list[Comparable], n_boot: int = 2000, seed: int = 0) -
         test = sharpe_difference_test(ra, rb, n_boot=n_boot, seed=seed)
         row.update(test)
         lo, hi = test["ci"]
-        row["text"] = (f"{first.name} vs {other.name}, same {test['n']:,} bars: per-bar Sharpe "
+        row["text"] = (f"{first.name} vs {other.name}, same {test['n_obs']:,} bars: per-bar Sharpe "
                        f"ratio difference {test['diff']:+.4f} (95 % CI {lo:+.4f} … {hi:+.4f}, "
                        f"block bootstrap, mean block {test['block']} bars, {test['n_boot']:,} "
                        f"resamples); {describe_p(test['p_value'])}")

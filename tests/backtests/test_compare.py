@@ -66,7 +66,7 @@ def test_same_bars_best_per_row_and_like_for_like(pair):
     assert rows["total_return_pct"]["unit"] == "%" and rows["total_return_pct"]["label"] == "Return"
     assert result["flagged"] == []                  # same data, period, costs, parameters
     sig = result["significance"][0]
-    assert 0 < sig["p_value"] <= 1 and sig["n"] == 599 and "p =" in sig["text"]
+    assert 0 < sig["p_value"] <= 1 and sig["n_obs"] == 599 and "p =" in sig["text"]
 
 
 def test_different_bars_costs_and_params_are_flagged_and_not_tested():
