@@ -52,12 +52,15 @@ def block_length(n: int) -> int:
 
 
 def sharpe(returns: np.ndarray) -> float:
-    """Per-bar Sharpe ratio (mean / sd, ddof=1); NaN when undefined."""
+    """Per-bar Sharpe ratio (mean / sd, ddof=1); 0 for a series that never moves (a strategy
+    that did not trade: no risk, no return); NaN when otherwise undefined."""
     r = np.asarray(returns, dtype=float)
     if len(r) < 2:
         return float("nan")
     sd = r.std(ddof=1)
-    return float(r.mean() / sd) if sd > 0 else float("nan")
+    if sd > 0:
+        return float(r.mean() / sd)
+    return 0.0 if not r.any() else float("nan")
 
 
 def moments(returns: np.ndarray) -> dict:
@@ -127,8 +130,9 @@ def stationary_indices(n: int, n_boot: int, block: float, rng: np.random.Generat
 
 def _sharpe_rows(x: np.ndarray) -> np.ndarray:
     sd = x.std(axis=1, ddof=1)
+    flat = ~x.any(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(sd > 0, x.mean(axis=1) / sd, np.nan)
+        return np.where(sd > 0, x.mean(axis=1) / sd, np.where(flat, 0.0, np.nan))
 
 
 def sharpe_difference_test(returns_a, returns_b, *, n_boot: int = N_BOOT, block: int | None = None,
