@@ -66,31 +66,6 @@ def test_backtest_speed_smoke(tmp_path):
     assert text.strip() in proc.stdout
 
 
-@pytest.mark.slow
-def test_attention_vs_dense_smoke(tmp_path):
-    out = tmp_path / "page" / "avd.md"
-    out.parent.mkdir()
-    proc = run_script("attention_vs_dense.py", "--smoke", "--out", str(out))
-    check(proc)
-    page = out.read_text()
-    for heading in ("# Self-attention vs a fully connected net", "## Short answer",
-                    "## Method (fixed before running)",
-                    "## Out-of-sample classification (test period)",
-                    "## Trading the test period", "## Paired comparison: attention/article",
-                    "## What the attention does", "## Caveats"):
-        assert heading in page, heading
-    assert "SMOKE RUN" in page
-    raw = json.loads(out.with_suffix(".json").read_text())
-    assert set(raw) == {"rows", "attention", "seconds"}
-    assert len(raw["rows"]) == 8   # 2 seeds × (attention/article, dense/matched) × 2 input sets
-    for row in raw["rows"]:
-        for key in ("macro_f1", "return_pct", "p_value", "buy_and_hold_return_pct",
-                    "oracle_return_pct", "random_median_return_pct", "n_parameters"):
-            assert key in row, key
-        assert row["epochs_run"] == 1 and not row["in_sample"]
-    pngs = raw["attention"]["pngs"]
-    assert pngs and all((out.parent / "img" / p["file"]).is_file() for p in pngs)
-
 
 def test_smoke_never_writes_into_docs(tmp_path):
     spec = importlib.util.spec_from_file_location("bench_smoke", ROOT / "benchmarks" / "smoke.py")
