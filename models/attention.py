@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+SDPA_CHUNK = 16_384   # windows per attention kernel call
+
 
 @dataclass
 class AttentionConfig:
@@ -83,7 +85,14 @@ class ModernBlock(nn.Module):
             weights = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1)
             out = weights @ v
         else:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.p if self.training else 0.0)
+            p = self.p if self.training else 0.0
+            # cuDNN's fused kernel fails on very large batches (65,536 windows on an H100): attend
+            # in chunks of SDPA_CHUNK windows (same numbers, one kernel launch per chunk)
+            out = torch.cat([F.scaled_dot_product_attention(q[i:i + SDPA_CHUNK],
+                                                            k[i:i + SDPA_CHUNK],
+                                                            v[i:i + SDPA_CHUNK], dropout_p=p)
+                             for i in range(0, b, SDPA_CHUNK)]) if b > SDPA_CHUNK else \
+                F.scaled_dot_product_attention(q, k, v, dropout_p=p)
         x = x + self.drop(self.proj(out.transpose(1, 2).reshape(b, t, d)))
         return x + self.drop(self.ff(self.norm2(x))), weights
 

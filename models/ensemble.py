@@ -20,7 +20,6 @@ On CUDA, very large stacked batches run attention through the memory-efficient o
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
 from dataclasses import asdict
@@ -36,11 +35,10 @@ from data.folds import Fold
 from models.checkpoint import ModelError
 from models.evaluate import article_metrics, class_prior, classification_metrics
 from models.registry import build, make_config, n_parameters
-from models.step import WindowBatches
+from models.step import LARGE_SDPA_BATCH, WindowBatches, sdpa_guard
 from models.train import TrainConfig, TrainResult, _evaluate, class_weights, fit, pick_device
 
 BETAS, EPS = (0.9, 0.999), 1e-8      # torch.optim.AdamW defaults, as fit uses
-LARGE_SDPA_BATCH = 32_768
 
 
 def vmappable(kind: str, config) -> bool:
@@ -62,7 +60,7 @@ def train_ensemble(candles: pd.DataFrame, spec: DatasetSpec, folds: list[Fold], 
     if not vmappable(kind, model_config) or len(folds) == 1:
         out = []
         for f, c in zip(folds, cfgs, strict=True):
-            with _sdpa_context(pick_device(c.device), c.batch_size):
+            with sdpa_guard(pick_device(c.device), c.batch_size):
                 out.append(fit(candles, spec, f, kind=kind, preset=preset, cfg=c,
                                model_config=given))
         return out
@@ -73,14 +71,6 @@ def train_ensemble(candles: pd.DataFrame, spec: DatasetSpec, folds: list[Fold], 
         return _train(candles, spec, folds, kind, preset, cfgs, given, device)
     finally:
         torch.use_deterministic_algorithms(previous)
-
-
-def _sdpa_context(device: torch.device, batch: int):
-    if device.type == "cuda" and batch > LARGE_SDPA_BATCH:
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        return sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
-    return contextlib.nullcontext()
 
 
 def _train(candles, spec, folds, kind, preset, cfgs, model_config, device) -> list[TrainResult]:
@@ -154,7 +144,7 @@ def _train(candles, spec, folds, kind, preset, cfgs, model_config, device) -> li
                 counts[m] += len(part)
             x = matrices[rows[:, :, None], idx[:, :, None] + offsets]
             y = labels[idx]
-            with _sdpa_context(device, M * bs):
+            with sdpa_guard(device, M * bs):
                 grads, loss = step_fn(params, buffers, x, y, weights, mask)
             totals += torch.where(active, loss.detach() * mask.sum(1), 0.0)
             _adamw(params, grads, exp_avg, exp_avg_sq, steps, active, cfg0)
@@ -259,7 +249,7 @@ def _validate(forward, params, buffers, matrices, labels, offsets, val_ends, wei
             else:
                 idx[m] = int(v[0])
         x = matrices[rows[:, :, None], idx[:, :, None] + offsets]
-        with _sdpa_context(device, x.shape[0] * x.shape[1]):
+        with sdpa_guard(device, x.shape[0] * x.shape[1]):
             logits = forward(params, {k: v for k, v in buffers.items()}, x).float()
         y = labels[idx]
         for m in range(M):

@@ -36,6 +36,20 @@ def torch_threads(n: int):
         torch.set_num_threads(previous)
 
 
+LARGE_SDPA_BATCH = 32_768
+
+
+def sdpa_guard(device: torch.device, batch: int):
+    """Above ``LARGE_SDPA_BATCH`` windows at once on CUDA (a vmapped ensemble stacks its
+    members' batches), use the plain math attention kernel: cuDNN's fused kernel failed at such
+    batches (65,536 on an H100) and the memory-efficient one has grid limits there too."""
+    if device.type == "cuda" and batch > LARGE_SDPA_BATCH:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        return sdpa_kernel([SDPBackend.MATH])
+    return contextlib.nullcontext()
+
+
 def autocast_for(device: torch.device, bf16: bool):
     """bfloat16 autocast on CUDA when asked for; a no-op context otherwise."""
     if bf16 and device.type == "cuda":

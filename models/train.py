@@ -29,7 +29,7 @@ from models.checkpoint import ModelError
 from models.config import TrainConfig
 from models.evaluate import article_metrics, class_prior, classification_metrics
 from models.registry import build, make_config, n_parameters
-from models.step import WindowBatches, torch_threads, train_step
+from models.step import WindowBatches, sdpa_guard, torch_threads, train_step
 
 
 @dataclass
@@ -98,7 +98,7 @@ def fit(candles: pd.DataFrame, spec: DatasetSpec, fold: Fold, *, kind: str = "at
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(device.type == "cpu" or previous)
     try:
-        with torch_threads(cfg.threads):
+        with torch_threads(cfg.threads), sdpa_guard(device, cfg.batch_size):
             return _fit(candles, spec, fold, kind, preset, cfg, device, resume, model_config,
                         checkpoint, progress)
     finally:
@@ -109,7 +109,7 @@ def _fit(candles, spec, fold, kind, preset, cfg, device, resume, model_config, c
          progress) -> TrainResult:
     ds = CandleDataset(candles, spec)
     train_ends, val_ends = ds.ends("train", fold), ds.ends("val", fold)
-    if len(train_ends) < max(cfg.batch_size // 4, 10) or len(val_ends) < 10:
+    if len(train_ends) < 64 or len(val_ends) < 10:
         raise ModelError(f"too few samples to train ({len(train_ends)} train, {len(val_ends)} "
                          "validation windows); give more bars, change the split or use a "
                          "smaller batch")

@@ -24,10 +24,12 @@ def test_members_equal_models_trained_alone(eurusd, kind, preset):
         alone = fit(candles, spec, fold, kind=kind, preset=preset, cfg=cfg)
         assert member.metrics["best_epoch"] == alone.metrics["best_epoch"]
         assert member.metrics["epochs_run"] == alone.metrics["epochs_run"]
+        # float32 sums in another order, amplified by Adam where v is tiny: ~1e-4 after 3 epochs
+        # on the CPU; CUDA kernels reorder more (seen: ~1e-3 on an H100)
+        rtol, atol = (1e-3, 5e-4) if not torch.cuda.is_available() else (1e-2, 5e-3)
         for (name, a), b in zip(member.model.state_dict().items(),
                                 alone.model.state_dict().values(), strict=True):
-            # float32 sums in another order, amplified by Adam where v is tiny: ~1e-4 after 3 epochs
-            torch.testing.assert_close(a, b, rtol=1e-3, atol=5e-4, msg=name)
+            torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=name)
         torch.testing.assert_close(
             torch.tensor(member.history.val_loss.to_numpy()),
             torch.tensor(alone.history.val_loss.to_numpy()), rtol=1e-4, atol=1e-5)

@@ -65,3 +65,16 @@ def test_matched_dense_tracks_the_attention_size_for_any_feature_count(n_feature
     att = n_parameters(build("attention", make_config("attention", "article", n_features, 20)))
     dense = n_parameters(build("dense", make_config("dense", "matched", n_features, 20)))
     assert abs(dense - att) / att < 0.01
+
+
+def test_attention_over_a_huge_batch_is_chunked_with_the_same_numbers(monkeypatch):
+    import models.attention as attention
+
+    torch.manual_seed(0)
+    model = build("attention", make_config("attention", "modern", 19, 20)).eval()
+    x = torch.randn(350, 20, 19)
+    with torch.no_grad():
+        whole = model(x)
+        monkeypatch.setattr(attention, "SDPA_CHUNK", 100)   # 4 chunks, the last one ragged
+        chunked = model(x)
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-6)
