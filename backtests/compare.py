@@ -146,12 +146,49 @@ def load_paper(reg: Registry, ref: str) -> Comparable:
 register_loader("paper", load_paper)
 
 
+def load_walkforward(reg: Registry, ref: str) -> list[Comparable]:
+    """A walk-forward run: one column per model (its stitched, seed-averaged out-of-sample
+    equity); ``ID:model`` (e.g. ``3f9a:attention/article``) picks one."""
+    from backtests.walkforward import walkforward_record
+
+    run_ref, _, only = ref.partition(":")
+    run = reg.resolve(run_ref, kind="walkforward")
+    try:
+        models = walkforward_record(run)
+    except (OSError, ValueError, KeyError) as exc:
+        raise CompareError(f"cannot read walk-forward run {run.id}: {exc}") from None
+    if only:
+        if only not in models:
+            raise CompareError(f"walk-forward run {run.id} has no model {only!r}; it has "
+                               f"{', '.join(models)}")
+        models = {only: models[only]}
+    data_print = reg.get(run.id).get("fingerprint")   # of the run's sources' candles
+    out = []
+    for name, rec in models.items():
+        eq = rec["equity"]
+        out.append(Comparable(
+            id=f"{run.id}:{name}", kind="walkforward", name=f"{name} (walk-forward)",
+            stats=dict(rec["stats"]), equity=eq, params=rec["params"], costs=rec["costs"],
+            data={"source": rec["data"], "instrument": None, "timeframe": None,
+                  "fingerprint": f"{data_print}:{rec['data']}" if data_print else None},
+            period={"start": str(eq.index[0]) if len(eq) else None,
+                    "end": str(eq.index[-1]) if len(eq) else None, "bars": len(eq)},
+            cash=float(eq.iloc[0]) if len(eq) else None, in_sample=False,
+            model={"name": name, "train_run": None, "model_hash": None}))
+    return out
+
+
+register_loader("walkforward", load_walkforward)
+
+
 def load(ref: str, reg: Registry) -> Comparable:
     """The run ``ref`` names (id, unique prefix, 'latest', ``paper:NAME``) as a Comparable."""
     if ref.startswith("paper:"):
         if "paper" not in LOADERS:
             raise CompareError(f"{ref}: paper runs cannot be compared yet (no loader for them)")
         return LOADERS["paper"](reg, ref)
+    if ":" in ref:   # RUN:model, one model of a walk-forward run
+        return LOADERS["walkforward"](reg, ref)
     run = reg.resolve(ref)
     loader = LOADERS.get(run.kind)
     if loader is None:
@@ -411,7 +448,10 @@ def run_compare(refs: list[str], runs_dir: str | Path | None = None, *, article:
     """Load the runs, compare them and write compare.html: to ``out``, or into a new run of
     kind "compare" (with compare.json) recorded in the registry."""
     reg = Registry(runs_dir)
-    records = [load(ref, reg) for ref in refs]
+    records = []
+    for ref in refs:   # a walk-forward run gives one record per model
+        loaded = load(ref, reg)
+        records.extend(loaded if isinstance(loaded, list) else [loaded])
     result = compare(records, article=article, n_boot=n_boot)
     text = render_compare(records, result)
     if out is not None:

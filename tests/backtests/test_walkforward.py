@@ -171,3 +171,20 @@ def test_end_to_end_random_walk_has_no_edge_and_a_planted_pattern_is_found(
         assert m["psr"] > 0.95 and m["total_return_pct"] > 0
     assert "significantly above zero (PSR > 0.95)" in p["winner"]["text"]
     assert p["winner"]["dsr"] > 0.95
+
+
+@pytest.mark.slow
+def test_compare_accepts_a_walkforward_run_one_column_per_model(walk_csv, tmp_path):
+    from backtests.compare import run_compare
+
+    out = wfm.run(_wf(walk_csv, tmp_path))
+    cmp = run_compare([out.run.id[:6]], tmp_path, out=tmp_path / "c.html", n_boot=50)
+    names = [r.id for r in cmp.records]
+    assert names == [f"{out.run.id}:attention/article", f"{out.run.id}:dense/matched"]
+    assert cmp.records[0].stats["psr"] is not None and len(cmp.records[0].equity) == 600
+    # the two models traded the same test bars: their Sharpe difference is tested
+    sig = cmp.result["significance"][0]
+    assert sig.get("p_value") is not None
+    picked = run_compare([f"{out.run.id}:dense/matched", f"{out.run.id[:6]}:attention/article"],
+                         tmp_path, out=tmp_path / "d.html", n_boot=50)
+    assert [r.id for r in picked.records] == names[::-1]
