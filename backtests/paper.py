@@ -1063,9 +1063,12 @@ def report(name: str, runs_dir: str | Path | None = None) -> Path:
         "events": len(view.events)})
     out = account_dir(name, runs_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
-    for fname, text in files.items():
+    for fname, content in files.items():
         tmp = out / (fname + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
+        if isinstance(content, bytes):
+            tmp.write_bytes(content)
+        else:
+            tmp.write_text(content, encoding="utf-8")
         tmp.replace(out / fname)
     reg = Registry(runs_dir)
     try:
