@@ -1046,7 +1046,7 @@ def report(name: str, runs_dir: str | Path | None = None) -> Path:
     """Write the backtest report over the paper period (report.html, trades.csv, ...) into the
     account's ``report/`` folder; returns report.html's path."""
     from backtests import stats as stat_table
-    from backtests.report import render_report
+    from backtests.report import write_report
 
     view = read_account(name, runs_dir)
     if len(view.equity) < 2:
@@ -1056,27 +1056,19 @@ def report(name: str, runs_dir: str | Path | None = None) -> Path:
     cfg = view.account.config
     title = (f"paper {name}: {cfg['model']} ({cfg['train_run']}) on "
              f"{view.equity.index[0]:%Y-%m-%d %H:%M} → {view.equity.index[-1]:%Y-%m-%d %H:%M}")
-    files = render_report(result, view.candles, title=title, extra={
-        "paper_account": name, "source": cfg["source"], "model_hash": cfg["model_hash"],
-        "train_run": cfg["train_run"], "steps": view.steps,
-        "open_trade": result.meta["open_trade"],
-        "events": len(view.events)})
-    out = account_dir(name, runs_dir) / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    for fname, content in files.items():
-        tmp = out / (fname + ".tmp")
-        if isinstance(content, bytes):
-            tmp.write_bytes(content)
-        else:
-            tmp.write_text(content, encoding="utf-8")
-        tmp.replace(out / fname)
+    html = write_report(account_dir(name, runs_dir) / "report", result, view.candles,
+                        title=title, extra={
+                            "paper_account": name, "source": cfg["source"],
+                            "model_hash": cfg["model_hash"], "train_run": cfg["train_run"],
+                            "steps": view.steps, "open_trade": result.meta["open_trade"],
+                            "events": len(view.events)})
     reg = Registry(runs_dir)
     try:
         run = reg.resolve(cfg["registry_run"], kind="paper")
         reg.finish(run, stat_table.summary("backtest", result.stats), status="done")
     except AttnbtError:
         pass   # the registry row is a listing aid; the journal is the record
-    return out / "report.html"
+    return html
 
 
 __all__ = ["CRASH_ENV", "CRASH_POINTS", "JOURNAL", "SCHEMA_VERSION", "Account", "PaperBusy",
