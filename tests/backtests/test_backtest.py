@@ -190,6 +190,7 @@ def test_threshold_auto_works_on_a_file_without_the_training_bars(trained_run, e
     assert kept[["p_none", "p_buy", "p_sell"]].notna().all(axis=None)
 
 
+@pytest.mark.slow
 def test_the_timezone_a_model_was_trained_with_is_used_when_it_is_applied(eurusd, tmp_path):
     """Broker-time (naive) timestamps read with --tz at training are read the same way by
     later commands, without repeating the option."""

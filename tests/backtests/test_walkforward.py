@@ -70,6 +70,7 @@ def test_dry_run_prints_tasks_and_trials_and_runs_nothing(walk_csv, tmp_path):
     assert Registry(tmp_path).list() == []
 
 
+@pytest.mark.slow
 def test_a_run_records_table_json_report_trials_and_resumes(walk_csv, tmp_path, monkeypatch):
     from backtests.walkforward import tasks as T
 
@@ -121,6 +122,7 @@ def test_a_run_records_table_json_report_trials_and_resumes(walk_csv, tmp_path, 
     assert rec["dense/matched"]["params"]["threshold"] == "auto"
 
 
+@pytest.mark.slow
 def test_a_task_failing_on_bad_data_is_reported_while_the_others_finish(walk_csv, tmp_path,
                                                                         monkeypatch):
     from backtests.walkforward import tasks as T

@@ -10,6 +10,7 @@ from models.registry import make_config
 from models.train import TrainConfig, fit
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,preset", [("dense", "matched"), ("attention", "article")])
 def test_members_equal_models_trained_alone(eurusd, kind, preset):
     candles = eurusd.iloc[:1400]
