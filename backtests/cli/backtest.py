@@ -39,12 +39,11 @@ from backtests.cli.common import (
     UnitsOpt,
     command_line,
     console,
-    cost_overrides,
     err_console,
-    file_settings,
     fmt,
     overrides_from,
-    threshold_overrides,
+    run_experiment,
+    trading_overrides,
 )
 
 
@@ -67,15 +66,12 @@ def backtest_cmd(
     config: ConfigOpt = None, runs_dir: RunsOpt = None,
 ) -> None:
     """Trade a trained run's predicted fractals on a period and write the report."""
-    from backtests.backtest import backtest, backtest_experiment
+    from backtests.backtest import backtest
 
-    options = overrides_from(dict(locals()), rename={"seed": "backtest.random_seed",
-                                                     "data": "-", "run": "-", "vs": "-"})
-    options.pop("-", None)
-    options |= cost_overrides(spread, spread_pips, pip) | threshold_overrides(threshold)
-    layered = (file_settings(config) if config else {}) | options
-    exp = backtest_experiment(run, runs_dir, layered)
-    exp = exp.override(list(settings or []))
+    options = overrides_from(dict(locals()), rename={"seed": "backtest.random_seed"},
+                             exclude=("data", "run", "vs"))
+    options = trading_overrides(options, spread, spread_pips, pip, threshold)
+    exp = run_experiment(run, runs_dir, config, options, settings)
     with err_console.status("backtesting"):
         outcome = backtest(exp, run, vs=vs, source=data, command=command_line())
     print_backtest(outcome)

@@ -132,12 +132,14 @@ OPTION_OF.update({"backtest.start": "--from", "backtest.end": "--to", "data.star
                   "data.dayfirst": "--dayfirst/--monthfirst", "data.sort": "--sort"})
 
 
-def overrides_from(options: dict[str, Any], *, rename: dict[str, str] | None = None) -> dict:
-    """The given (non-None) options as config overrides."""
+def overrides_from(options: dict[str, Any], *, rename: dict[str, str] | None = None,
+                   exclude: tuple[str, ...] = ()) -> dict:
+    """The given (non-None) options as config overrides (``exclude``: options a command uses
+    otherwise)."""
     rename = rename or {}
     out = {}
     for name, value in options.items():
-        if value is None:
+        if value is None or name in exclude:
             continue
         key = rename.get(name) or FLAGS.get(name)
         if key is None:
@@ -167,6 +169,22 @@ def threshold_overrides(threshold: str | None) -> dict:
         raise typer.BadParameter(f"--threshold must be a number or 'auto', not {threshold!r}") \
             from None
     return {"strategy.threshold": value, "backtest.auto_threshold": False}
+
+
+def trading_overrides(options: dict, spread: float | None, spread_pips: float | None,
+                      pip: float, threshold: str | None) -> dict:
+    """``options`` plus the cost and threshold options (the strategy and cost option groups)."""
+    return options | cost_overrides(spread, spread_pips, pip) | threshold_overrides(threshold)
+
+
+def run_experiment(run: str, runs_dir: Path | None, config: Path | None, options: dict,
+                   settings: list[str] | None) -> Experiment:
+    """The experiment of applying trained run ``run``: the model's own settings, then the config
+    file's, then the options given, then key=value settings."""
+    from backtests.backtest import backtest_experiment
+
+    layered = (file_settings(config) if config else {}) | options
+    return backtest_experiment(run, runs_dir, layered).override(list(settings or []))
 
 
 def build_experiment(config: Path | None, options: dict, settings: list[str] | None,

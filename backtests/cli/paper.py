@@ -38,11 +38,10 @@ from backtests.cli.common import (
     UnitsOpt,
     command_line,
     console,
-    cost_overrides,
     err_console,
-    file_settings,
     overrides_from,
-    threshold_overrides,
+    run_experiment,
+    trading_overrides,
 )
 from data.errors import AttnbtError
 
@@ -76,14 +75,11 @@ def init_cmd(
     config: ConfigOpt = None, runs_dir: RunsOpt = None,
 ) -> None:
     """Create an account pinned to a model (by its hash), strategy parameters and costs."""
-    from backtests.backtest import backtest_experiment
     from backtests.paper import init
 
-    options = overrides_from({k: v for k, v in dict(locals()).items()
-                              if k not in ("tz", "point", "dayfirst", "run", "start")})
-    options |= cost_overrides(spread, spread_pips, pip) | threshold_overrides(threshold)
-    layered = (file_settings(config) if config else {}) | options
-    exp = backtest_experiment(run, runs_dir, layered).override(list(settings or []))
+    options = overrides_from(dict(locals()), exclude=("tz", "point", "dayfirst", "run", "start"))
+    options = trading_overrides(options, spread, spread_pips, pip, threshold)
+    exp = run_experiment(run, runs_dir, config, options, settings)
     if exp.backtest.auto_threshold:
         raise AttnbtError("--threshold auto is a backtest option; give the threshold a paper "
                           "account trades with (e.g. the one `attnbt backtest --threshold auto` "

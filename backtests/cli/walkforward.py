@@ -34,9 +34,8 @@ from backtests.cli.common import (
     build_experiment,
     command_line,
     console,
-    cost_overrides,
     overrides_from,
-    threshold_overrides,
+    trading_overrides,
 )
 
 WF = "Walk-forward"
@@ -101,7 +100,7 @@ def walkforward_cmd(
                               "max_hold": max_hold, "stop_buffer": stop_buffer, "sizing": sizing,
                               "units": units, "risk": risk, "commission": commission,
                               "slippage": slippage, "runs_dir": runs_dir})
-    options |= cost_overrides(spread, spread_pips, pip) | threshold_overrides(threshold)
+    options = trading_overrides(options, spread, spread_pips, pip, threshold)
     exp = build_experiment(config, options, settings)
     auto = threshold is None or threshold.strip().lower() == "auto"
     sources = list(data or [exp.data.source])
