@@ -67,10 +67,6 @@ def make_fold(exp: Experiment, index: pd.DatetimeIndex) -> Fold:
                        embargo=s.embargo)
 
 
-def train_config(exp: Experiment) -> TrainConfig:
-    return exp.train
-
-
 # --- training ------------------------------------------------------------------------------------
 def train_model(exp: Experiment, candles: pd.DataFrame | None = None, *,
                 progress: Callable[[dict], None] | None = None, checkpoint=None,
@@ -79,7 +75,7 @@ def train_model(exp: Experiment, candles: pd.DataFrame | None = None, *,
     candles = load_candles(exp) if candles is None else candles
     fold = make_fold(exp, candles.index)
     return fit(candles, exp.dataset, fold, kind=exp.model.kind, preset=exp.model.preset,
-               cfg=train_config(exp), progress=progress, checkpoint=checkpoint, resume=resume,
+               cfg=exp.train, progress=progress, checkpoint=checkpoint, resume=resume,
                model_config=model_config)
 
 
@@ -247,7 +243,7 @@ def resume_run(ref: str, *, overrides: dict | None = None, runs_dir: str | Path 
     try:
         with reg.recording(run):
             result = fit(candles, exp.dataset, fold, kind=exp.model.kind, preset=exp.model.preset,
-                         cfg=train_config(exp), progress=progress, resume=state,
+                         cfg=exp.train, progress=progress, resume=state,
                          model_config=info.config,
                          checkpoint=_write_checkpoint(run, exp, candles))
             record_training(run, exp, result, candles)

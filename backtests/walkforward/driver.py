@@ -215,9 +215,7 @@ def _compute_ensembles(todo: list[Task], p: Planned, done, say) -> None:
 def _cuda_cfg(task: Task):
     from dataclasses import replace
 
-    from backtests.workflows import train_config
-
-    return replace(train_config(task.exp), device="cuda")
+    return replace(task.exp.train, device="cuda")
 
 
 def _f(x, digits: int = 1) -> str:

@@ -161,9 +161,7 @@ def plan_tasks(base: Experiment, source: str, candles: pd.DataFrame, models: lis
 # --- computing one task ---------------------------------------------------------------------------
 def train_task(task: Task, candles: pd.DataFrame) -> TrainResult:
     """Train the task's model on its fold (pure compute)."""
-    from backtests.workflows import train_config
-
-    cfg = train_config(task.exp)
+    cfg = task.exp.train
     if cfg.device == "auto":     # the CPU pool: never grab a GPU from a worker
         cfg = replace(cfg, device="cpu")
     return fit(candles, task.exp.dataset, task.fold, kind=task.kind, preset=task.preset, cfg=cfg)
