@@ -354,6 +354,12 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "strategy.units": (0, 1e15, False, True),
     "strategy.risk_fraction": (0, 1, False, False),
     "strategy.max_leverage": (0, 1e6, False, True),
+    "strategy.take_profit_atr": (0, 1e6, True, True),
+    "strategy.atr_period": (1, 10_000, True, True),
+    "strategy.pip": (0, 1e6, False, True),
+    "strategy.min_stop_spreads": (0, 1e6, True, True),
+    "strategy.min_margin": (0, 1, True, True),
+    "strategy.kelly_fraction": (0, 1, False, True),
     "costs.spread": (0, 1e9, True, True),
     "costs.default_spread": (0, 1e9, True, True),
     "costs.commission": (0, 1e9, True, True),
@@ -369,7 +375,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.kind": tuple(MODEL_PRESETS),
     "train.class_weighting": ("balanced", "none"),
     "train.device": ("auto", "cpu", "cuda"),
-    "strategy.sizing": ("fixed", "risk"),
+    "strategy.sizing": ("fixed", "risk", "kelly"),
     "backtest.period": PERIODS,
 }
 

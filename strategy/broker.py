@@ -12,7 +12,8 @@ Slippage (price units) is added against the trader on market and stop fills, nev
 and never capped to the bar's range. Bracket children (stop, then take-profit) stay in the order they
 were submitted, so when both are touched in one bar the stop fills first (the conservative reading).
 Two things differ from backtrader's own broker, on purpose: the take-profit child of a bracket is
-re-priced from the parent's actual fill (``k`` × risk, risk = |fill − stop|), and, when
+re-priced from the parent's actual fill (``k`` × risk, risk = |fill − stop|, or a fixed distance
+``tp_dist`` for ATR targets), and, when
 ``stops_in_entry_bar`` is set, the children are active from the parent's fill onward, i.e. already in
 the rest of the entry bar (backtrader activates them only on the next bar).
 """
@@ -80,12 +81,13 @@ class BidAskBroker(bt.brokers.BackBroker):
                           and order.status == bt.Order.Completed)
         children = list(self._pchildren[pref])[1:] if is_parent_fill else []
         for child in children:
-            k = child.info.get("tp_r")
-            if k:
+            k, dist = child.info.get("tp_r"), child.info.get("tp_dist")
+            if k or dist is not None:
                 fill = order.executed.price
-                risk = abs(fill - child.info["stop"])
                 direction = 1.0 if order.isbuy() else -1.0
-                child.created.price = fill + direction * k * risk
+                if dist is None:
+                    dist = k * abs(fill - child.info["stop"])
+                child.created.price = fill + direction * dist
         super()._bracketize(order, cancel=cancel)
         if children and self.stops_in_entry_bar:
             for child in children:

@@ -30,6 +30,7 @@ import pandas as pd
 
 from strategy.broker import BidAskBroker
 from strategy.fractal import PROB_COLUMNS, Costs, FractalParams, FractalStrategy, ProbsData
+from strategy.rules import atr_array, hour_mask, needs_atr, parse_hours
 
 OHLCV = ["open", "high", "low", "close", "volume"]
 
@@ -254,6 +255,15 @@ class ConvertingCommInfo(bt.CommInfoBase):
         return super().cashadjust(size, price, newprice) * self._rate()
 
 
+def rule_arrays(candles: pd.DataFrame, params: FractalParams,
+                ) -> tuple[np.ndarray | None, np.ndarray]:
+    """Per-bar inputs of the rules over all of ``candles``: the ATR (None when no rule reads it)
+    and whether the bar's hour allows an entry. Each value uses bars up to its own only, so a
+    resumed run that is given the history before its resume point sees the same numbers."""
+    atr = atr_array(candles, params.atr_period) if needs_atr(params) else None
+    return atr, hour_mask(candles.index, parse_hours(params.hours))
+
+
 def simulate(candles: pd.DataFrame, probs: pd.DataFrame | None,
              params: FractalParams = FractalParams(), costs: Costs = Costs(),
              cash: float = 100_000.0, predictor: Callable[[int], np.ndarray] | None = None, *,
@@ -270,6 +280,9 @@ def simulate(candles: pd.DataFrame, probs: pd.DataFrame | None,
     each bar's close; every price move is booked at the rate of its bar (None: the quote currency
     is the account currency). Money amounts (cash, equity, P&L, costs) are then in the account
     currency; commission is given in it.
+
+    ATR rules read the ATR of ``candles`` as passed: give a resumed run the bars before its
+    resume point too (at least ``params.atr_period``) for the ATR of an uninterrupted run.
     """
     aligned = align_probs(candles, probs if predictor is None else None)
     start = _resume_position(candles, params, costs, state)
@@ -316,8 +329,10 @@ def simulate(candles: pd.DataFrame, probs: pd.DataFrame | None,
     feed = ProbsData(dataname=frame)
     comminfo.feed = feed
     cerebro.adddata(feed)
+    atr, hour_ok = rule_arrays(candles, params)
     cerebro.addstrategy(FractalStrategy, fractal=params, predictor=step, spreads=spreads,
-                        rates=rates)
+                        rates=rates, atr=None if atr is None else atr[start:],
+                        hour_ok=hour_ok[start:])
     strat = cerebro.run()[0]
 
     index = bars.index
@@ -392,7 +407,9 @@ def _resume_position(candles: pd.DataFrame, params: FractalParams, costs: Costs,
     """Position in ``candles`` of the first bar to simulate."""
     if state is None:
         return 0
-    if state.params != params.to_dict() or state.costs != costs.to_dict():
+    # states saved before a rule field existed hold its default
+    saved = {**FractalParams().to_dict(), **state.params}
+    if saved != params.to_dict() or state.costs != costs.to_dict():
         raise ValueError("state was saved with other params or costs; resume with the same ones")
     anchor = state.flat_time if state.flat_time is not None else state.start_time
     if anchor not in candles.index:
@@ -505,5 +522,5 @@ def records_of(result: EngineResult) -> tuple[list[TradeRecord], list[OrderRecor
 
 
 __all__ = ["ORDER_COLUMNS", "TRADE_COLUMNS", "Booking", "EngineResult", "EngineState", "OrderRecord",
-           "TradeRecord", "align_probs", "from_frame", "merge", "records_of", "simulate",
+           "TradeRecord", "align_probs", "from_frame", "merge", "records_of", "rule_arrays", "simulate",
            "to_frame"]

@@ -6,13 +6,25 @@ A buy signal is ``p_buy >= threshold`` with ``p_buy`` the arg-max (numpy's arg-m
 none, then buy); sell likewise. NaN probabilities give no signal.
 
 Orders (one position at a time, never pyramided; a signal in the held direction is ignored):
-- flat + signal → market bracket: entry at the open of t+1, stop at ``low[t] - stop_buffer`` (long)
-  or ``high[t] + stop_buffer`` (short), take-profit at ``take_profit_r`` × |fill − stop| from the
-  fill (none when 0). Stop and target are active from the fill onward (``stops_in_entry_bar``), so a
+- flat + signal → market bracket: entry at the open of t+1, stop by ``stop`` (default ``bar``:
+  ``low[t] - stop_buffer`` for a long, ``high[t] + stop_buffer`` for a short; ``atr:K`` / ``pips:N``:
+  that distance from the expected fill), take-profit at ``take_profit_r`` × |fill − stop| from the
+  fill (none when 0) or, when ``take_profit_atr`` > 0, at that many ATRs of the signal bar from the
+  fill instead. Stop and target are active from the fill onward (``stops_in_entry_bar``), so a
   wrong fractal can be stopped in the entry bar; when both are touched in one bar the stop wins.
+- entry filters (``strategy.rules``): the signal bar's UTC hour in ``hours``, a probability margin
+  over the runner-up class of at least ``min_margin``, a stop distance of at least
+  ``min_stop_spreads`` × that bar's spread; an ATR rule in its warm-up skips the entry.
+- sizing: ``fixed`` units, ``risk`` (lose ``risk_fraction`` of equity at the stop) or ``kelly``
+  (risk share ``min(kelly_fraction × f*, risk_fraction)`` with f* = p − (1 − p)/b, p the class
+  probability, b the target/stop ratio; no trade when f* ≤ 0); leverage capped at ``max_leverage``.
 - held + opposite signal (``exit_on_opposite``) → close at the next open and, when that side is
-  allowed, reverse at the same open. With ``allow_short=False`` a sell signal only closes a long.
+  allowed and the filters pass, reverse at the same open. With ``allow_short=False`` a sell signal
+  only closes a long.
 - held for ``max_hold`` bars (counted from the entry bar) → close at the next open.
+- trailing stop (``trail``: ``r:K``, ``atr:K``, ``pips:N``): at each close while held, the stop
+  moves to ``close − D`` (long; ask close + D for a short) when that is tighter; active from the
+  next bar.
 Prices are bid prices: see ``strategy.broker`` for how spread and slippage are applied to fills.
 """
 
@@ -25,6 +37,8 @@ from typing import Literal
 import backtrader as bt
 import numpy as np
 import pandas as pd
+
+from strategy.rules import plan_entry, trail_distance
 
 PROB_COLUMNS = ("p_none", "p_buy", "p_sell")
 
@@ -39,19 +53,39 @@ class FractalParams:
     take_profit_r: float = 2.0        # target at k × risk from the fill; 0 disables
     exit_on_opposite: bool = True
     max_hold: int = 24                # bars; 0 disables
-    sizing: Literal["fixed", "risk"] = "fixed"
+    sizing: Literal["fixed", "risk", "kelly"] = "fixed"
     units: float = 10_000.0           # size for "fixed"
-    risk_fraction: float = 0.01       # share of equity lost at the stop for "risk"
-    max_leverage: float = 30.0        # notional / equity cap for "risk" sizing
+    risk_fraction: float = 0.01       # share of equity lost at the stop ("risk"; cap for "kelly")
+    max_leverage: float = 30.0        # notional / equity cap for "risk" and "kelly" sizing
     stops_in_entry_bar: bool = True   # False: stop/target active only from the bar after entry
+    stop: str = "bar"                 # bar | atr:K | pips:N (strategy.rules)
+    take_profit_atr: float = 0.0      # > 0: target K × ATR from the fill, instead of take_profit_r
+    trail: str = "none"               # none | r:K | atr:K | pips:N trailing stop
+    atr_period: int = 14              # bars of the ATR every ATR rule reads
+    pip: float = 0.0001               # price units of a pip (pips:N rules)
+    min_stop_spreads: float = 0.0     # skip entries whose stop is closer than K × spread
+    hours: str = ""                   # A-B: enter only at signal-bar UTC hours A ≤ h < B
+    min_margin: float = 0.0           # skip signals less than this above the runner-up class
+    kelly_fraction: float = 0.5       # share of full Kelly for "kelly" sizing
 
     def __post_init__(self) -> None:
-        if self.sizing not in ("fixed", "risk"):
-            raise ValueError(f"sizing must be 'fixed' or 'risk', not {self.sizing!r}")
+        from strategy.rules import STOP_KINDS, TRAIL_KINDS, parse_hours, parse_rule
+
+        if self.sizing not in ("fixed", "risk", "kelly"):
+            raise ValueError(f"sizing must be 'fixed', 'risk' or 'kelly', not {self.sizing!r}")
         if self.max_hold < 0 or self.take_profit_r < 0 or self.stop_buffer < 0:
             raise ValueError("max_hold, take_profit_r and stop_buffer must be >= 0")
         if self.units <= 0 or not 0 < self.risk_fraction < 1 or self.max_leverage <= 0:
             raise ValueError("units and max_leverage must be > 0, risk_fraction in (0, 1)")
+        parse_rule(self.stop, STOP_KINDS, "stop")
+        parse_rule(self.trail, TRAIL_KINDS, "trail")
+        parse_hours(self.hours)
+        if not (self.take_profit_atr >= 0 and self.min_stop_spreads >= 0
+                and 0 <= self.min_margin <= 1):
+            raise ValueError("take_profit_atr and min_stop_spreads must be >= 0, min_margin in "
+                             "[0, 1]")
+        if not (self.atr_period >= 1 and self.pip > 0 and 0 < self.kelly_fraction <= 1):
+            raise ValueError("atr_period must be >= 1, pip > 0, kelly_fraction in (0, 1]")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -157,6 +191,8 @@ class FractalStrategy(bt.Strategy):
         ("predictor", None),   # Callable[[int], np.ndarray] → one-window-at-a-time mode
         ("spreads", None),     # np.ndarray of per-bar spreads (for risk sizing estimates)
         ("rates", None),       # np.ndarray: account currency per unit of quote currency, per bar
+        ("atr", None),         # np.ndarray: ATR per bar (strategy.rules.atr_array), ATR rules only
+        ("hour_ok", None),     # np.ndarray of bool: the bar's hour lets an entry through
     )
 
     def __init__(self) -> None:
@@ -175,6 +211,7 @@ class FractalStrategy(bt.Strategy):
         # (bar, value, trades, orders) at the last close flat with no order alive or unsettled:
         # nothing but cash carries past such a bar, so a run can resume from it (strategy.engine)
         self.flat: tuple[int, float, int, int] | None = None
+        self.pending_stop = np.nan                 # the stop of the last entry sent
 
     # --- decisions ---------------------------------------------------------------------------
     def probabilities(self, i: int) -> np.ndarray:
@@ -185,7 +222,8 @@ class FractalStrategy(bt.Strategy):
 
     def next(self) -> None:
         i = len(self) - 1
-        sig = signal_from_probs(self.probabilities(i), self.fp.threshold)
+        p = self.probabilities(i)
+        sig = signal_from_probs(p, self.fp.threshold)
         held = self.position.size
         if held:
             direction = 1 if held > 0 else -1
@@ -197,49 +235,63 @@ class FractalStrategy(bt.Strategy):
             if reason:
                 self.exit_position(i, reason)
                 if reason == "opposite" and (sig == 1 or self.fp.allow_short):
-                    self.enter(i, sig)
+                    self.enter(i, sig, p)
+            else:
+                self.trail(i, direction)
         elif sig == 1 or (sig == -1 and self.fp.allow_short):
-            self.enter(i, sig)
+            self.enter(i, sig, p)
         value = self.broker.getvalue()
         self.equity[i] = value
         if not self.position.size and not self.unsettled:
             self.flat = (i, value, len(self.trade_log), len(self.order_log))
 
-    def size_for(self, i: int, direction: int, stop: float) -> float:
-        close = self.data.close[0]
-        if self.fp.sizing == "fixed":
-            return float(self.fp.units)
-        equity = self.broker.getvalue()
-        spread = float(self.p.spreads[i]) if self.p.spreads is not None else 0.0
-        rate = float(self.p.rates[i]) if self.p.rates is not None else 1.0
-        expected = close + spread if direction > 0 else close  # the fill is not known yet
-        risk = abs(expected - stop) * rate                  # account currency per unit
-        cap = 0.95 * self.fp.max_leverage * equity / (close * rate)
-        size = cap if risk <= 0 else min(self.fp.risk_fraction * equity / risk, cap)
-        return float(np.floor(size * (1 + 1e-12)))  # 1000/0.001 is 999999.99...
+    def _at(self, values: np.ndarray | None, i: int, default: float) -> float:
+        return float(values[i]) if values is not None else default
 
-    def enter(self, i: int, direction: int) -> None:
-        d = self.data
-        if direction > 0:
-            stop = d.low[0] - self.fp.stop_buffer
-        else:
-            stop = d.high[0] + self.fp.stop_buffer
-        size = self.size_for(i, direction, stop)
-        if size <= 0:
+    def trail(self, i: int, direction: int) -> None:
+        """Move the live stop child to ``close − D`` (long) when tighter; active from bar i+1."""
+        stop = next((c for c in self.children if c.alive() and c.exectype == bt.Order.Stop), None)
+        if stop is None or self.open_trade is None:
             return
-        k = self.fp.take_profit_r
+        D = trail_distance(self.fp, initial_risk=self.open_trade["risk"],
+                           atr=self._at(self.p.atr, i, np.nan))
+        if D is None:
+            return
+        close = self.data.close[0]
+        if direction > 0:
+            level = close - D
+            if level > stop.created.price:
+                stop.created.price = level
+        else:
+            level = close + self._at(self.p.spreads, i, 0.0) + D
+            if level < stop.created.price:
+                stop.created.price = level
+
+    def enter(self, i: int, direction: int, p: np.ndarray) -> None:
+        d = self.data
+        plan = plan_entry(self.fp, direction, p, close=d.close[0], high=d.high[0], low=d.low[0],
+                          spread=self._at(self.p.spreads, i, 0.0),
+                          atr=self._at(self.p.atr, i, np.nan),
+                          hour_ok=bool(self.p.hour_ok[i]) if self.p.hour_ok is not None else True,
+                          equity=self.broker.getvalue(), rate=self._at(self.p.rates, i, 1.0))
+        if plan is None:
+            return
+        stop = plan.stop
+        has_target = plan.target_dist is not None or plan.target_r > 0
+        info = {"tp_r": plan.target_r, "tp_dist": plan.target_dist, "stop": stop}
         bracket = self.buy_bracket if direction > 0 else self.sell_bracket
         # the take-profit price is a placeholder here: the broker re-prices it from the fill
-        orders = bracket(size=size, exectype=bt.Order.Market, stopprice=stop,
-                         limitprice=stop + direction * 1e-9 if k else None,
-                         limitexec=bt.Order.Limit if k else None,
-                         limitargs={"tp_r": k, "stop": stop} if k else {})
+        orders = bracket(size=plan.size, exectype=bt.Order.Market, stopprice=stop,
+                         limitprice=stop + direction * 1e-9 if has_target else None,
+                         limitexec=bt.Order.Limit if has_target else None,
+                         limitargs=info if has_target else {})
         main, *children = [o for o in orders if o is not None]
         self.children = children
         self.log_order(main, i, "entry", None)
         for child in children:
             role = "stop" if child.exectype == bt.Order.Stop else "target"
             self.log_order(child, i, role, role)
+        self.pending_stop = stop
 
     def exit_position(self, i: int, reason: str) -> None:
         for child in self.children:
@@ -279,7 +331,8 @@ class FractalStrategy(bt.Strategy):
                 "spread": spread, "slip": slip, "comm": order.executed.comm}
         if row["role"] == "entry":
             self.open_trade = {"signal_bar": row["created_bar"], "entry_bar": bar,
-                               "direction": 1 if order.isbuy() else -1, "entry": fill}
+                               "direction": 1 if order.isbuy() else -1, "entry": fill,
+                               "risk": abs(order.executed.price - self.pending_stop)}
         elif self.open_trade is not None:
             self.trade_log.append({**self.open_trade, "exit": fill, "exit_reason": row["reason"]})
             self.open_trade = None

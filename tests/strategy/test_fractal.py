@@ -46,7 +46,7 @@ def test_signal_rule_threshold_argmax_and_nan():
 
 def test_params_reject_nonsense():
     with pytest.raises(ValueError):
-        FractalParams(sizing="kelly")
+        FractalParams(sizing="martingale")
     with pytest.raises(ValueError):
         FractalParams(max_hold=-1)
     with pytest.raises(ValueError):
