@@ -141,14 +141,19 @@ def choose_threshold(scored: Scored, params: FractalParams, costs: Costs,
 
     Each threshold of ``THRESHOLD_GRID`` is backtested on the validation bars with the same
     rules and the costs of the backtest being run; the highest total return wins (ties: the
-    higher threshold, fewer trades).
+    higher threshold, fewer trades). The compiled simulator runs these backtests (it gives
+    backtrader's trades and equity, tests/strategy/test_fast.py).
     """
+    from backtests.metrics import compute_stats
+    from strategy.fast import simulate_fast
+
     bars, probs = validation_frame(scored)
     bar_rates = rates(bars, conv) if conv is not None else None
     rows = []
     for threshold in THRESHOLD_GRID:
-        stats = run_backtest(bars, probs, replace(params, threshold=threshold), costs, cash,
-                             rates=bar_rates).stats
+        trades, equity = simulate_fast(bars, probs, replace(params, threshold=threshold), costs,
+                                       cash, rates=bar_rates)
+        stats = compute_stats(equity, trades)
         rows.append({"threshold": threshold, "validation trades": stats["n_trades"],
                      "validation return %": stats["total_return_pct"],
                      "validation win rate %": stats["win_rate_pct"]})

@@ -158,6 +158,15 @@ def test_auto_threshold_is_chosen_on_validation_bars_only(trained_run, eurusd, r
     best = max(r["validation return %"] for r in rows)
     assert params.threshold in THRESHOLD_GRID
     assert next(r for r in rows if r["threshold"] == params.threshold)["validation return %"] == best
+    # the compiled simulator's table is backtrader's
+    from backtests.backtest import validation_frame
+
+    bars, probs = validation_frame(scored)
+    for row in rows[::3]:
+        stats = run_backtest(bars, probs, FractalParams(threshold=row["threshold"]), Costs(),
+                             100_000.0).stats
+        assert row["validation trades"] == stats["n_trades"]
+        assert row["validation return %"] == pytest.approx(stats["total_return_pct"], abs=1e-9)
     # Scrambling every test-period probability changes nothing about the choice.
     rng = np.random.default_rng(0)
     scored.probs.iloc[scored.first:] = rng.dirichlet([1, 1, 1], len(scored.probs) - scored.first)
