@@ -38,6 +38,7 @@ import re
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -45,7 +46,7 @@ from typing import Any, Literal
 from data.dataset import DatasetSpec
 from data.errors import AttnbtError
 from data.features import FEATURE_SETS
-from data.labels import LABEL_KINDS
+from data.labels import horizon
 from models.config import TrainConfig
 from strategy.fractal import Costs, FractalParams
 
@@ -371,17 +372,19 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "dataset.features": tuple(FEATURE_SETS),
-    "dataset.labels": tuple(LABEL_KINDS),
     "model.kind": tuple(MODEL_PRESETS),
     "train.class_weighting": ("balanced", "none"),
     "train.device": ("auto", "cpu", "cuda"),
     "strategy.sizing": ("fixed", "risk", "kelly"),
     "backtest.period": PERIODS,
 }
+# Named settings with a grammar (``swing:2``) are checked by the function that reads them.
+CHECKS: dict[str, Callable[[Any], object]] = {"dataset.labels": horizon}
 
 
 def _check_value(key: str, value: Any) -> None:
-    """Raise ConfigError when ``value`` is out of ``key``'s range or not one of its choices."""
+    """Raise ConfigError when ``value`` is out of ``key``'s range, not one of its choices or
+    refused by its check."""
     if key in RANGES and value is not None and not isinstance(value, bool | str):
         lo, hi, lo_in, hi_in = RANGES[key]
         ok = math.isfinite(value) and (lo <= value if lo_in else lo < value) and (
@@ -392,11 +395,16 @@ def _check_value(key: str, value: Any) -> None:
             raise ConfigError(f"{key} = {value!r} is out of range {lo_s}{_num(lo)}, {_num(hi)}{hi_s}")
     if key in CHOICES and value not in CHOICES[key]:
         raise ConfigError(f"{key} = {value!r}; choose {', '.join(CHOICES[key])}")
+    if key in CHECKS:
+        try:
+            CHECKS[key](value)
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
 
 
 def validate(exp: Experiment) -> None:
     """Raise ConfigError naming the first key whose value is out of range."""
-    for key in (*RANGES, *CHOICES):
+    for key in (*RANGES, *CHOICES, *CHECKS):
         section, name = key.split(".")
         _check_value(key, getattr(getattr(exp, section), name))
     presets = MODEL_PRESETS[exp.model.kind]

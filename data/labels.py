@@ -3,6 +3,8 @@
 ``3bar`` (the article's target): bar j is a low fractal when Low[j] < Low[j-1] and Low[j] < Low[j+1];
 a high fractal when High[j] > High[j-1] and High[j] > High[j+1]. Known once bar j+1 closes.
 ``5bar`` (Bill Williams): the same against two bars each side; known once bar j+2 closes.
+``swing`` (a fractal worth trading): a 3-bar fractal whose move follows through within H bars;
+see :func:`swing_labels`. ``swing:M`` and ``swing:M:H`` name other targets and horizons.
 
 Inequalities are strict, so equal lows (or highs) make no fractal. A bar that is both a low and a
 high fractal (an outside bar) gets label 0: it points both ways and is no signal to trade; its count
@@ -11,24 +13,71 @@ is reported by ``label_summary``. Bars whose neighbours are not all known get -1
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
+from data.features import atr
+
 NONE, BUY, SELL, UNKNOWN = 0, 1, 2, -1
 CLASS_NAMES = ("none", "buy", "sell")
-LABEL_KINDS = {"3bar": 1, "5bar": 2}  # bars needed on each side
+SWING_M, SWING_H, SWING_ATR = 1.0, 24, 14  # target in ATRs, bars to reach it, ATR period
+LABEL_KINDS = {"3bar": 1, "5bar": 2, "swing": SWING_H}  # the horizon: bars after t a label needs
+_SIDES = {"3bar": 1, "5bar": 2}  # bars each side of a fractal
+KIND_CHOICES = "3bar, 5bar, swing, swing:M or swing:M:H (a swing of M ATRs within H bars)"
 
 
 def horizon(kind: str) -> int:
-    """How many bars after bar t its label needs."""
-    if kind not in LABEL_KINDS:
-        raise ValueError(f"unknown label kind {kind!r}; choose {', '.join(LABEL_KINDS)}")
+    """How many bars after bar t its label needs (ValueError for an unknown kind)."""
+    if is_swing(kind):
+        return swing_params(kind)[1]
+    if not isinstance(kind, str) or kind not in LABEL_KINDS:
+        raise ValueError(f"unknown label kind {kind!r}; choose {KIND_CHOICES}")
     return LABEL_KINDS[kind]
 
 
+def is_swing(kind: object) -> bool:
+    """Whether ``kind`` names a swing label (``swing`` or ``swing:...``; not yet validated)."""
+    return isinstance(kind, str) and (kind == "swing" or kind.startswith("swing:"))
+
+
+def swing_kind(m: float = SWING_M, h: int = SWING_H) -> str:
+    """The one name of the swing rule (m, h): defaults left out, so each rule has one name
+    (and one config id): ``swing``, ``swing:2``, ``swing:1.5:48``."""
+    m_text = repr(float(m)).removesuffix(".0")
+    if h != SWING_H:
+        return f"swing:{m_text}:{h}"
+    return "swing" if m == SWING_M else f"swing:{m_text}"
+
+
+def swing_params(kind: str) -> tuple[float, int]:
+    """(m, h) of a swing kind: ``swing`` is (1.0, 24), ``swing:M`` (M, 24), ``swing:M:H`` (M, H).
+    ValueError unless 0 < M <= 100, 1 <= H <= 1000 and ``kind`` is the rule's one name."""
+    base, *args = kind.split(":") if isinstance(kind, str) else ("",)
+    if base != "swing" or len(args) > 2:
+        raise ValueError(f"unknown label kind {kind!r}; choose {KIND_CHOICES}")
+    try:
+        m = float(args[0]) if args else SWING_M
+        h = int(args[1]) if len(args) > 1 else SWING_H
+    except ValueError:
+        raise ValueError(f"label kind {kind!r}: M must be a number and H a whole number of "
+                         "bars, e.g. swing:1.5 or swing:1.5:48") from None
+    if not (math.isfinite(m) and 0 < m <= 100):
+        raise ValueError(f"label kind {kind!r}: the target M must be in (0, 100] ATRs")
+    if not 1 <= h <= 1000:
+        raise ValueError(f"label kind {kind!r}: the horizon H must be 1 to 1000 bars")
+    name = swing_kind(m, h)
+    if kind != name:
+        raise ValueError(f"write label kind {kind!r} as {name!r} (one name per rule)")
+    return m, h
+
+
 def fractal_flags(candles: pd.DataFrame, kind: str = "3bar") -> tuple[np.ndarray, np.ndarray]:
-    """Boolean arrays (is_low_fractal, is_high_fractal); False where unknown."""
-    k = horizon(kind)
+    """Boolean arrays (is_low_fractal, is_high_fractal); False where unknown. Swing kinds give
+    their 3-bar fractals (whether or not they follow through)."""
+    horizon(kind)
+    k = 1 if is_swing(kind) else _SIDES[kind]
     high, low = candles["high"].to_numpy(), candles["low"].to_numpy()
     n = len(high)
     is_low, is_high = np.zeros(n, bool), np.zeros(n, bool)
@@ -45,23 +94,73 @@ def fractal_flags(candles: pd.DataFrame, kind: str = "3bar") -> tuple[np.ndarray
 
 
 def fractal_labels(candles: pd.DataFrame, kind: str = "3bar") -> pd.Series:
-    """Label of every bar (int8): 0/1/2, or -1 where the neighbours it needs are missing."""
-    k = horizon(kind)
-    is_low, is_high = fractal_flags(candles, kind)
-    labels = np.full(len(candles), NONE, dtype=np.int8)
-    labels[is_low & ~is_high] = BUY
-    labels[is_high & ~is_low] = SELL
-    labels[:k] = UNKNOWN
-    labels[max(len(labels) - k, 0):] = UNKNOWN
+    """Label of every bar (int8): 0/1/2, or -1 where the bars it needs are missing."""
+    if is_swing(kind):
+        m, h = swing_params(kind)
+        labels = swing_labels(candles, m, h)
+    else:
+        k = horizon(kind)
+        is_low, is_high = fractal_flags(candles, kind)
+        labels = np.full(len(candles), NONE, dtype=np.int8)
+        labels[is_low & ~is_high] = BUY
+        labels[is_high & ~is_low] = SELL
+        labels[:k] = UNKNOWN
+        labels[max(len(labels) - k, 0):] = UNKNOWN
     return pd.Series(labels, index=candles.index, name=f"fractal_{kind}")
 
 
+def swing_labels(candles: pd.DataFrame, m: float = SWING_M, h: int = SWING_H) -> np.ndarray:
+    """Swing labels (int8): bar j is a buy when it is a 3-bar low fractal (not an outside bar)
+    and, over bars s = j+1 … j+h, some High[s] >= Low[j] + m·ATR[j] before any Low[s] < Low[j];
+    a bar that does both counts as the break (no swing: the stop is assumed first, as in the
+    backtest). Sell mirrors it: a high fractal with some Low[s] <= High[j] − m·ATR[j] before any
+    High[s] > High[j]. Other bars are 0.
+
+    ATR[j] is MT5's iATR(14) (``data.features.atr``: bars <= j). Bars whose ATR is still warming
+    up, the first bar and the last h bars are -1 (unknown): they are never trained on. The label
+    of bar j thus reads bars j-14 … j+h only, and ``horizon`` says h.
+    """
+    high = candles["high"].to_numpy(np.float64)
+    low = candles["low"].to_numpy(np.float64)
+    n = len(high)
+    if n == 0:
+        return np.empty(0, dtype=np.int8)
+    is_low, is_high = fractal_flags(candles, "3bar")
+    a = atr(candles["high"].astype("float64"), candles["low"].astype("float64"),
+            candles["close"].astype("float64"), SWING_ATR).to_numpy()
+    up, down = low + m * a, high - m * a          # the targets (NaN in the ATR warm-up)
+    pad = np.full(h, np.nan)                      # bars past the end: neither hit nor break
+    later_high, later_low = np.r_[high, pad], np.r_[low, pad]
+    buy_done, buy_ok = np.zeros(n, bool), np.zeros(n, bool)
+    sell_done, sell_ok = np.zeros(n, bool), np.zeros(n, bool)
+    for d in range(1, h + 1):                     # bar s = j + d, earliest first
+        hs, ls = later_high[d:d + n], later_low[d:d + n]
+        hit, broken = hs >= up, ls < low
+        buy_ok |= ~buy_done & hit & ~broken
+        buy_done |= hit | broken
+        hit, broken = ls <= down, hs > high
+        sell_ok |= ~sell_done & hit & ~broken
+        sell_done |= hit | broken
+    labels = np.full(n, NONE, dtype=np.int8)
+    labels[is_low & ~is_high & buy_ok] = BUY
+    labels[is_high & ~is_low & sell_ok] = SELL
+    labels[np.isnan(a)] = UNKNOWN
+    labels[:1] = UNKNOWN
+    labels[max(n - h, 0):] = UNKNOWN
+    return labels
+
+
 def label_summary(candles: pd.DataFrame, kind: str = "3bar") -> dict[str, int]:
-    """Counts per class, plus outside bars (both fractals, labelled none) and unknown bars."""
+    """Counts per class, plus outside bars (both fractals, labelled none) and unknown bars; for
+    swing kinds also ``fractal_not_swing``: one-way 3-bar fractals that did not follow through."""
     labels = fractal_labels(candles, kind).to_numpy()
     is_low, is_high = fractal_flags(candles, kind)
-    return {
+    known = labels != UNKNOWN
+    summary = {
         "none": int((labels == NONE).sum()), "buy": int((labels == BUY).sum()),
-        "sell": int((labels == SELL).sum()), "both_as_none": int((is_low & is_high).sum()),
-        "unknown": int((labels == UNKNOWN).sum()),
+        "sell": int((labels == SELL).sum()), "both_as_none": int((is_low & is_high & known).sum()),
+        "unknown": int((~known).sum()),
     }
+    if is_swing(kind):
+        summary["fractal_not_swing"] = int(((is_low ^ is_high) & (labels == NONE)).sum())
+    return summary

@@ -26,12 +26,20 @@ def load_source(source: str, tz: str | None = None, sort: bool | None = None,
 @app.command("show")
 def data_show(source: Source, tz: TzOpt = None, sort: SortOpt = None, point: PointOpt = None,
               dayfirst: DayfirstOpt = None,
-              labels: Annotated[str, typer.Option(help="Label kind: 3bar or 5bar.")] = "3bar",
+              labels: Annotated[str, typer.Option(
+                  help="Label kind: 3bar, 5bar, swing (a 3-bar fractal followed by a 1-ATR move "
+                       "within 24 bars), swing:M or swing:M:H.")] = "3bar",
               rows: Annotated[int, typer.Option(min=0, help="Rows to print from each end.")] = 3
               ) -> None:
     """Print rows, range, timeframe, gaps and the label balance of a source."""
     from backtests.summary import describe_frame
+    from data.errors import AttnbtError
+    from data.labels import horizon
 
+    try:
+        horizon(labels)
+    except ValueError as exc:
+        raise AttnbtError(f"--labels: {exc}") from None
     candles = load_source(source, tz, sort, point, dayfirst)
     print_summary(describe_frame(candles, labels))
     console.print(candles.head(rows).to_string())
@@ -67,7 +75,9 @@ def print_summary(info: dict) -> None:
     table.add_row(f"labels ({info['label_kind']})",
                   f"none {lab['none']:,} ({share['none']:.1%}), buy {lab['buy']:,} "
                   f"({share['buy']:.1%}), sell {lab['sell']:,} ({share['sell']:.1%}); "
-                  f"{lab['both_as_none']} outside bars counted as none, {lab['unknown']} unknown")
+                  f"{lab['both_as_none']} outside bars counted as none, {lab['unknown']} unknown"
+                  + (f"; {lab['fractal_not_swing']:,} fractals not swings (none)"
+                     if "fractal_not_swing" in lab else ""))
     console.print(table)
 
 

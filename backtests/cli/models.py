@@ -42,7 +42,9 @@ def train_cmd(
     model: Annotated[str | None, _opt("attention (default) | dense | conv | lstm")] = None,
     preset: Annotated[str | None, _opt("attention: article|modern; dense: article|matched")] = None,
     features: Annotated[str | None, _opt("Feature set: scaled (default) | article")] = None,
-    labels: Annotated[str | None, _opt("Label kind: 3bar (default) | 5bar")] = None,
+    labels: Annotated[str | None, _opt("Label kind: 3bar (default) | 5bar | swing (a 3-bar fractal "
+                                            "followed by a 1-ATR move within 24 bars) | "
+                                            "swing:M | swing:M:H")] = None,
     window: Annotated[int | None, _opt("Bars per window (default 20).")] = None,
     epochs: Annotated[int | None, _opt("Maximum epochs (default 60; early stopping may end "
                                        "sooner).")] = None,

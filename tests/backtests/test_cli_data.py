@@ -54,6 +54,17 @@ def test_show_the_mt5_fixture_with_5bar_labels():
     assert "2017-04-21 10:00:00+00:00" in done.stdout
 
 
+def test_show_swing_labels_and_a_bad_label_kind():
+    done = attnbt("data", "show", "sample:EURUSD_H1", "--labels", "swing", "--rows", "1")
+    assert done.returncode == 0, done.stderr
+    assert "labels (swing)" in done.stdout and "buy 815" in done.stdout
+    assert "465 fractals not swings" in done.stdout
+    assert_one_error_line(attnbt("data", "show", "sample:EURUSD_H1", "--labels", "swing:2.0"),
+                          "--labels: write label kind 'swing:2.0' as 'swing:2'")
+    assert_one_error_line(attnbt("data", "show", "sample:EURUSD_H1", "--labels", "7bar"),
+                          "unknown label kind '7bar'; choose 3bar, 5bar, swing")
+
+
 def test_a_bad_file_is_one_error_line(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("time,open,high,low,close\n"

@@ -95,6 +95,9 @@ def test_an_ambiguous_leaf_name_must_be_dotted():
     ("split.val=-0.1", "split.val"), ("units=0", "strategy.units"),
     ("sizing=kelly", "strategy.sizing: 'kelly' is not"), ("period=foo", "backtest.period = 'foo'"),
     ("model.preset=matched", "not a preset of attention"), ("threads=0", "train.threads"),
+    ("labels=7bar", "dataset.labels: unknown label kind '7bar'; choose 3bar, 5bar, swing"),
+    ("labels=swing:2.0", "dataset.labels: write label kind 'swing:2.0' as 'swing:2'"),
+    ("labels=swing:0", "dataset.labels: label kind 'swing:0': the target M must be in (0, 100]"),
 ])
 def test_every_numeric_and_named_setting_is_validated_once(setting, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
@@ -129,3 +132,39 @@ def test_float_fields_accept_integers_from_toml(tmp_path):
     exp = load_toml(path)
     assert exp.backtest.cash == 50_000.0 and isinstance(exp.backtest.cash, float)
     assert not math.isnan(exp.strategy.threshold)
+
+
+@pytest.mark.parametrize("kind", ["3bar", "5bar", "swing", "swing:2", "swing:1.5:48"])
+def test_every_label_kind_is_a_valid_setting(tmp_path, kind):
+    for exp in (Experiment().override([f"dataset.labels={kind}"]),
+                Experiment().override({"labels": kind})):
+        assert exp.dataset.labels == kind
+    path = tmp_path / "exp.toml"
+    path.write_text(f'[dataset]\nlabels = "{kind}"\n')
+    assert load_toml(path).dataset.labels == kind
+    # a label kind is part of what a model learns: it enters the config id
+    assert (Experiment().override({"labels": kind}).id == Experiment().id) == (kind == "3bar")
+
+
+def test_train_accepts_labels_swing(monkeypatch):
+    """`attnbt train --labels swing` reaches training with that spec; a misspelt one does not."""
+    from typer.testing import CliRunner
+
+    from backtests import workflows
+    from backtests.cli import app
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def train_run(exp, **_):
+        seen.append(exp)
+        raise Stop
+
+    monkeypatch.setattr(workflows, "train_run", train_run)
+    done = CliRunner().invoke(app, ["train", "--labels", "swing", "--epochs", "1"])
+    assert isinstance(done.exception, Stop) and seen[0].dataset.labels == "swing"
+    done = CliRunner().invoke(app, ["train", "--labels", "swing:1"])
+    assert isinstance(done.exception, ConfigError) and len(seen) == 1
+    assert "write label kind 'swing:1' as 'swing'" in str(done.exception)

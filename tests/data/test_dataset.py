@@ -75,12 +75,12 @@ def test_split_dates_must_be_ordered_and_inside(frame, train_end, val_end):
         plain_split(frame.index, train_end=train_end, val_end=val_end)
 
 
-@pytest.mark.parametrize("labels", ["3bar", "5bar"])
+@pytest.mark.parametrize("labels", ["3bar", "5bar", "swing", "swing:2:12"])
 def test_ends_are_purged_inside_each_period(frame, labels):
     spec = DatasetSpec(window=10, labels=labels)
     ds = CandleDataset(frame, spec)
     split = plain_split(frame.index, 0.6, 0.2)
-    h = {"3bar": 1, "5bar": 2}[labels]
+    h = {"3bar": 1, "5bar": 2, "swing": 24, "swing:2:12": 12}[labels]
     seen = []
     for period in ("train", "val", "test"):
         first, last = split.bounds(frame.index, period)
@@ -137,8 +137,8 @@ def test_fingerprint_changes_with_one_price(frame):
 def test_fingerprint_changes_with_the_spec(frame):
     prints = {fingerprint(frame, s) for s in (
         DatasetSpec(), DatasetSpec(window=21), DatasetSpec(features="article"),
-        DatasetSpec(labels="5bar"))}
-    assert len(prints) == 4
+        DatasetSpec(labels="5bar"), DatasetSpec(labels="swing"), DatasetSpec(labels="swing:2"))}
+    assert len(prints) == 6
     assert fingerprint(frame) not in prints
     assert CandleDataset(frame, DatasetSpec()).fingerprint() == fingerprint(frame, DatasetSpec())
 

@@ -76,7 +76,8 @@ def test_each_feature_ignores_a_one_bar_change_after_t(frame):
 # --- labels, splits and the normaliser ----------------------------------------------------------
 
 SPECS = [DatasetSpec(window=20, features="article", labels="3bar"),
-         DatasetSpec(window=8, features="scaled", labels="5bar")]
+         DatasetSpec(window=8, features="scaled", labels="5bar"),
+         DatasetSpec(window=20, features="scaled", labels="swing")]
 
 
 def _position(index: pd.DatetimeIndex, stamp: pd.Timestamp) -> int:

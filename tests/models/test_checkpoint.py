@@ -74,6 +74,33 @@ def test_a_model_refuses_a_different_spec_or_timeframe(trained_run):
         check_compatible(loaded, timeframe=str(pd.Timedelta("1D")))
 
 
+@pytest.mark.parametrize("labels", ["swing", "swing:2", "swing:0.5:12"])
+def test_model_json_reads_swing_label_kinds_and_refuses_a_misspelt_one(tmp_path, labels):
+    """model.json is read without a trained model: a spec with a swing kind loads as written;
+    a kind that is not the rule's one name is a ModelError (no DatasetSpec field was added, so
+    older model.json files read as before)."""
+    import json
+
+    import numpy as np
+
+    from data import Normaliser
+    from models.checkpoint import model_meta, read_meta
+    from models.registry import make_config
+
+    spec = DatasetSpec(window=20, features="scaled", labels=labels)
+    meta = model_meta(kind="attention", config=make_config("attention", "article", 19, 20),
+                      spec=spec, normaliser=Normaliser(np.zeros(19), np.ones(19)), fold=None,
+                      extra={})
+    assert set(meta["spec"]) == {"window", "features", "labels", "feature_names", "classes"}
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    assert read_meta(tmp_path).spec == spec
+    meta["spec"]["labels"] = {"swing": "swing:1.0", "swing:2": "swing:2.0",
+                              "swing:0.5:12": "swing:0.50:12"}[labels]
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="damaged.*write label kind"):
+        read_meta(tmp_path)
+
+
 @pytest.mark.slow
 def test_model_is_rebuilt_from_its_folder_alone(trained_run, eurusd, tmp_path):
     """A copy of the model's folder, far from any registry, predicts exactly as the original
