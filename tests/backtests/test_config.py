@@ -93,7 +93,7 @@ def test_an_ambiguous_leaf_name_must_be_dotted():
     ("epochs=0", "train.epochs"), ("epochs=-1", "train.epochs"), ("batch_size=0", "batch_size"),
     ("lr=nan", "train.lr"), ("lr=-1", "train.lr"), ("split.train=1.5", "split.train"),
     ("split.val=-0.1", "split.val"), ("units=0", "strategy.units"),
-    ("sizing=kelly", "strategy.sizing: 'kelly' is not"), ("period=foo", "backtest.period = 'foo'"),
+    ("sizing=martingale", "strategy.sizing: 'martingale' is not"), ("period=foo", "backtest.period = 'foo'"),
     ("model.preset=matched", "not a preset of attention"), ("threads=0", "train.threads"),
     ("labels=7bar", "dataset.labels: unknown label kind '7bar'; choose 3bar, 5bar, swing"),
     ("labels=swing:2.0", "dataset.labels: write label kind 'swing:2.0' as 'swing:2'"),
