@@ -21,6 +21,7 @@ from backtests.cli import demo as _demo
 from backtests.cli import models as _models
 from backtests.cli import paper as _paper
 from backtests.cli import runs as _runs
+from backtests.cli import sweep as _sweep
 from backtests.cli import walkforward as _walkforward
 from backtests.cli.common import OPTION_OF, err_console
 from data.errors import AttnbtError
@@ -58,6 +59,7 @@ _backtest.register(app)
 _compare.register(app)
 _demo.register(app)
 _walkforward.register(app)
+_sweep.register(app)
 
 
 def _with_option_names(message: str) -> str:

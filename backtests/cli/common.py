@@ -83,7 +83,7 @@ MaxHoldOpt = Annotated[int | None, typer.Option("--max-hold", help="Close after 
 StopBufferOpt = Annotated[float | None, typer.Option("--stop-buffer", help="Stop this far (price) "
                                                      "beyond the signal bar's extreme.",
                                                      rich_help_panel=STRATEGY)]
-SizingOpt = Annotated[str | None, typer.Option("--sizing", help="fixed (default) | risk",
+SizingOpt = Annotated[str | None, typer.Option("--sizing", help="fixed (default) | risk | kelly",
                                                rich_help_panel=STRATEGY)]
 UnitsOpt = Annotated[float | None, typer.Option("--units", help="Units per trade, fixed sizing "
                                                 "(default 10,000).", rich_help_panel=STRATEGY)]
@@ -131,6 +131,28 @@ OPTION_OF.update({"backtest.start": "--from", "backtest.end": "--to", "data.star
                   "strategy.threshold": "--threshold", "model.kind": "--model",
                   "data.dayfirst": "--dayfirst/--monthfirst", "data.sort": "--sort"})
 
+
+# --- folds (walkforward, sweep) -------------------------------------------------------------------
+FOLDS = "Folds"
+TrainBarsOpt = Annotated[int, typer.Option("--train-bars", help="Bars in each training part.",
+                                           rich_help_panel=FOLDS)]
+ValBarsOpt = Annotated[int, typer.Option("--val-bars", help="Bars in each validation part "
+                                         "(early stopping, threshold).", rich_help_panel=FOLDS)]
+TestBarsOpt = Annotated[int, typer.Option("--test-bars", help="Bars in each test part.",
+                                          rich_help_panel=FOLDS)]
+StepBarsOpt = Annotated[int | None, typer.Option("--step-bars", help="Bars between folds "
+                                                 "(default and minimum: --test-bars).",
+                                                 rich_help_panel=FOLDS)]
+ExpandingOpt = Annotated[bool, typer.Option("--expanding", help="Every training part starts at "
+                                            "the first bar.", rich_help_panel=FOLDS)]
+EmbargoBarsOpt = Annotated[int, typer.Option("--embargo-bars", help="Bars left out at the start "
+                                             "of each validation and test part.",
+                                             rich_help_panel=FOLDS)]
+ExecutorOpt = Annotated[str, typer.Option("--executor", help="local (process pool) or ray.",
+                                          rich_help_panel=FOLDS)]
+AddressOpt = Annotated[str | None, typer.Option("--address", help="Ray cluster: auto or "
+                                                "ray://host:10001 (default: a local instance).",
+                                                rich_help_panel=FOLDS)]
 
 def overrides_from(options: dict[str, Any], *, rename: dict[str, str] | None = None,
                    exclude: tuple[str, ...] = ()) -> dict:

@@ -27,10 +27,16 @@ from backtests.cli.common import (
     SpreadOpt,
     SpreadPipsOpt,
     StopBufferOpt,
+    EmbargoBarsOpt,
+    ExpandingOpt,
+    StepBarsOpt,
     TakeProfitOpt,
+    TestBarsOpt,
     ThresholdOpt,
+    TrainBarsOpt,
     TzOpt,
     UnitsOpt,
+    ValBarsOpt,
     build_experiment,
     command_line,
     console,
@@ -55,21 +61,9 @@ def walkforward_cmd(
         rich_help_panel=WF)] = None,
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds 0 … N-1 per model and "
                                        "fold.", rich_help_panel=WF)] = 3,
-    train_bars: Annotated[int, typer.Option("--train-bars", help="Bars in each training part.",
-                                            rich_help_panel=WF)] = 2000,
-    val_bars: Annotated[int, typer.Option("--val-bars", help="Bars in each validation part "
-                                          "(early stopping, threshold).",
-                                          rich_help_panel=WF)] = 500,
-    test_bars: Annotated[int, typer.Option("--test-bars", help="Bars in each test part.",
-                                           rich_help_panel=WF)] = 500,
-    step_bars: Annotated[int | None, typer.Option("--step-bars", help="Bars between folds "
-                                                  "(default and minimum: --test-bars).",
-                                                  rich_help_panel=WF)] = None,
-    expanding: Annotated[bool, typer.Option("--expanding", help="Every training part starts at "
-                                            "the first bar.", rich_help_panel=WF)] = False,
-    embargo_bars: Annotated[int, typer.Option("--embargo-bars", help="Bars left out at the start "
-                                              "of each validation and test part.",
-                                              rich_help_panel=WF)] = 0,
+    train_bars: TrainBarsOpt = 2000, val_bars: ValBarsOpt = 500, test_bars: TestBarsOpt = 500,
+    step_bars: StepBarsOpt = None, expanding: ExpandingOpt = False,
+    embargo_bars: EmbargoBarsOpt = 0,
     workers: Annotated[int | None, typer.Option("--workers", help="Worker processes on CPU "
                                                 "(default: all cores).", rich_help_panel=WF)] = None,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda (cuda: vmapped "

@@ -1,0 +1,120 @@
+"""What a sweep shows: a heatmap of two axes, the table of every combination, the best one's
+equity beside buy-and-hold and random entries, and the verdict (``report.html``)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+import numpy as np
+import pandas as pd
+
+
+def heatmap_frame(table: pd.DataFrame, x: str, y: str, value: str = "sharpe") -> pd.DataFrame:
+    """Mean of ``value`` over every other axis, for each (``y``, ``x``) cell. The mean, not the
+    best: the best cell of a heatmap of maxima is the search's luck, not the rule's."""
+    x, y = x.split(".")[-1], y.split(".")[-1]
+    for axis in (x, y):
+        if axis not in table.columns:
+            raise KeyError(axis)
+    frame = table.groupby([y, x], sort=False)[value].mean().unstack(x)
+    return frame
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def render_heatmap_png(heat: pd.DataFrame, x: str, y: str) -> bytes:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1.2 + 0.9 * heat.shape[1], 1.0 + 0.55 * heat.shape[0]))
+    ax = fig.subplots()
+    values = heat.to_numpy(dtype=float)
+    lim = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0
+    im = ax.imshow(values, cmap="RdYlGn", vmin=-lim, vmax=lim, aspect="auto")
+    ax.set_xticks(range(heat.shape[1]), [str(c) for c in heat.columns])
+    ax.set_yticks(range(heat.shape[0]), [str(i) for i in heat.index])
+    ax.set_xlabel(x.split(".")[-1])
+    ax.set_ylabel(y.split(".")[-1])
+    for (i, j), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8)
+    ax.set_title("out-of-sample Sharpe (annualised), mean over the other axes", fontsize=9)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return _png(fig)
+
+
+def render_equity_png(equity: pd.DataFrame) -> bytes:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.2))
+    ax = fig.subplots()
+    for name in equity.columns:
+        ax.plot(np.arange(len(equity)), equity[name].to_numpy(), label=name.replace("_", " "),
+                lw=1.2 if name == "best" else 0.9)
+    ax.set_xlabel("out-of-sample bar (test parts of all folds, stitched)")
+    ax.set_ylabel("equity")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def _img(data: bytes, alt: str) -> str:
+    return (f'<img alt="{html.escape(alt)}" src="data:image/png;base64,'
+            f'{base64.b64encode(data).decode()}">')
+
+
+def render_html(payload: dict, table: pd.DataFrame, heat: pd.DataFrame | None,
+                equity: pd.DataFrame) -> str:
+    """A self-contained page (no network): verdict, heatmap, equity, checks, every combination."""
+    s = payload["settings"]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>attnbt sweep "
+        f"{html.escape(payload['run'])}</title><style>body{{font-family:sans-serif;margin:2em;"
+        "max-width:1200px}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid "
+        "#ccc;padding:2px 6px;text-align:right}th{background:#eee}</style></head><body>",
+        f"<h1>Sweep {html.escape(payload['run'])}</h1>",
+        f"<p><b>{html.escape(payload['verdict'])}</b></p>",
+        f"<p>{html.escape(s['source'])}; models {html.escape(', '.join(s['models']))}; seeds "
+        f"{html.escape(str(s['seeds']))}; folds {html.escape(json_like(s['folds']))}; "
+        f"{payload['combinations']} combinations, {payload['tasks_done']} of "
+        f"{payload['tasks']} tasks; every combination × seed is a trial in the registry.</p>",
+    ]
+    if heat is not None:
+        hm = payload["heatmap"]
+        parts.append("<h2>Heatmap</h2>" + _img(render_heatmap_png(heat, hm["x"], hm["y"]),
+                                               "heatmap"))
+    parts.append("<h2>Best combination out of sample</h2>"
+                 + _img(render_equity_png(equity), "equity"))
+    parts.append("<h2>Checks</h2><ul>")
+    for name, r in payload["spa"].items():
+        parts.append(f"<li>SPA (all combinations) vs {name.replace('_', ' ')}: p = "
+                     f"{_num(r.get('p_value'))}</li>")
+    for t in payload["backtrader"]:
+        parts.append(f"<li>#{t['rank']} {html.escape(t['rules'])} re-run on backtrader over "
+                     f"{t['tasks']} tasks: {'agrees' if t['agree'] else 'DIFFERS'} (max "
+                     f"equity difference {t['max_equity_diff']:.1e} of cash)</li>")
+    parts.append("</ul>")
+    if payload["failures"]:
+        parts.append("<h2>Failed tasks</h2><ul>" + "".join(
+            f"<li>{html.escape(json_like(f['task']))}: {html.escape(f['error'])}</li>"
+            for f in payload["failures"]) + "</ul>")
+    parts.append("<h2>Every combination</h2>")
+    parts.append(table.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="—"))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def json_like(d) -> str:
+    return ", ".join(f"{k} {v}" for k, v in d.items()) if isinstance(d, dict) else str(d)
+
+
+def _num(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+__all__ = ["heatmap_frame", "render_equity_png", "render_heatmap_png", "render_html"]
