@@ -516,7 +516,11 @@ def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failure
     public = table.drop(columns=["_key"])
     run_.write_text("table.csv", public.to_csv(index=False))
     hx, hy = sw.heatmap or _default_axes(sw.grid)
-    heat = heatmap_frame(public, hx, hy) if hx and hy else None
+    heat = None
+    if hx and hy:
+        values = {k.split(".", 1)[1]: v for k, v in sw.grid.axes.items()}
+        hx, hy = hx.split(".")[-1], hy.split(".")[-1]
+        heat = heatmap_frame(public, hx, hy, x_values=values[hx], y_values=values[hy])
     if heat is not None:
         run_.write_bytes("heatmap.png", render_heatmap_png(heat, hx, hy))
     equity = pd.DataFrame({"best": sw.base.backtest.cash * (1 + best).cumprod(),

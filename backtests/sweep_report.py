@@ -11,15 +11,18 @@ import numpy as np
 import pandas as pd
 
 
-def heatmap_frame(table: pd.DataFrame, x: str, y: str, value: str = "sharpe") -> pd.DataFrame:
-    """Mean of ``value`` over every other axis, for each (``y``, ``x``) cell. The mean, not the
-    best: the best cell of a heatmap of maxima is the search's luck, not the rule's."""
+def heatmap_frame(table: pd.DataFrame, x: str, y: str, value: str = "sharpe",
+                  x_values: list | None = None, y_values: list | None = None) -> pd.DataFrame:
+    """Mean of ``value`` over every other axis, for each (``y``, ``x``) cell, rows and columns
+    in the grid's order. The mean, not the best: the best cell of a heatmap of maxima is the
+    search's luck, not the rule's."""
     x, y = x.split(".")[-1], y.split(".")[-1]
     for axis in (x, y):
         if axis not in table.columns:
             raise KeyError(axis)
     frame = table.groupby([y, x], sort=False)[value].mean().unstack(x)
-    return frame
+    return frame.reindex(index=y_values or list(frame.index),
+                         columns=x_values or list(frame.columns))
 
 
 def _png(fig) -> bytes:

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from backtests.cli.common import (
-    DATA,
     AddressOpt,
     CashOpt,
     CommissionOpt,

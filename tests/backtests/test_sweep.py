@@ -1,0 +1,197 @@
+"""`attnbt sweep`: the grid, the plan and dry run, the statistics (no edge stays insignificant,
+a planted edge is found), trials paid across sweeps, failures, and real training end to end."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_walkforward_data import synthetic, write_csv
+from typer.testing import CliRunner
+
+from backtests import sweep as swm
+from backtests.cli import app
+from backtests.config import ConfigError, Experiment
+from backtests.store import Registry
+from backtests.walkforward import FoldPlan, parse_models
+from data.errors import DataError
+
+SMALL = FoldPlan(train_bars=500, val_bars=200, test_bars=200)     # 3 folds on 1,400 bars
+GRID = ["threshold=0.4,0.5,0.6", "stop=bar,atr:1.5", "take_profit_r=1,2"]
+
+
+@pytest.fixture(scope="module")
+def walk_csv(tmp_path_factory):
+    return write_csv(synthetic(1400, seed=3), tmp_path_factory.mktemp("d") / "walk.csv")
+
+
+def _sweep(source, runs, grid=GRID, seeds=1, models="attention", **kw) -> swm.Sweep:
+    base = Experiment().override({"runtime.runs_dir": str(runs), "train.epochs": 1,
+                                  "data.source": str(source)})
+    return swm.Sweep(base=base, source=str(source), models=parse_models(models),
+                     seeds=list(range(seeds)), grid=swm.parse_grid(grid, base), plan=SMALL,
+                     **kw)
+
+
+def test_grid_axes_split_into_model_and_rule_sides_with_typed_values():
+    g = swm.parse_grid(["threshold=0.5,0.6", "stop=bar,atr:1.5", "window=8,12",
+                        "costs.slippage=0,0.00002"], Experiment())
+    assert g.rule_axes == {"strategy.threshold": [0.5, 0.6], "strategy.stop": ["bar", "atr:1.5"],
+                           "costs.slippage": [0.0, 0.00002]}
+    assert g.model_axes == {"dataset.window": [8, 12]}
+    assert len(g.rule_combos()) == 8 and len(g.model_combos()) == 2
+    assert swm.combo_label(g.rule_combos()[0]) == "threshold=0.5 stop=bar slippage=0"
+
+
+@pytest.mark.parametrize("items, message", [
+    (["threshold"], "key=value1,value2"),
+    (["threshold=0.5,,0.6"], "an empty value"),
+    (["threshold=0.5,2"], "strategy.threshold = 2.0 is out of range"),
+    (["stop=bar,atr:x"], "not a number"),
+    (["threshold=0.5", "strategy.threshold=0.6"], "given twice"),
+    (["threshold=0.5,0.5"], "listed twice"),
+    (["source=a.csv,b.csv"], "not a sweepable setting"),
+    (["workers=1,2"], "not a sweepable setting"),
+    (["nonsense=1"], "unknown setting"),
+])
+def test_bad_grids_fail_with_the_key_named(items, message):
+    with pytest.raises(ConfigError, match=message):
+        swm.parse_grid(items, Experiment())
+
+
+def test_dry_run_counts_tasks_combinations_and_trials_and_runs_nothing(walk_csv, tmp_path):
+    res = CliRunner().invoke(app, ["sweep", "--data", walk_csv, "--models", "attention,dense",
+                                   "--seeds", "2", "--train-bars", "500", "--val-bars", "200",
+                                   "--test-bars", "200", "--runs-dir", str(tmp_path),
+                                   "--grid", "threshold=0.4,0.5,0.6", "--grid",
+                                   "stop=bar,atr:1.5", "--grid", "window=8,12", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    # 2 models × 2 windows × 2 seeds × 3 folds; 6 rule combinations on each
+    assert "24 training tasks" in text and "6 rule combinations on each" in text
+    assert "24 combinations in all" in text and "add 48 trials" in text
+    assert Registry(tmp_path).list() == []
+
+
+def test_cli_refuses_a_heatmap_axis_that_is_not_swept(walk_csv, tmp_path):
+    res = CliRunner().invoke(app, ["sweep", "--data", walk_csv, "--runs-dir", str(tmp_path),
+                                   "--grid", "threshold=0.4,0.5", "--heatmap", "threshold,trail",
+                                   "--dry-run"])
+    assert res.exit_code != 0 and "'trail' is not a --grid axis" in str(res.exception)
+    res = CliRunner().invoke(app, ["sweep", "--data", walk_csv, "--runs-dir", str(tmp_path)])
+    assert res.exit_code == 2 and "--grid" in res.output
+
+
+# --- statistics with planted predictions (no training: the model is replaced) -------------------
+def _fake_model(monkeypatch, candles_by_source: dict, edge: float, seed: int = 0, fail=None):
+    """Replace training and prediction: probabilities that know the next 4 bars' direction with
+    strength ``edge`` (0: pure noise); ``fail``: a fold whose training raises DataError."""
+    def train(task, candles):
+        if fail is not None and task.fold_no == fail:
+            raise DataError(f"fold {task.fold_no}: bad bars", rule="test")
+        return SimpleNamespace(metrics={"best_epoch": 1, "epochs_run": 1, "seconds": 0.0})
+
+    def predict(trained, candles, first, last):
+        rng = np.random.default_rng(seed + first)
+        n = len(candles)
+        future = candles["close"].shift(-4).to_numpy() - candles["close"].to_numpy()
+        p = rng.dirichlet([2.0, 1.0, 1.0], n)
+        tilt = np.sign(np.nan_to_num(future)) * edge
+        p[:, 1] += np.clip(tilt, 0, None)
+        p[:, 2] += np.clip(-tilt, 0, None)
+        p /= p.sum(axis=1, keepdims=True)
+        out = np.full((n, 3), np.nan)
+        out[first:last + 1] = p[first:last + 1]
+        return pd.DataFrame(out, index=candles.index, columns=["p_none", "p_buy", "p_sell"])
+
+    monkeypatch.setattr(swm, "train_task", train)
+    monkeypatch.setattr(swm, "predict_bars", predict)
+
+
+RULES = ["threshold=0.4,0.5,0.6", "stop=bar,atr:1,atr:2", "take_profit_r=0,1,2"]  # 27
+
+
+@pytest.mark.slow
+def test_a_planted_edge_is_found_and_survives_the_deflation(tmp_path, monkeypatch):
+    csv = write_csv(synthetic(1400, seed=11), tmp_path / "edge.csv")
+    _fake_model(monkeypatch, {}, edge=0.6)
+    out = swm.run(_sweep(csv, tmp_path / "runs", grid=RULES, top=1))
+    best = out.table.iloc[0]
+    assert best["sharpe"] > 2 and best["dsr"] > 0.95
+    payload = json.loads((out.run.path / "sweep.json").read_text())
+    assert payload["spa"]["random_entries"]["p_value"] < 0.05
+    # buy-and-hold (fully invested) is far noisier than 10k-unit trades on 600 bars: the SPA
+    # against it is computed, not asserted significant
+    assert 0 <= payload["spa"]["buy_and_hold"]["p_value"] <= 1
+    assert payload["backtrader"][0]["agree"]
+
+
+@pytest.mark.slow
+def test_no_edge_is_rarely_significant_after_deflation(tmp_path, monkeypatch):
+    """Random predictions on random walks: the best of 27 combinations looks good by luck, the
+    deflated Sharpe ratio says so (α = 5 %: over 12 data sets, at most 2 significant)."""
+    significant, raw = 0, 0
+    for k in range(12):
+        csv = write_csv(synthetic(1400, seed=100 + k), tmp_path / f"walk{k}.csv")
+        _fake_model(monkeypatch, {}, edge=0.0, seed=k)
+        out = swm.run(_sweep(csv, tmp_path / f"runs{k}", grid=RULES, top=1))
+        best = out.table.iloc[0]
+        significant += best["dsr"] > 0.95
+        raw += best["psr"] > 0.95
+    assert significant <= 2
+    assert raw >= significant       # PSR ignores the search: never stricter than DSR
+
+
+@pytest.mark.slow
+def test_every_combination_is_a_trial_and_a_later_sweep_pays_for_it(walk_csv, tmp_path,
+                                                                       monkeypatch):
+    _fake_model(monkeypatch, {}, edge=0.0)
+    first = swm.run(_sweep(walk_csv, tmp_path, top=1, seeds=2))
+    assert len(first.table) == 12 and (first.table["seeds"] == 2).all()
+    assert (first.table["dsr_trials"] == 24).all()                 # 12 combinations × 2 seeds
+    trials = Registry(tmp_path).trials(kind=swm.STITCHED_KIND)
+    assert len(trials) == 24 and {t["run_id"] for t in trials} == {first.run.id}
+    second = swm.run(_sweep(walk_csv, tmp_path, grid=["threshold=0.7,0.8"], top=1))
+    assert (second.table["dsr_trials"] == 26).all()
+    files = {p.name for p in first.run.path.iterdir()}
+    assert {"table.csv", "sweep.json", "report.html", "heatmap.png", "equity.csv"} <= files
+    table = pd.read_csv(first.run.path / "table.csv")
+    assert list(table["rank"]) == list(range(1, 13))
+    assert set(table["rules"]) == {swm.combo_label(c) for c in
+                                   swm.parse_grid(GRID, Experiment()).rule_combos()}
+    html = (first.run.path / "report.html").read_text()
+    assert "Every combination" in html and "data:image/png;base64" in html
+    row = Registry(tmp_path).get(first.run.id)
+    assert row["kind"] == "sweep" and row["status"] == "done"
+
+
+@pytest.mark.slow
+def test_a_task_that_fails_on_bad_data_is_reported_and_the_rest_finish(walk_csv, tmp_path,
+                                                                        monkeypatch):
+    _fake_model(monkeypatch, {}, edge=0.0, fail=2)
+    out = swm.run(_sweep(walk_csv, tmp_path, top=1))
+    assert len(out.failures) == 1
+    f = out.failures[0]
+    assert f["task"]["fold"] == 2 and "bad bars" in f["error"] and f["task"]["train"]
+    assert (out.table["folds"] == 2).all()
+    payload = json.loads((out.run.path / "sweep.json").read_text())
+    assert payload["tasks_done"] == 2 and payload["failures"][0]["error"] == f["error"]
+
+
+# --- real training ------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_sweep_end_to_end_with_training_same_table_with_two_workers(walk_csv, tmp_path):
+    cmd = ["sweep", "--data", walk_csv, "--train-bars", "500", "--val-bars", "200",
+           "--test-bars", "200", "--grid", "threshold=0.4,0.5", "--grid", "stop=bar,atr:1.5",
+           "--top", "2", "epochs=1"]
+    one = CliRunner().invoke(app, [*cmd, "--runs-dir", str(tmp_path / "a"), "--workers", "1"])
+    assert one.exit_code == 0, one.output
+    assert "agrees" in one.output and "Best of 4 combinations" in " ".join(one.output.split())
+    two = CliRunner().invoke(app, [*cmd, "--runs-dir", str(tmp_path / "b"), "--workers", "2"])
+    assert two.exit_code == 0, two.output
+    a = pd.read_csv(next((tmp_path / "a").glob("*/table.csv")))
+    b = pd.read_csv(next((tmp_path / "b").glob("*/table.csv")))
+    pd.testing.assert_frame_equal(a, b)
