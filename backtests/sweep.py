@@ -24,7 +24,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -123,6 +123,7 @@ class Sweep:
     workers: int = 1
     top: int = 3
     heatmap: tuple[str, str] | None = None
+    device: str = "auto"        # auto | cpu | cuda: cuda trains vmapped ensembles
 
     def settings(self) -> dict:
         return {"source": self.source, "models": [f"{k}/{p}" for k, p in self.models],
@@ -242,8 +243,12 @@ def run_rules(bars: pd.DataFrame, probs: pd.DataFrame, exp: Experiment,
 def compute_sweep_task(payload: tuple[SweepTask, pd.DataFrame]) -> dict:
     """Train the task's model, predict its test part, run every rule combination."""
     st, candles = payload
+    return evaluate_sweep_task(st, candles, train_task(st.task, candles))
+
+
+def evaluate_sweep_task(st: SweepTask, candles: pd.DataFrame, trained) -> dict:
+    """Predict a trained task's test part and run every rule combination on it."""
     task = st.task
-    trained = train_task(task, candles)
     t_first, t_last = task.fold.bounds(candles.index, "test")
     probs = predict_bars(trained, candles, t_first, t_last).iloc[t_first:t_last + 1]
     bars = candles.iloc[t_first:t_last + 1]
@@ -328,7 +333,10 @@ def _compute(sw: Sweep, p: SweepPlan, run_: Run, say) -> tuple[dict[str, dict], 
         say(f"[{counter[0]}/{n_total}] {st.label}: trained in {secs:.1f} s, "
             f"{len(result['combos'])} rule combinations, best final equity {best:,.0f}")
 
-    if todo:
+    device = _device(sw.device)
+    if device == "cuda" and todo:
+        _compute_ensembles(todo, p.candles, done, say)
+    elif todo:
         executor = make_executor(sw.executor, workers=sw.workers, threads=1,
                                  address=sw.address)
         try:
@@ -337,6 +345,45 @@ def _compute(sw: Sweep, p: SweepPlan, run_: Run, say) -> tuple[dict[str, dict], 
         finally:
             executor.shutdown()
     return results, failures
+
+
+def _compute_ensembles(todo: list[SweepTask], candles: pd.DataFrame, done, say) -> None:
+    """GPU: the (seed × fold) models of one (model, model setting) train together as a vmapped
+    ensemble (``models.ensemble``); predictions and rule combinations follow in the driver."""
+    from backtests.executor import TaskFailure
+    from models.ensemble import train_ensemble
+
+    groups: dict[tuple, list[int]] = {}
+    for i, st in enumerate(todo):
+        key = (st.task.kind, st.task.preset, json.dumps(_jsonable(st.model_combo),
+                                                        sort_keys=True))
+        groups.setdefault(key, []).append(i)
+    for (kind, preset, _), members in groups.items():
+        tasks = [todo[i].task for i in members]
+        say(f"training {len(tasks)} {kind}/{preset} models together on the GPU")
+        try:
+            trained = train_ensemble(candles, tasks[0].exp.dataset, [t.fold for t in tasks],
+                                     kind=kind, preset=preset,
+                                     cfgs=[replace(t.exp.train, device="cuda") for t in tasks])
+        except AttnbtError as exc:
+            trained = [exc] * len(tasks)
+        for i, result in zip(members, trained, strict=True):
+            try:
+                if isinstance(result, BaseException):
+                    raise result
+                done(i, evaluate_sweep_task(todo[i], candles, result))
+            except AttnbtError as exc:
+                done(i, TaskFailure(i, exc))
+
+
+def _device(name: str) -> str:
+    if name == "cpu":
+        return "cpu"
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise AttnbtError("--device cuda: this machine has no CUDA GPU")
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 # --- aggregation -----------------------------------------------------------------------------

@@ -69,6 +69,9 @@ def sweep_cmd(
     workers: Annotated[int | None, typer.Option("--workers", help="Worker processes (local) or "
                                                 "CPUs (local Ray instance); default: all cores.",
                                                 rich_help_panel=SWEEP)] = None,
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda (cuda: the models "
+                                        "of each fold and seed train together as a vmapped "
+                                        "ensemble).", rich_help_panel=SWEEP)] = "auto",
     tz: TzOpt = None, sort: SortOpt = None, point: PointOpt = None, dayfirst: DayfirstOpt = None,
     cash: CashOpt = None, spread: SpreadOpt = None, spread_pips: SpreadPipsOpt = None,
     pip: PipOpt = 0.0001, commission: CommissionOpt = None, slippage: SlippageOpt = None,
@@ -83,6 +86,8 @@ def sweep_cmd(
     from backtests.executor import default_workers
     from backtests.walkforward import FoldPlan, parse_models
 
+    if device not in ("auto", "cpu", "cuda"):
+        raise typer.BadParameter(f"--device must be auto, cpu or cuda, not {device!r}")
     if not grid:
         raise typer.BadParameter("give at least one --grid key=v1,v2,...", param_hint="--grid")
     options = overrides_from({"tz": tz, "sort": sort, "point": point, "dayfirst": dayfirst,
@@ -108,7 +113,7 @@ def sweep_cmd(
                    plan=FoldPlan(train_bars, val_bars, test_bars, step_bars, expanding,
                                  embargo_bars),
                    executor=executor, address=address, workers=workers or default_workers(),
-                   top=top, heatmap=axes)
+                   top=top, heatmap=axes, device=device)
     if dry_run:
         print_plan(sw)
         return
