@@ -250,7 +250,7 @@ def test_strategy_imports_no_torch_models_or_backtests():
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not [n for n in names if n.split(".")[0] in FORBIDDEN], (path, names)
-    code = ("import sys, strategy, strategy.engine; "
+    code = ("import sys, strategy, strategy.engine, strategy.fast; "
             f"print([m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r}])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          check=True)
