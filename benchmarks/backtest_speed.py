@@ -198,7 +198,9 @@ def vectorbt_inputs(candles: pd.DataFrame, probs: pd.DataFrame,
     """(e)'s arguments: the signal of bar t enters at the open of t + 1 (long or short; an
     opposite signal reverses), size ``params.units``; stop at the signal bar's low/high ∓ the
     buffer and target at ``take_profit_r`` × that risk, both as fractions of the fill price.
-    There is no max hold (``from_signals`` cannot express one without a callback)."""
+    There is no max hold (``from_signals`` cannot express one without a callback). The index is
+    made tz-naive, as for (c): on a tz-aware one vectorbt spends about 60 ms more per call
+    converting timestamps to objects when it wraps its results."""
     sig = signals_from_frame(probs, params.threshold)
     o, h, lo, c = (candles[k].to_numpy(dtype=float) for k in ("open", "high", "low", "close"))
     s = np.zeros(len(sig), dtype=np.int8)
@@ -207,7 +209,8 @@ def vectorbt_inputs(candles: pd.DataFrame, probs: pd.DataFrame,
     stop[1:] = np.where(s[1:] > 0, lo[:-1] - params.stop_buffer, h[:-1] + params.stop_buffer)
     risk = np.where(s != 0, np.abs(o - stop) / o, np.nan)
     risk = np.where(np.isfinite(risk), np.maximum(risk, 1e-9), np.nan)
-    index = candles.index
+    index = pd.DatetimeIndex(candles.index)
+    index = index.tz_convert(None) if index.tz is not None else index
     return {"close": pd.Series(c, index=index), "open": pd.Series(o, index=index),
             "high": pd.Series(h, index=index), "low": pd.Series(lo, index=index),
             "entries": pd.Series(s > 0, index=index),
