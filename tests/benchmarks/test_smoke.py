@@ -60,9 +60,13 @@ def test_backtest_speed_smoke(tmp_path):
     assert text.startswith("machine: ")
     assert "| run | bars/s | seconds | of which prediction | trades |" in text
     for row in ("(a) backtrader", "(b) our strategy + attention", "(a') backtrader",
-                "(c) backtesting.py"):
+                "(c) backtesting.py", "(d) compiled simulator", "(d') compiled simulator"):
         assert sum(line.startswith(f"| {row}") for line in text.splitlines()) == 1, row
-    assert "ratio (b)/(a):" in text
+    vectorbt = importlib.util.find_spec("vectorbt") is not None
+    assert sum(line.startswith("| (e) vectorbt") for line in text.splitlines()) == vectorbt
+    assert ("(e) vectorbt: skipped" in text) != vectorbt
+    assert "ratio (b)/(a):" in text and "ratio (d)/(a):" in text and "ratio (d)/(e):" in text
+    assert text.count(": same within 1e-06") == 3
     assert text.strip() in proc.stdout
 
 
