@@ -316,17 +316,32 @@ def prepare(candles: pd.DataFrame, probs: pd.DataFrame | None,
 
 def signal_arrays(p: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(signal, probability of the signalled class, top − runner-up) per bar, by the rule of
-    ``strategy.fractal.signal_from_probs`` (NaN rows: no signal)."""
-    ok = np.isfinite(p).all(axis=1)
-    safe = np.where(ok[:, None], p, 0.0)
-    top = np.argmax(safe, axis=1)
-    best = safe[np.arange(len(p)), top]
-    sig = np.zeros(len(p), dtype=np.int64)
-    sig[ok & (top == 1) & (best >= threshold)] = 1
-    sig[ok & (top == 2) & (best >= threshold)] = -1
-    ordered = np.sort(safe, axis=1)
-    margin = ordered[:, 2] - ordered[:, 1]
-    p_dir = np.where(sig > 0, safe[:, 1], np.where(sig < 0, safe[:, 2], 0.0))
+    ``strategy.fractal.signal_from_probs`` (numpy's arg-max: ties to none, then buy; NaN rows:
+    no signal, margin 0)."""
+    return _signals(np.ascontiguousarray(p, dtype=np.float64), float(threshold))
+
+
+@njit(cache=True)
+def _signals(p, threshold):
+    n = p.shape[0]
+    sig = np.zeros(n, np.int64)
+    p_dir = np.zeros(n)
+    margin = np.zeros(n)
+    for i in range(n):
+        a, b, c = p[i, 0], p[i, 1], p[i, 2]
+        if not (np.isfinite(a) and np.isfinite(b) and np.isfinite(c)):
+            continue
+        top, best = 0, a
+        if b > best:
+            top, best = 1, b
+        if c > best:
+            top, best = 2, c
+        median = max(min(a, b), min(max(a, b), c))
+        margin[i] = best - median
+        if top == 1 and best >= threshold:
+            sig[i], p_dir[i] = 1, b
+        elif top == 2 and best >= threshold:
+            sig[i], p_dir[i] = -1, c
     return sig, p_dir, margin
 
 

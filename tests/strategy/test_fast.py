@@ -158,3 +158,23 @@ def test_compiled_code_is_cached_under_the_cache_directory_not_the_package(tmp_p
     inside = [f for f in (os.listdir(pycache) if os.path.isdir(pycache) else [])
               if f.endswith((".nbi", ".nbc"))]
     assert inside == []
+
+
+def test_signal_arrays_follow_the_signal_rule_on_ties_and_nan():
+    from strategy.fast import signal_arrays
+    from strategy.fractal import signal_from_probs
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet([1, 1, 1], 3000)
+    p[::7] = np.round(p[::7], 1)                            # ties
+    p[::11, 1] = p[::11, 0]
+    p[::13, 2] = p[::13, 1]
+    p[::17, rng.integers(0, 3)] = np.nan
+    for threshold in (0.0, 0.3, 0.5):
+        sig, p_dir, margin = signal_arrays(p, threshold)
+        assert sig.tolist() == [signal_from_probs(row, threshold) for row in p]
+        ok = np.isfinite(p).all(axis=1)
+        s = np.sort(np.where(ok[:, None], p, 0.0), axis=1)
+        np.testing.assert_array_equal(margin, s[:, 2] - s[:, 1])
+        chosen = np.where(sig > 0, p[:, 1], np.where(sig < 0, p[:, 2], 0.0))
+        np.testing.assert_array_equal(p_dir, np.where(sig != 0, chosen, 0.0))
