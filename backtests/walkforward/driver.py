@@ -1,4 +1,4 @@
-"""The walk-forward driver: plan, resume, compute (pool or GPU ensembles), record.
+"""The walk-forward driver: plan, resume, compute (pool, Ray or GPU ensembles), record.
 
 Only this module writes: the run folder (``tasks/<task id>.json`` as each task arrives, then the
 table, the stitched equity, ``walkforward.json`` and the report), the registry row (kind
@@ -20,7 +20,14 @@ import pandas as pd
 from backtests.config import Experiment, config_id
 from backtests.store import Registry, Run
 from backtests.walkforward import results as R
-from backtests.walkforward.tasks import FoldPlan, Task, compute_task, evaluate_task, plan_tasks
+from backtests.walkforward.tasks import (
+    FoldPlan,
+    Task,
+    compute_task,
+    compute_task_cuda,
+    evaluate_task,
+    plan_tasks,
+)
 from data import AttnbtError, fingerprint
 
 SCHEMA = 1
@@ -40,6 +47,8 @@ class WalkForward:
     auto_threshold: bool = True
     device: str = "auto"        # auto | cpu | cuda: cuda trains vmapped ensembles
     workers: int = 1
+    executor: str = "local"     # local (process pool) | ray
+    address: str | None = None  # ray: None (a private local instance), "auto", "ray://host:port"
 
     def settings(self) -> dict:
         return {"sources": self.sources, "models": [f"{k}/{p}" for k, p in self.models],
@@ -138,7 +147,7 @@ def run(wf: WalkForward, *, command: str | None = None,
 
 
 def _compute(wf, p: Planned, run_: Run, reg: Registry, say) -> tuple[dict[str, dict], list[dict]]:
-    from backtests.executor import TaskFailure, run_tasks
+    from backtests.executor import TaskFailure
 
     results: dict[str, dict] = {}
     for t in p.tasks:
@@ -165,14 +174,38 @@ def _compute(wf, p: Planned, run_: Run, reg: Registry, say) -> tuple[dict[str, d
             f"threshold {result['threshold']}, {result['train']['epochs_run']} epochs, "
             f"{result['train']['seconds'] or 0:.1f} s training")
 
+    if wf.executor == "ray":
+        if todo:
+            _compute_on_ray(wf, todo, p, done, say)
+        return results, failures
     device = _device(wf.device)
     if device == "cuda" and todo:
         _compute_ensembles(todo, p, done, say)
     else:
+        from backtests.executor import make_executor
+
         payloads = [(t, p.candles[t.source]) for t in todo]
-        run_tasks(compute_task, payloads, workers=wf.workers, threads=1,
-                  on_done=lambda i, r: done(todo[i], r), catch=(AttnbtError,))
+        with make_executor(wf.executor, workers=wf.workers, threads=1) as ex:
+            ex.map(compute_task, payloads, on_done=lambda i, r: done(todo[i], r),
+                   catch=(AttnbtError,))
     return results, failures
+
+
+def _compute_on_ray(wf, todo: list[Task], p: Planned, done, say) -> None:
+    """Ray: one task per (source, model, seed, fold) on a local instance or a cluster; each
+    source's candles go into the object store once. ``--device cuda`` (or ``auto`` on a cluster
+    that reports GPUs) gives each task a share of a GPU."""
+    from backtests.executor import make_executor
+    from backtests.ray_executor import GPU_FRACTION
+
+    payloads = [(t, p.candles[t.source]) for t in todo]
+    with make_executor("ray", workers=wf.workers, threads=1, address=wf.address) as ex:
+        gpu = wf.device == "cuda" or (wf.device == "auto" and ex.cluster_gpus() > 0)
+        ex.gpus_per_task = GPU_FRACTION if gpu else 0.0
+        say(f"computing {len(todo)} tasks on Ray ({wf.address or 'local instance'}"
+            f"{f', {GPU_FRACTION} GPU a task' if gpu else ''})")
+        ex.map(compute_task_cuda if gpu else compute_task, payloads,
+               on_done=lambda i, r: done(todo[i], r), catch=(AttnbtError,))
 
 
 def _device(name: str) -> str:
