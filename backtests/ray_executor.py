@@ -32,6 +32,7 @@ INSTALL_HINT = "Ray is not installed: pip install 'attnbt[ray]'"
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 GPU_FRACTION = 0.25       # a task's share of a GPU when a walk-forward trains on a Ray cluster's GPUs
 MAX_RETRIES = 2           # a task whose worker died is run again (up to twice)
+PACKAGES = ("data", "models", "strategy", "backtests")
 WORKING_DIR_EXCLUDES = [".git", ".venv", "runs", ".pytest_cache", "**/__pycache__", "*.pt",
                         "*.safetensors", ".ruff_cache"]
 
@@ -82,8 +83,7 @@ class RayExecutor(Executor):
         else:
             try:
                 ray.init(address=address, logging_level=logging.WARNING,
-                         runtime_env={"working_dir": str(REPO_ROOT),
-                                      "excludes": WORKING_DIR_EXCLUDES})
+                         runtime_env=_code_env())
             except (ConnectionError, TimeoutError, ValueError, ImportError) as exc:
                 raise ConfigError(f"--address {address}: could not join the Ray cluster "
                                   f"({exc})") from None
@@ -220,6 +220,15 @@ def _cause(exc: BaseException) -> BaseException:
         return exc.as_instanceof_cause()
     except Exception:  # noqa: BLE001 - the wrapper itself is the best we have
         return exc
+
+
+def _code_env() -> dict:
+    """The job's runtime environment on a cluster: this checkout as the working directory (an
+    installed copy: its four packages), so the workers run the driver's code."""
+    if (REPO_ROOT / "pyproject.toml").is_file():
+        return {"working_dir": str(REPO_ROOT), "excludes": WORKING_DIR_EXCLUDES}
+    return {"py_modules": [str(REPO_ROOT / p) for p in PACKAGES],
+            "excludes": WORKING_DIR_EXCLUDES}
 
 
 def _pythonpath() -> str:
