@@ -71,7 +71,7 @@ class RayExecutor(Executor):
             pass                          # the caller's connection: use it, never shut it down
         elif address is None:
             with _loopback_only(ray):
-                ray.init(num_cpus=self.workers, include_dashboard=False,
+                ray.init(address="local", num_cpus=self.workers, include_dashboard=False,
                          _node_ip_address="127.0.0.1", logging_level=logging.WARNING,
                          runtime_env={"env_vars": {"PYTHONPATH": _pythonpath()}})
             self._owned = True
@@ -163,13 +163,12 @@ class RayExecutor(Executor):
 
 @contextmanager
 def _loopback_only(ray):
-    """While a private instance starts: not a cluster (Ray then binds every server to the node
-    address 127.0.0.1; ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` is read when Ray is imported, so
-    an earlier ``import ray`` is covered too) and no ``RAY_ADDRESS`` (which would join a
-    cluster instead of starting one)."""
+    """While a private instance starts: not a cluster, so Ray binds every server to the node
+    address 127.0.0.1. ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` is read when Ray is imported; this
+    covers an earlier ``import ray`` too. (``address="local"`` in ``ray.init`` makes it start a
+    new instance, never join one named by ``RAY_ADDRESS`` or left by ``ray start``.)"""
     constants = getattr(getattr(ray, "_private", None), "ray_constants", None)
     before = getattr(constants, "ENABLE_RAY_CLUSTER", None)
-    address = os.environ.pop("RAY_ADDRESS", None)
     if before is not None:
         constants.ENABLE_RAY_CLUSTER = False
     try:
@@ -177,8 +176,6 @@ def _loopback_only(ray):
     finally:
         if before is not None:
             constants.ENABLE_RAY_CLUSTER = before
-        if address is not None:
-            os.environ["RAY_ADDRESS"] = address
 
 
 def _run_task(fn: Callable[[Any], Any], threads: int, as_tuple: bool, *parts: Any) -> Any:
