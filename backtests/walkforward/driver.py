@@ -120,6 +120,17 @@ def run(wf: WalkForward, *, command: str | None = None,
     t0 = time.perf_counter()
     say = progress or (lambda _: None)
     p = plan(wf)
+    ray_ex = None
+    if wf.executor == "ray" and any(t.id not in p.done for t in p.tasks):
+        ray_ex = _ray_executor(wf)      # before the run exists: a cluster that can't serve refuses
+    try:
+        return _run(wf, p, ray_ex, t0, say, command, doc)
+    finally:
+        if ray_ex is not None:
+            ray_ex.shutdown()
+
+
+def _run(wf: WalkForward, p: Planned, ray_ex, t0: float, say, command, doc) -> Outcome:
     reg = Registry(wf.base.runtime.runs_dir)
     if p.resume is not None:
         run_ = p.resume
@@ -134,7 +145,7 @@ def run(wf: WalkForward, *, command: str | None = None,
                                 "config": wf.base.to_dict()})
     try:
         with reg.recording(run_):
-            results, failures = _compute(wf, p, run_, reg, say)
+            results, failures = _compute(wf, p, run_, reg, say, ray_ex)
             failures = p.failed_sources + failures
             summary = record(run_, wf, p, results, failures, reg, doc=doc)
     except KeyboardInterrupt as exc:
@@ -146,7 +157,8 @@ def run(wf: WalkForward, *, command: str | None = None,
     return Outcome(run_, summary, failures, len(p.done), computed, time.perf_counter() - t0)
 
 
-def _compute(wf, p: Planned, run_: Run, reg: Registry, say) -> tuple[dict[str, dict], list[dict]]:
+def _compute(wf, p: Planned, run_: Run, reg: Registry, say,
+             ray_ex=None) -> tuple[dict[str, dict], list[dict]]:
     from backtests.executor import TaskFailure
 
     results: dict[str, dict] = {}
@@ -176,7 +188,7 @@ def _compute(wf, p: Planned, run_: Run, reg: Registry, say) -> tuple[dict[str, d
 
     if wf.executor == "ray":
         if todo:
-            _compute_on_ray(wf, todo, p, done, say)
+            _compute_on_ray(ray_ex, wf, todo, p, done, say)
         return results, failures
     device = _device(wf.device)
     if device == "cuda" and todo:
@@ -191,21 +203,34 @@ def _compute(wf, p: Planned, run_: Run, reg: Registry, say) -> tuple[dict[str, d
     return results, failures
 
 
-def _compute_on_ray(wf, todo: list[Task], p: Planned, done, say) -> None:
-    """Ray: one task per (source, model, seed, fold) on a local instance or a cluster; each
-    source's candles go into the object store once. ``--device cuda`` (or ``auto`` on a cluster
-    that reports GPUs) gives each task a share of a GPU."""
+def _ray_executor(wf: WalkForward):
+    """The Ray executor of a walk-forward: a private local instance or the cluster at
+    ``wf.address``; ``--device cuda`` (or ``auto`` where the cluster reports GPUs) gives each
+    task a share of a GPU, and is refused where the cluster has none."""
+    from backtests.config import ConfigError
     from backtests.executor import make_executor
     from backtests.ray_executor import GPU_FRACTION
 
+    ex = make_executor("ray", workers=wf.workers, threads=1, address=wf.address)
+    gpus = ex.cluster_gpus()
+    if wf.device == "cuda" and gpus <= 0:
+        ex.shutdown()
+        raise ConfigError(f"--device cuda: the Ray cluster ({wf.address or 'local instance'}) "
+                          "reports no GPU; use --device cpu or auto")
+    if wf.device == "cuda" or (wf.device == "auto" and gpus > 0):
+        ex.gpus_per_task = GPU_FRACTION
+    return ex
+
+
+def _compute_on_ray(ex, wf, todo: list[Task], p: Planned, done, say) -> None:
+    """Ray: one task per (source, model, seed, fold); each source's candles go into the object
+    store once; with GPU shares, each task trains on its share of a GPU."""
+    gpu = ex.gpus_per_task > 0
     payloads = [(t, p.candles[t.source]) for t in todo]
-    with make_executor("ray", workers=wf.workers, threads=1, address=wf.address) as ex:
-        gpu = wf.device == "cuda" or (wf.device == "auto" and ex.cluster_gpus() > 0)
-        ex.gpus_per_task = GPU_FRACTION if gpu else 0.0
-        say(f"computing {len(todo)} tasks on Ray ({wf.address or 'local instance'}"
-            f"{f', {GPU_FRACTION} GPU a task' if gpu else ''})")
-        ex.map(compute_task_cuda if gpu else compute_task, payloads,
-               on_done=lambda i, r: done(todo[i], r), catch=(AttnbtError,))
+    say(f"computing {len(todo)} tasks on Ray ({wf.address or 'local instance'}"
+        f"{f', {ex.gpus_per_task} GPU a task' if gpu else ''})")
+    ex.map(compute_task_cuda if gpu else compute_task, payloads,
+           on_done=lambda i, r: done(todo[i], r), catch=(AttnbtError,))
 
 
 def _device(name: str) -> str:

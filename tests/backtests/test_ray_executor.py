@@ -225,3 +225,20 @@ def test_walkforward_on_ray_gives_the_local_table(ray_ex, tmp_path):
                             for name in ("results.csv", "equity.csv")]
     assert tables["ray"] == tables["local"]
     assert ray.is_initialized()              # the walk-forward left the fixture's instance alone
+
+
+def test_gpu_shares_where_the_cluster_has_no_gpu_are_refused_before_the_run_exists(ray_ex,
+                                                                                   tmp_path):
+    from test_walkforward_data import synthetic, write_csv
+
+    from backtests import walkforward as wfm
+    from backtests.config import ConfigError, Experiment
+    from backtests.store import Registry
+
+    csv = write_csv(synthetic(1100, seed=1), tmp_path / "walk.csv")
+    wf = wfm.WalkForward(base=Experiment().override({"runtime.runs_dir": str(tmp_path)}),
+                         sources=[csv], models=wfm.parse_models("dense"), seeds=[0],
+                         plan=wfm.FoldPlan(500, 200, 200), device="cuda", executor="ray")
+    with pytest.raises(ConfigError, match="--device cuda: the Ray cluster .* reports no GPU"):
+        wfm.run(wf)
+    assert Registry(tmp_path).list() == [] and ray.is_initialized()
