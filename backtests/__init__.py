@@ -20,6 +20,7 @@ _PUBLIC = {
     "backtest": "backtests.backtest", "compute_backtest": "backtests.backtest",
     "backtest_experiment": "backtests.backtest", "run_backtest": "backtests.engine",
     "compute_stats": "backtests.metrics", "run_tasks": "backtests.executor",
+    "make_executor": "backtests.executor",
 }
 __all__ = sorted(_PUBLIC)
 

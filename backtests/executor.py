@@ -1,10 +1,16 @@
-"""Run independent tasks inline or side by side in a process pool; results come back in order.
+"""Run independent tasks inline, side by side in a process pool, or on Ray; results come back
+in order.
 
 Workers compute and return results; they never write runs (the driver records them). Each
 worker runs torch with a fixed number of threads (one by default): with several workers on few
 cores, more threads per process only fight for the same cores, and the thread count is part of
 what determines the numbers. A task whose worker died is retried once; since only the driver
 records, a retried task still gives one run.
+
+The seam: an :class:`Executor` has ``map(fn, tasks, *, on_done, catch)`` with the semantics of
+:func:`run_tasks`. :class:`LocalExecutor` is the process pool; ``backtests.ray_executor.RayExecutor``
+runs the same tasks on a local Ray instance or a Ray cluster. :func:`make_executor` picks one by
+name (``--executor local|ray``).
 """
 
 from __future__ import annotations
@@ -97,4 +103,74 @@ def run_tasks(fn: Callable[[Any], Any], tasks: Sequence[Any], *, workers: int = 
     return results
 
 
-__all__ = ["TaskFailure", "default_workers", "run_tasks"]
+class Executor:
+    """Computes independent tasks somewhere and hands the results back to the driver.
+
+    ``map(fn, tasks, *, on_done=None, catch=())`` returns ``[fn(t) for t in tasks]`` in task
+    order; an error of a type in ``catch`` comes back as :class:`TaskFailure` (the task's index
+    and the original error) while the other tasks finish; any other error is raised.
+    ``on_done(i, result)`` is called in the driver as each task finishes. An executor is a
+    context manager: leaving it releases what it started (and nothing it did not start).
+    """
+
+    def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any], *,
+            on_done: Callable[[int, Any], None] | None = None,
+            catch: tuple[type[BaseException], ...] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def shutdown(self) -> None:
+        """Release the workers this executor started (nothing by default)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+
+class LocalExecutor(Executor):
+    """``workers`` spawned processes on this machine (inline when 1): :func:`run_tasks`."""
+
+    def __init__(self, workers: int = 1, threads: int = 1) -> None:
+        self.workers, self.threads = int(workers), int(threads)
+
+    def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any], *,
+            on_done: Callable[[int, Any], None] | None = None,
+            catch: tuple[type[BaseException], ...] = ()) -> list[Any]:
+        return run_tasks(fn, tasks, workers=self.workers, threads=self.threads,
+                         on_done=on_done, catch=catch)
+
+    def __repr__(self) -> str:
+        return f"LocalExecutor(workers={self.workers}, threads={self.threads})"
+
+
+EXECUTORS = ("local", "ray")
+
+
+def make_executor(kind: str = "local", *, workers: int = 1, threads: int = 1,
+                  address: str | None = None, gpus_per_task: float = 0.0) -> Executor:
+    """The executor called ``kind``: ``local`` (process pool) or ``ray``.
+
+    For ``ray``, ``address`` is ``"auto"`` or ``"ray://host:port"`` to join a running cluster,
+    or None to start a private Ray instance on this machine (``workers`` CPUs, loopback only);
+    ``gpus_per_task`` is the share of a GPU each task asks for (0: CPU only).
+    """
+    from backtests.config import ConfigError
+
+    name = (kind or "").strip().lower()
+    if name == "local":
+        if address is not None:
+            raise ConfigError("--address is for --executor ray (the local executor runs here)")
+        if gpus_per_task:
+            raise ConfigError("gpus_per_task is for --executor ray")
+        return LocalExecutor(workers, threads)
+    if name == "ray":
+        from backtests.ray_executor import RayExecutor
+
+        return RayExecutor(workers=workers, threads=threads, address=address,
+                           gpus_per_task=gpus_per_task)
+    raise ConfigError(f"--executor: unknown executor {kind!r}; choose {' or '.join(EXECUTORS)}")
+
+
+__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "TaskFailure", "default_workers",
+           "make_executor", "run_tasks"]

@@ -67,7 +67,14 @@ def walkforward_cmd(
     workers: Annotated[int | None, typer.Option("--workers", help="Worker processes on CPU "
                                                 "(default: all cores).", rich_help_panel=WF)] = None,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda (cuda: vmapped "
-                                        "ensembles).", rich_help_panel=WF)] = "auto",
+                                        "ensembles; on Ray, a share of a GPU per task).",
+                                        rich_help_panel=WF)] = "auto",
+    executor: Annotated[str, typer.Option("--executor", help="local (process pool) | ray (a "
+                                          "local Ray instance, or a cluster with --address).",
+                                          rich_help_panel=WF)] = "local",
+    address: Annotated[str | None, typer.Option("--address", help="Ray cluster to join: auto "
+                                                "or ray://host:10001 (default: start a private "
+                                                "local instance).", rich_help_panel=WF)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the tasks and the trials the "
                                           "run would add; run nothing.",
                                           rich_help_panel=WF)] = False,
@@ -89,6 +96,10 @@ def walkforward_cmd(
 
     if device not in ("auto", "cpu", "cuda"):
         raise typer.BadParameter(f"--device must be auto, cpu or cuda, not {device!r}")
+    if executor not in ("local", "ray"):
+        raise typer.BadParameter(f"--executor must be local or ray, not {executor!r}")
+    if address is not None and executor != "ray":
+        raise typer.BadParameter("--address joins a Ray cluster: add --executor ray")
     options = overrides_from({"tz": tz, "sort": sort, "point": point, "dayfirst": dayfirst,
                               "cash": cash, "short": short, "take_profit_r": take_profit_r,
                               "max_hold": max_hold, "stop_buffer": stop_buffer, "sizing": sizing,
@@ -102,7 +113,8 @@ def walkforward_cmd(
         base=exp, sources=sources, models=wfm.parse_models(models, presets),
         seeds=list(range(seeds)),
         plan=wfm.FoldPlan(train_bars, val_bars, test_bars, step_bars, expanding, embargo_bars),
-        auto_threshold=auto, device=device, workers=workers or default_workers())
+        auto_threshold=auto, device=device, workers=workers or default_workers(),
+        executor=executor, address=address)
     if dry_run:
         print_plan(wf)
         return

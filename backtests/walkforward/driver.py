@@ -1,4 +1,4 @@
-"""The walk-forward driver: plan, resume, compute (pool or GPU ensembles), record.
+"""The walk-forward driver: plan, resume, compute (pool, Ray or GPU ensembles), record.
 
 Only this module writes: the run folder (``tasks/<task id>.json`` as each task arrives, then the
 table, the stitched equity, ``walkforward.json`` and the report), the registry row (kind
@@ -20,7 +20,14 @@ import pandas as pd
 from backtests.config import Experiment, config_id
 from backtests.store import Registry, Run
 from backtests.walkforward import results as R
-from backtests.walkforward.tasks import FoldPlan, Task, compute_task, evaluate_task, plan_tasks
+from backtests.walkforward.tasks import (
+    FoldPlan,
+    Task,
+    compute_task,
+    compute_task_cuda,
+    evaluate_task,
+    plan_tasks,
+)
 from data import AttnbtError, fingerprint
 
 SCHEMA = 1
@@ -40,6 +47,8 @@ class WalkForward:
     auto_threshold: bool = True
     device: str = "auto"        # auto | cpu | cuda: cuda trains vmapped ensembles
     workers: int = 1
+    executor: str = "local"     # local (process pool) | ray
+    address: str | None = None  # ray: None (a private local instance), "auto", "ray://host:port"
 
     def settings(self) -> dict:
         return {"sources": self.sources, "models": [f"{k}/{p}" for k, p in self.models],
@@ -111,6 +120,17 @@ def run(wf: WalkForward, *, command: str | None = None,
     t0 = time.perf_counter()
     say = progress or (lambda _: None)
     p = plan(wf)
+    ray_ex = None
+    if wf.executor == "ray" and any(t.id not in p.done for t in p.tasks):
+        ray_ex = _ray_executor(wf)      # before the run exists: a cluster that can't serve refuses
+    try:
+        return _run(wf, p, ray_ex, t0, say, command, doc)
+    finally:
+        if ray_ex is not None:
+            ray_ex.shutdown()
+
+
+def _run(wf: WalkForward, p: Planned, ray_ex, t0: float, say, command, doc) -> Outcome:
     reg = Registry(wf.base.runtime.runs_dir)
     if p.resume is not None:
         run_ = p.resume
@@ -125,7 +145,7 @@ def run(wf: WalkForward, *, command: str | None = None,
                                 "config": wf.base.to_dict()})
     try:
         with reg.recording(run_):
-            results, failures = _compute(wf, p, run_, reg, say)
+            results, failures = _compute(wf, p, run_, reg, say, ray_ex)
             failures = p.failed_sources + failures
             summary = record(run_, wf, p, results, failures, reg, doc=doc)
     except KeyboardInterrupt as exc:
@@ -137,8 +157,9 @@ def run(wf: WalkForward, *, command: str | None = None,
     return Outcome(run_, summary, failures, len(p.done), computed, time.perf_counter() - t0)
 
 
-def _compute(wf, p: Planned, run_: Run, reg: Registry, say) -> tuple[dict[str, dict], list[dict]]:
-    from backtests.executor import TaskFailure, run_tasks
+def _compute(wf, p: Planned, run_: Run, reg: Registry, say,
+             ray_ex=None) -> tuple[dict[str, dict], list[dict]]:
+    from backtests.executor import TaskFailure
 
     results: dict[str, dict] = {}
     for t in p.tasks:
@@ -165,14 +186,51 @@ def _compute(wf, p: Planned, run_: Run, reg: Registry, say) -> tuple[dict[str, d
             f"threshold {result['threshold']}, {result['train']['epochs_run']} epochs, "
             f"{result['train']['seconds'] or 0:.1f} s training")
 
+    if wf.executor == "ray":
+        if todo:
+            _compute_on_ray(ray_ex, wf, todo, p, done, say)
+        return results, failures
     device = _device(wf.device)
     if device == "cuda" and todo:
         _compute_ensembles(todo, p, done, say)
     else:
+        from backtests.executor import make_executor
+
         payloads = [(t, p.candles[t.source]) for t in todo]
-        run_tasks(compute_task, payloads, workers=wf.workers, threads=1,
-                  on_done=lambda i, r: done(todo[i], r), catch=(AttnbtError,))
+        with make_executor(wf.executor, workers=wf.workers, threads=1) as ex:
+            ex.map(compute_task, payloads, on_done=lambda i, r: done(todo[i], r),
+                   catch=(AttnbtError,))
     return results, failures
+
+
+def _ray_executor(wf: WalkForward):
+    """The Ray executor of a walk-forward: a private local instance or the cluster at
+    ``wf.address``; ``--device cuda`` (or ``auto`` where the cluster reports GPUs) gives each
+    task a share of a GPU, and is refused where the cluster has none."""
+    from backtests.config import ConfigError
+    from backtests.executor import make_executor
+    from backtests.ray_executor import GPU_FRACTION
+
+    ex = make_executor("ray", workers=wf.workers, threads=1, address=wf.address)
+    gpus = ex.cluster_gpus()
+    if wf.device == "cuda" and gpus <= 0:
+        ex.shutdown()
+        raise ConfigError(f"--device cuda: the Ray cluster ({wf.address or 'local instance'}) "
+                          "reports no GPU; use --device cpu or auto")
+    if wf.device == "cuda" or (wf.device == "auto" and gpus > 0):
+        ex.gpus_per_task = GPU_FRACTION
+    return ex
+
+
+def _compute_on_ray(ex, wf, todo: list[Task], p: Planned, done, say) -> None:
+    """Ray: one task per (source, model, seed, fold); each source's candles go into the object
+    store once; with GPU shares, each task trains on its share of a GPU."""
+    gpu = ex.gpus_per_task > 0
+    payloads = [(t, p.candles[t.source]) for t in todo]
+    say(f"computing {len(todo)} tasks on Ray ({wf.address or 'local instance'}"
+        f"{f', {ex.gpus_per_task} GPU a task' if gpu else ''})")
+    ex.map(compute_task_cuda if gpu else compute_task, payloads,
+           on_done=lambda i, r: done(todo[i], r), catch=(AttnbtError,))
 
 
 def _device(name: str) -> str:

@@ -255,5 +255,14 @@ def compute_task(payload: tuple[Task, pd.DataFrame]) -> dict:
     return evaluate_task(task, candles, train_task(task, candles))
 
 
-__all__ = ["DEFAULT_BARS", "DEFAULT_PRESET", "FoldPlan", "Task", "compute_task", "evaluate_task",
-           "parse_models", "plan_tasks", "predict_bars", "train_task"]
+def compute_task_cuda(payload: tuple[Task, pd.DataFrame]) -> dict:
+    """``compute_task`` training on the worker's GPU (a Ray task given a share of one). The
+    device is not part of the task's id: the task is the same, only where it trains differs."""
+    task, candles = payload
+    task = replace(task, exp=task.exp.override({"train.device": "cuda"}))
+    return compute_task((task, candles))
+
+
+__all__ = ["DEFAULT_BARS", "DEFAULT_PRESET", "FoldPlan", "Task", "compute_task",
+           "compute_task_cuda", "evaluate_task", "parse_models", "plan_tasks", "predict_bars",
+           "train_task"]
