@@ -242,3 +242,68 @@ def test_gpu_shares_where_the_cluster_has_no_gpu_are_refused_before_the_run_exis
     with pytest.raises(ConfigError, match="--device cuda: the Ray cluster .* reports no GPU"):
         wfm.run(wf)
     assert Registry(tmp_path).list() == [] and ray.is_initialized()
+
+
+# --- attnbt sweep --executor ray -----------------------------------------------------------------
+def _running_tasks(pids: set[int]) -> list[int]:
+    """Ray workers of ``pids`` that are running a task (their title is ray::_run_task)."""
+    out = []
+    for pid in pids:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if cmd.startswith(b"ray::_run_task"):
+            out.append(pid)
+    return out
+
+
+def test_sweep_on_ray_gives_the_local_table_even_when_a_worker_is_killed(ray_ex, tmp_path):
+    """1 model × 1 seed × 3 folds × 4 rule combinations, 1 epoch: a worker is SIGKILLed while it
+    trains; Ray retries its task and the table equals the process pool's."""
+    import threading
+    import time
+
+    import pandas as pd
+    from test_walkforward_data import synthetic, write_csv
+    from typer.testing import CliRunner
+
+    from backtests.cli import app
+
+    csv = write_csv(synthetic(1300, seed=2), tmp_path / "walk.csv")
+    args = ["sweep", "train.epochs=1", "--data", csv, "--models", "dense", "--train-bars", "500",
+            "--val-bars", "200", "--test-bars", "200", "--device", "cpu", "--workers", "2",
+            "--grid", "threshold=0.4,0.5", "--grid", "stop=bar,atr:1.5", "--top", "1"]
+    killed: list[int] = []
+    node = ray._private.worker._global_node
+    started = {info.process.pid for infos in node.all_processes.values() for info in infos}
+    stop = threading.Event()
+
+    def killer() -> None:
+        while not stop.is_set() and not killed:
+            busy = _running_tasks(_descendants(started | {os.getpid()}))
+            if busy:
+                time.sleep(0.3)                       # mid-task
+                os.kill(busy[0], signal.SIGKILL)
+                killed.append(busy[0])
+            time.sleep(0.05)
+
+    tables = {}
+    for executor in ("local", "ray"):
+        runs = tmp_path / executor
+        thread = threading.Thread(target=killer) if executor == "ray" else None
+        if thread:
+            thread.start()
+        try:
+            res = CliRunner().invoke(app, [*args, "--executor", executor, "--runs-dir",
+                                           str(runs)])
+        finally:
+            if thread:
+                stop.set()
+                thread.join()
+        assert res.exit_code == 0, res.output
+        assert "3 tasks computed" in res.output and "0 failed" in res.output
+        tables[executor] = pd.read_csv(next(runs.glob("*/table.csv")))
+    assert killed, "no Ray worker was seen running a task"
+    assert len(tables["ray"]) == 4
+    pd.testing.assert_frame_equal(tables["ray"], tables["local"])
