@@ -84,3 +84,11 @@ def test_smoke_never_writes_into_docs(tmp_path):
     assert default.name == "page.md" and default.parent.is_dir()
     assert ROOT not in default.parents
     default.parent.rmdir()
+
+
+@pytest.mark.slow
+def test_sweep_speed_smoke():
+    proc = run_script("sweep_speed.py", "--smoke", "--runs", "cpu:1,cpu:2")
+    check(proc)
+    assert "same table on every CPU run: True" in proc.stdout
+    assert proc.stdout.count("backtrader agrees: True") == 2
