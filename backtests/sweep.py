@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from backtests.config import ConfigError, Experiment, config_id, resolve_key
+from strategy.fractal import Costs, FractalParams
 from backtests.store import Registry, Run
 from backtests.walkforward.tasks import FoldPlan, Task, plan_tasks, predict_bars, train_task
 from data import AttnbtError, fingerprint
@@ -132,12 +133,31 @@ class Sweep:
 
 
 @dataclass(frozen=True)
+class RuleSet:
+    """The simulation side of one rule combination (built once in the driver)."""
+
+    params: FractalParams
+    costs: Costs
+    cash: float
+
+
+def rule_sets(base: Experiment, combos: list[dict]) -> tuple[RuleSet, ...]:
+    """Each combination applied to ``base`` (validated, so a bad one fails before any task)."""
+    out = []
+    for combo in combos:
+        e = base.override(combo)
+        out.append(RuleSet(e.strategy, e.costs, e.backtest.cash))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class SweepTask:
     """One (model, model setting, seed, fold) and the rule combinations run on its predictions."""
 
     task: Task
     model_combo: dict
     rule_combos: tuple[dict, ...]
+    rules: tuple[RuleSet, ...] = ()     # what each combination sets (same order), prebuilt
 
     @property
     def id(self) -> str:
@@ -191,14 +211,13 @@ def plan(sw: Sweep) -> SweepPlan:
     candles = load_candles(sw.base.override({"data.source": sw.source}))
     fp = fingerprint(candles)
     rule_combos = sw.grid.rule_combos()
-    for combo in rule_combos:          # every combination must make a valid experiment
-        sw.base.override(combo)
+    rules = rule_sets(sw.base, rule_combos)   # rule keys are never model keys: same for all
     tasks = []
     for mc in sw.grid.model_combos():
         base = sw.base.override(mc)
         for t in plan_tasks(base, sw.source, candles, sw.models, sw.seeds, sw.plan, fp,
                             auto_threshold=False):
-            tasks.append(SweepTask(t, mc, tuple(rule_combos)))
+            tasks.append(SweepTask(t, mc, tuple(rule_combos), rules))
     cid = config_id({"sweep": _jsonable(sw.settings()), "tasks": sorted(t.id for t in tasks)})
     stitched_fp = config_id({"data": fp, "folds": sw.plan.to_dict()})[:16]
     reg = Registry(sw.base.runtime.runs_dir)
@@ -218,25 +237,24 @@ def trials_added(p: SweepPlan, sw: Sweep) -> int:
 
 
 # --- one task (a worker runs it) -----------------------------------------------------------------
-def run_rules(bars: pd.DataFrame, probs: pd.DataFrame, exp: Experiment,
-              combos: list[dict]) -> list[dict]:
-    """Every rule combination on the same bars and predictions (compiled simulator)."""
+def run_rules(bars: pd.DataFrame, probs: pd.DataFrame, rules: tuple[RuleSet, ...]) -> list[dict]:
+    """Every rule combination on the same bars and predictions (compiled simulator): per-bar
+    returns, final equity, trades and winning trades (net of costs, as the trades frame has it)."""
     from backtests.backtest import check_costs
-    from strategy.fast import prepare, run_prepared, trades_frame
+    from strategy.fast import F_CM_IN, F_CM_OUT, F_PIN, F_POUT, F_SIZE, I_DIR, prepare, run_prepared
 
     prep = prepare(bars, probs)
     out = []
-    for combo in combos:
-        e = exp.override(combo)
-        check_costs(bars, e.costs)
-        cash = e.backtest.cash
-        res = run_prepared(prep, e.strategy, e.costs, cash, candles=bars)
-        trades = trades_frame(res, bars)
+    for rule in rules:
+        check_costs(bars, rule.costs)
+        res = run_prepared(prep, rule.params, rule.costs, rule.cash, candles=bars)
+        tf, d = res.trades_float, res.trades_int[:, I_DIR]
+        pnl = (tf[:, F_POUT] - tf[:, F_PIN]) * d * tf[:, F_SIZE] - (tf[:, F_CM_IN]
+                                                                    + tf[:, F_CM_OUT])
         values = res.equity
-        prev = np.concatenate([[cash], values[:-1]])
+        prev = np.concatenate([[rule.cash], values[:-1]])
         out.append({"returns": ((values - prev) / prev).tolist(), "final": float(values[-1]),
-                    "n_trades": int(len(trades)),
-                    "wins": int((trades["pnl_net"] > 0).sum())})
+                    "n_trades": int(len(tf)), "wins": int((pnl > 0).sum())})
     return out
 
 
@@ -252,7 +270,7 @@ def evaluate_sweep_task(st: SweepTask, candles: pd.DataFrame, trained) -> dict:
     t_first, t_last = task.fold.bounds(candles.index, "test")
     probs = predict_bars(trained, candles, t_first, t_last).iloc[t_first:t_last + 1]
     bars = candles.iloc[t_first:t_last + 1]
-    combos = run_rules(bars, probs, task.exp, list(st.rule_combos))
+    combos = run_rules(bars, probs, st.rules)
     return {"task": {**task.describe(), "sweep_task": st.id,
                      "model_combo": _jsonable(st.model_combo)},
             "first": int(t_first), "last": int(t_last),

@@ -195,3 +195,22 @@ def test_sweep_end_to_end_with_training_same_table_with_two_workers(walk_csv, tm
     a = pd.read_csv(next((tmp_path / "a").glob("*/table.csv")))
     b = pd.read_csv(next((tmp_path / "b").glob("*/table.csv")))
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_run_rules_counts_trades_and_wins_as_the_trades_frame_does():
+    from strategy.fast import simulate_fast
+
+    candles = synthetic(800, seed=4)
+    rng = np.random.default_rng(4)
+    probs = pd.DataFrame(rng.dirichlet([2, 1, 1], len(candles)), index=candles.index,
+                         columns=["p_none", "p_buy", "p_sell"])
+    combos = swm.parse_grid(["threshold=0.4,0.6", "stop=bar,atr:1", "commission=0,0.00004"],
+                            Experiment()).rule_combos()
+    rules = swm.rule_sets(Experiment(), combos)
+    for rule, got in zip(rules, swm.run_rules(candles, probs, rules), strict=True):
+        trades, equity = simulate_fast(candles, probs, rule.params, rule.costs, rule.cash)
+        assert got["n_trades"] == len(trades) > 0
+        assert got["wins"] == int((trades["pnl_net"] > 0).sum())
+        assert got["final"] == equity.iloc[-1]
+        np.testing.assert_allclose(np.cumprod(1 + np.asarray(got["returns"])) * rule.cash,
+                                   equity.to_numpy(), rtol=1e-12)
