@@ -30,10 +30,10 @@ import numpy as np
 import pandas as pd
 
 from backtests.config import ConfigError, Experiment, config_id, resolve_key
-from strategy.fractal import Costs, FractalParams
 from backtests.store import Registry, Run
 from backtests.walkforward.tasks import FoldPlan, Task, plan_tasks, predict_bars, train_task
 from data import AttnbtError, fingerprint
+from strategy.fractal import Costs, FractalParams
 
 SCHEMA = 1
 TASK_DIR = "tasks"
