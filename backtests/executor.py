@@ -172,5 +172,37 @@ def make_executor(kind: str = "local", *, workers: int = 1, threads: int = 1,
     raise ConfigError(f"--executor: unknown executor {kind!r}; choose {' or '.join(EXECUTORS)}")
 
 
+def local_device(name: str) -> str:
+    """``auto`` | ``cpu`` | ``cuda`` → the device this process trains on (``cuda`` where none
+    is present is an error)."""
+    if name == "cpu":
+        return "cpu"
+    import torch
+
+    from data.errors import AttnbtError
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise AttnbtError("--device cuda: this machine has no CUDA GPU")
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def ray_task_executor(*, workers: int, address: str | None, device: str) -> Executor:
+    """The Ray executor of a driver's training tasks: a private local instance or the cluster at
+    ``address``. ``device="cuda"`` (or ``auto`` where the cluster reports GPUs) gives each task a
+    share of a GPU, and is refused where the cluster has none."""
+    from backtests.config import ConfigError
+    from backtests.ray_executor import GPU_FRACTION
+
+    ex = make_executor("ray", workers=workers, threads=1, address=address)
+    gpus = ex.cluster_gpus()
+    if device == "cuda" and gpus <= 0:
+        ex.shutdown()
+        raise ConfigError(f"--device cuda: the Ray cluster ({address or 'local instance'}) "
+                          "reports no GPU; use --device cpu or auto")
+    if device == "cuda" or (device == "auto" and gpus > 0):
+        ex.gpus_per_task = GPU_FRACTION
+    return ex
+
+
 __all__ = ["EXECUTORS", "Executor", "LocalExecutor", "TaskFailure", "default_workers",
-           "make_executor", "run_tasks"]
+           "local_device", "make_executor", "ray_task_executor", "run_tasks"]

@@ -206,8 +206,12 @@ def _jsonable(obj):
 
 def plan(sw: Sweep) -> SweepPlan:
     """Load the data, cut the folds, list the tasks; find an unfinished sweep to resume."""
+    from backtests.executor import EXECUTORS
     from backtests.workflows import load_candles
 
+    if sw.executor not in EXECUTORS:
+        raise ConfigError(f"--executor: unknown executor {sw.executor!r}; choose "
+                          f"{' or '.join(EXECUTORS)}")
     candles = load_candles(sw.base.override({"data.source": sw.source}))
     fp = fingerprint(candles)
     rule_combos = sw.grid.rule_combos()
@@ -325,7 +329,7 @@ def run(sw: Sweep, *, command: str | None = None,
 
 
 def _compute(sw: Sweep, p: SweepPlan, run_: Run, say) -> tuple[dict[str, dict], list[dict]]:
-    from backtests.executor import TaskFailure, make_executor
+    from backtests.executor import TaskFailure, local_device, make_executor, ray_task_executor
 
     results: dict[str, dict] = {}
     for t in p.tasks:
@@ -351,57 +355,46 @@ def _compute(sw: Sweep, p: SweepPlan, run_: Run, say) -> tuple[dict[str, dict], 
         say(f"[{counter[0]}/{n_total}] {st.label}: trained in {secs:.1f} s, "
             f"{len(result['combos'])} rule combinations, best final equity {best:,.0f}")
 
-    device = _device(sw.device)
-    if device == "cuda" and todo:
+    if sw.executor == "ray" and todo:
+        ex = ray_task_executor(workers=sw.workers, address=sw.address, device=sw.device)
+        gpu = ex.gpus_per_task > 0
+        say(f"computing {len(todo)} tasks on Ray ({sw.address or 'local instance'}"
+            f"{f', {ex.gpus_per_task} GPU a task' if gpu else ''})")
+        with ex:
+            ex.map(compute_sweep_task_cuda if gpu else compute_sweep_task,
+                   [(t, p.candles) for t in todo], on_done=done, catch=(AttnbtError,))
+    elif local_device(sw.device) == "cuda" and todo:
         _compute_ensembles(todo, p.candles, done, say)
     elif todo:
-        executor = make_executor(sw.executor, workers=sw.workers, threads=1,
-                                 address=sw.address)
-        try:
-            executor.map(compute_sweep_task, [(t, p.candles) for t in todo], on_done=done,
-                         catch=(AttnbtError,))
-        finally:
-            executor.shutdown()
+        with make_executor(sw.executor, workers=sw.workers, threads=1) as ex:
+            ex.map(compute_sweep_task, [(t, p.candles) for t in todo], on_done=done,
+                   catch=(AttnbtError,))
     return results, failures
 
 
 def _compute_ensembles(todo: list[SweepTask], candles: pd.DataFrame, done, say) -> None:
     """GPU: the (seed × fold) models of one (model, model setting) train together as a vmapped
-    ensemble (``models.ensemble``); predictions and rule combinations follow in the driver."""
+    ensemble; predictions and rule combinations follow in the driver."""
     from backtests.executor import TaskFailure
-    from models.ensemble import train_ensemble
+    from backtests.walkforward.tasks import train_in_ensembles
 
-    groups: dict[tuple, list[int]] = {}
-    for i, st in enumerate(todo):
-        key = (st.task.kind, st.task.preset, json.dumps(_jsonable(st.model_combo),
-                                                        sort_keys=True))
-        groups.setdefault(key, []).append(i)
-    for (kind, preset, _), members in groups.items():
-        tasks = [todo[i].task for i in members]
-        say(f"training {len(tasks)} {kind}/{preset} models together on the GPU")
+    tasks = [st.task for st in todo]
+    keys = {id(st.task): json.dumps(_jsonable(st.model_combo), sort_keys=True) for st in todo}
+    for i, result in train_in_ensembles(tasks, lambda t: candles,
+                                        lambda t: (t.kind, t.preset, keys[id(t)]), say):
         try:
-            trained = train_ensemble(candles, tasks[0].exp.dataset, [t.fold for t in tasks],
-                                     kind=kind, preset=preset,
-                                     cfgs=[replace(t.exp.train, device="cuda") for t in tasks])
+            if isinstance(result, BaseException):
+                raise result
+            done(i, evaluate_sweep_task(todo[i], candles, result))
         except AttnbtError as exc:
-            trained = [exc] * len(tasks)
-        for i, result in zip(members, trained, strict=True):
-            try:
-                if isinstance(result, BaseException):
-                    raise result
-                done(i, evaluate_sweep_task(todo[i], candles, result))
-            except AttnbtError as exc:
-                done(i, TaskFailure(i, exc))
+            done(i, TaskFailure(i, exc))
 
 
-def _device(name: str) -> str:
-    if name == "cpu":
-        return "cpu"
-    import torch
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise AttnbtError("--device cuda: this machine has no CUDA GPU")
-    return "cuda" if torch.cuda.is_available() else "cpu"
+def compute_sweep_task_cuda(payload: tuple[SweepTask, pd.DataFrame]) -> dict:
+    """``compute_sweep_task`` training on the worker's GPU (a Ray task given a share of one)."""
+    st, candles = payload
+    task = replace(st.task, exp=st.task.exp.override({"train.device": "cuda"}))
+    return compute_sweep_task((replace(st, task=task), candles))
 
 
 # --- aggregation -----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from backtests.config import Experiment, config_id
+from backtests.executor import local_device, ray_task_executor
 from backtests.store import Registry, Run
 from backtests.walkforward import results as R
 from backtests.walkforward.tasks import (
@@ -27,6 +28,7 @@ from backtests.walkforward.tasks import (
     compute_task_cuda,
     evaluate_task,
     plan_tasks,
+    train_in_ensembles,
 )
 from data import AttnbtError, fingerprint
 
@@ -122,7 +124,8 @@ def run(wf: WalkForward, *, command: str | None = None,
     p = plan(wf)
     ray_ex = None
     if wf.executor == "ray" and any(t.id not in p.done for t in p.tasks):
-        ray_ex = _ray_executor(wf)      # before the run exists: a cluster that can't serve refuses
+        ray_ex = ray_task_executor(workers=wf.workers, address=wf.address,
+                                   device=wf.device)      # before the run exists: a cluster that can't serve refuses
     try:
         return _run(wf, p, ray_ex, t0, say, command, doc)
     finally:
@@ -190,7 +193,7 @@ def _compute(wf, p: Planned, run_: Run, reg: Registry, say,
         if todo:
             _compute_on_ray(ray_ex, wf, todo, p, done, say)
         return results, failures
-    device = _device(wf.device)
+    device = local_device(wf.device)
     if device == "cuda" and todo:
         _compute_ensembles(todo, p, done, say)
     else:
@@ -201,25 +204,6 @@ def _compute(wf, p: Planned, run_: Run, reg: Registry, say,
             ex.map(compute_task, payloads, on_done=lambda i, r: done(todo[i], r),
                    catch=(AttnbtError,))
     return results, failures
-
-
-def _ray_executor(wf: WalkForward):
-    """The Ray executor of a walk-forward: a private local instance or the cluster at
-    ``wf.address``; ``--device cuda`` (or ``auto`` where the cluster reports GPUs) gives each
-    task a share of a GPU, and is refused where the cluster has none."""
-    from backtests.config import ConfigError
-    from backtests.executor import make_executor
-    from backtests.ray_executor import GPU_FRACTION
-
-    ex = make_executor("ray", workers=wf.workers, threads=1, address=wf.address)
-    gpus = ex.cluster_gpus()
-    if wf.device == "cuda" and gpus <= 0:
-        ex.shutdown()
-        raise ConfigError(f"--device cuda: the Ray cluster ({wf.address or 'local instance'}) "
-                          "reports no GPU; use --device cpu or auto")
-    if wf.device == "cuda" or (wf.device == "auto" and gpus > 0):
-        ex.gpus_per_task = GPU_FRACTION
-    return ex
 
 
 def _compute_on_ray(ex, wf, todo: list[Task], p: Planned, done, say) -> None:
@@ -233,47 +217,20 @@ def _compute_on_ray(ex, wf, todo: list[Task], p: Planned, done, say) -> None:
            on_done=lambda i, r: done(todo[i], r), catch=(AttnbtError,))
 
 
-def _device(name: str) -> str:
-    import torch
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise AttnbtError("--device cuda: this machine has no CUDA GPU")
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 def _compute_ensembles(todo: list[Task], p: Planned, done, say) -> None:
     """GPU: the (seed × fold) models of one (source, kind, preset) train together as a vmapped
-    ensemble (lstm: one model at a time, cuDNN's LSTM does not vmap); the rest runs per task."""
+    ensemble; each is then evaluated as its task."""
     from backtests.executor import TaskFailure
-    from models.ensemble import train_ensemble
 
-    groups: dict[tuple, list[Task]] = {}
-    for t in todo:
-        groups.setdefault((t.source, t.kind, t.preset), []).append(t)
-    for (source, kind, preset), tasks in groups.items():
-        candles = p.candles[source]
-        say(f"training {len(tasks)} {kind}/{preset} models on {source} together on the GPU")
+    for i, result in train_in_ensembles(todo, lambda t: p.candles[t.source],
+                                        lambda t: (t.source, t.kind, t.preset), say):
+        t = todo[i]
         try:
-            trained = train_ensemble(candles, tasks[0].exp.dataset, [t.fold for t in tasks],
-                                     kind=kind, preset=preset,
-                                     cfgs=[_cuda_cfg(t) for t in tasks])
+            if isinstance(result, BaseException):
+                raise result
+            done(t, evaluate_task(t, p.candles[t.source], result))
         except AttnbtError as exc:
-            trained = [exc] * len(tasks)
-        for t, result in zip(tasks, trained, strict=True):
-            try:
-                if isinstance(result, BaseException):
-                    raise result
-                done(t, evaluate_task(t, candles, result))
-            except AttnbtError as exc:
-                done(t, TaskFailure(0, exc))
-
-
-def _cuda_cfg(task: Task):
-    from dataclasses import replace
-
-    return replace(task.exp.train, device="cuda")
+            done(t, TaskFailure(i, exc))
 
 
 def _f(x, digits: int = 1) -> str:

@@ -8,6 +8,7 @@ validation part with the run's costs (``backtests.backtest.choose_threshold``, t
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,7 +22,7 @@ from backtests.config import ConfigError, Experiment, config_id
 from backtests.engine import run_backtest
 from backtests.stats import plain
 from data.dataset import CandleDataset
-from data.errors import DataError
+from data.errors import AttnbtError, DataError
 from data.folds import Fold, walk_forward
 from models.evaluate import article_metrics, classification_metrics, confusion
 from models.predict import PROB_COLUMNS
@@ -263,6 +264,32 @@ def compute_task_cuda(payload: tuple[Task, pd.DataFrame]) -> dict:
     return compute_task((task, candles))
 
 
+def train_in_ensembles(tasks: list[Task], candles_of: Callable[[Task], pd.DataFrame],
+                       group_of: Callable[[Task], tuple], say: Callable[[str], None],
+                       ) -> Iterator[tuple[int, TrainResult | AttnbtError]]:
+    """GPU: the tasks of one group (same data, model and settings; seeds and folds differ)
+    train together as one vmapped ensemble (lstm: one model at a time, cuDNN's LSTM does not
+    vmap). Yields (position in ``tasks``, its TrainResult or the error that stopped it)."""
+    from models.ensemble import train_ensemble
+
+    groups: dict[tuple, list[int]] = {}
+    for i, t in enumerate(tasks):
+        groups.setdefault(group_of(t), []).append(i)
+    for members in groups.values():
+        first = tasks[members[0]]
+        say(f"training {len(members)} {first.model} models on {first.source} together on the "
+            "GPU")
+        try:
+            trained = train_ensemble(candles_of(first), first.exp.dataset,
+                                     [tasks[i].fold for i in members], kind=first.kind,
+                                     preset=first.preset,
+                                     cfgs=[replace(tasks[i].exp.train, device="cuda")
+                                           for i in members])
+        except AttnbtError as exc:
+            trained = [exc] * len(members)
+        yield from zip(members, trained, strict=True)
+
+
 __all__ = ["DEFAULT_BARS", "DEFAULT_PRESET", "FoldPlan", "Task", "compute_task",
            "compute_task_cuda", "evaluate_task", "parse_models", "plan_tasks", "predict_bars",
-           "train_task"]
+           "train_in_ensembles", "train_task"]
