@@ -55,6 +55,7 @@ from strategy.engine import (
     simulate,
 )
 from strategy.fractal import PROB_COLUMNS, Costs, FractalParams, signals_from_frame
+from strategy.rules import needs_atr
 
 SCHEMA_VERSION = 1
 JOURNAL = "journal.sqlite"
@@ -832,7 +833,14 @@ def _trade(db: sqlite3.Connection, account: Account, cur: dict, loaded, new: pd.
     state = EngineState.from_dict(json.loads(cur["engine_state"])) if cur["engine_state"] \
         else None
     anchor = None if state is None else (state.flat_time or state.start_time)
-    candles, bar_probs = _candles_from(db, account, None if anchor is None else _ns(anchor))
+    since = None if anchor is None else _ns(anchor)
+    if since is not None and needs_atr(params):
+        # the ATR rules read the ATR of the bars given: start atr_period + 1 bars earlier, so
+        # each bar's ATR is the one an uninterrupted run computes (strategy.engine.rule_arrays)
+        row = db.execute("SELECT time FROM bars WHERE time <= ? ORDER BY bar DESC LIMIT 1 "
+                         "OFFSET ?", (since, params.atr_period + 1)).fetchone()
+        since = None if row is None else row[0]
+    candles, bar_probs = _candles_from(db, account, since)
     if state is None and len(candles) < 2:
         return (json.dumps(inc.state.to_dict()), None, None, "[]")
     from backtests.currency import conversion, rates

@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,14 +59,13 @@ def runs(tmp_path_factory, trained_run) -> Path:
     return Path(trained_run.root)
 
 
-def backtest_of(trained_run, runs: Path, csv: Path, start: str | None):
+def backtest_of(trained_run, runs: Path, csv: Path, start: str | None, params=PARAMS):
     from backtests.backtest import backtest_experiment, compute_backtest
 
     exp = backtest_experiment(trained_run.id, runs, {
         "backtest.period": "all", "backtest.start": start, "backtest.random_draws": 1,
-        "strategy.stop_buffer": PARAMS.stop_buffer, "strategy.max_hold": PARAMS.max_hold,
-        "strategy.threshold": PARAMS.threshold, "costs.commission": COSTS.commission,
-        "costs.slippage": COSTS.slippage})
+        **{f"strategy.{k}": v for k, v in params.to_dict().items()},
+        "costs.commission": COSTS.commission, "costs.slippage": COSTS.slippage})
     return compute_backtest(exp, trained_run.id, source=str(csv), with_report=False).result
 
 
@@ -80,17 +80,23 @@ def assert_same_as_backtest(view, bt) -> None:
                                        check_exact=True, check_freq=False)
 
 
-@pytest.mark.parametrize("start,file", [("first", "grow.csv"), ("after", "grow.csv"),
-                                        ("time", "grow.csv"),
-                                        # a USD/XXX pair: P&L converted to the account's USD
-                                        ("first", "USDCHF_H1.csv")])
+# rules that read the ATR (stop, target, trailing stop): a resumed step must see the ATR an
+# uninterrupted run computes, so it reads the bars before its resume point too
+ATR_PARAMS = replace(PARAMS, stop="atr:1.5", take_profit_atr=2.0, trail="atr:1", max_hold=12)
+
+
+@pytest.mark.parametrize("start,file,params", [
+    ("first", "grow.csv", PARAMS), ("after", "grow.csv", PARAMS), ("time", "grow.csv", PARAMS),
+    # a USD/XXX pair: P&L converted to the account's USD
+    ("first", "USDCHF_H1.csv", PARAMS),
+    ("first", "grow.csv", ATR_PARAMS), ("time", "grow.csv", ATR_PARAMS)])
 def test_stepping_in_uneven_chunks_equals_the_backtest_and_is_idempotent(
-        trained_run, runs, tmp_path, start, file):
+        trained_run, runs, tmp_path, start, file, params):
     csv = tmp_path / file
     write(csv, 1 + 1500)
-    name = f"same-{start}-{file[:6].lower()}"
+    name = f"same-{start}-{file[:6].lower()}{'-atr' if params is ATR_PARAMS else ''}"
     at = str(pd.Timestamp(LINES[1 + 1400].split(",")[0]))
-    paper.init(name, trained_run.id, str(csv), runs_dir=runs, params=PARAMS, costs=COSTS,
+    paper.init(name, trained_run.id, str(csv), runs_dir=runs, params=params, costs=COSTS,
                start=at if start == "time" else start)
     rng = np.random.default_rng(3)
     pos, steps = 1 + 1500, 0
@@ -110,7 +116,7 @@ def test_stepping_in_uneven_chunks_equals_the_backtest_and_is_idempotent(
     view = paper.read_account(name, runs)
     first = {"first": None, "time": at,
              "after": str(pd.Timestamp(LINES[1 + 1500].split(",")[0]))}[start]
-    bt = backtest_of(trained_run, runs, csv, first)
+    bt = backtest_of(trained_run, runs, csv, first, params)
     assert len(view.trades) > 10 and view.trades["exit_reason"].nunique() >= 2
     assert_same_as_backtest(view, bt)
     # the probabilities the paper account recorded are the backtest's, signals identical

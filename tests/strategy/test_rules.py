@@ -137,3 +137,39 @@ def test_rule_text_forms_and_errors():
                 dict(kelly_fraction=0), dict(atr_period=0), dict(pip=0)):
         with pytest.raises(ValueError):
             FractalParams(**bad)
+
+
+@pytest.mark.parametrize("engine", ["backtrader", "compiled"])
+def test_no_rule_looks_ahead_truncating_after_bar_t_changes_nothing_up_to_t(engine):
+    """ATR stops and targets, trailing stops, filters and Kelly sizing read bars ≤ t only: the
+    equity up to t and every trade closed by t are the same with the future cut off."""
+    from strategy.engine import simulate
+    from strategy.fast import simulate_fast
+
+    rng = np.random.default_rng(8)
+    n = 400
+    close = 1.1 + np.cumsum(rng.normal(0, 0.0008, n))
+    open_ = np.r_[1.1, close[:-1]]
+    c = bars(np.c_[open_, np.maximum(open_, close) + 0.0003, np.minimum(open_, close) - 0.0003,
+                   close].tolist())
+    p = pd.DataFrame(rng.dirichlet([2, 1, 1], n), index=c.index,
+                     columns=["p_none", "p_buy", "p_sell"])
+    params = FractalParams(stop="atr:1.5", take_profit_atr=2.0, trail="atr:1", hours="2-22",
+                           min_margin=0.05, min_stop_spreads=1.0, sizing="kelly",
+                           risk_fraction=0.02, threshold=0.4, atr_period=10)
+    costs = Costs(spread=0.0001, commission=0.00003)
+
+    def run(frame):
+        if engine == "backtrader":
+            r = simulate(frame, p.loc[frame.index], params, costs, finalize=False)
+            return r.trades, r.equity
+        return simulate_fast(frame, p.loc[frame.index], params, costs, finalize=False)
+
+    full_trades, full_equity = run(c)
+    assert len(full_trades) > 10
+    for t in (120, 250, 333):
+        trades, equity = run(c.iloc[:t + 1])
+        pd.testing.assert_series_equal(equity, full_equity.iloc[:t + 1], check_exact=True,
+                                       check_freq=False)
+        closed = full_trades[full_trades["exit_bar"] <= t].reset_index(drop=True)
+        pd.testing.assert_frame_equal(trades.reset_index(drop=True), closed, check_exact=True)
