@@ -193,7 +193,11 @@ PARAM_UNITS = {
     "threshold": "probability", "allow_short": "", "stop_buffer": "price units",
     "take_profit_r": "× risk", "exit_on_opposite": "", "max_hold": "bars", "sizing": "",
     "units": "units per trade (fixed sizing)", "risk_fraction": "share of equity (risk sizing)",
-    "max_leverage": "× equity (risk sizing)", "stops_in_entry_bar": "",
+    "max_leverage": "× equity (risk and Kelly sizing)", "stops_in_entry_bar": "",
+    "stop": "bar | atr:K | pips:N", "take_profit_atr": "× ATR (replaces take_profit_r when > 0)",
+    "trail": "none | r:K | atr:K | pips:N", "atr_period": "bars", "pip": "price units",
+    "min_stop_spreads": "× spread", "hours": "UTC hours A-B of the signal bar",
+    "min_margin": "probability over the runner-up", "kelly_fraction": "× Kelly (Kelly sizing)",
 }
 
 
