@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -31,6 +30,7 @@ import pandas as pd
 
 from backtests.config import ConfigError, Experiment, config_id, resolve_key
 from backtests.store import Registry, Run
+from backtests.walkforward.results import jsonable
 from backtests.walkforward.tasks import FoldPlan, Task, plan_tasks, predict_bars, train_task
 from data import AttnbtError, fingerprint
 from strategy.fractal import Costs, FractalParams
@@ -161,8 +161,13 @@ class SweepTask:
 
     @property
     def id(self) -> str:
-        return config_id({"task": self.task.id, "rules": [_jsonable(c) for c in
+        return config_id({"task": self.task.id, "rules": [jsonable(c) for c in
                                                            self.rule_combos]})
+
+    @property
+    def model_key(self) -> tuple[str, str]:
+        """(model, model setting as canonical JSON): the series this task belongs to."""
+        return self.task.model, json.dumps(jsonable(self.model_combo), sort_keys=True)
 
     @property
     def label(self) -> str:
@@ -187,21 +192,8 @@ class SweepPlan:
 
     @property
     def models_x_combos(self) -> list[tuple[str, dict, dict]]:
-        names = sorted({(t.task.model, json.dumps(_jsonable(t.model_combo), sort_keys=True))
-                        for t in self.tasks})
+        names = sorted({t.model_key for t in self.tasks})
         return [(m, json.loads(mc), rc) for m, mc in names for rc in self.rule_combos]
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
 
 
 def plan(sw: Sweep) -> SweepPlan:
@@ -222,7 +214,7 @@ def plan(sw: Sweep) -> SweepPlan:
         for t in plan_tasks(base, sw.source, candles, sw.models, sw.seeds, sw.plan, fp,
                             auto_threshold=False):
             tasks.append(SweepTask(t, mc, tuple(rule_combos), rules))
-    cid = config_id({"sweep": _jsonable(sw.settings()), "tasks": sorted(t.id for t in tasks)})
+    cid = config_id({"sweep": jsonable(sw.settings()), "tasks": sorted(t.id for t in tasks)})
     stitched_fp = config_id({"data": fp, "folds": sw.plan.to_dict()})[:16]
     reg = Registry(sw.base.runtime.runs_dir)
     resume, done = None, set()
@@ -276,7 +268,7 @@ def evaluate_sweep_task(st: SweepTask, candles: pd.DataFrame, trained) -> dict:
     bars = candles.iloc[t_first:t_last + 1]
     combos = run_rules(bars, probs, st.rules)
     return {"task": {**task.describe(), "sweep_task": st.id,
-                     "model_combo": _jsonable(st.model_combo)},
+                     "model_combo": jsonable(st.model_combo)},
             "first": int(t_first), "last": int(t_last),
             "times": [t.isoformat() for t in bars.index],
             "probs": probs.to_numpy().tolist(), "combos": combos,
@@ -311,7 +303,7 @@ def run(sw: Sweep, *, command: str | None = None,
         run_ = reg.create("sweep", model=",".join(f"{k}/{pr}" for k, pr in sw.models),
                           data=sw.source, config_id=p.config_id, command=command,
                           fingerprint=p.stitched_fingerprint,
-                          meta={"schema": SCHEMA, "settings": _jsonable(sw.settings()),
+                          meta={"schema": SCHEMA, "settings": jsonable(sw.settings()),
                                 "config": sw.base.to_dict()})
     try:
         with reg.recording(run_):
@@ -344,7 +336,7 @@ def _compute(sw: Sweep, p: SweepPlan, run_: Run, say) -> tuple[dict[str, dict], 
         counter[0] += 1
         if isinstance(result, TaskFailure):
             failures.append({"task": {**st.task.describe(),
-                                      "model_combo": _jsonable(st.model_combo)},
+                                      "model_combo": jsonable(st.model_combo)},
                              "error": str(result.error)})
             say(f"[{counter[0]}/{n_total}] {st.label}: FAILED ({result.error})")
             return
@@ -379,7 +371,7 @@ def _compute_ensembles(todo: list[SweepTask], candles: pd.DataFrame, done, say) 
     from backtests.walkforward.tasks import train_in_ensembles
 
     tasks = [st.task for st in todo]
-    keys = {id(st.task): json.dumps(_jsonable(st.model_combo), sort_keys=True) for st in todo}
+    keys = {id(st.task): st.model_key[1] for st in todo}
     for i, result in train_in_ensembles(tasks, lambda t: candles,
                                         lambda t: (t.kind, t.preset, keys[id(t)]), say):
         try:
@@ -420,8 +412,7 @@ def aggregate(p: SweepPlan, sw: Sweep, results: dict[str, dict], reg: Registry,
     groups: dict[tuple[str, str], dict[int, list[dict]]] = {}
     for t in p.tasks:
         if t.id in results:
-            mc = json.dumps(_jsonable(t.model_combo), sort_keys=True)
-            groups.setdefault((t.task.model, mc), {}).setdefault(t.task.seed, []).append(
+            groups.setdefault(t.model_key, {}).setdefault(t.task.seed, []).append(
                 results[t.id])
     rows, series = [], {}
     have = {t["config_id"] for t in reg.trials(fingerprint=p.stitched_fingerprint,
@@ -432,7 +423,7 @@ def aggregate(p: SweepPlan, sw: Sweep, results: dict[str, dict], reg: Registry,
             seed_series = {s: _series(rs, k, cash) for s, rs in by_seed.items()}
             for s, ser in seed_series.items():
                 cid = config_id({"sweep": p.config_id, "model": model, "model_combo": mc,
-                                 "rules": _jsonable(rc), "seed": s})
+                                 "rules": jsonable(rc), "seed": s})
                 if cid in have:
                     continue
                 m = sig.moments(ser.to_numpy())
@@ -485,8 +476,7 @@ def benchmarks(p: SweepPlan, sw: Sweep, results: dict[str, dict], key: tuple,
     exp = sw.base.override(json.loads(mc)).override(p.rule_combos[k])
     cash = exp.backtest.cash
     bh_parts, rnd_parts = [], []
-    mine = [results[t.id] for t in p.tasks if t.id in results and t.task.model == model
-            and json.dumps(_jsonable(t.model_combo), sort_keys=True) == mc]
+    mine = [results[t.id] for t in p.tasks if t.id in results and t.model_key == (model, mc)]
     by_fold: dict[int, list[dict]] = {}
     for r in mine:
         by_fold.setdefault(r["task"]["fold"], []).append(r)
@@ -527,11 +517,10 @@ def backtrader_check(p: SweepPlan, sw: Sweep, results: dict[str, dict], key: tup
     model, mc, k = key
     exp = sw.base.override(json.loads(mc)).override(p.rule_combos[k])
     cash = exp.backtest.cash
-    worst, n = 0.0, 0
+    worst, n, other_trades = 0.0, 0, 0
     for t in p.tasks:
         r = results.get(t.id)
-        if r is None or t.task.model != model or json.dumps(
-                _jsonable(t.model_combo), sort_keys=True) != mc:
+        if r is None or t.model_key != (model, mc):
             continue
         bars = p.candles.iloc[r["first"]:r["last"] + 1]
         probs = pd.DataFrame(np.asarray(r["probs"], dtype=float), index=bars.index,
@@ -539,10 +528,10 @@ def backtrader_check(p: SweepPlan, sw: Sweep, results: dict[str, dict], key: tup
         bt = run_backtest(bars, probs, exp.strategy, exp.costs, cash)
         fast = cash * np.cumprod(1 + np.asarray(r["combos"][k]["returns"]))
         worst = max(worst, float(np.max(np.abs(bt.equity.to_numpy() - fast))) / cash)
+        other_trades += len(bt.trades) != r["combos"][k]["n_trades"]
         n += 1
-        if len(bt.trades) != r["combos"][k]["n_trades"]:
-            worst = max(worst, 1.0)
-    return {"tasks": n, "max_equity_diff": worst, "agree": worst <= AGREE_TOLERANCE}
+    return {"tasks": n, "max_equity_diff": worst, "tasks_with_other_trades": other_trades,
+            "agree": worst <= AGREE_TOLERANCE and other_trades == 0}
 
 
 def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failures: list[dict],
@@ -587,7 +576,7 @@ def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failure
     equity.index.name = "time"
     run_.write_text("equity.csv", equity.to_csv())
     best_row = public.iloc[0].to_dict()
-    payload = _jsonable({
+    payload = jsonable({
         "schema": SCHEMA, "run": run_.id, "settings": sw.settings(),
         "combinations": p.n_combinations, "rule_combinations": len(p.rule_combos),
         "model_combinations": len(p.model_combos), "tasks": len(p.tasks),
@@ -606,7 +595,7 @@ def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failure
                "spa_p_buy_and_hold": spa["buy_and_hold"]["p_value"],
                "spa_p_random": spa["random_entries"]["p_value"],
                "backtrader_agrees": all(t["agree"] for t in top)}
-    return public, _jsonable(summary)
+    return public, jsonable(summary)
 
 
 def _default_axes(grid: Grid) -> tuple[str | None, str | None]:

@@ -214,3 +214,30 @@ def test_run_rules_counts_trades_and_wins_as_the_trades_frame_does():
         assert got["final"] == equity.iloc[-1]
         np.testing.assert_allclose(np.cumprod(1 + np.asarray(got["returns"])) * rule.cash,
                                    equity.to_numpy(), rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_resumes_with_the_same_command_and_gives_the_same_table(
+        walk_csv, tmp_path, monkeypatch):
+    _fake_model(monkeypatch, {}, edge=0.3)
+    whole = swm.run(_sweep(walk_csv, tmp_path / "whole", top=1))
+    fake_train = swm.train_task
+    calls = []
+
+    def killed(task, candles):                    # the driver is stopped during the 2nd task
+        calls.append(task.fold_no)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return fake_train(task, candles)
+
+    monkeypatch.setattr(swm, "train_task", killed)
+    with pytest.raises(KeyboardInterrupt) as info:
+        swm.run(_sweep(walk_csv, tmp_path / "cut", top=1))
+    assert "the same command resumes it" in info.value.hint
+    (row,) = Registry(tmp_path / "cut").list(kind="sweep")
+    assert row["status"] == "interrupted"
+    monkeypatch.setattr(swm, "train_task", fake_train)
+    again = swm.run(_sweep(walk_csv, tmp_path / "cut", top=1))
+    assert again.run.id == row["id"] and (again.resumed, again.computed) == (1, 2)
+    pd.testing.assert_frame_equal(again.table, whole.table)
+    assert Registry(tmp_path / "cut").get(row["id"])["status"] == "done"
