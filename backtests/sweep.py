@@ -568,8 +568,9 @@ def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failure
         values = {k.split(".", 1)[1]: v for k, v in sw.grid.axes.items()}
         hx, hy = hx.split(".")[-1], hy.split(".")[-1]
         heat = heatmap_frame(public, hx, hy, x_values=values[hx], y_values=values[hy])
-    if heat is not None:
-        run_.write_bytes("heatmap.png", render_heatmap_png(heat, hx, hy))
+    heat_png = render_heatmap_png(heat, hx, hy) if heat is not None else None
+    if heat_png is not None:
+        run_.write_bytes("heatmap.png", heat_png)
     equity = pd.DataFrame({"best": sw.base.backtest.cash * (1 + best).cumprod(),
                            **{k: sw.base.backtest.cash * (1 + v.fillna(0)).cumprod()
                               for k, v in bench.items()}})
@@ -588,7 +589,7 @@ def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failure
     })
     payload["verdict"] = verdict(payload)
     run_.write_json("sweep.json", payload)
-    run_.write_text("report.html", render_html(payload, public, heat, equity))
+    run_.write_text("report.html", render_html(payload, public, heat_png, equity))
     summary = {"combinations": p.n_combinations, "tasks": len(results),
                "failed": len(failures), "best": f"{best_row['model']} {best_row['rules']}",
                "best_sharpe": best_row["sharpe"], "best_dsr": best_row["dsr"],

@@ -71,7 +71,7 @@ def _img(data: bytes, alt: str) -> str:
             f'{base64.b64encode(data).decode()}">')
 
 
-def render_html(payload: dict, table: pd.DataFrame, heat: pd.DataFrame | None,
+def render_html(payload: dict, table: pd.DataFrame, heat_png: bytes | None,
                 equity: pd.DataFrame) -> str:
     """A self-contained page (no network): verdict, heatmap, equity, checks, every combination."""
     s = payload["settings"]
@@ -87,10 +87,8 @@ def render_html(payload: dict, table: pd.DataFrame, heat: pd.DataFrame | None,
         f"{payload['combinations']} combinations, {payload['tasks_done']} of "
         f"{payload['tasks']} tasks; every combination × seed is a trial in the registry.</p>",
     ]
-    if heat is not None:
-        hm = payload["heatmap"]
-        parts.append("<h2>Heatmap</h2>" + _img(render_heatmap_png(heat, hm["x"], hm["y"]),
-                                               "heatmap"))
+    if heat_png is not None:
+        parts.append("<h2>Heatmap</h2>" + _img(heat_png, "heatmap"))
     parts.append("<h2>Best combination out of sample</h2>"
                  + _img(render_equity_png(equity), "equity"))
     parts.append("<h2>Checks</h2><ul>")
