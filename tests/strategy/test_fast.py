@@ -140,6 +140,7 @@ def test_equity_only_mode_matches_the_full_run():
     np.testing.assert_array_equal(quick.equity, equity.to_numpy())
 
 
+@pytest.mark.slow
 def test_compiled_code_is_cached_under_the_cache_directory_not_the_package(tmp_path):
     code = ("import numpy as np, pandas as pd\n"
             "from strategy.fast import simulate_fast\n"
