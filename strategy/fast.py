@@ -110,6 +110,17 @@ def _plan(d, p_dir, margin, close, high, low, spread, atr, hour_ok, equity, rate
 
 
 @njit(cache=True)
+def _book(ti, tf, k, signal_bar, entry_bar, exit_bar, direction, reason, size, p_in, p_out,
+          spread_in, slip_in, comm_in, spread_out, slip_out, comm_out):
+    """Row ``k`` of the trade arrays (columns I_* and F_*)."""
+    ti[k, I_SIGNAL], ti[k, I_ENTRY], ti[k, I_EXIT] = signal_bar, entry_bar, exit_bar
+    ti[k, I_DIR], ti[k, I_REASON] = direction, reason
+    tf[k, F_SIZE], tf[k, F_PIN], tf[k, F_POUT] = size, p_in, p_out
+    tf[k, F_SP_IN], tf[k, F_SL_IN], tf[k, F_CM_IN] = spread_in, slip_in, comm_in
+    tf[k, F_SP_OUT], tf[k, F_SL_OUT], tf[k, F_CM_OUT] = spread_out, slip_out, comm_out
+
+
+@njit(cache=True)
 def _kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
             cash, slip, commission, finalize,
             allow_short, exit_on_opposite, max_hold, stops_in_entry_bar,
@@ -154,10 +165,8 @@ def _kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
             cm = commission * size
             cash -= cm
             if want_trades:
-                ti[nt, 0], ti[nt, 1], ti[nt, 2], ti[nt, 3], ti[nt, 4] = (
-                    s_bar, e_bar, t, pos, pend_exit)
-                tf[nt, 0], tf[nt, 1], tf[nt, 2], tf[nt, 3], tf[nt, 4] = size, pin, x, sp_in, sl_in
-                tf[nt, 5], tf[nt, 6], tf[nt, 7], tf[nt, 8] = cm_in, sp if pos < 0 else 0.0, slip, cm
+                _book(ti, tf, nt, s_bar, e_bar, t, pos, pend_exit, size, pin, x, sp_in, sl_in,
+                      cm_in, sp if pos < 0 else 0.0, slip, cm)
                 nt += 1
             count += 1
             pos = 0
@@ -212,13 +221,8 @@ def _kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
                 cm = commission * size
                 cash -= cm
                 if want_trades:
-                    ti[nt, 0], ti[nt, 1], ti[nt, 2], ti[nt, 3], ti[nt, 4] = (
-                        s_bar, e_bar, t, pos, reason)
-                    tf[nt, 0], tf[nt, 1], tf[nt, 2], tf[nt, 3] = size, pin, x, sp_in
-                    tf[nt, 4], tf[nt, 5] = sl_in, cm_in
-                    tf[nt, 6] = sp if pos < 0 else 0.0
-                    tf[nt, 7] = slip if reason == R_STOP else 0.0
-                    tf[nt, 8] = cm
+                    _book(ti, tf, nt, s_bar, e_bar, t, pos, reason, size, pin, x, sp_in, sl_in,
+                          cm_in, sp if pos < 0 else 0.0, slip if reason == R_STOP else 0.0, cm)
                     nt += 1
                 count += 1
                 pos = 0
@@ -273,9 +277,8 @@ def _kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
         cm = commission * size
         equity[last] -= (sp + slip) * size * rate[last] + cm
         if want_trades:
-            ti[nt, 0], ti[nt, 1], ti[nt, 2], ti[nt, 3], ti[nt, 4] = s_bar, e_bar, last, pos, R_END
-            tf[nt, 0], tf[nt, 1], tf[nt, 2], tf[nt, 3], tf[nt, 4] = size, pin, x, sp_in, sl_in
-            tf[nt, 5], tf[nt, 6], tf[nt, 7], tf[nt, 8] = cm_in, sp, slip, cm
+            _book(ti, tf, nt, s_bar, e_bar, last, pos, R_END, size, pin, x, sp_in, sl_in, cm_in,
+                  sp, slip, cm)
             nt += 1
         count += 1
     return equity, ti[:nt], tf[:nt], count
