@@ -117,6 +117,10 @@ class Run:
     path: Path
     root: Path
 
+    def read_json(self, name: str) -> Any:
+        """The JSON file ``name`` of the run folder (what ``write_json`` wrote)."""
+        return json.loads((self.path / name).read_text(encoding="utf-8"))
+
     def write_json(self, name: str, payload: Any) -> Path:
         """Write ``payload`` as indented JSON to ``name`` in the run folder, atomically."""
         return self.write_text(name, json.dumps(payload, indent=2, default=str))

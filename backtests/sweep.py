@@ -323,10 +323,7 @@ def run(sw: Sweep, *, command: str | None = None,
 def _compute(sw: Sweep, p: SweepPlan, run_: Run, say) -> tuple[dict[str, dict], list[dict]]:
     from backtests.executor import TaskFailure, local_device, make_executor, ray_task_executor
 
-    results: dict[str, dict] = {}
-    for t in p.tasks:
-        if t.id in p.done:
-            results[t.id] = json.loads((run_.path / TASK_DIR / f"{t.id}.json").read_text())
+    results = {t.id: run_.read_json(f"{TASK_DIR}/{t.id}.json") for t in p.tasks if t.id in p.done}
     todo = [t for t in p.tasks if t.id not in p.done]
     failures: list[dict] = []
     n_total, counter = len(p.tasks), [len(p.done)]

@@ -9,7 +9,6 @@ is picked up and only the tasks without a file are computed.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -164,10 +163,7 @@ def _compute(wf, p: Planned, run_: Run, reg: Registry, say,
              ray_ex=None) -> tuple[dict[str, dict], list[dict]]:
     from backtests.executor import TaskFailure
 
-    results: dict[str, dict] = {}
-    for t in p.tasks:
-        if t.id in p.done:
-            results[t.id] = json.loads((run_.path / TASK_DIR / f"{t.id}.json").read_text())
+    results = {t.id: run_.read_json(f"{TASK_DIR}/{t.id}.json") for t in p.tasks if t.id in p.done}
     todo = [t for t in p.tasks if t.id not in p.done]
     failures: list[dict] = []
     n_total, counter = len(p.tasks), [len(p.done)]
