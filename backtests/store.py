@@ -534,6 +534,14 @@ class Registry:
             raise RunError(f"run {run.id} is a {run.kind} run, not a {kind} run")
         return run, row
 
+    def unfinished(self, kind: str, config_id: str) -> Run | None:
+        """A run of ``kind`` with this config id that did not finish and still has its folder
+        (what the same command resumes), or None."""
+        for row in self.list(kind=kind):
+            if row["config_id"] == config_id and row["status"] != "done" and not row["missing"]:
+                return Run(row["id"], kind, self.root / row["id"], self.root)
+        return None
+
     def resolve(self, ref: str | Path, kind: str | None = None) -> Run:
         """The run ``ref`` names: ``latest`` (newest done run, of ``kind`` if given), an exact
         id, a unique id prefix of 4+ characters, or a folder path holding ``run.json``."""

@@ -216,13 +216,8 @@ def plan(sw: Sweep) -> SweepPlan:
             tasks.append(SweepTask(t, mc, tuple(rule_combos), rules))
     cid = config_id({"sweep": jsonable(sw.settings()), "tasks": sorted(t.id for t in tasks)})
     stitched_fp = config_id({"data": fp, "folds": sw.plan.to_dict()})[:16]
-    reg = Registry(sw.base.runtime.runs_dir)
-    resume, done = None, set()
-    for row in reg.list(kind="sweep"):
-        if row["config_id"] == cid and row["status"] != "done" and not row["missing"]:
-            resume = Run(row["id"], "sweep", reg.root / row["id"], reg.root)
-            done = {p.stem for p in (resume.path / TASK_DIR).glob("*.json")}
-            break
+    resume = Registry(sw.base.runtime.runs_dir).unfinished("sweep", cid)
+    done = set() if resume is None else {f.stem for f in (resume.path / TASK_DIR).glob("*.json")}
     return SweepPlan(tasks, candles, rule_combos, sw.grid.model_combos(), cid, stitched_fp,
                      resume, done & {t.id for t in tasks})
 

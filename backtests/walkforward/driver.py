@@ -96,15 +96,8 @@ def plan(wf: WalkForward) -> Planned:
     if not tasks:
         raise AttnbtError("no source could be used: " + "; ".join(f["error"] for f in failed))
     cid = config_id({"walkforward": wf.settings(), "tasks": sorted(t.id for t in tasks)})
-    reg = Registry(wf.base.runtime.runs_dir)
-    resume = None
-    for row in reg.list(kind="walkforward"):
-        if row["config_id"] == cid and row["status"] != "done" and not row["missing"]:
-            resume = Run(row["id"], "walkforward", reg.root / row["id"], reg.root)
-            break
-    done = set()
-    if resume is not None:
-        done = {p.stem for p in (resume.path / TASK_DIR).glob("*.json")}
+    resume = Registry(wf.base.runtime.runs_dir).unfinished("walkforward", cid)
+    done = set() if resume is None else {f.stem for f in (resume.path / TASK_DIR).glob("*.json")}
     return Planned(tasks, candles, failed, cid, resume, done & {t.id for t in tasks})
 
 
