@@ -127,8 +127,8 @@ def costs_html(c: dict, charged: dict[str, dict], who: str = "model") -> str:
     from backtests.walkforward.results import COST_TOTALS
 
     cur = html.escape(c["account_currency"])
-    header = (who, *(f"{k.removeprefix('total_').removesuffix('_cost').replace('_', ' ')} "
-                     f"[{cur}]" for k in COST_TOTALS))
+    header = (who, *(f"{name} [{cur}]" for name in ("spread", "commission", "slippage",
+                                                   "all costs")))
     money = [[name, *(_fmt(t.get(k)) for k in COST_TOTALS)] for name, t in charged.items()]
     return (_html_table(("setting", "value"), costs_setting_rows(c))
             + f"<p>Charged, in {cur} per seed over the test parts of all folds:</p>"
