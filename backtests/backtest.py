@@ -20,7 +20,7 @@ import pandas as pd
 from backtests import stats as stat_table
 from backtests.baselines import buy_and_hold_equity, oracle_probs, p_value, random_entries
 from backtests.config import Experiment, config_id
-from backtests.currency import Conversion, conversion, rates
+from backtests.currency import Conversion, conversion_of, rates
 from backtests.engine import BacktestResult, run_backtest
 from backtests.metrics import compute_stats
 from backtests.report import costs_charged, render_report
@@ -218,7 +218,7 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
         raise DataError("no bar of the period has a complete window for this model",
                         rule="empty period")
     check_costs(bars, costs)
-    conv = conversion(source or exp.data.source, exp.data.instrument, exp.data.account_currency)
+    conv = conversion_of(exp.data, source)
     bar_rates = rates(bars, conv)
     base_params, threshold_tables = params, {}
     if b.auto_threshold:

@@ -81,6 +81,13 @@ def conversion(source: str | None, instrument: str | None, account: str) -> Conv
                     f"the account currency to {quote} or {base}", rule="account currency")
 
 
+def conversion_of(data, source: str | None = None) -> Conversion:
+    """The conversion an experiment's data settings (``DataConfig``: source, instrument,
+    account currency) ask for; ``source`` replaces theirs. Backtest, walk-forward and sweep book
+    P&L by this one rule (paper trading pins the same three settings)."""
+    return conversion(source or data.source, data.instrument, data.account_currency)
+
+
 def rates(candles: pd.DataFrame, conv: Conversion) -> np.ndarray | None:
     """Account currency per unit of quote currency at each bar's close (None: no conversion)."""
     if conv.rule == "none":
@@ -88,4 +95,5 @@ def rates(candles: pd.DataFrame, conv: Conversion) -> np.ndarray | None:
     return 1.0 / candles["close"].to_numpy(dtype=float)
 
 
-__all__ = ["TIMEFRAME_SUFFIXES", "Conversion", "conversion", "instrument_of", "rates"]
+__all__ = ["TIMEFRAME_SUFFIXES", "Conversion", "conversion", "conversion_of", "instrument_of",
+           "rates"]

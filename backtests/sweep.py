@@ -5,7 +5,9 @@ keys (sections data, split, dataset, model, train: window, features, labels, pre
 model trained per value; rule-side keys (strategy, costs, backtest) only re-simulate. Each task is
 one (source, model, model setting, seed, fold): it trains once on the fold's training part,
 predicts the test part, and runs every rule combination on those predictions with the compiled
-simulator (``strategy.fast``). Workers compute and return; the driver alone records.
+simulator (``strategy.fast``). P&L is booked in the account currency as ``attnbt backtest``
+books it (``backtests.currency.conversion_of``). Workers compute and return; the driver alone
+records.
 
 Per (model, model setting, rule combination) and seed the test parts of all folds are stitched
 into one out-of-sample return series, and the seeds are averaged (as ``attnbt walkforward``
@@ -29,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from backtests.config import ConfigError, Experiment, config_id, resolve_key
+from backtests.currency import conversion_of, rates
 from backtests.store import Registry, Run
 from backtests.walkforward.results import jsonable
 from backtests.walkforward.tasks import FoldPlan, Task, plan_tasks, predict_bars, train_task
@@ -228,20 +231,35 @@ def trials_added(p: SweepPlan, sw: Sweep) -> int:
 
 
 # --- one task (a worker runs it) -----------------------------------------------------------------
-def run_rules(bars: pd.DataFrame, probs: pd.DataFrame, rules: tuple[RuleSet, ...]) -> list[dict]:
+def run_rules(bars: pd.DataFrame, probs: pd.DataFrame, rules: tuple[RuleSet, ...],
+              bar_rates: np.ndarray | None = None) -> list[dict]:
     """Every rule combination on the same bars and predictions (compiled simulator): per-bar
-    returns, final equity, trades and winning trades (net of costs, as the trades frame has it)."""
+    returns, final equity, trades and winning trades (net of costs, as the trades frame has it).
+    ``bar_rates``: account currency per unit of quote currency at each bar (None: the same)."""
     from backtests.backtest import check_costs
-    from strategy.fast import F_CM_IN, F_CM_OUT, F_PIN, F_POUT, F_SIZE, I_DIR, prepare, run_prepared
+    from strategy.engine import Booking
+    from strategy.fast import (
+        F_CM_IN,
+        F_CM_OUT,
+        F_PIN,
+        F_POUT,
+        F_SIZE,
+        I_DIR,
+        I_ENTRY,
+        I_EXIT,
+        prepare,
+        run_prepared,
+    )
 
-    prep = prepare(bars, probs)
+    prep = prepare(bars, probs, bar_rates)
+    book = Booking(bars, bar_rates)
     out = []
     for rule in rules:
         check_costs(bars, rule.costs)
         res = run_prepared(prep, rule.params, rule.costs, rule.cash, candles=bars)
-        tf, d = res.trades_float, res.trades_int[:, I_DIR]
-        pnl = (tf[:, F_POUT] - tf[:, F_PIN]) * d * tf[:, F_SIZE] - (tf[:, F_CM_IN]
-                                                                    + tf[:, F_CM_OUT])
+        tf, ti = res.trades_float, res.trades_int
+        move = book.move(ti[:, I_ENTRY], tf[:, F_PIN], ti[:, I_EXIT], tf[:, F_POUT])
+        pnl = move * ti[:, I_DIR] * tf[:, F_SIZE] - (tf[:, F_CM_IN] + tf[:, F_CM_OUT])
         values = res.equity
         prev = np.concatenate([[rule.cash], values[:-1]])
         out.append({"returns": ((values - prev) / prev).tolist(), "final": float(values[-1]),
@@ -261,7 +279,7 @@ def evaluate_sweep_task(st: SweepTask, candles: pd.DataFrame, trained) -> dict:
     t_first, t_last = task.fold.bounds(candles.index, "test")
     probs = predict_bars(trained, candles, t_first, t_last).iloc[t_first:t_last + 1]
     bars = candles.iloc[t_first:t_last + 1]
-    combos = run_rules(bars, probs, st.rules)
+    combos = run_rules(bars, probs, st.rules, rates(bars, conversion_of(task.exp.data)))
     return {"task": {**task.describe(), "sweep_task": st.id,
                      "model_combo": jsonable(st.model_combo)},
             "first": int(t_first), "last": int(t_last),
@@ -476,7 +494,8 @@ def benchmarks(p: SweepPlan, sw: Sweep, results: dict[str, dict], key: tuple,
     for fold in sorted(by_fold):
         rs = by_fold[fold]
         bars = p.candles.iloc[rs[0]["first"]:rs[0]["last"] + 1]
-        eq, _ = buy_and_hold_equity(bars, exp.costs, cash)
+        bar_rates = rates(bars, conversion_of(exp.data, sw.source))
+        eq, _ = buy_and_hold_equity(bars, exp.costs, cash, rates=bar_rates)
         prev = np.concatenate([[cash], eq.to_numpy()[:-1]])
         bh_parts.append(pd.Series(eq.to_numpy() / prev - 1, index=bars.index))
         draws = []
@@ -490,7 +509,8 @@ def benchmarks(p: SweepPlan, sw: Sweep, results: dict[str, dict], key: tuple,
                 fake[at] = 0.0
                 fake[at, side] = 1.0
                 prep = prepare(bars, pd.DataFrame(fake, index=bars.index,
-                                                  columns=["p_none", "p_buy", "p_sell"]))
+                                                  columns=["p_none", "p_buy", "p_sell"]),
+                               bar_rates)
                 res = run_prepared(prep, exp.strategy, exp.costs, cash, trades=False,
                                    candles=bars)
                 prev = np.concatenate([[cash], res.equity[:-1]])
@@ -503,13 +523,17 @@ def benchmarks(p: SweepPlan, sw: Sweep, results: dict[str, dict], key: tuple,
 
 def backtrader_check(p: SweepPlan, sw: Sweep, results: dict[str, dict], key: tuple) -> dict:
     """Re-run a combination on backtrader for every task behind it; the largest equity
-    difference from the compiled simulator (relative to cash) and whether they agree."""
+    difference from the compiled simulator (relative to cash), whether they agree, and the
+    money its trades paid in costs (backtrader's trades; per seed over all folds)."""
     from backtests.engine import run_backtest
+    from backtests.report import costs_charged
+    from backtests.walkforward.results import charged_per_seed
 
     model, mc, k = key
     exp = sw.base.override(json.loads(mc)).override(p.rule_combos[k])
     cash = exp.backtest.cash
-    worst, n, other_trades = 0.0, 0, 0
+    conv = conversion_of(exp.data, sw.source)
+    worst, n, other_trades, charged, seeds = 0.0, 0, 0, [], set()
     for t in p.tasks:
         r = results.get(t.id)
         if r is None or t.model_key != (model, mc):
@@ -517,13 +541,16 @@ def backtrader_check(p: SweepPlan, sw: Sweep, results: dict[str, dict], key: tup
         bars = p.candles.iloc[r["first"]:r["last"] + 1]
         probs = pd.DataFrame(np.asarray(r["probs"], dtype=float), index=bars.index,
                              columns=["p_none", "p_buy", "p_sell"])
-        bt = run_backtest(bars, probs, exp.strategy, exp.costs, cash)
+        bt = run_backtest(bars, probs, exp.strategy, exp.costs, cash, rates=rates(bars, conv))
         fast = cash * np.cumprod(1 + np.asarray(r["combos"][k]["returns"]))
         worst = max(worst, float(np.max(np.abs(bt.equity.to_numpy() - fast))) / cash)
         other_trades += len(bt.trades) != r["combos"][k]["n_trades"]
+        charged.append(costs_charged(bars, exp.costs, bt.trades))
+        seeds.add(t.task.seed)
         n += 1
     return {"tasks": n, "max_equity_diff": worst, "tasks_with_other_trades": other_trades,
-            "agree": worst <= AGREE_TOLERANCE and other_trades == 0}
+            "agree": worst <= AGREE_TOLERANCE and other_trades == 0,
+            "charged_per_seed": charged_per_seed(charged, max(len(seeds), 1))}
 
 
 def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failures: list[dict],
@@ -569,6 +596,7 @@ def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failure
     equity.index.name = "time"
     run_.write_text("equity.csv", equity.to_csv())
     best_row = public.iloc[0].to_dict()
+    best_check = top[0] if top else backtrader_check(p, sw, results, best_key)
     payload = jsonable({
         "schema": SCHEMA, "run": run_.id, "settings": sw.settings(),
         "combinations": p.n_combinations, "rule_combinations": len(p.rule_combos),
@@ -577,6 +605,7 @@ def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failure
         "best": best_row, "spa": spa, "backtrader": top, "failures": failures,
         "heatmap": {"x": hx, "y": hy} if heat is not None else None,
         "strategy": sw.base.strategy.to_dict(), "costs": sw.base.costs.to_dict(),
+        "costs_charged": costs_of(p, sw, results, best_key, best_check),
         "random_draws": RANDOM_DRAWS,
     })
     payload["verdict"] = verdict(payload)
@@ -589,6 +618,25 @@ def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failure
                "spa_p_random": spa["random_entries"]["p_value"],
                "backtrader_agrees": all(t["agree"] for t in top)}
     return public, jsonable(summary)
+
+
+def costs_of(p: SweepPlan, sw: Sweep, results: dict[str, dict], key: tuple,
+             check: dict) -> dict:
+    """The costs the combination ``key`` charged on the test bars, as the backtest report
+    states them, with the account currency, the P&L conversion, the grid's cost axes, and the
+    money its trades paid (``check``: its backtrader re-run)."""
+    from backtests.walkforward.results import costs_block
+
+    model, mc, k = key
+    exp = sw.base.override(json.loads(mc)).override(p.rule_combos[k])
+    spans = sorted({(r["first"], r["last"]) for r in results.values()})
+    bars = pd.concat([p.candles.iloc[a:b + 1] for a, b in spans])
+    label = " ".join(x for x in (model, combo_label(json.loads(mc)) if json.loads(mc) else "",
+                                 combo_label(p.rule_combos[k])) if x)
+    return {**costs_block(bars, exp.costs, conversion_of(exp.data, sw.source)),
+            "combination": label,
+            "varied_by_grid": [a for a in sw.grid.axes if a.startswith("costs.")],
+            **check["charged_per_seed"]}
 
 
 def _default_axes(grid: Grid) -> tuple[str | None, str | None]:
@@ -627,5 +675,5 @@ def verdict(payload: dict) -> str:
 
 
 __all__ = ["Grid", "Outcome", "Sweep", "SweepPlan", "SweepTask", "aggregate", "backtrader_check",
-           "benchmarks", "combo_label", "compute_sweep_task", "parse_grid", "plan", "record",
-           "run", "run_rules", "trials_added", "verdict"]
+           "benchmarks", "combo_label", "compute_sweep_task", "costs_of", "parse_grid", "plan",
+           "record", "run", "run_rules", "trials_added", "verdict"]

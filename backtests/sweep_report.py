@@ -100,6 +100,17 @@ def render_html(payload: dict, table: pd.DataFrame, heat_png: bytes | None,
                      f"{t['tasks']} tasks: {'agrees' if t['agree'] else 'DIFFERS'} (max "
                      f"equity difference {t['max_equity_diff']:.1e} of cash)</li>")
     parts.append("</ul>")
+    c = payload.get("costs_charged")
+    if c:
+        from backtests.walkforward.report import costs_html
+        from backtests.walkforward.results import COST_TOTALS
+
+        varied = (f" The grid varies {html.escape(', '.join(c['varied_by_grid']))}: each "
+                  "combination charges its own." if c["varied_by_grid"] else "")
+        parts.append(f"<h2>Costs charged</h2><p>The best combination's, on the test parts of "
+                     f"all folds (its trades re-run on backtrader).{varied}</p>"
+                     + costs_html(c, {c["combination"]: {k: c[k] for k in COST_TOTALS}},
+                                  who="combination"))
     if payload["failures"]:
         parts.append("<h2>Failed tasks</h2><ul>" + "".join(
             f"<li>{html.escape(json_like(f['task']))}: {html.escape(f['error'])}</li>"

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from backtests.cli.common import (
+    AccountOpt,
     AddressOpt,
     CashOpt,
     CommissionOpt,
@@ -17,6 +18,7 @@ from backtests.cli.common import (
     EmbargoBarsOpt,
     ExecutorOpt,
     ExpandingOpt,
+    InstrumentOpt,
     PipOpt,
     PointOpt,
     RunsOpt,
@@ -73,6 +75,7 @@ def sweep_cmd(
                                         "of each fold and seed train together as a vmapped "
                                         "ensemble).", rich_help_panel=SWEEP)] = "auto",
     tz: TzOpt = None, sort: SortOpt = None, point: PointOpt = None, dayfirst: DayfirstOpt = None,
+    instrument: InstrumentOpt = None, account_currency: AccountOpt = None,
     cash: CashOpt = None, spread: SpreadOpt = None, spread_pips: SpreadPipsOpt = None,
     pip: PipOpt = 0.0001, commission: CommissionOpt = None, slippage: SlippageOpt = None,
     config: ConfigOpt = None, runs_dir: RunsOpt = None,
@@ -91,6 +94,7 @@ def sweep_cmd(
     if not grid:
         raise typer.BadParameter("give at least one --grid key=v1,v2,...", param_hint="--grid")
     options = overrides_from({"tz": tz, "sort": sort, "point": point, "dayfirst": dayfirst,
+                              "instrument": instrument, "account_currency": account_currency,
                               "cash": cash, "commission": commission, "slippage": slippage,
                               "runs_dir": runs_dir, "data": data},
                              rename={"data": "data.source"})

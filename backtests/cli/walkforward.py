@@ -10,12 +10,14 @@ import typer
 
 from backtests.cli.common import (
     DATA,
+    AccountOpt,
     CashOpt,
     CommissionOpt,
     ConfigOpt,
     DayfirstOpt,
     EmbargoBarsOpt,
     ExpandingOpt,
+    InstrumentOpt,
     MaxHoldOpt,
     PipOpt,
     PointOpt,
@@ -82,6 +84,7 @@ def walkforward_cmd(
                                              "(e.g. docs/attention-vs-dense.md).",
                                              rich_help_panel=WF)] = None,
     tz: TzOpt = None, sort: SortOpt = None, point: PointOpt = None, dayfirst: DayfirstOpt = None,
+    instrument: InstrumentOpt = None, account_currency: AccountOpt = None,
     cash: CashOpt = None, threshold: ThresholdOpt = None, short: ShortOpt = None,
     take_profit_r: TakeProfitOpt = None, max_hold: MaxHoldOpt = None,
     stop_buffer: StopBufferOpt = None, sizing: SizingOpt = None, units: UnitsOpt = None,
@@ -101,6 +104,7 @@ def walkforward_cmd(
     if address is not None and executor != "ray":
         raise typer.BadParameter("--address joins a Ray cluster: add --executor ray")
     options = overrides_from({"tz": tz, "sort": sort, "point": point, "dayfirst": dayfirst,
+                              "instrument": instrument, "account_currency": account_currency,
                               "cash": cash, "short": short, "take_profit_r": take_profit_r,
                               "max_hold": max_hold, "stop_buffer": stop_buffer, "sizing": sizing,
                               "units": units, "risk": risk, "commission": commission,

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from backtests.config import Experiment, config_id
+from backtests.config import ConfigError, Experiment, config_id
+from backtests.currency import conversion_of
 from backtests.executor import local_device, ray_task_executor
 from backtests.store import Registry, Run
 from backtests.walkforward import results as R
@@ -81,6 +82,10 @@ def plan(wf: WalkForward) -> Planned:
     """Load each source, cut its folds and list the tasks; find an unfinished run to resume."""
     from backtests.workflows import load_candles
 
+    if wf.base.data.instrument and len(wf.sources) > 1:
+        raise ConfigError(f"--instrument {wf.base.data.instrument} names the pair of one source; "
+                          f"with {len(wf.sources)} --data sources let each file's name say its "
+                          "pair (e.g. USDCHF_H1.csv) or run one walk-forward per source")
     tasks, candles, failed = [], {}, []
     for source in wf.sources:
         exp = wf.base.override({"data.source": source})
@@ -278,7 +283,9 @@ def record(run_: Run, wf: WalkForward, p: Planned, results: dict[str, dict],
     equity.index.name = "time"
     run_.write_text("equity.csv", equity.to_csv())
     payload = {"schema": SCHEMA, "run": run_.id, "settings": wf.settings(),
-               "costs": wf.base.costs.to_dict(), "strategy": wf.base.strategy.to_dict(),
+               "costs": wf.base.costs.to_dict(),
+               "costs_charged": _costs_charged(wf, p, groups, n_sources),
+               "strategy": wf.base.strategy.to_dict(),
                "cash": cash,
                "significance": {"alpha": 0.05, "bootstrap": "stationary",
                                 "block": "max(1, round(n ** (1/3)))", "n_boot": 2000,
@@ -297,6 +304,23 @@ def record(run_: Run, wf: WalkForward, p: Planned, results: dict[str, dict],
             "winner_sharpe": best["sharpe"] if best else None,
             "winner_psr": best["psr"] if best else None,
             "winner_dsr": best["dsr"] if best else None}
+
+
+def _costs_charged(wf: WalkForward, p: Planned, groups, n_sources: int) -> dict:
+    """Per source: the costs charged on its test bars (as the backtest report states them) and
+    the money each model's trades paid, per seed over all folds."""
+    out = {}
+    for source, candles in p.candles.items():
+        folds = {t.fold_no: t.fold for t in p.tasks if t.source == source}
+        bounds = [folds[k].bounds(candles.index, "test") for k in sorted(folds)]
+        bars = pd.concat([candles.iloc[a:b + 1] for a, b in bounds])
+        block = R.costs_block(bars, wf.base.costs, conversion_of(wf.base.data, source))
+        block["charged_per_seed"] = {
+            R.model_name(source, model, n_sources): R.charged_per_seed(
+                [r.get("costs_charged") for rs in by_seed.values() for r in rs], len(by_seed))
+            for (s, model), by_seed in groups.items() if s == source}
+        out[source] = block
+    return out
 
 
 def _add_stitched_trials(reg: Registry, run_: Run, groups, cash, fps) -> None:

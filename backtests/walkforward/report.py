@@ -109,6 +109,32 @@ def _html_table(header, rows) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def costs_setting_rows(c: dict) -> list[list[str]]:
+    """A study's costs (``results.costs_block``) as (setting, value) rows, worded as the
+    backtest report's "Costs charged" table, with the account currency and P&L conversion."""
+    from backtests.report import costs_rows
+    from backtests.walkforward.results import COST_TOTALS
+
+    rows = [[r["setting"], f"{r['value']:g}" if isinstance(r["value"], float) else str(r["value"])]
+            for r in costs_rows({**dict.fromkeys(COST_TOTALS), **c})
+            if not r["setting"].startswith("charged")]
+    return rows + [["account currency", c["account_currency"]],
+                   ["P&L conversion", c["pnl_conversion"]]]
+
+
+def costs_html(c: dict, charged: dict[str, dict], who: str = "model") -> str:
+    """The costs settings table and, per model (or combination), the money charged."""
+    from backtests.walkforward.results import COST_TOTALS
+
+    cur = html.escape(c["account_currency"])
+    header = (who, *(f"{name} [{cur}]" for name in ("spread", "commission", "slippage",
+                                                   "all costs")))
+    money = [[name, *(_fmt(t.get(k)) for k in COST_TOTALS)] for name, t in charged.items()]
+    return (_html_table(("setting", "value"), costs_setting_rows(c))
+            + f"<p>Charged, in {cur} per seed over the test parts of all folds:</p>"
+            + _html_table(header, money))
+
+
 def render_html(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, results: dict,
                 tasks) -> str:
     s = payload["settings"]
@@ -129,6 +155,13 @@ def render_html(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, result
                  "against the baseline as benchmark. PSR/DSR: Bailey & López de Prado; DSR "
                  "counts every stitched trial on these bars in the registry.</p>")
     parts.append("<h2>Models</h2>" + _html_table(MODEL_COLUMNS, model_rows(payload["models"])))
+    costs = payload.get("costs_charged") or {}
+    if costs:
+        parts.append("<h2>Costs charged</h2>")
+    for source, c in costs.items():
+        if len(costs) > 1:
+            parts.append(f"<h3>{html.escape(source)}</h3>")
+        parts.append(costs_html(c, c["charged_per_seed"]))
     if len(equity):
         parts.append(_img(equity_png(equity), "stitched equity"))
         parts.append("<h2>Folds</h2>" + _img(folds_png(results, tasks), "fold equity"))
@@ -189,6 +222,8 @@ def render_markdown(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, ou
               "is traded on the next, unseen test part.",
               f"- Models: {', '.join(s['models'])}; seeds {s['seeds']}; training settings: the "
               "config defaults (`attnbt config keys`).",
+              *(f"- Costs on {source}: " + "; ".join(f"{k} {v}" for k, v in costs_setting_rows(c))
+                + "." for source, c in (payload.get("costs_charged") or {}).items()),
               "- Statistics: `backtests/significance.py` (see docs/walkforward.md for the "
               "tests and their calibration).",
               f"- Command: `attnbt walkforward --data {' --data '.join(s['sources'])} --models "
@@ -202,4 +237,5 @@ def render_markdown(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, ou
     return out
 
 
-__all__ = ["equity_png", "folds_png", "render_html", "render_markdown"]
+__all__ = ["costs_html", "costs_setting_rows", "equity_png", "folds_png", "render_html",
+           "render_markdown"]

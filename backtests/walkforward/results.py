@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 
 from backtests import significance as sig
+from backtests.currency import Conversion
 from backtests.metrics import compute_stats, infer_bars_per_year
 from backtests.stats import plain
+from strategy.fractal import Costs
 
 SEED_METRICS = ("hit_pct", "missed_pct", "macro_f1", "base_hit_pct", "total_return_pct",
                 "sharpe", "max_drawdown_pct", "n_trades", "win_rate_pct", "psr")
@@ -231,6 +233,30 @@ def winner_text(w: dict) -> str:
     return text
 
 
+COST_TOTALS = ("total_spread_cost", "total_commission", "total_slippage_cost", "total_costs")
+
+
+def costs_block(bars: pd.DataFrame, costs: Costs, conv: Conversion) -> dict:
+    """The costs a study charges on its test bars, stated as the backtest report states them
+    (``backtests.report.costs_charged``: where the spread came from, its mean and range,
+    commission, slippage), with the account currency and the P&L conversion. The money charged
+    is not here: see ``charged_per_seed``."""
+    from backtests.report import costs_charged
+
+    c = costs_charged(bars, costs, pd.DataFrame())
+    return {**{k: v for k, v in c.items() if k not in COST_TOTALS},
+            "account_currency": conv.account, "pnl_conversion": conv.describe()}
+
+
+def charged_per_seed(charged: list[dict | None], n_seeds: int) -> dict:
+    """Money charged (account currency), summed over tasks (``costs_charged`` of each) and
+    divided by the number of seeds: what one seed's trades paid over all its folds. None for
+    a task recorded without it (before attnbt stated costs)."""
+    if not charged or any(c is None for c in charged):
+        return {k: None for k in COST_TOTALS}
+    return {k: sum(c[k] for c in charged) / n_seeds for k in COST_TOTALS}
+
+
 def jsonable(obj):
     """Plain JSON values (NaN → None, tuples → lists, numpy → Python)."""
     if isinstance(obj, dict):
@@ -243,5 +269,5 @@ def jsonable(obj):
     return obj
 
 
-__all__ = ["TABLE_COLUMNS", "compare", "infer_bars_per_year", "jsonable", "model_name",
-           "model_summary", "seed_summary", "stitch", "task_row", "verdict", "winner"]
+__all__ = ["COST_TOTALS", "TABLE_COLUMNS", "charged_per_seed", "compare", "costs_block",
+           "infer_bars_per_year", "jsonable", "model_name", "model_summary", "seed_summary", "stitch", "task_row", "verdict", "winner"]

@@ -2,7 +2,8 @@
 
 A task trains on its fold's training part (purged, embargoed), picks the signal threshold on the
 validation part with the run's costs (``backtests.backtest.choose_threshold``, the rule
-``--threshold auto`` uses) and backtests the unseen test part. ``compute_task`` is pure compute
+``--threshold auto`` uses) and backtests the unseen test part, booking P&L in the account
+currency as ``attnbt backtest`` does (``backtests.currency.conversion_of``). ``compute_task`` is pure compute
 (a pool worker runs it); it returns a plain dict that the driver writes as the task's file.
 """
 
@@ -19,6 +20,7 @@ import torch
 
 from backtests.backtest import check_costs, choose_threshold, return_moments
 from backtests.config import ConfigError, Experiment, config_id
+from backtests.currency import conversion_of, rates
 from backtests.engine import run_backtest
 from backtests.stats import plain
 from data.dataset import CandleDataset
@@ -90,9 +92,15 @@ class Task:
 
     @property
     def id(self) -> str:
-        """Hash of everything the task's result depends on (data, fold, config, threshold rule)."""
-        return config_id({"experiment": self.exp.to_dict(for_id=True), "fold": self.fold.to_dict(),
-                          "data": self.data_fingerprint, "auto_threshold": self.auto_threshold})
+        """Hash of everything the task's result depends on (data, fold, config, threshold rule,
+        and the P&L conversion where there is one: a USD/XXX task booked in USD is not the
+        unconverted task that attnbt computed before it converted)."""
+        payload = {"experiment": self.exp.to_dict(for_id=True), "fold": self.fold.to_dict(),
+                   "data": self.data_fingerprint, "auto_threshold": self.auto_threshold}
+        rule = conversion_of(self.exp.data).rule
+        if rule != "none":
+            payload["pnl_conversion"] = rule
+        return config_id(payload)
 
     @property
     def label(self) -> str:
@@ -142,7 +150,9 @@ def parse_models(models: str, presets: str | None = None) -> list[tuple[str, str
 def plan_tasks(base: Experiment, source: str, candles: pd.DataFrame, models: list[tuple[str, str]],
                seeds: list[int], plan: FoldPlan, data_fingerprint: str,
                auto_threshold: bool = True) -> list[Task]:
-    """The tasks of one source, ordered model × seed × fold."""
+    """The tasks of one source, ordered model × seed × fold (a DataError for an instrument
+    whose P&L cannot be converted to the account currency)."""
+    conversion_of(base.data, source)
     try:
         folds = plan.folds(candles.index)
     except ValueError as exc:
@@ -203,11 +213,13 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
     probs = predict_bars(result, candles, v_first, t_last)
     bars = candles.iloc[t_first:t_last + 1]
     check_costs(bars, exp.costs)
+    conv = conversion_of(exp.data)
     params, table = exp.strategy, []
     if task.auto_threshold:
         params, table = choose_threshold(_scored(candles, probs, fold), exp.strategy, exp.costs,
-                                         exp.backtest.cash)
-    bt = run_backtest(bars, probs.iloc[t_first:t_last + 1], params, exp.costs, exp.backtest.cash)
+                                         exp.backtest.cash, conv)
+    bt = run_backtest(bars, probs.iloc[t_first:t_last + 1], params, exp.costs, exp.backtest.cash,
+                      rates=rates(bars, conv))
 
     ds = CandleDataset(candles, result.spec)
     ends = ds.ends("test", fold)
@@ -224,6 +236,7 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
     values = equity.to_numpy(float)
     returns = np.diff(np.concatenate([[bt.cash], values])) / np.concatenate([[bt.cash],
                                                                                values[:-1]])
+    from backtests.report import costs_charged
     from data import fingerprint
 
     stats = {k: plain(v) for k, v in bt.stats.items()}
@@ -247,6 +260,7 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
         "cash": bt.cash,
         "fingerprint": fingerprint(bars),
         "moments": return_moments(returns),
+        "costs_charged": costs_charged(bars, exp.costs, bt.trades),
     }
 
 
