@@ -188,13 +188,14 @@ def load_training_state(folder: Path):
     folder = Path(folder)
     if not (folder / STATE).exists() or not (folder / LAST).exists():
         raise ModelError(f"{folder} has no training state to resume from")
+    tensors = read_meta(folder).tensors
+    last, best = (_checked_weights(folder / name, tensors) for name in (LAST, WEIGHTS))
     state = load_state(folder / STATE)
     try:
         history = [dict(zip(state["history_cols"], row, strict=True))
                    for row in state["history"]]
         return TrainState(int(state["epoch"]), float(state["best"]), int(state["bad"]), history,
-                          _load_weights(folder / LAST), _load_weights(folder / WEIGHTS),
-                          state["optimizer"])
+                          last, best, state["optimizer"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{folder / STATE} is damaged ({type(exc).__name__}: {exc})") from None
 

@@ -471,3 +471,18 @@ def test_the_cli_refuses_tampered_models_in_one_line(trained_run, tmp_path):
     trusted = _attnbt("evaluate", "--run", str(unhashed), "--trust-unhashed", runs_dir=runs)
     assert trusted.returncode == 0, trusted.stderr
     assert load_model(trained_run.path).model_hash in trusted.stdout
+
+
+def test_resuming_checks_the_training_weights_as_loading_does(trained_run, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from models.checkpoint import load_training_state
+
+    folder = _copy_run(trained_run, tmp_path)
+    load_training_state(folder)
+    state = load_file(str(folder / "last.safetensors"))
+    name = _first_weight(state)
+    state[name] = state[name].half()
+    save_file(state, str(folder / "last.safetensors"))
+    with pytest.raises(ModelError, match=re.escape(f"last.safetensors: {name} is stored as F16")):
+        load_training_state(folder)
