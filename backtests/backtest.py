@@ -193,7 +193,7 @@ def backtest_experiment(ref: str, runs_dir: str | Path | None = None,
 
 def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
                      source: str | None = None, candles: pd.DataFrame | None = None,
-                     with_report: bool = True) -> BacktestOutcome:
+                     with_report: bool = True, trust_unhashed: bool = False) -> BacktestOutcome:
     """Backtest run ``ref`` on the experiment's period; compute baselines and the report.
 
     ``source`` (default: the model's own data) is read the way ``exp.data`` says. With
@@ -210,7 +210,7 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
         candles = load(source or d.source, tz=d.tz, sort=d.sort, point=d.point,
                        dayfirst=d.dayfirst)
     scored = score(ref, source, period=b.period, start=b.start, end=b.end, runs_dir=runs_dir,
-                   candles=candles)
+                   candles=candles, trust_unhashed=trust_unhashed)
     bars = scored.period_candles
     if len(bars) < 2:
         raise DataError("the period holds fewer than 2 bars; widen it", rule="empty period")
@@ -233,7 +233,7 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
     curves: dict = {}
     for other_ref in vs or []:
         other = score(other_ref, source, period=b.period, start=b.start, end=b.end,
-                      runs_dir=runs_dir, candles=scored.candles)
+                      runs_dir=runs_dir, candles=scored.candles, trust_unhashed=trust_unhashed)
         other_params = params
         if b.auto_threshold:
             other_params, threshold_tables[other.name] = choose_threshold(
@@ -303,9 +303,11 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
 
 def backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
              source: str | None = None, candles: pd.DataFrame | None = None,
-             command: str | None = None) -> BacktestOutcome:
-    """Compute a backtest and record it: run folder, registry row, and a trial."""
-    outcome = compute_backtest(exp, ref, vs=vs, source=source, candles=candles)
+             command: str | None = None, trust_unhashed: bool = False) -> BacktestOutcome:
+    """Compute a backtest and record it: run folder, registry row, and a trial
+    (``trust_unhashed``: accept models saved before hashes were recorded)."""
+    outcome = compute_backtest(exp, ref, vs=vs, source=source, candles=candles,
+                               trust_unhashed=trust_unhashed)
     reg = Registry(exp.runtime.runs_dir)
     bars = outcome.result.equity.index
     run = reg.create("backtest", model=outcome.model, data=source or exp.data.source,

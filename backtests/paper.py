@@ -444,7 +444,7 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
          dayfirst: bool | None = None, params: FractalParams = FractalParams(),
          costs: Costs = Costs(), cash: float = 100_000.0, max_gap: str | None = None,
          command: str | None = None, instrument: str | None = None,
-         account_currency: str = "USD") -> Account:
+         account_currency: str = "USD", trust_unhashed: bool = False) -> Account:
     """Create an account trading ``source`` with run ``run``'s model.
 
     ``start``: "after" (default: the bars after the last one in the source now), "first" (the
@@ -462,7 +462,7 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
                          "name")
     reg = Registry(runs_dir)
     train = reg.resolve(run, kind="train")
-    loaded = load_model(train.path)
+    loaded = load_model(train.path, trust_unhashed=trust_unhashed)
     if source.startswith("yahoo:"):
         body = source.removeprefix("yahoo:")
         if body.count(":") != 1:
@@ -782,7 +782,8 @@ def _check_model(cfg: dict):
     """The account's model, refused when its files no longer hash to the pinned hash.
 
     A process that steps repeatedly (``paper run``) keeps the model loaded and re-hashes it
-    whenever its files' inode, size or times change."""
+    whenever its files' inode, size or times change. The hash pinned at init is the check here,
+    so a model trusted without a model_hash at init (``--trust-unhashed``) keeps loading."""
     from models.checkpoint import ModelError, load_model
 
     folder = Path(cfg["train_path"])
@@ -792,7 +793,7 @@ def _check_model(cfg: dict):
         loaded = cached[1]
     else:
         try:
-            loaded = load_model(folder)
+            loaded = load_model(folder, trust_unhashed=True)   # checked against the pin below
         except ModelError as exc:
             raise PaperError(f"the account's model cannot be used: {exc}") from None
         _MODELS[str(folder)] = (stamp, loaded)

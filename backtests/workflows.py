@@ -322,10 +322,12 @@ def data_for_model(loaded, source: str | None, reading: dict | None = None) -> p
 def score(ref: str, source: str | None = None, *, period: str = "test",
           start: str | None = None, end: str | None = None,
           runs_dir: str | Path | None = None, candles: pd.DataFrame | None = None,
-          device: str = "cpu", reading: dict | None = None) -> Scored:
-    """Load a trained run, check it fits the data, and score every bar of the data."""
+          device: str = "cpu", reading: dict | None = None,
+          trust_unhashed: bool = False) -> Scored:
+    """Load a trained run, check it fits the data, and score every bar of the data
+    (``trust_unhashed``: accept a model saved before hashes were recorded)."""
     run = Registry(runs_dir).resolve(ref, kind="train")
-    loaded = load_model(run.path, device=device)
+    loaded = load_model(run.path, device=device, trust_unhashed=trust_unhashed)
     if candles is None:
         candles = data_for_model(loaded, source, reading)
     check_compatible(loaded, timeframe=str(timeframe(candles.index)))
@@ -338,10 +340,10 @@ def score(ref: str, source: str | None = None, *, period: str = "test",
 def evaluate_run(ref: str, source: str | None = None, *, period: str = "test",
                  start: str | None = None, end: str | None = None,
                  runs_dir: str | Path | None = None, candles: pd.DataFrame | None = None,
-                 reading: dict | None = None) -> dict:
+                 reading: dict | None = None, trust_unhashed: bool = False) -> dict:
     """Out-of-sample metrics of a run, trivial predictors, and the article's figures."""
     scored = score(ref, source, period=period, start=start, end=end, runs_dir=runs_dir,
-                   candles=candles, reading=reading)
+                   candles=candles, reading=reading, trust_unhashed=trust_unhashed)
     ends, _ = scored.labelled()
     if len(ends) == 0:
         raise DataError("the period holds no labelled windows to evaluate", rule="empty period")
@@ -353,8 +355,8 @@ def evaluate_run(ref: str, source: str | None = None, *, period: str = "test",
 
 
 def predict_run(ref: str, source: str | None, out: Path, *,
-                runs_dir: str | Path | None = None,
-                reading: dict | None = None) -> tuple[Path, pd.DataFrame]:
+                runs_dir: str | Path | None = None, reading: dict | None = None,
+                trust_unhashed: bool = False) -> tuple[Path, pd.DataFrame]:
     """Write per-bar probabilities to CSV or Parquet (by the file suffix)."""
     if out.suffix not in (".csv", ".parquet"):
         raise DataError("the output must end in .csv or .parquet", source=str(out),
@@ -362,7 +364,8 @@ def predict_run(ref: str, source: str | None, out: Path, *,
     if out.exists():
         raise DataError("exists already; choose a new file name (nothing is overwritten)",
                         source=str(out), rule="bad output")
-    scored = score(ref, source, period="all", runs_dir=runs_dir, reading=reading)
+    scored = score(ref, source, period="all", runs_dir=runs_dir, reading=reading,
+                   trust_unhashed=trust_unhashed)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     if out.suffix == ".csv":
@@ -374,7 +377,8 @@ def predict_run(ref: str, source: str | None, out: Path, *,
 
 
 def attention_plot(ref: str, source: str | None, at: str | None, out: Path | None, *,
-                   runs_dir: str | Path | None = None, reading: dict | None = None) -> Path:
+                   runs_dir: str | Path | None = None, reading: dict | None = None,
+                   trust_unhashed: bool = False) -> Path:
     """PNG of the attention maps for the window ending at bar ``at`` (default: the last bar).
     ``latest`` is the newest finished attention run (not just the newest train run)."""
     from models.plots import attention_png
@@ -387,7 +391,7 @@ def attention_plot(ref: str, source: str | None, at: str | None, out: Path | Non
                              "model.kind=attention")
         ref = rows[0]["id"]
     run = reg.resolve(ref, kind="train")
-    loaded = load_model(run.path)
+    loaded = load_model(run.path, trust_unhashed=trust_unhashed)
     if loaded.kind != "attention":
         raise ModelError(f"run {run.id} is a {loaded.name} model, which has no attention maps; "
                          "give an attention run")

@@ -18,6 +18,7 @@ from data.features import FEATURE_SETS, compute_features
 from data.folds import Fold, purge
 from data.labels import CLASS_NAMES, fractal_labels, horizon
 
+STD_FLOOR = 1e-12   # a feature whose training std is at or below this is left unscaled (std 1)
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -65,7 +66,7 @@ class Normaliser:
             raise DataError("too few complete training bars to fit the normalisation",
                             rule="too few bars")
         std = rows.std(axis=0)
-        return cls(rows.mean(axis=0), np.where(std > 1e-12, std, 1.0))
+        return cls(rows.mean(axis=0), np.where(std > STD_FLOOR, std, 1.0))
 
     def transform(self, features: np.ndarray) -> np.ndarray:
         return ((features - self.mean) / self.std).astype(np.float32)

@@ -7,7 +7,14 @@ fold, data fingerprint, versions and the ``model_hash``); while training it also
 
 ``model_hash`` is a SHA-256 over the weights (names, dtypes, shapes, bytes) and the parts of
 model.json that decide what the model computes (kind, config, spec, normaliser); loading checks it,
-so a model file changed after it was saved is refused.
+so a model file changed after it was saved is refused, and so is a model.json without a hash
+unless the caller trusts it (``trust_unhashed``: models saved before hashes were recorded).
+
+A valid hash only says the files are unchanged, so loading also checks what they hold, before
+anything is built: the config within a depth and parameter budget (counted on the meta device),
+the weights file's tensors named, shaped and typed as that config makes them (read from its header
+before any tensor is read), float32 weights that are finite and within ``MAX_ABS_WEIGHT``, a
+normaliser that maps finite features to finite inputs, and a ``train_prior`` of class shares.
 """
 
 from __future__ import annotations
@@ -19,24 +26,35 @@ import math
 import os
 import platform
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from data.dataset import DatasetSpec, Normaliser
+from data.dataset import STD_FLOOR, DatasetSpec, Normaliser
 from data.errors import AttnbtError
 from data.folds import Fold
 from models.registry import KINDS, build, config_from_dict, config_to_dict
 
 WEIGHTS, META, LAST, STATE = "model.safetensors", "model.json", "last.safetensors", "state.pt"
+# The largest sensible model: the largest preset (dense/article) at the longest window a config
+# allows (dataset.window 10,000) over the widest feature set (19) has 190,330,931 parameters;
+# the budget is just above it: 200 M float32 parameters, 800 MB (tests/models/test_checkpoint.py).
 MAX_PARAMETERS = 200_000_000
-MAX_SIZE = 1_000_000       # any single size field (width, window, layers ...)
+MAX_SIZE = 1_000_000       # any single size field (width, window ...)
+MAX_LAYERS = 64            # depth (config.n_layers, entries of config.hidden); presets use 2-4
 MAX_META_BYTES = 50_000_000
+# Trained weights are O(1) (3 epochs on the sample: largest 1.03 attention/article, a LayerNorm
+# scale; 0.20 dense/article): Adam moves a weight by about lr per step, so 1e6 is out of reach of
+# any training, and products of such weights and inputs overflow float32 within a few layers.
+MAX_ABS_WEIGHT = 1e6
+# The normaliser's mean and std: no feature (price differences, volume / 1000, oscillators) of
+# any market comes near 1e15, and Normaliser.fit never leaves a std at or below STD_FLOOR.
+MAX_NORM_SCALE = 1e15
 
 
 class ModelError(AttnbtError):
@@ -53,6 +71,7 @@ class ModelMeta:
     normaliser: Normaliser
     fold: Fold | None
     raw: dict
+    tensors: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)  # name → shape
 
     @property
     def preset(self) -> str:
@@ -137,6 +156,12 @@ def model_meta(*, kind: str, config, spec: DatasetSpec, normaliser: Normaliser, 
 def save_model(folder: Path, weights: dict[str, torch.Tensor], meta: dict) -> str:
     """Write model.safetensors and model.json (with its model_hash); returns the hash."""
     folder = Path(folder)
+    try:
+        check_normaliser(Normaliser.from_dict(meta["normaliser"]),
+                         DatasetSpec.from_dict(meta["spec"]))
+    except ValueError as exc:
+        raise ModelError(f"the model cannot be saved: {exc} (the training data's features "
+                         "are out of any market's range)") from None
     digest = model_hash(weights, meta)
     _save_weights(weights, folder / WEIGHTS)
     _atomic_write(folder / META, json.dumps({**meta, "model_hash": digest}, indent=2,
@@ -164,13 +189,14 @@ def load_training_state(folder: Path):
     folder = Path(folder)
     if not (folder / STATE).exists() or not (folder / LAST).exists():
         raise ModelError(f"{folder} has no training state to resume from")
+    tensors = read_meta(folder).tensors
+    last, best = (_checked_weights(folder / name, tensors) for name in (LAST, WEIGHTS))
     state = load_state(folder / STATE)
     try:
         history = [dict(zip(state["history_cols"], row, strict=True))
                    for row in state["history"]]
         return TrainState(int(state["epoch"]), float(state["best"]), int(state["bad"]), history,
-                          _load_weights(folder / LAST), _load_weights(folder / WEIGHTS),
-                          state["optimizer"])
+                          last, best, state["optimizer"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{folder / STATE} is damaged ({type(exc).__name__}: {exc})") from None
 
@@ -200,7 +226,7 @@ def read_meta(folder: str | Path) -> ModelMeta:
         kind = raw["kind"]
         if kind not in KINDS:
             raise ValueError(f"unknown model kind {kind!r}")
-        config = _checked_config(kind, raw["config"])
+        config, tensors = _checked_config(kind, raw["config"])
         spec_d = raw["spec"]
         if not isinstance(spec_d, dict):
             raise ValueError("spec must be an object")
@@ -208,9 +234,8 @@ def read_meta(folder: str | Path) -> ModelMeta:
         if not isinstance(spec.window, int):
             raise ValueError("spec.window must be a whole number")
         normaliser = Normaliser.from_dict(raw["normaliser"])
-        for name, arr in (("mean", normaliser.mean), ("std", normaliser.std)):
-            if arr.shape != (spec.n_features,) or not np.isfinite(arr).all():
-                raise ValueError(f"normaliser {name} must hold {spec.n_features} finite numbers")
+        check_normaliser(normaliser, spec)
+        check_prior(raw.get("train_prior"))
         if (getattr(config, "n_features", spec.n_features) != spec.n_features
                 or getattr(config, "window", spec.window) != spec.window):
             raise ValueError("the config's n_features/window do not match the spec")
@@ -220,12 +245,45 @@ def read_meta(folder: str | Path) -> ModelMeta:
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
         raise ModelError(f"{path} is damaged or from an unknown version "
                          f"({type(exc).__name__}: {exc})") from None
-    return ModelMeta(kind, config, spec, normaliser, fold, raw)
+    return ModelMeta(kind, config, spec, normaliser, fold, raw, tensors)
 
 
-def _checked_config(kind: str, d: object):
-    """The model config, every field type- and range-checked, within a parameter budget,
-    before anything is allocated."""
+def check_normaliser(normaliser: Normaliser, spec: DatasetSpec) -> None:
+    """A ValueError naming the first mean/std that would not turn finite features into finite
+    model inputs (a std at or below STD_FLOOR, negative, or beyond MAX_NORM_SCALE; a mean
+    beyond MAX_NORM_SCALE)."""
+    names = spec.feature_names
+    for part, arr in (("mean", normaliser.mean), ("std", normaliser.std)):
+        if arr.shape != (spec.n_features,):
+            raise ValueError(f"normaliser {part} must hold {spec.n_features} numbers")
+        if part == "mean":
+            bad = ~(np.abs(arr) <= MAX_NORM_SCALE)
+            rule = f"a finite number within ±{MAX_NORM_SCALE:g}"
+        else:
+            bad = ~((arr > STD_FLOOR) & (arr <= MAX_NORM_SCALE))
+            rule = f"a number over {STD_FLOOR:g} and at most {MAX_NORM_SCALE:g}"
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"normaliser.{part}[{i}] ({names[i]}) is {arr[i]:g}; it must be "
+                             f"{rule}")
+
+
+def check_prior(prior: object) -> None:
+    """A ValueError unless ``prior`` (model.json's ``train_prior``) is absent or three class
+    shares in [0, 1] that sum to 1."""
+    if prior is None:
+        return
+    if (not isinstance(prior, list) or len(prior) != 3
+            or not all(isinstance(p, int | float) and not isinstance(p, bool)
+                       and 0 <= p <= 1 for p in prior)
+            or abs(sum(prior) - 1) > 1e-6):
+        raise ValueError(f"train_prior must be the 3 classes' shares of the training labels "
+                         f"(numbers in [0, 1] summing to 1), not {str(prior)[:60]}")
+
+
+def _checked_config(kind: str, d: object) -> tuple[object, dict[str, tuple[int, ...]]]:
+    """The model config, every field type- and range-checked, within a depth and parameter
+    budget, and the shapes of the tensors it makes, before anything is allocated."""
     if not isinstance(d, dict):
         raise ValueError("config must be an object")
     cls = KINDS[kind][0]
@@ -237,8 +295,9 @@ def _checked_config(kind: str, d: object):
     for name, value in d.items():
         tp = hints[name]
         if tp is int:
-            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_SIZE:
-                raise ValueError(f"config.{name} must be a whole number in 1..{MAX_SIZE:,}")
+            top = MAX_LAYERS if name == "n_layers" else MAX_SIZE
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= top:
+                raise ValueError(f"config.{name} must be a whole number in 1..{top:,}")
         elif tp is float:
             if (not isinstance(value, int | float) or isinstance(value, bool)
                     or not math.isfinite(value) or not 0 <= value < 1):
@@ -247,10 +306,10 @@ def _checked_config(kind: str, d: object):
             if not isinstance(value, str):
                 raise ValueError(f"config.{name} must be text")
         elif typing.get_origin(tp) is list:
-            if (not isinstance(value, list) or not 0 < len(value) <= 64
+            if (not isinstance(value, list) or not 0 < len(value) <= MAX_LAYERS
                     or not all(isinstance(v, int) and not isinstance(v, bool)
                                and 0 < v <= MAX_SIZE for v in value)):
-                raise ValueError(f"config.{name} must be a list of 1–64 whole numbers "
+                raise ValueError(f"config.{name} must be a list of 1–{MAX_LAYERS} whole numbers "
                                  f"in 1..{MAX_SIZE:,}")
     config = config_from_dict(kind, d)
     if getattr(config, "n_classes", 3) != 3:
@@ -261,12 +320,21 @@ def _checked_config(kind: str, d: object):
                          f"({heads})")
     if getattr(config, "preset", None) not in KINDS[kind][2]:
         raise ValueError(f"config.preset must be one of {', '.join(KINDS[kind][2])}")
-    with torch.device("meta"):
-        n = sum(p.numel() for p in build(kind, config).parameters())
+    tensors = expected_tensors(kind, config)
+    n = sum(math.prod(shape) for shape in tensors.values())
     if n > MAX_PARAMETERS:
-        raise ValueError(f"the config describes {n:,} parameters, over the budget of "
-                         f"{MAX_PARAMETERS:,}")
-    return config
+        raise ValueError(f"the config describes {n:,} parameters ({4 * n / 1e9:,.1f} GB as "
+                         f"float32), over the budget of {MAX_PARAMETERS:,} (the largest preset "
+                         "at the longest window)")
+    return config, tensors
+
+
+def expected_tensors(kind: str, config) -> dict[str, tuple[int, ...]]:
+    """Name → shape of every tensor the model's state holds, from a build on the meta device
+    (no memory is allocated; cheap once the depth is bounded)."""
+    with torch.device("meta"):
+        model = build(kind, config)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
 def _load_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -276,30 +344,72 @@ def _load_weights(path: Path) -> dict[str, torch.Tensor]:
         raise ModelError(f"{path} is not a valid safetensors file ({exc})") from None
 
 
-def load_model(folder: str | Path, *, weights: str = WEIGHTS, device: str = "cpu",
-               verify: bool = True) -> LoadedModel:
-    """Rebuild a model from its folder alone; a clear ModelError for anything amiss."""
+def _checked_weights(path: Path, expected: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+    """The weights file's tensors, refused unless its header lists exactly the tensors the config
+    makes (names, shapes, float32) before any is read, and each holds finite values within
+    ±MAX_ABS_WEIGHT."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = {k: (f.get_slice(k).get_dtype(), tuple(f.get_slice(k).get_shape()))
+                      for k in f.keys()}  # noqa: SIM118 (a safe_open handle is not a dict)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path} is not a valid safetensors file ({exc})") from None
+    missing, extra = sorted(set(expected) - set(header)), sorted(set(header) - set(expected))
+    if missing or extra:
+        what = f"no tensor {missing[0]}" if missing else f"an unknown tensor {extra[0]}"
+        raise ModelError(f"{path} does not fit its config ({what}; the config makes "
+                         f"{len(expected)} tensors, the file holds {len(header)})")
+    for name in sorted(expected):
+        dtype, shape = header[name]
+        if shape != expected[name]:
+            raise ModelError(f"{path} does not fit its config ({name} is {list(shape)}, the "
+                             f"config makes {list(expected[name])})")
+        if dtype != "F32":
+            raise ModelError(f"{path}: {name} is stored as {dtype}; a model's weights are "
+                             "float32 (F32); the file was altered or not written by attnbt")
+    state = _load_weights(path)
+    for name in sorted(state):
+        t = state[name]
+        if not torch.isfinite(t).all():
+            raise ModelError(f"{path} holds non-finite weights (NaN or inf in {name}); the "
+                             "training diverged or the file is damaged")
+        if t.numel() and t.abs().max().item() > MAX_ABS_WEIGHT:
+            raise ModelError(f"{path}: {name} holds a weight of {t.abs().max().item():.3g}, "
+                             f"beyond ±{MAX_ABS_WEIGHT:g} that no training reaches; the file "
+                             "was altered or is damaged")
+    return state
+
+
+def load_model(folder: str | Path, *, device: str = "cpu",
+               trust_unhashed: bool = False) -> LoadedModel:
+    """Rebuild a model from its folder alone; a clear ModelError for anything amiss.
+
+    The files must hash to model.json's ``model_hash``. A model.json without one (written before
+    attnbt recorded hashes) is refused unless ``trust_unhashed``; its contents are checked
+    either way."""
     folder = Path(folder)
     info = read_meta(folder)
-    w_path = folder / weights
+    w_path = folder / WEIGHTS
     if not w_path.is_file():
-        raise ModelError(f"{folder} holds no weights ({weights} is missing)")
-    state = _load_weights(w_path)
-    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        raise ModelError(f"{w_path} holds non-finite weights (NaN or inf in {bad[0]}); the "
-                         "training diverged or the file is damaged")
+        raise ModelError(f"{folder} holds no weights ({WEIGHTS} is missing)")
+    state = _checked_weights(w_path, info.tensors)
+    digest = model_hash(state, info.raw)
+    saved = info.raw.get("model_hash")
+    if saved is None or saved == "":
+        if not trust_unhashed:
+            raise ModelError(f"{folder / META} records no model_hash, so nothing shows the "
+                             "model's files are the ones training wrote; retrain it, or pass "
+                             "--trust-unhashed (trust_unhashed=True) if attnbt saved it before "
+                             "it recorded hashes")
+    elif saved != digest:
+        raise ModelError(f"{folder}: the model's files changed after it was saved (hash "
+                         f"{digest} != recorded {saved}); retrain or restore the files")
     model = build(info.kind, info.config)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise ModelError(f"{w_path} does not fit its config ({first})") from None
-    digest = model_hash(state, info.raw)
-    saved = info.raw.get("model_hash")
-    if verify and weights == WEIGHTS and saved is not None and saved != digest:
-        raise ModelError(f"{folder}: the model's files changed after it was saved (hash "
-                         f"{digest} != recorded {saved}); retrain or restore the files")
     model.to(device).eval()
     return LoadedModel(model, info, digest)
 
@@ -335,6 +445,7 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["LoadedModel", "ModelError", "ModelMeta", "check_compatible", "load_model",
-           "load_state", "load_training_state", "model_hash", "model_meta", "read_meta",
-           "save_model", "save_training_state", "versions"]
+__all__ = ["LoadedModel", "ModelError", "ModelMeta", "check_compatible", "check_normaliser",
+           "check_prior", "expected_tensors", "load_model", "load_state", "load_training_state",
+           "model_hash", "model_meta", "read_meta", "save_model", "save_training_state",
+           "versions"]

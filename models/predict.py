@@ -28,19 +28,31 @@ class Predictor:
         self.spec = loaded.spec
 
     @classmethod
-    def from_run(cls, folder: str | Path, device: str = "cpu") -> Predictor:
-        return cls(load_model(folder, device=device), device)
+    def from_run(cls, folder: str | Path, device: str = "cpu", *,
+                 trust_unhashed: bool = False) -> Predictor:
+        return cls(load_model(folder, device=device, trust_unhashed=trust_unhashed), device)
 
     def dataset(self, candles: pd.DataFrame) -> CandleDataset:
         return CandleDataset(candles, self.spec)
 
     @torch.inference_mode()
     def _scores(self, windows: np.ndarray, attention: bool = False):
+        """Probabilities of complete (finite) windows; a model that turns them into NaN or inf
+        is refused rather than read as "no signal"."""
         x = torch.as_tensor(windows, device=self.device)
+        maps = None
         if attention:
             logits, maps = self.model(x, return_attention=True)
-            return logits.float().softmax(-1).cpu().numpy(), [m.mean(1).cpu().numpy() for m in maps]
-        return self.model(x).float().softmax(-1).cpu().numpy()
+        else:
+            logits = self.model(x)
+        probs = logits.float().softmax(-1).cpu().numpy()
+        if not np.isfinite(probs).all():
+            raise ModelError(f"the model {self.loaded.name} gives NaN or inf probabilities for "
+                             f"{int((~np.isfinite(probs)).any(axis=1).sum())} of {len(probs)} "
+                             "complete windows; its weights or normalisation are damaged")
+        if attention:
+            return probs, [m.mean(1).cpu().numpy() for m in maps]
+        return probs
 
     def predict_frame(self, candles: pd.DataFrame, chunk: int = 1024) -> pd.DataFrame:
         """Probabilities for every bar whose window is complete; NaN rows in the warm-up.

@@ -35,6 +35,7 @@ from backtests.cli.common import (
     TakeProfitOpt,
     ThresholdOpt,
     ToOpt,
+    TrustUnhashedOpt,
     TzOpt,
     UnitsOpt,
     command_line,
@@ -63,7 +64,7 @@ def backtest_cmd(
                                                      "(default 1,000).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the random-entry draws "
                                              "(default 0).")] = None,
-    config: ConfigOpt = None, runs_dir: RunsOpt = None,
+    config: ConfigOpt = None, runs_dir: RunsOpt = None, trust_unhashed: TrustUnhashedOpt = False,
 ) -> None:
     """Trade a trained run's predicted fractals on a period and write the report."""
     from backtests.backtest import backtest
@@ -73,7 +74,8 @@ def backtest_cmd(
     options = trading_overrides(options, spread, spread_pips, pip, threshold)
     exp = run_experiment(run, runs_dir, config, options, settings)
     with err_console.status("backtesting"):
-        outcome = backtest(exp, run, vs=vs, source=data, command=command_line())
+        outcome = backtest(exp, run, vs=vs, source=data, command=command_line(),
+                           trust_unhashed=trust_unhashed)
     print_backtest(outcome)
 
 

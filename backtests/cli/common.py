@@ -34,6 +34,9 @@ RunsOpt = Annotated[Path | None, typer.Option("--runs-dir", help="Runs folder (d
                                               "$ATTNBT_RUNS or ./runs).", rich_help_panel=OUTPUT)]
 RunOpt = Annotated[str, typer.Option("--run", help="Run id, unique prefix (4+ characters), "
                                      "'latest', or folder.")]
+TrustUnhashedOpt = Annotated[bool, typer.Option(
+    "--trust-unhashed", help="Load a model whose model.json has no model_hash (saved by attnbt "
+    "before it recorded hashes): nothing then shows its files are unchanged.")]
 
 DataOpt = Annotated[str | None, typer.Option("--data", help="Data source: sample:EURUSD_H1, a CSV "
                                              "path, or yahoo:SYMBOL:INTERVAL.",

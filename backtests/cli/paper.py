@@ -34,6 +34,7 @@ from backtests.cli.common import (
     StopBufferOpt,
     TakeProfitOpt,
     ThresholdOpt,
+    TrustUnhashedOpt,
     TzOpt,
     UnitsOpt,
     command_line,
@@ -72,7 +73,7 @@ def init_cmd(
                                                 "bars (weekends not counted) before the account "
                                                 "waits, e.g. 2d or 6h; default: learned from the "
                                                 "source's history (1 to 4 days).")] = None,
-    config: ConfigOpt = None, runs_dir: RunsOpt = None,
+    config: ConfigOpt = None, runs_dir: RunsOpt = None, trust_unhashed: TrustUnhashedOpt = False,
 ) -> None:
     """Create an account pinned to a model (by its hash), strategy parameters and costs."""
     from backtests.paper import init
@@ -95,7 +96,8 @@ def init_cmd(
                        tz=tz or "UTC", point=point, dayfirst=dayfirst, params=exp.strategy,
                        costs=exp.costs, cash=exp.backtest.cash, max_gap=max_gap,
                        command=command_line(), instrument=exp.data.instrument,
-                       account_currency=exp.data.account_currency)
+                       account_currency=exp.data.account_currency,
+                       trust_unhashed=trust_unhashed)
     cfg = account.config
     first = cfg["created_at_bar"] or "the bars appended from now on"
     console.print(f"paper account [bold]{escape(name)}[/bold]: {escape(cfg['model'])} "

@@ -63,7 +63,10 @@ def test_an_old_runs_folder_is_upgraded_listed_and_its_model_backtested(old_runs
     assert old_id in ls.stdout and "done" in ls.stdout
     assert sqlite3.connect(root / "registry.sqlite").execute(
         "PRAGMA user_version").fetchone()[0] == 2
-    bt = attnbt("backtest", "--run", "train-2025", "--random-draws", "20", runs_dir=root)
+    refused = attnbt("backtest", "--run", "train-2025", "--random-draws", "20", runs_dir=root)
+    assert refused.returncode == 2 and "--trust-unhashed" in refused.stderr, refused.stderr
+    bt = attnbt("backtest", "--run", "train-2025", "--random-draws", "20", "--trust-unhashed",
+                runs_dir=root)
     assert bt.returncode == 0, bt.stderr
     rows = json.loads(attnbt("runs", "list", "--json", runs_dir=root).stdout)
     assert {r["kind"] for r in rows} == {"train", "backtest"}
@@ -77,7 +80,7 @@ def test_list_sort_show_prefix_and_rm(old_runs, tmp_path):
     shutil.copytree(old_runs[0], root)
     for threshold in ("0.4", "0.45"):
         res = attnbt("backtest", "--run", old_runs[1], "--threshold", threshold,
-                     "--random-draws", "20", runs_dir=root)
+                     "--random-draws", "20", "--trust-unhashed", runs_dir=root)
         assert res.returncode == 0, res.stderr
     rows = json.loads(attnbt("runs", "list", "--kind", "backtest", "--sort", "win_rate",
                              "--json", runs_dir=root).stdout)

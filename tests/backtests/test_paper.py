@@ -333,6 +333,34 @@ def test_a_model_whose_files_changed_is_refused(trained_run, runs, tmp_path):
     assert dump("model-pin", runs) == before
 
 
+def test_an_unhashed_model_needs_trust_at_init_and_then_its_pin_guards_it(trained_run, runs,
+                                                                          tmp_path):
+    """A model.json without model_hash (saved before hashes) is refused at init unless trusted;
+    a trusted account then checks the model against the hash pinned at init on every step."""
+    import json
+
+    from models.checkpoint import ModelError
+
+    copy = tmp_path / "unhashed"
+    shutil.copytree(trained_run.path, copy)
+    meta = json.loads((copy / "model.json").read_text())
+    meta.pop("model_hash")
+    (copy / "model.json").write_text(json.dumps(meta))
+    csv = tmp_path / "u.csv"
+    write(csv, 1 + 300)
+    with pytest.raises(ModelError, match="--trust-unhashed"):
+        paper.init("unhashed", str(copy), str(csv), runs_dir=runs)
+    paper.init("unhashed", str(copy), str(csv), runs_dir=runs, trust_unhashed=True)
+    write(csv, 1 + 302, 1 + 300)
+    assert paper.step("unhashed", runs).new_bars == 2
+    raw = bytearray((copy / "model.safetensors").read_bytes())
+    raw[-1] ^= 0x01
+    (copy / "model.safetensors").write_bytes(bytes(raw))
+    write(csv, 1 + 304, 1 + 302)
+    with pytest.raises(paper.PaperError, match="not the one this account was created with"):
+        paper.step("unhashed", runs)
+
+
 def test_cli_init_step_status_report_and_the_crash_hook(trained_run, runs, tmp_path):
     csv = tmp_path / "cli.csv"
     write(csv, 1 + 700)

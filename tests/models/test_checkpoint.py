@@ -1,3 +1,4 @@
+import math
 import os
 import pickle
 import re
@@ -207,4 +208,281 @@ def test_a_damaged_training_state_is_a_clear_error(trained_run, tmp_path):
         load_training_state(folder)
     (folder / "last.safetensors").write_bytes(b"garbage")
     with pytest.raises(ModelError):
+        load_training_state(folder)
+
+
+# --- the integrity check cannot be switched off (issue 16 §5) ------------------------------------
+def _tamper(folder, meta_change=None, weights_change=None, rehash=True):
+    """Edit model.json and/or the weights, then (``rehash``) record the hash the edited files
+    give, as someone who knows the hashing would: only the content checks can refuse them."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from models.checkpoint import model_hash
+
+    meta = json.loads((folder / "model.json").read_text())
+    state = load_file(str(folder / "model.safetensors"))
+    if meta_change:
+        meta_change(meta)
+    if weights_change:
+        weights_change(state)
+        save_file(state, str(folder / "model.safetensors"))
+    if rehash:
+        meta["model_hash"] = model_hash(state, meta)
+    (folder / "model.json").write_text(json.dumps(meta))
+
+
+def _first_weight(state):
+    return next(k for k in sorted(state) if k.endswith("weight"))
+
+
+@pytest.mark.parametrize("how", ["deleted", "null", "empty"])
+def test_a_model_without_a_hash_is_refused_unless_trusted(trained_run, tmp_path, how):
+    folder = _copy_run(trained_run, tmp_path)
+    digest = load_model(folder).model_hash
+    edit = {"deleted": lambda m: m.pop("model_hash"),
+            "null": lambda m: m.__setitem__("model_hash", None),
+            "empty": lambda m: m.__setitem__("model_hash", "")}[how]
+    _tamper(folder, edit, rehash=False)
+    with pytest.raises(ModelError, match="records no model_hash.*--trust-unhashed"):
+        load_model(folder)
+    assert load_model(folder, trust_unhashed=True).model_hash == digest
+
+
+def test_trusting_an_unhashed_model_still_checks_its_contents(trained_run, tmp_path):
+    folder = _copy_run(trained_run, tmp_path)
+
+    def edit(meta):
+        meta.pop("model_hash")
+        meta["normaliser"]["std"][0] = 0.0
+    _tamper(folder, edit, rehash=False)
+    with pytest.raises(ModelError, match=re.escape("normaliser.std[0]")):
+        load_model(folder, trust_unhashed=True)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("std", 0.0), ("std", 1e-300), ("std", -1.0), ("std", float("nan")), ("std", 1e300),
+    ("mean", 1e308), ("mean", float("-inf")), ("mean", float("nan")),
+])
+def test_a_normaliser_that_makes_inputs_infinite_is_refused_despite_a_valid_hash(
+        trained_run, tmp_path, field, value):
+    folder = _copy_run(trained_run, tmp_path)
+    _tamper(folder, lambda m: m["normaliser"][field].__setitem__(3, value))
+    name = load_model(trained_run.path).spec.feature_names[3]
+    with pytest.raises(ModelError, match=re.escape(f"normaliser.{field}[3] ({name}) is ")):
+        load_model(folder)
+
+
+def _to(dtype):
+    def change(state):
+        name = _first_weight(state)
+        state[name] = state[name].to(dtype)
+    return change
+
+
+def _set(value):
+    def change(state):
+        state[_first_weight(state)][..., 0] = value
+    return change
+
+
+@pytest.mark.parametrize("change,message", [
+    (_to(torch.float16), "is stored as F16"), (_to(torch.int64), "is stored as I64"),
+    (_to(torch.bfloat16), "is stored as BF16"), (_to(torch.float64), "is stored as F64"),
+    (_set(1e38), "holds a weight of 1e+38"), (_set(-2e6), "holds a weight of 2e+06"),
+    (_set(float("nan")), "non-finite weights"), (_set(float("inf")), "non-finite weights"),
+])
+def test_weights_of_another_type_or_out_of_range_are_refused_despite_a_valid_hash(
+        trained_run, tmp_path, change, message):
+    from safetensors.torch import load_file
+
+    folder = _copy_run(trained_run, tmp_path)
+    _tamper(folder, weights_change=change)
+    name = _first_weight(load_file(str(folder / "model.safetensors")))
+    with pytest.raises(ModelError) as err:
+        load_model(folder)
+    assert message in str(err.value) and name in str(err.value), str(err.value)
+
+
+def test_trained_weights_are_far_inside_the_weight_bound(trained_run):
+    """The bound refuses no trained model: the fixture's largest weight (about 1, a LayerNorm
+    scale) is six orders of magnitude under MAX_ABS_WEIGHT; this asserts four."""
+    from models.checkpoint import MAX_ABS_WEIGHT
+
+    state = load_model(trained_run.path).model.state_dict()
+    largest = max(v.abs().max().item() for v in state.values())
+    assert largest < MAX_ABS_WEIGHT / 1e4, f"largest trained |weight| {largest:.3g}"
+
+
+@pytest.mark.parametrize("prior", [[float("nan")] * 3, [0.5, 0.5], [0.5, 0.7, -0.2],
+                                   [0.2, 0.2, 0.2], "balanced", [True, False, False]])
+def test_a_train_prior_that_is_not_class_shares_is_refused(trained_run, tmp_path, prior):
+    folder = _copy_run(trained_run, tmp_path)
+    _tamper(folder, lambda m: m.__setitem__("train_prior", prior))
+    with pytest.raises(ModelError, match="train_prior must be the 3 classes' shares"):
+        load_model(folder)
+
+
+def _spy_builds(monkeypatch):
+    """Record the default device of every model build the checkpoint module makes."""
+    import models.checkpoint as ckpt
+
+    devices = []
+    real = ckpt.build
+
+    def build(kind, config):
+        devices.append(torch.empty(0).device.type)
+        return real(kind, config)
+    monkeypatch.setattr(ckpt, "build", build)
+    return devices
+
+
+def test_a_deep_config_is_refused_before_any_model_is_built(trained_run, tmp_path, monkeypatch):
+    """n_layers is within the size of any field but a million blocks would take minutes to
+    build: the depth is bounded before anything is built, even on the meta device."""
+    from models.checkpoint import MAX_LAYERS
+
+    folder = _copy_run(trained_run, tmp_path)
+    _tamper(folder, lambda m: m["config"].__setitem__("n_layers", 1_000_000))
+    devices = _spy_builds(monkeypatch)
+    with pytest.raises(ModelError, match=re.escape(f"config.n_layers must be a whole number in "
+                                                   f"1..{MAX_LAYERS}")):
+        load_model(folder)
+    assert devices == []
+
+
+def test_a_config_over_the_parameter_budget_is_counted_on_the_meta_device(
+        trained_run, tmp_path, monkeypatch):
+    from models.checkpoint import MAX_LAYERS
+
+    folder = _copy_run(trained_run, tmp_path)
+
+    def edit(meta):
+        meta["config"].update(n_layers=MAX_LAYERS, d_model=100_000, d_ff=100_000)
+    _tamper(folder, edit)
+    devices = _spy_builds(monkeypatch)
+    with pytest.raises(ModelError, match=r"describes [\d,]+ parameters \([\d,.]+ GB as float32"
+                                         r"\), over the budget of 200,000,000"):
+        load_model(folder)
+    assert devices == ["meta"]
+
+
+def test_the_parameter_budget_fits_the_largest_preset_at_the_longest_window():
+    """MAX_PARAMETERS is derived from the largest sensible model: every preset at the longest
+    window a config allows, over the widest feature set, fits; the largest nearly fills it."""
+    from backtests.config import RANGES
+    from data.features import FEATURE_SETS
+    from models.checkpoint import MAX_PARAMETERS, expected_tensors
+    from models.registry import KINDS, make_config
+
+    window = int(RANGES["dataset.window"][1])
+    n_features = max(len(v) for v in FEATURE_SETS.values())
+    sizes = {f"{kind}/{preset}": sum(math.prod(s) for s in expected_tensors(
+        kind, make_config(kind, preset, n_features, window)).values())
+        for kind, (_, _, presets) in KINDS.items() for preset in presets}
+    largest = max(sizes.values())
+    assert largest <= MAX_PARAMETERS < 1.1 * largest, sizes
+
+
+def test_a_config_that_does_not_match_the_weights_file_is_refused_before_building(
+        trained_run, tmp_path, monkeypatch):
+    """A rehashed config with wider layers than the file's tensors: the file's header is read
+    against the config's shapes (from a meta build) before any weight is read or model built."""
+    folder = _copy_run(trained_run, tmp_path)
+    _tamper(folder, lambda m: m["config"].__setitem__("d_ff", 4096))
+    devices = _spy_builds(monkeypatch)
+    with pytest.raises(ModelError, match=r"does not fit its config \(blocks\.0\.ff\.0\.bias is "
+                                         r"\[72\], the config makes \[4096\]\)"):
+        load_model(folder)
+    assert devices == ["meta"]
+
+
+def test_an_extra_tensor_in_the_weights_file_is_refused(trained_run, tmp_path):
+    folder = _copy_run(trained_run, tmp_path)
+    _tamper(folder, weights_change=lambda s: s.__setitem__("payload", torch.zeros(1000)))
+    with pytest.raises(ModelError, match="does not fit its config .an unknown tensor payload"):
+        load_model(folder)
+
+
+def test_a_model_that_gives_nan_probabilities_is_refused_not_read_as_no_signal(
+        trained_run, eurusd):
+    predictor = Predictor.from_run(trained_run.path)
+
+    class Broken(torch.nn.Module):
+        def forward(self, x):
+            return torch.full((len(x), 3), float("nan"))
+    predictor.model = Broken()
+    with pytest.raises(ModelError, match="gives NaN or inf probabilities"):
+        predictor.predict_frame(eurusd.iloc[:300])
+
+
+def test_a_model_whose_normaliser_could_not_be_loaded_is_not_saved(tmp_path):
+    import numpy as np
+
+    from data import Normaliser
+    from models.checkpoint import model_meta, save_model
+    from models.registry import build, make_config
+
+    spec = DatasetSpec(features="scaled")
+    config = make_config("attention", "article", spec.n_features, spec.window)
+    std = np.ones(spec.n_features)
+    std[2] = 1e-300
+    meta = model_meta(kind="attention", config=config, spec=spec,
+                      normaliser=Normaliser(np.zeros(spec.n_features), std), fold=None, extra={})
+    with pytest.raises(ModelError, match=re.escape("cannot be saved: normaliser.std[2]")):
+        save_model(tmp_path, build("attention", config).state_dict(), meta)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _attnbt(*args, runs_dir):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ATTNBT_RUNS": str(runs_dir), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "backtests", *args], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def _one_error_line(res, text):
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], res.stderr
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.slow
+def test_the_cli_refuses_tampered_models_in_one_line(trained_run, tmp_path):
+    """evaluate and backtest, as a user runs them: each tampering is one error line, exit 2."""
+    runs = tmp_path / "runs"
+    prior = _copy_run(trained_run, tmp_path / "prior")
+    _tamper(prior, lambda m: m.__setitem__("train_prior", [float("nan")] * 3))
+    _one_error_line(_attnbt("evaluate", "--run", str(prior), runs_dir=runs), "train_prior")
+    _one_error_line(_attnbt("backtest", "--run", str(prior), "--random-draws", "5",
+                            runs_dir=runs), "train_prior")
+    deep = _copy_run(trained_run, tmp_path / "deep")
+    _tamper(deep, lambda m: m["config"].__setitem__("n_layers", 1_000_000))
+    _one_error_line(_attnbt("backtest", "--run", str(deep), "--random-draws", "5",
+                            runs_dir=runs), "config.n_layers")
+    unhashed = _copy_run(trained_run, tmp_path / "unhashed")
+    _tamper(unhashed, lambda m: m.pop("model_hash"), rehash=False)
+    _one_error_line(_attnbt("evaluate", "--run", str(unhashed), runs_dir=runs),
+                    "--trust-unhashed")
+    trusted = _attnbt("evaluate", "--run", str(unhashed), "--trust-unhashed", runs_dir=runs)
+    assert trusted.returncode == 0, trusted.stderr
+    assert load_model(trained_run.path).model_hash in trusted.stdout
+
+
+def test_resuming_checks_the_training_weights_as_loading_does(trained_run, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from models.checkpoint import load_training_state
+
+    folder = _copy_run(trained_run, tmp_path)
+    load_training_state(folder)
+    state = load_file(str(folder / "last.safetensors"))
+    name = _first_weight(state)
+    state[name] = state[name].half()
+    save_file(state, str(folder / "last.safetensors"))
+    with pytest.raises(ModelError, match=re.escape(f"last.safetensors: {name} is stored as F16")):
         load_training_state(folder)
