@@ -131,6 +131,7 @@ def load_csv(path: Path, *, tz: str = "UTC", sort: bool = False, point: float | 
         raise DataError(f"cannot open the file ({reason})", source=source,
                         rule="missing file") from None
     text, encoding = decode(raw, source)
+    del raw  # the text is all that is needed now: hold one copy of a large file, not two
     frame = _read_text(text, source, tz=tz, sort=sort, point=point, dayfirst=dayfirst)
     frame.attrs["source"] = source
     frame.attrs["encoding"] = encoding
@@ -163,7 +164,7 @@ def decode(raw: bytes, source: str) -> tuple[str, str]:
     text = text.lstrip("\ufeff")
     if "\x00" in text:
         raise DataError("file holds NUL bytes; is it a CSV?", source=source, rule="encoding")
-    if not text.strip():
+    if not text or text.isspace():  # (no stripped copy of a large file)
         raise DataError("the file is empty", source=source, rule="empty")
     bad = _CONTROL.search(text)
     if bad:
@@ -190,10 +191,10 @@ class _Head:
     """The header of a CSV text: separator, names, dialect and where the body starts."""
 
     def __init__(self, text: str, source: str) -> None:
-        stripped = text.lstrip()
-        if not stripped:
+        content = re.compile(r"\S").search(text)
+        if content is None:
             raise DataError("the file is empty", source=source, rule="empty")
-        start = len(text) - len(stripped)
+        start = content.start()
         line_start = max(text.rfind("\n", 0, start), text.rfind("\r", 0, start)) + 1
         self.line = len(_NEWLINE.findall(text, 0, line_start)) + 1  # 1-based line of the names
         end = _NEWLINE.search(text, start)
@@ -286,7 +287,7 @@ def _filled_lines(text: str, start: int, line: int, blank: str):
     """(file line, start, end) of each line of ``text[start:]`` (which begins file line ``line``)
     holding a character not in ``blank``. Runs of blank lines are crossed by the regex engine
     and counted with ``str.count``: megabytes of them cost no Python objects."""
-    pattern = re.compile(f"[^\r\n]*[^{re.escape(blank + chr(13) + chr(10))}][^\r\n]*")
+    pattern = re.compile(f"[^{re.escape(blank + chr(13) + chr(10))}][^\r\n]*")
     crlf = "\r" in text
 
     def newlines(a: int, b: int) -> int:
@@ -294,10 +295,12 @@ def _filled_lines(text: str, start: int, line: int, blank: str):
         return n + text.count("\r", a, b) - text.count("\r\n", a, b) if crlf else n
 
     at = start
-    for match in pattern.finditer(text, start):
-        line += newlines(at, match.start())
-        at = match.start()
-        yield line, match.start(), match.end()
+    for match in pattern.finditer(text, start):  # from a line's first filled character to its end
+        begin = max(text.rfind("\n", at, match.start()), text.rfind("\r", at, match.start()))
+        begin = at if begin < 0 else begin + 1
+        line += newlines(at, begin)
+        at = begin
+        yield line, begin, match.end()
 
 
 def _after_line_end(text: str, end: int) -> int:
@@ -311,7 +314,8 @@ def _parse_table(text: str, head: _Head, source: str, names: list[str] | None = 
     field is cut short is refused (a truncated file); a complete one is loaded with a warning."""
     names = names if names is not None else head.names
     blank_chars = " \t\r\n\x0b\x0c" + ("" if head.sep == _WHITESPACE else head.sep)
-    if not text[head.body_offset:].strip(blank_chars):  # fast: megabytes of blank lines
+    something = re.compile(f"[^{re.escape(blank_chars)}]")
+    if not something.search(text, head.body_offset):  # fast: megabytes of blank lines
         raise DataError("no rows of data", source=source, rule="empty")
     # header_lines counts non-blank lines; the body starts on the line after the last of them
     offset, first_line = head.body_offset, head.line + 1
