@@ -797,7 +797,7 @@ def _check_tz(tz: str, source: str) -> None:
 
 # --- spread in points ---------------------------------------------------------------------------
 
-POINT_GRID_SHARE = 0.10  # the point: the finest precision at least this share of prices need
+POINT_GRID_SHARE = 0.20  # the point: the finest precision at least this share of prices need
 POINT_SLIP_SHARE = 0.01  # prices finer than it: up to this share a slip (warned), more refused
 
 
@@ -886,7 +886,7 @@ def point_from_prices(body: pd.DataFrame, source: str = "<frame>",
                 "decimals (not used for the point)")
     warning = (f"{describe_rows(odd_lines)}: {int(finer.sum())} price(s) with {finest} decimals "
                f"in a file of {d}-decimal prices; the spread point is {point:g}, from the other "
-               f"{1 - finer.mean():.1%} (pass point= to override)")
+               f"{1 - finer.mean():.1%} (give it with point=, data.point, to override)")
     return point, evidence, [warning]
 
 

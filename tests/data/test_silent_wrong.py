@@ -194,3 +194,19 @@ def test_a_block_of_blank_lines_between_rows_is_skipped_and_counted(write, newli
     pd.testing.assert_frame_equal(frame, truth, check_exact=True)
     assert frame.attrs["skipped_blank_lines"] == 200_000
     assert frame.attrs["skipped_blank_line_numbers"] == list(range(4, 14))
+
+
+def test_the_point_and_its_evidence_reach_the_backtest_report(write):
+    from backtests.report import costs_charged, costs_rows
+    from strategy.fractal import Costs
+
+    rows, _, _ = mt5_rows(200)
+    rows[15][5] += "6"
+    frame = load(write(mt5_text(rows)))
+    trades = pd.DataFrame({"spread_cost": [1.0], "commission": [0.0], "slippage_cost": [0.0],
+                           "costs": [1.0]})
+    period = frame.iloc[20:120]  # a backtest's bars are a slice of the loaded frame
+    charged = costs_charged(period, Costs(), trades)
+    assert charged["spread_point"] == frame.attrs["point_evidence"]
+    shown = {r["setting"]: r["value"] for r in costs_rows(charged)}
+    assert shown["spread point"].startswith("point 1e-05: 99.9% of prices"), shown
