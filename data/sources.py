@@ -17,7 +17,19 @@ Reading a CSV, nothing is dropped or guessed silently:
   are not data;
 - a column a MetaTrader 5 file does not define is an error (a misspelt ``<SPREAD>`` must not
   vanish); a generic file may carry other columns, listed in ``attrs["ignored_columns"]``;
-- ``attrs["volume_from"]`` names the column volume came from (None: absent, zeros).
+- ``attrs["volume_from"]`` names the column volume came from (None: absent, zeros);
+- a spread in points (MT5) is converted with the point: given, or the finest price precision at
+  least ``POINT_GRID_SHARE`` of the prices need; a few prices with more decimals (at most
+  ``POINT_SLIP_SHARE``) are named in a warning, more are refused; ``attrs["point_evidence"]``
+  says which, e.g. "point 1e-05: 99.9% of prices have 5 decimals or fewer; line 17 has 6 …";
+- ``GMT+2`` / ``UTC+2`` / ``GMT+02:00`` (a stamp's suffix or the ``tz`` option) mean UTC+2, as in
+  a trading file; the tz database's ``Etc/GMT+2`` (UTC-2) is refused as a sign trap;
+- dates with two-digit years may be ``DD.MM.YY``, ``MM.DD.YY`` or ``YY.MM.DD``: readings the
+  column rules out (impossible dates, dates running backwards) are dropped; more than one left is
+  an error naming them;
+- a last line without a line end whose last field is cut short (empty, ending in ``.``, or
+  narrower than the column's other values) is refused as a truncated file; a complete-looking
+  one loads with a warning. ``attrs["warnings"]`` lists what the reader noticed.
 """
 
 from __future__ import annotations
@@ -55,12 +67,15 @@ def load(source: str | Path, *, tz: str = "UTC", sort: bool = False,
          dayfirst: bool | None = None) -> pd.DataFrame:
     """Load ``source`` into the canonical candle frame or raise ``DataError``.
 
-    ``tz``: zone of naive timestamps in a CSV (converted to UTC). ``sort``: sort unsorted rows
+    ``tz``: zone of naive timestamps in a CSV (converted to UTC): an IANA name or a UTC offset
+    (``+02:00``, ``GMT+2`` and ``UTC+2`` all mean UTC+2). ``sort``: sort unsorted rows
     instead of refusing them. ``cache_dir``: where ``yahoo:`` sources are cached. ``point``: size
     of one price point; the spread of an MT5 file is in points and is converted with it (inferred
-    from the price grid when omitted); in a generic CSV, giving it says the spread is in points.
-    ``dayfirst``: order of day and month in dates like ``02.01.2023`` (None: decided from the
-    whole column, refused when the column cannot tell and the order matters).
+    from the precision most prices use when omitted; ``attrs["point_evidence"]``); in a generic
+    CSV, giving it says the spread is in points. ``dayfirst``: order of day and month in dates
+    like ``02.01.2023`` (True: day before month; False: month before day, which includes
+    ``YY.MM.DD``; None: decided from the whole column, refused when it cannot tell and the
+    order matters).
     An option that does not apply to the kind of source is refused, never ignored.
     """
     text = str(source)
