@@ -338,7 +338,7 @@ def _parse_table(text: str, head: _Head, source: str, names: list[str] | None = 
     for _ in range(head.header_lines - 1):
         found = next(extra, None)
         if found is None:
-            offset, first_line = len(text), first_line
+            offset = len(text)
             break
         offset, first_line = _after_line_end(text, found[2]), found[0] + 1
     filled = list(_filled_lines(text, offset, first_line, blank_chars))
