@@ -223,6 +223,7 @@ def costs_charged(candles: pd.DataFrame, costs: Costs, trades: pd.DataFrame) -> 
         "spread_min": float(np.min(spread)) if len(spread) else None,
         "spread_max": float(np.max(spread)) if len(spread) else None,
         "spread_fixed": costs.spread, "default_spread": costs.default_spread,
+        "spread_point": candles.attrs.get("point_evidence"),  # how the file's points were read
         "commission_per_unit_per_side": costs.commission, "slippage": costs.slippage,
         "total_spread_cost": total("spread_cost"), "total_commission": total("commission"),
         "total_slippage_cost": total("slippage_cost"), "total_costs": total("costs"),
@@ -239,6 +240,7 @@ def costs_rows(c: dict) -> list[dict]:
                    f"range {_fmt(c['spread_min'])} … {_fmt(c['spread_max'])}")
     return [
         {"setting": "spread [price units]", "value": spread},
+        *([{"setting": "spread point", "value": c["spread_point"]}] if c.get("spread_point") else []),
         {"setting": "commission [money per unit per side]",
          "value": c["commission_per_unit_per_side"]},
         {"setting": "slippage [price units per market/stop fill]", "value": c["slippage"]},

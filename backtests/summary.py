@@ -31,7 +31,8 @@ def timeframe_label(step: pd.Timedelta | None) -> str:
 
 def describe_frame(candles: pd.DataFrame, label_kind: str = "3bar") -> dict:
     """Rows, range, timeframe, gaps and label balance of a canonical candle frame, and what
-    loading it did: where volume came from, blank lines skipped, columns ignored, the point."""
+    loading it did: where volume came from, blank lines skipped, columns ignored, the spread point
+    and its evidence, and warnings (prices finer than the point, a last line without a line end)."""
     index = candles.index
     step = timeframe(index)
     gaps = []
@@ -52,6 +53,8 @@ def describe_frame(candles: pd.DataFrame, label_kind: str = "3bar") -> dict:
         "skipped_blank_line_numbers": list(candles.attrs.get("skipped_blank_line_numbers", [])),
         "ignored_columns": list(candles.attrs.get("ignored_columns", [])),
         "point": candles.attrs.get("point"),
+        "point_evidence": candles.attrs.get("point_evidence"),
+        "warnings": list(candles.attrs.get("warnings", [])),
         "gaps": len(gaps), "largest_gaps": gaps[:3],
         "labels": labels, "label_kind": label_kind,
         "label_share": {k: labels[k] / known if known else 0.0 for k in ("none", "buy", "sell")},

@@ -17,13 +17,26 @@ Reading a CSV, nothing is dropped or guessed silently:
   are not data;
 - a column a MetaTrader 5 file does not define is an error (a misspelt ``<SPREAD>`` must not
   vanish); a generic file may carry other columns, listed in ``attrs["ignored_columns"]``;
-- ``attrs["volume_from"]`` names the column volume came from (None: absent, zeros).
+- ``attrs["volume_from"]`` names the column volume came from (None: absent, zeros);
+- a spread in points (MT5) is converted with the point: given, or the finest price precision at
+  least ``POINT_GRID_SHARE`` of the prices need; a few prices with more decimals (at most
+  ``POINT_SLIP_SHARE``) are named in a warning, more are refused; ``attrs["point_evidence"]``
+  says which, e.g. "point 1e-05: 99.9% of prices have 5 decimals or fewer; line 17 has 6 …";
+- ``GMT+2`` / ``UTC+2`` / ``GMT+02:00`` (a stamp's suffix or the ``tz`` option) mean UTC+2, as in
+  a trading file; the tz database's ``Etc/GMT+2`` (UTC-2) is refused as a sign trap;
+- dates with two-digit years may be ``DD.MM.YY``, ``MM.DD.YY`` or ``YY.MM.DD``: readings the
+  column rules out (impossible dates, dates running backwards) are dropped; more than one left is
+  an error naming them;
+- a last line without a line end whose last field is cut short (empty, ending in ``.``, or
+  narrower than the column's other values) is refused as a truncated file; a complete-looking
+  one loads with a warning. ``attrs["warnings"]`` lists what the reader noticed.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import datetime as dt
 import importlib.util
 import re
 from pathlib import Path
@@ -31,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data.errors import DataError
+from data.errors import DataError, describe_rows
 from data.validate import validate_frame
 
 # Real candles shipped by the PyPI package `backtesting` (AGPL-3.0), read as data files.
@@ -54,12 +67,15 @@ def load(source: str | Path, *, tz: str = "UTC", sort: bool = False,
          dayfirst: bool | None = None) -> pd.DataFrame:
     """Load ``source`` into the canonical candle frame or raise ``DataError``.
 
-    ``tz``: zone of naive timestamps in a CSV (converted to UTC). ``sort``: sort unsorted rows
+    ``tz``: zone of naive timestamps in a CSV (converted to UTC): an IANA name or a UTC offset
+    (``+02:00``, ``GMT+2`` and ``UTC+2`` all mean UTC+2). ``sort``: sort unsorted rows
     instead of refusing them. ``cache_dir``: where ``yahoo:`` sources are cached. ``point``: size
     of one price point; the spread of an MT5 file is in points and is converted with it (inferred
-    from the price grid when omitted); in a generic CSV, giving it says the spread is in points.
-    ``dayfirst``: order of day and month in dates like ``02.01.2023`` (None: decided from the
-    whole column, refused when the column cannot tell and the order matters).
+    from the precision most prices use when omitted; ``attrs["point_evidence"]``); in a generic
+    CSV, giving it says the spread is in points. ``dayfirst``: order of day and month in dates
+    like ``02.01.2023`` (True: day before month; False: month before day, which includes
+    ``YY.MM.DD``; None: decided from the whole column, refused when it cannot tell and the
+    order matters).
     An option that does not apply to the kind of source is refused, never ignored.
     """
     text = str(source)
@@ -130,6 +146,7 @@ def load_csv(path: Path, *, tz: str = "UTC", sort: bool = False, point: float | 
         raise DataError(f"cannot open the file ({reason})", source=source,
                         rule="missing file") from None
     text, encoding = decode(raw, source)
+    del raw  # the text is all that is needed now: hold one copy of a large file, not two
     frame = _read_text(text, source, tz=tz, sort=sort, point=point, dayfirst=dayfirst)
     frame.attrs["source"] = source
     frame.attrs["encoding"] = encoding
@@ -162,7 +179,7 @@ def decode(raw: bytes, source: str) -> tuple[str, str]:
     text = text.lstrip("\ufeff")
     if "\x00" in text:
         raise DataError("file holds NUL bytes; is it a CSV?", source=source, rule="encoding")
-    if not text.strip():
+    if not text or text.isspace():  # (no stripped copy of a large file)
         raise DataError("the file is empty", source=source, rule="empty")
     bad = _CONTROL.search(text)
     if bad:
@@ -189,10 +206,10 @@ class _Head:
     """The header of a CSV text: separator, names, dialect and where the body starts."""
 
     def __init__(self, text: str, source: str) -> None:
-        stripped = text.lstrip()
-        if not stripped:
+        content = re.compile(r"\S").search(text)
+        if content is None:
             raise DataError("the file is empty", source=source, rule="empty")
-        start = len(text) - len(stripped)
+        start = content.start()
         line_start = max(text.rfind("\n", 0, start), text.rfind("\r", 0, start)) + 1
         self.line = len(_NEWLINE.findall(text, 0, line_start)) + 1  # 1-based line of the names
         end = _NEWLINE.search(text, start)
@@ -202,13 +219,13 @@ class _Head:
             raise DataError(f"the header names more than {MAX_COLUMNS} columns; is this a file of "
                             "candles, and is the separator , ; or tab?", source=source,
                             rows=[self.line], rule="too many columns")
-        self.raw_names = split_line(first, self.sep)
+        self.raw_names = split_line(first, self.sep, source, self.line)
         self.names = [normalise_name(n) for n in self.raw_names]
         self.header_lines = 1
         self.body_offset = end.end() if end else len(text)  # where the line after the names starts
-        self.dialect = self._dialect(text, end)
+        self.dialect = self._dialect(text, end, source)
 
-    def _dialect(self, text: str, end: re.Match | None) -> str:
+    def _dialect(self, text: str, end: re.Match | None, source: str) -> str:
         names = set(self.names)
         bracketed = any(re.fullmatch(r"\s*<[^<>]*>\s*", n.replace("\ufeff", "").strip("\"' "))
                         for n in self.raw_names)
@@ -217,8 +234,9 @@ class _Head:
         if self.names[:1] == ["price"] and end is not None:
             after = [line for line in _NEWLINE.split(text[end.end(): end.end() + 10_000])
                      if line.strip()][:2]
-            if after and normalise_name(split_line(after[0], self.sep)[0]) == "ticker":
-                third = normalise_name(split_line(after[1], self.sep)[0]) if len(after) > 1 else ""
+            fields = [split_line(line, self.sep, source) or [""] for line in after]
+            if fields and normalise_name(fields[0][0]) == "ticker":
+                third = normalise_name(fields[1][0]) if len(fields) > 1 else ""
                 self.header_lines = 3 if third in TIME_NAMES[:4] else 2
                 return "yfinance_multi"
         if "time" in names and names & {"tick_volume", "real_volume"}:
@@ -242,11 +260,23 @@ def _count_outside_quotes(line: str, sep: str) -> int:
     return re.sub(r'"[^"]*"', "", line).count(sep)
 
 
-def split_line(line: str, sep: str) -> list[str]:
+def split_line(line: str, sep: str, source: str = "<text>", row: int | None = None) -> list[str]:
     """The fields of one line (quotes honoured unless whitespace-separated)."""
     if sep == _WHITESPACE:
         return line.split()
-    return next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])
+    try:
+        return next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])
+    except csv.Error as exc:
+        raise _csv_error(exc, source, row) from None
+
+
+def _csv_error(exc: csv.Error, source: str, row: int | None) -> DataError:
+    if "field limit" in str(exc):
+        return DataError(f"a field is longer than {csv.field_size_limit():,} characters; is this a "
+                         "CSV file of candles?", source=source, rows=[row] if row else None,
+                         rule="malformed CSV")
+    return DataError(f"could not read as CSV ({exc})", source=source,
+                     rows=[row] if row else None, rule="malformed CSV")
 
 
 def detect_format(text: str) -> str:
@@ -257,61 +287,85 @@ def detect_format(text: str) -> str:
 # --- body ---------------------------------------------------------------------------------------
 
 class _Table:
-    """Data rows of a CSV as stripped strings (empty cells NaN), the file line of each row, and
-    the lines skipped as blank."""
+    """Data rows of a CSV as stripped strings (empty cells NaN), the file line of each row, how
+    many lines were skipped as blank (and the first ten of them), and what the reader noticed."""
 
     def __init__(self, frame: pd.DataFrame, lines: np.ndarray, header_line: int,
-                 raw_names: list[str], skipped: list[int]) -> None:
+                 raw_names: list[str], skipped: int, skipped_first: list[int],
+                 warnings: list[str]) -> None:
         self.frame, self.lines, self.header_line = frame, lines, header_line
-        self.raw_names, self.skipped = raw_names, skipped
+        self.raw_names, self.skipped, self.skipped_first = raw_names, skipped, skipped_first
+        self.warnings = warnings
+
+
+def _filled_lines(text: str, start: int, line: int, blank: str):
+    """(file line, start, end) of each line of ``text[start:]`` (which begins file line ``line``)
+    holding a character not in ``blank``. Runs of blank lines are crossed by the regex engine
+    and counted with ``str.count``: megabytes of them cost no Python objects."""
+    pattern = re.compile(f"[^{re.escape(blank + chr(13) + chr(10))}][^\r\n]*")
+    crlf = "\r" in text
+
+    def newlines(a: int, b: int) -> int:
+        n = text.count("\n", a, b)
+        return n + text.count("\r", a, b) - text.count("\r\n", a, b) if crlf else n
+
+    at = start
+    for match in pattern.finditer(text, start):  # from a line's first filled character to its end
+        begin = max(text.rfind("\n", at, match.start()), text.rfind("\r", at, match.start()))
+        begin = at if begin < 0 else begin + 1
+        line += newlines(at, begin)
+        at = begin
+        yield line, begin, match.end()
+
+
+def _after_line_end(text: str, end: int) -> int:
+    return end + (2 if text.startswith("\r\n", end) else 1 if text[end:end + 1] in "\r\n" else 0)
 
 
 def _parse_table(text: str, head: _Head, source: str, names: list[str] | None = None) -> _Table:
     """Read the rows under ``head``. A row whose field count differs from the header's is an
     error naming its line; lines of only separators/whitespace between rows are skipped and
-    counted; blank lines at the end are not data."""
+    counted; blank lines at the end are not data. A last line without a line end whose last
+    field is cut short is refused (a truncated file); a complete one is loaded with a warning."""
     names = names if names is not None else head.names
     blank_chars = " \t\r\n\x0b\x0c" + ("" if head.sep == _WHITESPACE else head.sep)
-    if not text[head.body_offset:].strip(blank_chars):  # fast: megabytes of blank lines
+    something = re.compile(f"[^{re.escape(blank_chars)}]")
+    if not something.search(text, head.body_offset):  # fast: megabytes of blank lines
         raise DataError("no rows of data", source=source, rule="empty")
-    physical = _NEWLINE.split(text)
-    # header_lines counts non-blank lines; find the physical line after the last of them
-    index, seen = head.line - 1, 0
-    while seen < head.header_lines and index < len(physical):
-        if physical[index].strip():
-            seen += 1
-        index += 1
-    body = physical[index:]
-    first_line = index + 1  # 1-based file line of body[0]
-    filled = [i for i, line in enumerate(body) if line.strip(blank_chars)]
+    # header_lines counts non-blank lines; the body starts on the line after the last of them
+    offset, first_line = head.body_offset, head.line + 1
+    extra = _filled_lines(text, offset, first_line, " \t\x0b\x0c")
+    for _ in range(head.header_lines - 1):
+        found = next(extra, None)
+        if found is None:
+            offset = len(text)
+            break
+        offset, first_line = _after_line_end(text, found[2]), found[0] + 1
+    filled = list(_filled_lines(text, offset, first_line, blank_chars))
+    filled_text = [text[a:b] for _, a, b in filled]
+    filled_line = np.array([n for n, _, _ in filled], dtype=int)
     records: list[list[str]] = []
-    starts: list[int] = []  # index in body of each record's first line
+    starts: list[int] = []  # index in filled of each record's first line
     if head.sep == _WHITESPACE:
-        records, starts = [body[i].split() for i in filled], filled
+        records, starts = [line.split() for line in filled_text], list(range(len(filled)))
     else:
-        reader = csv.reader((body[i] for i in filled), delimiter=head.sep,
-                            skipinitialspace=True)
+        reader = csv.reader(filled_text, delimiter=head.sep, skipinitialspace=True)
         consumed = 0
         try:
             for record in reader:
                 records.append(record)
-                starts.append(filled[consumed])
+                starts.append(consumed)
                 consumed = reader.line_num
         except csv.Error as exc:
-            at = filled[min(reader.line_num, len(filled)) - 1] if filled else 0
-            raise DataError(f"could not read as CSV ({exc})", source=source,
-                            rows=[first_line + at], rule="malformed CSV") from None
+            at = min(reader.line_num, len(filled)) - 1 if filled else 0
+            raise _csv_error(exc, source, filled_line[at] if filled else first_line) from None
     data = [i for i, record in enumerate(records) if any(cell.strip() for cell in record)]
     if not data:
         raise DataError("no rows of data", source=source, rule="empty")
     rows = [records[i] for i in data]
-    row_lines = first_line + np.array([starts[i] for i in data], dtype=int)
-    # skipped: every line before the last row that starts no row and continues none
-    used = np.zeros(starts[data[-1]] + 1, dtype=bool)
-    used[[i for i in filled if i <= starts[data[-1]]]] = True
-    is_row = set(data)
-    used[[starts[i] for i in range(len(records)) if i not in is_row]] = False
-    skipped = (first_line + np.flatnonzero(~used)).tolist()
+    row_lines = filled_line[[starts[i] for i in data]]
+    skipped, skipped_first = _skipped(filled_line, records, starts, set(data), first_line,
+                                      int(row_lines[-1]))
     width = len(names)
     wrong = [i for i, r in enumerate(rows) if len(r) != width]
     if wrong:
@@ -321,10 +375,58 @@ def _parse_table(text: str, head: _Head, source: str, names: list[str] | None = 
                         f"{everywhere}; columns would shift", source=source,
                         rows=row_lines[wrong], rule="malformed CSV")
     _check_unique_columns(names, head.raw_names, source, head.line)
+    warnings = []
+    if data[-1] == len(records) - 1 and filled and filled[-1][2] == len(text):
+        warnings = _unterminated(rows, filled_text[-1], int(filled_line[-1]), head.raw_names,
+                                 source)
     frame = pd.DataFrame(rows, columns=pd.RangeIndex(width), dtype=object)
     frame = frame.apply(lambda col: col.str.strip()).replace("", np.nan)
     frame.columns = names
-    return _Table(frame, row_lines, head.line, head.raw_names, skipped)
+    return _Table(frame, row_lines, head.line, head.raw_names, skipped, skipped_first, warnings)
+
+
+def _skipped(filled_line: np.ndarray, records: list[list[str]], starts: list[int],
+             is_row: set[int], first_line: int, last_row: int) -> tuple[int, list[int]]:
+    """How many lines before the last row start no row and continue none (blank lines, and
+    lines of only empty quoted cells), and the first ten of them."""
+    blank_records = [int(filled_line[starts[i]]) for i in range(len(records))
+                     if i not in is_row and filled_line[starts[i]] < last_row]
+    before = int(np.searchsorted(filled_line, last_row))  # filled lines before the last row
+    count = (last_row - first_line) - before + len(blank_records)
+    first: list[int] = []
+    expected, special = first_line, set(blank_records)
+    for line in filled_line[:before]:
+        first.extend(range(expected, min(line, expected + 10 - len(first))))
+        if line in special and len(first) < 10:
+            first.append(int(line))
+        expected = int(line) + 1
+        if len(first) >= 10:
+            break
+    else:
+        first.extend(range(expected, min(last_row, expected + 10 - len(first))))
+    return count, first[:10]
+
+
+def _unterminated(rows: list[list[str]], raw: str, line: int, raw_names: list[str],
+                  source: str) -> list[str]:
+    """The last line has no line end: the file may have been cut inside its last field. A field
+    visibly cut (empty, ending in ``.``, ``e``, a sign, or shorter than the other values of its
+    column) is refused; otherwise the row loads and a warning says to check the file."""
+    if raw[-1:] in (" ", "\t", '"', "'"):  # a space or closing quote ended the field
+        return []
+    value = rows[-1][-1].strip()
+    widths = [len(row[-1].strip()) for row in rows[:-1]]
+    usual = max(widths, default=0)
+    if value == "" or value[-1] in ".eE+-" or len(value) < usual:
+        name = raw_names[-1].strip() if raw_names else "last"
+        why = (f"is shorter than the other values of column {name!r} (up to {usual} characters)"
+               if value and len(value) < usual else f"of column {name!r} looks cut off")
+        raise DataError(f"the last line has no line end and its last field {value!r} {why}: the "
+                        "file looks truncated; export it again, or end the line with a line "
+                        "break if it is complete", source=source, rows=[line],
+                        rule="truncated file")
+    return [f"line {line} (the last) has no line end: check that the file is complete (a file cut "
+            "off while it was written loses the end of its last row)"]
 
 
 def _check_unique_columns(names: list[str], raw: list[str], source: str, line: int) -> None:
@@ -346,8 +448,9 @@ def _read_text(text: str, source: str, *, tz: str, sort: bool, point: float | No
               "mt5_api": _read_mt5_api, "generic": _read_generic}[head.dialect]
     frame, table = reader(text, head, source, tz=tz, sort=sort, point=point, dayfirst=dayfirst)
     frame.attrs["format"] = head.dialect
-    frame.attrs["skipped_blank_lines"] = len(table.skipped)
-    frame.attrs["skipped_blank_line_numbers"] = table.skipped[:10]
+    frame.attrs["skipped_blank_lines"] = table.skipped
+    frame.attrs["skipped_blank_line_numbers"] = table.skipped_first
+    frame.attrs["warnings"] = [*table.warnings, *frame.attrs.get("warnings", [])]
     return frame
 
 
@@ -390,7 +493,7 @@ def _read_generic(text, head, source, *, tz, sort, point, dayfirst):
     body = frame[prices + ([volume] if volume else [])].rename(columns={volume: "volume"})
     body = body.set_axis(index, axis=0)
     if point is not None:  # the caller says this spread is in points
-        body = _spread_to_price(body, point, source)
+        body = _spread_to_price(body, point, source, table.lines)
     volume_from = _VOLUME_NAMES.get(volume, volume) if volume else None
     return _finish(body, table, source, used=[time_col, *prices, volume], volume=volume_from,
                    sort=sort), table
@@ -420,7 +523,7 @@ def _read_mt5_terminal(text, head, source, *, tz, sort, point, dayfirst):
     volume = _pick(list(frame.columns), "tickvol", "vol")
     prices = [c for c in ("open", "high", "low", "close", "spread") if c in frame]
     body = frame[prices + ([volume] if volume else [])].rename(columns={volume: "volume"})
-    body = _spread_to_price(body.set_axis(index, axis=0), point, source)
+    body = _spread_to_price(body.set_axis(index, axis=0), point, source, table.lines)
     return _finish(body, table, source, used=["date", "time", *prices, volume],
                    volume=_VOLUME_NAMES.get(volume) if volume else None, sort=sort), table
 
@@ -434,7 +537,7 @@ def _read_mt5_api(text, head, source, *, tz, sort, point, dayfirst):
     volume = _pick(list(frame.columns), "tick_volume", "real_volume")
     prices = [c for c in ("open", "high", "low", "close", "spread") if c in frame]
     body = frame[prices + ([volume] if volume else [])].rename(columns={volume: "volume"})
-    body = _spread_to_price(body.set_axis(index, axis=0), point, source)
+    body = _spread_to_price(body.set_axis(index, axis=0), point, source, table.lines)
     return _finish(body, table, source, used=["time", *prices, volume], volume=volume,
                    sort=sort), table
 
@@ -494,7 +597,7 @@ def parse_times(values: pd.Series, source: str, lines: np.ndarray, *, tz: str,
         if epoch_wall_clock:
             return _localize(index, tz, source, lines).tz_convert("UTC")
         return index.tz_localize("UTC")
-    text = resolve_day_month(text, source, lines, dayfirst)
+    text = resolve_day_month(_iso_offsets(text), source, lines, dayfirst)
     aware = text.str.contains(_AWARE, regex=True).to_numpy(dtype=bool)
     if aware.any() and not aware.all():
         odd = np.flatnonzero(aware != aware[0])
@@ -524,13 +627,49 @@ def parse_times(values: pd.Series, source: str, lines: np.ndarray, *, tz: str,
     return index.tz_convert("UTC")
 
 
+_GMT_SUFFIX = re.compile(r"(?i)(?<=\d)\s*(?:GMT|UTC)(?:\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?)?$")
+
+
+def _iso_offsets(text: pd.Series) -> pd.Series:
+    """``… GMT+2`` / ``… UTC-03:30`` / ``… GMT`` suffixes as ISO offsets (``+02:00``): in a
+    trading file GMT+2 is UTC+2, not the POSIX reading (UTC-2) that dateutil gives it."""
+    if not text.str.contains(r"(?i)GMT|UTC", regex=True).any():
+        return text
+
+    def iso(match: re.Match) -> str:
+        sign, hours, minutes = match.group(1), match.group(2), match.group(3)
+        return f"{sign}{int(hours):02d}:{minutes or '00'}" if sign else "+00:00"
+
+    return text.str.replace(_GMT_SUFFIX, iso, regex=True)
+
+
+_READINGS = {"DMY": "DD.MM.YY", "MDY": "MM.DD.YY", "YMD": "YY.MM.DD"}
+_MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
+def _full_year(two_or_four: np.ndarray, digits: np.ndarray) -> np.ndarray:
+    return np.where(digits == 2, np.where(two_or_four < 69, 2000, 1900) + two_or_four,
+                    two_or_four)
+
+
+def _is_date(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> bool:
+    if ((month < 1) | (month > 12)).any():
+        return False
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    last = _MONTH_DAYS[month - 1] + ((month == 2) & leap)
+    return bool(((day >= 1) & (day <= last)).all())
+
+
 def resolve_day_month(text: pd.Series, source: str, lines: np.ndarray,
                       dayfirst: bool | None) -> pd.Series:
-    """Rewrite ``D.M.YYYY``/``M/D/YYYY``-style stamps (any of ``. / -``) as ISO dates.
+    """Rewrite ``D.M.YYYY``/``M/D/YYYY``/``YY.MM.DD``-style stamps (any of ``. / -``) as ISO.
 
     The order comes from the whole column: a first field over 12 means day-first, a second field
-    over 12 month-first, both kinds are an error. A column that shows neither is read as
-    ``dayfirst`` says; when that is None and some date has day != month, it is refused.
+    over 12 month-first, both kinds are an error. With two-digit years the column may also be
+    year-first (``25.12.12``: 2025-12-12 or 2012-12-25): a reading is ruled out where some date
+    is impossible under it or, when another reading runs forward in time, where the dates run
+    backwards. ``dayfirst=True`` means day before month (DD.MM.YY), ``False`` month before day
+    (MM.DD.YY or YY.MM.DD). Readings left that give different dates are refused, naming them.
     ISO ``YYYY-MM-DD`` and MT5 ``YYYY.MM.DD`` stamps do not match and are left alone.
     """
     parts = text.str.extract(_DMY)
@@ -539,38 +678,62 @@ def resolve_day_month(text: pd.Series, source: str, lines: np.ndarray,
         return text
     first = parts[0][hit].astype(int).to_numpy()
     second = parts[1][hit].astype(int).to_numpy()
+    third = parts[2][hit].astype(int).to_numpy()
+    first_digits = parts[0][hit].str.len().to_numpy()
+    third_digits = parts[2][hit].str.len().to_numpy()
     at = np.asarray(lines)[hit]
     shown = text[hit].to_numpy()
     day_first = np.flatnonzero(first > 12)
     month_first = np.flatnonzero(second > 12)
-    hint = "pass dayfirst=True or dayfirst=False (data.dayfirst)"
     if len(day_first) and len(month_first):
         i, j = day_first[0], month_first[0]
         raise DataError(f"dates are written both day-first ({shown[i]!r}) and month-first "
                         f"({shown[j]!r})", source=source, rows=sorted({at[i], at[j]}),
                         rule="ambiguous dates")
-    found = True if len(day_first) else False if len(month_first) else None
-    if found is not None and dayfirst is not None and found != dayfirst:
+    year = _full_year(third, third_digits)
+    dates = {"DMY": (year, second, first), "MDY": (year, first, second)}
+    if (first_digits == 2).all() and (third_digits == 2).all():
+        ymd = (_full_year(first, first_digits), second, third)
+        if _is_date(*ymd):
+            dates["YMD"] = ymd
+    readings = [r for r in dates if not (r == "DMY" and len(month_first))
+                and not (r == "MDY" and len(day_first))]
+    allowed = {None: set(_READINGS), True: {"DMY"}, False: {"MDY", "YMD"}}
+    possible = [r for r in readings if r in allowed[dayfirst]]
+    if not possible:  # the column shows one order and the caller said the other
+        found = bool(len(day_first))
         i = (day_first if found else month_first)[0]
         raise DataError(f"{shown[i]!r} can only be {'day' if found else 'month'}-first, but "
                         f"dayfirst={dayfirst} was given", source=source, rows=[at[i]],
                         rule="ambiguous dates")
-    order = found if found is not None else dayfirst
-    if order is None:
-        differ = np.flatnonzero(first != second)
-        if len(differ):
-            raise DataError(f"dates such as {shown[differ[0]]!r} read as day-first or "
-                            f"month-first and no date in the column settles it; {hint}",
-                            source=source, rows=at[differ[:1]], rule="ambiguous dates")
-        order = True  # day == month everywhere: the order does not matter
-    day, month = (first, second) if order else (second, first)
-    year = parts[2][hit].astype(int).to_numpy()
-    year = np.where(parts[2][hit].str.len().to_numpy() == 2,
-                    np.where(year < 69, 2000 + year, 1900 + year), year)
+    keys = {r: y * 10_000 + m * 100 + d for r, (y, m, d) in dates.items()}
+    if len(possible) > 1 and "YMD" in possible:  # which reading runs forward in time
+        forward = [r for r in possible if (np.diff(keys[r]) >= 0).all()]
+        possible = forward or possible
+    differ = np.flatnonzero(np.any([keys[r] != keys[possible[0]] for r in possible], axis=0))
+    if len(differ):
+        i = differ[0]
+        if set(possible) == {"DMY", "MDY"}:
+            hint = "pass dayfirst=True or dayfirst=False (data.dayfirst)"
+            raise DataError(f"dates such as {shown[i]!r} read as day-first or month-first and no "
+                            f"date in the column settles it; {hint}", source=source,
+                            rows=[at[i]], rule="ambiguous dates")
+        named = " or ".join(
+            f"{dates[r][0][i]:04d}-{dates[r][1][i]:02d}-{dates[r][2][i]:02d} ({_READINGS[r]})"
+            for r in possible)
+        settle = [f"dayfirst={choice} for {_READINGS[left[0]]}" for choice in (True, False)
+                  if dayfirst is None
+                  and len(left := [r for r in possible if r in allowed[choice]]) == 1]
+        hint = (f"pass {' or '.join(settle)} (data.dayfirst), or write four-digit years"
+                if settle else "write the dates with four-digit years")
+        raise DataError(f"dates such as {shown[i]!r} read as {named}, and no date in the column "
+                        f"settles it; {hint}", source=source, rows=[at[i]],
+                        rule="ambiguous dates")
+    y, m, d = dates[possible[0]]
     rest = parts[3][hit].fillna("").to_numpy()
     out = text.copy()
-    out[hit] = [f"{y:04d}-{m:02d}-{d:02d}{r}" for y, m, d, r in
-                zip(year, month, day, rest, strict=True)]
+    out[hit] = [f"{yy:04d}-{mm:02d}-{dd:02d}{r}" for yy, mm, dd, r in
+                zip(y, m, d, rest, strict=True)]
     return out
 
 
@@ -591,32 +754,76 @@ def _dateish(stamp: str) -> bool:
 
 def _localize(index: pd.DatetimeIndex, tz: str, source: str, lines: np.ndarray):
     """Naive wall-clock stamps in ``tz`` → aware; a repeated DST hour is resolved from the order."""
+    zone_ = zone(tz, source)
     try:
-        return index.tz_localize(tz, ambiguous="infer", nonexistent="raise")
+        return index.tz_localize(zone_, ambiguous="infer", nonexistent="raise")
     except Exception:  # pytz/zoneinfo raise several types for DST gaps and repeats
         pass
-    probe = index.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+    probe = index.tz_localize(zone_, ambiguous="NaT", nonexistent="NaT")
     bad = np.flatnonzero(probe.isna())
     raise DataError(f"timestamp {index[bad[0]] if len(bad) else ''} does not exist or is "
                     f"ambiguous in {tz} (a daylight-saving change)", source=source,
                     rows=lines[bad] if len(bad) else None, rule="unknown timezone")
 
 
+_OFFSET_NAME = re.compile(r"(?i)^(?:GMT|UTC)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$")
+_POSIX_GMT = re.compile(r"(?i)^etc/(?:gmt|utc)\s*([+-])\s*(\d{1,2})$")
+
+
+def zone(tz: str, source: str = "<option>") -> str | dt.tzinfo:
+    """The zone a ``tz`` option names, as pandas takes it.
+
+    ``GMT+2``, ``UTC+2``, ``GMT+02:00`` and ``+02:00`` mean UTC+2, as brokers write them. The tz
+    database's ``Etc/GMT+2`` means the opposite (POSIX sign: UTC-2), so it is refused rather than
+    read either way; anything else is an IANA name.
+    """
+    text = str(tz).strip()
+    if text.upper() in ("GMT", "UTC", "Z"):
+        return "UTC"
+    offset = _OFFSET_NAME.match(text)
+    if offset:
+        sign, hours, minutes = offset.group(1), int(offset.group(2)), int(offset.group(3) or 0)
+        if hours > 14 or minutes >= 60:
+            raise DataError(f"timezone {tz!r} is not a UTC offset (at most ±14:00)",
+                            source=source, rule="unknown timezone")
+        delta = dt.timedelta(hours=hours, minutes=minutes)
+        return dt.timezone(-delta if sign == "-" else delta) if delta else "UTC"
+    posix = _POSIX_GMT.match(text)
+    if posix and int(posix.group(2)):
+        sign, hours = posix.group(1), int(posix.group(2))
+        other = "-" if sign == "+" else "+"
+        raise DataError(f"{tz!r} is UTC{other}{hours} in the tz database (POSIX sign), the "
+                        f"opposite of what a broker's GMT{sign}{hours} means; write "
+                        f"{other}{hours:02d}:00 for UTC{other}{hours}, or {sign}{hours:02d}:00 "
+                        f"(GMT{sign}{hours}) for UTC{sign}{hours}", source=source,
+                        rule="unknown timezone")
+    return text
+
+
 def _check_tz(tz: str, source: str) -> None:
+    zone_ = zone(tz, source)
     try:
-        pd.Timestamp("2020-01-01").tz_localize(tz)
+        pd.Timestamp("2020-01-01").tz_localize(zone_)
     except Exception:
-        raise DataError(f"unknown timezone {tz!r} (use an IANA name such as UTC or Europe/Athens)",
+        raise DataError(f"unknown timezone {tz!r} (use an IANA name such as Europe/Athens, or a "
+                        "UTC offset such as +02:00 or GMT+2, meaning UTC+2)",
                         source=source, rule="unknown timezone") from None
 
 
 # --- spread in points ---------------------------------------------------------------------------
 
-def _spread_to_price(body: pd.DataFrame, point: float | None, source: str) -> pd.DataFrame:
+POINT_GRID_SHARE = 0.20  # the point: the finest precision at least this share of prices need
+POINT_SLIP_SHARE = 0.01  # prices finer than it: up to this share a slip (warned), more refused
+
+
+def _spread_to_price(body: pd.DataFrame, point: float | None, source: str,
+                     lines: np.ndarray | None = None) -> pd.DataFrame:
     """MT5 gives spread in points; the canonical frame holds it in price units.
 
-    Without ``point`` it is inferred from the prices, only when some spread is not zero.
-    Cells that are not numbers are left as they are, for the validator to report.
+    Without ``point`` it is inferred from the prices (``point_from_prices``), only when some
+    spread is not zero; ``attrs["point_evidence"]`` says how the point was found, and a few
+    prices finer than it are named in ``attrs["warnings"]``. Cells that are not numbers are
+    left as they are, for the validator to report.
     """
     if "spread" not in body:
         if point is not None:
@@ -625,31 +832,79 @@ def _spread_to_price(body: pd.DataFrame, point: float | None, source: str) -> pd
         return body
     spread = body["spread"].astype(object)
     number = pd.to_numeric(spread, errors="coerce")
+    warnings: list[str] = []
     if point is None:
         if not (number.fillna(0) != 0).any():
             return body
-        point = infer_point(body, source)
+        point, evidence, warnings = point_from_prices(body, source, lines)
+    else:
+        evidence = f"point {point:g} (given)"
     body = body.copy()
     body["spread"] = spread.where(number.isna(), number * point)
     body.attrs["point"] = point
+    body.attrs["point_evidence"] = evidence
+    body.attrs["warnings"] = warnings
     return body
 
 
-def infer_point(body: pd.DataFrame, source: str = "<frame>", max_digits: int = 8) -> float:
-    """The price step 10^-d: the smallest d ≤ ``max_digits`` such that every price is within
-    1e-10 (relative) of a multiple of it, so float noise ("1.1456500000000001") and dropped
-    zeros ("1.072") do not matter. No such d is an error asking for ``point=``."""
+def point_from_prices(body: pd.DataFrame, source: str = "<frame>",
+                      lines: np.ndarray | None = None, max_digits: int = 8,
+                      ) -> tuple[float, str, list[str]]:
+    """The price step 10^-d, the evidence for it, and warnings: (point, evidence, warnings).
+
+    Each price needs d_i decimals: the smallest d ≤ ``max_digits`` whose grid holds it within
+    1e-10 (relative), so float noise ("1.1456500000000001") and dropped zeros ("1.072") do not
+    matter. d is the finest precision at least ``POINT_GRID_SHARE`` of the prices need (a price
+    needing fewer decimals just ends in zeros). One price written with an extra decimal must not
+    make every spread 10× too small: prices needing more than d are a slip when they are at most
+    ``POINT_SLIP_SHARE`` of the prices (warned, naming their lines) and refused when more, as
+    the point is then uncertain. No such d is an error asking for ``point=``.
+    """
     cols = [c for c in ("open", "high", "low", "close") if c in body]
-    prices = pd.to_numeric(pd.Series(body[cols].to_numpy().ravel()), errors="coerce")
-    prices = np.abs(prices.to_numpy(dtype="float64", na_value=np.nan))
-    prices = prices[np.isfinite(prices) & (prices > 0)]
+    table = body[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float64",
+                                                                      na_value=np.nan)
+    row = np.repeat(np.arange(len(table)), len(cols))
+    prices = np.abs(table.ravel())
+    keep = np.isfinite(prices) & (prices > 0)
+    prices, row = prices[keep], row[keep]
+    lines = np.asarray(lines) if lines is not None else np.arange(1, len(body) + 1)
     if not len(prices):
-        return 1.0
-    for digits in range(max_digits + 1):
+        return 1.0, "point 1 (no prices to infer it from)", []
+    needs = np.full(len(prices), max_digits + 1)
+    for digits in range(max_digits, -1, -1):
         scaled = prices * 10.0**digits
-        if (np.abs(scaled - np.round(scaled)) <= 1e-10 * scaled).all():
-            return 10.0**-digits
-    raise DataError(f"cannot infer the size of one point from the prices (they are not on a grid "
-                    f"of 10^-d for d ≤ {max_digits}), so the spread in points cannot be "
-                    "converted; pass point= (data.point), e.g. 0.00001 for EURUSD",
-                    source=source, rule="spread units")
+        needs[np.abs(scaled - np.round(scaled)) <= 1e-10 * scaled] = digits
+    share = np.array([(needs >= d).mean() for d in range(max_digits + 2)])
+    d = int(np.flatnonzero(share >= POINT_GRID_SHARE)[-1])
+    if d > max_digits:
+        raise DataError(f"cannot infer the size of one point from the prices (they are not on a "
+                        f"grid of 10^-d for d ≤ {max_digits}), so the spread in points cannot be "
+                        "converted; pass point= (data.point), e.g. 0.00001 for EURUSD",
+                        source=source, rule="spread units")
+    point = 10.0**-d
+    finer = needs > d
+    if not finer.any():
+        evidence = (f"point {point:g}: the finest precision of the prices, {d} decimals "
+                    f"({share[d]:.1%} of prices use all {d})")
+        return point, evidence, []
+    odd_lines = lines[np.unique(row[finer])]
+    most = int(needs[finer].max())
+    finest = f"more than {max_digits}" if most > max_digits else f"{most}"
+    if finer.mean() > POINT_SLIP_SHARE:
+        raise DataError(f"{int(finer.sum())} of {len(prices)} prices ({finer.mean():.1%}) have up "
+                        f"to {finest} decimals where the rest have at most {d}: too many to be a "
+                        f"slip, so the point (and every spread in points) is uncertain; pass "
+                        f"point= (data.point), e.g. {point:g}", source=source, rows=odd_lines,
+                        rule="spread units")
+    evidence = (f"point {point:g}: {1 - finer.mean():.1%} of prices have {d} decimals or fewer; "
+                f"{describe_rows(odd_lines)} {'has' if len(odd_lines) == 1 else 'have'} {finest} "
+                "decimals (not used for the point)")
+    warning = (f"{describe_rows(odd_lines)}: {int(finer.sum())} price(s) with {finest} decimals "
+               f"in a file of {d}-decimal prices; the spread point is {point:g}, from the other "
+               f"{1 - finer.mean():.1%} (give it with point=, data.point, to override)")
+    return point, evidence, [warning]
+
+
+def infer_point(body: pd.DataFrame, source: str = "<frame>", max_digits: int = 8) -> float:
+    """The price step 10^-d (see ``point_from_prices``)."""
+    return point_from_prices(body, source, max_digits=max_digits)[0]

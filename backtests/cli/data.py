@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from backtests.cli.common import DayfirstOpt, PointOpt, SortOpt, TzOpt, console
@@ -66,7 +67,10 @@ def print_summary(info: dict) -> None:
     if info.get("ignored_columns"):
         table.add_row("ignored columns", ", ".join(info["ignored_columns"]))
     if info.get("point"):
-        table.add_row("spread point", f"{info['point']:g} (spread converted to price units)")
+        table.add_row("spread point", escape(info.get("point_evidence") or f"{info['point']:g}")
+                      + " (spread converted from points to price units)")
+    for warning in info.get("warnings") or []:
+        table.add_row("[bold red]warning[/bold red]", escape(warning))
     gaps = f"{info['gaps']} longer than one bar"
     if info["largest_gaps"]:
         gaps += "; largest: " + "; ".join(f"{a} → {b}" for a, b, _ in info["largest_gaps"])

@@ -75,6 +75,21 @@ def test_a_bad_file_is_one_error_line(tmp_path):
     assert_one_error_line(done, str(path), "line 3", "high below open/close")
 
 
+def test_show_says_the_spread_point_its_evidence_and_warnings(tmp_path):
+    rows = [f"2025.06.02\t{h:02d}:00:00\t1.17{h:02d}0\t1.17{h:02d}5\t1.16{h:02d}5\t1.17{h:02d}2"
+            f"\t100\t0\t{10 + h}" for h in range(24)] * 5
+    rows = [r.replace("2025.06.02", f"2025.06.0{2 + i // 24}") for i, r in enumerate(rows)]
+    rows[10] = rows[10].replace("\t1.17102\t", "\t1.171026\t")  # one close with six decimals
+    path = tmp_path / "EURUSD_H1.csv"
+    path.write_text("<DATE>\t<TIME>\t<OPEN>\t<HIGH>\t<LOW>\t<CLOSE>\t<TICKVOL>\t<VOL>\t<SPREAD>\n"
+                    + "\n".join(rows) + "\n")
+    done = attnbt("data", "show", str(path), "--rows", "1")
+    assert done.returncode == 0, done.stderr
+    out = " ".join(done.stdout.replace("│", " ").split())  # rich may wrap a long cell
+    assert "spread point" in out and "point 1e-05: 99.8% of prices have 5 decimals" in out, out
+    assert "line 12 has 6 decimals" in out and "warning" in out, out
+
+
 def test_a_missing_file_is_one_error_line(tmp_path):
     done = attnbt("data", "show", str(tmp_path / "nope.csv"))
     assert_one_error_line(done, "nope.csv", "no such file")

@@ -241,3 +241,117 @@ def test_a_row_with_a_field_too_many_or_too_few_never_loads(case: dict, data) ->
             assert exc.rule == "malformed CSV" and exc.rows == [i + 2], str(exc)
         else:
             raise AssertionError("a row with a wrong field count loaded")
+
+
+# --- mutations that once loaded wrong numbers without a word (issue 16 §2) --------------------
+
+OFFSET_SUFFIXES = [("GMT+2", 2), (" GMT+2", 2), (" GMT-3", -3), (" GMT+02:00", 2), (" UTC+2", 2),
+                   (" utc-03:30", -3.5), (" GMT+0545", 5.75), ("+02:00", 2), ("-0300", -3),
+                   ("Z", 0), (" GMT", 0), (" UTC", 0)]
+TZ_OPTIONS = [("GMT+2", 2), ("GMT-3", -3), ("UTC+02:00", 2), ("+05:30", 5.5), ("-04:00", -4),
+              ("GMT", 0)]
+# date format, and the dayfirst options a user who knows the file may give (None: not given)
+DATE_STYLES = {"iso": ("%Y-%m-%d %H:%M:%S", [None]), "dmy4": ("%d.%m.%Y %H:%M", [None, True]),
+               "mdy4": ("%m/%d/%Y %H:%M", [None, False]), "dmy2": ("%d.%m.%y %H:%M", [None, True]),
+               "mdy2": ("%m/%d/%y %H:%M", [None, False]), "ymd2": ("%y.%m.%d %H:%M", [None, False]),
+               "ymd2-": ("%y-%m-%d %H:%M", [None, False])}
+
+
+@st.composite
+def mutated_candles(draw) -> dict:
+    """Valid candles in a random dialect and date style, then one mutation of the kind the
+    fuzzer of issue 16 found loading wrong: a price with an extra decimal, a GMT±N suffix or
+    option, a cut inside the last line. Returns the text, load() kwargs, the truth and what the
+    mutation was."""
+    n = draw(st.integers(2, 40))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    ticks = 114_000 + np.cumsum(rng.integers(-40, 41, n))  # prices on the 0.00001 grid
+    open_, close = np.r_[ticks[0], ticks[:-1]], ticks
+    high = np.maximum(open_, close) + rng.integers(0, 20, n)
+    low = np.minimum(open_, close) - rng.integers(0, 20, n)
+    spread = rng.integers(0, 30, n)
+    start = draw(st.sampled_from(["2023-01-02 00:00", "2025-12-12 00:00", "2012-12-25 00:00",
+                                  "2005-12-01 00:00", "2023-01-30 20:00", "2025-11-30 22:00"]))
+    times = pd.date_range(start, periods=n, freq=draw(st.sampled_from(["h", "D"])))
+    dialect = draw(st.sampled_from(["generic", "mt5_api", "mt5_terminal"]))
+    noise = draw(st.booleans())
+    style = "iso" if dialect == "mt5_terminal" else draw(st.sampled_from(sorted(DATE_STYLES)))
+    fmt, dayfirsts = DATE_STYLES[style]
+    kwargs: dict = {}
+    dayfirst = draw(st.sampled_from(dayfirsts))
+    if dayfirst is not None:
+        kwargs["dayfirst"] = dayfirst
+    mutation = draw(st.sampled_from(["none", "decimal", "offset", "tz", "truncate"]))
+    hours = 0.0
+    suffix = ""
+    if mutation == "offset":
+        suffix, hours = draw(st.sampled_from(OFFSET_SUFFIXES))
+    elif mutation == "tz":
+        kwargs["tz"], hours = draw(st.sampled_from(TZ_OPTIONS))
+    cells = np.column_stack([open_, high, low, close]).astype(object)
+    prices = [[f"{t / 1e5:.17g}" if noise else f"{t / 1e5:.5f}" for t in row] for row in cells]
+    truth_prices = cells.astype("float64") / 1e5
+    if mutation == "decimal":  # one price written with one decimal more than the others
+        i, j = draw(st.integers(0, n - 1)), draw(st.integers(0, 3))
+        prices[i][j] += str(draw(st.integers(1, 9)))
+        truth_prices[i, j] = float(prices[i][j])
+    rows = []
+    for t, p, s in zip(times, prices, spread, strict=True):
+        if dialect == "mt5_terminal":
+            rows.append([t.strftime("%Y.%m.%d"), t.strftime("%H:%M:%S") + suffix, *p, "10",
+                         str(s)])
+        else:
+            row = [t.strftime(fmt) + suffix, *p, "10"]
+            rows.append(row + [str(s), "0"] if dialect == "mt5_api" else row)
+    names = {"mt5_terminal": ["<DATE>", "<TIME>", "<OPEN>", "<HIGH>", "<LOW>", "<CLOSE>",
+                              "<TICKVOL>", "<SPREAD>"],
+             "mt5_api": ["time", "open", "high", "low", "close", "tick_volume", "spread",
+                         "real_volume"],
+             "generic": ["Date", "Open", "High", "Low", "Close", "Volume"]}[dialect]
+    sep = draw(st.sampled_from([",", ";", "\t"]))
+    quote = draw(st.booleans())
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    lines = [sep.join(f'"{name}"' if quote else name for name in names),
+             *(sep.join(r) for r in rows)]
+    text = newline.join(lines) + newline
+    if mutation == "truncate":  # cut anywhere in the last line (often in its last field)
+        last = len(text) - len(lines[-1]) - len(newline)
+        field = text.rfind(sep, 0, len(text) - len(newline)) + 1
+        text = text[: draw(st.one_of(st.integers(last, len(text) - 1),
+                                     st.integers(field, len(text) - 1)))]
+    truth = pd.DataFrame(truth_prices, columns=["open", "high", "low", "close"],
+                         index=(pd.DatetimeIndex(times, name="time")
+                                - pd.Timedelta(hours=hours)).tz_localize("UTC"))
+    truth["volume"] = 10.0
+    if dialect != "generic":
+        truth["spread"] = spread * 1e-5
+    return {"text": text, "kwargs": kwargs, "truth": truth, "mutation": mutation,
+            "last_line": len(lines), "encoding": draw(st.sampled_from(["utf-8", "utf-16"]))}
+
+
+@settings(FUZZ, max_examples=120)
+@given(mutated_candles())
+def test_mutated_files_load_right_or_are_refused(case: dict) -> None:
+    """0 silent-wrong loads: a mutated file raises DataError, or loads the numbers the file
+    truly holds; a cut last line that cannot be told from a whole one loads with a warning."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "EURUSD.csv"
+        path.write_bytes(case["text"].encode(case["encoding"]))
+        try:
+            frame = load(path, **case["kwargs"])
+        except DataError as exc:
+            assert str(path) in str(exc)
+            return
+    truth = case["truth"]
+    if case["mutation"] == "truncate" and len(frame) == len(truth) - 1:
+        truth = truth.iloc[:-1]  # cut just after the previous row's line end
+    assert list(frame.columns) == list(truth.columns)
+    assert frame.index.equals(truth.index), (case["mutation"], frame.index[:2], truth.index[:2])
+    got, want = frame.to_numpy(), truth.to_numpy()
+    same = np.isclose(got, want, rtol=1e-12, atol=1e-15)
+    if case["mutation"] == "truncate" and not same.all():
+        warned = [w for w in frame.attrs["warnings"] if f"line {case['last_line']}" in w]
+        assert warned and same[:-1].all(), (frame.tail(1), truth.tail(1))
+        return
+    worst = float(np.max(np.abs(got - want)))
+    assert same.all(), f"{case['mutation']}: loaded numbers differ (worst by {worst:.3g})"
