@@ -732,8 +732,9 @@ def resolve_day_month(text: pd.Series, source: str, lines: np.ndarray,
     y, m, d = dates[possible[0]]
     rest = parts[3][hit].fillna("").to_numpy()
     out = text.copy()
-    out[hit] = [f"{yy:04d}-{mm:02d}-{dd:02d}{r}" for yy, mm, dd, r in
-                zip(y, m, d, rest, strict=True)]
+    # an array, not a list: pandas 3.0's Arrow-backed strings cannot mask a list (seen: 3.0.6)
+    out[hit] = np.array([f"{yy:04d}-{mm:02d}-{dd:02d}{r}" for yy, mm, dd, r in
+                         zip(y, m, d, rest, strict=True)], dtype=object)
     return out
 
 
