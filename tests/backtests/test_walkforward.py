@@ -146,6 +146,46 @@ def test_a_task_failing_on_bad_data_is_reported_while_the_others_finish(walk_csv
 
 
 @pytest.mark.slow
+def test_a_finished_walkforward_rerun_reprints_its_result_and_adds_no_trial(walk_csv, tmp_path):
+    """The same command twice: the second says the run had finished, returns its recorded
+    result without computing, and the trials (so every DSR) stay as they were. Removing the run
+    and computing it again still adds no trial: the same (config, seed, fold) is never new."""
+    args = ["walkforward", "--data", walk_csv, "--models", "attention,dense", "--seeds", "1",
+            "--train-bars", "500", "--val-bars", "200", "--test-bars", "200", "--workers", "1",
+            "--device", "cpu", "--runs-dir", str(tmp_path), "train.epochs=1"]
+    cli = CliRunner()
+    first = cli.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    reg = Registry(tmp_path)
+    (row,) = reg.list(kind="walkforward")
+    trials = reg.trials()
+    assert len(trials) == 6 + 2                     # 3 folds × 2 models, 2 stitched series
+    payload = json.loads((tmp_path / row["id"] / "walkforward.json").read_text())
+
+    again = cli.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert f"walk-forward {row['id']} had already finished" in again.output
+    assert "nothing recomputed, no trial added" in again.output
+    assert [r["id"] for r in reg.list(kind="walkforward")] == [row["id"]]
+    assert reg.trials() == trials
+    for line in (payload["winner"]["text"], payload["comparisons"][0]["verdict"]):
+        assert line in again.output.replace("\n", " ") or line in again.output
+    dry = cli.invoke(app, [*args, "--dry-run"])
+    assert dry.exit_code == 0 and "0 trials to add" in dry.output
+
+    reg.remove([row["id"]])                          # recomputed from nothing, same trials
+    redo = cli.invoke(app, args)
+    assert redo.exit_code == 0 and "6 tasks computed" in redo.output, redo.output
+    assert reg.trials() == trials
+    (new,) = reg.list(kind="walkforward")
+    redone = json.loads((tmp_path / new["id"] / "walkforward.json").read_text())
+    for name, m in payload["models"].items():
+        assert redone["models"][name]["dsr_trials"] == m["dsr_trials"]
+        assert redone["models"][name]["dsr"] == pytest.approx(m["dsr"], abs=1e-12), (
+            redone["models"][name]["dsr"] - m["dsr"])
+
+
+@pytest.mark.slow
 def test_one_or_two_workers_give_the_same_table(walk_csv, tmp_path):
     one = wfm.run(_wf(walk_csv, tmp_path / "one", models="dense", seeds=2, workers=1))
     two = wfm.run(_wf(walk_csv, tmp_path / "two", models="dense", seeds=2, workers=2))
