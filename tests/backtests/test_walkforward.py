@@ -185,6 +185,40 @@ def test_a_finished_walkforward_rerun_reprints_its_result_and_adds_no_trial(walk
             redone["models"][name]["dsr"] - m["dsr"])
 
 
+def test_better_and_worse_verdicts_need_the_same_evidence():
+    """A steady model (per-bar Sharpe 0.15) against a noisy one with a higher mean return: the
+    Sharpe difference test is significant, SPA on mean returns is not. Both orders must give
+    the same answer (no verdict); before, "worse" rested on the bootstrap alone."""
+    import re
+
+    import numpy as np
+    import pandas as pd
+
+    from backtests import significance as sig
+    from backtests.walkforward import results as R
+
+    z = np.random.default_rng(0).standard_normal((2, 500))
+    index = pd.date_range("2024-01-01", periods=500, freq="h", tz="UTC")
+    steady = pd.Series(0.001 * z[0] + 0.00015, index=index)
+    noisy = pd.Series(0.01 * z[1] + 0.0002, index=index)
+    tasks = [{"task": {"seed": 0, "fold": k}, "metrics": {"hit_pct": 40.0 + k, "macro_f1": 0.5},
+              "stats": {"total_return_pct": 1.0}} for k in range(3)]
+    one = R.compare("steady", "noisy", tasks, tasks, steady, noisy, 6000)
+    other = R.compare("noisy", "steady", tasks, tasks, noisy, steady, 6000)
+    assert one["sharpe_diff"]["p_value"] < sig.ALPHA and other["sharpe_diff"]["p_value"] < sig.ALPHA
+    assert (one["decision"], other["decision"]) == ("mixed", "mixed")
+    for c in (one, other):
+        assert not re.search(r"— evidence \S+ trades (better|worse)", c["verdict"]), c["verdict"]
+        assert "SPA does not confirm" in c["verdict"] and sig.VERDICT_RULE in c["verdict"]
+    # the same pair with the edge made plain: a verdict both ways, mirrored
+    strong = pd.Series(0.01 * z[0] + 0.004, index=index)
+    up = R.compare("strong", "noisy", tasks, tasks, strong, noisy, 6000)
+    down = R.compare("noisy", "strong", tasks, tasks, noisy, strong, 6000)
+    assert (up["decision"], down["decision"]) == ("better", "worse")
+    assert "evidence strong trades better" in up["verdict"]
+    assert "evidence noisy trades worse" in down["verdict"]
+
+
 @pytest.mark.slow
 def test_one_or_two_workers_give_the_same_table(walk_csv, tmp_path):
     one = wfm.run(_wf(walk_csv, tmp_path / "one", models="dense", seeds=2, workers=1))
@@ -202,7 +236,7 @@ def test_end_to_end_random_walk_has_no_edge_and_a_planted_pattern_is_found(
     walk = wfm.run(_wf(walk_csv, tmp_path / "walk", **kw))
     p = json.loads((walk.run.path / "walkforward.json").read_text())
     assert all(m["psr"] < 0.95 and m["dsr"] < 0.95 for m in p["models"].values())
-    assert "no evidence attention/article trades better" in p["comparisons"][0]["verdict"]
+    assert "no evidence attention/article trades better or worse" in p["comparisons"][0]["verdict"]
     assert "not significantly above zero" in p["winner"]["text"]
 
     planted = wfm.run(_wf(planted_csv, tmp_path / "planted", **kw))
