@@ -6,8 +6,9 @@ compared and reused by id later without re-running anything. Only the driver pro
 
 The registry also keeps an append-only ``trials`` table: one row per strategy/config tried on a
 data set, so a later deflated-Sharpe check can count every trial, including removed runs. A trial
-is keyed by (kind, config id): the same configuration, seed and fold evaluated again is the same
-trial, never a new one (a unique index; ``add_trial`` keeps the first row).
+is keyed by (kind, data fingerprint, config id): the same configuration, seed and fold evaluated
+again on the same data is the same trial, never a new one (a unique index; ``add_trial`` keeps the
+first row).
 
 A run that is ``running`` is owned by the process that created (or resumed) it: that process
 holds an exclusive ``flock`` on ``<run>/.owner.lock`` and the row records its pid and host. The
@@ -205,7 +206,8 @@ def _m1_v2(db: sqlite3.Connection) -> None:
 
 
 def _m2_v3(db: sqlite3.Connection) -> None:
-    """v3: the owner (pid, host) of a running run; a trial is unique per (kind, config id).
+    """v3: the owner (pid, host) of a running run; a trial is unique per (kind, data
+    fingerprint, config id).
 
     Repeated trials of a v2 registry (a finished study re-run, which the DSR counted twice) are
     moved, not deleted, to ``trials_duplicates``: the first of each key stays in ``trials``.
@@ -214,11 +216,12 @@ def _m2_v3(db: sqlite3.Connection) -> None:
         db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
     db.execute("CREATE TABLE IF NOT EXISTS trials_duplicates AS SELECT * FROM trials WHERE 0")
     repeated = ("SELECT id FROM trials t WHERE config_id IS NOT NULL AND EXISTS (SELECT 1 FROM "
-                "trials e WHERE e.kind IS t.kind AND e.config_id = t.config_id AND e.id < t.id)")
+                "trials e WHERE e.kind IS t.kind AND e.fingerprint IS t.fingerprint AND "
+                "e.config_id = t.config_id AND e.id < t.id)")
     db.execute(f"INSERT INTO trials_duplicates SELECT * FROM trials WHERE id IN ({repeated})")
     db.execute("DELETE FROM trials WHERE id IN (SELECT id FROM trials_duplicates)")
-    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS trials_key ON trials (kind, config_id) "
-               "WHERE config_id IS NOT NULL")
+    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS trials_key ON trials "
+               "(kind, ifnull(fingerprint, ''), config_id) WHERE config_id IS NOT NULL")
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m0_v1_table, _m1_v2, _m2_v3]
@@ -572,9 +575,9 @@ class Registry:
                   kurtosis: float | None = None, note: str | None = None) -> int:
         """Append one trial (never updated or deleted); returns its id.
 
-        A trial with the same ``kind`` and ``config_id`` as a recorded one (the same
-        configuration, seed and fold evaluated again) is that trial, not a new one: nothing is
-        added and the recorded trial's id is returned. ``fingerprint`` is the data fingerprint;
+        A trial with the same ``kind``, ``fingerprint`` and ``config_id`` as a recorded one (the
+        same configuration, seed and fold evaluated again on the same data) is that trial, not a
+        new one: nothing is added and the recorded trial's id is returned. ``fingerprint`` is the data fingerprint;
         ``kurtosis`` is plain (non-excess) kurtosis, 3.0 for normal returns, as the deflated
         Sharpe ratio formula expects.
         """
@@ -588,8 +591,9 @@ class Registry:
                      note))
                 if cur.rowcount == 1:
                     return int(cur.lastrowid)
-                return int(db.execute("SELECT id FROM trials WHERE kind IS ? AND config_id=?",
-                                      (kind, config_id)).fetchone()[0])
+                return int(db.execute(
+                    "SELECT id FROM trials WHERE kind IS ? AND fingerprint IS ? AND config_id=?",
+                    (kind, fingerprint, config_id)).fetchone()[0])
 
     def trials(self, fingerprint: str | None = None, kind: str | None = None) -> list[dict]:
         """All trials (of this data fingerprint / kind), oldest first."""

@@ -475,13 +475,16 @@ def test_the_same_trial_is_never_added_twice(tmp_path):
     again = reg.add_trial(run_id="r2", kind="walkforward", config_id="task-a", fingerprint="fp",
                           n_obs=10, sharpe=0.1)
     other_kind = reg.add_trial(run_id="r2", kind="sweep", config_id="task-a", fingerprint="fp")
-    assert again == first and other_kind != first
-    assert [(t["run_id"], t["kind"]) for t in reg.trials()] == [("r1", "walkforward"),
-                                                                ("r2", "sweep")]
+    other_data = reg.add_trial(run_id="r3", kind="walkforward", config_id="task-a",
+                               fingerprint="fp2")     # the same settings on changed data
+    no_data = reg.add_trial(run_id="r4", kind="walkforward", config_id="task-a")
+    assert reg.add_trial(run_id="r5", kind="walkforward", config_id="task-a") == no_data
+    assert again == first and len({first, other_kind, other_data, no_data}) == 4
+    assert [t["run_id"] for t in reg.trials()] == ["r1", "r2", "r3", "r4"]
     with closing(sqlite3.connect(tmp_path / "registry.sqlite")) as db, \
             pytest.raises(sqlite3.IntegrityError):
-        db.execute("INSERT INTO trials (created, kind, config_id) VALUES ('t', 'walkforward', "
-                    "'task-a')")
+        db.execute("INSERT INTO trials (created, kind, config_id, fingerprint) VALUES ('t', "
+                   "'walkforward', 'task-a', 'fp')")
 
 
 def test_migrates_a_v2_registry_owners_and_duplicate_trials(tmp_path):
@@ -508,5 +511,5 @@ def test_migrates_a_v2_registry_owners_and_duplicate_trials(tmp_path):
     assert kept == [("first", "task-a"), ("first", "task-b"), ("first", None), ("again", None)]
     moved = _raw(tmp_path, "SELECT run_id, config_id FROM trials_duplicates ORDER BY id")
     assert moved == [("again", "task-a"), ("again", "task-b")]
-    reg.add_trial(run_id="third", kind="walkforward", config_id="task-a")
+    reg.add_trial(run_id="third", kind="walkforward", config_id="task-a", fingerprint="fp")
     assert len(reg.trials()) == 4
