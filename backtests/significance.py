@@ -26,6 +26,11 @@ Everything that turns returns into a probability or a p-value lives here, with i
   "consistent" p-value is reported.
 - **Paired test across folds and seeds**: per-fold differences (averaged over seeds: the seeds of a
   fold share its test bars, so they are not independent), Student-t interval and two-sided p.
+- **The verdict rule** (``decide``, the same both ways): A trades *better* than B when the Sharpe
+  difference test gives p < ALPHA with A ahead *and* SPA with B as the benchmark gives p < ALPHA;
+  A trades *worse* when the test gives p < ALPHA with A behind *and* SPA with A as the benchmark
+  gives p < ALPHA; a significant difference that SPA does not confirm is "mixed"; anything else is
+  no significant difference. ``VERDICT_RULE`` is its text, printed with every verdict.
 
 Significance level ``ALPHA`` = 0.05 throughout. Calibration (share called significant with no edge,
 and power with a planted edge) is measured in ``tests/backtests/test_significance.py`` and
@@ -236,6 +241,48 @@ def mean_ci(values: np.ndarray) -> dict:
                                                        float(v.mean()) + half), "n": n}
 
 
+# --- the one verdict rule: better and worse need the same evidence ---------------------------------
+VERDICT_RULE = (f"rule, the same both ways: 'better' or 'worse' needs the paired bootstrap of the "
+                f"Sharpe difference at p < {ALPHA:g} (two-sided) and Hansen's SPA at p < {ALPHA:g} "
+                f"with the other model as the benchmark, in the same direction")
+
+
+def decide(diff: float, p_bootstrap: float, p_spa_better: float, p_spa_worse: float,
+           alpha: float = ALPHA) -> str:
+    """"better", "worse", "mixed" or "none" by ``VERDICT_RULE``.
+
+    ``diff``, ``p_bootstrap``: A's Sharpe minus B's and its two-sided bootstrap p;
+    ``p_spa_better``: SPA p-value that A beats benchmark B; ``p_spa_worse``: that B beats A.
+    """
+    def small(p: float) -> bool:
+        return p is not None and math.isfinite(p) and p < alpha
+
+    if not (small(p_bootstrap) and math.isfinite(diff) and diff != 0):
+        return "none"
+    return ("better" if small(p_spa_better) else "mixed") if diff > 0 else (
+        "worse" if small(p_spa_worse) else "mixed")
+
+
+def difference_verdict(returns_a, returns_b, *, n_boot: int = N_BOOT, spa_reps: int = SPA_REPS,
+                       block: int | None = None, seed: int = 0, both: bool = True) -> dict:
+    """A against B on the same bars by ``VERDICT_RULE``: ``decision``, ``sharpe_diff`` (the
+    bootstrap test), ``spa_better`` (A beats B?) and ``spa_worse`` (B beats A?).
+
+    ``both=False`` runs only the SPA the rule consults (none when the bootstrap is not
+    significant; the other's p-value is NaN): the same decision, for calibration draws.
+    """
+    a, b = np.asarray(returns_a, float), np.asarray(returns_b, float)
+    sd = sharpe_difference_test(a, b, n_boot=n_boot, block=block, seed=seed)
+    significant = math.isfinite(sd["p_value"]) and sd["p_value"] < ALPHA
+    skipped = {"p_value": float("nan"), "skipped": True}
+    better = spa_test(b, a, reps=spa_reps, block=block, seed=seed) \
+        if both or (significant and sd["diff"] > 0) else skipped
+    worse = spa_test(a, b, reps=spa_reps, block=block, seed=seed) \
+        if both or (significant and sd["diff"] < 0) else skipped
+    return {"decision": decide(sd["diff"], sd["p_value"], better["p_value"], worse["p_value"]),
+            "sharpe_diff": sd, "spa_better": better, "spa_worse": worse, "rule": VERDICT_RULE}
+
+
 def describe_p(p: float | None) -> str:
     """A p-value in words (for two-sided tests of a difference)."""
     if p is None or not math.isfinite(p):
@@ -249,6 +296,6 @@ def describe_p(p: float | None) -> str:
     return f"no evidence of a difference (p = {p:.2f})"
 
 
-__all__ = ["ALPHA", "BOOTSTRAP", "N_BOOT", "SPA_REPS", "block_length", "describe_p", "dsr",
-           "dsr_from_trials", "expected_max_sharpe", "mean_ci", "moments", "paired_test", "psr",
+__all__ = ["ALPHA", "BOOTSTRAP", "N_BOOT", "SPA_REPS", "VERDICT_RULE", "block_length", "decide",
+           "describe_p", "difference_verdict", "dsr", "dsr_from_trials", "expected_max_sharpe", "mean_ci", "moments", "paired_test", "psr",
            "sharpe", "sharpe_difference_test", "spa_test", "stationary_indices"]

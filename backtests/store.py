@@ -5,11 +5,22 @@ Every run (train, backtest, walk-forward, sweep, paper, compare) gets ``<root>/<
 compared and reused by id later without re-running anything. Only the driver process writes runs.
 
 The registry also keeps an append-only ``trials`` table: one row per strategy/config tried on a
-data set, so a later deflated-Sharpe check can count every trial, including removed runs.
+data set, so a later deflated-Sharpe check can count every trial, including removed runs. A trial
+is keyed by (kind, data fingerprint, config id): the same configuration, seed and fold evaluated
+again on the same data is the same trial, never a new one (a unique index; ``add_trial`` keeps the
+first row).
+
+A run that is ``running`` is owned by the process that created (or resumed) it: that process
+holds an exclusive ``flock`` on ``<run>/.owner.lock`` and the row records its pid and host. The
+operating system releases the lock when the process ends, however it ends (SIGKILL included), so
+``list``/``get`` show a ``running`` run whose lock is free as ``dead``. A run owned by another
+host cannot be checked from here (pids are per host and locks over network file systems are not
+reliable): it stays ``running`` with ``liveness`` ``"unverifiable"``.
 
 Files are written atomically (temp file + ``os.replace``) and ``finish`` is called last, so a run
 whose status is ``done`` always has complete files. The schema version lives in
-``PRAGMA user_version``; older registries (v1, made by ``backtests/runs.py``) are upgraded in place.
+``PRAGMA user_version``; older registries (v1, made by ``backtests/runs.py``; v2, without owners
+and with duplicate trials) are upgraded in place.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ import os
 import secrets
 import shlex
 import shutil
+import socket
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager, suppress
@@ -32,12 +44,16 @@ from data.errors import AttnbtError
 
 KINDS = ("train", "backtest", "walkforward", "sweep", "paper", "compare")
 STATUSES = ("running", "done", "failed", "interrupted")
-SCHEMA_VERSION = 2
+DEAD = "dead"                   # shown, never stored: 'running' whose owner process has ended
+SHOWN_STATUSES = (*STATUSES, DEAD)
+UNOWNED_KINDS = ("paper",)      # a paper account stays open between the processes that step it
+OWNER_LOCK = ".owner.lock"
+SCHEMA_VERSION = 3
 REGISTRY_NAME = "registry.sqlite"
 MIN_PREFIX = 4
 
 COLUMNS = ("id", "kind", "created", "finished", "status", "model", "data", "fingerprint",
-           "parent", "config_id", "command", "summary")
+           "parent", "config_id", "command", "summary", "owner_pid", "owner_host")
 TRIAL_COLUMNS = ("id", "created", "run_id", "kind", "config_id", "fingerprint", "n_obs",
                  "sharpe", "skew", "kurtosis", "note")
 
@@ -189,8 +205,105 @@ def _m1_v2(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS trials_fingerprint ON trials (fingerprint, kind)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m0_v1_table, _m1_v2]
+def _m2_v3(db: sqlite3.Connection) -> None:
+    """v3: the owner (pid, host) of a running run; a trial is unique per (kind, data
+    fingerprint, config id).
+
+    Repeated trials of a v2 registry (a finished study re-run, which the DSR counted twice) are
+    moved, not deleted, to ``trials_duplicates``: the first of each key stays in ``trials``.
+    """
+    for column, kind in (("owner_pid", "INTEGER"), ("owner_host", "TEXT")):
+        db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+    db.execute("CREATE TABLE IF NOT EXISTS trials_duplicates AS SELECT * FROM trials WHERE 0")
+    repeated = ("SELECT id FROM trials t WHERE config_id IS NOT NULL AND EXISTS (SELECT 1 FROM "
+                "trials e WHERE e.kind IS t.kind AND e.fingerprint IS t.fingerprint AND "
+                "e.config_id = t.config_id AND e.id < t.id)")
+    db.execute(f"INSERT INTO trials_duplicates SELECT * FROM trials WHERE id IN ({repeated})")
+    db.execute("DELETE FROM trials WHERE id IN (SELECT id FROM trials_duplicates)")
+    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS trials_key ON trials "
+               "(kind, ifnull(fingerprint, ''), config_id) WHERE config_id IS NOT NULL")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m0_v1_table, _m1_v2, _m2_v3]
 assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+# --- run owners: an flock held for the owner's lifetime, released by the OS however it ends ------
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: owners are recorded but never verified
+    fcntl = None  # type: ignore[assignment]
+
+_HELD: dict[str, int] = {}      # run folder -> descriptor holding its owner lock (this process)
+
+
+def _host() -> str:
+    return socket.gethostname()
+
+
+def _take_ownership(folder: Path) -> bool:
+    """Hold the owner lock of ``folder`` for this process; False if a live process holds it."""
+    key = str(folder.resolve())
+    if key in _HELD or fcntl is None:
+        return True
+    fd = os.open(folder / OWNER_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    except OSError:
+        os.close(fd)
+        raise
+    text = json.dumps({"pid": os.getpid(), "host": _host(), "since": _now()}).encode()
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, text, 0)
+    _HELD[key] = fd
+    return True
+
+
+def _release(folder: Path) -> None:
+    """Give up this process's owner lock of ``folder`` (if it holds one)."""
+    with suppress(OSError):
+        fd = _HELD.pop(str(folder.resolve()), None)
+        if fd is not None:
+            os.close(fd)
+
+
+def liveness(folder: Path, owner_pid: int | None, owner_host: str | None) -> str:
+    """Whether the owner of a 'running' run is alive: "alive", "dead" or "unverifiable".
+
+    On the owner's host the lock file decides (a pid can be reused; a lock cannot outlive its
+    process). Another host, a run from before owners were recorded (registry v2), or a system
+    without ``flock`` is "unverifiable".
+    """
+    if owner_host is None or owner_host != _host() or fcntl is None:
+        return "unverifiable"
+    if str(folder.resolve()) in _HELD:
+        return "alive"
+    try:
+        fd = os.open(folder / OWNER_LOCK, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:       # lock file gone: fall back to the pid
+        if not folder.is_dir() or owner_pid is None:
+            return "unverifiable"
+        try:
+            os.kill(owner_pid, 0)
+        except ProcessLookupError:
+            return "dead"
+        except OSError:
+            pass
+        return "unverifiable"       # a live pid may be another process: cannot tell
+    except OSError:
+        return "unverifiable"
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return "alive"
+    except OSError:
+        return "unverifiable"
+    finally:
+        os.close(fd)                # closing drops the probe's shared lock, if it got one
+    return "dead"
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
@@ -295,7 +408,11 @@ class Registry:
                fingerprint: str | None = None, parent: str | None = None,
                config_id: str | None = None, command: str | Sequence[str] | None = None,
                meta: dict | None = None) -> Run:
-        """Make the run folder with ``run.json`` and insert its row (status 'running')."""
+        """Make the run folder with ``run.json`` and insert its row (status 'running').
+
+        This process becomes the run's owner (its lock, pid and host), except for kinds in
+        ``UNOWNED_KINDS``, which no single process runs.
+        """
         if kind not in KINDS:
             raise ValueError(f"unknown run kind {kind!r}; expected one of {', '.join(KINDS)}")
         clash = {"id", "kind", "created"} & set(meta or {})
@@ -321,16 +438,23 @@ class Registry:
                         "id": run_id, "kind": kind, "created": created, "model": model,
                         "data": data, "fingerprint": fingerprint, "parent": parent,
                         "config_id": config_id, "command": command, **(meta or {})})
+                    owner = (None, None)
+                    if kind not in UNOWNED_KINDS:
+                        _take_ownership(path)
+                        owner = (os.getpid(), _host())
                     with self._transaction(db):
                         db.execute(
                             "INSERT INTO runs (id, kind, created, status, model, data, fingerprint,"
-                            " parent, config_id, command) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                            " parent, config_id, command, owner_pid, owner_host) VALUES "
+                            "(?,?,?,?,?,?,?,?,?,?,?,?)",
                             (run_id, kind, created, "running", model, data, fingerprint, parent,
-                             config_id, command))
+                             config_id, command, *owner))
                 except sqlite3.IntegrityError:
+                    _release(path)
                     shutil.rmtree(path, ignore_errors=True)
                     continue
                 except BaseException:
+                    _release(path)
                     shutil.rmtree(path, ignore_errors=True)
                     raise
                 return run
@@ -345,16 +469,38 @@ class Registry:
             raise ValueError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
         self._update(run.id, "UPDATE runs SET status=?, finished=?, summary=? WHERE id=?",
                      (status, _now(), _dumps_summary(summary), run.id))
+        _release(run.path)
 
     def mark(self, run: Run | str, status: str) -> None:
-        """Set a run's status to 'failed' or 'interrupted' (or back to 'running')."""
+        """Set a run's status to 'failed' or 'interrupted', or back to 'running' (resuming it:
+        this process becomes its owner; RunError if a live process still owns it)."""
         if status not in STATUSES or status == "done":
             raise ValueError(f"mark() takes 'failed', 'interrupted' or 'running', not {status!r}"
                              f" (use finish() for 'done')")
         run_id = run.id if isinstance(run, Run) else run
-        finished = None if status == "running" else _now()
-        self._update(run_id, "UPDATE runs SET status=?, finished=? WHERE id=?",
-                     (status, finished, run_id))
+        folder = run.path if isinstance(run, Run) else self.root / run_id
+        if status != "running":
+            self._update(run_id, "UPDATE runs SET status=?, finished=? WHERE id=?",
+                         (status, _now(), run_id))
+            _release(folder)
+            return
+        owned = folder.is_dir() and self._kind(run_id) not in UNOWNED_KINDS
+        if owned and not _take_ownership(folder):
+            raise RunError(f"run {run_id} is still running in another process (it holds "
+                           f"{folder / OWNER_LOCK}); wait for it to end")
+        owner = (os.getpid(), _host()) if owned else (None, None)
+        try:
+            self._update(run_id, "UPDATE runs SET status=?, finished=NULL, owner_pid=?, "
+                         "owner_host=? WHERE id=?", ("running", *owner, run_id))
+        except BaseException:
+            _release(folder)
+            raise
+
+    def _kind(self, run_id: str) -> str | None:
+        with self._connect() as db:
+            row = None if db is None else db.execute("SELECT kind FROM runs WHERE id=?",
+                                                     (run_id,)).fetchone()
+        return None if row is None else row["kind"]
 
     def _update(self, run_id: str, sql: str, args: tuple) -> None:
         with self._connect(write=True) as db:
@@ -383,10 +529,12 @@ class Registry:
                                        "status='running'", (status, _now(), run.id))
                 except AttnbtError as err:  # never hide the original error
                     exc.add_note(f"(could not mark run {run.id} {status}: {err})")
+                _release(run.path)
             raise
 
     def discard(self, run: Run) -> None:
         """Remove the run's folder and row: a run that failed on bad input leaves nothing."""
+        _release(run.path)
         shutil.rmtree(run.path, ignore_errors=True)
         with self._connect(write=True) as db:
             assert db is not None
@@ -408,6 +556,7 @@ class Registry:
                 folder = self.root / run_id
                 if folder.parent != self.root or run_id in ("", ".", ".."):
                     raise RunError(f"refusing to remove {folder}: not a run folder of {self.root}")
+                _release(folder)
                 try:
                     shutil.rmtree(folder)
                 except FileNotFoundError:
@@ -426,18 +575,25 @@ class Registry:
                   kurtosis: float | None = None, note: str | None = None) -> int:
         """Append one trial (never updated or deleted); returns its id.
 
-        ``fingerprint`` is the data fingerprint; ``kurtosis`` is plain (non-excess) kurtosis,
-        3.0 for normal returns, as the deflated Sharpe ratio formula expects.
+        A trial with the same ``kind``, ``fingerprint`` and ``config_id`` as a recorded one (the
+        same configuration, seed and fold evaluated again on the same data) is that trial, not a
+        new one: nothing is added and the recorded trial's id is returned. ``fingerprint`` is the data fingerprint;
+        ``kurtosis`` is plain (non-excess) kurtosis, 3.0 for normal returns, as the deflated
+        Sharpe ratio formula expects.
         """
         with self._connect(write=True) as db:
             assert db is not None
             with self._transaction(db):
                 cur = db.execute(
-                    "INSERT INTO trials (created, run_id, kind, config_id, fingerprint, n_obs, "
-                    "sharpe, skew, kurtosis, note) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT OR IGNORE INTO trials (created, run_id, kind, config_id, fingerprint,"
+                    " n_obs, sharpe, skew, kurtosis, note) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (_now(), run_id, kind, config_id, fingerprint, n_obs, sharpe, skew, kurtosis,
                      note))
-            return int(cur.lastrowid)
+                if cur.rowcount == 1:
+                    return int(cur.lastrowid)
+                return int(db.execute(
+                    "SELECT id FROM trials WHERE kind IS ? AND fingerprint IS ? AND config_id=?",
+                    (kind, fingerprint, config_id)).fetchone()[0])
 
     def trials(self, fingerprint: str | None = None, kind: str | None = None) -> list[dict]:
         """All trials (of this data fingerprint / kind), oldest first."""
@@ -462,7 +618,13 @@ class Registry:
         except ValueError:
             summary = {}
         out["summary"] = summary if isinstance(summary, dict) else {"value": summary}
-        out["missing"] = not (self.root / row["id"]).is_dir()
+        folder = self.root / row["id"]
+        out["missing"] = not folder.is_dir()
+        out["liveness"] = None
+        if out["status"] == "running" and out["kind"] not in UNOWNED_KINDS:
+            out["liveness"] = liveness(folder, out["owner_pid"], out["owner_host"])
+            if out["liveness"] == "dead":
+                out["status"] = DEAD
         return out
 
     def list(self, kind: str | None = None, data: str | None = None, model: str | None = None,
@@ -471,9 +633,14 @@ class Registry:
         """Registry rows, newest first; ``data``/``model`` match by substring (any case).
 
         ``sort`` is a column name or else a summary key; rows without it come last either way.
-        Each dict has the columns, ``summary`` parsed and ``missing`` (folder gone).
+        Each dict has the columns, ``summary`` parsed, ``missing`` (folder gone) and
+        ``liveness`` (of a running run's owner: see ``liveness``; None otherwise). ``status`` is
+        as shown: ``dead`` for a running run whose owner has ended; ``status`` filters on it.
         """
-        where, args = self._where(kind=kind, status=status)
+        if status is not None and status not in SHOWN_STATUSES:
+            raise RunError(f"unknown run status {status!r}; choose {', '.join(SHOWN_STATUSES)}")
+        stored = "running" if status == DEAD else status
+        where, args = self._where(kind=kind, status=stored)
         for column, text in (("data", data), ("model", model)):
             if text is not None:
                 where += (" AND " if where else " WHERE ") + f"instr(lower({column}), lower(?)) > 0"
@@ -484,6 +651,8 @@ class Registry:
                 return []
             rows = [self._row_dict(r) for r in db.execute(
                 f"SELECT * FROM runs{where} ORDER BY created {order}, rowid {order}", args)]
+        if status is not None:
+            rows = [r for r in rows if r["status"] == status]
         if sort is not None:
             def value(row: dict) -> Any:
                 return row.get(sort) if sort in COLUMNS else row["summary"].get(sort)
@@ -536,9 +705,26 @@ class Registry:
 
     def unfinished(self, kind: str, config_id: str) -> Run | None:
         """A run of ``kind`` with this config id that did not finish and still has its folder
-        (what the same command resumes), or None."""
+        (what the same command resumes), or None. One that a live process is computing is
+        never resumed: RunError if that is the only one."""
+        busy = None
         for row in self.list(kind=kind):
             if row["config_id"] == config_id and row["status"] != "done" and not row["missing"]:
+                if row["liveness"] == "alive":
+                    busy = busy or row
+                    continue
+                return Run(row["id"], kind, self.root / row["id"], self.root)
+        if busy is not None:
+            raise RunError(f"{kind} run {busy['id']} with these settings is still running "
+                           f"(process {busy['owner_pid']} on {busy['owner_host']}); wait for it "
+                           f"to end, or stop it and run the same command to resume it")
+        return None
+
+    def finished(self, kind: str, config_id: str) -> Run | None:
+        """The newest finished run of ``kind`` with this config id whose folder is still there
+        (what the same command reprints instead of recomputing), or None."""
+        for row in self.list(kind=kind, status="done"):
+            if row["config_id"] == config_id and not row["missing"]:
                 return Run(row["id"], kind, self.root / row["id"], self.root)
         return None
 
@@ -557,7 +743,8 @@ class Registry:
         meta = _read_meta(run.path) if run.path.is_dir() else {}
         if row is None:  # a folder given by path that the registry does not know
             row = {c: meta.get(c) for c in COLUMNS}
-            row.update(id=run.id, kind=run.kind, summary={}, missing=False)
+            row.update(id=run.id, kind=run.kind, summary={}, missing=False, liveness=None)
         files = sorted(p.name for p in run.path.iterdir()
-                       if not p.name.endswith(".tmp")) if run.path.is_dir() else []
+                       if not p.name.endswith(".tmp") and p.name != OWNER_LOCK) \
+            if run.path.is_dir() else []
         return {**row, "files": files, "meta": meta}

@@ -188,6 +188,7 @@ class SweepPlan:
     stitched_fingerprint: str
     resume: Run | None
     done: set[str]
+    finished: Run | None = None     # a finished sweep of the same config: reprinted, not redone
 
     @property
     def n_combinations(self) -> int:
@@ -219,15 +220,21 @@ def plan(sw: Sweep) -> SweepPlan:
             tasks.append(SweepTask(t, mc, tuple(rule_combos), rules))
     cid = config_id({"sweep": jsonable(sw.settings()), "tasks": sorted(t.id for t in tasks)})
     stitched_fp = config_id({"data": fp, "folds": sw.plan.to_dict()})[:16]
-    resume = Registry(sw.base.runtime.runs_dir).unfinished("sweep", cid)
+    reg = Registry(sw.base.runtime.runs_dir)
+    finished = reg.finished("sweep", cid)
+    if finished is not None and (finished.path / "sweep.json").is_file():
+        return SweepPlan(tasks, candles, rule_combos, sw.grid.model_combos(), cid, stitched_fp,
+                         None, {t.id for t in tasks}, finished)
+    resume = reg.unfinished("sweep", cid)
     done = set() if resume is None else {f.stem for f in (resume.path / TASK_DIR).glob("*.json")}
     return SweepPlan(tasks, candles, rule_combos, sw.grid.model_combos(), cid, stitched_fp,
                      resume, done & {t.id for t in tasks})
 
 
 def trials_added(p: SweepPlan, sw: Sweep) -> int:
-    """Trials a sweep appends: one per (model, model setting, rule combination, seed) series."""
-    return p.n_combinations * len(sw.seeds)
+    """Trials a sweep appends: one per (model, model setting, rule combination, seed) series;
+    none when the same sweep has finished (it is reprinted, not recomputed)."""
+    return 0 if p.finished is not None else p.n_combinations * len(sw.seeds)
 
 
 # --- one task (a worker runs it) -----------------------------------------------------------------
@@ -299,6 +306,16 @@ class Outcome:
     resumed: int
     computed: int
     seconds: float
+    reused: bool = False            # the sweep had finished before: nothing was computed
+
+
+def recorded(run_: Run, p: SweepPlan, t0: float) -> Outcome:
+    """The outcome of a finished sweep, read back from its run folder (no recompute)."""
+    payload = run_.read_json("sweep.json")
+    table = pd.read_csv(run_.path / "table.csv", keep_default_na=False, na_values=[""])
+    summary = Registry(run_.root).get(run_.id)["summary"]
+    return Outcome(run_, table, summary, payload.get("failures", []), len(p.tasks), 0,
+                   time.perf_counter() - t0, reused=True)
 
 
 def run(sw: Sweep, *, command: str | None = None,
@@ -307,6 +324,10 @@ def run(sw: Sweep, *, command: str | None = None,
     t0 = time.perf_counter()
     say = progress or (lambda _: None)
     p = plan(sw)
+    if p.finished is not None:
+        say(f"sweep {p.finished.id} with these settings has finished: its recorded result "
+            "follows (nothing recomputed, no trial added)")
+        return recorded(p.finished, p, t0)
     reg = Registry(sw.base.runtime.runs_dir)
     if p.resume is not None:
         run_ = p.resume
@@ -676,4 +697,4 @@ def verdict(payload: dict) -> str:
 
 __all__ = ["Grid", "Outcome", "Sweep", "SweepPlan", "SweepTask", "aggregate", "backtrader_check",
            "benchmarks", "combo_label", "compute_sweep_task", "costs_of", "parse_grid", "plan",
-           "record", "run", "run_rules", "trials_added", "verdict"]
+           "record", "recorded", "run", "run_rules", "trials_added", "verdict"]

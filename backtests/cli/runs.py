@@ -42,6 +42,9 @@ def list_cmd(
                                              "sharpe) or a column (created).")] = None,
     ascending: Annotated[bool, typer.Option("--ascending", help="Smallest first.")] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many rows.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only runs with this status: running | "
+                                               "done | failed | interrupted | dead (running, "
+                                               "but its process has ended).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     runs_dir: RunsOpt = None,
 ) -> None:
@@ -51,12 +54,12 @@ def list_cmd(
     _check_kind(kind)
     sort = {"win_rate": "win_rate_pct", "return": "total_return_pct"}.get(sort, sort)
     rows = Registry(runs_dir).list(kind=kind, data=data, model=model, sort=sort,
-                                   descending=not ascending, limit=limit)
+                                   descending=not ascending, limit=limit, status=status)
     if as_json:
         console.print_json(json.dumps(rows, default=str))
         return
     if not rows:
-        console.print("no runs" + (" match" if (kind or data or model) else " yet"))
+        console.print("no runs" + (" match" if (kind or data or model or status) else " yet"))
         return
     table = Table()
     for col in ("id", "kind", "status", "model", "data", "config", "summary"):
@@ -64,10 +67,19 @@ def list_cmd(
     for r in rows:
         summ = ", ".join(f"{stat(k).label}={format_value(v)}"
                          for k, v in list(r["summary"].items())[:5])
-        status = r["status"] + (" (folder missing)" if r.get("missing") else "")
-        table.add_row(r["id"], r["kind"], status, r["model"] or "", escape(r["data"] or ""),
+        shown = shown_status(r) + (" (folder missing)" if r.get("missing") else "")
+        table.add_row(r["id"], r["kind"], escape(shown), r["model"] or "", escape(r["data"] or ""),
                       r.get("config_id") or "", escape(summ))
     console.print(table)
+
+
+def shown_status(row: dict) -> str:
+    """The status as a reader needs it: a running run whose owner cannot be checked says why."""
+    if row.get("liveness") != "unverifiable":
+        return row["status"]
+    if row.get("owner_host"):
+        return f"running? (on host {row['owner_host']}: cannot be checked from here)"
+    return "running? (no owner recorded: cannot be checked)"
 
 
 @app.command("show")
@@ -83,7 +95,11 @@ def show_cmd(run: Annotated[str, typer.Argument(help="Run id or unique prefix (4
         console.print_json(json.dumps(info, default=str))
         return
     table = Table(title=f"{info['kind']} run {info['id']}", show_header=False)
-    for key in ("status", "created", "finished", "model", "data", "fingerprint", "parent",
+    table.add_row("status", escape(shown_status(info)))
+    if info.get("status") in ("running", "dead") and info.get("owner_pid") is not None:
+        table.add_row("owner", f"process {info['owner_pid']} on {escape(info['owner_host'])}"
+                      + (" (ended)" if info["status"] == "dead" else ""))
+    for key in ("created", "finished", "model", "data", "fingerprint", "parent",
                 "config_id", "command"):
         if info.get(key):
             table.add_row(key, escape(str(info[key])))

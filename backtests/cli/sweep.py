@@ -133,6 +133,11 @@ def print_plan(sw) -> None:
     from backtests import sweep as swm
 
     p = swm.plan(sw)
+    if p.finished is not None:
+        console.print(f"sweep {p.finished.id} with these settings has finished: the same "
+                      "command reprints its result; nothing to compute, 0 trials to add. "
+                      "Nothing was run.", markup=False, soft_wrap=True)
+        return
     todo = sum(t.id not in p.done for t in p.tasks)
     resume = f" (resuming sweep {p.resume.id}: {len(p.done)} done)" if p.resume else ""
     n_folds = len({t.task.fold_no for t in p.tasks})
@@ -151,9 +156,15 @@ def print_outcome(outcome) -> None:
     from backtests.sweep import verdict
 
     payload = json.loads((outcome.run.path / "sweep.json").read_text())
-    console.print(f"sweep {outcome.run.id}: {outcome.computed} tasks computed, "
-                  f"{outcome.resumed} reused, {len(outcome.failures)} failed, "
-                  f"{outcome.seconds:.0f} s", markup=False)
+    if outcome.reused:
+        console.print(f"sweep {outcome.run.id} had already finished with these settings: its "
+                      "recorded result (nothing recomputed, no trial added; `attnbt runs rm "
+                      f"{outcome.run.id}` first to compute it again)", markup=False,
+                      soft_wrap=True)
+    else:
+        console.print(f"sweep {outcome.run.id}: {outcome.computed} tasks computed, "
+                      f"{outcome.resumed} reused, {len(outcome.failures)} failed, "
+                      f"{outcome.seconds:.0f} s", markup=False)
     t = outcome.table
     shown = t.head(10)[["rank", "model", "model_setting", "rules", "sharpe", "total_return_pct",
                         "max_drawdown_pct", "n_trades", "win_rate_pct", "dsr"]]

@@ -134,6 +134,11 @@ def print_plan(wf) -> None:
     from backtests import walkforward as wfm
 
     p = wfm.plan(wf)
+    if p.finished is not None:
+        console.print(f"walk-forward run {p.finished.id} with these settings has finished: the "
+                      "same command reprints its result; nothing to compute, 0 trials to add. "
+                      "Nothing was run.", markup=False, soft_wrap=True)
+        return
     for t in p.tasks:
         d = t.describe()
         state = "done" if t.id in p.done else "todo"
@@ -153,9 +158,15 @@ def print_outcome(outcome) -> None:
     import json
 
     payload = json.loads((outcome.run.path / "walkforward.json").read_text())
-    console.print(f"walk-forward {outcome.run.id}: {outcome.computed} tasks computed, "
-                  f"{outcome.resumed} reused, {len(outcome.failures)} failed, "
-                  f"{outcome.seconds:.0f} s", markup=False)
+    if outcome.reused:
+        console.print(f"walk-forward {outcome.run.id} had already finished with these settings: "
+                      "its recorded result (nothing recomputed, no trial added; `attnbt runs rm "
+                      f"{outcome.run.id}` first to compute it again)", markup=False,
+                      soft_wrap=True)
+    else:
+        console.print(f"walk-forward {outcome.run.id}: {outcome.computed} tasks computed, "
+                      f"{outcome.resumed} reused, {len(outcome.failures)} failed, "
+                      f"{outcome.seconds:.0f} s", markup=False)
     for name, m in payload["models"].items():
         hit = m["across_seeds"]["hit_pct"]
         console.print(f"  {name}: hit {_n(hit['mean'])} % (sd {_n(hit['sd'])}), stitched "

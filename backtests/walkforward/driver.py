@@ -4,7 +4,9 @@ Only this module writes: the run folder (``tasks/<task id>.json`` as each task a
 table, the stitched equity, ``walkforward.json`` and the report), the registry row (kind
 ``walkforward``) and the trials (one per task backtest, one per stitched (model, seed) series).
 A killed walk-forward resumes with the same command: the unfinished run with the same config id
-is picked up and only the tasks without a file are computed.
+is picked up and only the tasks without a file are computed. A finished one is not recomputed: the
+same command returns its recorded result and adds no trial (the registry also never counts the
+same task or stitched series twice).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class Planned:
     config_id: str
     resume: Run | None
     done: set[str]
+    finished: Run | None = None     # a finished run of the same config: reprinted, not redone
 
 
 @dataclass
@@ -76,6 +79,7 @@ class Outcome:
     resumed: int
     computed: int
     seconds: float
+    reused: bool = False            # the run had finished before: nothing was computed
 
 
 def plan(wf: WalkForward) -> Planned:
@@ -101,15 +105,38 @@ def plan(wf: WalkForward) -> Planned:
     if not tasks:
         raise AttnbtError("no source could be used: " + "; ".join(f["error"] for f in failed))
     cid = config_id({"walkforward": wf.settings(), "tasks": sorted(t.id for t in tasks)})
-    resume = Registry(wf.base.runtime.runs_dir).unfinished("walkforward", cid)
+    reg = Registry(wf.base.runtime.runs_dir)
+    finished = reg.finished("walkforward", cid)
+    if finished is not None and (finished.path / "walkforward.json").is_file():
+        ids = {t.id for t in tasks}
+        return Planned(tasks, candles, failed, cid, None, ids, finished)
+    resume = reg.unfinished("walkforward", cid)
     done = set() if resume is None else {f.stem for f in (resume.path / TASK_DIR).glob("*.json")}
     return Planned(tasks, candles, failed, cid, resume, done & {t.id for t in tasks})
 
 
 def trials_added(p: Planned, wf: WalkForward) -> int:
-    """Trials the run will append: one per task still to compute, one per stitched series."""
+    """Trials the run will append: one per task still to compute, one per stitched series;
+    none when the same walk-forward has finished (it is reprinted, not recomputed)."""
+    if p.finished is not None:
+        return 0
     series = {(t.source, t.model, t.seed) for t in p.tasks}
     return sum(t.id not in p.done for t in p.tasks) + len(series)
+
+
+def recorded(run_: Run, p: Planned, t0: float, doc: Path | None = None) -> Outcome:
+    """The outcome of a finished walk-forward, read back from its run folder (no recompute);
+    ``doc`` re-renders the study page from the recorded files."""
+    payload = run_.read_json("walkforward.json")
+    row = Registry(run_.root).get(run_.id)
+    if doc is not None:
+        from backtests.walkforward.report import render_markdown
+
+        table = pd.read_csv(run_.path / "results.csv")
+        equity = pd.read_csv(run_.path / "equity.csv", index_col="time", parse_dates=["time"])
+        render_markdown(payload, table, equity, doc, command=run_.path.name)
+    return Outcome(run_, row["summary"], payload.get("failures", []), len(p.tasks), 0,
+                   time.perf_counter() - t0, reused=True)
 
 
 def run(wf: WalkForward, *, command: str | None = None,
@@ -119,6 +146,10 @@ def run(wf: WalkForward, *, command: str | None = None,
     t0 = time.perf_counter()
     say = progress or (lambda _: None)
     p = plan(wf)
+    if p.finished is not None:
+        say(f"walk-forward run {p.finished.id} with these settings has finished: its recorded "
+            "result follows (nothing recomputed, no trial added)")
+        return recorded(p.finished, p, t0, doc)
     ray_ex = None
     if wf.executor == "ray" and any(t.id not in p.done for t in p.tasks):
         ray_ex = ray_task_executor(workers=wf.workers, address=wf.address,
@@ -341,5 +372,5 @@ def _add_stitched_trials(reg: Registry, run_: Run, groups, cash, fps) -> None:
                           fingerprint=fps[source], note=f"{source} {model} seed {seed}", **clean)
 
 
-__all__ = ["SCHEMA", "Outcome", "Planned", "WalkForward", "plan", "record", "run",
+__all__ = ["SCHEMA", "Outcome", "Planned", "WalkForward", "plan", "record", "recorded", "run",
            "trials_added"]

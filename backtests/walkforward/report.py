@@ -14,6 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from backtests.significance import VERDICT_RULE  # noqa: E402
+
 CSS = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
        "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
        "th{background:#f2f2f2}td:first-child{text-align:left}.v{font-size:15px;margin:.4em 0}")
@@ -151,8 +153,9 @@ def render_html(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, result
         parts.append(f"<p class='v'>{html.escape(c['verdict'])}</p>")
     parts.append("<p>Hit CI: Student-t over fold means of the paired (seed, fold) differences. "
                  "Sharpe difference: paired stationary block bootstrap of the seed-average "
-                 "per-bar returns (2,000 draws, block n^(1/3)). SPA: Hansen's test, attention "
-                 "against the baseline as benchmark. PSR/DSR: Bailey & López de Prado; DSR "
+                 "per-bar returns (2,000 draws, block n^(1/3)). SPA: Hansen's test both ways, "
+                 "each model as the other's benchmark. Verdicts: "
+                 f"{html.escape(VERDICT_RULE)}. PSR/DSR: Bailey & López de Prado; DSR "
                  "counts every stitched trial on these bars in the registry.</p>")
     parts.append("<h2>Models</h2>" + _html_table(MODEL_COLUMNS, model_rows(payload["models"])))
     costs = payload.get("costs_charged") or {}
@@ -225,7 +228,7 @@ def render_markdown(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, ou
               *(f"- Costs on {source}: " + "; ".join(f"{k} {v}" for k, v in costs_setting_rows(c))
                 + "." for source, c in (payload.get("costs_charged") or {}).items()),
               "- Statistics: `backtests/significance.py` (see docs/walkforward.md for the "
-              "tests and their calibration).",
+              f"tests and their calibration). Verdicts: {VERDICT_RULE}.",
               f"- Command: `attnbt walkforward --data {' --data '.join(s['sources'])} --models "
               f"{','.join(s['models'])} --seeds {len(s['seeds'])}`.", "",
               "## Every fold", "",

@@ -129,7 +129,8 @@ def _pp(x: float) -> str:
 def compare(a_name: str, b_name: str, a_tasks: list[dict], b_tasks: list[dict],
             ret_a: pd.Series, ret_b: pd.Series, bars_per_year: float) -> dict:
     """Model a vs b on the same folds and seeds: paired hit test (folds as clusters), Sharpe
-    difference bootstrap and SPA on the seed-average per-bar returns, and a verdict."""
+    difference bootstrap and SPA both ways on the seed-average per-bar returns, and a verdict
+    by ``significance.VERDICT_RULE``."""
     key = {(r["task"]["seed"], r["task"]["fold"]): r for r in b_tasks}
     pairs = [(r, key[(r["task"]["seed"], r["task"]["fold"])]) for r in a_tasks
              if (r["task"]["seed"], r["task"]["fold"]) in key]
@@ -142,14 +143,15 @@ def compare(a_name: str, b_name: str, a_tasks: list[dict], b_tasks: list[dict],
     f1 = sig.paired_test(diffs(lambda r: r["metrics"]["macro_f1"]), folds)
     ret = sig.paired_test(diffs(lambda r: r["stats"]["total_return_pct"]), folds)
     both = pd.concat([ret_a.rename("a"), ret_b.rename("b")], axis=1, join="inner").dropna()
-    sd = sig.sharpe_difference_test(both["a"].to_numpy(), both["b"].to_numpy())
-    spa = sig.spa_test(both["b"].to_numpy(), both["a"].to_numpy())
+    tested = sig.difference_verdict(both["a"].to_numpy(), both["b"].to_numpy())
+    sd = tested["sharpe_diff"]
     ann = math.sqrt(bars_per_year) if math.isfinite(bars_per_year) else float("nan")
     out = {"a": a_name, "b": b_name, "pairs": len(pairs), "folds": int(len(set(folds.tolist()))),
            "hit_pp": hit, "macro_f1": f1, "return_pp": ret,
            "sharpe_diff": {**sd, "diff_annualised": sd["diff"] * ann,
                            "ci_annualised": [c * ann for c in sd["ci"]]},
-           "spa": spa}
+           "spa": tested["spa_better"], "spa_worse": tested["spa_worse"],
+           "decision": tested["decision"], "rule": tested["rule"]}
     out["verdict"] = verdict(out)
     return out
 
@@ -159,30 +161,38 @@ def _num(x) -> float:
 
 
 def verdict(c: dict) -> str:
-    """The comparison in words: effect sizes with intervals, p-values and what they allow."""
-    h, sd, spa = c["hit_pp"], c["sharpe_diff"], c["spa"]
+    """The comparison in words: effect sizes with intervals, p-values, what they allow by
+    ``significance.VERDICT_RULE`` (the same evidence for better and worse), and the rule."""
+    h, sd, better, worse = c["hit_pp"], c["sharpe_diff"], c["spa"], c["spa_worse"]
     lo, hi = h["ci"]
     text = (f"{c['a']} vs {c['b']}: {_pp(h['mean'])} pp hit (95 % CI {_pp(lo)}…{_pp(hi)}, "
             f"{c['folds']} folds × seeds), Sharpe difference {sd['diff_annualised']:+.2f} annualised "
-            f"(p = {sd['p_value']:.2f}; SPA p = {spa['p_value']:.2f})")
+            f"(bootstrap p = {_p(sd['p_value'])}; SPA p = {_p(better['p_value'])} for {c['a']} "
+            f"beating {c['b']}, {_p(worse['p_value'])} for the reverse)")
     a = c["a"].split(" on ")[0]
-    p, d = sd["p_value"], sd["diff"]
-    if math.isfinite(p) and p < sig.ALPHA and d > 0 and spa["p_value"] < sig.ALPHA:
+    decision = sig.decide(sd["diff"], sd["p_value"], better["p_value"], worse["p_value"])
+    if decision == "better":
         claim = f"evidence {a} trades better"
-    elif math.isfinite(p) and p < sig.ALPHA and d < 0:
+    elif decision == "worse":
         claim = f"evidence {a} trades worse"
-    elif math.isfinite(p) and p < sig.ALPHA:
-        claim = f"mixed: the Sharpe difference is significant but SPA is not (p = " \
-                f"{spa['p_value']:.2f}); no firm evidence {a} trades better"
+    elif decision == "mixed":
+        ahead = "ahead" if sd["diff"] > 0 else "behind"
+        spa_p = better["p_value"] if sd["diff"] > 0 else worse["p_value"]
+        claim = (f"mixed: {a} is {ahead} by the Sharpe difference test but SPA does not confirm "
+                 f"it (p = {_p(spa_p)}); no significant difference")
     else:
-        claim = f"no evidence {a} trades better"
+        claim = f"no significant difference: no evidence {a} trades better or worse"
     if math.isfinite(lo) and lo > 0:
         claim += f"; its signals hit more often than {c['b']}'s"
     elif math.isfinite(hi) and hi < 0:
         claim += f"; its signals hit less often than {c['b']}'s"
     else:
         claim += "; no evidence of a hit-rate difference"
-    return f"{text} — {claim}"
+    return f"{text} — {claim} ({sig.VERDICT_RULE})"
+
+
+def _p(p: float | None) -> str:
+    return "n/a" if p is None or not math.isfinite(p) else f"{p:.2f}"
 
 
 def winner(models: dict, returns: dict[str, pd.Series]) -> dict | None:

@@ -62,7 +62,7 @@ def test_an_old_runs_folder_is_upgraded_listed_and_its_model_backtested(old_runs
     assert ls.returncode == 0, ls.stderr
     assert old_id in ls.stdout and "done" in ls.stdout
     assert sqlite3.connect(root / "registry.sqlite").execute(
-        "PRAGMA user_version").fetchone()[0] == 2
+        "PRAGMA user_version").fetchone()[0] == 3
     refused = attnbt("backtest", "--run", "train-2025", "--random-draws", "20", runs_dir=root)
     assert refused.returncode == 2 and "--trust-unhashed" in refused.stderr, refused.stderr
     bt = attnbt("backtest", "--run", "train-2025", "--random-draws", "20", "--trust-unhashed",
@@ -123,3 +123,36 @@ def test_a_missing_folder_is_shown_and_a_corrupt_registry_is_one_line(tmp_path, 
     bad = attnbt("runs", "list", runs_dir=root)
     assert bad.returncode == 2 and "registry.sqlite" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def test_a_sigkilled_training_is_listed_dead(tmp_path):
+    """`attnbt train` killed with SIGKILL (no handler runs) is shown `dead`, not `running`."""
+    import os
+    import signal
+    import time
+
+    from backtests.store import Registry
+
+    root = tmp_path / "runs"
+    env = {**os.environ, "ATTNBT_RUNS": str(root)}
+    proc = subprocess.Popen([sys.executable, "-m", "backtests", "train", "--model", "dense",
+                             "--epochs", "500"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        rows = []
+        while not rows and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            rows = Registry(root).list(kind="train")
+        assert rows, f"no train run appeared (exit code {proc.poll()})"
+        assert rows[0]["status"] == "running" and rows[0]["owner_pid"] == proc.pid
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(60)
+    run_id = rows[0]["id"]
+    dead = attnbt("runs", "list", "--status", "dead", runs_dir=root)
+    assert dead.returncode == 0 and run_id in dead.stdout, dead.stdout
+    running = attnbt("runs", "list", "--status", "running", runs_dir=root)
+    assert running.returncode == 0 and run_id not in running.stdout
+    bad = attnbt("runs", "list", "--status", "zombie", runs_dir=root)
+    assert bad.returncode == 2 and "unknown run status 'zombie'" in bad.stderr

@@ -163,3 +163,44 @@ def test_mean_ci():
     out = S.mean_ci([1.0, 2.0, 3.0])
     assert out["mean"] == 2 and out["ci"][0] < 2 < out["ci"][1] and out["n"] == 3
     assert math.isnan(S.mean_ci([1.0])["sd"])
+
+
+# --- the verdict rule: the same evidence for "better" and "worse" ----------------------------------
+def test_decide_is_the_same_rule_both_ways():
+    a = 0.01
+    assert S.decide(+0.1, a, a, 0.9) == "better" and S.decide(-0.1, a, 0.9, a) == "worse"
+    # a significant Sharpe difference that SPA does not confirm is not a verdict either way
+    assert S.decide(+0.1, a, 0.5, a) == "mixed" and S.decide(-0.1, a, a, 0.5) == "mixed"
+    assert S.decide(+0.1, 0.2, a, a) == "none" and S.decide(-0.1, 0.2, a, a) == "none"
+    assert S.decide(float("nan"), a, a, a) == "none" and S.decide(0.1, float("nan"), a, a) == "none"
+    assert "the same both ways" in S.VERDICT_RULE and "SPA" in S.VERDICT_RULE
+
+
+@pytest.mark.parametrize(("edge", "expected"), [(0.3, "better"), (-0.3, "worse"), (0.0, "none")])
+def test_planted_edges_get_their_verdict_by_the_one_rule(edge, expected):
+    """A with a planted per-bar Sharpe edge over B (positive, negative, none), and the mirror
+    (B against A) gets the mirrored verdict from the same rule."""
+    a, b = _pair(np.random.default_rng(5), n=T, edge=edge)
+    ab = S.difference_verdict(a, b)
+    ba = S.difference_verdict(b, a)
+    mirror = {"better": "worse", "worse": "better", "none": "none", "mixed": "mixed"}
+    assert ab["decision"] == expected, ab
+    assert ba["decision"] == mirror[expected], ba
+    assert ab["rule"] == S.VERDICT_RULE
+
+
+def test_no_edge_is_called_significant_either_way_at_about_alpha():
+    """200 no-edge pairs of short series: the share called better or worse stays inside the
+    99.9 % binomial interval of ALPHA (each draw: a Binomial(200, 0.05) count if calibrated)."""
+    from scipy.stats import binom
+
+    n_draws, rng = 200, np.random.default_rng(21)
+    calls = [S.difference_verdict(*_pair(rng, n=300), n_boot=400, spa_reps=200, seed=i,
+                                  both=False)["decision"] for i in range(n_draws)]
+    hits = sum(c in ("better", "worse") for c in calls)
+    lo, hi = binom.ppf(0.0005, n_draws, S.ALPHA), binom.isf(0.0005, n_draws, S.ALPHA)
+    print(f"no edge: {hits} of {n_draws} called better/worse ({hits / n_draws:.1%}), "
+          f"{calls.count('better')} better, {calls.count('worse')} worse, "
+          f"{calls.count('mixed')} mixed; 99.9 % binomial interval at alpha {S.ALPHA}: "
+          f"{lo:.0f}…{hi:.0f}")
+    assert lo <= hits <= hi, (hits, lo, hi)

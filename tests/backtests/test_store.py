@@ -163,7 +163,7 @@ def test_migrates_a_v1_registry_in_place(tmp_path):
 
     reg = Registry(tmp_path)
     (row,) = reg.list()
-    assert _raw(tmp_path, "PRAGMA user_version") == [(2,)]
+    assert _raw(tmp_path, "PRAGMA user_version") == [(store.SCHEMA_VERSION,)]
     assert row["id"] == old_id and row["status"] == "done" and row["model"] == "attention"
     assert row["summary"] == {"accuracy": 0.61} and row["finished"] is None
     assert row["missing"] is False
@@ -176,14 +176,14 @@ def test_migrates_a_v1_registry_in_place(tmp_path):
     reg2 = Registry(tmp_path)  # opening again is a no-op
     assert len(reg2.list()) == 2
     assert _raw(tmp_path, "SELECT name, sql FROM sqlite_master ORDER BY name") == schema
-    assert _raw(tmp_path, "PRAGMA user_version") == [(2,)]
+    assert _raw(tmp_path, "PRAGMA user_version") == [(store.SCHEMA_VERSION,)]
     assert reg.trials() == []
 
 
 def test_newer_registry_is_refused(tmp_path):
     Registry(tmp_path).create("train")
     with closing(sqlite3.connect(tmp_path / "registry.sqlite")) as db:
-        db.execute("PRAGMA user_version = 3")
+        db.execute(f"PRAGMA user_version = {store.SCHEMA_VERSION + 1}")
     with pytest.raises(StoreError, match="newer attnbt"):
         Registry(tmp_path).list()
 
@@ -296,7 +296,7 @@ def _worker(root: str, n: int) -> None:
         run = reg.create("sweep", config_id=f"c{i}")
         run.write_json("result.json", {"i": i})
         reg.finish(run, {"i": i})
-        reg.add_trial(run_id=run.id, kind="sweep", config_id=f"c{i}", fingerprint="fp",
+        reg.add_trial(run_id=run.id, kind="sweep", config_id=f"c{i}-{run.id}", fingerprint="fp",
                       n_obs=100, sharpe=0.1 * i, skew=0.0, kurtosis=3.0)
 
 
@@ -333,7 +333,7 @@ def test_atomic_write_failure_leaves_no_cut_file(tmp_path, monkeypatch, fail_at)
     monkeypatch.undo()
     assert (run.path / "notes.txt").read_text() == "old content"
     assert not (run.path / "model.bin").exists()
-    assert sorted(p.name for p in run.path.iterdir()) == ["notes.txt", "run.json"]
+    assert sorted(p.name for p in run.path.iterdir()) == [store.OWNER_LOCK, "notes.txt", "run.json"]
 
 
 def test_create_leaves_nothing_when_the_insert_fails(tmp_path, monkeypatch):
@@ -364,3 +364,152 @@ def test_discard_and_remove(tmp_path):
     assert reg.trials(fingerprint="other") == []
     with pytest.raises(RunError, match="not in the registry"):
         reg.finish(old, {})
+
+
+# --- owners: a running run whose process has ended shows as dead --------------------------------
+OWNER_SNIPPET = """
+import sys, time
+from backtests.store import Registry
+reg = Registry(sys.argv[1])
+run = reg.create("train", model="attention/article", config_id="cfg")   # as workflows do
+with reg.recording(run):
+    print(run.id, flush=True)
+    time.sleep(300)
+"""
+
+
+def _owner_process(root: Path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen([sys.executable, "-c", OWNER_SNIPPET, str(root)],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    run_id = proc.stdout.readline().strip()
+    assert run_id, f"the owner process printed no run id (exit {proc.poll()})"
+    return proc, run_id
+
+
+def test_a_sigkilled_owner_shows_dead_and_a_live_one_running(tmp_path):
+    import signal
+
+    from typer.testing import CliRunner
+
+    from backtests.cli import app
+
+    killed, killed_id = _owner_process(tmp_path)
+    live, live_id = _owner_process(tmp_path)
+    try:
+        reg = Registry(tmp_path)
+        rows = {r["id"]: r for r in reg.list()}
+        assert rows[killed_id]["status"] == "running" and rows[killed_id]["liveness"] == "alive"
+        assert rows[killed_id]["owner_pid"] == killed.pid
+        killed.send_signal(signal.SIGKILL)             # no handler runs: the row stays 'running'
+        killed.wait(30)
+        assert _raw(tmp_path, "SELECT status FROM runs WHERE id=?", (killed_id,)) == [
+            ("running",)]
+        rows = {r["id"]: r for r in reg.list()}
+        assert rows[killed_id]["status"] == "dead" and rows[killed_id]["liveness"] == "dead"
+        assert rows[live_id]["status"] == "running" and rows[live_id]["liveness"] == "alive"
+        assert [r["id"] for r in reg.list(status="dead")] == [killed_id]
+        assert [r["id"] for r in reg.list(status="running")] == [live_id]
+        assert reg.get(killed_id)["status"] == "dead"
+        with pytest.raises(RunError, match="unknown run status 'zombie'"):
+            reg.list(status="zombie")
+
+        cli = CliRunner()
+        out = cli.invoke(app, ["runs", "list", "--status", "dead", "--runs-dir", str(tmp_path)])
+        assert out.exit_code == 0 and killed_id in out.output and live_id not in out.output
+        show = cli.invoke(app, ["runs", "show", killed_id, "--runs-dir", str(tmp_path)])
+        assert show.exit_code == 0 and "dead" in show.output and "(ended)" in show.output
+
+        # the same command resumes a dead run (this process becomes its owner) ...
+        assert reg.unfinished("train", "cfg").id == killed_id
+        reg.mark(killed_id, "running")
+        assert reg.get(killed_id)["status"] == "running"
+        assert reg.get(killed_id)["owner_pid"] == os.getpid()
+        # ... but never a run a live process is computing
+        with pytest.raises(RunError, match="still running"):
+            reg.mark(live_id, "running")
+        reg.mark(killed_id, "interrupted")
+        assert reg.unfinished("train", "cfg").id == killed_id     # the live one is skipped
+        reg.remove([killed_id])
+        with pytest.raises(RunError, match=f"{live_id} with these settings is still running"):
+            reg.unfinished("train", "cfg")
+    finally:
+        live.kill()
+        live.wait(30)
+        killed.kill()
+        killed.wait(30)
+    assert Registry(tmp_path).list()[0]["status"] == "dead"
+
+
+def test_an_owner_on_another_host_is_not_verifiable(tmp_path):
+    from typer.testing import CliRunner
+
+    from backtests.cli import app
+
+    reg = Registry(tmp_path)
+    run = reg.create("walkforward")
+    with closing(sqlite3.connect(tmp_path / "registry.sqlite")) as db, db:
+        db.execute("UPDATE runs SET owner_host='elsewhere', owner_pid=1 WHERE id=?", (run.id,))
+    store._release(run.path)                       # even with its lock free, another host's
+    (row,) = reg.list()                            # process cannot be checked from here
+    assert row["status"] == "running" and row["liveness"] == "unverifiable"
+    out = CliRunner().invoke(app, ["runs", "list", "--runs-dir", str(tmp_path)])
+    assert "running? (on host elsewhere" in out.output
+
+
+def test_paper_accounts_have_no_owner(tmp_path):
+    reg = Registry(tmp_path)
+    run = reg.create("paper")
+    (row,) = reg.list()
+    assert row["owner_pid"] is None and row["liveness"] is None and row["status"] == "running"
+    assert not (run.path / store.OWNER_LOCK).exists()
+
+
+def test_the_same_trial_is_never_added_twice(tmp_path):
+    reg = Registry(tmp_path)
+    first = reg.add_trial(run_id="r1", kind="walkforward", config_id="task-a", fingerprint="fp",
+                          n_obs=10, sharpe=0.1)
+    again = reg.add_trial(run_id="r2", kind="walkforward", config_id="task-a", fingerprint="fp",
+                          n_obs=10, sharpe=0.1)
+    other_kind = reg.add_trial(run_id="r2", kind="sweep", config_id="task-a", fingerprint="fp")
+    other_data = reg.add_trial(run_id="r3", kind="walkforward", config_id="task-a",
+                               fingerprint="fp2")     # the same settings on changed data
+    no_data = reg.add_trial(run_id="r4", kind="walkforward", config_id="task-a")
+    assert reg.add_trial(run_id="r5", kind="walkforward", config_id="task-a") == no_data
+    assert again == first and len({first, other_kind, other_data, no_data}) == 4
+    assert [t["run_id"] for t in reg.trials()] == ["r1", "r2", "r3", "r4"]
+    with closing(sqlite3.connect(tmp_path / "registry.sqlite")) as db, \
+            pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO trials (created, kind, config_id, fingerprint) VALUES ('t', "
+                   "'walkforward', 'task-a', 'fp')")
+
+
+def test_migrates_a_v2_registry_owners_and_duplicate_trials(tmp_path):
+    """A v2 registry (before owners and unique trials) opens: its running row cannot be checked,
+    and a study recorded twice keeps its first trials; the repeats are moved aside, not lost."""
+    with closing(sqlite3.connect(tmp_path / "registry.sqlite", isolation_level=None)) as db:
+        for step in store.MIGRATIONS[:2]:
+            step(db)
+        db.execute("PRAGMA user_version = 2")
+        db.execute("INSERT INTO runs (id, kind, created, status) VALUES "
+                   "('aaaa000000000001', 'walkforward', '2026-01-01T00:00:00+00:00', 'running')")
+        for run_id in ("first", "again"):
+            for cid, sr in (("task-a", 0.1), ("task-b", 0.2), (None, 0.3)):
+                db.execute("INSERT INTO trials (created, run_id, kind, config_id, fingerprint, "
+                           "sharpe) VALUES ('t', ?, 'walkforward', ?, 'fp', ?)",
+                           (run_id, cid, sr))
+    (tmp_path / "aaaa000000000001").mkdir()
+    reg = Registry(tmp_path)
+    (row,) = reg.list()
+    assert _raw(tmp_path, "PRAGMA user_version") == [(store.SCHEMA_VERSION,)]
+    assert row["status"] == "running" and row["liveness"] == "unverifiable"
+    assert row["owner_pid"] is None
+    kept = [(t["run_id"], t["config_id"]) for t in reg.trials()]
+    assert kept == [("first", "task-a"), ("first", "task-b"), ("first", None), ("again", None)]
+    moved = _raw(tmp_path, "SELECT run_id, config_id FROM trials_duplicates ORDER BY id")
+    assert moved == [("again", "task-a"), ("again", "task-b")]
+    reg.add_trial(run_id="third", kind="walkforward", config_id="task-a", fingerprint="fp")
+    assert len(reg.trials()) == 4

@@ -169,6 +169,44 @@ def test_every_combination_is_a_trial_and_a_later_sweep_pays_for_it(walk_csv, tm
 
 
 @pytest.mark.slow
+def test_a_finished_sweep_rerun_reprints_its_result_and_adds_no_trial(walk_csv, tmp_path,
+                                                                      monkeypatch):
+    """The same sweep twice: the second returns the recorded table without computing and the
+    trials (so every DSR) stay as they were; removed and computed again, still no new trial."""
+    _fake_model(monkeypatch, {}, edge=0.3)
+    grid = ["threshold=0.4,0.5", "take_profit_r=1,2"]
+    first = swm.run(_sweep(walk_csv, tmp_path, grid=grid, top=1))
+    reg = Registry(tmp_path)
+    trials = reg.trials()
+    assert len(trials) == 4 and not first.reused
+
+    lines = []
+    again = swm.run(_sweep(walk_csv, tmp_path, grid=grid, top=1), progress=lines.append)
+    assert again.reused and again.run.id == first.run.id and again.computed == 0
+    assert lines == [f"sweep {first.run.id} with these settings has finished: its recorded "
+                     "result follows (nothing recomputed, no trial added)"]
+    pd.testing.assert_frame_equal(again.table, first.table, check_dtype=False)
+    assert again.summary == Registry(tmp_path).get(first.run.id)["summary"]
+    assert reg.trials() == trials and len(reg.list(kind="sweep")) == 1
+    sw = _sweep(walk_csv, tmp_path, grid=grid)
+    assert swm.trials_added(swm.plan(sw), sw) == 0
+    res = CliRunner().invoke(app, ["sweep", "--data", str(walk_csv), "--models", "attention",
+                                   "--seeds", "1", "--train-bars", "500", "--val-bars", "200",
+                                   "--test-bars", "200", "--grid", grid[0], "--grid", grid[1],
+                                   "--runs-dir", str(tmp_path), "--workers", "1", "--top", "1",
+                                   "train.epochs=1"])
+    assert res.exit_code == 0, res.output
+    assert f"sweep {first.run.id} had already finished with these settings" in res.output
+    assert first.table.iloc[0]["rules"] in res.output and reg.trials() == trials
+
+    reg.remove([first.run.id])
+    redone = swm.run(_sweep(walk_csv, tmp_path, grid=grid, top=1))
+    assert not redone.reused and redone.computed == 3 and reg.trials() == trials
+    np.testing.assert_allclose(redone.table["dsr"], first.table["dsr"], rtol=0, atol=1e-12)
+    assert (redone.table["dsr_trials"] == first.table["dsr_trials"]).all()
+
+
+@pytest.mark.slow
 def test_a_task_that_fails_on_bad_data_is_reported_and_the_rest_finish(walk_csv, tmp_path,
                                                                         monkeypatch):
     _fake_model(monkeypatch, {}, edge=0.0, fail=2)

@@ -146,6 +146,80 @@ def test_a_task_failing_on_bad_data_is_reported_while_the_others_finish(walk_csv
 
 
 @pytest.mark.slow
+def test_a_finished_walkforward_rerun_reprints_its_result_and_adds_no_trial(walk_csv, tmp_path):
+    """The same command twice: the second says the run had finished, returns its recorded
+    result without computing, and the trials (so every DSR) stay as they were. Removing the run
+    and computing it again still adds no trial: the same (config, seed, fold) is never new."""
+    args = ["walkforward", "--data", walk_csv, "--models", "attention,dense", "--seeds", "1",
+            "--train-bars", "500", "--val-bars", "200", "--test-bars", "200", "--workers", "1",
+            "--device", "cpu", "--runs-dir", str(tmp_path), "train.epochs=1"]
+    cli = CliRunner()
+    first = cli.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    reg = Registry(tmp_path)
+    (row,) = reg.list(kind="walkforward")
+    trials = reg.trials()
+    assert len(trials) == 6 + 2                     # 3 folds × 2 models, 2 stitched series
+    payload = json.loads((tmp_path / row["id"] / "walkforward.json").read_text())
+
+    again = cli.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert f"walk-forward {row['id']} had already finished" in again.output
+    assert "nothing recomputed, no trial added" in again.output
+    assert [r["id"] for r in reg.list(kind="walkforward")] == [row["id"]]
+    assert reg.trials() == trials
+    for line in (payload["winner"]["text"], payload["comparisons"][0]["verdict"]):
+        assert line in again.output.replace("\n", " ") or line in again.output
+    dry = cli.invoke(app, [*args, "--dry-run"])
+    assert dry.exit_code == 0 and "0 trials to add" in dry.output
+
+    reg.remove([row["id"]])                          # recomputed from nothing, same trials
+    redo = cli.invoke(app, args)
+    assert redo.exit_code == 0 and "6 tasks computed" in redo.output, redo.output
+    assert reg.trials() == trials
+    (new,) = reg.list(kind="walkforward")
+    redone = json.loads((tmp_path / new["id"] / "walkforward.json").read_text())
+    for name, m in payload["models"].items():
+        assert redone["models"][name]["dsr_trials"] == m["dsr_trials"]
+        assert redone["models"][name]["dsr"] == pytest.approx(m["dsr"], abs=1e-12), (
+            redone["models"][name]["dsr"] - m["dsr"])
+
+
+def test_better_and_worse_verdicts_need_the_same_evidence():
+    """A steady model (per-bar Sharpe 0.15) against a noisy one with a higher mean return: the
+    Sharpe difference test is significant, SPA on mean returns is not. Both orders must give
+    the same answer (no verdict); before, "worse" rested on the bootstrap alone."""
+    import re
+
+    import numpy as np
+    import pandas as pd
+
+    from backtests import significance as sig
+    from backtests.walkforward import results as R
+
+    z = np.random.default_rng(0).standard_normal((2, 500))
+    index = pd.date_range("2024-01-01", periods=500, freq="h", tz="UTC")
+    steady = pd.Series(0.001 * z[0] + 0.00015, index=index)
+    noisy = pd.Series(0.01 * z[1] + 0.0002, index=index)
+    tasks = [{"task": {"seed": 0, "fold": k}, "metrics": {"hit_pct": 40.0 + k, "macro_f1": 0.5},
+              "stats": {"total_return_pct": 1.0}} for k in range(3)]
+    one = R.compare("steady", "noisy", tasks, tasks, steady, noisy, 6000)
+    other = R.compare("noisy", "steady", tasks, tasks, noisy, steady, 6000)
+    assert one["sharpe_diff"]["p_value"] < sig.ALPHA and other["sharpe_diff"]["p_value"] < sig.ALPHA
+    assert (one["decision"], other["decision"]) == ("mixed", "mixed")
+    for c in (one, other):
+        assert not re.search(r"— evidence \S+ trades (better|worse)", c["verdict"]), c["verdict"]
+        assert "SPA does not confirm" in c["verdict"] and sig.VERDICT_RULE in c["verdict"]
+    # the same pair with the edge made plain: a verdict both ways, mirrored
+    strong = pd.Series(0.01 * z[0] + 0.004, index=index)
+    up = R.compare("strong", "noisy", tasks, tasks, strong, noisy, 6000)
+    down = R.compare("noisy", "strong", tasks, tasks, noisy, strong, 6000)
+    assert (up["decision"], down["decision"]) == ("better", "worse")
+    assert "evidence strong trades better" in up["verdict"]
+    assert "evidence noisy trades worse" in down["verdict"]
+
+
+@pytest.mark.slow
 def test_one_or_two_workers_give_the_same_table(walk_csv, tmp_path):
     one = wfm.run(_wf(walk_csv, tmp_path / "one", models="dense", seeds=2, workers=1))
     two = wfm.run(_wf(walk_csv, tmp_path / "two", models="dense", seeds=2, workers=2))
@@ -162,7 +236,7 @@ def test_end_to_end_random_walk_has_no_edge_and_a_planted_pattern_is_found(
     walk = wfm.run(_wf(walk_csv, tmp_path / "walk", **kw))
     p = json.loads((walk.run.path / "walkforward.json").read_text())
     assert all(m["psr"] < 0.95 and m["dsr"] < 0.95 for m in p["models"].values())
-    assert "no evidence attention/article trades better" in p["comparisons"][0]["verdict"]
+    assert "no evidence attention/article trades better or worse" in p["comparisons"][0]["verdict"]
     assert "not significantly above zero" in p["winner"]["text"]
 
     planted = wfm.run(_wf(planted_csv, tmp_path / "planted", **kw))
