@@ -422,12 +422,15 @@ def render_compare(records: list[Comparable], result: dict, title: str | None = 
     return page(title, parts, script)
 
 
-def write_html(path: Path, text: str, force: bool = False) -> Path:
-    """Write ``text`` to ``path``, refusing to overwrite an existing file without ``force``."""
+def write_html(path: Path, text: str, force: bool = False, mkdir: bool = False) -> Path:
+    """Write ``text`` to ``path``, refusing to overwrite an existing file without ``force`` or
+    to create a missing folder without ``mkdir``."""
+    from backtests.report import out_folder
+
     path = Path(path)
     if path.exists() and not force:
         raise CompareError(f"{path} exists; give --force to overwrite it or another --out")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    out_folder(path, mkdir)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
@@ -444,9 +447,13 @@ class CompareOutcome:
 
 def run_compare(refs: list[str], runs_dir: str | Path | None = None, *, article: bool = False,
                 out: str | Path | None = None, force: bool = False, command: str | None = None,
-                n_boot: int = 2000) -> CompareOutcome:
-    """Load the runs, compare them and write compare.html: to ``out``, or into a new run of
-    kind "compare" (with compare.json) recorded in the registry."""
+                n_boot: int = 2000, mkdir: bool = False) -> CompareOutcome:
+    """Load the runs, compare them and write compare.html: to ``out`` (its folder created only
+    with ``mkdir``), or into a new run of kind "compare" (with compare.json) in the registry."""
+    from backtests.report import out_folder
+
+    if out is not None and not mkdir:
+        out_folder(Path(out))           # refused before any run is loaded
     reg = Registry(runs_dir)
     records = []
     for ref in refs:   # a walk-forward run gives one record per model
@@ -455,7 +462,7 @@ def run_compare(refs: list[str], runs_dir: str | Path | None = None, *, article:
     result = compare(records, article=article, n_boot=n_boot)
     text = render_compare(records, result)
     if out is not None:
-        return CompareOutcome(records, result, write_html(Path(out), text, force))
+        return CompareOutcome(records, result, write_html(Path(out), text, force, mkdir))
     run = reg.create("compare", model=", ".join(dict.fromkeys(r.model.get("name") or "?"
                                                               for r in records)),
                      data=", ".join(dict.fromkeys(str(r.data.get("source")) for r in records)),

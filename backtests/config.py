@@ -43,6 +43,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from backtests.currency import check_instrument
 from data.dataset import DatasetSpec
 from data.errors import AttnbtError
 from data.features import FEATURE_SETS
@@ -275,7 +276,10 @@ def _unwrap(tp: Any) -> tuple[list[Any], bool]:
 def parse_value(key: str, text: str, tp: Any) -> Any:
     """A command-line string as a value of type ``tp`` (``none`` for an optional field)."""
     members, optional = _unwrap(tp)
-    if optional and text.lower() in ("none", "null", ""):
+    if not text.strip() and key not in BLANK_OK:
+        raise ConfigError(f"{key} is empty; give a value" + (", or none to leave it unset"
+                                                             if optional else ""))
+    if optional and text.lower() in ("none", "null"):
         return None
     for member in members:
         try:
@@ -379,7 +383,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "backtest.period": PERIODS,
 }
 # Named settings with a grammar (``swing:2``) are checked by the function that reads them.
-CHECKS: dict[str, Callable[[Any], object]] = {"dataset.labels": horizon}
+CHECKS: dict[str, Callable[[Any], object]] = {"dataset.labels": horizon,
+                                              "data.instrument": check_instrument}
+# Text settings whose empty value means something (no hours filter); any other is refused empty
+# rather than read as "not set" (`--from ''` is a mistake, not the whole period).
+BLANK_OK = ("strategy.hours",)
 
 
 def _check_value(key: str, value: Any) -> None:
@@ -411,11 +419,14 @@ def validate(exp: Experiment) -> None:
     if exp.model.preset not in presets:
         raise ConfigError(f"model.preset = {exp.model.preset!r} is not a preset of {exp.model.kind}; "
                           f"choose {', '.join(presets)}")
-    cur, inst = exp.data.account_currency, exp.data.instrument
+    for key in all_keys():
+        section, name = key.split(".")
+        value = getattr(getattr(exp, section), name)
+        if isinstance(value, str) and not value.strip() and key not in BLANK_OK:
+            raise ConfigError(f"{key} is empty; give a value")
+    cur = exp.data.account_currency
     if not re.fullmatch(r"[A-Z]{3}", cur):
         raise ConfigError(f"data.account_currency = {cur!r}; give 3 capital letters, e.g. USD")
-    if inst is not None and not re.fullmatch(r"[A-Z0-9./]{1,12}", inst):
-        raise ConfigError(f"data.instrument = {inst!r}; give a symbol such as USDCHF or EUR/USD")
     if exp.split.train + exp.split.val >= 1:
         raise ConfigError("split.train + split.val must leave room for a test part (< 1)")
     if (exp.split.train_end is None) != (exp.split.val_end is None):

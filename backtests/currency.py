@@ -5,7 +5,8 @@ An FX pair ``BASEQUOTE`` (e.g. EURUSD) makes P&L in the quote currency. With the
 - the base currency (USDCHF, account USD): P&L in CHF converted at each bar's close, 1 / close;
 - a third currency (EURGBP, account USD): a conversion series would be needed; refused.
 An instrument that is not a six-letter pair (a stock, an index) is taken as quoted in the account
-currency, and the report says so.
+currency, and the report says so. Given by the user (``--instrument``), such an instrument is
+written ``custom:SYMBOL``, so that a mistyped pair is refused rather than traded unconverted.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ CURRENCIES = {"USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "NZD", "SEK", "NO
               "HUF", "CZK", "TRY", "ZAR", "MXN", "SGD", "HKD", "CNH", "CNY", "RUB", "INR", "XAU",
               "XAG", "BTC", "ETH"}
 _PAIR = re.compile(r"(?<![A-Z])([A-Z]{3})/?([A-Z]{3})(?![A-Z])")
+CUSTOM = "custom:"       # --instrument custom:SPY: not a currency pair, priced in the account currency
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,39 @@ class Conversion:
 TIMEFRAME_SUFFIXES = ("M1", "M5", "M15", "M30", "H1", "H4", "D1", "W1", "MN1")
 
 
+def check_instrument(given: str | None) -> None:
+    """Refuse (ValueError) a given instrument that is neither a pair of known currencies
+    (``EURUSD``, ``EUR/USD``) nor marked ``custom:SYMBOL``; None (from the source's name) passes."""
+    if given is None:
+        return
+    body = given.removeprefix(CUSTOM)
+    pair = re.fullmatch(r"([A-Za-z]{3})/?([A-Za-z]{3})", body)
+    known = pair is not None and pair[1].upper() in CURRENCIES and pair[2].upper() in CURRENCIES
+    if known and body != body.upper():
+        raise ValueError(f"{given!r}; write the pair in capitals: {body.upper()}")
+    if body != given:
+        if not re.fullmatch(r"[A-Za-z0-9./^&_-]{1,16}", body):
+            raise ValueError(f"{given!r}; write custom:SYMBOL with 1 to 16 letters, digits or "
+                             ". / ^ & _ -")
+        if known:
+            raise ValueError(f"{given!r} is a currency pair; give it as {body} (its P&L is "
+                             "converted as a pair's)")
+        return
+    if not known:
+        symbol = re.sub(r"[^A-Za-z0-9./^&_-]", "", given)[:16] or "SPY"
+        raise ValueError(f"{given!r} is not a pair of known currencies "
+                         f"({', '.join(sorted(CURRENCIES))}) such as EURUSD or EUR/USD; an "
+                         "instrument priced in the account currency (a stock, an index) is "
+                         f"written custom:{symbol}")
+
+
 def instrument_of(source: str | None, given: str | None = None) -> str | None:
     """The instrument: ``given``, else a currency pair named in the source (``sample:EURUSD_H1``,
     ``yahoo:USDCHF=X:1h``, ``exports/GBPUSD_M5.csv``), else the symbol it names (``yahoo:SPY:1d``
     → SPY, ``prices_D1.csv`` → prices); None without a source."""
     if given:
+        if given.startswith(CUSTOM):
+            return given.removeprefix(CUSTOM)
         return given.replace("/", "").upper()
     if not source:
         return None
@@ -95,5 +125,5 @@ def rates(candles: pd.DataFrame, conv: Conversion) -> np.ndarray | None:
     return 1.0 / candles["close"].to_numpy(dtype=float)
 
 
-__all__ = ["TIMEFRAME_SUFFIXES", "Conversion", "conversion", "conversion_of", "instrument_of",
-           "rates"]
+__all__ = ["CUSTOM", "TIMEFRAME_SUFFIXES", "Conversion", "check_instrument", "conversion",
+           "conversion_of", "instrument_of", "rates"]

@@ -40,6 +40,30 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+# More worker processes than cores only share the cores (each worker trains on one torch thread)
+# while every process holds its own torch and data (hundreds of MB): past a few per core that is
+# memory spent for nothing, and a typo such as 1e9 would exhaust the machine.
+WORKERS_PER_CORE = 4
+
+
+def check_workers(workers: int, *, here: bool = True) -> int:
+    """``workers`` if it is a sane number of worker processes for this machine (1 to
+    ``WORKERS_PER_CORE`` × its cores), else a ConfigError that says why. ``here=False`` (a Ray
+    cluster joined by address, which brings its own CPUs): only the lower bound."""
+    from backtests.config import ConfigError
+
+    cores = default_workers()
+    most = WORKERS_PER_CORE * cores
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"--workers {workers!r}: give 1 or more worker processes (default: "
+                          f"one per core, {cores} here)")
+    if here and workers > most:
+        raise ConfigError(f"--workers {workers}: at most {most} ({WORKERS_PER_CORE} per core, "
+                          f"{cores} cores here); more processes than that only share the same "
+                          "cores, each holding its own copy of torch and the data")
+    return workers
+
+
 def _init_worker(threads: int) -> None:
     import torch
 
@@ -204,5 +228,6 @@ def ray_task_executor(*, workers: int, address: str | None, device: str) -> Exec
     return ex
 
 
-__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "TaskFailure", "default_workers",
+__all__ = ["EXECUTORS", "WORKERS_PER_CORE", "Executor", "LocalExecutor", "TaskFailure",
+           "check_workers", "default_workers",
            "local_device", "make_executor", "ray_task_executor", "run_tasks"]

@@ -438,6 +438,19 @@ def gap_allowance(index: pd.DatetimeIndex, tf: pd.Timedelta) -> pd.Timedelta:
     return min(max(longest, pd.Timedelta(days=1)), pd.Timedelta(days=4))
 
 
+def parse_max_gap(text: str | None) -> pd.Timedelta | None:
+    """``--max-gap`` as a positive duration (None: learn it from the source's history)."""
+    if text is None:
+        return None
+    try:
+        gap = pd.Timedelta(text)
+    except (ValueError, OverflowError):
+        raise PaperError(f"--max-gap {text!r} is not a duration (e.g. 2d, 6h)") from None
+    if gap is pd.NaT or gap <= pd.Timedelta(0):
+        raise PaperError(f"--max-gap {text!r}: give a positive duration, e.g. 2d or 6h")
+    return gap
+
+
 # --- init ----------------------------------------------------------------------------------------
 def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None,
          start: str = "after", tz: str = "UTC", point: float | None = None,
@@ -456,6 +469,7 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
     from models.checkpoint import check_compatible, load_model
 
     conv = conversion(source, instrument, account_currency)   # a cross is refused here
+    gap = parse_max_gap(max_gap)
     folder = account_dir(name, runs_dir)
     if folder.exists():
         raise PaperError(f"a paper account {name!r} exists already ({folder}); choose another "
@@ -488,6 +502,9 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
         raise DataError("the source needs at least 2 bars to tell its timeframe", source=source,
                         rule="too few bars")
     check_compatible(loaded, timeframe=str(tf))
+    if gap is not None and gap < tf:
+        raise PaperError(f"--max-gap {max_gap!r} is shorter than one bar of this source ({tf}): "
+                         "the account would stop at every missing bar; give at least one bar")
     if start == "after":
         first = len(candles)
     elif start == "first":
@@ -500,7 +517,7 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
                             f"{candles.index[-1]}); omit --from to trade the bars to come",
                             source=source, rule="unknown bar")
     history = candles.iloc[:first]
-    allowance = pd.Timedelta(max_gap) if max_gap else gap_allowance(candles.index, tf)
+    allowance = gap if gap is not None else gap_allowance(candles.index, tf)
     from models.predict import IncrementalPredictor, Predictor
 
     inc = IncrementalPredictor.from_history(Predictor(loaded), history)
@@ -1083,4 +1100,4 @@ def report(name: str, runs_dir: str | Path | None = None) -> Path:
 __all__ = ["CRASH_ENV", "CRASH_POINTS", "JOURNAL", "SCHEMA_VERSION", "Account", "PaperBusy",
            "PaperError", "PaperView", "StepResult", "account_dir", "default_fetcher",
            "gap_allowance", "init", "list_accounts", "paper_record", "paper_result",
-           "read_account", "report", "status", "step", "step_crashing_at", "weekday_gap"]
+           "parse_max_gap", "read_account", "report", "status", "step", "step_crashing_at", "weekday_gap"]

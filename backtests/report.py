@@ -76,6 +76,25 @@ def format_stats_table(stats: dict) -> list[tuple[str, str]]:
     return [(definition.heading, definition.format(value)) for definition, value in stat_rows(stats)]
 
 
+def out_folder(path: Path, mkdir: bool = False) -> None:
+    """Make sure an ``--out`` file can be written where asked: its folder must exist, or be
+    created because the user said so (``--mkdir``); a mistyped folder is never made silently."""
+    from data.errors import AttnbtError
+
+    folder = Path(path).parent
+    if folder.is_dir():
+        return
+    if folder.exists():
+        raise AttnbtError(f"{path}: {folder} is not a folder; choose another --out")
+    if not mkdir:
+        raise AttnbtError(f"{path}: the folder {folder} does not exist; create it, or give "
+                          "--mkdir to have it created")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AttnbtError(f"{path}: cannot create the folder {folder} ({exc.strerror})") from None
+
+
 def jsonable(value: object) -> object:
     """A value made strict-JSON safe (recursively)."""
     if isinstance(value, dict):

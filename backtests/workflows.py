@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from backtests import stats as stat_table
-from backtests.config import ConfigError, Experiment
+from backtests.config import PERIODS, ConfigError, Experiment
 from backtests.store import Registry, Run
 from backtests.summary import timeframe
 from data import AttnbtError, DataError, fingerprint, load
@@ -299,7 +299,7 @@ class Scored:
 def period_positions(index: pd.DatetimeIndex, fold: Fold | None, period: str,
                      start: str | None = None, end: str | None = None) -> tuple[int, int]:
     """Bar positions of a named period of the model's fold, or of ``start`` … ``end``."""
-    if start or end:
+    if start is not None or end is not None:
         return Period.between(start, end).positions(index, "the period")
     if period == "all":
         return 0, len(index) - 1
@@ -326,6 +326,8 @@ def score(ref: str, source: str | None = None, *, period: str = "test",
           trust_unhashed: bool = False) -> Scored:
     """Load a trained run, check it fits the data, and score every bar of the data
     (``trust_unhashed``: accept a model saved before hashes were recorded)."""
+    if period not in PERIODS:
+        raise ConfigError(f"--period {period!r}: choose {', '.join(PERIODS)}")
     run = Registry(runs_dir).resolve(ref, kind="train")
     loaded = load_model(run.path, device=device, trust_unhashed=trust_unhashed)
     if candles is None:
@@ -356,17 +358,22 @@ def evaluate_run(ref: str, source: str | None = None, *, period: str = "test",
 
 def predict_run(ref: str, source: str | None, out: Path, *,
                 runs_dir: str | Path | None = None, reading: dict | None = None,
-                trust_unhashed: bool = False) -> tuple[Path, pd.DataFrame]:
-    """Write per-bar probabilities to CSV or Parquet (by the file suffix)."""
+                trust_unhashed: bool = False, mkdir: bool = False) -> tuple[Path, pd.DataFrame]:
+    """Write per-bar probabilities to CSV or Parquet (by the file suffix); ``out``'s folder
+    must exist unless ``mkdir``."""
+    from backtests.report import out_folder
+
     if out.suffix not in (".csv", ".parquet"):
         raise DataError("the output must end in .csv or .parquet", source=str(out),
                         rule="bad output")
     if out.exists():
         raise DataError("exists already; choose a new file name (nothing is overwritten)",
                         source=str(out), rule="bad output")
+    if not mkdir:
+        out_folder(out)                 # refused before anything is computed
     scored = score(ref, source, period="all", runs_dir=runs_dir, reading=reading,
                    trust_unhashed=trust_unhashed)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out_folder(out, mkdir)
     tmp = out.with_name(out.name + ".tmp")
     if out.suffix == ".csv":
         scored.probs.to_csv(tmp, index_label="time")
@@ -378,10 +385,15 @@ def predict_run(ref: str, source: str | None, out: Path, *,
 
 def attention_plot(ref: str, source: str | None, at: str | None, out: Path | None, *,
                    runs_dir: str | Path | None = None, reading: dict | None = None,
-                   trust_unhashed: bool = False) -> Path:
+                   trust_unhashed: bool = False, mkdir: bool = False) -> Path:
     """PNG of the attention maps for the window ending at bar ``at`` (default: the last bar).
-    ``latest`` is the newest finished attention run (not just the newest train run)."""
+    ``latest`` is the newest finished attention run (not just the newest train run); ``out``'s
+    folder must exist unless ``mkdir``."""
+    from backtests.report import out_folder
     from models.plots import attention_png
+
+    if out is not None and not mkdir:
+        out_folder(out)
 
     reg = Registry(runs_dir)
     if ref == "latest":
@@ -409,8 +421,10 @@ def attention_plot(ref: str, source: str | None, at: str | None, out: Path | Non
     w = predictor.spec.window
     png = attention_png(candles.iloc[pos - w + 1:pos + 1], maps,
                         f"{run.id} at {candles.index[pos]}", probs)
-    out = out or run.path / f"attention-{candles.index[pos]:%Y%m%d-%H%M}.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out is None:
+        out = run.path / f"attention-{candles.index[pos]:%Y%m%d-%H%M}.png"
+    else:
+        out_folder(out, mkdir)
     out.write_bytes(png)
     return out
 

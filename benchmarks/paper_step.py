@@ -17,6 +17,7 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.machine import cpu_model
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout first
+
+from benchmarks.machine import cpu_model  # noqa: E402
 
 
 def random_walk(n: int, seed: int = 0) -> pd.DataFrame:

@@ -29,11 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout first
 
-from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
-from smoke import available_cores, set_threads, smoke_out  # noqa: E402  (benchmarks/smoke.py)
-
+from benchmarks.machine import cpu_model  # noqa: E402
+from benchmarks.smoke import available_cores, set_threads, smoke_out  # noqa: E402
 from models.registry import build, make_config, n_parameters  # noqa: E402
 from models.step import WindowBatches, train_step  # noqa: E402
 

@@ -32,6 +32,9 @@ SettingsArg = Annotated[list[str] | None, typer.Argument(
          "(see `attnbt config keys`).", show_default=False)]
 RunsOpt = Annotated[Path | None, typer.Option("--runs-dir", help="Runs folder (default "
                                               "$ATTNBT_RUNS or ./runs).", rich_help_panel=OUTPUT)]
+MkdirOpt = Annotated[bool, typer.Option("--mkdir", help="Create --out's folder if it does not "
+                                        "exist (without it a missing folder is refused).",
+                                        rich_help_panel=OUTPUT)]
 RunOpt = Annotated[str, typer.Option("--run", help="Run id, unique prefix (4+ characters), "
                                      "'latest', or folder.")]
 TrustUnhashedOpt = Annotated[bool, typer.Option(

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from backtests.cli.common import OUTPUT, RunsOpt, command_line, console
+from backtests.cli.common import OUTPUT, MkdirOpt, RunsOpt, command_line, console
 
 
 def compare_cmd(
@@ -23,6 +23,7 @@ def compare_cmd(
                                              rich_help_panel=OUTPUT)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.",
                                         rich_help_panel=OUTPUT)] = False,
+    mkdir: MkdirOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON for scripts "
                                           "(one row per statistic).",
                                           rich_help_panel=OUTPUT)] = False,
@@ -35,7 +36,7 @@ def compare_cmd(
     if len(runs) < 2:
         raise CompareError("compare needs at least two runs (see `attnbt runs list`)")
     outcome = run_compare(list(runs), runs_dir, article=article, out=out, force=force,
-                          command=command_line())
+                          command=command_line(), mkdir=mkdir)
     if as_json:
         payload = to_json(outcome.result) | {"html": str(outcome.html)}
         print(json.dumps(payload, indent=2, allow_nan=False))

@@ -11,7 +11,7 @@ from backtests.cli.common import RunsOpt, command_line, console, err_console, fm
 
 def demo_cmd(runs_dir: RunsOpt = None,
              epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs per model.")] = 60,
-             workers: Annotated[int | None, typer.Option(min=1, help="Trainings side by side "
+             workers: Annotated[int | None, typer.Option(help="Trainings side by side "
                                                          "(default: up to 2, by cores).")] = None
              ) -> None:
     """The main job on the embedded EURUSD H1 sample: train attention and a dense baseline
@@ -23,10 +23,11 @@ def demo_cmd(runs_dir: RunsOpt = None,
     from backtests.cli.data import print_summary
     from backtests.compare import run_compare
     from backtests.config import Experiment
-    from backtests.executor import default_workers
+    from backtests.executor import check_workers, default_workers
     from backtests.summary import describe_frame
     from backtests.workflows import load_candles, train_many
 
+    workers = min(2, default_workers()) if workers is None else check_workers(workers)
     base = Experiment().override({"data.source": "sample:EURUSD_H1", "train.epochs": epochs,
                                   "train.seed": 0, "train.threads": 1,
                                   "runtime.runs_dir": str(runs_dir) if runs_dir else None})
@@ -34,7 +35,6 @@ def demo_cmd(runs_dir: RunsOpt = None,
     print_summary(describe_frame(candles))
     exps = [base.override({"model.kind": kind, "model.preset": preset})
             for kind, preset in (("attention", "article"), ("dense", "matched"))]
-    workers = workers or min(2, default_workers())
     err_console.print(f"training {len(exps)} models ({workers} at a time, 1 torch thread each)",
                       highlight=False)
 

@@ -14,6 +14,7 @@ from backtests.cli.common import (
     DataOpt,
     DayfirstOpt,
     FromOpt,
+    MkdirOpt,
     PeriodOpt,
     PointOpt,
     RunOpt,
@@ -204,13 +205,13 @@ def print_evaluation(result: dict) -> None:
 def predict_cmd(run: RunOpt = "latest", data: DataOpt = None, tz: TzOpt = None,
                 sort: SortOpt = None, point: PointOpt = None, dayfirst: DayfirstOpt = None,
                 out: Annotated[Path, typer.Option("--out", help="Output .csv or .parquet.")] = Path(
-                    "predictions.csv"), runs_dir: RunsOpt = None,
+                    "predictions.csv"), mkdir: MkdirOpt = False, runs_dir: RunsOpt = None,
                 trust_unhashed: TrustUnhashedOpt = False) -> None:
     """Write per-bar probabilities [p_none, p_buy, p_sell] for every bar of the data."""
     from backtests import workflows
 
     path, probs = workflows.predict_run(run, data, out, runs_dir=runs_dir,
-                                        reading=_reading(tz, sort, point, dayfirst),
+                                        reading=_reading(tz, sort, point, dayfirst), mkdir=mkdir,
                                         trust_unhashed=trust_unhashed)
     n = int(probs.notna().all(axis=1).sum())
     console.print(f"{n:,} bars scored ({len(probs) - n} warm-up bars without a full window) → {path}")
@@ -221,12 +222,13 @@ def attention_cmd(run: RunOpt = "latest", data: DataOpt = None, tz: TzOpt = None
                   at: Annotated[str | None, typer.Option("--at", help="Bar time (UTC); default the "
                                                          "last bar.")] = None,
                   out: Annotated[Path | None, typer.Option("--out", help="PNG path.")] = None,
-                  runs_dir: RunsOpt = None, trust_unhashed: TrustUnhashedOpt = False) -> None:
+                  mkdir: MkdirOpt = False, runs_dir: RunsOpt = None,
+                  trust_unhashed: TrustUnhashedOpt = False) -> None:
     """Plot the attention map over the candle window ending at a bar, with its candles."""
     from backtests import workflows
 
     path = workflows.attention_plot(run, data, at, out, runs_dir=runs_dir,
-                                    reading=_reading(tz, sort, point, dayfirst),
+                                    reading=_reading(tz, sort, point, dayfirst), mkdir=mkdir,
                                     trust_unhashed=trust_unhashed)
     console.print(f"attention map → {path}")
 

@@ -76,8 +76,9 @@ def init_cmd(
     config: ConfigOpt = None, runs_dir: RunsOpt = None, trust_unhashed: TrustUnhashedOpt = False,
 ) -> None:
     """Create an account pinned to a model (by its hash), strategy parameters and costs."""
-    from backtests.paper import init
+    from backtests.paper import init, parse_max_gap
 
+    parse_max_gap(max_gap)             # refused before anything is loaded (init checks it too)
     options = overrides_from(dict(locals()), exclude=("tz", "point", "dayfirst", "run", "start"))
     options = trading_overrides(options, spread, spread_pips, pip, threshold)
     exp = run_experiment(run, runs_dir, config, options, settings)
@@ -85,16 +86,11 @@ def init_cmd(
         raise AttnbtError("--threshold auto is a backtest option; give the threshold a paper "
                           "account trades with (e.g. the one `attnbt backtest --threshold auto` "
                           "chose)")
-    if max_gap is not None:
-        try:
-            pd.Timedelta(max_gap)
-        except ValueError:
-            raise typer.BadParameter(f"--max-gap {max_gap!r} is not a duration (e.g. 2d, 6h)") \
-                from None
     with err_console.status("creating the account"):
-        account = init(name, run, source, runs_dir=runs_dir, start=start or "after",
-                       tz=tz or "UTC", point=point, dayfirst=dayfirst, params=exp.strategy,
-                       costs=exp.costs, cash=exp.backtest.cash, max_gap=max_gap,
+        account = init(name, run, source, runs_dir=runs_dir,
+                       start="after" if start is None else start, tz=tz or "UTC", point=point,
+                       dayfirst=dayfirst, params=exp.strategy, costs=exp.costs,
+                       cash=exp.backtest.cash, max_gap=max_gap,
                        command=command_line(), instrument=exp.data.instrument,
                        account_currency=exp.data.account_currency,
                        trust_unhashed=trust_unhashed)

@@ -23,6 +23,20 @@ def _check_kind(kind: str | None) -> None:
         raise AttnbtError(f"unknown run kind {kind!r}; choose {', '.join(KINDS)}")
 
 
+def _check_sort(sort: str, rows: list[dict]) -> None:
+    """Refuse a sort key that is neither a registry column nor a statistic (of the statistics
+    table or of these runs' summaries): it would sort nothing and say nothing."""
+    from backtests.stats import BY_KEY
+    from backtests.store import COLUMNS
+
+    columns = [c for c in COLUMNS if c != "summary"]
+    found = sorted({k for r in rows for k in r["summary"]})
+    if sort not in columns and sort not in BY_KEY and sort not in found:
+        stats = ", ".join(found) if found else "none in these runs"
+        raise AttnbtError(f"--sort {sort!r} is not a column ({', '.join(columns)}) or a "
+                          f"statistic of these runs ({stats})")
+
+
 @app.callback(invoke_without_command=True)
 def runs_default(ctx: typer.Context, runs_dir: RunsOpt = None) -> None:
     """List runs (same as `attnbt runs list`)."""
@@ -53,8 +67,11 @@ def list_cmd(
 
     _check_kind(kind)
     sort = {"win_rate": "win_rate_pct", "return": "total_return_pct"}.get(sort, sort)
-    rows = Registry(runs_dir).list(kind=kind, data=data, model=model, sort=sort,
-                                   descending=not ascending, limit=limit, status=status)
+    reg = Registry(runs_dir)
+    if sort is not None:
+        _check_sort(sort, reg.list(kind=kind, data=data, model=model))
+    rows = reg.list(kind=kind, data=data, model=model, sort=sort, descending=not ascending,
+                    limit=limit, status=status)
     if as_json:
         console.print_json(json.dumps(rows, default=str))
         return

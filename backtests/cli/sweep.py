@@ -54,8 +54,8 @@ def sweep_cmd(
                                         rich_help_panel=SWEEP)] = "attention",
     presets: Annotated[str | None, typer.Option("--presets", help="Presets, one per model or "
                                                 "kind=preset.", rich_help_panel=SWEEP)] = None,
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds 0 … N-1 per model and "
-                                       "fold.", rich_help_panel=SWEEP)] = 1,
+    seeds: Annotated[int, typer.Option("--seeds", help="Seeds 0 … N-1 per model and fold "
+                                       "(1 to 1,000).", rich_help_panel=SWEEP)] = 1,
     top: Annotated[int, typer.Option("--top", min=1, help="Best combinations re-run on "
                                      "backtrader.", rich_help_panel=SWEEP)] = 3,
     heatmap: Annotated[str | None, typer.Option("--heatmap", help="Two axes for the heatmap, "
@@ -69,7 +69,8 @@ def sweep_cmd(
     embargo_bars: EmbargoBarsOpt = 0,
     executor: ExecutorOpt = "local", address: AddressOpt = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Worker processes (local) or "
-                                                "CPUs (local Ray instance); default: all cores.",
+                                                "CPUs (local Ray instance); default: all cores; at most "
+                                                "4 per core.",
                                                 rich_help_panel=SWEEP)] = None,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda (cuda: the models "
                                         "of each fold and seed train together as a vmapped "
@@ -88,6 +89,7 @@ def sweep_cmd(
     from backtests.config import ConfigError
     from backtests.executor import default_workers
     from backtests.walkforward import FoldPlan, parse_models
+    from backtests.walkforward.tasks import seed_list
 
     if device not in ("auto", "cpu", "cuda"):
         raise typer.BadParameter(f"--device must be auto, cpu or cuda, not {device!r}")
@@ -113,10 +115,11 @@ def sweep_cmd(
             raise ConfigError(f"--heatmap {missing[0]!r} is not a --grid axis; axes are "
                               f"{', '.join(k.split('.', 1)[1] for k in parsed.axes)}")
     sw = swm.Sweep(base=exp, source=exp.data.source, models=parse_models(models, presets),
-                   seeds=list(range(seeds)), grid=parsed,
+                   seeds=seed_list(seeds), grid=parsed,
                    plan=FoldPlan(train_bars, val_bars, test_bars, step_bars, expanding,
                                  embargo_bars),
-                   executor=executor, address=address, workers=workers or default_workers(),
+                   executor=executor, address=address,
+                   workers=default_workers() if workers is None else workers,
                    top=top, heatmap=axes, device=device)
     if dry_run:
         print_plan(sw)

@@ -45,6 +45,7 @@ from backtests.cli.common import (
     overrides_from,
     trading_overrides,
 )
+from data.errors import AttnbtError
 
 WF = "Walk-forward"
 
@@ -61,13 +62,14 @@ def walkforward_cmd(
         "--presets", help="Presets, one per model (article,matched,...) or kind=preset; default "
         "attention/article, dense/matched, conv/article, lstm/article.",
         rich_help_panel=WF)] = None,
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds 0 … N-1 per model and "
-                                       "fold.", rich_help_panel=WF)] = 3,
+    seeds: Annotated[int, typer.Option("--seeds", help="Seeds 0 … N-1 per model and fold "
+                                       "(1 to 1,000).", rich_help_panel=WF)] = 3,
     train_bars: TrainBarsOpt = 2000, val_bars: ValBarsOpt = 500, test_bars: TestBarsOpt = 500,
     step_bars: StepBarsOpt = None, expanding: ExpandingOpt = False,
     embargo_bars: EmbargoBarsOpt = 0,
     workers: Annotated[int | None, typer.Option("--workers", help="Worker processes on CPU "
-                                                "(default: all cores).", rich_help_panel=WF)] = None,
+                                                "(default: all cores; at most 4 per core).",
+                                                rich_help_panel=WF)] = None,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda (cuda: vmapped "
                                         "ensembles; on Ray, a share of a GPU per task).",
                                         rich_help_panel=WF)] = "auto",
@@ -96,6 +98,7 @@ def walkforward_cmd(
     validation part, trade its unseen test part; stitch, test and say which model won."""
     from backtests import walkforward as wfm
     from backtests.executor import default_workers
+    from backtests.walkforward.tasks import seed_list
 
     if device not in ("auto", "cpu", "cuda"):
         raise typer.BadParameter(f"--device must be auto, cpu or cuda, not {device!r}")
@@ -103,6 +106,8 @@ def walkforward_cmd(
         raise typer.BadParameter(f"--executor must be local or ray, not {executor!r}")
     if address is not None and executor != "ray":
         raise typer.BadParameter("--address joins a Ray cluster: add --executor ray")
+    if doc is not None and not doc.parent.is_dir():   # known now, not after the whole run
+        raise AttnbtError(f"--doc {doc}: the folder {doc.parent} does not exist; create it first")
     options = overrides_from({"tz": tz, "sort": sort, "point": point, "dayfirst": dayfirst,
                               "instrument": instrument, "account_currency": account_currency,
                               "cash": cash, "short": short, "take_profit_r": take_profit_r,
@@ -115,9 +120,10 @@ def walkforward_cmd(
     sources = list(data or [exp.data.source])
     wf = wfm.WalkForward(
         base=exp, sources=sources, models=wfm.parse_models(models, presets),
-        seeds=list(range(seeds)),
+        seeds=seed_list(seeds),
         plan=wfm.FoldPlan(train_bars, val_bars, test_bars, step_bars, expanding, embargo_bars),
-        auto_threshold=auto, device=device, workers=workers or default_workers(),
+        auto_threshold=auto, device=device,
+        workers=default_workers() if workers is None else workers,
         executor=executor, address=address)
     if dry_run:
         print_plan(wf)

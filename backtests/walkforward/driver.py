@@ -20,12 +20,13 @@ import pandas as pd
 
 from backtests.config import ConfigError, Experiment, config_id
 from backtests.currency import conversion_of
-from backtests.executor import local_device, ray_task_executor
+from backtests.executor import check_workers, local_device, ray_task_executor
 from backtests.store import Registry, Run
 from backtests.walkforward import results as R
 from backtests.walkforward.tasks import (
     FoldPlan,
     Task,
+    check_seeds,
     compute_task,
     compute_task_cuda,
     evaluate_task,
@@ -53,6 +54,10 @@ class WalkForward:
     workers: int = 1
     executor: str = "local"     # local (process pool) | ray
     address: str | None = None  # ray: None (a private local instance), "auto", "ray://host:port"
+
+    def __post_init__(self) -> None:
+        check_seeds(self.seeds)
+        check_workers(self.workers, here=self.address is None)
 
     def settings(self) -> dict:
         return {"sources": self.sources, "models": [f"{k}/{p}" for k, p in self.models],

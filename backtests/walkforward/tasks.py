@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from backtests.backtest import check_costs, choose_threshold, return_moments
-from backtests.config import ConfigError, Experiment, config_id
+from backtests.config import RANGES, ConfigError, Experiment, config_id
 from backtests.currency import conversion_of, rates
 from backtests.engine import run_backtest
 from backtests.stats import plain
@@ -32,6 +32,15 @@ from models.train import TrainResult, fit
 
 # 2,000 + 500 + 500 bars stepped by 500: 5 folds on the 5,000-bar sample.
 DEFAULT_BARS = {"train_bars": 2000, "val_bars": 500, "test_bars": 500}
+# The fewest bars a test part may have. Each test part is a trial of its own (per-bar Sharpe,
+# skewness and kurtosis of its returns go into the registry and the deflated Sharpe ratio): the
+# standard error of a per-bar Sharpe ratio is about 1/sqrt(n) and that of the kurtosis
+# sqrt(24/n), so below ~100 bars they are noise about as large as any effect, and the variance of
+# the trials' Sharpe ratios (which deflates every later result) would be mostly that noise. 100
+# bars also hold four trades of the default 24-bar holding limit end to end.
+MIN_TEST_BARS = 100
+# Seeds per (model, fold): each is a network trained per fold; seeds 0 … N-1 must be valid seeds.
+MAX_SEEDS = 1000
 DEFAULT_PRESET = {"attention": "article", "dense": "matched", "conv": "article",
                   "lstm": "article"}
 
@@ -48,9 +57,12 @@ class FoldPlan:
     embargo: int = 0
 
     def __post_init__(self) -> None:
-        if self.train_bars < 2 or self.val_bars < 1 or self.test_bars < 1:
-            raise ConfigError("--train-bars must be at least 2, --val-bars and --test-bars at "
-                              "least 1")
+        if self.train_bars < 2 or self.val_bars < 1:
+            raise ConfigError("--train-bars must be at least 2, --val-bars at least 1")
+        if self.test_bars < MIN_TEST_BARS:
+            raise ConfigError(f"--test-bars {self.test_bars}: a test part needs at least "
+                              f"{MIN_TEST_BARS} bars for its Sharpe ratio, skewness and kurtosis "
+                              "(each test part is a trial) to be more than noise")
         if self.embargo < 0:
             raise ConfigError("--embargo-bars must be 0 or more")
         if self.val_bars <= self.embargo or self.test_bars <= self.embargo:
@@ -70,6 +82,26 @@ class FoldPlan:
         return {"train_bars": self.train_bars, "val_bars": self.val_bars,
                 "test_bars": self.test_bars, "step_bars": self.step_bars or self.test_bars,
                 "expanding": self.expanding, "embargo": self.embargo}
+
+
+def seed_list(n: int) -> list[int]:
+    """Seeds 0 … n-1 (``--seeds n``), n from 1 to ``MAX_SEEDS``."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SEEDS:
+        raise ConfigError(f"--seeds {n}: give 1 to {MAX_SEEDS} seeds (each trains every model "
+                          "on every fold once more)")
+    return list(range(n))
+
+
+def check_seeds(seeds: list[int]) -> None:
+    """Refuse an empty, too long or repeating seed list, or a seed ``train.seed`` refuses."""
+    if not 1 <= len(seeds) <= MAX_SEEDS:
+        raise ConfigError(f"{len(seeds)} seeds: give 1 to {MAX_SEEDS}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds {seeds}: a seed is listed twice")
+    lo, hi = RANGES["train.seed"][:2]
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not lo <= s <= hi]
+    if bad:
+        raise ConfigError(f"seed {bad[0]!r}: a seed is a whole number from {lo} to {hi:.0f}")
 
 
 @dataclass(frozen=True)
