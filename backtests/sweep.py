@@ -33,6 +33,7 @@ from backtests.store import Registry, Run
 from backtests.walkforward.results import jsonable
 from backtests.walkforward.tasks import FoldPlan, Task, plan_tasks, predict_bars, train_task
 from data import AttnbtError, fingerprint
+from models.rules import is_rule
 from strategy.fractal import Costs, FractalParams
 
 SCHEMA = 1
@@ -569,12 +570,15 @@ def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failure
     equity.index.name = "time"
     run_.write_text("equity.csv", equity.to_csv())
     best_row = public.iloc[0].to_dict()
+    is_rule_row = public["model"].map(is_rule)
+    best_rule = public[is_rule_row].iloc[0].to_dict() if is_rule_row.any() else None
+    best_net = public[~is_rule_row].iloc[0].to_dict() if (~is_rule_row).any() else None
     payload = jsonable({
         "schema": SCHEMA, "run": run_.id, "settings": sw.settings(),
         "combinations": p.n_combinations, "rule_combinations": len(p.rule_combos),
         "model_combinations": len(p.model_combos), "tasks": len(p.tasks),
         "tasks_done": len(results), "trials_added": trials_added(p, sw),
-        "best": best_row, "spa": spa, "backtrader": top, "failures": failures,
+        "best": best_row, "best_network": best_net, "best_rule": best_rule, "spa": spa, "backtrader": top, "failures": failures,
         "heatmap": {"x": hx, "y": hy} if heat is not None else None,
         "strategy": sw.base.strategy.to_dict(), "costs": sw.base.costs.to_dict(),
         "random_draws": RANDOM_DRAWS,
@@ -594,6 +598,29 @@ def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failure
 def _default_axes(grid: Grid) -> tuple[str | None, str | None]:
     multi = [k for k, v in grid.axes.items() if len(v) > 1]
     return (multi[0], multi[1]) if len(multi) >= 2 else (None, None)
+
+
+def versus_best_rule(payload: dict) -> str:
+    """The best network combination against the best rule-baseline combination (the null a
+    trivial rule sets), or a note that the sweep ran no rule baseline."""
+    net, rule = payload.get("best_network"), payload.get("best_rule")
+    if rule is None:
+        return ("No rule baseline was swept (add rule/newhl to --models): nothing here shows "
+                "the networks beat a trivial rule.")
+    if net is None:
+        return "Only rule baselines were swept."
+
+    def num(row, key: str, fmt: str) -> str:
+        v = row.get(key)
+        return "n/a" if v is None or v != v else format(v, fmt)
+
+    a, b = net.get("sharpe"), rule.get("sharpe")
+    diff = f" (Sharpe {a - b:+.2f})" if a is not None and b is not None and a == a \
+        and b == b else ""
+    return (f"Best network {net['model']} {net['rules']}: Sharpe {num(net, 'sharpe', '.2f')}, "
+            f"return {num(net, 'total_return_pct', '+.2f')} % vs best rule baseline "
+            f"{rule['model']} {rule['rules']}: Sharpe {num(rule, 'sharpe', '.2f')}, return "
+            f"{num(rule, 'total_return_pct', '+.2f')} %{diff}.")
 
 
 def verdict(payload: dict) -> str:
@@ -619,6 +646,7 @@ def verdict(payload: dict) -> str:
         text += (f"SPA vs {label}: p = {num(pv, '.2f')} ("
                  + ("some combination beats it" if pv is not None and pv < alpha else
                     "no combination shown to beat it") + "). ")
+    text += versus_best_rule(payload) + " "
     agree = all(t["agree"] for t in payload["backtrader"])
     text += ("The top combinations re-run on backtrader agree with the compiled simulator."
              if agree else "WARNING: a top combination re-run on backtrader differs from the "

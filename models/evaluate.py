@@ -100,13 +100,18 @@ def versus_rules(name: str, model: dict, rules: dict[str, dict]) -> dict | None:
     ``rules``, name → metrics with ``hit_pct`` and ``missed_pct``), in words: the null a
     trivial rule sets, not chance. None when no rule gave a signal."""
     scored = {k: v for k, v in rules.items() if _finite(v.get("hit_pct"))}
-    if not scored or not _finite(model.get("hit_pct")):
+    if not scored:
         return None
     best = max(scored, key=lambda k: scored[k]["hit_pct"])
-    hit, base = float(model["hit_pct"]), float(scored[best]["hit_pct"])
-    diff = hit - base
-    text = (f"{name} hit {hit:.1f} % vs best rule baseline {best} {base:.1f} % "
-            f"({diff:+.1f} pp)")
+    base = float(scored[best]["hit_pct"])
+    if _finite(model.get("hit_pct")):
+        hit = float(model["hit_pct"])
+        diff = hit - base
+        text = (f"{name} hit {hit:.1f} % vs best rule baseline {best} {base:.1f} % "
+                f"({diff:+.1f} pp)")
+    else:
+        hit = diff = None
+        text = f"{name} gave no signals vs best rule baseline {best} {base:.1f} % hit"
     missed, base_missed = model.get("missed_pct"), scored[best].get("missed_pct")
     if _finite(missed) and _finite(base_missed):
         text += f"; missed {missed:.1f} % vs {base_missed:.1f} %"

@@ -33,7 +33,7 @@ from models.train import TrainResult, fit
 # 2,000 + 500 + 500 bars stepped by 500: 5 folds on the 5,000-bar sample.
 DEFAULT_BARS = {"train_bars": 2000, "val_bars": 500, "test_bars": 500}
 DEFAULT_PRESET = {"attention": "article", "dense": "matched", "conv": "article",
-                  "lstm": "article"}
+                  "lstm": "article", "rule": "newhl"}
 
 
 @dataclass(frozen=True)
