@@ -160,7 +160,8 @@ def evaluate_cmd(run: RunOpt = "latest", data: DataOpt = None, tz: TzOpt = None,
                  sort: SortOpt = None, point: PointOpt = None, dayfirst: DayfirstOpt = None,
                  period: PeriodOpt = None, start: FromOpt = None, end: ToOpt = None,
                  runs_dir: RunsOpt = None) -> None:
-    """Out-of-sample metrics beside trivial predictors and the article's in-sample figures."""
+    """Out-of-sample metrics beside trivial predictors, the rule baselines (rule/newhl ...) and
+    the article's in-sample figures, with the verdict against the best rule."""
     from backtests import workflows
 
     result = workflows.evaluate_run(run, data, period=period or "test", start=start, end=end,
