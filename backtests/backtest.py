@@ -1,7 +1,8 @@
 """`attnbt backtest`: a trained run trades a period; the report compares it with everything else.
 
 On the same bars and costs it also runs: the earlier networks given with ``vs`` (their own runs),
-buy-and-hold, random entries shaped like our trades (a p-value), and a perfect-foresight fractal
+the rule baselines (``models.rules.BASELINE_RULES`` and any ``rule/...`` given with ``vs``: each
+picks its threshold on the model's validation bars when the model does), buy-and-hold, random entries shaped like our trades (a p-value), and a perfect-foresight fractal
 oracle (the upper bound of these rules). Beside the trading figures stand the article's reported
 (in-sample) figures and ours (out-of-sample) for the same metrics.
 
@@ -19,7 +20,7 @@ import pandas as pd
 
 from backtests import stats as stat_table
 from backtests.baselines import buy_and_hold_equity, oracle_probs, p_value, random_entries
-from backtests.config import Experiment, config_id
+from backtests.config import ConfigError, Experiment, config_id
 from backtests.currency import Conversion, conversion_of, rates
 from backtests.engine import BacktestResult, run_backtest
 from backtests.metrics import compute_stats
@@ -29,7 +30,8 @@ from backtests.summary import timeframe, timeframe_label
 from backtests.workflows import Scored, experiment_of, score, validation_bars
 from data import fingerprint
 from data.errors import DataError
-from models.evaluate import ARTICLE_FIGURES
+from models.evaluate import ARTICLE_FIGURES, versus_rules
+from models.rules import BASELINE_RULES, RuleConfig, is_rule, parse_rule, rule_probs
 from strategy.fractal import Costs, FractalParams
 
 HEADLINE = ("n_trades", "win_rate_pct", "total_return_pct", "profit_factor", "max_drawdown_pct",
@@ -56,6 +58,7 @@ class BacktestOutcome:
     facts: dict = field(default_factory=dict)           # instrument, source, timeframe, model
     costs_charged: dict = field(default_factory=dict)   # spread source, mean/range, totals
     summary: dict = field(default_factory=dict)
+    versus_rules: dict | None = None    # hit rate vs the best rule baseline's (words + numbers)
     run: Run | None = None
     report: Path | None = None
 
@@ -68,8 +71,11 @@ def overlaps_training(scored: Scored) -> bool:
     return fold is None or bool(scored.candles.index[scored.first] <= fold.val_end)
 
 
-def comparison_rows(ours: list[tuple[str, Scored, dict, dict]], in_sample: bool) -> list[dict]:
-    """'Against the earlier article': the article's figures and ours, one row each."""
+def comparison_rows(ours: list[tuple[str, str | None, dict, dict]], in_sample: bool,
+                    trivial: dict | None = None) -> list[dict]:
+    """'Against the earlier article': the article's figures and ours, one row each. ``ours``:
+    (name, train run or None for a rule baseline, its metrics, its trading statistics);
+    ``trivial``: the trivial predictors' metrics on the same bars."""
     rows = []
     for a in ARTICLE_FIGURES:
         rows.append({"source": f"article, Part {a['part']}", "network": a["network"],
@@ -77,22 +83,40 @@ def comparison_rows(ours: list[tuple[str, Scored, dict, dict]], in_sample: bool)
                      "hit %": a["hit_pct"], "missed %": a["missed_pct"], "trades": "none reported",
                      "win rate %": None, "return %": None, "profit factor": None})
     sample = "in-sample (overlaps training)" if in_sample else "out-of-sample"
-    for name, scored, metrics, stats in ours:
-        m = metrics.get("model", {})
-        rows.append({"source": "ours", "network": name, "run": scored.run.id, "bars": sample,
+    for name, run_id, m, stats in ours:
+        rows.append({"source": "ours" if run_id else "rule baseline", "network": name,
+                     "run": run_id, "bars": sample,
                      "error": m.get("error"), "hit %": m.get("hit_pct"),
                      "missed %": m.get("missed_pct"), "trades": stats["n_trades"],
                      "win rate %": stats["win_rate_pct"], "return %": stats["total_return_pct"],
                      "profit factor": stats["profit_factor"]})
-    if ours:
-        for trivial in ("always none", "class-prior random"):
-            m = ours[0][2].get(trivial)
-            if m:
-                rows.append({"source": "ours", "network": f"trivial: {trivial}",
-                             "bars": sample, "error": m["error"], "hit %": m["hit_pct"],
-                             "missed %": m["missed_pct"], "trades": None, "win rate %": None,
-                             "return %": None, "profit factor": None})
+    for name in ("always none", "class-prior random"):
+        m = (trivial or {}).get(name)
+        if m:
+            rows.append({"source": "ours", "network": f"trivial: {name}",
+                         "bars": sample, "error": m["error"], "hit %": m["hit_pct"],
+                         "missed %": m["missed_pct"], "trades": None, "win rate %": None,
+                         "return %": None, "profit factor": None})
     return rows
+
+
+def rule_refs(vs: list[str] | None) -> tuple[list[str], list[RuleConfig]]:
+    """``--vs`` split into trained-run refs and rule baselines (``rule/newhl`` ...); the
+    ``BASELINE_RULES`` come first, each rule once."""
+    runs, rules = [], {}
+    for p in BASELINE_RULES:
+        cfg = RuleConfig.preset_config(p)
+        rules[cfg.name] = cfg
+    for ref in vs or []:
+        if is_rule(ref):
+            try:
+                cfg = parse_rule(ref)
+            except ValueError as exc:
+                raise ConfigError(f"--vs {ref}: {exc}") from None
+            rules.setdefault(cfg.name, cfg)
+        else:
+            runs.append(ref)
+    return runs, list(rules.values())
 
 
 def attention_examples(scored: Scored, trades: pd.DataFrame, n: int = 3) -> list[tuple[str, bytes]]:
@@ -136,18 +160,23 @@ def validation_frame(scored: Scored) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def choose_threshold(scored: Scored, params: FractalParams, costs: Costs,
-                     cash: float, conv: Conversion | None = None) -> tuple[FractalParams, list[dict]]:
+                     cash: float, conv: Conversion | None = None,
+                     probs_of=None) -> tuple[FractalParams, list[dict]]:
     """Pick the signal threshold on the model's validation bars (never the bars being tested).
 
     Each threshold of ``THRESHOLD_GRID`` is backtested on the validation bars with the same
     rules and the costs of the backtest being run; the highest total return wins (ties: the
     higher threshold, fewer trades). The compiled simulator runs these backtests (it gives
-    backtrader's trades and equity, tests/strategy/test_fast.py).
+    backtrader's trades and equity, tests/strategy/test_fast.py). ``probs_of(bars)``, when
+    given, scores the validation bars instead of the run (a rule baseline's threshold is chosen
+    on the same bars as the model's).
     """
     from backtests.metrics import compute_stats
     from strategy.fast import simulate_fast
 
     bars, probs = validation_frame(scored)
+    if probs_of is not None:
+        probs = probs_of(bars)
     bar_rates = rates(bars, conv) if conv is not None else None
     rows = []
     for threshold in THRESHOLD_GRID:
@@ -226,12 +255,13 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
                                                                  conv)
     result = run_backtest(bars, scored.period_probs, params, costs, cash, rates=bar_rates)
     in_sample = overlaps_training(scored)
-    metrics = scored.metrics()
+    run_refs, rules = rule_refs(vs)
+    metrics = scored.metrics(rules=[r.preset for r in rules])
 
-    ours = [(scored.name, scored, metrics, result.stats)]
+    ours = [(scored.name, scored.run.id, metrics.get("model", {}), result.stats)]
     baselines: dict = {}
     curves: dict = {}
-    for other_ref in vs or []:
+    for other_ref in run_refs:
         other = score(other_ref, source, period=b.period, start=b.start, end=b.end,
                       runs_dir=runs_dir, candles=scored.candles, trust_unhashed=trust_unhashed)
         other_params = params
@@ -240,12 +270,30 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
                 other, base_params, costs, cash, conv)
         other_result = run_backtest(bars, other.period_probs, other_params, costs, cash,
                                     rates=bar_rates)
-        ours.append((other.name, other, other.metrics(), other_result.stats))
+        ours.append((other.name, other.run.id, other.metrics().get("model", {}),
+                     other_result.stats))
         baselines[f"model:{other.run.id}"] = {
             "label": f"{other.name} ({other.run.id})", "kind": "model", "run": other.run.id,
             **_headline(other_result.stats)}
         curves[f"model:{other.run.id}"] = {"label": f"{other.name} ({other.run.id})",
                                            "equity": other_result.equity}
+    labels = scored.predictor.spec.labels
+    for rule in rules:     # the same period, threshold rule, strategy, costs and statistics
+        rule_params = params
+        if b.auto_threshold:
+            rule_params, threshold_tables[rule.name] = choose_threshold(
+                scored, base_params, costs, cash, conv,
+                probs_of=lambda frame, r=rule: rule_probs(frame, r, labels))
+        probs = rule_probs(scored.candles, rule, labels).iloc[scored.first:scored.last + 1]
+        rule_result = run_backtest(bars, probs, rule_params, costs, cash, rates=bar_rates)
+        ours.append((rule.name, None, metrics.get(rule.name, {}), rule_result.stats))
+        baselines[f"rule:{rule.preset}"] = {
+            "label": f"{rule.name}: {rule.description}", "kind": "rule", "name": rule.name,
+            "threshold": rule_params.threshold,
+            "hit_pct": metrics.get(rule.name, {}).get("hit_pct"), **_headline(rule_result.stats)}
+        curves[f"rule:{rule.preset}"] = {"label": rule.name, "equity": rule_result.equity}
+    versus = versus_rules(scored.name, metrics.get("model", {}),
+                          {r.name: metrics[r.name] for r in rules if r.name in metrics})
     bh_equity, bh_trades = buy_and_hold_equity(bars, costs, cash, rates=bar_rates)
     baselines["buy_and_hold"] = {"label": "buy and hold (all cash, unlevered)",
                                  "kind": "buy_and_hold",
@@ -264,7 +312,7 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
         "draws": b.random_draws, "median_return_pct": float(np.median(draws)),
         "p5_return_pct": float(np.percentile(draws, 5)),
         "p95_return_pct": float(np.percentile(draws, 95)), "p_value": p}
-    comparison = comparison_rows(ours, in_sample)
+    comparison = comparison_rows(ours, in_sample, metrics)
 
     loaded = scored.predictor.loaded
     cid = config_id({"model_hash": loaded.model_hash, "source": source or exp.data.source,
@@ -275,7 +323,8 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
                                                  for k in ("hit_pct", "missed_pct")}})
     outcome = BacktestOutcome(result, comparison, baselines, in_sample, threshold_tables,
                               scored.name, loaded.model_hash, scored.run.id, cid,
-                              fingerprint=fingerprint(bars), summary=summary)
+                              fingerprint=fingerprint(bars), summary=summary,
+                              versus_rules=versus)
     source_name = source or exp.data.source
     facts = {"instrument": conv.instrument, "account_currency": conv.account,
              "pnl_conversion": conv.describe(), "source": source_name,
@@ -292,6 +341,7 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
             confusion=np.asarray(model_metrics["confusion"]) if model_metrics else None,
             attention_pngs=attention_examples(scored, result.trades),
             probs=scored.period_probs, curves=curves, facts=facts, in_sample=in_sample,
+            versus_rules=versus,
             extra={"train_run": scored.run.id, "model_hash": loaded.model_hash,
                    "config_id": cid, "period": b.period, "in_sample": in_sample,
                    "random_draws": b.random_draws, "random_seed": b.random_seed,

@@ -49,10 +49,13 @@ from data.errors import AttnbtError
 from data.features import FEATURE_SETS
 from data.labels import horizon
 from models.config import TrainConfig
+from models.rules import KIND as RULE_KIND
+from models.rules import PRESETS as RULE_PRESETS
+from models.rules import rule_params
 from strategy.fractal import Costs, FractalParams
 
 MODEL_PRESETS = {"attention": ("article", "modern"), "dense": ("article", "matched"),
-                 "conv": ("article",), "lstm": ("article",)}
+                 "conv": ("article",), "lstm": ("article",), "rule": RULE_PRESETS}
 PERIODS = ("train", "val", "test", "all")
 NOT_IN_ID = ("train.device", "runtime.runs_dir", "runtime.workers")
 
@@ -89,7 +92,7 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    kind: str = "attention"              # attention | dense | conv | lstm
+    kind: str = "attention"              # attention | dense | conv | lstm | rule (a baseline)
     preset: str = "article"
 
 
@@ -410,15 +413,27 @@ def _check_value(key: str, value: Any) -> None:
             raise ConfigError(f"{key}: {exc}") from None
 
 
+def check_preset(kind: str, preset: str, where: str = "model.preset") -> None:
+    """ConfigError unless ``preset`` is a preset of model ``kind`` (a rule baseline's preset
+    may carry its parameter: ``newhl-range:1.5``)."""
+    if kind == RULE_KIND:
+        try:
+            rule_params(preset)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        return
+    presets = MODEL_PRESETS[kind]
+    if preset not in presets:
+        raise ConfigError(f"{where} = {preset!r} is not a preset of {kind}; "
+                          f"choose {', '.join(presets)}")
+
+
 def validate(exp: Experiment) -> None:
     """Raise ConfigError naming the first key whose value is out of range."""
     for key in (*RANGES, *CHOICES, *CHECKS):
         section, name = key.split(".")
         _check_value(key, getattr(getattr(exp, section), name))
-    presets = MODEL_PRESETS[exp.model.kind]
-    if exp.model.preset not in presets:
-        raise ConfigError(f"model.preset = {exp.model.preset!r} is not a preset of {exp.model.kind}; "
-                          f"choose {', '.join(presets)}")
+    check_preset(exp.model.kind, exp.model.preset, "model.preset")
     for key in all_keys():
         section, name = key.split(".")
         value = getattr(getattr(exp, section), name)

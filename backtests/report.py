@@ -280,7 +280,8 @@ def params_rows(params: dict) -> list[dict]:
 MIN_TRADES_FOR_VERDICT = 10
 
 
-def verdict(stats: dict, baselines: dict | None = None, in_sample: bool = False) -> dict:
+def verdict(stats: dict, baselines: dict | None = None, in_sample: bool = False,
+            versus_rules: dict | None = None) -> dict:
     """A one-line judgement, in words, from the return and the p-value against random entries
     of the same shape (one-sided: the share of random draws that did at least as well).
 
@@ -288,6 +289,9 @@ def verdict(stats: dict, baselines: dict | None = None, in_sample: bool = False)
     test → not tested; p < 0.05 → "evidence of skill" (and, when the return is still ≤ 0, that it
     does not pay its costs); p < 0.10 → weak evidence; p ≥ 0.95 → worse than random entries;
     otherwise no evidence of skill. In-sample bars prefix a warning that it proves nothing.
+    Rule baselines traded on the same bars (``kind`` "rule") add the best one's return, and
+    ``versus_rules`` (``models.evaluate.versus_rules``) the hit rate against the best rule's:
+    the null for "does it predict fractals" is a trivial rule, not chance.
     """
     ret = stats.get("total_return_pct")
     n = int(stats.get("n_trades") or 0)
@@ -319,11 +323,22 @@ def verdict(stats: dict, baselines: dict | None = None, in_sample: bool = False)
         level, text = "none", f"No evidence of skill after costs: {vs} (p = {p:.2f})"
     if bh is not None and n:
         text += f"; buy and hold {pct(bh)}"
+    rules = {k: b for k, b in (baselines or {}).items()
+             if b.get("kind") == "rule" and b.get("total_return_pct") is not None}
+    best_rule = max(rules.values(), key=lambda b: b["total_return_pct"]) if rules else None
+    if best_rule is not None:
+        text += (f"; best rule baseline {best_rule.get('name', '?')} {pct(best_rule['total_return_pct'])}"
+                 f" ({best_rule.get('n_trades') or 0} trades)")
+    if versus_rules:
+        text += ". Signals: " + versus_rules["text"]
     if in_sample:
         text = "IN-SAMPLE (these bars were used in training, so this proves nothing): " + text
     return {"level": level, "text": text + ".", "p_value": p, "return_pct": ret,
             "random_median_pct": median, "buy_and_hold_pct": bh, "n_trades": n,
-            "in_sample": bool(in_sample)}
+            "in_sample": bool(in_sample),
+            "best_rule": None if best_rule is None else best_rule.get("name"),
+            "best_rule_return_pct": None if best_rule is None else best_rule["total_return_pct"],
+            "versus_rules": versus_rules}
 
 
 # --- period returns --------------------------------------------------------------------------
@@ -680,7 +695,8 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
                   attention_pngs: list[tuple[str, bytes]] | None = None,
                   extra: dict | None = None, probs: pd.DataFrame | None = None,
                   curves: dict[str, dict] | None = None, facts: dict | None = None,
-                  in_sample: bool = False) -> dict[str, str | bytes]:
+                  in_sample: bool = False,
+                  versus_rules: dict | None = None) -> dict[str, str | bytes]:
     """The report's files: trades.csv, equity.csv, report.json, report.html (text) and
     report.png (bytes).
 
@@ -701,7 +717,7 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
     files["equity.csv"] = eq.to_csv()
 
     charged = costs_charged(candles, result.costs, result.trades)
-    judged = verdict(result.stats, baselines, in_sample)
+    judged = verdict(result.stats, baselines, in_sample, versus_rules)
     freq, rets = period_returns(result.equity, result.cash)
     index = result.equity.index
     payload = {

@@ -45,6 +45,7 @@ from backtests.walkforward.tasks import (
     train_task,
 )
 from data import AttnbtError, fingerprint
+from models.rules import is_rule
 from strategy.fractal import Costs, FractalParams
 
 SCHEMA = 1
@@ -654,12 +655,15 @@ def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failure
     run_.write_text("equity.csv", equity.to_csv())
     best_row = public.iloc[0].to_dict()
     best_check = top[0] if top else backtrader_check(p, sw, results, best_key)
+    is_rule_row = public["model"].map(is_rule)
+    best_rule = public[is_rule_row].iloc[0].to_dict() if is_rule_row.any() else None
+    best_net = public[~is_rule_row].iloc[0].to_dict() if (~is_rule_row).any() else None
     payload = jsonable({
         "schema": SCHEMA, "run": run_.id, "settings": sw.settings(),
         "combinations": p.n_combinations, "rule_combinations": len(p.rule_combos),
         "model_combinations": len(p.model_combos), "tasks": len(p.tasks),
         "tasks_done": len(results), "trials_added": trials_added(p, sw),
-        "best": best_row, "spa": spa, "backtrader": top, "failures": failures,
+        "best": best_row, "best_network": best_net, "best_rule": best_rule, "spa": spa, "backtrader": top, "failures": failures,
         "heatmap": {"x": hx, "y": hy} if heat is not None else None,
         "strategy": sw.base.strategy.to_dict(), "costs": sw.base.costs.to_dict(),
         "costs_charged": costs_of(p, sw, results, best_key, best_check),
@@ -701,6 +705,29 @@ def _default_axes(grid: Grid) -> tuple[str | None, str | None]:
     return (multi[0], multi[1]) if len(multi) >= 2 else (None, None)
 
 
+def versus_best_rule(payload: dict) -> str:
+    """The best network combination against the best rule-baseline combination (the null a
+    trivial rule sets), or a note that the sweep ran no rule baseline."""
+    net, rule = payload.get("best_network"), payload.get("best_rule")
+    if rule is None:
+        return ("No rule baseline was swept (add rule/newhl to --models): nothing here shows "
+                "the networks beat a trivial rule.")
+    if net is None:
+        return "Only rule baselines were swept."
+
+    def num(row, key: str, fmt: str) -> str:
+        v = row.get(key)
+        return "n/a" if v is None or v != v else format(v, fmt)
+
+    a, b = net.get("sharpe"), rule.get("sharpe")
+    diff = f" (Sharpe {a - b:+.2f})" if a is not None and b is not None and a == a \
+        and b == b else ""
+    return (f"Best network {net['model']} {net['rules']}: Sharpe {num(net, 'sharpe', '.2f')}, "
+            f"return {num(net, 'total_return_pct', '+.2f')} % vs best rule baseline "
+            f"{rule['model']} {rule['rules']}: Sharpe {num(rule, 'sharpe', '.2f')}, return "
+            f"{num(rule, 'total_return_pct', '+.2f')} %{diff}.")
+
+
 def verdict(payload: dict) -> str:
     """One paragraph: the best combination, how sure, what the search cost."""
     b = payload["best"]
@@ -724,6 +751,7 @@ def verdict(payload: dict) -> str:
         text += (f"SPA vs {label}: p = {num(pv, '.2f')} ("
                  + ("some combination beats it" if pv is not None and pv < alpha else
                     "no combination shown to beat it") + "). ")
+    text += versus_best_rule(payload) + " "
     agree = all(t["agree"] for t in payload["backtrader"])
     text += ("The top combinations re-run on backtrader agree with the compiled simulator."
              if agree else "WARNING: a top combination re-run on backtrader differs from the "

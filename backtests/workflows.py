@@ -34,8 +34,9 @@ from models.checkpoint import (
     save_model,
     save_training_state,
 )
-from models.evaluate import ARTICLE_FIGURES, class_prior, evaluate_predictions
+from models.evaluate import ARTICLE_FIGURES, class_prior, evaluate_predictions, versus_rules
 from models.predict import PROB_COLUMNS, Predictor
+from models.rules import BASELINE_RULES, RuleConfig, is_rule, rule_probs
 from models.train import TrainConfig, TrainResult, fit
 
 VALIDATION_FILE = "validation.parquet"
@@ -68,10 +69,19 @@ def make_fold(exp: Experiment, index: pd.DatetimeIndex) -> Fold:
 
 
 # --- training ------------------------------------------------------------------------------------
+def refuse_rule(exp: Experiment) -> None:
+    """A rule baseline is never trained or saved: it is named where a model is compared."""
+    if is_rule(exp.model.kind):
+        raise ConfigError(f"model.kind = rule: rule baselines need no training; use "
+                          f"rule/{exp.model.preset} with backtest --vs, walkforward --models or "
+                          "sweep --models (evaluate and backtest show them beside every model)")
+
+
 def train_model(exp: Experiment, candles: pd.DataFrame | None = None, *,
                 progress: Callable[[dict], None] | None = None, checkpoint=None,
                 resume=None, model_config=None) -> TrainResult:
     """Train the experiment's model (pure compute: writes nothing)."""
+    refuse_rule(exp)
     candles = load_candles(exp) if candles is None else candles
     fold = make_fold(exp, candles.index)
     return fit(candles, exp.dataset, fold, kind=exp.model.kind, preset=exp.model.preset,
@@ -133,6 +143,7 @@ def train_run(exp: Experiment, *, candles: pd.DataFrame | None = None,
               progress: Callable[[dict], None] | None = None,
               command: str | None = None) -> tuple[Run, TrainResult]:
     """Train in the driver and record the run (checkpointed each epoch, resumable)."""
+    refuse_rule(exp)
     reg = registry(exp)
     candles = load_candles(exp) if candles is None else candles
     make_fold(exp, candles.index)   # bad split → error before any folder exists
@@ -191,6 +202,8 @@ def train_many(experiments: list[Experiment], candles: pd.DataFrame | None = Non
     the order given. The numbers are the same whatever the worker count."""
     from backtests.executor import run_tasks
 
+    for e in experiments:
+        refuse_rule(e)
     loaded = [load_candles(e) if candles is None else candles for e in experiments]
     threads = max(e.train.threads for e in experiments) if experiments else 1
     results = run_tasks(train_task, list(zip(experiments, loaded, strict=True)),
@@ -287,13 +300,17 @@ class Scored:
         ends = ends[(ends >= self.first) & (ends + h <= self.last)]
         return ends, ds.labels[ends]
 
-    def metrics(self) -> dict:
-        """Model and trivial-predictor metrics on the period's labelled windows ({} if none)."""
+    def metrics(self, rules=BASELINE_RULES) -> dict:
+        """Model, trivial-predictor and rule-baseline metrics (``rules``: presets, keyed by
+        ``rule/<preset>``) on the period's labelled windows ({} if none)."""
         ends, y = self.labelled()
         if len(ends) == 0:
             return {}
         prior = np.asarray(self.predictor.loaded.meta.get("train_prior") or class_prior(y))
-        return evaluate_predictions(y, self.probs.to_numpy()[ends], prior, seed=0)
+        labels = self.predictor.spec.labels
+        configs = [RuleConfig.preset_config(r) for r in rules]
+        rules = {c.name: rule_probs(self.candles, c, labels).to_numpy()[ends] for c in configs}
+        return evaluate_predictions(y, self.probs.to_numpy()[ends], prior, seed=0, rules=rules)
 
 
 def period_positions(index: pd.DatetimeIndex, fold: Fold | None, period: str,
@@ -350,10 +367,14 @@ def evaluate_run(ref: str, source: str | None = None, *, period: str = "test",
     if len(ends) == 0:
         raise DataError("the period holds no labelled windows to evaluate", rule="empty period")
     loaded = scored.predictor.loaded
+    results = scored.metrics()
+    rules = {k: v for k, v in results.items() if is_rule(k)}
     return {"run": scored.run.id, "model": loaded.meta["config"], "kind": loaded.kind,
             "model_hash": loaded.model_hash, "period": period,
             "start": str(scored.candles.index[ends[0]]), "end": str(scored.candles.index[ends[-1]]),
-            "samples": int(len(ends)), "results": scored.metrics(), "article": ARTICLE_FIGURES}
+            "samples": int(len(ends)), "results": results,
+            "versus_rules": versus_rules(loaded.name, results["model"], rules),
+            "article": ARTICLE_FIGURES}
 
 
 def predict_run(ref: str, source: str | None, out: Path, *,

@@ -7,6 +7,8 @@ fractal; ``missed`` the share of actual fractals for which no signal (arg-max "n
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from data.labels import BUY, CLASS_NAMES, NONE, SELL
@@ -79,9 +81,40 @@ def trivial_predictions(n: int, prior: np.ndarray, seed: int = 0) -> dict[str, n
 
 
 def evaluate_predictions(y_true: np.ndarray, probs: np.ndarray, prior: np.ndarray,
-                         seed: int = 0) -> dict:
-    """Model metrics plus the same metrics for the trivial predictors on the same bars."""
+                         seed: int = 0, rules: dict[str, np.ndarray] | None = None) -> dict:
+    """Model metrics plus the same metrics, on the same bars, for the trivial predictors and
+    for the rule baselines given (name → their probabilities on those bars)."""
     out = {"model": {**classification_metrics(y_true, probs), **article_metrics(y_true, probs)}}
-    for name, p in trivial_predictions(len(y_true), prior, seed).items():
+    predictors = {**trivial_predictions(len(y_true), prior, seed), **(rules or {})}
+    for name, p in predictors.items():
         out[name] = {**classification_metrics(y_true, p), **article_metrics(y_true, p)}
     return out
+
+
+def _finite(x) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x)
+
+
+def versus_rules(name: str, model: dict, rules: dict[str, dict]) -> dict | None:
+    """The model's hit rate against the strongest rule baseline's (the highest hit rate of
+    ``rules``, name → metrics with ``hit_pct`` and ``missed_pct``), in words: the null a
+    trivial rule sets, not chance. None when no rule gave a signal."""
+    scored = {k: v for k, v in rules.items() if _finite(v.get("hit_pct"))}
+    if not scored:
+        return None
+    best = max(scored, key=lambda k: scored[k]["hit_pct"])
+    base = float(scored[best]["hit_pct"])
+    if _finite(model.get("hit_pct")):
+        hit = float(model["hit_pct"])
+        diff = hit - base
+        text = (f"{name} hit {hit:.1f} % vs best rule baseline {best} {base:.1f} % "
+                f"({diff:+.1f} pp)")
+    else:
+        hit = diff = None
+        text = f"{name} gave no signals vs best rule baseline {best} {base:.1f} % hit"
+    missed, base_missed = model.get("missed_pct"), scored[best].get("missed_pct")
+    if _finite(missed) and _finite(base_missed):
+        text += f"; missed {missed:.1f} % vs {base_missed:.1f} %"
+    return {"model": name, "rule": best, "hit_pct": hit, "rule_hit_pct": base,
+            "diff_pp": diff, "missed_pct": missed, "rule_missed_pct": base_missed,
+            "text": text}

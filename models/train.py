@@ -29,6 +29,8 @@ from models.checkpoint import ModelError
 from models.config import TrainConfig
 from models.evaluate import article_metrics, class_prior, classification_metrics
 from models.registry import build, make_config, n_parameters
+from models.rules import KIND as RULE_KIND
+from models.rules import RuleConfig, rule_probs
 from models.step import WindowBatches, sdpa_guard, torch_threads, train_step
 
 
@@ -94,6 +96,8 @@ def fit(candles: pd.DataFrame, spec: DatasetSpec, fold: Fold, *, kind: str = "at
     thread count) and the global setting is restored afterwards, as is the thread count.
     """
     cfg = cfg or TrainConfig()
+    if kind == RULE_KIND:
+        return _fit_rule(candles, spec, fold, preset, cfg)
     device = pick_device(cfg.device)
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(device.type == "cpu" or previous)
@@ -190,6 +194,27 @@ def _fit(candles, spec, fold, kind, preset, cfg, device, resume, model_config, c
                "epochs_run": len(frame), "seconds": float(frame.seconds.sum())}
     return _result(model_config, kind, preset, spec, normaliser, fold, cfg, history, metrics,
                    meta, state, resumed_from, best_model.eval())
+
+
+def _fit_rule(candles: pd.DataFrame, spec: DatasetSpec, fold: Fold, preset: str,
+              cfg: TrainConfig) -> TrainResult:
+    """A rule baseline "trains" as a no-op: nothing is fitted (the normaliser is kept only so
+    the result has the shape of every other), its validation metrics are those of the rule
+    itself, and ``model`` is None: ``rule_probs`` scores the candles."""
+    t0 = time.perf_counter()
+    rule = RuleConfig.preset_config(preset)
+    ds = CandleDataset(candles, spec)
+    train_ends, val_ends = ds.ends("train", fold), ds.ends("val", fold)
+    y_train, y_val = ds.labels[train_ends], ds.labels[val_ends]
+    val_probs = rule_probs(candles, rule, spec.labels).to_numpy()[val_ends]
+    meta = {"train": asdict(cfg), "n_parameters": 0,
+            "samples": {"train": len(train_ends), "val": len(val_ends)},
+            "train_prior": class_prior(y_train).tolist() if len(y_train) else None,
+            "fingerprint": ds.fingerprint()}
+    metrics = {**classification_metrics(y_val, val_probs), **article_metrics(y_val, val_probs),
+               "best_epoch": None, "epochs_run": 0, "seconds": time.perf_counter() - t0}
+    return TrainResult(None, RULE_KIND, preset, rule, spec, ds.fit_normaliser(fold), fold, cfg,
+                       pd.DataFrame(), metrics, meta)
 
 
 def _result(model_config, kind, preset, spec, normaliser, fold, cfg, history, metrics, meta,

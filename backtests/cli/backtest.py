@@ -58,8 +58,10 @@ def backtest_cmd(
     stop_buffer: StopBufferOpt = None, sizing: SizingOpt = None, units: UnitsOpt = None,
     risk: RiskOpt = None, spread: SpreadOpt = None, spread_pips: SpreadPipsOpt = None,
     pip: PipOpt = 0.0001, commission: CommissionOpt = None, slippage: SlippageOpt = None,
-    vs: Annotated[list[str] | None, typer.Option("--vs", help="Other trained runs to backtest on "
-                                                 "the same bars (repeatable).")] = None,
+    vs: Annotated[list[str] | None, typer.Option("--vs", help="Other trained runs, or rule "
+                                                 "baselines (rule/newhl, rule/newhl-range:K), "
+                                                 "to backtest on the same bars (repeatable).")]
+    = None,
     random_draws: Annotated[int | None, typer.Option(help="Random-entry draws for the p-value "
                                                      "(default 1,000).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the random-entry draws "
@@ -120,6 +122,8 @@ def print_backtest(outcome) -> None:
         comp.add_row(*[escape(row[c]) if isinstance(row.get(c), str)
                        else fmt(row.get(c), pct=c.endswith("%")) for c in cols])
     console.print(comp)
+    if outcome.versus_rules:
+        console.print("signals: " + outcome.versus_rules["text"], markup=False, highlight=False)
     console.print(f"report: [bold]{outcome.report}[/bold]")
 
 

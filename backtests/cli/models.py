@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from backtests.cli.common import (
@@ -161,7 +162,8 @@ def evaluate_cmd(run: RunOpt = "latest", data: DataOpt = None, tz: TzOpt = None,
                  sort: SortOpt = None, point: PointOpt = None, dayfirst: DayfirstOpt = None,
                  period: PeriodOpt = None, start: FromOpt = None, end: ToOpt = None,
                  runs_dir: RunsOpt = None, trust_unhashed: TrustUnhashedOpt = False) -> None:
-    """Out-of-sample metrics beside trivial predictors and the article's in-sample figures."""
+    """Out-of-sample metrics beside trivial predictors, the rule baselines (rule/newhl ...) and
+    the article's in-sample figures, with the verdict against the best rule."""
     from backtests import workflows
 
     result = workflows.evaluate_run(run, data, period=period or "test", start=start, end=end,
@@ -180,12 +182,16 @@ def print_evaluation(result: dict) -> None:
     for col in ("predictor", "bars", "error", "hit %", "missed %", "accuracy", "macro F1"):
         table.add_column(col, justify="right" if col != "predictor" else "left")
     for name, m in result["results"].items():
-        table.add_row(f"ours: {name}", "out-of-sample", fmt(m["error"]), fmt(m["hit_pct"], True),
-                      fmt(m["missed_pct"], True), fmt(m["accuracy"]), fmt(m["macro_f1"]))
+        who = "rule baseline" if name.startswith("rule/") else "ours"
+        table.add_row(escape(f"{who}: {name}"), "out-of-sample", fmt(m["error"]),
+                      fmt(m["hit_pct"], True), fmt(m["missed_pct"], True), fmt(m["accuracy"]),
+                      fmt(m["macro_f1"]))
     for a in result["article"]:
         table.add_row(f"article Part {a['part']}: {a['network']}", "in-sample", fmt(a["error"]),
                       fmt(a["hit_pct"], True), fmt(a["missed_pct"], True), "—", "—")
     console.print(table)
+    if result.get("versus_rules"):
+        console.print(result["versus_rules"]["text"], markup=False, highlight=False)
     m = result["results"]["model"]
     cls = Table(title="per class (model)")
     for col in ("class", "precision", "recall", "F1", "support"):

@@ -50,8 +50,10 @@ def sweep_cmd(
         "features, labels, preset ...) retrain.", rich_help_panel=SWEEP)] = None,
     data: DataOpt = None,
     models: Annotated[str, typer.Option("--models", "--model", help="Models, comma-separated "
-                                        "(kind or kind/preset).",
-                                        rich_help_panel=SWEEP)] = "attention",
+                                        "(kind or kind/preset; rule/newhl and "
+                                        "rule/newhl-range[:K] are rule baselines, no "
+                                        "training).", rich_help_panel=SWEEP)]
+    = "attention,rule/newhl",
     presets: Annotated[str | None, typer.Option("--presets", help="Presets, one per model or "
                                                 "kind=preset.", rich_help_panel=SWEEP)] = None,
     seeds: Annotated[int, typer.Option("--seeds", help="Seeds 0 … N-1 per model and fold "

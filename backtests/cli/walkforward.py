@@ -56,8 +56,10 @@ def walkforward_cmd(
         "--data", help="Data source (repeatable): sample:EURUSD_H1, a CSV path, or "
         "yahoo:SYMBOL:INTERVAL.", rich_help_panel=DATA)] = None,
     models: Annotated[str, typer.Option("--models", help="Models, comma-separated: attention, "
-                                        "dense, conv, lstm (or kind/preset).",
-                                        rich_help_panel=WF)] = "attention,dense,conv,lstm",
+                                        "dense, conv, lstm (or kind/preset), and the rule "
+                                        "baselines rule/newhl, rule/newhl-range[:K] (no "
+                                        "training).", rich_help_panel=WF)]
+    = "attention,dense,conv,lstm,rule/newhl,rule/newhl-range",
     presets: Annotated[str | None, typer.Option(
         "--presets", help="Presets, one per model (article,matched,...) or kind=preset; default "
         "attention/article, dense/matched, conv/article, lstm/article.",
@@ -181,6 +183,8 @@ def print_outcome(outcome) -> None:
                       markup=False, highlight=False, soft_wrap=True)
     if payload.get("winner"):
         console.print(payload["winner"]["text"], markup=False, highlight=False, soft_wrap=True)
+    for v in payload.get("versus_rules") or []:
+        console.print(v["text"], markup=False, highlight=False, soft_wrap=True)
     for c in payload["comparisons"]:
         console.print(c["verdict"], markup=False, highlight=False, soft_wrap=True)
     for f in outcome.failures:

@@ -329,6 +329,7 @@ def record(run_: Run, wf: WalkForward, p: Planned, results: dict[str, dict],
                "tasks": [{**results[t.id]["task"], "status": "done"} if t.id in results else
                          {**t.describe(), "status": "failed"} for t in p.tasks],
                "models": models, "comparisons": comparisons, "winner": best,
+               "versus_rules": R.rule_verdicts(models),
                "failures": failures}
     payload = R.jsonable(payload)
     run_.write_json("walkforward.json", payload)

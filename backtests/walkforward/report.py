@@ -149,9 +149,13 @@ def render_html(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, result
     if payload.get("winner"):
         parts.append(f"<h2>Verdict</h2><p class='v'><b>{html.escape(payload['winner']['text'])}"
                      "</b></p>")
+    for v in payload.get("versus_rules") or []:
+        parts.append(f"<p class='v'>{html.escape(v['text'])}</p>")
     for c in payload["comparisons"]:
         parts.append(f"<p class='v'>{html.escape(c['verdict'])}</p>")
-    parts.append("<p>Hit CI: Student-t over fold means of the paired (seed, fold) differences. "
+    parts.append("<p>Rule baselines (rule/...): trivial rules, no training, through the same "
+                 "threshold choice, rules and costs; a network's skill is its margin over the "
+                 "best of them, not over chance (base hit). Hit CI: Student-t over fold means of the paired (seed, fold) differences. "
                  "Sharpe difference: paired stationary block bootstrap of the seed-average "
                  "per-bar returns (2,000 draws, block n^(1/3)). SPA: Hansen's test both ways, "
                  "each model as the other's benchmark. Verdicts: "
@@ -208,6 +212,7 @@ def render_markdown(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, ou
     ]
     if payload.get("winner"):
         lines += [payload["winner"]["text"], ""]
+    lines += [f"- {v['text']}" for v in payload.get("versus_rules") or []]
     lines += [f"- {c['verdict']}" for c in payload["comparisons"]] + [""]
     lines += ["## Models (out-of-sample: test parts of every fold)", "",
               "| " + " | ".join(MODEL_COLUMNS) + " |",
@@ -215,7 +220,7 @@ def render_markdown(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, ou
     lines += ["| " + " | ".join(r) + " |" for r in model_rows(payload["models"])]
     lines += ["", "Mean ± sd [95 % CI] over seeds; hit, missed and F1 pooled over each seed's "
               "folds; base hit: hit rate of signals drawn at random with the test bars' class "
-              "frequencies. Return, Sharpe, PSR and DSR: the seed-average stitched "
+              "frequencies (chance; the rule/... rows are the null that matters). Return, Sharpe, PSR and DSR: the seed-average stitched "
               "out-of-sample returns.", "", "![stitched equity](img/walkforward-equity.png)", "",
               "## Method", "",
               f"- Data: {', '.join(s['sources'])}; {folds}: each fold "

@@ -267,6 +267,35 @@ def charged_per_seed(charged: list[dict | None], n_seeds: int) -> dict:
     return {k: sum(c[k] for c in charged) / n_seeds for k in COST_TOTALS}
 
 
+def rule_verdicts(models: dict) -> list[dict]:
+    """Each network against the strongest rule baseline (``rule/...`` models) on its source:
+    seed-mean hit rates (pooled over folds), and the stitched Sharpe ratios beside them."""
+    from models.evaluate import versus_rules
+    from models.rules import is_rule
+
+    out = []
+    for name, m in models.items():
+        if is_rule(m["model"]):
+            continue
+        rules = {n: r for n, r in models.items()
+                 if is_rule(r["model"]) and r["source"] == m["source"]}
+        v = versus_rules(name, _seed_means(m), {n: _seed_means(r) for n, r in rules.items()})
+        if v is None:
+            continue
+        rule = rules[v["rule"]]
+        v["sharpe"], v["rule_sharpe"] = m.get("sharpe"), rule.get("sharpe")
+        if math.isfinite(_num(v["sharpe"])) and math.isfinite(_num(v["rule_sharpe"])):
+            v["text"] += (f"; Sharpe {v['sharpe']:.2f} vs {v['rule_sharpe']:.2f} annualised "
+                          "(stitched out of sample)")
+        out.append(v)
+    return out
+
+
+def _seed_means(m: dict) -> dict:
+    a = m["across_seeds"]
+    return {k: _num(a[k]["mean"]) for k in ("hit_pct", "missed_pct")}
+
+
 def jsonable(obj):
     """Plain JSON values (NaN → None, tuples → lists, numpy → Python)."""
     if isinstance(obj, dict):
@@ -280,4 +309,5 @@ def jsonable(obj):
 
 
 __all__ = ["COST_TOTALS", "TABLE_COLUMNS", "charged_per_seed", "compare", "costs_block",
-           "infer_bars_per_year", "jsonable", "model_name", "model_summary", "seed_summary", "stitch", "task_row", "verdict", "winner"]
+           "infer_bars_per_year", "jsonable", "model_name", "model_summary", "rule_verdicts",
+           "seed_summary", "stitch", "task_row", "verdict", "winner"]

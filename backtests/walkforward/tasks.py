@@ -28,6 +28,8 @@ from data.errors import AttnbtError, DataError
 from data.folds import Fold, walk_forward
 from models.evaluate import article_metrics, classification_metrics, confusion
 from models.predict import PROB_COLUMNS
+from models.rules import KIND as RULE_KIND
+from models.rules import rule_probs
 from models.train import TrainResult, fit
 
 # 2,000 + 500 + 500 bars stepped by 500: 5 folds on the 5,000-bar sample.
@@ -42,7 +44,7 @@ MIN_TEST_BARS = 100
 # Seeds per (model, fold): each is a network trained per fold; seeds 0 … N-1 must be valid seeds.
 MAX_SEEDS = 1000
 DEFAULT_PRESET = {"attention": "article", "dense": "matched", "conv": "article",
-                  "lstm": "article"}
+                  "lstm": "article", "rule": "newhl"}
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ class Task:
 def parse_models(models: str, presets: str | None = None) -> list[tuple[str, str]]:
     """``attention,dense`` (+ ``--presets article,matched`` or ``dense=article``) → (kind,
     preset) pairs; ``kind/preset`` works in ``--models`` too."""
-    from backtests.config import MODEL_PRESETS
+    from backtests.config import MODEL_PRESETS, check_preset
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     if not names:
@@ -171,9 +173,7 @@ def parse_models(models: str, presets: str | None = None) -> list[tuple[str, str
             raise ConfigError(f"--models: unknown model {kind!r}; choose "
                               f"{', '.join(MODEL_PRESETS)}")
         preset = preset or (aligned[i] if aligned else by_kind.get(kind, DEFAULT_PRESET[kind]))
-        if preset not in MODEL_PRESETS[kind]:
-            raise ConfigError(f"--presets: {preset!r} is not a preset of {kind}; choose "
-                              f"{', '.join(MODEL_PRESETS[kind])}")
+        check_preset(kind, preset, "--presets")
         if (kind, preset) not in out:
             out.append((kind, preset))
     return out
@@ -213,7 +213,13 @@ def train_task(task: Task, candles: pd.DataFrame) -> TrainResult:
 @torch.no_grad()
 def predict_bars(result: TrainResult, candles: pd.DataFrame, first: int, last: int,
                  chunk: int = 1024) -> pd.DataFrame:
-    """Probabilities for bars first … last (features of the whole frame, as in training)."""
+    """Probabilities for bars first … last (features of the whole frame, as in training; a
+    rule baseline reads the candles up to each bar)."""
+    if result.kind == RULE_KIND:
+        probs = rule_probs(candles, result.config, result.spec.labels)
+        probs.iloc[:first] = np.nan
+        probs.iloc[last + 1:] = np.nan
+        return probs
     ds = CandleDataset(candles, result.spec)
     matrix = ds.matrix(result.normaliser)
     ends = np.arange(first, last + 1)
@@ -323,6 +329,13 @@ def train_in_ensembles(tasks: list[Task], candles_of: Callable[[Task], pd.DataFr
         groups.setdefault(group_of(t), []).append(i)
     for members in groups.values():
         first = tasks[members[0]]
+        if first.kind == RULE_KIND:      # nothing to train: each "fit" is a no-op
+            for i in members:
+                try:
+                    yield i, train_task(tasks[i], candles_of(tasks[i]))
+                except AttnbtError as exc:
+                    yield i, exc
+            continue
         say(f"training {len(members)} {first.model} models on {first.source} together on the "
             "GPU")
         try:

@@ -227,7 +227,8 @@ def test_sweep_end_to_end_with_training_same_table_with_two_workers(walk_csv, tm
            "--top", "2", "epochs=1"]
     one = CliRunner().invoke(app, [*cmd, "--runs-dir", str(tmp_path / "a"), "--workers", "1"])
     assert one.exit_code == 0, one.output
-    assert "agrees" in one.output and "Best of 4 combinations" in " ".join(one.output.split())
+    # 2 models (attention and the default rule baseline) × 4 rule combinations
+    assert "agrees" in one.output and "Best of 8 combinations" in " ".join(one.output.split())
     two = CliRunner().invoke(app, [*cmd, "--runs-dir", str(tmp_path / "b"), "--workers", "2"])
     assert two.exit_code == 0, two.output
     a = pd.read_csv(next((tmp_path / "a").glob("*/table.csv")))
