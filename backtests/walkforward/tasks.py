@@ -183,7 +183,9 @@ def plan_tasks(base: Experiment, source: str, candles: pd.DataFrame, models: lis
                seeds: list[int], plan: FoldPlan, data_fingerprint: str,
                auto_threshold: bool = True) -> list[Task]:
     """The tasks of one source, ordered model × seed × fold (a DataError for an instrument
-    whose P&L cannot be converted to the account currency)."""
+    whose P&L cannot be converted to the account currency). A rule baseline has no seed: it
+    is planned for the first seed only, so its identical results are one trial, not one per
+    seed (the deflated Sharpe ratio charges each trial)."""
     conversion_of(base.data, source)
     try:
         folds = plan.folds(candles.index)
@@ -191,7 +193,7 @@ def plan_tasks(base: Experiment, source: str, candles: pd.DataFrame, models: lis
         raise ConfigError(str(exc)) from None
     tasks = []
     for kind, preset in models:
-        for seed in seeds:
+        for seed in (seeds[:1] if kind == RULE_KIND else seeds):
             exp = base.override({"data.source": source, "model.kind": kind,
                                  "model.preset": preset, "train.seed": seed,
                                  "split.embargo": plan.embargo})

@@ -138,6 +138,24 @@ def test_walkforward_default_models_include_the_rules(walk_csv, tmp_path):
     assert "rule/newhl-range seed 0 fold 1" in res.output
 
 
+def test_a_rule_is_one_trial_whatever_the_seeds(walk_csv, tmp_path):
+    """A rule has no seed: several seeds would be identical copies, each charged as a trial."""
+    from backtests import walkforward as wfm
+    from backtests.store import Registry
+
+    base = Experiment().override({"runtime.runs_dir": str(tmp_path)})
+    wf = wfm.WalkForward(base=base, sources=[str(walk_csv)],
+                         models=parse_models("rule/newhl,rule/newhl-range"), seeds=[0, 1, 2],
+                         plan=SMALL, workers=1, device="cpu")
+    p = wfm.plan(wf)
+    folds = len(SMALL.folds(p.candles[str(walk_csv)].index))
+    assert len(p.tasks) == 2 * folds and {t.seed for t in p.tasks} == {0}
+    out = wfm.run(wf)
+    payload = json.loads((out.run.path / "walkforward.json").read_text())
+    assert set(payload["models"]) == {"rule/newhl", "rule/newhl-range"}
+    assert len(Registry(tmp_path).trials(kind="walkforward")) == 2 * folds
+
+
 def test_sweep_ranks_rule_combinations_and_the_verdict_names_the_best_rule(tmp_path):
     from backtests import sweep as swm
 
