@@ -248,3 +248,17 @@ def fmt(value, pct: bool = False) -> str:
     if isinstance(value, float) and pct:
         return f"{value:.1f}"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def print_study_start(study: str, outcome) -> None:
+    """The first line of a finished walk-forward's or sweep's output: what was computed, or
+    that the same settings had already finished (reprinted, not recomputed)."""
+    run_id = outcome.run.id
+    if outcome.reused:
+        console.print(f"{study} {run_id} had already finished with these settings: its recorded "
+                      "result (nothing recomputed, no trial added; `attnbt runs rm "
+                      f"{run_id}` first to compute it again)", markup=False, soft_wrap=True)
+    else:
+        console.print(f"{study} {run_id}: {outcome.computed} tasks computed, "
+                      f"{outcome.resumed} reused, {len(outcome.failures)} failed, "
+                      f"{outcome.seconds:.0f} s", markup=False)

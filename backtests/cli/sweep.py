@@ -36,6 +36,7 @@ from backtests.cli.common import (
     command_line,
     console,
     overrides_from,
+    print_study_start,
     trading_overrides,
 )
 
@@ -161,15 +162,7 @@ def print_outcome(outcome) -> None:
     from backtests.sweep import verdict
 
     payload = json.loads((outcome.run.path / "sweep.json").read_text())
-    if outcome.reused:
-        console.print(f"sweep {outcome.run.id} had already finished with these settings: its "
-                      "recorded result (nothing recomputed, no trial added; `attnbt runs rm "
-                      f"{outcome.run.id}` first to compute it again)", markup=False,
-                      soft_wrap=True)
-    else:
-        console.print(f"sweep {outcome.run.id}: {outcome.computed} tasks computed, "
-                      f"{outcome.resumed} reused, {len(outcome.failures)} failed, "
-                      f"{outcome.seconds:.0f} s", markup=False)
+    print_study_start("sweep", outcome)
     t = outcome.table
     shown = t.head(10)[["rank", "model", "model_setting", "rules", "sharpe", "total_return_pct",
                         "max_drawdown_pct", "n_trades", "win_rate_pct", "dsr"]]

@@ -43,6 +43,7 @@ from backtests.cli.common import (
     command_line,
     console,
     overrides_from,
+    print_study_start,
     trading_overrides,
 )
 from data.errors import AttnbtError
@@ -166,15 +167,7 @@ def print_outcome(outcome) -> None:
     import json
 
     payload = json.loads((outcome.run.path / "walkforward.json").read_text())
-    if outcome.reused:
-        console.print(f"walk-forward {outcome.run.id} had already finished with these settings: "
-                      "its recorded result (nothing recomputed, no trial added; `attnbt runs rm "
-                      f"{outcome.run.id}` first to compute it again)", markup=False,
-                      soft_wrap=True)
-    else:
-        console.print(f"walk-forward {outcome.run.id}: {outcome.computed} tasks computed, "
-                      f"{outcome.resumed} reused, {len(outcome.failures)} failed, "
-                      f"{outcome.seconds:.0f} s", markup=False)
+    print_study_start("walk-forward", outcome)
     for name, m in payload["models"].items():
         hit = m["across_seeds"]["hit_pct"]
         console.print(f"  {name}: hit {_n(hit['mean'])} % (sd {_n(hit['sd'])}), stitched "

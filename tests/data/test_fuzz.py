@@ -149,17 +149,22 @@ def test_nearly_valid_csv_raises_only_data_error(raw: bytes, tz: str, sort: bool
 
 # --- the same candles, written every way a user's file may be written, load the same ----------
 
+def _ticks(seed: int, n: int) -> tuple[np.ndarray, ...]:
+    """n random candles in ticks of 0.00001 (open, high, low, close) and spreads in points."""
+    rng = np.random.default_rng(seed)
+    ticks = 114_000 + np.cumsum(rng.integers(-40, 41, n))
+    open_, close = np.r_[ticks[0], ticks[:-1]], ticks
+    high = np.maximum(open_, close) + rng.integers(0, 20, n)
+    low = np.minimum(open_, close) - rng.integers(0, 20, n)
+    return open_, high, low, close, rng.integers(0, 30, n)
+
+
 @st.composite
 def rendered_candles(draw) -> dict:
     """Valid candles rendered with a random dialect, BOMs, quoting, separator, date order, float
     noise, blank lines inside and at the end; returns the bytes, load() kwargs and the truth."""
     n = draw(st.integers(2, 10))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    ticks = 114_000 + np.cumsum(rng.integers(-40, 41, n))  # prices on the 0.00001 grid
-    open_, close = np.r_[ticks[0], ticks[:-1]], ticks
-    high = np.maximum(open_, close) + rng.integers(0, 20, n)
-    low = np.minimum(open_, close) - rng.integers(0, 20, n)
-    spread = rng.integers(0, 30, n)
+    open_, high, low, close, spread = _ticks(draw(st.integers(0, 2**32 - 1)), n)
     times = pd.date_range(draw(st.sampled_from(["2023-01-02 00:00", "2023-03-05 10:00"])),
                           periods=n, freq=draw(st.sampled_from(["h", "D"])))
     dialect = draw(st.sampled_from(["generic", "mt5_api", "mt5_terminal"]))
@@ -264,12 +269,7 @@ def mutated_candles(draw) -> dict:
     option, a cut inside the last line. Returns the text, load() kwargs, the truth and what the
     mutation was."""
     n = draw(st.integers(2, 40))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    ticks = 114_000 + np.cumsum(rng.integers(-40, 41, n))  # prices on the 0.00001 grid
-    open_, close = np.r_[ticks[0], ticks[:-1]], ticks
-    high = np.maximum(open_, close) + rng.integers(0, 20, n)
-    low = np.minimum(open_, close) - rng.integers(0, 20, n)
-    spread = rng.integers(0, 30, n)
+    open_, high, low, close, spread = _ticks(draw(st.integers(0, 2**32 - 1)), n)
     start = draw(st.sampled_from(["2023-01-02 00:00", "2025-12-12 00:00", "2012-12-25 00:00",
                                   "2005-12-01 00:00", "2023-01-30 20:00", "2025-11-30 22:00"]))
     times = pd.date_range(start, periods=n, freq=draw(st.sampled_from(["h", "D"])))
