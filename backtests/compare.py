@@ -50,6 +50,7 @@ class Comparable:
     cash: float | None = None
     in_sample: bool | None = None
     model: dict = field(default_factory=dict)    # name, train_run, model_hash
+    rules: dict = field(default_factory=dict)    # rule baselines on the same bars (backtests)
 
 
 Loader = Callable[[Registry, str], Comparable]
@@ -115,6 +116,9 @@ def load_backtest(reg: Registry, run_id: str) -> Comparable:
                 "end": str(eq.index[-1]) if len(eq) else None, "bars": len(eq)},
         pnl=pnl, cash=report.get("cash") or meta.get("cash"),
         in_sample=report.get("verdict", {}).get("in_sample", meta.get("in_sample")),
+        rules={b["name"]: {k: _number(v) for k, v in b.items()}
+               for b in (report.get("baselines") or {}).values()
+               if isinstance(b, dict) and b.get("kind") == "rule" and b.get("name")},
         model={"name": name, "train_run": model.get("train_run") or extra.get("train_run")
                or row.get("parent"),
                "model_hash": model.get("model_hash") or extra.get("model_hash")})
@@ -319,7 +323,33 @@ def compare(records: list[Comparable], *, article: bool = False, n_boot: int = 2
     return {"columns": columns, "rows": rows, "differences": diffs,
             "flagged": [d for d in diffs if d["differs"] and d["group"] in FLAGGED_GROUPS],
             "significance": significance(records, n_boot=n_boot, seed=seed),
+            "rule_baselines": rule_baselines(records),
             "article": bool(article)}
+
+
+RULE_STATS = ("hit_pct", "n_trades", "win_rate_pct", "total_return_pct", "sharpe")
+
+
+def rule_baselines(records: list[Comparable]) -> dict:
+    """The rule baselines each backtest traded on its own bars (from its report), and each run
+    against the strongest of them: the null a one-line rule sets, not chance. ``rows``: one per
+    (run, rule); ``versus``: one line per run that has rule baselines."""
+    from models.evaluate import versus_rules
+
+    rows, versus = [], []
+    for r in records:
+        if not r.rules:
+            continue
+        for name, b in r.rules.items():
+            rows.append({"run": r.name, "rule": name, **{k: b.get(k) for k in RULE_STATS}})
+        v = versus_rules(r.name, r.stats, r.rules)
+        if v is not None:
+            best = r.rules[v["rule"]]
+            ret, base_ret = r.stats.get("total_return_pct"), best.get("total_return_pct")
+            if _finite(ret) and _finite(base_ret):
+                v["text"] += f"; return {ret:.2f} % vs {base_ret:.2f} %"
+            versus.append(v)
+    return {"rows": rows, "versus": versus}
 
 
 def flag_summary(result: dict) -> list[str]:
@@ -343,7 +373,8 @@ def to_json(result: dict) -> dict:
                                                   "n_boot", "n", "method", "text")}
            for s in result["significance"]]
     return jsonable({"columns": result["columns"], "rows": rows,
-                     "differences": result["flagged"], "significance": sig})
+                     "differences": result["flagged"], "significance": sig,
+                     "rule_baselines": result.get("rule_baselines")})
 
 
 # --- compare.html -----------------------------------------------------------------------------
@@ -402,6 +433,16 @@ def render_compare(records: list[Comparable], result: dict, title: str | None = 
                  + (" The article's figures are in-sample and never marked best." if
                     result["article"] else "") + "</p>"
                  f"<table><tr><th>statistic</th>{head}</tr>{''.join(body)}</table>")
+    rules = result.get("rule_baselines") or {}
+    if rules.get("rows"):
+        parts.append("<h2>Rule baselines</h2><p class='note'>One-line rules that need no "
+                     "training (e.g. rule/newhl: a fractal whenever the bar made a new high or "
+                     "low), traded by each backtest on its own bars with the same threshold "
+                     "choice, rules and costs: the null a network must beat.</p>"
+                     + "".join(f"<p class='note'>{esc(v['text'])}.</p>" for v in rules["versus"])
+                     + _table([{k: (format_value(v, stat_table.stat(k).kind)
+                                    if k in RULE_STATS else v) for k, v in row.items()}
+                               for row in rules["rows"]]))
     parts.append("<h2>Equity and drawdown</h2>" + divs["equity"] + divs["drawdown"])
     if "pnl" in divs:
         parts.append("<h2>Per-trade P&amp;L</h2>" + divs["pnl"])
@@ -476,5 +517,5 @@ def run_compare(refs: list[str], runs_dir: str | Path | None = None, *, article:
 
 
 __all__ = ["LOADERS", "Comparable", "CompareError", "CompareOutcome", "compare", "differences",
-           "flag_summary", "load", "load_backtest", "register_loader", "render_compare",
+           "flag_summary", "load", "load_backtest", "register_loader", "rule_baselines", "render_compare",
            "run_compare", "same_bars", "significance", "to_json", "write_html"]

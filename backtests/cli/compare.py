@@ -72,6 +72,8 @@ def print_compare(outcome) -> None:
         console.print("like for like: same data, period, costs and strategy parameters")
     for s in result["significance"]:
         console.print(escape(s["text"]))
+    for v in (result.get("rule_baselines") or {}).get("versus", []):
+        console.print(escape(v["text"]), highlight=False)
     console.print(f"compare: [bold]{outcome.html}[/bold]")
 
 

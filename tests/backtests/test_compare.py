@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -163,7 +164,20 @@ def test_compare_backtest_runs_by_prefix(trained_run, eurusd, runs_dir, tmp_path
     assert list(out["columns"]) == [a.id, b.id]
     assert [d["key"] for d in out["differences"]] == ["params.threshold"]
     assert out["significance"][0]["p_value"] is not None
+    # the rule baselines each backtest traded on its bars, and each run against the strongest
+    rules = out["rule_baselines"]
+    report_a = json.loads((runs_dir / a.id / "report.json").read_text())
+    want = {b["name"]: b for b in report_a["baselines"].values() if b.get("kind") == "rule"}
+    assert {"rule/newhl", "rule/newhl-range"} <= set(want)
+    got = {r["rule"]: r for r in rules["rows"] if r["run"].endswith(a.id[:8])}
+    assert set(got) == set(want)
+    for name, row in got.items():
+        assert row["hit_pct"] == want[name]["hit_pct"] and row["n_trades"] == want[name]["n_trades"]
+    best = max(want, key=lambda k: want[k]["hit_pct"])
+    assert [v["rule"] for v in rules["versus"]] == [best, best]
+    assert " vs best rule baseline " + best in rules["versus"][0]["text"]
     html_file = out["html"]
+    assert "Rule baselines" in Path(html_file).read_text()
     assert re.search(r"/[0-9a-f]{16}/compare\.html$", html_file)
     assert Registry(runs_dir).get(html_file.split("/")[-2])["kind"] == "compare"
     # different bars: flagged, said, not tested; --out refuses to overwrite without --force
