@@ -442,8 +442,8 @@ def parse_max_gap(text: str | None) -> pd.Timedelta | None:
     """``--max-gap`` as a positive duration (None: learn it from the source's history)."""
     if text is None:
         return None
-    try:
-        gap = pd.Timedelta(text)
+    try:   # "2d" as users write it: pandas 3 deprecates the lower-case day unit, so say "2D"
+        gap = pd.Timedelta(re.sub(r"(?<=\d)d(?![a-z])", "D", text))
     except (ValueError, OverflowError):
         raise PaperError(f"--max-gap {text!r} is not a duration (e.g. 2d, 6h)") from None
     if gap is pd.NaT or gap <= pd.Timedelta(0):

@@ -418,3 +418,12 @@ def test_compare_reads_a_paper_account_beside_a_backtest(trained_run, runs, tmp_
     assert rec.kind == "paper" and rec.stats["n_trades"] == len(view.trades)
     assert rec.model["model_hash"] == view.account.config["model_hash"]
     pd.testing.assert_series_equal(rec.equity, view.equity, check_names=False)
+
+
+def test_max_gap_in_days_as_users_write_it_parses_without_a_deprecation():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # pandas 3 deprecates the lower-case "d" unit
+        assert paper.parse_max_gap("2d") == pd.Timedelta(days=2)
+        assert paper.parse_max_gap("1d12h") == pd.Timedelta(hours=36)
