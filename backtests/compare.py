@@ -70,14 +70,6 @@ def _read_json(path: Path) -> dict:
         raise CompareError(f"{path} is not valid JSON ({exc})") from exc
 
 
-def _number(v: object) -> object:
-    if v == "inf":
-        return math.inf
-    if v == "-inf":
-        return -math.inf
-    return v
-
-
 def load_backtest(reg: Registry, run_id: str) -> Comparable:
     """A backtest run from its folder: report.json, equity.csv, trades.csv, run.json."""
     row = reg.get(run_id)
@@ -93,7 +85,7 @@ def load_backtest(reg: Registry, run_id: str) -> Comparable:
         pnl = pd.read_csv(folder / "trades.csv")["pnl_net"].to_numpy(float)
     except (OSError, ValueError, KeyError):
         pnl = np.zeros(0)
-    stats = {k: _number(v) for k, v in (report.get("stats") or {}).items()}
+    stats = {k: stat_table.json_number(v) for k, v in (report.get("stats") or {}).items()}
     for k in ("start", "end"):
         if isinstance(stats.get(k), str):
             stats[k] = pd.Timestamp(stats[k])
@@ -334,7 +326,7 @@ def flag_summary(result: dict) -> list[str]:
 
 def to_json(result: dict) -> dict:
     """``attnbt compare --json``: statistics rows and the flagged differences, strict JSON."""
-    from backtests.report import jsonable
+    from backtests.stats import jsonable
 
     rows = [{"key": r["key"], "label": r["label"], "unit": r["unit"], "better": r["better"],
              "values": r["values"], "best": r["best"], "differs": r["differs"]}

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from backtests.stats import jsonable
 from backtests.store import Registry, runs_root
 from data.errors import AttnbtError, DataError
 from strategy.engine import (
@@ -93,16 +94,8 @@ def _ts(ns: int | None) -> pd.Timestamp | None:
     return None if ns is None else pd.Timestamp(int(ns), tz="UTC")
 
 
-def _clean(v):
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if isinstance(v, pd.Timestamp):
-        return v.isoformat()
-    return v
-
-
 def _record_json(r: TradeRecord | OrderRecord | None) -> dict | None:
-    return None if r is None else {k: _clean(v) for k, v in asdict(r).items()}
+    return None if r is None else jsonable(asdict(r))
 
 
 # --- where things live ---------------------------------------------------------------------------
@@ -891,20 +884,16 @@ def _trade(db: sqlite3.Connection, account: Account, cur: dict, loaded, new: pd.
                     for k, (t, v) in enumerate(r.equity.items())])
     _crash("equity")
     first_new = n0
-    result.orders = [_clean_dict(o) for o in orders if o["ref"] > max_ref]
-    result.fills = [_clean_dict(o) for o in orders
+    result.orders = [jsonable(o) for o in orders if o["ref"] > max_ref]
+    result.fills = [jsonable(o) for o in orders
                     if o["executed_bar"] is not None and not pd.isna(o["executed_bar"])
                     and int(o["executed_bar"]) >= first_new]
-    result.trades = [_clean_dict(t) for t in trades if int(t["exit_bar"]) >= first_new]
+    result.trades = [jsonable(t) for t in trades if int(t["exit_bar"]) >= first_new]
     result.equity = float(r.equity.iloc[-1])
     result.position = _record_json(r.open_trade)
     open_trade = None if r.open_trade is None else json.dumps(_record_json(r.open_trade))
     pending = json.dumps([_record_json(o) for o in r.pending])
     return (json.dumps(inc.state.to_dict()), json.dumps(r.state.to_dict()), open_trade, pending)
-
-
-def _clean_dict(d: dict) -> dict:
-    return {k: (None if v is pd.NaT or v is pd.NA else _clean(v)) for k, v in d.items()}
 
 
 def _nothing_message(cfg: dict, last: pd.Timestamp | None, candles: pd.DataFrame,

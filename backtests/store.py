@@ -26,7 +26,6 @@ and with duplicate trials) are upgraded in place.
 from __future__ import annotations
 
 import json
-import math
 import os
 import secrets
 import shlex
@@ -40,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from backtests.stats import jsonable
 from data.errors import AttnbtError
 
 KINDS = ("train", "backtest", "walkforward", "sweep", "paper", "compare")
@@ -80,26 +80,8 @@ def _new_id() -> str:
     return secrets.token_hex(8)
 
 
-def _clean(value: Any) -> Any:
-    """``value`` with NaN mapped to None and +/-inf to "inf"/"-inf", so the JSON stays valid."""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return value
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if type(value).__module__ == "numpy" and hasattr(value, "item"):  # numpy scalars
-        with suppress(ValueError, TypeError):
-            return _clean(value.item())
-    return value
-
-
 def _dumps_summary(summary: dict) -> str:
-    return json.dumps(_clean(summary), default=str, allow_nan=False)
+    return json.dumps(jsonable(summary), allow_nan=False)
 
 
 def _atomic_write(target: Path, data: bytes) -> Path:
