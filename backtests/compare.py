@@ -26,6 +26,7 @@ import pandas as pd
 
 from backtests import stats as stat_table
 from backtests.store import Registry
+from data.atomic import atomic_write
 from data.errors import AttnbtError
 
 
@@ -423,10 +424,7 @@ def write_html(path: Path, text: str, force: bool = False, mkdir: bool = False) 
     if path.exists() and not force:
         raise CompareError(f"{path} exists; give --force to overwrite it or another --out")
     out_folder(path, mkdir)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write(path, text.encode("utf-8"))
 
 
 @dataclass

@@ -27,6 +27,7 @@ from backtests.metrics import drawdown
 from backtests.stats import format_value as _fmt
 from backtests.stats import jsonable, stat
 from backtests.stats import rows as stat_rows
+from data.atomic import atomic_write
 from strategy.fractal import Costs
 
 CSS = """
@@ -794,10 +795,6 @@ def write_report(out_dir: str | Path, result: BacktestResult, candles: pd.DataFr
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, content in render_report(result, candles, **kwargs).items():
-        tmp = out / (name + ".tmp")
-        if isinstance(content, bytes):
-            tmp.write_bytes(content)
-        else:
-            tmp.write_text(content, encoding="utf-8")
-        tmp.replace(out / name)
+        atomic_write(out / name, content if isinstance(content, bytes)
+                     else content.encode("utf-8"))
     return out / "report.html"

@@ -17,7 +17,8 @@ operating system releases the lock when the process ends, however it ends (SIGKI
 host cannot be checked from here (pids are per host and locks over network file systems are not
 reliable): it stays ``running`` with ``liveness`` ``"unverifiable"``.
 
-Files are written atomically (temp file + ``os.replace``) and ``finish`` is called last, so a run
+Files are written atomically and durably (``data.atomic.atomic_write``: temp file, fsync,
+``os.replace``, fsync of the folder) and ``finish`` is called last, so a run
 whose status is ``done`` always has complete files. The schema version lives in
 ``PRAGMA user_version``; older registries (v1, made by ``backtests/runs.py``; v2, without owners
 and with duplicate trials) are upgraded in place.
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from backtests.stats import jsonable
+from data.atomic import atomic_write
 from data.errors import AttnbtError
 
 KINDS = ("train", "backtest", "walkforward", "sweep", "paper", "compare")
@@ -85,25 +87,13 @@ def _dumps_summary(summary: dict) -> str:
 
 
 def _atomic_write(target: Path, data: bytes) -> Path:
-    """Write ``data`` to ``target`` via a temp file in the same folder and ``os.replace``.
-
-    A crash or a full disk never leaves a cut-off file under the final name: it either keeps
-    its old content or is absent. The temp file is removed on failure.
-    """
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    """``data.atomic.atomic_write`` (temp file, fsync, ``os.replace``, fsync of the folder), a
+    disk problem reported as a StoreError that says what to do."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        return atomic_write(target, data)
     except OSError as exc:
-        with suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise StoreError(f"could not write {target}: {exc.strerror or exc}; free disk space or "
                          f"fix permissions and re-run (the run is left unfinished)") from exc
-    return target
 
 
 @dataclass
