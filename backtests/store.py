@@ -20,7 +20,7 @@ reliable): it stays ``running`` with ``liveness`` ``"unverifiable"``.
 Files are written atomically and durably (``data.atomic.atomic_write``: temp file, fsync,
 ``os.replace``, fsync of the folder) and ``finish`` is called last, so a run
 whose status is ``done`` always has complete files. The schema version lives in
-``PRAGMA user_version``; older registries (v1, made by ``backtests/runs.py``; v2, without owners
+``PRAGMA user_version`` (``backtests.sqlitedb``, shared with the paper journals); older registries (v1, made by ``backtests/runs.py``; v2, without owners
 and with duplicate trials) are upgraded in place.
 """
 
@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from backtests import sqlitedb as sqldb
 from backtests.stats import jsonable
 from data.atomic import atomic_write
 from data.errors import AttnbtError
@@ -333,15 +334,12 @@ class Registry:
             yield None
             return
         try:
-            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            db = sqldb.connect(self.path, timeout=60)
         except sqlite3.Error as exc:
             raise self._storage_error(exc) from exc
         with closing(db):
             try:
-                db.execute("PRAGMA busy_timeout = 60000")
-                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    db.execute("PRAGMA journal_mode = WAL")
-                self._migrate(db)
+                sqldb.prepare(db, timeout=60, steps=MIGRATIONS, newer=self._newer)
             except sqlite3.Error as exc:
                 raise self._storage_error(exc) from exc
             db.row_factory = sqlite3.Row
@@ -350,29 +348,13 @@ class Registry:
             except sqlite3.Error as exc:
                 raise self._storage_error(exc) from exc
 
-    @contextmanager
-    def _transaction(self, db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def _transaction(self, db: sqlite3.Connection):
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` (``sqlitedb.transaction``)."""
+        return sqldb.transaction(db)
 
-    def _migrate(self, db: sqlite3.Connection) -> None:
-        """Bring the schema to SCHEMA_VERSION, one migration at a time, in one transaction."""
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
-            return
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"registry {self.path} was made by a newer attnbt (schema "
-                             f"v{version}, this one knows v{SCHEMA_VERSION}): upgrade attnbt")
-        with self._transaction(db):
-            version = db.execute("PRAGMA user_version").fetchone()[0]  # another process won?
-            for step in MIGRATIONS[version:]:
-                step(db)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    def _newer(self, version: int) -> StoreError:
+        return StoreError(f"registry {self.path} was made by a newer attnbt (schema "
+                          f"v{version}, this one knows v{SCHEMA_VERSION}): upgrade attnbt")
 
     # --- writing runs ----------------------------------------------------------------------
 
