@@ -26,6 +26,7 @@ import pandas as pd
 
 from backtests import stats as stat_table
 from backtests.store import Registry
+from data.atomic import atomic_write
 from data.errors import AttnbtError
 
 
@@ -71,14 +72,6 @@ def _read_json(path: Path) -> dict:
         raise CompareError(f"{path} is not valid JSON ({exc})") from exc
 
 
-def _number(v: object) -> object:
-    if v == "inf":
-        return math.inf
-    if v == "-inf":
-        return -math.inf
-    return v
-
-
 def load_backtest(reg: Registry, run_id: str) -> Comparable:
     """A backtest run from its folder: report.json, equity.csv, trades.csv, run.json."""
     row = reg.get(run_id)
@@ -94,7 +87,7 @@ def load_backtest(reg: Registry, run_id: str) -> Comparable:
         pnl = pd.read_csv(folder / "trades.csv")["pnl_net"].to_numpy(float)
     except (OSError, ValueError, KeyError):
         pnl = np.zeros(0)
-    stats = {k: _number(v) for k, v in (report.get("stats") or {}).items()}
+    stats = {k: stat_table.json_number(v) for k, v in (report.get("stats") or {}).items()}
     for k in ("start", "end"):
         if isinstance(stats.get(k), str):
             stats[k] = pd.Timestamp(stats[k])
@@ -364,7 +357,7 @@ def flag_summary(result: dict) -> list[str]:
 
 def to_json(result: dict) -> dict:
     """``attnbt compare --json``: statistics rows and the flagged differences, strict JSON."""
-    from backtests.report import jsonable
+    from backtests.stats import jsonable
 
     rows = [{"key": r["key"], "label": r["label"], "unit": r["unit"], "better": r["better"],
              "values": r["values"], "best": r["best"], "differs": r["differs"]}
@@ -472,10 +465,7 @@ def write_html(path: Path, text: str, force: bool = False, mkdir: bool = False) 
     if path.exists() and not force:
         raise CompareError(f"{path} exists; give --force to overwrite it or another --out")
     out_folder(path, mkdir)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write(path, text.encode("utf-8"))
 
 
 @dataclass

@@ -44,6 +44,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from backtests import sqlitedb as sqldb
+from backtests.stats import jsonable
 from backtests.store import Registry, runs_root
 from data.errors import AttnbtError, DataError
 from strategy.engine import (
@@ -93,16 +95,8 @@ def _ts(ns: int | None) -> pd.Timestamp | None:
     return None if ns is None else pd.Timestamp(int(ns), tz="UTC")
 
 
-def _clean(v):
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if isinstance(v, pd.Timestamp):
-        return v.isoformat()
-    return v
-
-
 def _record_json(r: TradeRecord | OrderRecord | None) -> dict | None:
-    return None if r is None else {k: _clean(v) for k, v in asdict(r).items()}
+    return None if r is None else jsonable(asdict(r))
 
 
 # --- where things live ---------------------------------------------------------------------------
@@ -160,30 +154,15 @@ def _open(path: Path, *, create: bool = False, wait: float = 10.0) -> Iterator[s
     if not create and not path.exists():
         raise PaperError(f"no paper account at {path.parent} (see `attnbt paper list`)")
     try:
-        db = sqlite3.connect(path, timeout=wait, isolation_level=None)
+        db = sqldb.connect(path, timeout=wait)
     except sqlite3.Error as exc:
         raise PaperError(f"cannot open the journal {path} ({exc})") from exc
     with closing(db):
         try:
-            db.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
-            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = FULL")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise PaperError(f"journal {path} was made by a newer attnbt (schema v{version}, "
-                                 f"this one knows v{SCHEMA_VERSION}): upgrade attnbt")
-            if version < SCHEMA_VERSION:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    version = db.execute("PRAGMA user_version").fetchone()[0]
-                    for migrate in MIGRATIONS[version:]:
-                        migrate(db)
-                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
+            sqldb.prepare(db, timeout=wait, steps=MIGRATIONS, synchronous_full=True,
+                          newer=lambda version: PaperError(
+                              f"journal {path} was made by a newer attnbt (schema v{version}, "
+                              f"this one knows v{SCHEMA_VERSION}): upgrade attnbt"))
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise PaperBusy(f"the journal {path} is held by another attnbt process; wait "
@@ -197,18 +176,13 @@ def _open(path: Path, *, create: bool = False, wait: float = 10.0) -> Iterator[s
 
 @contextmanager
 def _transaction(db: sqlite3.Connection, path: Path) -> Iterator[sqlite3.Connection]:
-    try:
-        db.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        raise PaperBusy(f"another step is running on this account ({path.parent.name}); it was "
-                        "not started (nothing changed)") from exc
-    try:
+    """One step's write transaction (``sqlitedb.transaction``) with the crash-test points."""
+    def busy(exc: sqlite3.OperationalError) -> PaperBusy:
+        return PaperBusy(f"another step is running on this account ({path.parent.name}); it was "
+                         "not started (nothing changed)")
+
+    with sqldb.transaction(db, busy=busy, before_commit=lambda: _crash("commit")):
         yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    _crash("commit")
-    db.execute("COMMIT")
     _crash("after_commit")
 
 
@@ -891,20 +865,16 @@ def _trade(db: sqlite3.Connection, account: Account, cur: dict, loaded, new: pd.
                     for k, (t, v) in enumerate(r.equity.items())])
     _crash("equity")
     first_new = n0
-    result.orders = [_clean_dict(o) for o in orders if o["ref"] > max_ref]
-    result.fills = [_clean_dict(o) for o in orders
+    result.orders = [jsonable(o) for o in orders if o["ref"] > max_ref]
+    result.fills = [jsonable(o) for o in orders
                     if o["executed_bar"] is not None and not pd.isna(o["executed_bar"])
                     and int(o["executed_bar"]) >= first_new]
-    result.trades = [_clean_dict(t) for t in trades if int(t["exit_bar"]) >= first_new]
+    result.trades = [jsonable(t) for t in trades if int(t["exit_bar"]) >= first_new]
     result.equity = float(r.equity.iloc[-1])
     result.position = _record_json(r.open_trade)
     open_trade = None if r.open_trade is None else json.dumps(_record_json(r.open_trade))
     pending = json.dumps([_record_json(o) for o in r.pending])
     return (json.dumps(inc.state.to_dict()), json.dumps(r.state.to_dict()), open_trade, pending)
-
-
-def _clean_dict(d: dict) -> dict:
-    return {k: (None if v is pd.NaT or v is pd.NA else _clean(v)) for k, v in d.items()}
 
 
 def _nothing_message(cfg: dict, last: pd.Timestamp | None, candles: pd.DataFrame,

@@ -16,7 +16,6 @@ import base64
 import html
 import io
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +25,9 @@ from matplotlib.figure import Figure
 from backtests.engine import BacktestResult
 from backtests.metrics import drawdown
 from backtests.stats import format_value as _fmt
+from backtests.stats import jsonable, stat
 from backtests.stats import rows as stat_rows
-from backtests.stats import stat
+from data.atomic import atomic_write
 from strategy.fractal import Costs
 
 CSS = """
@@ -93,32 +93,6 @@ def out_folder(path: Path, mkdir: bool = False) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise AttnbtError(f"{path}: cannot create the folder {folder} ({exc.strerror})") from None
-
-
-def jsonable(value: object) -> object:
-    """A value made strict-JSON safe (recursively)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        v = float(value)
-        if math.isnan(v):
-            return None
-        return ("inf" if v > 0 else "-inf") if math.isinf(v) else v
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if value is None or isinstance(value, str):
-        return value
-    if value is pd.NaT:
-        return None
-    return str(value)
 
 
 def _png(fig: Figure) -> bytes:
@@ -821,10 +795,6 @@ def write_report(out_dir: str | Path, result: BacktestResult, candles: pd.DataFr
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, content in render_report(result, candles, **kwargs).items():
-        tmp = out / (name + ".tmp")
-        if isinstance(content, bytes):
-            tmp.write_bytes(content)
-        else:
-            tmp.write_text(content, encoding="utf-8")
-        tmp.replace(out / name)
+        atomic_write(out / name, content if isinstance(content, bytes)
+                     else content.encode("utf-8"))
     return out / "report.html"

@@ -103,13 +103,54 @@ def rows(values: dict, keys: tuple[str, ...] | None = None) -> list[tuple[Stat, 
 
 
 def plain(value: object) -> object:
-    """A value as plain JSON-able Python (numpy scalars unwrapped, times as ISO text)."""
+    """A scalar as plain Python for in-memory use (numpy scalars unwrapped, times as ISO text);
+    NaN and inf stay floats. Files get ``jsonable``."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
     if isinstance(value, pd.Timedelta):
         return str(value)
+    return value
+
+
+def jsonable(value: object) -> object:
+    """``value`` as strict JSON (the one cleaner every JSON file and the registry use).
+
+    NaN, NaT and NA become null; +/-inf become the strings ``"inf"``/``"-inf"`` (a profit factor
+    without a losing trade keeps its meaning; ``json_number`` reads them back); numpy scalars
+    and arrays become Python numbers and lists, tuples lists, dict keys text, Timestamps ISO
+    text, anything else ``str(value)``.
+    """
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        if math.isnan(v):
+            return None
+        return ("inf" if v > 0 else "-inf") if math.isinf(v) else v
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, str):
+        return value
+    return str(value)
+
+
+def json_number(value: object) -> object:
+    """A value read from a file ``jsonable`` wrote: ``"inf"``/``"-inf"`` back to floats; other
+    values unchanged (files written before one cleaner may hold null where inf was)."""
+    if isinstance(value, str) and value in ("inf", "-inf"):
+        return math.inf if value == "inf" else -math.inf
     return value
 
 
@@ -137,5 +178,6 @@ def format_value(value: object, kind: str = "float") -> str:
     return str(value)
 
 
-__all__ = ["BY_KEY", "STATS", "SUMMARY_KEYS", "Stat", "format_value", "plain", "rows", "stat",
+__all__ = ["BY_KEY", "STATS", "SUMMARY_KEYS", "Stat", "format_value", "json_number", "jsonable",
+           "plain", "rows", "stat",
            "summary"]

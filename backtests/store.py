@@ -17,16 +17,16 @@ operating system releases the lock when the process ends, however it ends (SIGKI
 host cannot be checked from here (pids are per host and locks over network file systems are not
 reliable): it stays ``running`` with ``liveness`` ``"unverifiable"``.
 
-Files are written atomically (temp file + ``os.replace``) and ``finish`` is called last, so a run
+Files are written atomically and durably (``data.atomic.atomic_write``: temp file, fsync,
+``os.replace``, fsync of the folder) and ``finish`` is called last, so a run
 whose status is ``done`` always has complete files. The schema version lives in
-``PRAGMA user_version``; older registries (v1, made by ``backtests/runs.py``; v2, without owners
+``PRAGMA user_version`` (``backtests.sqlitedb``, shared with the paper journals); older registries (v1, made by ``backtests/runs.py``; v2, without owners
 and with duplicate trials) are upgraded in place.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import secrets
 import shlex
@@ -40,6 +40,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from backtests import sqlitedb as sqldb
+from backtests.stats import jsonable
+from data.atomic import atomic_write
 from data.errors import AttnbtError
 
 KINDS = ("train", "backtest", "walkforward", "sweep", "paper", "compare")
@@ -80,48 +83,18 @@ def _new_id() -> str:
     return secrets.token_hex(8)
 
 
-def _clean(value: Any) -> Any:
-    """``value`` with NaN mapped to None and +/-inf to "inf"/"-inf", so the JSON stays valid."""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return value
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if type(value).__module__ == "numpy" and hasattr(value, "item"):  # numpy scalars
-        with suppress(ValueError, TypeError):
-            return _clean(value.item())
-    return value
-
-
 def _dumps_summary(summary: dict) -> str:
-    return json.dumps(_clean(summary), default=str, allow_nan=False)
+    return json.dumps(jsonable(summary), allow_nan=False)
 
 
 def _atomic_write(target: Path, data: bytes) -> Path:
-    """Write ``data`` to ``target`` via a temp file in the same folder and ``os.replace``.
-
-    A crash or a full disk never leaves a cut-off file under the final name: it either keeps
-    its old content or is absent. The temp file is removed on failure.
-    """
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    """``data.atomic.atomic_write`` (temp file, fsync, ``os.replace``, fsync of the folder), a
+    disk problem reported as a StoreError that says what to do."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        return atomic_write(target, data)
     except OSError as exc:
-        with suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise StoreError(f"could not write {target}: {exc.strerror or exc}; free disk space or "
                          f"fix permissions and re-run (the run is left unfinished)") from exc
-    return target
 
 
 @dataclass
@@ -361,15 +334,12 @@ class Registry:
             yield None
             return
         try:
-            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            db = sqldb.connect(self.path, timeout=60)
         except sqlite3.Error as exc:
             raise self._storage_error(exc) from exc
         with closing(db):
             try:
-                db.execute("PRAGMA busy_timeout = 60000")
-                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    db.execute("PRAGMA journal_mode = WAL")
-                self._migrate(db)
+                sqldb.prepare(db, timeout=60, steps=MIGRATIONS, newer=self._newer)
             except sqlite3.Error as exc:
                 raise self._storage_error(exc) from exc
             db.row_factory = sqlite3.Row
@@ -378,29 +348,13 @@ class Registry:
             except sqlite3.Error as exc:
                 raise self._storage_error(exc) from exc
 
-    @contextmanager
-    def _transaction(self, db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+    def _transaction(self, db: sqlite3.Connection):
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` (``sqlitedb.transaction``)."""
+        return sqldb.transaction(db)
 
-    def _migrate(self, db: sqlite3.Connection) -> None:
-        """Bring the schema to SCHEMA_VERSION, one migration at a time, in one transaction."""
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
-            return
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"registry {self.path} was made by a newer attnbt (schema "
-                             f"v{version}, this one knows v{SCHEMA_VERSION}): upgrade attnbt")
-        with self._transaction(db):
-            version = db.execute("PRAGMA user_version").fetchone()[0]  # another process won?
-            for step in MIGRATIONS[version:]:
-                step(db)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    def _newer(self, version: int) -> StoreError:
+        return StoreError(f"registry {self.path} was made by a newer attnbt (schema "
+                          f"v{version}, this one knows v{SCHEMA_VERSION}): upgrade attnbt")
 
     # --- writing runs ----------------------------------------------------------------------
 

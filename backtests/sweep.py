@@ -34,8 +34,8 @@ import pandas as pd
 from backtests.config import ConfigError, Experiment, config_id, resolve_key
 from backtests.currency import conversion_of, rates
 from backtests.executor import check_workers
+from backtests.stats import jsonable
 from backtests.store import Registry, Run
-from backtests.walkforward.results import jsonable
 from backtests.walkforward.tasks import (
     FoldPlan,
     Task,

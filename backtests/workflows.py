@@ -20,6 +20,7 @@ from backtests.config import PERIODS, ConfigError, Experiment
 from backtests.store import Registry, Run
 from backtests.summary import timeframe
 from data import AttnbtError, DataError, fingerprint, load
+from data.atomic import atomic_write
 from data.dataset import CandleDataset
 from data.folds import Fold, Period, plain_split
 from data.labels import horizon
@@ -134,9 +135,7 @@ def _write_validation_bars(run: Run, candles: pd.DataFrame, fold: Fold) -> None:
     lo = max(0, first - predictor.spec.window - 64)   # enough history for complete windows
     probs = predictor.predict_frame(candles.iloc[lo:last + 1]).iloc[first - lo:]
     frame = candles.iloc[first:last + 1].join(probs)
-    tmp = run.path / (VALIDATION_FILE + ".tmp")
-    frame.to_parquet(tmp)
-    tmp.replace(run.path / VALIDATION_FILE)
+    atomic_write(run.path / VALIDATION_FILE, frame.to_parquet)
 
 
 def train_run(exp: Experiment, *, candles: pd.DataFrame | None = None,
@@ -395,12 +394,10 @@ def predict_run(ref: str, source: str | None, out: Path, *,
     scored = score(ref, source, period="all", runs_dir=runs_dir, reading=reading,
                    trust_unhashed=trust_unhashed)
     out_folder(out, mkdir)
-    tmp = out.with_name(out.name + ".tmp")
     if out.suffix == ".csv":
-        scored.probs.to_csv(tmp, index_label="time")
+        atomic_write(out, lambda tmp: scored.probs.to_csv(tmp, index_label="time"))
     else:
-        scored.probs.to_parquet(tmp)
-    tmp.replace(out)
+        atomic_write(out, scored.probs.to_parquet)
     return out, scored.probs
 
 
@@ -446,8 +443,7 @@ def attention_plot(ref: str, source: str | None, at: str | None, out: Path | Non
         out = run.path / f"attention-{candles.index[pos]:%Y%m%d-%H%M}.png"
     else:
         out_folder(out, mkdir)
-    out.write_bytes(png)
-    return out
+    return atomic_write(out, png)
 
 
 def validation_bars(run: Run) -> pd.DataFrame | None:

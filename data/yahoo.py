@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from data.atomic import atomic_write
 from data.errors import DataError
 from data.validate import to_utc, validate_frame
 
@@ -107,10 +108,7 @@ def fetch(symbol: str, interval: str = "1h", start: str | pd.Timestamp | None = 
     merged = validate_frame(merged, source=source)
     merged.attrs["requested_start"] = covered_from.isoformat()
     merged.attrs["covered_to"] = min(end_ts, now).isoformat()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    merged.to_parquet(tmp)
-    os.replace(tmp, path)
+    atomic_write(path, merged.to_parquet)
     merged.attrs["source"] = source
     return merged
 

@@ -23,7 +23,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import platform
 import typing
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from data.atomic import atomic_write
 from data.dataset import STD_FLOOR, DatasetSpec, Normaliser
 from data.errors import AttnbtError
 from data.folds import Fold
@@ -164,8 +164,8 @@ def save_model(folder: Path, weights: dict[str, torch.Tensor], meta: dict) -> st
                          "are out of any market's range)") from None
     digest = model_hash(weights, meta)
     _save_weights(weights, folder / WEIGHTS)
-    _atomic_write(folder / META, json.dumps({**meta, "model_hash": digest}, indent=2,
-                                            default=str))
+    atomic_write(folder / META, json.dumps({**meta, "model_hash": digest}, indent=2,
+                                           default=str).encode())
     return digest
 
 
@@ -177,9 +177,7 @@ def save_training_state(folder: Path, state) -> None:
     payload = {"optimizer": state.optimizer, "epoch": state.epoch, "best": state.best,
                "bad": state.bad, "history_cols": cols,
                "history": [[float(h[c]) for c in cols] for h in state.history]}
-    tmp = folder / (STATE + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, folder / STATE)
+    atomic_write(folder / STATE, lambda tmp: torch.save(payload, tmp))
 
 
 def load_training_state(folder: Path):
@@ -203,9 +201,7 @@ def load_training_state(folder: Path):
 
 def _save_weights(weights: dict[str, torch.Tensor], path: Path) -> None:
     state = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp))
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: save_file(state, str(tmp)))
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -437,12 +433,6 @@ def check_compatible(loaded: LoadedModel, *, spec: DatasetSpec | None = None,
     if timeframe and trained_tf and timeframe != trained_tf:
         raise ModelError(f"the model was trained on {trained_tf} bars, the data has {timeframe} "
                          "bars; resample the data or train a model on this timeframe")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 __all__ = ["LoadedModel", "ModelError", "ModelMeta", "check_compatible", "check_normaliser",

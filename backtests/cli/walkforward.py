@@ -186,7 +186,9 @@ def print_outcome(outcome) -> None:
 
 
 def _n(v, digits: int = 1) -> str:
-    return "—" if v is None else f"{v:.{digits}f}"
+    from backtests.stats import json_number
+
+    return "—" if v is None else f"{json_number(v):.{digits}f}"     # "inf" from the file
 
 
 def register(app: typer.Typer) -> None:

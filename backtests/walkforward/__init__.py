@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from backtests.stats import json_number
 from backtests.walkforward.driver import SCHEMA, WalkForward, plan, run, trials_added
 from backtests.walkforward.tasks import DEFAULT_BARS, FoldPlan, Task, parse_models
 
@@ -37,10 +38,10 @@ def walkforward_record(run_or_path) -> dict:
     out = {}
     for name, m in payload["models"].items():
         a = m["across_seeds"]
-        stats = {k: m.get(k) for k in ("total_return_pct", "sharpe", "max_drawdown_pct", "psr",
+        stats = {k: json_number(m.get(k)) for k in ("total_return_pct", "sharpe", "max_drawdown_pct", "psr",
                                        "dsr", "dsr_trials", "dsr_sr_var", "skew", "kurtosis",
                                        "n_obs")}
-        stats |= {k: a[k]["mean"] for k in ("hit_pct", "missed_pct", "macro_f1", "n_trades",
+        stats |= {k: json_number(a[k]["mean"]) for k in ("hit_pct", "missed_pct", "macro_f1", "n_trades",
                                             "win_rate_pct")}
         stats |= {"start": m["start"], "end": m["end"], "seeds": len(m["seeds"]),
                   "folds": m["folds"]}

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from backtests.significance import VERDICT_RULE  # noqa: E402
+from data.atomic import atomic_write  # noqa: E402
 
 CSS = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
        "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
@@ -194,7 +195,7 @@ def render_markdown(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, ou
     img = out.parent / "img" / "walkforward-equity.png"
     img.parent.mkdir(parents=True, exist_ok=True)
     if len(equity):
-        img.write_bytes(equity_png(equity))
+        atomic_write(img, equity_png(equity))
     s = payload["settings"]
     f = s["folds"]
     folds = (f"{'expanding' if f['expanding'] else 'rolling'} folds of {f['train_bars']:,} training "
@@ -241,7 +242,7 @@ def render_markdown(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, ou
     lines += ["| " + " | ".join(_fmt(v) for v in row[:-1]) + " |"
               for row in table.itertuples(index=False)]
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write(out, ("\n".join(lines) + "\n").encode("utf-8"))
     return out
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from backtests import significance as sig
 from backtests.currency import Conversion
 from backtests.metrics import compute_stats, infer_bars_per_year
-from backtests.stats import plain
+from backtests.stats import jsonable
 from strategy.fractal import Costs
 
 SEED_METRICS = ("hit_pct", "missed_pct", "macro_f1", "base_hit_pct", "total_return_pct",
@@ -294,18 +294,6 @@ def rule_verdicts(models: dict) -> list[dict]:
 def _seed_means(m: dict) -> dict:
     a = m["across_seeds"]
     return {k: _num(a[k]["mean"]) for k in ("hit_pct", "missed_pct")}
-
-
-def jsonable(obj):
-    """Plain JSON values (NaN → None, tuples → lists, numpy → Python)."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
-    obj = plain(obj)
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 __all__ = ["COST_TOTALS", "TABLE_COLUMNS", "charged_per_seed", "compare", "costs_block",

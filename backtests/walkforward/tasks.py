@@ -22,7 +22,7 @@ from backtests.backtest import check_costs, choose_threshold, return_moments
 from backtests.config import RANGES, ConfigError, Experiment, config_id
 from backtests.currency import conversion_of, rates
 from backtests.engine import run_backtest
-from backtests.stats import plain
+from backtests.stats import jsonable
 from data.dataset import CandleDataset
 from data.errors import AttnbtError, DataError
 from data.folds import Fold, walk_forward
@@ -279,7 +279,6 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
     from backtests.report import costs_charged
     from data import fingerprint
 
-    stats = {k: plain(v) for k, v in bt.stats.items()}
     return {
         "task": task.describe(),
         "threshold": params.threshold,
@@ -291,8 +290,7 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
                     "hits": int(((pred == y) & (pred != 0)).sum()),
                     "missed": int(((pred == 0) & (y != 0)).sum()),
                     "samples": int(len(y)), "confusion": confusion(y, pred).tolist()},
-        "stats": {k: (v if not isinstance(v, float) or np.isfinite(v) else None)
-                  for k, v in stats.items()},
+        "stats": jsonable(dict(bt.stats)),
         "train": {k: result.metrics.get(k) for k in ("best_epoch", "epochs_run", "seconds")},
         "times": [t.isoformat() for t in equity.index],
         "equity": values.tolist(),
