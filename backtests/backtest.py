@@ -25,6 +25,7 @@ from backtests.currency import Conversion, conversion_of, rates
 from backtests.engine import BacktestResult, run_backtest
 from backtests.metrics import compute_stats
 from backtests.report import costs_charged, render_report
+from backtests.significance import moments
 from backtests.store import Registry, Run
 from backtests.summary import timeframe, timeframe_label
 from backtests.workflows import Scored, experiment_of, score, validation_bars
@@ -379,23 +380,11 @@ def backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
                 run.write_text(name, content)
         returns = outcome.result.equity.pct_change().dropna().to_numpy()
         reg.add_trial(run_id=run.id, kind="backtest", config_id=outcome.config_id,
-                      fingerprint=outcome.fingerprint, **return_moments(returns))
+                      fingerprint=outcome.fingerprint, **moments(returns))
     reg.finish(run, {**outcome.summary, "in_sample": outcome.in_sample,
                      "train_run": outcome.train_run})
     outcome.run, outcome.report = run, run.path / "report.html"
     return outcome
-
-
-def return_moments(returns: np.ndarray) -> dict:
-    """n_obs, per-bar Sharpe ratio (not annualised), skewness and (non-excess) kurtosis."""
-    r = np.asarray(returns, dtype=float)
-    n = len(r)
-    sd = r.std(ddof=1) if n > 1 else 0.0
-    if n < 3 or sd == 0:
-        return {"n_obs": n, "sharpe": None, "skew": None, "kurtosis": None}
-    z = (r - r.mean()) / r.std(ddof=0)
-    return {"n_obs": n, "sharpe": float(r.mean() / sd), "skew": float(np.mean(z ** 3)),
-            "kurtosis": float(np.mean(z ** 4))}
 
 
 def _headline(stats: dict) -> dict:
@@ -403,5 +392,4 @@ def _headline(stats: dict) -> dict:
 
 
 __all__ = ["BacktestOutcome", "THRESHOLD_GRID", "backtest", "backtest_experiment",
-           "best_threshold", "check_costs", "choose_threshold", "compute_backtest",
-           "return_moments"]
+           "best_threshold", "check_costs", "choose_threshold", "compute_backtest"]

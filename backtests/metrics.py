@@ -2,8 +2,10 @@
 
 Conventions:
 - returns are simple per-bar returns of the equity curve; Sharpe and Sortino use a zero risk-free
-  rate and are annualised with ``sqrt(bars_per_year)``; Sortino's downside deviation is
-  ``sqrt(mean(min(r, 0)**2))`` over all bars;
+  rate and are annualised with ``sqrt(bars_per_year)`` (the key ``sharpe`` is this annualised
+  figure everywhere; the per-bar ratio of the trials and PSR/DSR is ``sharpe_per_bar``, from
+  ``significance.moments``); Sortino's downside deviation is ``sqrt(mean(min(r, 0)**2))`` over
+  all bars;
 - ``bars_per_year`` when not given: the median bar count of the full calendar years inside the
   data (first and last year excluded) when there is at least one, else the median bar count of
   the full calendar weeks (first and last week excluded) × 52.18 (FX H1 ≈ 120 × 52.18 ≈ 6,260);

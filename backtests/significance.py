@@ -2,7 +2,12 @@
 
 Everything that turns returns into a probability or a p-value lives here, with its settings:
 
-- **Sharpe ratio**: per bar, not annualised (mean / sd with ddof=1), zero risk-free rate.
+- **Sharpe ratio**: per bar, not annualised (mean / sd with ddof=1), zero risk-free rate. Its key
+  is ``sharpe_per_bar`` wherever it is stored (``moments``, the registry's trials, walkforward.json);
+  ``sharpe`` is always the annualised figure of ``metrics.compute_stats``.
+- **Return moments** (``moments``, the one home: backtest and walk-forward trials, PSR, DSR):
+  "not defined" (fewer than 3 returns, or returns that never vary) is NaN, so the formulas below
+  propagate it; writers turn NaN into JSON ``null`` / SQL ``NULL``.
 - **PSR** (Bailey & López de Prado 2012, "The Sharpe ratio efficient frontier"): the probability
   that the true Sharpe ratio exceeds a benchmark ``sr_star`` given the observed one, its sample
   length and the returns' skewness and (plain, non-excess) kurtosis::
@@ -69,15 +74,17 @@ def sharpe(returns: np.ndarray) -> float:
 
 
 def moments(returns: np.ndarray) -> dict:
-    """n_obs, per-bar Sharpe, skewness and plain kurtosis (3 for normal returns)."""
+    """``n_obs``, ``sharpe_per_bar`` (not annualised), ``skew`` and plain ``kurtosis`` (3 for
+    normal returns); the three statistics are NaN (not defined) for fewer than 3 returns or
+    returns that never vary. The keys are those of the registry's trials table."""
     r = np.asarray(returns, dtype=float)
     n = len(r)
     sd0 = r.std() if n else 0.0
     if n < 3 or sd0 == 0:
-        return {"n_obs": n, "sharpe": float("nan"), "skew": float("nan"),
+        return {"n_obs": n, "sharpe_per_bar": float("nan"), "skew": float("nan"),
                 "kurtosis": float("nan")}
     z = (r - r.mean()) / sd0
-    return {"n_obs": n, "sharpe": sharpe(r), "skew": float(np.mean(z ** 3)),
+    return {"n_obs": n, "sharpe_per_bar": sharpe(r), "skew": float(np.mean(z ** 3)),
             "kurtosis": float(np.mean(z ** 4))}
 
 
@@ -114,8 +121,9 @@ def dsr_from_trials(returns: np.ndarray, trial_sharpes: list[float]) -> dict:
     srs = np.asarray([s for s in trial_sharpes if s is not None and math.isfinite(s)], float)
     n_trials = max(len(srs), 1)
     var = float(srs.var(ddof=1)) if len(srs) > 1 else 0.0
-    return {**m, "psr": psr(m["sharpe"], m["n_obs"], m["skew"], m["kurtosis"]),
-            "dsr": dsr(m["sharpe"], m["n_obs"], m["skew"], m["kurtosis"], n_trials, var),
+    sr = m["sharpe_per_bar"]
+    return {**m, "psr": psr(sr, m["n_obs"], m["skew"], m["kurtosis"]),
+            "dsr": dsr(sr, m["n_obs"], m["skew"], m["kurtosis"], n_trials, var),
             "dsr_trials": n_trials, "dsr_sr_var": var,
             "dsr_sr0": expected_max_sharpe(n_trials, var)}
 

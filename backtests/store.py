@@ -20,8 +20,9 @@ reliable): it stays ``running`` with ``liveness`` ``"unverifiable"``.
 Files are written atomically and durably (``data.atomic.atomic_write``: temp file, fsync,
 ``os.replace``, fsync of the folder) and ``finish`` is called last, so a run
 whose status is ``done`` always has complete files. The schema version lives in
-``PRAGMA user_version`` (``backtests.sqlitedb``, shared with the paper journals); older registries (v1, made by ``backtests/runs.py``; v2, without owners
-and with duplicate trials) are upgraded in place.
+``PRAGMA user_version`` (``backtests.sqlitedb``, shared with the paper journals); older registries
+(v1, made by ``backtests/runs.py``; v2, without owners and with duplicate trials; v3, whose trials
+column ``sharpe_per_bar`` was called ``sharpe``) are upgraded in place.
 """
 
 from __future__ import annotations
@@ -51,14 +52,14 @@ DEAD = "dead"                   # shown, never stored: 'running' whose owner pro
 SHOWN_STATUSES = (*STATUSES, DEAD)
 UNOWNED_KINDS = ("paper",)      # a paper account stays open between the processes that step it
 OWNER_LOCK = ".owner.lock"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 REGISTRY_NAME = "registry.sqlite"
 MIN_PREFIX = 4
 
 COLUMNS = ("id", "kind", "created", "finished", "status", "model", "data", "fingerprint",
            "parent", "config_id", "command", "summary", "owner_pid", "owner_host")
 TRIAL_COLUMNS = ("id", "created", "run_id", "kind", "config_id", "fingerprint", "n_obs",
-                 "sharpe", "skew", "kurtosis", "note")
+                 "sharpe_per_bar", "skew", "kurtosis", "note")
 
 
 class RunError(AttnbtError):
@@ -197,7 +198,14 @@ def _m2_v3(db: sqlite3.Connection) -> None:
                "(kind, ifnull(fingerprint, ''), config_id) WHERE config_id IS NOT NULL")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m0_v1_table, _m1_v2, _m2_v3]
+def _m3_v4(db: sqlite3.Connection) -> None:
+    """v4: the trials' per-bar Sharpe ratio is ``sharpe_per_bar`` (``sharpe`` is the annualised
+    figure everywhere else); the column is renamed, its values kept."""
+    for table in ("trials", "trials_duplicates"):
+        db.execute(f"ALTER TABLE {table} RENAME COLUMN sharpe TO sharpe_per_bar")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m0_v1_table, _m1_v2, _m2_v3, _m3_v4]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -525,7 +533,7 @@ class Registry:
 
     def add_trial(self, *, run_id: str | None, kind: str, config_id: str | None = None,
                   fingerprint: str | None = None, n_obs: int | None = None,
-                  sharpe: float | None = None, skew: float | None = None,
+                  sharpe_per_bar: float | None = None, skew: float | None = None,
                   kurtosis: float | None = None, note: str | None = None) -> int:
         """Append one trial (never updated or deleted); returns its id.
 
@@ -533,16 +541,19 @@ class Registry:
         same configuration, seed and fold evaluated again on the same data) is that trial, not a
         new one: nothing is added and the recorded trial's id is returned. ``fingerprint`` is the data fingerprint;
         ``kurtosis`` is plain (non-excess) kurtosis, 3.0 for normal returns, as the deflated
-        Sharpe ratio formula expects.
+        Sharpe ratio formula expects; ``sharpe_per_bar`` is not annualised. A statistic that is
+        NaN (not defined, as ``significance.moments`` gives it) is stored as NULL.
         """
+        sharpe_per_bar, skew, kurtosis = (None if v != v else v  # NaN → NULL
+                                          for v in (sharpe_per_bar, skew, kurtosis))
         with self._connect(write=True) as db:
             assert db is not None
             with self._transaction(db):
                 cur = db.execute(
                     "INSERT OR IGNORE INTO trials (created, run_id, kind, config_id, fingerprint,"
-                    " n_obs, sharpe, skew, kurtosis, note) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (_now(), run_id, kind, config_id, fingerprint, n_obs, sharpe, skew, kurtosis,
-                     note))
+                    " n_obs, sharpe_per_bar, skew, kurtosis, note) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (_now(), run_id, kind, config_id, fingerprint, n_obs, sharpe_per_bar, skew,
+                     kurtosis, note))
                 if cur.rowcount == 1:
                     return int(cur.lastrowid)
                 return int(db.execute(

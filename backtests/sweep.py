@@ -501,8 +501,8 @@ def aggregate(p: SweepPlan, sw: Sweep, results: dict[str, dict], reg: Registry,
                                    f"{combo_label(rc)} seed {s}",
                               **{a: (v if v == v else None) for a, v in m.items()})
             per_combo.append((model, mc, k, rc, by_seed, seed_series))
-    trial_srs = [t["sharpe"] for t in reg.trials(fingerprint=p.stitched_fingerprint,
-                                                 kind=STITCHED_KIND)]
+    trial_srs = [t["sharpe_per_bar"] for t in reg.trials(fingerprint=p.stitched_fingerprint,
+                                                         kind=STITCHED_KIND)]
     for model, mc, k, rc, by_seed, seed_series in per_combo:
         avg = pd.concat(list(seed_series.values()), axis=1).mean(axis=1)
         equity = cash * (1 + avg).cumprod()

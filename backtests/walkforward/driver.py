@@ -212,8 +212,9 @@ def _compute(wf, p: Planned, run_: Run, reg: Registry, say,
         run_.write_json(f"{TASK_DIR}/{task.id}.json", result)
         m = result["moments"]
         reg.add_trial(run_id=run_.id, kind="walkforward", config_id=task.id,
-                      fingerprint=result["fingerprint"], n_obs=m["n_obs"], sharpe=m["sharpe"],
-                      skew=m["skew"], kurtosis=m["kurtosis"], note=task.label)
+                      fingerprint=result["fingerprint"], n_obs=m["n_obs"],
+                      sharpe_per_bar=R.sharpe_per_bar(m), skew=m["skew"],
+                      kurtosis=m["kurtosis"], note=task.label)
         hit, ret = result["metrics"]["hit_pct"], result["stats"]["total_return_pct"]
         say(f"[{counter[0]}/{n_total}] {task.label}: hit {_f(hit)} %, return {_f(ret, 2)} %, "
             f"threshold {result['threshold']}, {result['train']['epochs_run']} epochs, "
@@ -295,8 +296,8 @@ def record(run_: Run, wf: WalkForward, p: Planned, results: dict[str, dict],
     models, returns, equities = {}, {}, {}
     for (source, model), by_seed in groups.items():
         name = R.model_name(source, model, n_sources)
-        srs = [t["sharpe"] for t in reg.trials(fingerprint=stitched_fp[source],
-                                               kind=STITCHED_KIND)]
+        srs = [t["sharpe_per_bar"] for t in reg.trials(fingerprint=stitched_fp[source],
+                                                       kind=STITCHED_KIND)]
         summary, ret, eq = R.model_summary(by_seed, cash, srs)
         missing = sum(n_folds[source] - len(rs) for rs in by_seed.values())
         models[name] = {"source": source, "model": model, "missing_tasks": missing, **summary}

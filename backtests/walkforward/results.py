@@ -40,6 +40,12 @@ def task_row(r: dict) -> dict:
             "epochs_run": r["train"]["epochs_run"], "task_id": t["id"]}
 
 
+def sharpe_per_bar(moments: dict) -> float | None:
+    """The per-bar Sharpe ratio of a task's ``moments``; task files written before the key
+    ``sharpe_per_bar`` (registry schema v4) call it ``sharpe``."""
+    return moments["sharpe_per_bar"] if "sharpe_per_bar" in moments else moments.get("sharpe")
+
+
 def model_name(source: str, model: str, n_sources: int) -> str:
     return model if n_sources == 1 else f"{model} on {source}"
 
@@ -82,8 +88,8 @@ def seed_summary(results: list[dict], cash: float) -> dict:
             "max_drawdown_pct": stats["max_drawdown_pct"],
             "n_trades": int(sum(r["stats"]["n_trades"] or 0 for r in results)),
             "win_rate_pct": _win_rate(results),
-            "psr": sig.psr(mom["sharpe"], mom["n_obs"], mom["skew"], mom["kurtosis"]),
-            "per_bar_sharpe": mom["sharpe"]}
+            "psr": sig.psr(mom["sharpe_per_bar"], mom["n_obs"], mom["skew"], mom["kurtosis"]),
+            "sharpe_per_bar": mom["sharpe_per_bar"]}
 
 
 def _trades_stub(results: list[dict]) -> pd.DataFrame:
@@ -113,7 +119,7 @@ def model_summary(by_seed: dict[int, list[dict]], cash: float,
     out = {"seeds": seeds, "folds": len(folds), "n_obs": ds["n_obs"],
            "psr": ds["psr"], "dsr": ds["dsr"], "dsr_trials": ds["dsr_trials"],
            "dsr_sr_var": ds["dsr_sr_var"], "dsr_sr0": ds["dsr_sr0"], "skew": ds["skew"],
-           "kurtosis": ds["kurtosis"], "per_bar_sharpe": ds["sharpe"],
+           "kurtosis": ds["kurtosis"], "sharpe_per_bar": ds["sharpe_per_bar"],
            "sharpe": stats["sharpe"], "total_return_pct": stats["total_return_pct"],
            "max_drawdown_pct": stats["max_drawdown_pct"],
            "bars_per_year": stats["bars_per_year"],
@@ -298,4 +304,4 @@ def _seed_means(m: dict) -> dict:
 
 __all__ = ["COST_TOTALS", "TABLE_COLUMNS", "charged_per_seed", "compare", "costs_block",
            "infer_bars_per_year", "jsonable", "model_name", "model_summary", "rule_verdicts",
-           "seed_summary", "stitch", "task_row", "verdict", "winner"]
+           "seed_summary", "sharpe_per_bar", "stitch", "task_row", "verdict", "winner"]

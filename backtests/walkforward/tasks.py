@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from backtests.backtest import check_costs, choose_threshold, return_moments
+from backtests.backtest import check_costs, choose_threshold
 from backtests.config import RANGES, ConfigError, Experiment, config_id
 from backtests.currency import conversion_of, rates
 from backtests.engine import run_backtest
+from backtests.significance import moments
 from backtests.stats import jsonable
 from data.dataset import CandleDataset
 from data.errors import AttnbtError, DataError
@@ -297,7 +298,7 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
         "returns": returns.tolist(),
         "cash": bt.cash,
         "fingerprint": fingerprint(bars),
-        "moments": return_moments(returns),
+        "moments": {k: (None if v != v else v) for k, v in moments(returns).items()},
         "costs_charged": costs_charged(bars, exp.costs, bt.trades),
     }
 

@@ -64,6 +64,67 @@ def test_psr_formula_cases():
     assert out["dsr"] == pytest.approx(out["psr"]) and out["dsr_trials"] == 1
 
 
+# The two moment functions before they became one (issue 17), frozen here as references.
+def _old_backtest_return_moments(returns):
+    r = np.asarray(returns, dtype=float)
+    n = len(r)
+    sd = r.std(ddof=1) if n > 1 else 0.0
+    if n < 3 or sd == 0:
+        return {"n_obs": n, "sharpe": None, "skew": None, "kurtosis": None}
+    z = (r - r.mean()) / r.std(ddof=0)
+    return {"n_obs": n, "sharpe": float(r.mean() / sd), "skew": float(np.mean(z ** 3)),
+            "kurtosis": float(np.mean(z ** 4))}
+
+
+def _old_significance_moments(returns):
+    r = np.asarray(returns, dtype=float)
+    n = len(r)
+    sd0 = r.std() if n else 0.0
+    if n < 3 or sd0 == 0:
+        return {"n_obs": n, "sharpe": float("nan"), "skew": float("nan"),
+                "kurtosis": float("nan")}
+    z = (r - r.mean()) / sd0
+    return {"n_obs": n, "sharpe": S.sharpe(r), "skew": float(np.mean(z ** 3)),
+            "kurtosis": float(np.mean(z ** 4))}
+
+
+MOMENT_SERIES = {
+    "normal": np.random.default_rng(3).standard_normal(250) * 0.01 + 0.0005,
+    "fat tails": np.random.default_rng(4).standard_t(3, 400) * 0.002,
+    "skewed": np.random.default_rng(5).exponential(0.01, 120) - 0.008,
+    "three": np.array([0.01, -0.02, 0.005]),
+    "constant": np.full(50, 0.001),
+    "flat (no trade)": np.zeros(30),
+    "two": np.array([0.01, -0.01]),
+    "one": np.array([0.003]),
+    "empty": np.array([]),
+}
+
+
+@pytest.mark.parametrize("name", list(MOMENT_SERIES))
+def test_one_moments_gives_both_former_call_sites_their_values(name, tmp_path):
+    """``moments`` replaces backtest.return_moments (None when not defined) and the old
+    significance.moments (NaN): the same numbers bit for bit, NaN for "not defined", and the
+    backtest's trial row (add_trial(**moments)) holds what it held before (NULL when undefined)."""
+    from backtests.store import Registry
+
+    r = MOMENT_SERIES[name]
+    new = S.moments(r)
+    assert set(new) == {"n_obs", "sharpe_per_bar", "skew", "kurtosis"}
+    renamed = {("sharpe" if k == "sharpe_per_bar" else k): v for k, v in new.items()}
+    old_sig, old_bt = _old_significance_moments(r), _old_backtest_return_moments(r)
+    for key, value in renamed.items():
+        was = old_sig[key]
+        assert (math.isnan(value) and math.isnan(was)) or value == was, (key, value, was)
+        assert (None if value != value else value) == old_bt[key], (key, value, old_bt[key])
+    reg = Registry(tmp_path)
+    reg.add_trial(run_id="bt", kind="backtest", config_id=name, fingerprint="fp", **new)
+    (row,) = reg.trials()
+    assert [row[k] for k in ("n_obs", "sharpe_per_bar", "skew", "kurtosis")] == [
+        old_bt[k] for k in ("n_obs", "sharpe", "skew", "kurtosis")]
+    assert "sharpe" not in row                  # one meaning per key: per bar is sharpe_per_bar
+
+
 def test_sharpe_difference_test_contract():
     a, b = _pair(np.random.default_rng(1), n=400, edge=0.3)
     out = S.sharpe_difference_test(a, b, n_boot=300)
@@ -95,13 +156,13 @@ def test_psr_null_and_power():
     for _ in range(N_NULL):
         r = 0.01 * rng.standard_t(5, T)                  # fat-tailed, no edge
         m = S.moments(r)
-        null.append(S.psr(m["sharpe"], T, m["skew"], m["kurtosis"]) > 1 - S.ALPHA)
+        null.append(S.psr(m["sharpe_per_bar"], T, m["skew"], m["kurtosis"]) > 1 - S.ALPHA)
     assert 0.02 <= _share(null) <= 0.09, _share(null)
     power = []
     for _ in range(200):                                 # edge: per-bar SR 0.12 (≈ 9.5 a year on H1)
         r = 0.01 * (rng.standard_normal(T) + 0.12)
         m = S.moments(r)
-        power.append(S.psr(m["sharpe"], T, m["skew"], m["kurtosis"]) > 1 - S.ALPHA)
+        power.append(S.psr(m["sharpe_per_bar"], T, m["skew"], m["kurtosis"]) > 1 - S.ALPHA)
     assert _share(power) >= 0.75, _share(power)
 
 

@@ -297,7 +297,7 @@ def _worker(root: str, n: int) -> None:
         run.write_json("result.json", {"i": i})
         reg.finish(run, {"i": i})
         reg.add_trial(run_id=run.id, kind="sweep", config_id=f"c{i}-{run.id}", fingerprint="fp",
-                      n_obs=100, sharpe=0.1 * i, skew=0.0, kurtosis=3.0)
+                      n_obs=100, sharpe_per_bar=0.1 * i, skew=0.0, kurtosis=3.0)
 
 
 @pytest.mark.slow
@@ -352,7 +352,7 @@ def test_create_leaves_nothing_when_the_insert_fails(tmp_path, monkeypatch):
 def test_discard_and_remove(tmp_path):
     reg = Registry(tmp_path)
     bad, keep, old = reg.create("train"), reg.create("train"), reg.create("backtest")
-    reg.add_trial(run_id=old.id, kind="backtest", fingerprint="fp", sharpe=1.2)
+    reg.add_trial(run_id=old.id, kind="backtest", fingerprint="fp", sharpe_per_bar=1.2)
     reg.discard(bad)
     assert not bad.path.exists() and bad.id not in {r["id"] for r in reg.list()}
     with pytest.raises(RunError, match="nothing removed"):
@@ -471,9 +471,9 @@ def test_paper_accounts_have_no_owner(tmp_path):
 def test_the_same_trial_is_never_added_twice(tmp_path):
     reg = Registry(tmp_path)
     first = reg.add_trial(run_id="r1", kind="walkforward", config_id="task-a", fingerprint="fp",
-                          n_obs=10, sharpe=0.1)
+                          n_obs=10, sharpe_per_bar=0.1)
     again = reg.add_trial(run_id="r2", kind="walkforward", config_id="task-a", fingerprint="fp",
-                          n_obs=10, sharpe=0.1)
+                          n_obs=10, sharpe_per_bar=0.1)
     other_kind = reg.add_trial(run_id="r2", kind="sweep", config_id="task-a", fingerprint="fp")
     other_data = reg.add_trial(run_id="r3", kind="walkforward", config_id="task-a",
                                fingerprint="fp2")     # the same settings on changed data
@@ -513,3 +513,38 @@ def test_migrates_a_v2_registry_owners_and_duplicate_trials(tmp_path):
     assert moved == [("again", "task-a"), ("again", "task-b")]
     reg.add_trial(run_id="third", kind="walkforward", config_id="task-a", fingerprint="fp")
     assert len(reg.trials()) == 4
+
+
+def test_migrates_a_v3_registry_trials_sharpe_becomes_sharpe_per_bar(tmp_path):
+    """A v3 registry (its trials' per-bar Sharpe ratio in a column called ``sharpe``) opens: the
+    column is renamed ``sharpe_per_bar`` in trials and trials_duplicates, every value kept, the
+    unique trial key still holds, and the DSR readers find the old rows under the new key."""
+    with closing(sqlite3.connect(tmp_path / "registry.sqlite", isolation_level=None)) as db:
+        for step in store.MIGRATIONS[:3]:
+            step(db)
+        db.execute("PRAGMA user_version = 3")
+        for cid, sr in (("task-a", 0.1), ("task-b", -0.25), ("task-c", None)):
+            db.execute("INSERT INTO trials (created, run_id, kind, config_id, fingerprint, n_obs,"
+                       " sharpe, skew, kurtosis) VALUES ('t', 'old', 'walkforward', ?, 'fp', 200,"
+                       " ?, 0.1, 3.5)", (cid, sr))
+        db.execute("INSERT INTO trials_duplicates (created, run_id, kind, config_id, sharpe) "
+                   "VALUES ('t', 'again', 'walkforward', 'task-a', 0.1)")
+    reg = Registry(tmp_path)
+    rows = reg.trials(fingerprint="fp", kind="walkforward")
+    assert _raw(tmp_path, "PRAGMA user_version") == [(store.SCHEMA_VERSION,)]
+    assert [t["sharpe_per_bar"] for t in rows] == [0.1, -0.25, None]
+    assert all("sharpe" not in t for t in rows)
+    assert [(t["n_obs"], t["skew"], t["kurtosis"]) for t in rows] == [(200, 0.1, 3.5)] * 3
+    for table in ("trials", "trials_duplicates"):
+        cols = [c[1] for c in _raw(tmp_path, f"PRAGMA table_info({table})")]
+        assert "sharpe_per_bar" in cols and "sharpe" not in cols, (table, cols)
+    assert _raw(tmp_path, "SELECT sharpe_per_bar FROM trials_duplicates") == [(0.1,)]
+    first = rows[0]["id"]
+    assert reg.add_trial(run_id="new", kind="walkforward", config_id="task-a", fingerprint="fp",
+                         sharpe_per_bar=0.5) == first            # the same trial: not added
+    reg.add_trial(run_id="new", kind="walkforward", config_id="task-d", fingerprint="fp",
+                  n_obs=3, sharpe_per_bar=float("nan"), skew=float("nan"),
+                  kurtosis=float("nan"))                          # not defined: stored as NULL
+    assert [t["sharpe_per_bar"] for t in reg.trials()] == [0.1, -0.25, None, None]
+    assert _raw(tmp_path, "SELECT typeof(sharpe_per_bar), typeof(skew) FROM trials WHERE "
+                          "config_id='task-d'") == [("null", "null")]

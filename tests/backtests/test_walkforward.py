@@ -70,6 +70,15 @@ def test_dry_run_prints_tasks_and_trials_and_runs_nothing(walk_csv, tmp_path):
     assert Registry(tmp_path).list() == []
 
 
+def test_a_task_files_per_bar_sharpe_is_read_under_its_old_and_new_key():
+    from backtests.walkforward import results as R
+
+    new = {"n_obs": 200, "sharpe_per_bar": 0.05, "skew": 0.1, "kurtosis": 3.2}
+    old = {"n_obs": 200, "sharpe": 0.05, "skew": 0.1, "kurtosis": 3.2}   # before schema v4
+    assert R.sharpe_per_bar(new) == R.sharpe_per_bar(old) == 0.05
+    assert R.sharpe_per_bar({**new, "sharpe_per_bar": None}) is None     # not defined
+
+
 @pytest.mark.slow
 def test_a_run_records_table_json_report_trials_and_resumes(walk_csv, tmp_path, monkeypatch):
     from backtests.walkforward import tasks as T
@@ -89,6 +98,11 @@ def test_a_run_records_table_json_report_trials_and_resumes(walk_csv, tmp_path, 
     reg = Registry(tmp_path)
     (row,) = reg.list(kind="walkforward")
     assert row["status"] == "interrupted"
+    # two finished tasks as an attnbt before `sharpe_per_bar` wrote them: the resume reads both
+    for f in sorted((tmp_path / row["id"] / "tasks").glob("*.json"))[:2]:
+        r = json.loads(f.read_text())
+        r["moments"]["sharpe"] = r["moments"].pop("sharpe_per_bar")
+        f.write_text(json.dumps(r))
     monkeypatch.setattr(T, "train_task", real)
     lines = []
     out = wfm.run(wf, progress=lines.append)               # the same command again
@@ -101,8 +115,19 @@ def test_a_run_records_table_json_report_trials_and_resumes(walk_csv, tmp_path, 
     payload = json.loads((out.run.path / "walkforward.json").read_text())
     assert payload["schema"] == 1 and len(payload["tasks"]) == 6
     m = payload["models"]["attention/article"]
-    for key in ("psr", "dsr", "dsr_trials", "dsr_sr_var", "skew", "kurtosis", "n_obs"):
+    for key in ("psr", "dsr", "dsr_trials", "dsr_sr_var", "skew", "kurtosis", "n_obs",
+                "sharpe", "sharpe_per_bar"):
         assert key in m
+    assert "per_bar_sharpe" not in m and "sharpe_per_bar" in m["per_seed"]["0"]
+    # each task's moments (old file or new) are its returns' moments, as its trial holds them
+    from backtests import significance as sig
+    from backtests.walkforward import results as R
+    by_task = {t["config_id"]: t for t in reg.trials(kind="walkforward")}
+    for f in (out.run.path / "tasks").glob("*.json"):
+        r = json.loads(f.read_text())
+        want = sig.moments(r["returns"])["sharpe_per_bar"]
+        want = None if want != want else want                 # not defined: null in files
+        assert R.sharpe_per_bar(r["moments"]) == by_task[f.stem]["sharpe_per_bar"] == want
     assert m["dsr_trials"] >= 1 and m["n_obs"] == 600
     (c,) = payload["comparisons"]
     assert c["a"] == "attention/article" and c["b"] == "dense/matched"
@@ -160,7 +185,14 @@ def test_a_finished_walkforward_rerun_reprints_its_result_and_adds_no_trial(walk
     (row,) = reg.list(kind="walkforward")
     trials = reg.trials()
     assert len(trials) == 6 + 2                     # 3 folds × 2 models, 2 stitched series
-    payload = json.loads((tmp_path / row["id"] / "walkforward.json").read_text())
+    file = tmp_path / row["id"] / "walkforward.json"
+    payload = json.loads(file.read_text())
+    old = json.loads(file.read_text())             # as an attnbt before `sharpe_per_bar` wrote it
+    models = list(old["models"].values())
+    for m in models + [s for x in models for s in x["per_seed"].values()]:
+        m["per_bar_sharpe"] = m.pop("sharpe_per_bar")
+    file.write_text(json.dumps(old))
+    assert wfm.walkforward_record(tmp_path / row["id"]).keys() == payload["models"].keys()
 
     again = cli.invoke(app, args)
     assert again.exit_code == 0, again.output
