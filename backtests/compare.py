@@ -109,7 +109,7 @@ def load_backtest(reg: Registry, run_id: str) -> Comparable:
                 "end": str(eq.index[-1]) if len(eq) else None, "bars": len(eq)},
         pnl=pnl, cash=report.get("cash") or meta.get("cash"),
         in_sample=report.get("verdict", {}).get("in_sample", meta.get("in_sample")),
-        rules={b["name"]: {k: json_number(v) for k, v in b.items()}
+        rules={b["name"]: {k: stat_table.json_number(v) for k, v in b.items()}
                for b in (report.get("baselines") or {}).values()
                if isinstance(b, dict) and b.get("kind") == "rule" and b.get("name")},
         model={"name": name, "train_run": model.get("train_run") or extra.get("train_run")
