@@ -190,8 +190,8 @@ def test_cli_threshold_auto_and_bad_threshold(cli, trained_run, runs_dir):
     assert bad.returncode == 2 and "number or 'auto'" in bad.stderr
 
 
-def test_threshold_auto_works_on_a_file_without_the_training_bars(cli, trained_run, eurusd, runs_dir,
-                                                                      tmp_path):
+def test_threshold_auto_works_on_a_file_without_the_training_bars(cli, trained_run, eurusd,
+                                                                      runs_dir, tmp_path):
     """The train run keeps its validation bars and probabilities, so the threshold is chosen on
     them whatever file the backtest reads (here: only the test period, as a CSV)."""
     csv = tmp_path / "later.csv"
