@@ -1,15 +1,25 @@
-"""Shared fixtures: the real EURUSD H1 sample and one small trained run (session-wide)."""
+"""Shared fixtures: the real EURUSD H1 sample, one small trained run (session-wide), attnbt run
+in this process; and the Hypothesis profiles that size the property tests."""
 
 from __future__ import annotations
 
 import io
+import os
 import signal
 import sys
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import settings
 
 import data
+
+# A property test names its number of examples for the "thorough" profile (Hypothesis' default of
+# 100 examples); the "ci" profile, the default of `make test`, runs a quarter of that number
+# (the examples stay derandomized: the same ones every run). HYPOTHESIS_PROFILE=thorough runs all.
+settings.register_profile("thorough", max_examples=100)
+settings.register_profile("ci", max_examples=25)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_collection_modifyitems(items):

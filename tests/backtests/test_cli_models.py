@@ -138,19 +138,20 @@ def test_train_on_a_date_range_then_resume(cli, tmp_path):
     assert finished.returncode == 0 and "nothing to resume" in finished.stdout
 
 
-def test_the_same_command_gives_the_same_config_id_and_the_same_model(tmp_path):
-    """In separate processes (another hash seed each): a real `python -m backtests` each."""
+def test_the_same_command_gives_the_same_config_id_and_the_same_model(cli, tmp_path):
+    """The two trainings in separate processes (another hash seed each): a real
+    `python -m backtests` each."""
     args = ("train", "--model", "dense", "--epochs", "2", "--seed", "3")
     ids, hashes = [], []
     for name in ("a", "b"):
         res = attnbt(*args, runs_dir=tmp_path / name)
         assert res.returncode == 0, res.stderr
-        (row,) = json.loads(attnbt("runs", "list", "--json", runs_dir=tmp_path / name).stdout)
+        (row,) = json.loads(cli("runs", "list", "--json", runs_dir=tmp_path / name).stdout)
         ids.append(row["config_id"])
         meta = json.loads((tmp_path / name / row["id"] / "model.json").read_text())
         hashes.append(meta["model_hash"])
     assert ids[0] == ids[1] and hashes[0] == hashes[1]
-    other = attnbt(*args[:-1], "4", runs_dir=tmp_path / "c")
+    other = cli(*args[:-1], "4", runs_dir=tmp_path / "c")
     assert other.returncode == 0, other.stderr
-    (row,) = json.loads(attnbt("runs", "list", "--json", runs_dir=tmp_path / "c").stdout)
+    (row,) = json.loads(cli("runs", "list", "--json", runs_dir=tmp_path / "c").stdout)
     assert row["config_id"] != ids[0]
