@@ -75,10 +75,10 @@ def test_random_entries_by_hand_on_a_rising_line():
 
 def test_random_entries_are_seeded(sample):
     r = run_backtest(sample, oracle_probs(sample))
-    a = random_entries(sample, r.trades, Costs(), n_draws=200, seed=5)
-    b = random_entries(sample, r.trades, Costs(), n_draws=200, seed=5)
-    c = random_entries(sample, r.trades, Costs(), n_draws=200, seed=6)
-    assert a.shape == (200,)
+    a = random_entries(sample, r.trades, Costs(), n_draws=1000, seed=5)
+    b = random_entries(sample, r.trades, Costs(), n_draws=1000, seed=5)
+    c = random_entries(sample, r.trades, Costs(), n_draws=1000, seed=6)
+    assert a.shape == (1000,)
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
     assert np.std(a) > 0
