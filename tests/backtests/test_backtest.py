@@ -124,6 +124,7 @@ def test_cli_backtest_bad_options_are_one_clear_line(cli, trained_run, runs_dir,
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
 
 
+@pytest.mark.slow
 def test_a_bad_option_is_one_clear_line_through_the_console_script(tmp_path):
     """The cases above run in this process; one goes through a real `python -m backtests`."""
     res = attnbt("backtest", "--run", "nope", runs_dir=tmp_path)

@@ -87,6 +87,7 @@ def walk_csv(tmp_path_factory):
     return write_csv(synthetic(1300, seed=1), tmp_path_factory.mktemp("d") / "walk.csv")
 
 
+@pytest.mark.slow
 def test_walkforward_runs_rules_as_models_and_says_how_the_network_does_against_them(
         walk_csv, tmp_path):
     from backtests import walkforward as wfm
