@@ -300,7 +300,6 @@ def test_runs_list_unknown_sort_key_without_runs(capsys, runs):
 
 
 # --- output folders -----------------------------------------------------------------------------------
-@pytest.mark.slow
 def test_predict_out_into_a_missing_folder(capsys, trained_runs, tmp_path):
     root, run_id = trained_runs
     out = tmp_path / "missing" / "deeper" / "p.csv"

@@ -171,7 +171,6 @@ def test_batched_and_predictor_modes_give_identical_orders(sample):
     pd.testing.assert_series_equal(batched.equity, looked_up.equity)
 
 
-@pytest.mark.slow
 def test_predictor_recomputed_from_truncated_data_matches_the_batch(sample):
     candles = sample.iloc[:1200]
     probs = causal_probs(candles)
