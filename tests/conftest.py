@@ -1,10 +1,25 @@
-"""Shared fixtures: the real EURUSD H1 sample and one small trained run (session-wide)."""
+"""Shared fixtures: the real EURUSD H1 sample, one small trained run (session-wide), attnbt run
+in this process; and the Hypothesis profiles that size the property tests."""
 
 from __future__ import annotations
 
+import io
+import os
+import signal
+import sys
+from dataclasses import dataclass
+
 import pytest
+from hypothesis import settings
 
 import data
+
+# A property test names its number of examples for the "thorough" profile (Hypothesis' default of
+# 100 examples); the "ci" profile, the default of `make test`, runs a quarter of that number
+# (the examples stay derandomized: the same ones every run). HYPOTHESIS_PROFILE=thorough runs all.
+settings.register_profile("thorough", max_examples=100)
+settings.register_profile("ci", max_examples=25)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_collection_modifyitems(items):
@@ -43,3 +58,51 @@ def experiment(runs_dir=None, **settings):
 
     extra = {"runtime.runs_dir": str(runs_dir)} if runs_dir is not None else {}
     return Experiment().override({**settings, **extra})
+
+
+@dataclass
+class Done:
+    """What an `attnbt` command left: its exit code and what it printed (as subprocess.run's
+    CompletedProcess names them)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """cli(*args, runs_dir=None, env=None, stdin=None, cwd=None) -> Done: `attnbt ARGS` run in
+    this process through ``backtests.cli.main``, as the console script runs it.
+
+    A traceback cannot pass unseen: an exception that escapes ``main`` fails the test. Each
+    kind of end-to-end claim keeps one test through a real ``python -m backtests`` process;
+    the other cases use this (starting a process per case costs seconds and checks nothing more).
+    """
+    from backtests.cli import main
+
+    def run(*args: str, runs_dir=None, env=None, stdin=None, cwd=None) -> Done:
+        with monkeypatch.context() as m:
+            m.setattr(sys, "argv", ["attnbt", *map(str, args)])
+            m.setenv("COLUMNS", "200")
+            if runs_dir is not None:
+                m.setenv("ATTNBT_RUNS", str(runs_dir))
+            for key, value in (env or {}).items():
+                m.setenv(key, str(value))
+            if cwd is not None:
+                m.chdir(cwd)
+            m.setattr(sys, "stdin", io.StringIO(stdin or ""))
+            capsys.readouterr()
+            sigterm = signal.getsignal(signal.SIGTERM)
+            try:
+                with pytest.raises(SystemExit) as done:
+                    main()
+            finally:
+                signal.signal(signal.SIGTERM, sigterm)
+            out, err = capsys.readouterr()
+        code = done.value.code
+        if isinstance(code, str):                  # sys.exit("message"): printed, exit code 1
+            return Done(1, out, err + code + "\n")
+        return Done(code or 0, out, err)
+
+    return run

@@ -97,9 +97,9 @@ def attnbt(*args, runs_dir):
                           text=True, env=env, timeout=300)
 
 
-def test_cli_backtest_with_a_baseline_run(trained_run, runs_dir):
-    res = attnbt("backtest", "--run", trained_run.id, "--vs", trained_run.id, "--random-draws",
-                 "100", "--spread-pips", "1.5", runs_dir=runs_dir)
+def test_cli_backtest_with_a_baseline_run(cli, trained_run, runs_dir):
+    res = cli("backtest", "--run", trained_run.id, "--vs", trained_run.id, "--random-draws",
+              "100", "--spread-pips", "1.5", runs_dir=runs_dir)
     assert res.returncode == 0, res.stderr
     for text in ("Win rate", "buy and hold", "random entries", "against the earlier article",
                  "report:"):
@@ -123,20 +123,28 @@ def test_cli_backtest_with_a_baseline_run(trained_run, runs_dir):
     (["--from", "-1"], "out of the range of dates"),
     (["--from", "2030-01-01"], "holds no bars"),
 ])
-def test_cli_backtest_bad_options_are_one_clear_line(trained_run, runs_dir, args, message):
-    res = attnbt("backtest", *args, runs_dir=runs_dir)
+def test_cli_backtest_bad_options_are_one_clear_line(cli, trained_run, runs_dir, args, message):
+    res = cli("backtest", *args, runs_dir=runs_dir)
     assert res.returncode == 2 and message in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
 
 
-def test_cli_backtest_spread_twice_is_a_usage_error(trained_run, runs_dir):
-    res = attnbt("backtest", "--spread", "0.0001", "--spread-pips", "1", runs_dir=runs_dir)
+@pytest.mark.slow
+def test_a_bad_option_is_one_clear_line_through_the_console_script(tmp_path):
+    """The cases above run in this process; one goes through a real `python -m backtests`."""
+    res = attnbt("backtest", "--run", "nope", runs_dir=tmp_path)
+    assert res.returncode == 2 and "no run 'nope'" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+
+
+def test_cli_backtest_spread_twice_is_a_usage_error(cli, trained_run, runs_dir):
+    res = cli("backtest", "--spread", "0.0001", "--spread-pips", "1", runs_dir=runs_dir)
     assert res.returncode == 2 and "not both" in res.stderr
 
 
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
-    res = attnbt("demo", "--epochs", "3", "--runs-dir", str(tmp_path), runs_dir=tmp_path)
+    res = attnbt("demo", "--epochs", "1", "--runs-dir", str(tmp_path), runs_dir=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "against the earlier article" in res.stdout and "dense/matched" in res.stdout
     reports = list(tmp_path.glob("*/report.html"))
@@ -179,23 +187,23 @@ def test_auto_threshold_is_chosen_on_validation_bars_only(trained_run, eurusd, r
     pd.testing.assert_frame_equal(pd.DataFrame(again), pd.DataFrame(rows))
 
 
-def test_cli_threshold_auto_and_bad_threshold(trained_run, runs_dir):
-    res = attnbt("backtest", "--run", trained_run.id, "--threshold", "auto", "--random-draws", "50",
-                 runs_dir=runs_dir)
+def test_cli_threshold_auto_and_bad_threshold(cli, trained_run, runs_dir):
+    res = cli("backtest", "--run", trained_run.id, "--threshold", "auto", "--random-draws", "50",
+              runs_dir=runs_dir)
     assert res.returncode == 0, res.stderr
     assert "chosen on the validation bars" in res.stdout
-    bad = attnbt("backtest", "--run", trained_run.id, "--threshold", "high", runs_dir=runs_dir)
+    bad = cli("backtest", "--run", trained_run.id, "--threshold", "high", runs_dir=runs_dir)
     assert bad.returncode == 2 and "number or 'auto'" in bad.stderr
 
 
-def test_threshold_auto_works_on_a_file_without_the_training_bars(trained_run, eurusd, runs_dir,
-                                                                 tmp_path):
+def test_threshold_auto_works_on_a_file_without_the_training_bars(cli, trained_run, eurusd,
+                                                                      runs_dir, tmp_path):
     """The train run keeps its validation bars and probabilities, so the threshold is chosen on
     them whatever file the backtest reads (here: only the test period, as a CSV)."""
     csv = tmp_path / "later.csv"
     eurusd.iloc[-1200:][["open", "high", "low", "close", "volume"]].to_csv(csv, index_label="time")
-    res = attnbt("backtest", "--run", trained_run.id, "--data", str(csv), "--period", "all",
-                 "--threshold", "auto", "--random-draws", "20", runs_dir=runs_dir)
+    res = cli("backtest", "--run", trained_run.id, "--data", str(csv), "--period", "all",
+              "--threshold", "auto", "--random-draws", "20", runs_dir=runs_dir)
     assert res.returncode == 0, res.stderr
     assert "chosen on the validation bars" in res.stdout
     kept = pd.read_parquet(trained_run.path / "validation.parquet")
@@ -205,7 +213,7 @@ def test_threshold_auto_works_on_a_file_without_the_training_bars(trained_run, e
 
 
 @pytest.mark.slow
-def test_the_timezone_a_model_was_trained_with_is_used_when_it_is_applied(eurusd, tmp_path):
+def test_the_timezone_a_model_was_trained_with_is_used_when_it_is_applied(cli, eurusd, tmp_path):
     """Broker-time (naive) timestamps read with --tz at training are read the same way by
     later commands, without repeating the option."""
     local = eurusd.iloc[:2500][["open", "high", "low", "close", "volume"]].copy()
@@ -213,16 +221,16 @@ def test_the_timezone_a_model_was_trained_with_is_used_when_it_is_applied(eurusd
     csv = tmp_path / "athens.csv"
     local.to_csv(csv, index_label="time")
     runs = tmp_path / "runs"
-    tr = attnbt("train", "--data", str(csv), "--tz", "Europe/Athens", "--model", "dense",
-                "--epochs", "1", runs_dir=runs)
+    tr = cli("train", "--data", str(csv), "--tz", "Europe/Athens", "--model", "dense",
+             "--epochs", "1", runs_dir=runs)
     assert tr.returncode == 0, tr.stderr
     out = tmp_path / "p.csv"
-    pr = attnbt("predict", "--run", "latest", "--out", str(out), runs_dir=runs)
+    pr = cli("predict", "--run", "latest", "--out", str(out), runs_dir=runs)
     assert pr.returncode == 0, pr.stderr
     # the file's naive times were read in Athens time, as at training, not as UTC
     times = pd.to_datetime(pd.read_csv(out)["time"], utc=True)
     assert times.iloc[0] == eurusd.index[0] and times.iloc[-1] == eurusd.index[2499]
     out_utc = tmp_path / "p_utc.csv"
-    pr = attnbt("predict", "--run", "latest", "--tz", "UTC", "--out", str(out_utc), runs_dir=runs)
+    pr = cli("predict", "--run", "latest", "--tz", "UTC", "--out", str(out_utc), runs_dir=runs)
     assert pr.returncode == 0, pr.stderr
     assert pd.to_datetime(pd.read_csv(out_utc)["time"], utc=True).iloc[0] != eurusd.index[0]

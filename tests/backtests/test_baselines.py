@@ -73,6 +73,7 @@ def test_random_entries_by_hand_on_a_rising_line():
     assert dist == pytest.approx(np.full(20, 100 * 3 * 0.02 / 100))
 
 
+@pytest.mark.slow
 def test_random_entries_are_seeded(sample):
     r = run_backtest(sample, oracle_probs(sample))
     a = random_entries(sample, r.trades, Costs(), n_draws=1000, seed=5)

@@ -1,4 +1,5 @@
-"""`attnbt data show|fetch` through `python -m backtests`, as a user runs them (no network)."""
+"""`attnbt data show|fetch` as a user runs them (no network): through attnbt's entry point in this
+process, and a usage error through a real `python -m backtests`."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-pytestmark = pytest.mark.slow   # each test starts `python -m backtests`
-
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "data" / "fixtures" / "EURUSD_H1_mt5_export.csv"
 
@@ -21,6 +20,16 @@ def attnbt(*args: str, cache: Path | None = None) -> subprocess.CompletedProcess
     env = {**os.environ, "COLUMNS": "200", "ATTNBT_CACHE": str(cache or ROOT / "no-such-cache")}
     return subprocess.run([sys.executable, "-m", "backtests", *args], capture_output=True,
                           text=True, env=env, cwd=ROOT, timeout=120)
+
+
+@pytest.fixture
+def data_cli(cli):
+    """`attnbt ARGS` in this process, from the repository root, with its own Yahoo cache."""
+
+    def run(*args: str, cache: Path | None = None):
+        return cli(*args, env={"ATTNBT_CACHE": cache or ROOT / "no-such-cache"}, cwd=ROOT)
+
+    return run
 
 
 def assert_one_error_line(done: subprocess.CompletedProcess, *expected: str) -> str:
@@ -34,8 +43,8 @@ def assert_one_error_line(done: subprocess.CompletedProcess, *expected: str) -> 
     return lines[0]
 
 
-def test_show_the_sample():
-    done = attnbt("data", "show", "sample:EURUSD_H1")
+def test_show_the_sample(data_cli):
+    done = data_cli("data", "show", "sample:EURUSD_H1")
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert re.search(r"rows\s+│\s+5,000\s", out)
@@ -45,8 +54,9 @@ def test_show_the_sample():
     assert "1.07219" in out  # the first row is printed
 
 
-def test_show_the_mt5_fixture_with_5bar_labels():
-    done = attnbt("data", "show", str(FIXTURE.relative_to(ROOT)), "--labels", "5bar", "--rows", "2")
+def test_show_the_mt5_fixture_with_5bar_labels(data_cli):
+    done = data_cli("data", "show", str(FIXTURE.relative_to(ROOT)), "--labels", "5bar",
+                    "--rows", "2")
     assert done.returncode == 0, done.stderr
     assert re.search(r"rows\s+│\s+60\s", done.stdout)
     assert "spread" in done.stdout
@@ -54,28 +64,28 @@ def test_show_the_mt5_fixture_with_5bar_labels():
     assert "2017-04-21 10:00:00+00:00" in done.stdout
 
 
-def test_show_swing_labels_and_a_bad_label_kind():
-    done = attnbt("data", "show", "sample:EURUSD_H1", "--labels", "swing", "--rows", "1")
+def test_show_swing_labels_and_a_bad_label_kind(data_cli):
+    done = data_cli("data", "show", "sample:EURUSD_H1", "--labels", "swing", "--rows", "1")
     assert done.returncode == 0, done.stderr
     assert "labels (swing)" in done.stdout and "buy 815" in done.stdout
     assert "465 fractals not swings" in done.stdout
-    assert_one_error_line(attnbt("data", "show", "sample:EURUSD_H1", "--labels", "swing:2.0"),
+    assert_one_error_line(data_cli("data", "show", "sample:EURUSD_H1", "--labels", "swing:2.0"),
                           "--labels: write label kind 'swing:2.0' as 'swing:2'")
-    assert_one_error_line(attnbt("data", "show", "sample:EURUSD_H1", "--labels", "7bar"),
+    assert_one_error_line(data_cli("data", "show", "sample:EURUSD_H1", "--labels", "7bar"),
                           "unknown label kind '7bar'; choose 3bar, 5bar, swing")
 
 
-def test_a_bad_file_is_one_error_line(tmp_path):
+def test_a_bad_file_is_one_error_line(data_cli, tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("time,open,high,low,close\n"
                     "2024-01-01 00:00,1.10,1.12,1.09,1.11\n"
                     "2024-01-01 01:00,1.11,1.10,1.09,1.105\n")  # high below open
-    done = attnbt("data", "show", str(path))
+    done = data_cli("data", "show", str(path))
     assert done.returncode == 2
     assert_one_error_line(done, str(path), "line 3", "high below open/close")
 
 
-def test_show_says_the_spread_point_its_evidence_and_warnings(tmp_path):
+def test_show_says_the_spread_point_its_evidence_and_warnings(data_cli, tmp_path):
     rows = [f"2025.06.02\t{h:02d}:00:00\t1.17{h:02d}0\t1.17{h:02d}5\t1.16{h:02d}5\t1.17{h:02d}2"
             f"\t100\t0\t{10 + h}" for h in range(24)] * 5
     rows = [r.replace("2025.06.02", f"2025.06.0{2 + i // 24}") for i, r in enumerate(rows)]
@@ -83,41 +93,41 @@ def test_show_says_the_spread_point_its_evidence_and_warnings(tmp_path):
     path = tmp_path / "EURUSD_H1.csv"
     path.write_text("<DATE>\t<TIME>\t<OPEN>\t<HIGH>\t<LOW>\t<CLOSE>\t<TICKVOL>\t<VOL>\t<SPREAD>\n"
                     + "\n".join(rows) + "\n")
-    done = attnbt("data", "show", str(path), "--rows", "1")
+    done = data_cli("data", "show", str(path), "--rows", "1")
     assert done.returncode == 0, done.stderr
     out = " ".join(done.stdout.replace("│", " ").split())  # rich may wrap a long cell
     assert "spread point" in out and "point 1e-05: 99.8% of prices have 5 decimals" in out, out
     assert "line 12 has 6 decimals" in out and "warning" in out, out
 
 
-def test_a_missing_file_is_one_error_line(tmp_path):
-    done = attnbt("data", "show", str(tmp_path / "nope.csv"))
+def test_a_missing_file_is_one_error_line(data_cli, tmp_path):
+    done = data_cli("data", "show", str(tmp_path / "nope.csv"))
     assert_one_error_line(done, "nope.csv", "no such file")
 
 
-def test_unsorted_file_suggests_sort_and_sort_fixes_it(tmp_path):
+def test_unsorted_file_suggests_sort_and_sort_fixes_it(data_cli, tmp_path):
     path = tmp_path / "unsorted.csv"
     path.write_text("time,open,high,low,close\n"
                     "2024-01-01 01:00,1.10,1.12,1.09,1.11\n"
                     "2024-01-01 00:00,1.11,1.12,1.09,1.105\n"
                     "2024-01-01 02:00,1.11,1.12,1.09,1.105\n")
-    assert_one_error_line(attnbt("data", "show", str(path)), "unsorted", "--sort")
-    done = attnbt("data", "show", str(path), "--sort")
+    assert_one_error_line(data_cli("data", "show", str(path)), "unsorted", "--sort")
+    done = data_cli("data", "show", str(path), "--sort")
     assert done.returncode == 0, done.stderr
     assert "volume absent" in done.stdout
 
 
-def test_unknown_timezone_is_one_error_line():
-    done = attnbt("data", "show", str(FIXTURE), "--tz", "Mars/Olympus")
+def test_unknown_timezone_is_one_error_line(data_cli):
+    done = data_cli("data", "show", str(FIXTURE), "--tz", "Mars/Olympus")
     assert_one_error_line(done, "unknown timezone", "Mars/Olympus")
 
 
-def test_yahoo_source_not_fetched_is_one_error_line(tmp_path):
-    done = attnbt("data", "show", "yahoo:EURUSD=X:1h", cache=tmp_path)
+def test_yahoo_source_not_fetched_is_one_error_line(data_cli, tmp_path):
+    done = data_cli("data", "show", "yahoo:EURUSD=X:1h", cache=tmp_path)
     assert_one_error_line(done, "not in the cache", "attnbt data fetch EURUSD=X")
 
 
-def test_yahoo_cache_is_read_offline(tmp_path):
+def test_yahoo_cache_is_read_offline(data_cli, tmp_path):
     from data.yahoo import fetch
 
     bars = pd.read_csv(FIXTURE, sep="\t")  # any real bars will do; make them look like Yahoo's
@@ -133,7 +143,7 @@ def test_yahoo_cache_is_read_offline(tmp_path):
 
     fetch("EURUSD=X", "1h", "2025-06-02", "2025-06-05", cache_dir=tmp_path, downloader=offline,
           now=pd.Timestamp("2025-06-30", tz="UTC"))
-    done = attnbt("data", "show", "yahoo:EURUSD=X:1h", cache=tmp_path)
+    done = data_cli("data", "show", "yahoo:EURUSD=X:1h", cache=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "yahoo:EURUSD=X:1h" in done.stdout
     assert re.search(r"rows\s+│\s+60\s", done.stdout)
@@ -143,12 +153,13 @@ def test_yahoo_cache_is_read_offline(tmp_path):
     (["--interval", "2h"], "unknown interval"),
     (["--start", "2015-01-01"], "730 days"),
 ])
-def test_fetch_refuses_bad_requests_before_any_download(tmp_path, args, expected):
-    done = attnbt("data", "fetch", "EURUSD=X", *args, "--cache-dir", str(tmp_path))
+def test_fetch_refuses_bad_requests_before_any_download(data_cli, tmp_path, args, expected):
+    done = data_cli("data", "fetch", "EURUSD=X", *args, "--cache-dir", str(tmp_path))
     assert_one_error_line(done, expected)
     assert not any(tmp_path.rglob("*.parquet"))
 
 
+@pytest.mark.slow   # starts `python -m backtests`
 def test_usage_error_is_not_a_traceback():
     done = attnbt("data", "show")
     assert done.returncode != 0

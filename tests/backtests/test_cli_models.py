@@ -27,22 +27,22 @@ def cli_runs(tmp_path_factory):
     return runs
 
 
-def test_train_evaluate_predict_and_list(cli_runs, tmp_path):
-    ev = attnbt("evaluate", "--run", "latest", runs_dir=cli_runs)
+def test_train_evaluate_predict_and_list(cli, cli_runs, tmp_path):
+    ev = cli("evaluate", "--run", "latest", runs_dir=cli_runs)
     assert ev.returncode == 0, ev.stderr
     for text in ("out-of-sample", "in-sample", "always none", "class-prior random",
                  "article Part 8", "confusion"):
         assert text in ev.stdout
     out = tmp_path / "p.parquet"
-    pr = attnbt("predict", "--run", "latest", "--out", str(out), runs_dir=cli_runs)
+    pr = cli("predict", "--run", "latest", "--out", str(out), runs_dir=cli_runs)
     assert pr.returncode == 0, pr.stderr
     probs = pd.read_parquet(out)
     assert list(probs.columns) == ["p_none", "p_buy", "p_sell"] and len(probs) == 5000
-    again = attnbt("predict", "--run", "latest", "--out", str(out), runs_dir=cli_runs)
+    again = cli("predict", "--run", "latest", "--out", str(out), runs_dir=cli_runs)
     assert again.returncode != 0 and "nothing is overwritten" in again.stderr
-    ls = attnbt("runs", runs_dir=cli_runs)
+    ls = cli("runs", runs_dir=cli_runs)
     assert "dense/matched" in ls.stdout and "done" in ls.stdout
-    listed = json.loads(attnbt("runs", "list", "--json", runs_dir=cli_runs).stdout)
+    listed = json.loads(cli("runs", "list", "--json", runs_dir=cli_runs).stdout)
     assert len(listed) == 1 and listed[0]["command"].startswith("attnbt train --model dense")
     assert listed[0]["fingerprint"] and listed[0]["config_id"]
     (run_id,) = [p.name for p in cli_runs.iterdir() if p.is_dir()]
@@ -50,15 +50,15 @@ def test_train_evaluate_predict_and_list(cli_runs, tmp_path):
     assert meta["kind"] == "dense" and meta["data"] == "sample:EURUSD_H1"
 
 
-def test_attention_map_png(tmp_path):
+def test_attention_map_png(cli, tmp_path):
     runs = tmp_path / "runs"
-    tr = attnbt("train", "--model", "attention", "--epochs", "1", runs_dir=runs)
+    tr = cli("train", "--model", "attention", "--epochs", "1", runs_dir=runs)
     assert tr.returncode == 0, tr.stderr
     png = tmp_path / "map.png"
-    at = attnbt("attention", "--at", "2018-01-10 12:00", "--out", str(png), runs_dir=runs)
+    at = cli("attention", "--at", "2018-01-10 12:00", "--out", str(png), runs_dir=runs)
     assert at.returncode == 0, at.stderr
     assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 20_000
-    bad = attnbt("attention", "--at", "2018-01-10 12:30", runs_dir=runs)
+    bad = cli("attention", "--at", "2018-01-10 12:30", runs_dir=runs)
     assert bad.returncode == 2 and "no bar at" in bad.stderr
 
 
@@ -70,16 +70,16 @@ def test_attention_map_png(tmp_path):
     (["evaluate", "--data", "missing.csv"], "no such file"),
     (["attention"], "no finished attention run"),
 ])
-def test_bad_options_give_one_clear_line(cli_runs, args, message):
-    res = attnbt(*args, runs_dir=cli_runs)
+def test_bad_options_give_one_clear_line(cli, cli_runs, args, message):
+    res = cli(*args, runs_dir=cli_runs)
     assert res.returncode == 2
     assert message in res.stderr
     assert "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
 
 
-def test_unknown_model_kind_is_a_usage_error(tmp_path):
-    res = attnbt("train", "--model", "gpt5", "--epochs", "1", runs_dir=tmp_path)
+def test_unknown_model_kind_is_a_usage_error(cli, tmp_path):
+    res = cli("train", "--model", "gpt5", "--epochs", "1", runs_dir=tmp_path)
     assert res.returncode == 2 and "model.kind = 'gpt5'; choose attention" in res.stderr
     assert "Traceback" not in res.stderr
 
@@ -98,7 +98,7 @@ def test_training_that_fails_on_bad_input_leaves_no_run_behind(tmp_path):
     assert [p for p in tmp_path.iterdir() if p.is_dir()] == []
 
 
-def test_train_on_a_date_range_then_resume(tmp_path):
+def test_train_on_a_date_range_then_resume(cli, tmp_path):
     """An interrupted training on a date range resumes on the same range, from its checkpoint,
     and ends with the weights of a training never interrupted."""
     import signal
@@ -121,11 +121,11 @@ def test_train_on_a_date_range_then_resume(tmp_path):
     if proc.returncode == 0:
         pytest.skip("training finished before it could be interrupted")
     assert proc.returncode == 130 and f"attnbt train --resume {run_id}" in err
-    listed = json.loads(attnbt("runs", "list", "--json", runs_dir=runs).stdout)
+    listed = json.loads(cli("runs", "list", "--json", runs_dir=runs).stdout)
     assert listed[0]["status"] == "interrupted"
     meta = json.loads((runs / run_id / "run.json").read_text())
     assert meta["from"].startswith("2017-06-01") and meta["to"].startswith("2017-12-29")
-    bad = attnbt("train", "--resume", run_id, "--lr", "0.1", runs_dir=runs)
+    bad = cli("train", "--resume", run_id, "--lr", "0.1", runs_dir=runs)
     assert bad.returncode == 2 and "cannot change when resuming" in bad.stderr
     again = attnbt("train", "--resume", run_id, runs_dir=runs)
     assert again.returncode == 0, again.stderr
@@ -134,22 +134,24 @@ def test_train_on_a_date_range_then_resume(tmp_path):
     assert done["split"]["val_end"] < "2017-12-31"
     assert (runs / run_id / "last.safetensors").read_bytes() == (
         tmp_path / "full" / full_id / "last.safetensors").read_bytes()
-    finished = attnbt("train", "--resume", run_id, runs_dir=runs)
+    finished = cli("train", "--resume", run_id, runs_dir=runs)
     assert finished.returncode == 0 and "nothing to resume" in finished.stdout
 
 
-def test_the_same_command_gives_the_same_config_id_and_the_same_model(tmp_path):
+def test_the_same_command_gives_the_same_config_id_and_the_same_model(cli, tmp_path):
+    """The two trainings in separate processes (another hash seed each): a real
+    `python -m backtests` each."""
     args = ("train", "--model", "dense", "--epochs", "2", "--seed", "3")
     ids, hashes = [], []
     for name in ("a", "b"):
         res = attnbt(*args, runs_dir=tmp_path / name)
         assert res.returncode == 0, res.stderr
-        (row,) = json.loads(attnbt("runs", "list", "--json", runs_dir=tmp_path / name).stdout)
+        (row,) = json.loads(cli("runs", "list", "--json", runs_dir=tmp_path / name).stdout)
         ids.append(row["config_id"])
         meta = json.loads((tmp_path / name / row["id"] / "model.json").read_text())
         hashes.append(meta["model_hash"])
     assert ids[0] == ids[1] and hashes[0] == hashes[1]
-    other = attnbt(*args[:-1], "4", runs_dir=tmp_path / "c")
+    other = cli(*args[:-1], "4", runs_dir=tmp_path / "c")
     assert other.returncode == 0, other.stderr
-    (row,) = json.loads(attnbt("runs", "list", "--json", runs_dir=tmp_path / "c").stdout)
+    (row,) = json.loads(cli("runs", "list", "--json", runs_dir=tmp_path / "c").stdout)
     assert row["config_id"] != ids[0]

@@ -8,21 +8,13 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.slow   # each test starts `python -m backtests`
+pytestmark = pytest.mark.slow   # trained model, backtests; one test starts `python -m backtests`
 
 V1_SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, created TEXT NOT NULL, status TEXT NOT NULL,
     model TEXT, data TEXT, fingerprint TEXT, parent TEXT, summary TEXT)
 """
-
-
-def attnbt(*args, runs_dir, stdin=None):
-    import os
-
-    env = {**os.environ, "ATTNBT_RUNS": str(runs_dir), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "backtests", *args], capture_output=True,
-                          text=True, env=env, timeout=300, input=stdin)
 
 
 @pytest.fixture(scope="module")
@@ -55,54 +47,54 @@ def old_runs(trained_run, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_an_old_runs_folder_is_upgraded_listed_and_its_model_backtested(old_runs, tmp_path):
+def test_an_old_runs_folder_is_upgraded_listed_and_its_model_backtested(cli, old_runs, tmp_path):
     root, old_id = tmp_path / "runs", old_runs[1]
     shutil.copytree(old_runs[0], root)
-    ls = attnbt("runs", "list", runs_dir=root)
+    ls = cli("runs", "list", runs_dir=root)
     assert ls.returncode == 0, ls.stderr
     assert old_id in ls.stdout and "done" in ls.stdout
     assert sqlite3.connect(root / "registry.sqlite").execute(
         "PRAGMA user_version").fetchone()[0] == 3
-    refused = attnbt("backtest", "--run", "train-2025", "--random-draws", "20", runs_dir=root)
+    refused = cli("backtest", "--run", "train-2025", "--random-draws", "20", runs_dir=root)
     assert refused.returncode == 2 and "--trust-unhashed" in refused.stderr, refused.stderr
-    bt = attnbt("backtest", "--run", "train-2025", "--random-draws", "20", "--trust-unhashed",
-                runs_dir=root)
+    bt = cli("backtest", "--run", "train-2025", "--random-draws", "20", "--trust-unhashed",
+             runs_dir=root)
     assert bt.returncode == 0, bt.stderr
-    rows = json.loads(attnbt("runs", "list", "--json", runs_dir=root).stdout)
+    rows = json.loads(cli("runs", "list", "--json", runs_dir=root).stdout)
     assert {r["kind"] for r in rows} == {"train", "backtest"}
     new = next(r for r in rows if r["kind"] == "backtest")
     assert new["parent"] == old_id and len(new["id"]) == 16 and new["config_id"]
 
 
 @pytest.mark.slow
-def test_list_sort_show_prefix_and_rm(old_runs, tmp_path):
+def test_list_sort_show_prefix_and_rm(cli, old_runs, tmp_path):
     root = tmp_path / "runs"
     shutil.copytree(old_runs[0], root)
     for threshold in ("0.4", "0.45"):
-        res = attnbt("backtest", "--run", old_runs[1], "--threshold", threshold,
-                     "--random-draws", "20", "--trust-unhashed", runs_dir=root)
+        res = cli("backtest", "--run", old_runs[1], "--threshold", threshold,
+                  "--random-draws", "20", "--trust-unhashed", runs_dir=root)
         assert res.returncode == 0, res.stderr
-    rows = json.loads(attnbt("runs", "list", "--kind", "backtest", "--sort", "win_rate",
-                             "--json", runs_dir=root).stdout)
+    rows = json.loads(cli("runs", "list", "--kind", "backtest", "--sort", "win_rate",
+                          "--json", runs_dir=root).stdout)
     rates = [r["summary"]["win_rate_pct"] for r in rows]
     assert len(rates) == 2 and rates == sorted(rates, reverse=True)
     assert len({r["config_id"] for r in rows}) == 2        # another threshold, another config
-    table = attnbt("runs", "list", "--sort", "win_rate", runs_dir=root)
+    table = cli("runs", "list", "--sort", "win_rate", runs_dir=root)
     assert table.returncode == 0 and "Win" in table.stdout
     first = rows[0]["id"]
-    show = attnbt("runs", "show", first[:6], runs_dir=root)
+    show = cli("runs", "show", first[:6], runs_dir=root)
     assert show.returncode == 0, show.stderr
     for text in (first, "config_id", "[strategy]", "threshold", "report.html"):
         assert text in show.stdout
-    short = attnbt("runs", "show", first[:3], runs_dir=root)
+    short = cli("runs", "show", first[:3], runs_dir=root)
     assert short.returncode == 2 and "4" in short.stderr
-    bad_kind = attnbt("runs", "list", "--kind", "foo", runs_dir=root)
+    bad_kind = cli("runs", "list", "--kind", "foo", runs_dir=root)
     assert bad_kind.returncode == 2 and "unknown run kind 'foo'" in bad_kind.stderr
-    no = attnbt("runs", "rm", first, runs_dir=root, stdin="n\n")
+    no = cli("runs", "rm", first, runs_dir=root, stdin="n\n")
     assert no.returncode == 1 and (root / first).exists()
-    yes = attnbt("runs", "rm", first, "--yes", runs_dir=root)
+    yes = cli("runs", "rm", first, "--yes", runs_dir=root)
     assert yes.returncode == 0 and not (root / first).exists()
-    left = json.loads(attnbt("runs", "list", "--json", runs_dir=root).stdout)
+    left = json.loads(cli("runs", "list", "--json", runs_dir=root).stdout)
     assert first not in {r["id"] for r in left}
     # the trials table keeps what was tried, for the deflated Sharpe ratio
     from backtests.store import Registry
@@ -110,22 +102,22 @@ def test_list_sort_show_prefix_and_rm(old_runs, tmp_path):
     assert len(Registry(root).trials(kind="backtest")) == 2
 
 
-def test_a_missing_folder_is_shown_and_a_corrupt_registry_is_one_line(tmp_path, old_runs):
+def test_a_missing_folder_is_shown_and_a_corrupt_registry_is_one_line(cli, tmp_path, old_runs):
     root = tmp_path / "runs"
     shutil.copytree(old_runs[0], root)
     shutil.rmtree(root / old_runs[1])
-    ls = attnbt("runs", "list", runs_dir=root)
+    ls = cli("runs", "list", runs_dir=root)
     assert "missing" in ls.stdout
-    assert json.loads(attnbt("runs", "list", "--json", runs_dir=root).stdout)[0]["missing"]
+    assert json.loads(cli("runs", "list", "--json", runs_dir=root).stdout)[0]["missing"]
     (root / "registry.sqlite").write_bytes(b"\x00garbage" * 100)
     for path in root.glob("registry.sqlite-*"):
         path.unlink()
-    bad = attnbt("runs", "list", runs_dir=root)
+    bad = cli("runs", "list", runs_dir=root)
     assert bad.returncode == 2 and "registry.sqlite" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
 
 
-def test_a_sigkilled_training_is_listed_dead(tmp_path):
+def test_a_sigkilled_training_is_listed_dead(cli, tmp_path):
     """`attnbt train` killed with SIGKILL (no handler runs) is shown `dead`, not `running`."""
     import os
     import signal
@@ -150,9 +142,9 @@ def test_a_sigkilled_training_is_listed_dead(tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait(60)
     run_id = rows[0]["id"]
-    dead = attnbt("runs", "list", "--status", "dead", runs_dir=root)
+    dead = cli("runs", "list", "--status", "dead", runs_dir=root)
     assert dead.returncode == 0 and run_id in dead.stdout, dead.stdout
-    running = attnbt("runs", "list", "--status", "running", runs_dir=root)
+    running = cli("runs", "list", "--status", "running", runs_dir=root)
     assert running.returncode == 0 and run_id not in running.stdout
-    bad = attnbt("runs", "list", "--status", "zombie", runs_dir=root)
+    bad = cli("runs", "list", "--status", "zombie", runs_dir=root)
     assert bad.returncode == 2 and "unknown run status 'zombie'" in bad.stderr

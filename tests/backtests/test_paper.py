@@ -361,21 +361,23 @@ def test_an_unhashed_model_needs_trust_at_init_and_then_its_pin_guards_it(traine
         paper.step("unhashed", runs)
 
 
-def test_cli_init_step_status_report_and_the_crash_hook(trained_run, runs, tmp_path):
+def test_cli_init_step_status_report_and_the_crash_hook(cli, trained_run, runs, tmp_path):
+    """The commands through attnbt's entry point in this process; the crashing step and the
+    loop ended by SIGTERM through a real `python -m backtests`."""
     csv = tmp_path / "cli.csv"
     write(csv, 1 + 700)
     env = {**os.environ, "ATTNBT_RUNS": str(runs)}
-    cli = [sys.executable, "-m", "backtests", "paper"]
+    process = [sys.executable, "-m", "backtests", "paper"]
 
-    def attnbt(*args, **extra):
-        return subprocess.run([*cli, *args], cwd=ROOT, capture_output=True, text=True,
-                              env={**env, **extra}, timeout=120)
+    def attnbt(*args):
+        return cli("paper", *args, runs_dir=runs, cwd=ROOT)
 
     out = attnbt("init", "cli", "--run", trained_run.id, "--source", str(csv),
                  "--commission", "0.00002", "--max-hold", "6")
     assert out.returncode == 0, out.stderr
     write(csv, 1 + 760, 1 + 700)
-    out = attnbt("step", "cli", ATTNBT_PAPER_CRASH_AT="orders")
+    out = subprocess.run([*process, "step", "cli"], cwd=ROOT, capture_output=True, text=True,
+                         env={**env, "ATTNBT_PAPER_CRASH_AT": "orders"}, timeout=120)
     assert out.returncode == 137
     out = attnbt("step", "cli")
     assert out.returncode == 0 and "60 new bars" in out.stdout, out.stdout + out.stderr
@@ -386,8 +388,8 @@ def test_cli_init_step_status_report_and_the_crash_hook(trained_run, runs, tmp_p
                                     "trades.csv").exists()
     out = attnbt("step", "nobody")
     assert out.returncode == 2 and out.stderr.startswith("error:")
-    loop = subprocess.Popen([*cli, "run", "cli", "--every", "1h"], cwd=ROOT, text=True, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    loop = subprocess.Popen([*process, "run", "cli", "--every", "1h"], cwd=ROOT, text=True,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert "next step at" in loop.stdout.readline() + loop.stdout.readline()
     loop.send_signal(signal.SIGTERM)                 # ends it cleanly between steps
     out, err = loop.communicate(timeout=60)

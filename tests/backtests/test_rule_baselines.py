@@ -5,9 +5,6 @@ strongest one (not chance)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -23,14 +20,8 @@ from models.rules import rule_probs
 SMALL = FoldPlan(train_bars=500, val_bars=200, test_bars=200)
 
 
-def attnbt(*args, runs_dir):
-    env = {**os.environ, "ATTNBT_RUNS": str(runs_dir)}
-    return subprocess.run([sys.executable, "-m", "backtests", *args], capture_output=True,
-                          text=True, env=env, timeout=300)
-
-
-def test_evaluate_shows_the_rules_and_their_hit_rate_is_the_hand_count(trained_run, eurusd,
-                                                                      runs_dir):
+def test_evaluate_shows_the_rules_and_their_hit_rate_is_the_hand_count(cli, trained_run, eurusd,
+                                                                           runs_dir):
     res = evaluate_run(trained_run.id, runs_dir=runs_dir, candles=eurusd)
     scored = score(trained_run.id, runs_dir=runs_dir, candles=eurusd, period="test")
     ends, y = scored.labelled()
@@ -48,7 +39,7 @@ def test_evaluate_shows_the_rules_and_their_hit_rate_is_the_hand_count(trained_r
     v = res["versus_rules"]
     assert v["text"].startswith(f"attention/article hit {res['results']['model']['hit_pct']:.1f}"
                                 f" % vs best rule baseline {v['rule']}")
-    out = attnbt("evaluate", "--run", trained_run.id, runs_dir=runs_dir)
+    out = cli("evaluate", "--run", trained_run.id, runs_dir=runs_dir)
     assert out.returncode == 0, out.stderr
     assert "rule baseline: rule/newhl" in out.stdout and "vs best rule baseline" in out.stdout
 
@@ -81,12 +72,12 @@ def test_backtest_trades_the_rules_beside_the_model_and_the_verdict_names_the_be
     assert "rule/newhl" in out.files["report.html"]
 
 
-def test_cli_backtest_takes_a_rule_with_vs_and_refuses_a_bad_one(trained_run, runs_dir):
-    ok = attnbt("backtest", "--run", trained_run.id, "--vs", "rule/newhl-range:0.5",
-                "--random-draws", "20", runs_dir=runs_dir)
+def test_cli_backtest_takes_a_rule_with_vs_and_refuses_a_bad_one(cli, trained_run, runs_dir):
+    ok = cli("backtest", "--run", trained_run.id, "--vs", "rule/newhl-range:0.5",
+             "--random-draws", "20", runs_dir=runs_dir)
     assert ok.returncode == 0, ok.stderr
     assert "rule/newhl-range:0.5" in ok.stdout and "signals: attention/article hit" in ok.stdout
-    bad = attnbt("backtest", "--run", trained_run.id, "--vs", "rule/nosuch", runs_dir=runs_dir)
+    bad = cli("backtest", "--run", trained_run.id, "--vs", "rule/nosuch", runs_dir=runs_dir)
     assert bad.returncode == 2 and "unknown rule 'nosuch'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
 
@@ -96,6 +87,7 @@ def walk_csv(tmp_path_factory):
     return write_csv(synthetic(1300, seed=1), tmp_path_factory.mktemp("d") / "walk.csv")
 
 
+@pytest.mark.slow
 def test_walkforward_runs_rules_as_models_and_says_how_the_network_does_against_them(
         walk_csv, tmp_path):
     from backtests import walkforward as wfm

@@ -182,6 +182,7 @@ def test_dsr_null_and_power():
     assert _share(power) >= 0.75, _share(power)
 
 
+@pytest.mark.slow
 def test_sharpe_difference_null_and_power():
     rng = np.random.default_rng(12)
     null = [S.sharpe_difference_test(*_pair(rng), n_boot=400, seed=i)["p_value"] < S.ALPHA

@@ -22,6 +22,7 @@ def test_walkforward_speed_smoke_cpu(capsys):
     assert "same table whatever the worker count: True" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_walkforward_speed_smoke_ensemble_path(capsys):
     r = _bench().main(["--smoke", "--device", "cuda"])      # on CPU where there is no GPU
     assert set(r["rows"]) == {"dense/matched", "lstm/article"}

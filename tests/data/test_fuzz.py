@@ -128,7 +128,13 @@ def _check_only_data_error(raw: bytes, **kwargs) -> None:
         assert np.isfinite(frame.to_numpy()).all()
 
 
-FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
+def examples(n: int) -> int:
+    """n examples under the "thorough" Hypothesis profile, scaled to the profile loaded
+    (tests/conftest.py)."""
+    return max(1, n * settings.default.max_examples // 100)
+
+
+FUZZ = settings(max_examples=examples(200), deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
@@ -213,7 +219,7 @@ def rendered_candles(draw) -> dict:
             "newline": newline}
 
 
-@settings(FUZZ, max_examples=100)
+@settings(FUZZ, max_examples=examples(100))
 @given(rendered_candles())
 def test_any_rendering_of_the_same_candles_loads_the_same(case: dict) -> None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -227,7 +233,7 @@ def test_any_rendering_of_the_same_candles_loads_the_same(case: dict) -> None:
     assert frame.attrs["skipped_blank_lines"] == case["skipped"]
 
 
-@settings(FUZZ, max_examples=100)
+@settings(FUZZ, max_examples=examples(100))
 @given(rendered_candles(), st.data())
 def test_a_row_with_a_field_too_many_or_too_few_never_loads(case: dict, data) -> None:
     rows = [list(r) for r in case["rows"]]
@@ -329,7 +335,7 @@ def mutated_candles(draw) -> dict:
             "last_line": len(lines), "encoding": draw(st.sampled_from(["utf-8", "utf-16"]))}
 
 
-@settings(FUZZ, max_examples=120)
+@settings(FUZZ, max_examples=examples(120))
 @given(mutated_candles())
 def test_mutated_files_load_right_or_are_refused(case: dict) -> None:
     """0 silent-wrong loads: a mutated file raises DataError, or loads the numbers the file

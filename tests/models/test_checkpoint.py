@@ -435,15 +435,6 @@ def test_a_model_whose_normaliser_could_not_be_loaded_is_not_saved(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def _attnbt(*args, runs_dir):
-    import subprocess
-    import sys
-
-    env = {**os.environ, "ATTNBT_RUNS": str(runs_dir), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "backtests", *args], capture_output=True,
-                          text=True, env=env, timeout=300)
-
-
 def _one_error_line(res, text):
     assert res.returncode == 2, (res.returncode, res.stderr)
     lines = res.stderr.strip().splitlines()
@@ -452,23 +443,24 @@ def _one_error_line(res, text):
 
 
 @pytest.mark.slow
-def test_the_cli_refuses_tampered_models_in_one_line(trained_run, tmp_path):
-    """evaluate and backtest, as a user runs them: each tampering is one error line, exit 2."""
+def test_the_cli_refuses_tampered_models_in_one_line(cli, trained_run, tmp_path):
+    """evaluate and backtest through attnbt's entry point (in this process; test_backtest runs
+    one refusal through `python -m backtests`): each tampering is one error line, exit 2."""
     runs = tmp_path / "runs"
     prior = _copy_run(trained_run, tmp_path / "prior")
     _tamper(prior, lambda m: m.__setitem__("train_prior", [float("nan")] * 3))
-    _one_error_line(_attnbt("evaluate", "--run", str(prior), runs_dir=runs), "train_prior")
-    _one_error_line(_attnbt("backtest", "--run", str(prior), "--random-draws", "5",
-                            runs_dir=runs), "train_prior")
+    _one_error_line(cli("evaluate", "--run", str(prior), runs_dir=runs), "train_prior")
+    _one_error_line(cli("backtest", "--run", str(prior), "--random-draws", "5",
+                        runs_dir=runs), "train_prior")
     deep = _copy_run(trained_run, tmp_path / "deep")
     _tamper(deep, lambda m: m["config"].__setitem__("n_layers", 1_000_000))
-    _one_error_line(_attnbt("backtest", "--run", str(deep), "--random-draws", "5",
-                            runs_dir=runs), "config.n_layers")
+    _one_error_line(cli("backtest", "--run", str(deep), "--random-draws", "5",
+                        runs_dir=runs), "config.n_layers")
     unhashed = _copy_run(trained_run, tmp_path / "unhashed")
     _tamper(unhashed, lambda m: m.pop("model_hash"), rehash=False)
-    _one_error_line(_attnbt("evaluate", "--run", str(unhashed), runs_dir=runs),
+    _one_error_line(cli("evaluate", "--run", str(unhashed), runs_dir=runs),
                     "--trust-unhashed")
-    trusted = _attnbt("evaluate", "--run", str(unhashed), "--trust-unhashed", runs_dir=runs)
+    trusted = cli("evaluate", "--run", str(unhashed), "--trust-unhashed", runs_dir=runs)
     assert trusted.returncode == 0, trusted.stderr
     assert load_model(trained_run.path).model_hash in trusted.stdout
 

@@ -89,8 +89,8 @@ costs_st = st.builds(
 
 
 @pytest.mark.slow
-@settings(max_examples=80, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=max(1, 80 * settings.default.max_examples // 100),   # 80 when thorough
+          deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(rule=rules, costs=costs_st, seed=st.integers(0, 10_000), n=st.integers(30, 400),
        with_rates=st.booleans(), finalize=st.booleans(), spread_col=st.booleans())
 def test_compiled_simulator_equals_backtrader(rule, costs, seed, n, with_rates, finalize,
