@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from backtests.store import SCHEMA_VERSION
+
 pytestmark = pytest.mark.slow   # trained model, backtests; one test starts `python -m backtests`
 
 V1_SCHEMA = """
@@ -54,7 +56,7 @@ def test_an_old_runs_folder_is_upgraded_listed_and_its_model_backtested(cli, old
     assert ls.returncode == 0, ls.stderr
     assert old_id in ls.stdout and "done" in ls.stdout
     assert sqlite3.connect(root / "registry.sqlite").execute(
-        "PRAGMA user_version").fetchone()[0] == 3
+        "PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     refused = cli("backtest", "--run", "train-2025", "--random-draws", "20", runs_dir=root)
     assert refused.returncode == 2 and "--trust-unhashed" in refused.stderr, refused.stderr
     bt = cli("backtest", "--run", "train-2025", "--random-draws", "20", "--trust-unhashed",
