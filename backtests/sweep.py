@@ -494,12 +494,11 @@ def aggregate(p: SweepPlan, sw: Sweep, results: dict[str, dict], reg: Registry,
                                  "rules": jsonable(rc), "seed": s})
                 if cid in have:
                     continue
-                m = sig.moments(ser.to_numpy())
                 reg.add_trial(run_id=run_id, kind=STITCHED_KIND, config_id=cid,
                               fingerprint=p.stitched_fingerprint,
                               note=f"sweep {model} {combo_label(json.loads(mc))} "
                                    f"{combo_label(rc)} seed {s}",
-                              **{a: (v if v == v else None) for a, v in m.items()})
+                              **sig.moments(ser.to_numpy()))   # NaN stored as NULL
             per_combo.append((model, mc, k, rc, by_seed, seed_series))
     trial_srs = [t["sharpe_per_bar"] for t in reg.trials(fingerprint=p.stitched_fingerprint,
                                                          kind=STITCHED_KIND)]

@@ -373,10 +373,9 @@ def _add_stitched_trials(reg: Registry, run_: Run, groups, cash, fps) -> None:
             if cid in have:
                 continue
             ret, _ = R.stitch(rs, cash)
-            m = sig.moments(ret.to_numpy())
-            clean = {k: (v if v == v else None) for k, v in m.items()}
             reg.add_trial(run_id=run_.id, kind=STITCHED_KIND, config_id=cid,
-                          fingerprint=fps[source], note=f"{source} {model} seed {seed}", **clean)
+                          fingerprint=fps[source], note=f"{source} {model} seed {seed}",
+                          **sig.moments(ret.to_numpy()))   # add_trial stores NaN as NULL
 
 
 __all__ = ["SCHEMA", "Outcome", "Planned", "WalkForward", "plan", "record", "recorded", "run",

@@ -298,7 +298,7 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
         "returns": returns.tolist(),
         "cash": bt.cash,
         "fingerprint": fingerprint(bars),
-        "moments": {k: (None if v != v else v) for k, v in moments(returns).items()},
+        "moments": jsonable(moments(returns)),
         "costs_charged": costs_charged(bars, exp.costs, bt.trades),
     }
 
