@@ -12,15 +12,15 @@ import importlib
 _PUBLIC = {
     "Experiment": "backtests.config", "ConfigError": "backtests.config",
     "load_toml": "backtests.config", "Registry": "backtests.store", "Run": "backtests.store",
-    "RunError": "backtests.store", "StoreError": "backtests.store", "STATS": "backtests.stats",
-    "Stat": "backtests.stats", "train_run": "backtests.workflows",
+    "RunError": "backtests.store", "StoreError": "backtests.store", "STATS": "backtests.analysis.catalog",
+    "Stat": "backtests.analysis.catalog", "train_run": "backtests.workflows",
     "train_model": "backtests.workflows", "train_many": "backtests.workflows",
     "resume_run": "backtests.workflows", "score": "backtests.workflows",
     "evaluate_run": "backtests.workflows", "predict_run": "backtests.workflows",
     "backtest": "backtests.backtest", "compute_backtest": "backtests.backtest",
-    "backtest_experiment": "backtests.backtest", "run_backtest": "backtests.engine",
-    "compute_stats": "backtests.metrics", "run_tasks": "backtests.executor",
-    "make_executor": "backtests.executor",
+    "backtest_experiment": "backtests.backtest", "run_backtest": "backtests.simulation",
+    "compute_stats": "backtests.analysis.performance", "run_tasks": "backtests.execution",
+    "make_executor": "backtests.execution",
 }
 __all__ = sorted(_PUBLIC)
 

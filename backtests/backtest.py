@@ -18,19 +18,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from backtests import stats as stat_table
-from backtests.baselines import buy_and_hold_equity, oracle_probs, p_value, random_entries
+from backtests.analysis import catalog as stat_table
+from backtests.analysis.baselines import buy_and_hold_equity, oracle_probs, p_value, random_entries
+from backtests.analysis.performance import compute_stats
+from backtests.analysis.significance import moments
 from backtests.config import ConfigError, Experiment, config_id
 from backtests.currency import Conversion, conversion_of, rates
-from backtests.engine import BacktestResult, run_backtest
-from backtests.metrics import compute_stats
-from backtests.report import costs_charged, render_report
-from backtests.significance import moments
+from backtests.reports.backtest import costs_charged, render_report
+from backtests.simulation import BacktestResult, run_backtest
 from backtests.store import Registry, Run
-from backtests.summary import timeframe, timeframe_label
 from backtests.workflows import Scored, experiment_of, score, validation_bars
 from data import fingerprint
 from data.errors import DataError
+from data.summary import timeframe, timeframe_label
 from models.evaluate import ARTICLE_FIGURES, versus_rules
 from models.rules import BASELINE_RULES, RuleConfig, is_rule, parse_rule, rule_probs
 from strategy.fractal import Costs, FractalParams
@@ -172,7 +172,7 @@ def choose_threshold(scored: Scored, params: FractalParams, costs: Costs,
     given, scores the validation bars instead of the run (a rule baseline's threshold is chosen
     on the same bars as the model's).
     """
-    from backtests.metrics import compute_stats
+    from backtests.analysis.performance import compute_stats
     from strategy.fast import simulate_fast
 
     bars, probs = validation_frame(scored)

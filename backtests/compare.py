@@ -1,7 +1,7 @@
 """`attnbt compare`: finished runs side by side, from their folders (nothing is re-run).
 
 Each run kind has a loader (``LOADERS``) that turns a run into a ``Comparable``: its statistics
-(``backtests.stats`` keys), equity curve, per-trade P&L, strategy parameters, costs, data and
+(``backtests.analysis.catalog`` keys), equity curve, per-trade P&L, strategy parameters, costs, data and
 period. Backtest runs load from report.json / equity.csv / trades.csv; walk-forward and paper
 runs plug in with ``register_loader(kind, fn)`` (``paper:NAME`` refs go to the "paper" loader).
 
@@ -9,7 +9,7 @@ runs plug in with ``register_loader(kind, fn)`` (``paper:NAME`` refs go to the "
 ``Stat`` says whether higher or lower is better), and every way the runs differ in data, period,
 costs or parameters flagged, so that unlike things are not compared by accident. When two runs
 traded the same bars, their per-bar returns get a paired block-bootstrap test of the difference
-in Sharpe ratios (``backtests.significance``).
+in Sharpe ratios (``backtests.analysis.significance``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from backtests import stats as stat_table
+from backtests.analysis import catalog as stat_table
 from backtests.store import Registry
 from data.atomic import atomic_write
 from data.errors import AttnbtError
@@ -251,7 +251,7 @@ def same_bars(a: Comparable, b: Comparable) -> bool:
 def significance(records: list[Comparable], n_boot: int = 2000, seed: int = 0) -> list[dict]:
     """The first run against each other run: a paired Sharpe-difference test where they traded
     the same bars; otherwise a line saying why it was not tested."""
-    from backtests.significance import describe_p, sharpe_difference_test
+    from backtests.analysis.significance import describe_p, sharpe_difference_test
 
     out = []
     first = records[0]
@@ -357,7 +357,7 @@ def flag_summary(result: dict) -> list[str]:
 
 def to_json(result: dict) -> dict:
     """``attnbt compare --json``: statistics rows and the flagged differences, strict JSON."""
-    from backtests.stats import jsonable
+    from backtests.analysis.catalog import jsonable
 
     rows = [{"key": r["key"], "label": r["label"], "unit": r["unit"], "better": r["better"],
              "values": r["values"], "best": r["best"], "differs": r["differs"]}
@@ -375,7 +375,8 @@ def to_json(result: dict) -> dict:
 def render_compare(records: list[Comparable], result: dict, title: str | None = None) -> str:
     """compare.html: the table, equity normalised to the first run's cash with drawdowns, P&L
     distributions, period returns per run, the parameter differences and the test."""
-    from backtests.report import (
+    from backtests.analysis.catalog import format_value
+    from backtests.reports.backtest import (
         _table,
         bokeh_parts,
         equity_figures,
@@ -384,7 +385,6 @@ def render_compare(records: list[Comparable], result: dict, title: str | None = 
         pnl_figure,
         returns_table,
     )
-    from backtests.stats import format_value
 
     esc = html.escape
     title = title or "Compare: " + " vs ".join(r.name for r in records)
@@ -459,7 +459,7 @@ def render_compare(records: list[Comparable], result: dict, title: str | None = 
 def write_html(path: Path, text: str, force: bool = False, mkdir: bool = False) -> Path:
     """Write ``text`` to ``path``, refusing to overwrite an existing file without ``force`` or
     to create a missing folder without ``mkdir``."""
-    from backtests.report import out_folder
+    from backtests.reports.backtest import out_folder
 
     path = Path(path)
     if path.exists() and not force:
@@ -481,7 +481,7 @@ def run_compare(refs: list[str], runs_dir: str | Path | None = None, *, article:
                 n_boot: int = 2000, mkdir: bool = False) -> CompareOutcome:
     """Load the runs, compare them and write compare.html: to ``out`` (its folder created only
     with ``mkdir``), or into a new run of kind "compare" (with compare.json) in the registry."""
-    from backtests.report import out_folder
+    from backtests.reports.backtest import out_folder
 
     if out is not None and not mkdir:
         out_folder(Path(out))           # refused before any run is loaded

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from backtests.analysis.catalog import jsonable
 from backtests.config import ConfigError, Experiment, config_id, resolve_key
 from backtests.currency import conversion_of, rates
-from backtests.executor import check_workers
-from backtests.stats import jsonable
+from backtests.execution import check_workers
 from backtests.store import Registry, Run
 from backtests.walkforward.tasks import (
     FoldPlan,
@@ -239,7 +239,7 @@ class SweepPlan:
 
 def plan(sw: Sweep) -> SweepPlan:
     """Load the data, cut the folds, list the tasks; find an unfinished sweep to resume."""
-    from backtests.executor import EXECUTORS
+    from backtests.execution import EXECUTORS
     from backtests.workflows import load_candles
 
     if sw.executor not in EXECUTORS:
@@ -392,7 +392,7 @@ def run(sw: Sweep, *, command: str | None = None,
 
 
 def _compute(sw: Sweep, p: SweepPlan, run_: Run, say) -> tuple[dict[str, dict], list[dict]]:
-    from backtests.executor import TaskFailure, local_device, make_executor, ray_task_executor
+    from backtests.execution import TaskFailure, local_device, make_executor, ray_task_executor
 
     results = {t.id: run_.read_json(f"{TASK_DIR}/{t.id}.json") for t in p.tasks if t.id in p.done}
     todo = [t for t in p.tasks if t.id not in p.done]
@@ -435,7 +435,7 @@ def _compute(sw: Sweep, p: SweepPlan, run_: Run, say) -> tuple[dict[str, dict], 
 def _compute_ensembles(todo: list[SweepTask], candles: pd.DataFrame, done, say) -> None:
     """GPU: the (seed × fold) models of one (model, model setting) train together as a vmapped
     ensemble; predictions and rule combinations follow in the driver."""
-    from backtests.executor import TaskFailure
+    from backtests.execution import TaskFailure
     from backtests.walkforward.tasks import train_in_ensembles
 
     tasks = [st.task for st in todo]
@@ -473,8 +473,8 @@ def aggregate(p: SweepPlan, sw: Sweep, results: dict[str, dict], reg: Registry,
               run_id: str) -> tuple[pd.DataFrame, dict[tuple, pd.Series]]:
     """The table of every combination (walk-forward statistics, PSR, DSR) and each one's
     seed-average stitched returns; adds one trial per stitched (combination, seed) series."""
-    from backtests import significance as sig
-    from backtests.metrics import compute_stats
+    from backtests.analysis import significance as sig
+    from backtests.analysis.performance import compute_stats
 
     cash = sw.base.backtest.cash
     groups: dict[tuple[str, str], dict[int, list[dict]]] = {}
@@ -536,7 +536,7 @@ def benchmarks(p: SweepPlan, sw: Sweep, results: dict[str, dict], key: tuple,
     """Per-bar returns on the same stitched test bars: buy-and-hold, and random entries traded
     with the rules of ``key``'s combination (the mean of ``RANDOM_DRAWS`` draws per fold and
     seed, each with as many signals as the model gave there, at random bars and sides)."""
-    from backtests.baselines import buy_and_hold_equity
+    from backtests.analysis.baselines import buy_and_hold_equity
     from strategy.fast import prepare, run_prepared, signal_arrays
 
     model, mc, k = key
@@ -582,8 +582,8 @@ def backtrader_check(p: SweepPlan, sw: Sweep, results: dict[str, dict], key: tup
     """Re-run a combination on backtrader for every task behind it; the largest equity
     difference from the compiled simulator (relative to cash), whether they agree, and the
     money its trades paid in costs (backtrader's trades; per seed over all folds)."""
-    from backtests.engine import run_backtest
-    from backtests.report import costs_charged
+    from backtests.reports.backtest import costs_charged
+    from backtests.simulation import run_backtest
     from backtests.walkforward.results import charged_per_seed
 
     model, mc, k = key
@@ -613,8 +613,8 @@ def backtrader_check(p: SweepPlan, sw: Sweep, results: dict[str, dict], key: tup
 def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failures: list[dict],
            reg: Registry, say) -> tuple[pd.DataFrame, dict]:
     """Write table.csv, sweep.json, heatmap and report; returns (table, registry summary)."""
-    from backtests import significance as sig
-    from backtests.sweep_report import heatmap_frame, render_heatmap_png, render_html
+    from backtests.analysis import significance as sig
+    from backtests.reports.sweep import heatmap_frame, render_heatmap_png, render_html
 
     table, series = aggregate(p, sw, results, reg, run_.id)
     if table.empty:

@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from backtests import stats as stat_table
+from backtests.analysis import catalog as stat_table
 from backtests.config import PERIODS, ConfigError, Experiment
 from backtests.store import Registry, Run
-from backtests.summary import timeframe
 from data import AttnbtError, DataError, fingerprint, load
 from data.atomic import atomic_write
 from data.dataset import CandleDataset
 from data.folds import Fold, Period, plain_split
 from data.labels import horizon
+from data.summary import timeframe
 from data.validate import to_utc
 from models.checkpoint import (
     ModelError,
@@ -199,7 +199,7 @@ def train_many(experiments: list[Experiment], candles: pd.DataFrame | None = Non
     """Train several experiments side by side (a process pool when ``workers`` > 1, one torch
     thread each unless the experiment says otherwise) and record each run in the driver, in
     the order given. The numbers are the same whatever the worker count."""
-    from backtests.executor import run_tasks
+    from backtests.execution import run_tasks
 
     for e in experiments:
         refuse_rule(e)
@@ -381,7 +381,7 @@ def predict_run(ref: str, source: str | None, out: Path, *,
                 trust_unhashed: bool = False, mkdir: bool = False) -> tuple[Path, pd.DataFrame]:
     """Write per-bar probabilities to CSV or Parquet (by the file suffix); ``out``'s folder
     must exist unless ``mkdir``."""
-    from backtests.report import out_folder
+    from backtests.reports.backtest import out_folder
 
     if out.suffix not in (".csv", ".parquet"):
         raise DataError("the output must end in .csv or .parquet", source=str(out),
@@ -407,7 +407,7 @@ def attention_plot(ref: str, source: str | None, at: str | None, out: Path | Non
     """PNG of the attention maps for the window ending at bar ``at`` (default: the last bar).
     ``latest`` is the newest finished attention run (not just the newest train run); ``out``'s
     folder must exist unless ``mkdir``."""
-    from backtests.report import out_folder
+    from backtests.reports.backtest import out_folder
     from models.plots import attention_png
 
     if out is not None and not mkdir:

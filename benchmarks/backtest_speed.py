@@ -50,7 +50,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout first
 
 import data  # noqa: E402
-from backtests.engine import run_backtest  # noqa: E402
+from backtests.simulation import run_backtest  # noqa: E402
 from benchmarks.machine import cpu_model  # noqa: E402
 from benchmarks.smoke import available_cores, set_threads, smoke_out  # noqa: E402
 from strategy.fractal import Costs, FractalParams, signals_from_frame  # noqa: E402

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--smoke", action="store_true", help="a tiny slice, seconds (CI)")
     args = ap.parse_args(argv)
-    from backtests.executor import default_workers
+    from backtests.execution import default_workers
 
     runs = parse_runs(args.runs) if args.runs else [("cpu", w) for w in
                                                     sorted({1, default_workers()})]

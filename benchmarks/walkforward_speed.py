@@ -29,7 +29,7 @@ MODELS = "attention,dense,conv,lstm"
 def machine() -> str:
     import torch
 
-    from backtests.executor import default_workers
+    from backtests.execution import default_workers
     from benchmarks.machine import cpu_model
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
@@ -40,7 +40,7 @@ def machine() -> str:
 def cpu_mode(seeds: int, models: str, smoke: bool) -> dict:
     from backtests import walkforward as wfm
     from backtests.config import Experiment
-    from backtests.executor import default_workers
+    from backtests.execution import default_workers
 
     plan = (wfm.FoldPlan(train_bars=400, val_bars=120, test_bars=120) if smoke
             else wfm.FoldPlan())

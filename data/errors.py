@@ -6,7 +6,17 @@ from collections.abc import Sequence
 
 
 class AttnbtError(Exception):
-    """Base of every error that is the user's to fix; the CLI prints it as one line."""
+    """Base of every error that is the user's to fix; the CLI prints it as one line.
+
+    Core code names config keys (``folds.test_bars``), never command-line flags, and never an
+    ``attnbt`` command: a command that helps is given as ``see`` (e.g. ``"runs list"``), and the
+    CLI, the only code that knows flags and commands, words both (``(option --test-bars)``,
+    ``(see `attnbt runs list`)``).
+    """
+
+    def __init__(self, *args: object, see: str | None = None) -> None:
+        super().__init__(*args)
+        self.see = see
 
 
 class DataError(AttnbtError, ValueError):
@@ -19,6 +29,7 @@ class DataError(AttnbtError, ValueError):
         source: str | None = None,
         rows: Sequence[int] | None = None,
         rule: str | None = None,
+        see: str | None = None,
     ) -> None:
         self.source = source
         self.rows = [int(r) for r in rows] if rows is not None else []
@@ -31,7 +42,7 @@ class DataError(AttnbtError, ValueError):
         if rule:
             parts.append(rule)
         prefix = ": ".join(parts)
-        super().__init__(f"{prefix}: {message}" if prefix else message)
+        super().__init__(f"{prefix}: {message}" if prefix else message, see=see)
 
 
 def describe_rows(rows: Sequence[int], limit: int = 5) -> str:

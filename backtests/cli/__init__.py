@@ -80,6 +80,14 @@ def _with_option_names(message: str) -> str:
     return re.sub(r"(?<![\w.])([a-z_]+\.[a-z_]+)(?![\w(])", name, message)
 
 
+def describe_error(exc: AttnbtError) -> str:
+    """An error's message as the user reads it: config keys with their options, and the
+    ``attnbt`` command that helps (``exc.see``)."""
+    text = _with_option_names(str(exc))
+    see = getattr(exc, "see", None)
+    return f"{text} (see `attnbt {see}`)" if see else text
+
+
 def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -91,7 +99,7 @@ def main() -> None:
     try:
         app()  # standalone: typer prints usage errors itself and exits 2
     except AttnbtError as exc:
-        err_console.print(f"error: {_with_option_names(str(exc))}", markup=False,
+        err_console.print(f"error: {describe_error(exc)}", markup=False,
                           highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt as exc:
@@ -101,4 +109,4 @@ def main() -> None:
         sys.exit(130)
 
 
-__all__ = ["app", "main"]
+__all__ = ["app", "describe_error", "main"]

@@ -83,7 +83,7 @@ def backtest_cmd(
 
 def print_backtest(outcome) -> None:
     from backtests.backtest import best_threshold
-    from backtests.report import format_stats_table
+    from backtests.reports.backtest import format_stats_table
 
     for name, rows in outcome.threshold_tables.items():
         chosen = best_threshold(rows)

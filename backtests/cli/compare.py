@@ -45,8 +45,8 @@ def compare_cmd(
 
 
 def print_compare(outcome) -> None:
+    from backtests.analysis.catalog import format_value, stat
     from backtests.compare import flag_summary
-    from backtests.stats import format_value, stat
 
     result = outcome.result
     table = Table(title="compare (best per row in bold green; ↑ higher / ↓ lower is better)")

@@ -33,9 +33,9 @@ def data_show(source: Source, tz: TzOpt = None, sort: SortOpt = None, point: Poi
               rows: Annotated[int, typer.Option(min=0, help="Rows to print from each end.")] = 3
               ) -> None:
     """Print rows, range, timeframe, gaps and the label balance of a source."""
-    from backtests.summary import describe_frame
     from data.errors import AttnbtError
     from data.labels import horizon
+    from data.summary import describe_frame
 
     try:
         horizon(labels)

@@ -23,9 +23,9 @@ def demo_cmd(runs_dir: RunsOpt = None,
     from backtests.cli.data import print_summary
     from backtests.compare import run_compare
     from backtests.config import Experiment
-    from backtests.executor import check_workers, default_workers
-    from backtests.summary import describe_frame
+    from backtests.execution import check_workers, default_workers
     from backtests.workflows import load_candles, train_many
+    from data.summary import describe_frame
 
     workers = min(2, default_workers()) if workers is None else check_workers(workers)
     base = Experiment().override({"data.source": "sample:EURUSD_H1", "train.epochs": epochs,

@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from backtests.analysis.catalog import format_value, stat
 from backtests.cli.common import RunsOpt, console
-from backtests.stats import format_value, stat
 from data.errors import AttnbtError
 
 app = typer.Typer(help="The run registry: list, show and remove runs.")
@@ -26,7 +26,7 @@ def _check_kind(kind: str | None) -> None:
 def _check_sort(sort: str, rows: list[dict]) -> None:
     """Refuse a sort key that is neither a registry column nor a statistic (of the statistics
     table or of these runs' summaries): it would sort nothing and say nothing."""
-    from backtests.stats import BY_KEY
+    from backtests.analysis.catalog import BY_KEY
     from backtests.store import COLUMNS
 
     columns = [c for c in COLUMNS if c != "summary"]

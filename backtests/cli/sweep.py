@@ -90,7 +90,7 @@ def sweep_cmd(
     backtrader."""
     from backtests import sweep as swm
     from backtests.config import ConfigError
-    from backtests.executor import default_workers
+    from backtests.execution import default_workers
     from backtests.walkforward import FoldPlan, parse_models
     from backtests.walkforward.tasks import seed_list
 

@@ -100,7 +100,7 @@ def walkforward_cmd(
     """Walk-forward: train every (source, model, seed, fold), pick the threshold on its
     validation part, trade its unseen test part; stitch, test and say which model won."""
     from backtests import walkforward as wfm
-    from backtests.executor import default_workers
+    from backtests.execution import default_workers
     from backtests.walkforward.tasks import seed_list
 
     if device not in ("auto", "cpu", "cuda"):
@@ -186,7 +186,7 @@ def print_outcome(outcome) -> None:
 
 
 def _n(v, digits: int = 1) -> str:
-    from backtests.stats import json_number
+    from backtests.analysis.catalog import json_number
 
     return "—" if v is None else f"{json_number(v):.{digits}f}"     # "inf" from the file
 

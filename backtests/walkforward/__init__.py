@@ -1,6 +1,6 @@
 """Walk-forward evaluation: every (source, model, seed, fold) trained, thresholded on its
 validation part and traded on its unseen test part; stitched out-of-sample equity; PSR, DSR,
-paired tests and SPA (``backtests.significance``); verdicts in words.
+paired tests and SPA (``backtests.analysis.significance``); verdicts in words.
 
 - ``tasks``: the task plan and the per-task computation (pool workers run it);
 - ``results``: stitching, per-model figures, comparisons, verdicts (pure);
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from backtests.stats import json_number
+from backtests.analysis.catalog import json_number
 from backtests.walkforward.driver import SCHEMA, WalkForward, plan, run, trials_added
 from backtests.walkforward.tasks import DEFAULT_BARS, FoldPlan, Task, parse_models
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from backtests.config import ConfigError, Experiment, config_id
 from backtests.currency import conversion_of
-from backtests.executor import check_workers, local_device, ray_task_executor
+from backtests.execution import check_workers, local_device, ray_task_executor
 from backtests.store import Registry, Run
 from backtests.walkforward import results as R
 from backtests.walkforward.tasks import (
@@ -135,7 +135,7 @@ def recorded(run_: Run, p: Planned, t0: float, doc: Path | None = None) -> Outco
     payload = run_.read_json("walkforward.json")
     row = Registry(run_.root).get(run_.id)
     if doc is not None:
-        from backtests.walkforward.report import render_markdown
+        from backtests.reports.walkforward import render_markdown
 
         table = pd.read_csv(run_.path / "results.csv")
         equity = pd.read_csv(run_.path / "equity.csv", index_col="time", parse_dates=["time"])
@@ -195,7 +195,7 @@ def _run(wf: WalkForward, p: Planned, ray_ex, t0: float, say, command, doc) -> O
 
 def _compute(wf, p: Planned, run_: Run, reg: Registry, say,
              ray_ex=None) -> tuple[dict[str, dict], list[dict]]:
-    from backtests.executor import TaskFailure
+    from backtests.execution import TaskFailure
 
     results = {t.id: run_.read_json(f"{TASK_DIR}/{t.id}.json") for t in p.tasks if t.id in p.done}
     todo = [t for t in p.tasks if t.id not in p.done]
@@ -228,7 +228,7 @@ def _compute(wf, p: Planned, run_: Run, reg: Registry, say,
     if device == "cuda" and todo:
         _compute_ensembles(todo, p, done, say)
     else:
-        from backtests.executor import make_executor
+        from backtests.execution import make_executor
 
         payloads = [(t, p.candles[t.source]) for t in todo]
         with make_executor(wf.executor, workers=wf.workers, threads=1) as ex:
@@ -251,7 +251,7 @@ def _compute_on_ray(ex, wf, todo: list[Task], p: Planned, done, say) -> None:
 def _compute_ensembles(todo: list[Task], p: Planned, done, say) -> None:
     """GPU: the (seed × fold) models of one (source, kind, preset) train together as a vmapped
     ensemble; each is then evaluated as its task."""
-    from backtests.executor import TaskFailure
+    from backtests.execution import TaskFailure
 
     for i, result in train_in_ensembles(todo, lambda t: p.candles[t.source],
                                         lambda t: (t.source, t.kind, t.preset), say):
@@ -272,7 +272,7 @@ def _f(x, digits: int = 1) -> str:
 def record(run_: Run, wf: WalkForward, p: Planned, results: dict[str, dict],
            failures: list[dict], reg: Registry, doc: Path | None = None) -> dict:
     """Write the table, stitched equity, walkforward.json and the report; add stitched trials."""
-    from backtests.walkforward.report import render_html, render_markdown
+    from backtests.reports.walkforward import render_html, render_markdown
 
     rows = [R.task_row(results[t.id]) for t in p.tasks if t.id in results]
     table = pd.DataFrame(rows, columns=list(R.TABLE_COLUMNS))
@@ -363,7 +363,7 @@ def _costs_charged(wf: WalkForward, p: Planned, groups, n_sources: int) -> dict:
 
 def _add_stitched_trials(reg: Registry, run_: Run, groups, cash, fps) -> None:
     """One trial per stitched (source, model, seed) series, once per run (resume-safe)."""
-    from backtests import significance as sig
+    from backtests.analysis import significance as sig
 
     for (source, model), by_seed in groups.items():
         have = {t["config_id"] for t in reg.trials(fingerprint=fps[source], kind=STITCHED_KIND)

@@ -3,7 +3,7 @@
 Pure functions over the task dicts of ``tasks.evaluate_task``. Per (source, model, seed) the test
 parts of all folds are stitched into one out-of-sample return series; a model's series is the
 average over its seeds (an equal-weight book of its seeds, on the same bars). Statistics come
-from ``backtests.significance`` only.
+from ``backtests.analysis.significance`` only.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import math
 import numpy as np
 import pandas as pd
 
-from backtests import significance as sig
+from backtests.analysis import significance as sig
+from backtests.analysis.catalog import jsonable
+from backtests.analysis.performance import compute_stats, infer_bars_per_year
 from backtests.currency import Conversion
-from backtests.metrics import compute_stats, infer_bars_per_year
-from backtests.stats import jsonable
 from strategy.fractal import Costs
 
 SEED_METRICS = ("hit_pct", "missed_pct", "macro_f1", "base_hit_pct", "total_return_pct",
@@ -254,10 +254,10 @@ COST_TOTALS = ("total_spread_cost", "total_commission", "total_slippage_cost", "
 
 def costs_block(bars: pd.DataFrame, costs: Costs, conv: Conversion) -> dict:
     """The costs a study charges on its test bars, stated as the backtest report states them
-    (``backtests.report.costs_charged``: where the spread came from, its mean and range,
+    (``backtests.reports.backtest.costs_charged``: where the spread came from, its mean and range,
     commission, slippage), with the account currency and the P&L conversion. The money charged
     is not here: see ``charged_per_seed``."""
-    from backtests.report import costs_charged
+    from backtests.reports.backtest import costs_charged
 
     c = costs_charged(bars, costs, pd.DataFrame())
     return {**{k: v for k, v in c.items() if k not in COST_TOTALS},

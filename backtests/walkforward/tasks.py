@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from backtests.analysis.catalog import jsonable
+from backtests.analysis.significance import moments
 from backtests.backtest import check_costs, choose_threshold
 from backtests.config import RANGES, ConfigError, Experiment, config_id
 from backtests.currency import conversion_of, rates
-from backtests.engine import run_backtest
-from backtests.significance import moments
-from backtests.stats import jsonable
+from backtests.simulation import run_backtest
 from data.dataset import CandleDataset
 from data.errors import AttnbtError, DataError
 from data.folds import Fold, walk_forward
@@ -277,7 +277,7 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
     values = equity.to_numpy(float)
     returns = np.diff(np.concatenate([[bt.cash], values])) / np.concatenate([[bt.cash],
                                                                                values[:-1]])
-    from backtests.report import costs_charged
+    from backtests.reports.backtest import costs_charged
     from data import fingerprint
 
     return {

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from backtests.backtest import backtest, backtest_experiment
-from backtests.engine import run_backtest
+from backtests.simulation import run_backtest
 from backtests.store import Registry
 from backtests.workflows import score
 from strategy.fractal import FractalParams
@@ -69,7 +69,7 @@ def test_backtest_writes_a_self_describing_report_folder(outcome, trained_run, r
     trial = [t for t in Registry(runs_dir).trials() if t["run_id"] == outcome.run.id]
     assert len(trial) == 1 and trial[0]["n_obs"] == len(outcome.result.equity) - 1
     assert trial[0]["config_id"] == outcome.config_id
-    from backtests.significance import moments
+    from backtests.analysis.significance import moments
     # the trial holds the per-bar moments of the backtest, NULL where not defined
     m = moments(outcome.result.equity.pct_change().dropna().to_numpy())
     assert [trial[0][k] for k in m] == [None if v != v else v for v in m.values()]

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import data
-from backtests.baselines import buy_and_hold, oracle_probs, p_value, random_entries
-from backtests.engine import run_backtest
+from backtests.analysis.baselines import buy_and_hold, oracle_probs, p_value, random_entries
+from backtests.simulation import run_backtest
 from strategy.fractal import Costs, FractalParams
 
 

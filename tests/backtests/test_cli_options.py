@@ -120,7 +120,7 @@ def test_seed_lists_are_checked_on_the_python_path():
 
 # --- silently accepted nonsense ---------------------------------------------------------------------
 def _too_many_workers() -> int:
-    from backtests.executor import WORKERS_PER_CORE, default_workers
+    from backtests.execution import WORKERS_PER_CORE, default_workers
 
     return WORKERS_PER_CORE * default_workers() + 1
 
@@ -139,7 +139,7 @@ def test_workers_out_of_range(capsys, runs, command, workers):
 
 def test_workers_bound_on_the_python_path():
     from backtests import walkforward as wfm
-    from backtests.executor import check_workers
+    from backtests.execution import check_workers
 
     assert check_workers(_too_many_workers() - 1) == _too_many_workers() - 1
     assert check_workers(10**6, here=False) == 10**6      # a Ray cluster brings its own CPUs

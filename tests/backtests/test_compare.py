@@ -14,7 +14,7 @@ from test_report import assert_drawn, assert_offline, render_in_chromium
 from typer.testing import CliRunner
 
 import data
-from backtests import store
+from backtests.analysis.significance import sharpe_difference_test
 from backtests.cli import app
 from backtests.compare import (
     ARTICLE_COLUMN,
@@ -25,9 +25,9 @@ from backtests.compare import (
     render_compare,
     to_json,
 )
-from backtests.engine import run_backtest
-from backtests.significance import sharpe_difference_test
+from backtests.simulation import run_backtest
 from backtests.store import Registry, RunError
+from backtests.store import runs as store_runs
 from strategy.fractal import FractalParams
 
 
@@ -95,7 +95,7 @@ def test_different_bars_costs_and_params_are_flagged_and_not_tested():
 
 def test_an_ambiguous_prefix_lists_both_runs(tmp_path, monkeypatch):
     ids = iter(["abcd1111aaaa0000", "abcd2222bbbb0000", "ffff0000ffff0000"])
-    monkeypatch.setattr(store, "_new_id", lambda: next(ids))
+    monkeypatch.setattr(store_runs, "new_id", lambda: next(ids))
     reg = Registry(tmp_path)
     for _ in range(2):
         reg.finish(reg.create("backtest", model="m"), {})

@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 
 import data
-from backtests.engine import run_backtest
+from backtests.simulation import run_backtest
 from strategy.fractal import Costs, FractalParams
 
 Backtest = pytest.importorskip("backtesting").Backtest

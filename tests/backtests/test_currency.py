@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 import data
-from backtests.baselines import buy_and_hold, random_entries
+from backtests.analysis.baselines import buy_and_hold, random_entries
 from backtests.currency import conversion, instrument_of, rates
-from backtests.engine import run_backtest
+from backtests.simulation import run_backtest
 from data.errors import DataError
 from strategy.fractal import Costs, FractalParams
 

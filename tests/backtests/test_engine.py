@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import data
-from backtests.engine import run_backtest
+from backtests.simulation import run_backtest
 from strategy.fractal import Costs, FractalParams
 
 COLS = ["p_none", "p_buy", "p_sell"]

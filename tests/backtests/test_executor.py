@@ -3,7 +3,7 @@
 import pytest
 
 from backtests.config import Experiment
-from backtests.executor import TaskFailure, run_tasks
+from backtests.execution import TaskFailure, run_tasks
 from backtests.store import Registry
 from backtests.workflows import train_many
 from models.checkpoint import load_model
@@ -47,7 +47,7 @@ def test_a_pool_trains_the_same_models_as_one_process_and_only_the_driver_record
 
 # --- the executor seam: LocalExecutor and make_executor (Ray's own tests: test_ray_executor.py)
 def test_the_local_executor_maps_like_run_tasks_in_order_with_failures():
-    from backtests.executor import Executor, LocalExecutor, make_executor
+    from backtests.execution import Executor, LocalExecutor, make_executor
 
     seen = []
     with make_executor("local", workers=1) as ex:
@@ -64,7 +64,7 @@ def test_the_local_executor_maps_like_run_tasks_in_order_with_failures():
 
 def test_make_executor_refuses_unknown_kinds_and_ray_options_for_local():
     from backtests.config import ConfigError
-    from backtests.executor import make_executor
+    from backtests.execution import make_executor
 
     with pytest.raises(ConfigError, match="unknown executor 'dask'; choose local or ray"):
         make_executor("dask")
@@ -76,8 +76,8 @@ def test_make_executor_ray_without_ray_installed_says_how_to_install(monkeypatch
     import sys
 
     from backtests.config import ConfigError
-    from backtests.executor import make_executor
-    from backtests.ray_executor import LOOPBACK_ENV
+    from backtests.execution import make_executor
+    from backtests.execution.ray_cluster import LOOPBACK_ENV
 
     monkeypatch.setitem(sys.modules, "ray", None)      # `import ray` fails as if not installed
     monkeypatch.setenv(LOOPBACK_ENV, "0")              # restored afterwards

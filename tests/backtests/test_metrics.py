@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtests.metrics import compute_stats, infer_bars_per_year
+from backtests.analysis.performance import compute_stats, infer_bars_per_year
 
 H = pd.Timedelta(hours=1)
 

@@ -159,7 +159,7 @@ def crash_base(trained_run, runs, tmp_path_factory) -> tuple[str, Path]:
 def _ctx():
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["backtests.paper", "models.predict", "strategy.engine",
-                                "backtests.engine", "data.sources"])
+                                "backtests.simulation", "data.sources"])
     return ctx
 
 

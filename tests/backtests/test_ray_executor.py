@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from backtests.ray_executor import LOOPBACK_ENV
+from backtests.execution.ray_cluster import LOOPBACK_ENV
 
 pytestmark = pytest.mark.slow
 
 ray = pytest.importorskip("ray")
 
-from backtests.executor import LocalExecutor, TaskFailure  # noqa: E402
-from backtests.ray_executor import RayExecutor  # noqa: E402
+from backtests.execution import LocalExecutor, TaskFailure  # noqa: E402
+from backtests.execution.ray_cluster import RayExecutor  # noqa: E402
 from data.errors import AttnbtError, DataError  # noqa: E402
 
 SEEDS = list(range(6))

@@ -16,9 +16,8 @@ import pandas as pd
 import pytest
 
 import data
-from backtests.baselines import buy_and_hold_equity
-from backtests.engine import run_backtest
-from backtests.report import (
+from backtests.analysis.baselines import buy_and_hold_equity
+from backtests.reports.backtest import (
     costs_charged,
     format_stats_table,
     jsonable,
@@ -26,6 +25,7 @@ from backtests.report import (
     verdict,
     write_report,
 )
+from backtests.simulation import run_backtest
 from strategy.fractal import Costs, FractalParams
 
 

@@ -12,7 +12,7 @@ from test_walkforward_data import synthetic, write_csv
 
 from backtests.backtest import backtest_experiment, compute_backtest
 from backtests.config import Experiment
-from backtests.engine import run_backtest
+from backtests.simulation import run_backtest
 from backtests.walkforward import FoldPlan, parse_models
 from backtests.workflows import evaluate_run, score
 from models.rules import rule_probs

@@ -1,4 +1,4 @@
-"""The statistics of backtests.significance: the papers' worked values, and calibration.
+"""The statistics of backtests.analysis.significance: the papers' worked values, and calibration.
 
 Calibration: on simulated returns with no edge, each test called significant at α = 0.05 in
 between 2 % and 9 % of at least 500 draws (fixed seeds); with a planted edge its power is
@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from backtests import significance as S
+from backtests.analysis import significance as S
 
 N_NULL = 500
 T = 500

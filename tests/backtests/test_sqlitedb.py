@@ -8,7 +8,7 @@ from contextlib import closing
 
 import pytest
 
-from backtests import sqlitedb
+from backtests.store import sqlitedb
 
 STEPS = [lambda db: db.execute("CREATE TABLE a (x INTEGER)"),
          lambda db: db.execute("ALTER TABLE a ADD COLUMN y TEXT")]

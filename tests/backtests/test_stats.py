@@ -14,7 +14,7 @@ import pytest
 from test_walkforward_data import synthetic, write_csv
 
 import data
-from backtests import stats
+from backtests.analysis import catalog as stats
 from backtests.store import Registry
 
 
@@ -56,8 +56,8 @@ def test_an_infinite_profit_factor_is_written_the_same_in_every_file(tmp_path, m
     from backtests import sweep as swm
     from backtests import walkforward as wfm
     from backtests.config import Experiment
-    from backtests.engine import run_backtest
-    from backtests.report import write_report
+    from backtests.reports.backtest import write_report
+    from backtests.simulation import run_backtest
     from backtests.walkforward import driver
     from backtests.walkforward import tasks as T
     from strategy.fractal import FractalParams
@@ -119,11 +119,15 @@ def test_an_infinite_profit_factor_is_written_the_same_in_every_file(tmp_path, m
     assert stats.json_number(task["stats"]["profit_factor"]) == inf
 
 
-@pytest.mark.parametrize("name", ["report.py", "store.py", "paper.py", "sweep.py",
-                                  "walkforward/results.py", "walkforward/tasks.py",
-                                  "compare.py"])
-def test_no_module_defines_its_own_json_cleaner(name):
-    """The writers import ``stats.jsonable``; none keeps a cleaner of its own."""
-    text = (Path(stats.__file__).parent / name).read_text()
-    for own in ("def jsonable", "def _jsonable", "def _clean(", "def _clean_dict", "def plain"):
-        assert own not in text, f"{name} defines {own!r}: use backtests.stats.jsonable"
+def test_no_module_defines_its_own_json_cleaner():
+    """Every writer imports ``catalog.jsonable``; no other module keeps a cleaner of its own."""
+    root = Path(stats.__file__).parents[1]
+    found = []
+    for file in sorted(root.rglob("*.py")):
+        if file == Path(stats.__file__):
+            continue
+        text = file.read_text()
+        found += [f"{file.relative_to(root)}: {own!r}" for own in
+                  ("def jsonable", "def _jsonable", "def _clean(", "def _clean_dict", "def plain")
+                  if own in text]
+    assert not found, f"use backtests.analysis.catalog.jsonable instead of {found}"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from backtests import store
 from backtests.store import Registry, RunError, StoreError
+from backtests.store import registry as store
 
 # backtests/runs.py (registry v1) SCHEMA, copied so the migration test does not depend on it.
 V1_SCHEMA = """
@@ -46,7 +46,7 @@ def _raw(root: Path, sql: str, args: tuple = ()) -> list[tuple]:
 def _ids(monkeypatch, *ids: str) -> None:
     """Make the next create() calls draw these ids in order."""
     queue = list(ids)
-    monkeypatch.setattr(store, "_new_id", lambda: queue.pop(0))
+    monkeypatch.setattr(store.runs, "new_id", lambda: queue.pop(0))
 
 
 def test_create_and_finish(tmp_path):
@@ -76,7 +76,7 @@ def test_create_and_finish(tmp_path):
 
 
 def test_ids_are_distinct_hex():
-    ids = {store._new_id() for _ in range(3000)}
+    ids = {store.runs.new_id() for _ in range(3000)}
     assert len(ids) == 3000
     assert all(re.fullmatch(r"[0-9a-f]{16}", i) for i in ids)
 
@@ -453,7 +453,7 @@ def test_an_owner_on_another_host_is_not_verifiable(tmp_path):
     run = reg.create("walkforward")
     with closing(sqlite3.connect(tmp_path / "registry.sqlite")) as db, db:
         db.execute("UPDATE runs SET owner_host='elsewhere', owner_pid=1 WHERE id=?", (run.id,))
-    store._release(run.path)                       # even with its lock free, another host's
+    store.release(run.path)                       # even with its lock free, another host's
     (row,) = reg.list()                            # process cannot be checked from here
     assert row["status"] == "running" and row["liveness"] == "unverifiable"
     out = CliRunner().invoke(app, ["runs", "list", "--runs-dir", str(tmp_path)])

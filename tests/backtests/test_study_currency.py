@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 import data
 from backtests import sweep as swm
 from backtests import walkforward as wfm
-from backtests.baselines import buy_and_hold_equity
+from backtests.analysis.baselines import buy_and_hold_equity
 from backtests.cli import app
 from backtests.config import Experiment
-from backtests.engine import run_backtest
+from backtests.simulation import run_backtest
 from backtests.walkforward import tasks as T
 from strategy.fast import simulate_fast
 from strategy.fractal import Costs, FractalParams

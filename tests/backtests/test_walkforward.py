@@ -120,7 +120,7 @@ def test_a_run_records_table_json_report_trials_and_resumes(walk_csv, tmp_path, 
         assert key in m
     assert "per_bar_sharpe" not in m and "sharpe_per_bar" in m["per_seed"]["0"]
     # each task's moments (old file or new) are its returns' moments, as its trial holds them
-    from backtests import significance as sig
+    from backtests.analysis import significance as sig
     from backtests.walkforward import results as R
     by_task = {t["config_id"]: t for t in reg.trials(kind="walkforward")}
     for f in (out.run.path / "tasks").glob("*.json"):
@@ -226,7 +226,7 @@ def test_better_and_worse_verdicts_need_the_same_evidence():
     import numpy as np
     import pandas as pd
 
-    from backtests import significance as sig
+    from backtests.analysis import significance as sig
     from backtests.walkforward import results as R
 
     z = np.random.default_rng(0).standard_normal((2, 500))

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from candle_helpers import HEADER, assert_canonical, csv_text, good_rows
 
-from backtests.summary import describe_frame
 from data import DataError, load
 from data.sources import detect_format
+from data.summary import describe_frame
 
 UTC = "UTC"
 MT5_HEADER = "<DATE>\t<TIME>\t<OPEN>\t<HIGH>\t<LOW>\t<CLOSE>\t<TICKVOL>\t<VOL>\t<SPREAD>"

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from candle_helpers import HEADER, csv_text, good_rows
 
-from backtests.summary import describe_frame
 from data import DataError, load
+from data.summary import describe_frame
 
 UTC = "UTC"
 MT5_HEADER = "<DATE>\t<TIME>\t<OPEN>\t<HIGH>\t<LOW>\t<CLOSE>\t<TICKVOL>\t<VOL>\t<SPREAD>"
@@ -197,7 +197,7 @@ def test_a_block_of_blank_lines_between_rows_is_skipped_and_counted(write, newli
 
 
 def test_the_point_and_its_evidence_reach_the_backtest_report(write):
-    from backtests.report import costs_charged, costs_rows
+    from backtests.reports.backtest import costs_charged, costs_rows
     from strategy.fractal import Costs
 
     rows, _, _ = mt5_rows(200)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from candle_helpers import candles
 
-from backtests.summary import describe_frame, timeframe, timeframe_label
+from data.summary import describe_frame, timeframe, timeframe_label
 
 
 @pytest.mark.parametrize(("step", "label"), [

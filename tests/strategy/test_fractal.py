@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtests.engine import run_backtest
+from backtests.simulation import run_backtest
 from strategy.fractal import Costs, FractalParams, signal_from_probs, signals_from_frame
 
 FREE = Costs(spread=0.0)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtests.engine import run_backtest
+from backtests.simulation import run_backtest
 from strategy.fractal import Costs, FractalParams
 from strategy.rules import hour_mask, parse_hours, parse_rule
 

@@ -20,7 +20,7 @@ reliable): it stays ``running`` with ``liveness`` ``"unverifiable"``.
 Files are written atomically and durably (``data.atomic.atomic_write``: temp file, fsync,
 ``os.replace``, fsync of the folder) and ``finish`` is called last, so a run
 whose status is ``done`` always has complete files. The schema version lives in
-``PRAGMA user_version`` (``backtests.sqlitedb``, shared with the paper journals); older registries
+``PRAGMA user_version`` (``backtests.store.sqlitedb``, shared with the paper journals); older registries
 (v1, made by ``backtests/runs.py``; v2, without owners and with duplicate trials; v3, whose trials
 column ``sharpe_per_bar`` was called ``sharpe``) are upgraded in place.
 """
@@ -29,21 +29,28 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shlex
 import shutil
-import socket
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager, suppress
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-from backtests import sqlitedb as sqldb
-from backtests.stats import jsonable
-from data.atomic import atomic_write
+from backtests.store import runs
+from backtests.store import sqlitedb as sqldb
+from backtests.store.owners import OWNER_LOCK, host, liveness, release, take_ownership
+from backtests.store.runs import (
+    MIN_PREFIX,
+    REGISTRY_NAME,
+    Run,
+    RunError,
+    StoreError,
+    dumps_summary,
+    now,
+    read_meta,
+    runs_root,
+)
 from data.errors import AttnbtError
 
 KINDS = ("train", "backtest", "walkforward", "sweep", "paper", "compare")
@@ -51,94 +58,12 @@ STATUSES = ("running", "done", "failed", "interrupted")
 DEAD = "dead"                   # shown, never stored: 'running' whose owner process has ended
 SHOWN_STATUSES = (*STATUSES, DEAD)
 UNOWNED_KINDS = ("paper",)      # a paper account stays open between the processes that step it
-OWNER_LOCK = ".owner.lock"
 SCHEMA_VERSION = 4
-REGISTRY_NAME = "registry.sqlite"
-MIN_PREFIX = 4
 
 COLUMNS = ("id", "kind", "created", "finished", "status", "model", "data", "fingerprint",
            "parent", "config_id", "command", "summary", "owner_pid", "owner_host")
-TRIAL_COLUMNS = ("id", "created", "run_id", "kind", "config_id", "fingerprint", "n_obs",
-                 "sharpe_per_bar", "skew", "kurtosis", "note")
 
 
-class RunError(AttnbtError):
-    """A run reference that is unknown, ambiguous, too short or of the wrong kind."""
-
-
-class StoreError(AttnbtError):
-    """The runs folder or its registry cannot be used (corrupt, wrong type, not writable, full)."""
-
-
-def runs_root(root: str | Path | None = None) -> Path:
-    """The runs directory: the argument, else ``$ATTNBT_RUNS``, else ``./runs``."""
-    return Path(root if root is not None else os.environ.get("ATTNBT_RUNS", "runs"))
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def _new_id() -> str:
-    """A fresh run id: 16 lowercase hex characters (64 random bits). Tests may patch this."""
-    return secrets.token_hex(8)
-
-
-def _dumps_summary(summary: dict) -> str:
-    return json.dumps(jsonable(summary), allow_nan=False)
-
-
-def _atomic_write(target: Path, data: bytes) -> Path:
-    """``data.atomic.atomic_write`` (temp file, fsync, ``os.replace``, fsync of the folder), a
-    disk problem reported as a StoreError that says what to do."""
-    try:
-        return atomic_write(target, data)
-    except OSError as exc:
-        raise StoreError(f"could not write {target}: {exc.strerror or exc}; free disk space or "
-                         f"fix permissions and re-run (the run is left unfinished)") from exc
-
-
-@dataclass
-class Run:
-    """One run: its id, kind and folder (``root / id``)."""
-
-    id: str
-    kind: str
-    path: Path
-    root: Path
-
-    def read_json(self, name: str) -> Any:
-        """The JSON file ``name`` of the run folder (what ``write_json`` wrote)."""
-        return json.loads((self.path / name).read_text(encoding="utf-8"))
-
-    def write_json(self, name: str, payload: Any) -> Path:
-        """Write ``payload`` as indented JSON to ``name`` in the run folder, atomically."""
-        return self.write_text(name, json.dumps(payload, indent=2, default=str))
-
-    def write_text(self, name: str, text: str) -> Path:
-        """Write UTF-8 text to ``name`` in the run folder, atomically."""
-        return self.write_bytes(name, text.encode("utf-8"))
-
-    def write_bytes(self, name: str, data: bytes) -> Path:
-        """Write bytes to ``name`` (may contain sub-folders) in the run folder, atomically."""
-        return _atomic_write(self.path / name, data)
-
-
-def _read_meta(folder: Path) -> dict:
-    """The parsed ``run.json`` of ``folder``; RunError naming the file if it is not usable."""
-    file = folder / "run.json"
-    try:
-        meta = json.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RunError(f"cannot read {file}: {exc.strerror or exc}") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RunError(f"{file} is not valid JSON ({exc}); it is not a usable run") from exc
-    if not isinstance(meta, dict) or not isinstance(meta.get("kind"), str):
-        raise RunError(f"{file} is not a run description (expected a JSON object with a 'kind')")
-    return meta
-
-
-# --- schema migrations: MIGRATIONS[v] upgrades a registry from user_version v to v + 1 ---------
 
 def _m0_v1_table(db: sqlite3.Connection) -> None:
     """v1: the ``runs`` table made by ``backtests/runs.py`` (already present in v1 files)."""
@@ -207,84 +132,6 @@ def _m3_v4(db: sqlite3.Connection) -> None:
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m0_v1_table, _m1_v2, _m2_v3, _m3_v4]
 assert len(MIGRATIONS) == SCHEMA_VERSION
-
-
-# --- run owners: an flock held for the owner's lifetime, released by the OS however it ends ------
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: owners are recorded but never verified
-    fcntl = None  # type: ignore[assignment]
-
-_HELD: dict[str, int] = {}      # run folder -> descriptor holding its owner lock (this process)
-
-
-def _host() -> str:
-    return socket.gethostname()
-
-
-def _take_ownership(folder: Path) -> bool:
-    """Hold the owner lock of ``folder`` for this process; False if a live process holds it."""
-    key = str(folder.resolve())
-    if key in _HELD or fcntl is None:
-        return True
-    fd = os.open(folder / OWNER_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return False
-    except OSError:
-        os.close(fd)
-        raise
-    text = json.dumps({"pid": os.getpid(), "host": _host(), "since": _now()}).encode()
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, text, 0)
-    _HELD[key] = fd
-    return True
-
-
-def _release(folder: Path) -> None:
-    """Give up this process's owner lock of ``folder`` (if it holds one)."""
-    with suppress(OSError):
-        fd = _HELD.pop(str(folder.resolve()), None)
-        if fd is not None:
-            os.close(fd)
-
-
-def liveness(folder: Path, owner_pid: int | None, owner_host: str | None) -> str:
-    """Whether the owner of a 'running' run is alive: "alive", "dead" or "unverifiable".
-
-    On the owner's host the lock file decides (a pid can be reused; a lock cannot outlive its
-    process). Another host, a run from before owners were recorded (registry v2), or a system
-    without ``flock`` is "unverifiable".
-    """
-    if owner_host is None or owner_host != _host() or fcntl is None:
-        return "unverifiable"
-    if str(folder.resolve()) in _HELD:
-        return "alive"
-    try:
-        fd = os.open(folder / OWNER_LOCK, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:       # lock file gone: fall back to the pid
-        if not folder.is_dir() or owner_pid is None:
-            return "unverifiable"
-        try:
-            os.kill(owner_pid, 0)
-        except ProcessLookupError:
-            return "dead"
-        except OSError:
-            pass
-        return "unverifiable"       # a live pid may be another process: cannot tell
-    except OSError:
-        return "unverifiable"
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return "alive"
-    except OSError:
-        return "unverifiable"
-    finally:
-        os.close(fd)                # closing drops the probe's shared lock, if it got one
-    return "dead"
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
@@ -385,7 +232,7 @@ class Registry:
         with self._connect(write=True) as db:
             assert db is not None
             for _ in range(5):
-                run_id, created = _new_id(), _now()
+                run_id, created = runs.new_id(), now()
                 path = self.root / run_id
                 try:
                     path.mkdir()
@@ -402,8 +249,8 @@ class Registry:
                         "config_id": config_id, "command": command, **(meta or {})})
                     owner = (None, None)
                     if kind not in UNOWNED_KINDS:
-                        _take_ownership(path)
-                        owner = (os.getpid(), _host())
+                        take_ownership(path)
+                        owner = (os.getpid(), host())
                     with self._transaction(db):
                         db.execute(
                             "INSERT INTO runs (id, kind, created, status, model, data, fingerprint,"
@@ -412,11 +259,11 @@ class Registry:
                             (run_id, kind, created, "running", model, data, fingerprint, parent,
                              config_id, command, *owner))
                 except sqlite3.IntegrityError:
-                    _release(path)
+                    release(path)
                     shutil.rmtree(path, ignore_errors=True)
                     continue
                 except BaseException:
-                    _release(path)
+                    release(path)
                     shutil.rmtree(path, ignore_errors=True)
                     raise
                 return run
@@ -430,8 +277,8 @@ class Registry:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
         self._update(run.id, "UPDATE runs SET status=?, finished=?, summary=? WHERE id=?",
-                     (status, _now(), _dumps_summary(summary), run.id))
-        _release(run.path)
+                     (status, now(), dumps_summary(summary), run.id))
+        release(run.path)
 
     def mark(self, run: Run | str, status: str) -> None:
         """Set a run's status to 'failed' or 'interrupted', or back to 'running' (resuming it:
@@ -443,19 +290,19 @@ class Registry:
         folder = run.path if isinstance(run, Run) else self.root / run_id
         if status != "running":
             self._update(run_id, "UPDATE runs SET status=?, finished=? WHERE id=?",
-                         (status, _now(), run_id))
-            _release(folder)
+                         (status, now(), run_id))
+            release(folder)
             return
         owned = folder.is_dir() and self._kind(run_id) not in UNOWNED_KINDS
-        if owned and not _take_ownership(folder):
+        if owned and not take_ownership(folder):
             raise RunError(f"run {run_id} is still running in another process (it holds "
                            f"{folder / OWNER_LOCK}); wait for it to end")
-        owner = (os.getpid(), _host()) if owned else (None, None)
+        owner = (os.getpid(), host()) if owned else (None, None)
         try:
             self._update(run_id, "UPDATE runs SET status=?, finished=NULL, owner_pid=?, "
                          "owner_host=? WHERE id=?", ("running", *owner, run_id))
         except BaseException:
-            _release(folder)
+            release(folder)
             raise
 
     def _kind(self, run_id: str) -> str | None:
@@ -488,15 +335,15 @@ class Registry:
                         assert db is not None
                         with self._transaction(db):
                             db.execute("UPDATE runs SET status=?, finished=? WHERE id=? AND "
-                                       "status='running'", (status, _now(), run.id))
+                                       "status='running'", (status, now(), run.id))
                 except AttnbtError as err:  # never hide the original error
                     exc.add_note(f"(could not mark run {run.id} {status}: {err})")
-                _release(run.path)
+                release(run.path)
             raise
 
     def discard(self, run: Run) -> None:
         """Remove the run's folder and row: a run that failed on bad input leaves nothing."""
-        _release(run.path)
+        release(run.path)
         shutil.rmtree(run.path, ignore_errors=True)
         with self._connect(write=True) as db:
             assert db is not None
@@ -518,7 +365,7 @@ class Registry:
                 folder = self.root / run_id
                 if folder.parent != self.root or run_id in ("", ".", ".."):
                     raise RunError(f"refusing to remove {folder}: not a run folder of {self.root}")
-                _release(folder)
+                release(folder)
                 try:
                     shutil.rmtree(folder)
                 except FileNotFoundError:
@@ -552,7 +399,7 @@ class Registry:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO trials (created, run_id, kind, config_id, fingerprint,"
                     " n_obs, sharpe_per_bar, skew, kurtosis, note) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (_now(), run_id, kind, config_id, fingerprint, n_obs, sharpe_per_bar, skew,
+                    (now(), run_id, kind, config_id, fingerprint, n_obs, sharpe_per_bar, skew,
                      kurtosis, note))
                 if cur.rowcount == 1:
                     return int(cur.lastrowid)
@@ -651,7 +498,7 @@ class Registry:
         else:
             folder = Path(ref)
             if (folder / "run.json").is_file():
-                meta = _read_meta(folder)
+                meta = read_meta(folder)
                 run, row = Run(str(meta.get("id") or folder.name), meta["kind"], folder,
                                folder.parent), None
             elif matches:
@@ -705,7 +552,7 @@ class Registry:
     def get(self, ref: str | Path) -> dict:
         """The run's row plus ``files`` (names in its folder, sorted) and ``meta`` (run.json)."""
         run, row = self._lookup(ref, None)
-        meta = _read_meta(run.path) if run.path.is_dir() else {}
+        meta = read_meta(run.path) if run.path.is_dir() else {}
         if row is None:  # a folder given by path that the registry does not know
             row = {c: meta.get(c) for c in COLUMNS}
             row.update(id=run.id, kind=run.kind, summary={}, missing=False, liveness=None)

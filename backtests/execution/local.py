@@ -8,7 +8,7 @@ what determines the numbers. A task whose worker died is retried once; since onl
 records, a retried task still gives one run.
 
 The seam: an :class:`Executor` has ``map(fn, tasks, *, on_done, catch)`` with the semantics of
-:func:`run_tasks`. :class:`LocalExecutor` is the process pool; ``backtests.ray_executor.RayExecutor``
+:func:`run_tasks`. :class:`LocalExecutor` is the process pool; ``backtests.execution.ray_cluster.RayExecutor``
 runs the same tasks on a local Ray instance or a Ray cluster. :func:`make_executor` picks one by
 name (``--executor local|ray``).
 """
@@ -20,16 +20,9 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from typing import Any
 
-
-@dataclass
-class TaskFailure:
-    """A task that raised: its index and the error, returned in place of its result."""
-
-    index: int
-    error: BaseException
+from backtests.execution.base import Executor, TaskFailure, call, init_worker
 
 
 def default_workers() -> int:
@@ -64,23 +57,6 @@ def check_workers(workers: int, *, here: bool = True) -> int:
     return workers
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set in this process
-        pass
-
-
-def _call(fn: Callable, task: Any, threads: int) -> Any:
-    from models.step import torch_threads
-
-    with torch_threads(threads):
-        return fn(task)
-
-
 def run_tasks(fn: Callable[[Any], Any], tasks: Sequence[Any], *, workers: int = 1,
               threads: int = 1, on_done: Callable[[int, Any], None] | None = None,
               catch: tuple[type[BaseException], ...] = ()) -> list[Any]:
@@ -94,7 +70,7 @@ def run_tasks(fn: Callable[[Any], Any], tasks: Sequence[Any], *, workers: int = 
     if workers <= 1 or len(tasks) <= 1:
         for i, task in enumerate(tasks):
             try:
-                results[i] = _call(fn, task, threads)
+                results[i] = call(fn, task, threads)
             except catch as exc:
                 results[i] = TaskFailure(i, exc)
             if on_done:
@@ -105,8 +81,8 @@ def run_tasks(fn: Callable[[Any], Any], tasks: Sequence[Any], *, workers: int = 
         ctx = mp.get_context("spawn")
         try:
             with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx,
-                                     initializer=_init_worker, initargs=(threads,)) as pool:
-                futures = {pool.submit(_call, fn, tasks[i], threads): i for i in sorted(pending)}
+                                     initializer=init_worker, initargs=(threads,)) as pool:
+                futures = {pool.submit(call, fn, tasks[i], threads): i for i in sorted(pending)}
                 while futures:
                     done, _ = wait(futures, return_when=FIRST_COMPLETED)
                     for fut in done:
@@ -127,31 +103,6 @@ def run_tasks(fn: Callable[[Any], Any], tasks: Sequence[Any], *, workers: int = 
     return results
 
 
-class Executor:
-    """Computes independent tasks somewhere and hands the results back to the driver.
-
-    ``map(fn, tasks, *, on_done=None, catch=())`` returns ``[fn(t) for t in tasks]`` in task
-    order; an error of a type in ``catch`` comes back as :class:`TaskFailure` (the task's index
-    and the original error) while the other tasks finish; any other error is raised.
-    ``on_done(i, result)`` is called in the driver as each task finishes. An executor is a
-    context manager: leaving it releases what it started (and nothing it did not start).
-    """
-
-    def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any], *,
-            on_done: Callable[[int, Any], None] | None = None,
-            catch: tuple[type[BaseException], ...] = ()) -> list[Any]:
-        raise NotImplementedError
-
-    def shutdown(self) -> None:
-        """Release the workers this executor started (nothing by default)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.shutdown()
-
-
 class LocalExecutor(Executor):
     """``workers`` spawned processes on this machine (inline when 1): :func:`run_tasks`."""
 
@@ -168,66 +119,4 @@ class LocalExecutor(Executor):
         return f"LocalExecutor(workers={self.workers}, threads={self.threads})"
 
 
-EXECUTORS = ("local", "ray")
-
-
-def make_executor(kind: str = "local", *, workers: int = 1, threads: int = 1,
-                  address: str | None = None, gpus_per_task: float = 0.0) -> Executor:
-    """The executor called ``kind``: ``local`` (process pool) or ``ray``.
-
-    For ``ray``, ``address`` is ``"auto"`` or ``"ray://host:port"`` to join a running cluster,
-    or None to start a private Ray instance on this machine (``workers`` CPUs, loopback only);
-    ``gpus_per_task`` is the share of a GPU each task asks for (0: CPU only).
-    """
-    from backtests.config import ConfigError
-
-    name = (kind or "").strip().lower()
-    if name == "local":
-        if address is not None:
-            raise ConfigError("--address is for --executor ray (the local executor runs here)")
-        if gpus_per_task:
-            raise ConfigError("gpus_per_task is for --executor ray")
-        return LocalExecutor(workers, threads)
-    if name == "ray":
-        from backtests.ray_executor import RayExecutor
-
-        return RayExecutor(workers=workers, threads=threads, address=address,
-                           gpus_per_task=gpus_per_task)
-    raise ConfigError(f"--executor: unknown executor {kind!r}; choose {' or '.join(EXECUTORS)}")
-
-
-def local_device(name: str) -> str:
-    """``auto`` | ``cpu`` | ``cuda`` → the device this process trains on (``cuda`` where none
-    is present is an error)."""
-    if name == "cpu":
-        return "cpu"
-    import torch
-
-    from data.errors import AttnbtError
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise AttnbtError("--device cuda: this machine has no CUDA GPU")
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def ray_task_executor(*, workers: int, address: str | None, device: str) -> Executor:
-    """The Ray executor of a driver's training tasks: a private local instance or the cluster at
-    ``address``. ``device="cuda"`` (or ``auto`` where the cluster reports GPUs) gives each task a
-    share of a GPU, and is refused where the cluster has none."""
-    from backtests.config import ConfigError
-    from backtests.ray_executor import GPU_FRACTION
-
-    ex = make_executor("ray", workers=workers, threads=1, address=address)
-    gpus = ex.cluster_gpus()
-    if device == "cuda" and gpus <= 0:
-        ex.shutdown()
-        raise ConfigError(f"--device cuda: the Ray cluster ({address or 'local instance'}) "
-                          "reports no GPU; use --device cpu or auto")
-    if device == "cuda" or (device == "auto" and gpus > 0):
-        ex.gpus_per_task = GPU_FRACTION
-    return ex
-
-
-__all__ = ["EXECUTORS", "WORKERS_PER_CORE", "Executor", "LocalExecutor", "TaskFailure",
-           "check_workers", "default_workers",
-           "local_device", "make_executor", "ray_task_executor", "run_tasks"]
+__all__ = ["WORKERS_PER_CORE", "LocalExecutor", "check_workers", "default_workers", "run_tasks"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from backtests.metrics import compute_stats
+from backtests.analysis.performance import compute_stats
 from strategy.engine import (
     ORDER_COLUMNS,
     TRADE_COLUMNS,

@@ -25,9 +25,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from backtests.executor import Executor, TaskFailure, _call
+from backtests.execution.base import Executor, TaskFailure, call
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_HINT = "Ray is not installed: pip install 'attnbt[ray]'"
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 GPU_FRACTION = 0.25       # a task's share of a GPU when a walk-forward trains on a Ray cluster's GPUs
@@ -182,7 +182,7 @@ def _run_task(fn: Callable[[Any], Any], threads: int, as_tuple: bool, *parts: An
     """In a Ray worker: rebuild the task (its large parts arrive resolved from the object store)
     and run it with torch pinned to ``threads`` threads."""
     _one_interop_thread()
-    return _call(fn, tuple(parts) if as_tuple else parts[0], threads)
+    return call(fn, tuple(parts) if as_tuple else parts[0], threads)
 
 
 _INTEROP_SET = False

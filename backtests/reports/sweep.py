@@ -102,7 +102,7 @@ def render_html(payload: dict, table: pd.DataFrame, heat_png: bytes | None,
     parts.append("</ul>")
     c = payload.get("costs_charged")
     if c:
-        from backtests.walkforward.report import costs_html
+        from backtests.reports.walkforward import costs_html
         from backtests.walkforward.results import COST_TOTALS
 
         varied = (f" The grid varies {html.escape(', '.join(c['varied_by_grid']))}: each "

@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from backtests.engine import BacktestResult
-from backtests.metrics import drawdown
-from backtests.stats import format_value as _fmt
-from backtests.stats import jsonable, stat
-from backtests.stats import rows as stat_rows
+from backtests.analysis.catalog import format_value as _fmt
+from backtests.analysis.catalog import jsonable, stat
+from backtests.analysis.catalog import rows as stat_rows
+from backtests.analysis.performance import drawdown
+from backtests.simulation import BacktestResult
 from data.atomic import atomic_write
 from strategy.fractal import Costs
 
@@ -72,7 +72,7 @@ BUY_AND_HOLD_COLOUR = "#888888"
 
 
 def format_stats_table(stats: dict) -> list[tuple[str, str]]:
-    """(heading with unit, formatted value) rows, in the order of ``backtests.stats.STATS``."""
+    """(heading with unit, formatted value) rows, in the order of ``backtests.analysis.catalog.STATS``."""
     return [(definition.heading, definition.format(value)) for definition, value in stat_rows(stats)]
 
 

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from backtests.significance import VERDICT_RULE  # noqa: E402
+from backtests.analysis.significance import VERDICT_RULE  # noqa: E402
 from data.atomic import atomic_write  # noqa: E402
 
 CSS = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
@@ -115,7 +115,7 @@ def _html_table(header, rows) -> str:
 def costs_setting_rows(c: dict) -> list[list[str]]:
     """A study's costs (``results.costs_block``) as (setting, value) rows, worded as the
     backtest report's "Costs charged" table, with the account currency and P&L conversion."""
-    from backtests.report import costs_rows
+    from backtests.reports.backtest import costs_rows
     from backtests.walkforward.results import COST_TOTALS
 
     rows = [[r["setting"], f"{r['value']:g}" if isinstance(r["value"], float) else str(r["value"])]

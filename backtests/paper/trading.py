@@ -44,9 +44,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from backtests import sqlitedb as sqldb
-from backtests.stats import jsonable
+from backtests.analysis.catalog import jsonable
 from backtests.store import Registry, runs_root
+from backtests.store import sqlitedb as sqldb
 from data.errors import AttnbtError, DataError
 from strategy.engine import (
     ORDER_COLUMNS,
@@ -438,7 +438,7 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
     source's existing history too) or a bar time (from that bar on).
     """
     from backtests.currency import conversion
-    from backtests.summary import timeframe
+    from data.summary import timeframe
     from data.validate import to_utc
     from models.checkpoint import check_compatible, load_model
 
@@ -1012,8 +1012,8 @@ def list_accounts(runs_dir: str | Path | None = None) -> list[dict]:
 
 def paper_result(view: PaperView):
     """The paper period as a ``BacktestResult`` (closed trades; equity marked to market)."""
-    from backtests.engine import BacktestResult
-    from backtests.metrics import compute_stats
+    from backtests.analysis.performance import compute_stats
+    from backtests.simulation import BacktestResult
 
     a = view.account
     return BacktestResult(trades=view.trades, equity=view.equity, orders=view.orders,
@@ -1041,8 +1041,8 @@ def paper_record(name: str, runs_dir: str | Path | None = None) -> dict:
 def report(name: str, runs_dir: str | Path | None = None) -> Path:
     """Write the backtest report over the paper period (report.html, trades.csv, ...) into the
     account's ``report/`` folder; returns report.html's path."""
-    from backtests import stats as stat_table
-    from backtests.report import write_report
+    from backtests.analysis import catalog as stat_table
+    from backtests.reports.backtest import write_report
 
     view = read_account(name, runs_dir)
     if len(view.equity) < 2:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from backtests.metrics import compute_stats
+from backtests.analysis.performance import compute_stats
 from data.labels import fractal_labels
 from strategy.engine import Booking
 from strategy.fractal import PROB_COLUMNS, Costs

@@ -1,0 +1,3 @@
+"""Pure numbers from results: trading performance, significance, the statistics catalogue, baselines.
+
+Imports no store, report, executor or study (a test checks it)."""

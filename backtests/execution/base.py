@@ -1,0 +1,60 @@
+"""The executor seam: what every executor returns and how a task runs in a worker (fixed torch threads)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class TaskFailure:
+    """A task that raised: its index and the error, returned in place of its result."""
+
+    index: int
+    error: BaseException
+
+
+class Executor:
+    """Computes independent tasks somewhere and hands the results back to the driver.
+
+    ``map(fn, tasks, *, on_done=None, catch=())`` returns ``[fn(t) for t in tasks]`` in task
+    order; an error of a type in ``catch`` comes back as :class:`TaskFailure` (the task's index
+    and the original error) while the other tasks finish; any other error is raised.
+    ``on_done(i, result)`` is called in the driver as each task finishes. An executor is a
+    context manager: leaving it releases what it started (and nothing it did not start).
+    """
+
+    def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any], *,
+            on_done: Callable[[int, Any], None] | None = None,
+            catch: tuple[type[BaseException], ...] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def shutdown(self) -> None:
+        """Release the workers this executor started (nothing by default)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+
+def init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process
+        pass
+
+
+def call(fn: Callable, task: Any, threads: int) -> Any:
+    from models.step import torch_threads
+
+    with torch_threads(threads):
+        return fn(task)
+
+
+__all__ = ["Executor", "TaskFailure", "call", "init_worker"]
