@@ -49,13 +49,11 @@ from data.errors import AttnbtError
 from data.features import FEATURE_SETS
 from data.labels import horizon
 from models.config import TrainConfig
+from models.presets import PRESETS as MODEL_PRESETS
 from models.rules import KIND as RULE_KIND
-from models.rules import PRESETS as RULE_PRESETS
 from models.rules import rule_params
 from strategy.fractal import Costs, FractalParams
 
-MODEL_PRESETS = {"attention": ("article", "modern"), "dense": ("article", "matched"),
-                 "conv": ("article",), "lstm": ("article",), "rule": RULE_PRESETS}
 PERIODS = ("train", "val", "test", "all")
 NOT_IN_ID = ("train.device", "runtime.runs_dir", "runtime.workers")
 

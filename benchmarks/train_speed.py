@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout f
 
 from benchmarks.machine import cpu_model  # noqa: E402
 from benchmarks.smoke import available_cores, set_threads, smoke_out  # noqa: E402
-from models.registry import build, make_config, n_parameters  # noqa: E402
+from models.networks import build, make_config, n_parameters  # noqa: E402
 from models.step import WindowBatches, train_step  # noqa: E402
 
 MODELS = [("attention", "article"), ("attention", "modern"), ("dense", "article"),

@@ -72,7 +72,7 @@ def cuda_mode(seeds: int, folds: int, models: str, smoke: bool) -> dict:
     from data.dataset import DatasetSpec
     from data.folds import walk_forward
     from models.ensemble import train_ensemble, vmappable
-    from models.registry import make_config
+    from models.networks import make_config
     from models.train import TrainConfig, fit
 
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -11,14 +11,16 @@ from __future__ import annotations
 import importlib
 
 _PUBLIC = {
-    **dict.fromkeys(("LoadedModel", "ModelError", "ModelMeta", "check_compatible", "load_model",
+    "ModelError": "models.errors",
+    **dict.fromkeys(("LoadedModel", "ModelMeta", "check_compatible", "load_model",
                      "load_training_state", "model_hash", "model_meta", "read_meta",
                      "save_model", "save_training_state"), "models.checkpoint"),
     **dict.fromkeys(("ARTICLE_FIGURES", "article_metrics", "classification_metrics"),
                     "models.evaluate"),
     **dict.fromkeys(("PROB_COLUMNS", "Predictor"), "models.predict"),
-    **dict.fromkeys(("KINDS", "build", "make_config", "n_parameters"), "models.registry"),
-    **dict.fromkeys(("TrainResult", "TrainState", "fit", "pick_device"), "models.train"),
+    **dict.fromkeys(("KINDS", "build", "make_config", "n_parameters"), "models.networks"),
+    **dict.fromkeys(("TrainResult", "fit", "pick_device"), "models.train"),
+    "TrainState": "models.step",
     "TrainConfig": "models.config",
 }
 __all__ = sorted(_PUBLIC)

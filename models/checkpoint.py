@@ -36,9 +36,10 @@ from torch import nn
 
 from data.atomic import atomic_write
 from data.dataset import STD_FLOOR, DatasetSpec, Normaliser
-from data.errors import AttnbtError
 from data.folds import Fold
-from models.registry import KINDS, build, config_from_dict, config_to_dict
+from models.errors import ModelError
+from models.networks import KINDS, build, config_from_dict, config_to_dict
+from models.step import TrainState
 
 WEIGHTS, META, LAST, STATE = "model.safetensors", "model.json", "last.safetensors", "state.pt"
 # The largest sensible model: the largest preset (dense/article) at the longest window a config
@@ -55,10 +56,6 @@ MAX_ABS_WEIGHT = 1e6
 # The normaliser's mean and std: no feature (price differences, volume / 1000, oscillators) of
 # any market comes near 1e15, and Normaliser.fit never leaves a std at or below STD_FLOOR.
 MAX_NORM_SCALE = 1e15
-
-
-class ModelError(AttnbtError):
-    """A saved model that is missing, damaged, or does not fit the data it is given."""
 
 
 @dataclass
@@ -170,7 +167,7 @@ def save_model(folder: Path, weights: dict[str, torch.Tensor], meta: dict) -> st
 
 
 def save_training_state(folder: Path, state) -> None:
-    """The per-epoch checkpoint of ``models.train.TrainState`` (last weights + optimizer)."""
+    """The per-epoch checkpoint of ``models.step.TrainState`` (last weights + optimizer)."""
     folder = Path(folder)
     _save_weights(state.last_weights, folder / LAST)
     cols = list(state.history[0]) if state.history else []
@@ -182,8 +179,6 @@ def save_training_state(folder: Path, state) -> None:
 
 def load_training_state(folder: Path):
     """The TrainState saved by ``save_training_state`` (best weights from model.safetensors)."""
-    from models.train import TrainState
-
     folder = Path(folder)
     if not (folder / STATE).exists() or not (folder / LAST).exists():
         raise ModelError(f"{folder} has no training state to resume from")

@@ -32,9 +32,9 @@ from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from data.dataset import CandleDataset, DatasetSpec
 from data.folds import Fold
-from models.checkpoint import ModelError
+from models.errors import ModelError
 from models.evaluate import article_metrics, class_prior, classification_metrics
-from models.registry import build, make_config, n_parameters
+from models.networks import build, make_config, n_parameters
 from models.step import LARGE_SDPA_BATCH, WindowBatches, sdpa_guard
 from models.train import TrainConfig, TrainResult, _evaluate, class_weights, fit, pick_device
 

@@ -1,4 +1,5 @@
-"""The training step and the on-device window gathering, shared by training and benchmarks.
+"""The training step, the state carried between epochs and the on-device window gathering, shared by
+training, checkpoints and benchmarks.
 
 Imports torch only, so the speed benchmark runs wherever torch does.
 """
@@ -6,10 +7,25 @@ Imports torch only, so the speed benchmark runs wherever torch does.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue a training after ``epoch``."""
+
+    epoch: int
+    best: float
+    bad: int
+    history: list[dict]
+    last_weights: dict[str, torch.Tensor]
+    best_weights: dict[str, torch.Tensor]
+    optimizer: dict
+
 
 
 class WindowBatches:

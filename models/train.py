@@ -25,26 +25,13 @@ from torch import nn
 
 from data.dataset import CandleDataset, DatasetSpec, Normaliser
 from data.folds import Fold
-from models.checkpoint import ModelError
 from models.config import TrainConfig
+from models.errors import ModelError
 from models.evaluate import article_metrics, class_prior, classification_metrics
-from models.registry import build, make_config, n_parameters
+from models.networks import build, make_config, n_parameters
 from models.rules import KIND as RULE_KIND
 from models.rules import RuleConfig, rule_probs
-from models.step import WindowBatches, sdpa_guard, torch_threads, train_step
-
-
-@dataclass
-class TrainState:
-    """Everything needed to continue a training after ``epoch``."""
-
-    epoch: int
-    best: float
-    bad: int
-    history: list[dict]
-    last_weights: dict[str, torch.Tensor]
-    best_weights: dict[str, torch.Tensor]
-    optimizer: dict
+from models.step import TrainState, WindowBatches, sdpa_guard, torch_threads, train_step
 
 
 @dataclass
@@ -243,4 +230,4 @@ def _evaluate(model, batches: WindowBatches, idx: torch.Tensor, weights: torch.T
     return float(torch.stack(losses).sum()) / len(idx), torch.cat(probs).numpy()
 
 
-__all__ = ["TrainConfig", "TrainResult", "TrainState", "class_weights", "fit", "pick_device"]
+__all__ = ["TrainConfig", "TrainResult", "class_weights", "fit", "pick_device"]

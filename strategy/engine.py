@@ -93,7 +93,6 @@ class OrderRecord:
 
 TRADE_COLUMNS = [f.name for f in fields(TradeRecord)]
 ORDER_COLUMNS = [f.name for f in fields(OrderRecord)]
-_ALIVE = ("Created", "Submitted", "Accepted", "Partial")
 
 
 def _kinds(record_type: type) -> dict[str, type]:

@@ -89,7 +89,7 @@ def test_training_that_fails_on_bad_input_leaves_no_run_behind(tmp_path):
     from backtests.config import Experiment
     from backtests.store import Registry
     from backtests.workflows import train_run
-    from models.checkpoint import ModelError
+    from models.errors import ModelError
 
     tiny = data.load("sample:EURUSD_H1").iloc[:150]
     with pytest.raises(ModelError, match="too few samples"):

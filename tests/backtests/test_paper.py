@@ -339,7 +339,7 @@ def test_an_unhashed_model_needs_trust_at_init_and_then_its_pin_guards_it(traine
     a trusted account then checks the model against the hash pinned at init on every step."""
     import json
 
-    from models.checkpoint import ModelError
+    from models.errors import ModelError
 
     copy = tmp_path / "unhashed"
     shutil.copytree(trained_run.path, copy)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from test_walkforward_data import synthetic, write_csv
 
 import data

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from data import DatasetSpec
-from models.checkpoint import ModelError, check_compatible, load_model, load_state
+from models.checkpoint import check_compatible, load_model, load_state
+from models.errors import ModelError
 from models.predict import Predictor
 
 
@@ -86,7 +87,7 @@ def test_model_json_reads_swing_label_kinds_and_refuses_a_misspelt_one(tmp_path,
 
     from data import Normaliser
     from models.checkpoint import model_meta, read_meta
-    from models.registry import make_config
+    from models.networks import make_config
 
     spec = DatasetSpec(window=20, features="scaled", labels=labels)
     meta = model_meta(kind="attention", config=make_config("attention", "article", 19, 20),
@@ -374,7 +375,7 @@ def test_the_parameter_budget_fits_the_largest_preset_at_the_longest_window():
     from backtests.config import RANGES
     from data.features import FEATURE_SETS
     from models.checkpoint import MAX_PARAMETERS, expected_tensors
-    from models.registry import KINDS, make_config
+    from models.networks import KINDS, make_config
 
     window = int(RANGES["dataset.window"][1])
     n_features = max(len(v) for v in FEATURE_SETS.values())
@@ -422,7 +423,7 @@ def test_a_model_whose_normaliser_could_not_be_loaded_is_not_saved(tmp_path):
 
     from data import Normaliser
     from models.checkpoint import model_meta, save_model
-    from models.registry import build, make_config
+    from models.networks import build, make_config
 
     spec = DatasetSpec(features="scaled")
     config = make_config("attention", "article", spec.n_features, spec.window)

@@ -43,7 +43,7 @@ def test_training_on_cuda_and_predicting_on_cpu_agree(tmp_path, bf16):
 def test_modern_attention_trains_at_batch_65536():
     """cuDNN's fused attention failed at 65,536 windows on an H100; the guard picks other
     kernels for such batches (a training step and a forward pass must both work)."""
-    from models.registry import build, make_config
+    from models.networks import build, make_config
     from models.step import sdpa_guard, train_step
 
     device = torch.device("cuda")

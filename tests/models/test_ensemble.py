@@ -24,7 +24,7 @@ import torch
 from data.dataset import CandleDataset, DatasetSpec
 from data.folds import walk_forward
 from models.ensemble import train_ensemble, vmappable
-from models.registry import make_config
+from models.networks import make_config
 from models.train import TrainConfig, fit
 
 WEIGHTS_RTOL = 1e-2      # relative L2 distance of all weights

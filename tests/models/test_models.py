@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from models.registry import (
+from models.networks import (
     KINDS,
     build,
     config_from_dict,

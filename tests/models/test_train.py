@@ -114,7 +114,7 @@ def test_early_stopping_stops_before_max_epochs(small):
 
 
 def test_asking_for_cuda_without_a_gpu_is_a_clear_error(small):
-    from models.checkpoint import ModelError
+    from models.errors import ModelError
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
@@ -123,7 +123,7 @@ def test_asking_for_cuda_without_a_gpu_is_a_clear_error(small):
 
 
 def test_a_diverging_training_is_an_error_not_nan_weights(small):
-    from models.checkpoint import ModelError
+    from models.errors import ModelError
 
     with pytest.raises(ModelError, match="diverged"):
         _fit(small, lr=1e9, epochs=3, max_grad_norm=0.0)

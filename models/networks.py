@@ -1,4 +1,4 @@
-"""Model kinds by name: their config class, module class and presets."""
+"""The networks by kind: their config class and module class (presets: ``models.presets``)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ from models.baselines import (
     LSTMClassifier,
     LSTMConfig,
 )
+from models.presets import NETWORK_PRESETS
 
 KINDS = {
-    "attention": (AttentionConfig, AttentionClassifier, ("article", "modern")),
-    "dense": (DenseConfig, DenseClassifier, ("article", "matched")),
-    "conv": (ConvConfig, ConvClassifier, ("article",)),
-    "lstm": (LSTMConfig, LSTMClassifier, ("article",)),
+    "attention": (AttentionConfig, AttentionClassifier, NETWORK_PRESETS["attention"]),
+    "dense": (DenseConfig, DenseClassifier, NETWORK_PRESETS["dense"]),
+    "conv": (ConvConfig, ConvClassifier, NETWORK_PRESETS["conv"]),
+    "lstm": (LSTMConfig, LSTMClassifier, NETWORK_PRESETS["lstm"]),
 }
 
 
