@@ -245,12 +245,12 @@ def resolve_key(key: str) -> tuple[str, str]:
     keys = all_keys()
     if "." in key:
         if key not in keys:
-            raise ConfigError(f"unknown setting {key!r}; see `attnbt config keys`")
+            raise ConfigError(f"unknown setting {key!r}", see="config keys")
         section, name = key.split(".", 1)
         return section, name
     matches = [k for k in keys if k.split(".", 1)[1] == key]
     if not matches:
-        raise ConfigError(f"unknown setting {key!r}; see `attnbt config keys`")
+        raise ConfigError(f"unknown setting {key!r}", see="config keys")
     if len(matches) > 1:
         raise ConfigError(f"{key!r} is ambiguous: say {' or '.join(matches)}")
     section, name = matches[0].split(".", 1)

@@ -73,9 +73,9 @@ def make_fold(exp: Experiment, index: pd.DatetimeIndex) -> Fold:
 def refuse_rule(exp: Experiment) -> None:
     """A rule baseline is never trained or saved: it is named where a model is compared."""
     if is_rule(exp.model.kind):
-        raise ConfigError(f"model.kind = rule: rule baselines need no training; use "
-                          f"rule/{exp.model.preset} with backtest --vs, walkforward --models or "
-                          "sweep --models (evaluate and backtest show them beside every model)")
+        raise ConfigError(f"model.kind = rule: rule baselines need no training; name "
+                          f"rule/{exp.model.preset} as a model to compare in a backtest, walk-forward "
+                          "or sweep (evaluate and backtest show them beside every model)")
 
 
 def train_model(exp: Experiment, candles: pd.DataFrame | None = None, *,
@@ -343,7 +343,7 @@ def score(ref: str, source: str | None = None, *, period: str = "test",
     """Load a trained run, check it fits the data, and score every bar of the data
     (``trust_unhashed``: accept a model saved before hashes were recorded)."""
     if period not in PERIODS:
-        raise ConfigError(f"--period {period!r}: choose {', '.join(PERIODS)}")
+        raise ConfigError(f"backtest.period = {period!r}: choose {', '.join(PERIODS)}")
     run = Registry(runs_dir).resolve(ref, kind="train")
     loaded = load_model(run.path, device=device, trust_unhashed=trust_unhashed)
     if candles is None:

@@ -45,8 +45,8 @@ def load_cached(symbol: str, interval: str = "1h", cache_dir: Path | None = None
     source = f"yahoo:{symbol}:{interval}"
     path = cache_path(symbol, interval, cache_dir)
     if not path.exists():
-        raise DataError(f"not in the cache; run `attnbt data fetch {symbol} --interval {interval}`",
-                        source=source, rule="not cached")
+        raise DataError("not in the cache; fetch it first (needs the network once)", source=source,
+                        rule="not cached", see=f"data fetch {symbol} --interval {interval}")
     frame = validate_frame(_read_cache(path, source), source=f"{source} ({path})")
     frame.attrs["source"] = source
     return frame

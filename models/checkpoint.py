@@ -389,9 +389,8 @@ def load_model(folder: str | Path, *, device: str = "cpu",
     if saved is None or saved == "":
         if not trust_unhashed:
             raise ModelError(f"{folder / META} records no model_hash, so nothing shows the "
-                             "model's files are the ones training wrote; retrain it, or pass "
-                             "--trust-unhashed (trust_unhashed=True) if attnbt saved it before "
-                             "it recorded hashes")
+                             "model's files are the ones training wrote; retrain it, or load it with "
+                             "`trust_unhashed` if attnbt saved it before it recorded hashes")
     elif saved != digest:
         raise ModelError(f"{folder}: the model's files changed after it was saved (hash "
                          f"{digest} != recorded {saved}); retrain or restore the files")

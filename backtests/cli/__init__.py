@@ -62,9 +62,15 @@ _walkforward.register(app)
 _sweep.register(app)
 
 
+# Arguments of commands that are not config keys: core messages name them `in backticks`.
+ARGUMENT_OPTIONS = {"trust_unhashed": "--trust-unhashed"}
+
+
 def _with_option_names(message: str) -> str:
     """Name the command-line option of each config key the message mentions (at the end for
-    the key the message starts with, beside the others)."""
+    the key the message starts with, beside the others), and of each `argument` in backticks."""
+    message = re.sub(r"`([a-z_]+)`", lambda m: (f"{m.group(0)} (option {ARGUMENT_OPTIONS[m.group(1)]})"
+                                                if m.group(1) in ARGUMENT_OPTIONS else m.group(0)), message)
     m = re.match(r"^([a-z_]+\.[a-z_]+)\b", message)
     if m and m.group(1) in OPTION_OF:
         return f"{message} (option {OPTION_OF[m.group(1)]})"
@@ -109,4 +115,4 @@ def main() -> None:
         sys.exit(130)
 
 
-__all__ = ["app", "describe_error", "main"]
+__all__ = ["ARGUMENT_OPTIONS", "app", "describe_error", "main"]

@@ -359,8 +359,8 @@ class Registry:
                 f"SELECT id FROM runs WHERE id IN ({','.join('?' * len(ids))})", ids)}
             unknown = [i for i in ids if i not in known]
             if unknown:
-                raise RunError(f"no run {', '.join(unknown)} in {self.root}/ (nothing removed; "
-                               f"see `attnbt runs list`)")
+                raise RunError(f"no run {', '.join(unknown)} in {self.root}/ (nothing removed)",
+                               see="runs list")
             for run_id in ids:
                 folder = self.root / run_id
                 if folder.parent != self.root or run_id in ("", ".", ".."):
@@ -483,7 +483,7 @@ class Registry:
                                  "LIMIT 1", args).fetchone() if db is not None else None
                 if row is None:
                     what = f"finished {kind} run" if kind else "finished run"
-                    raise RunError(f"no {what} in {self.root}/ yet (see `attnbt runs list`)")
+                    raise RunError(f"no {what} in {self.root}/ yet", see="runs list")
                 matches = [row]
             elif db is None:
                 matches = []
@@ -508,9 +508,9 @@ class Registry:
                                f"{', '.join(ids[:10])}{more}; give more characters")
             elif len(text) < MIN_PREFIX:
                 raise RunError(f"no run {text!r} in {self.root}/; id prefixes need "
-                               f"{MIN_PREFIX}+ characters (see `attnbt runs list`)")
+                               f"{MIN_PREFIX}+ characters", see="runs list")
             else:
-                raise RunError(f"no run {text!r} in {self.root}/ (see `attnbt runs list`)")
+                raise RunError(f"no run {text!r} in {self.root}/", see="runs list")
         if kind is not None and run.kind != kind:
             raise RunError(f"run {run.id} is a {run.kind} run, not a {kind} run")
         return run, row
@@ -546,7 +546,7 @@ class Registry:
         run, _ = self._lookup(ref, kind)
         if not run.path.is_dir():
             raise RunError(f"run {run.id} is in the registry but its folder {run.path} is gone; "
-                           f"`attnbt runs rm {run.id}` drops the row")
+                           "removing the run drops the row", see=f"runs rm {run.id}")
         return run
 
     def get(self, ref: str | Path) -> dict:

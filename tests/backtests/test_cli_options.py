@@ -91,7 +91,7 @@ def test_evaluate_an_unknown_period(capsys, trained_runs):
     root, run_id = trained_runs
     before = run_ids(root)
     refused(attnbt(capsys, "evaluate", "--run", run_id, "--period", "nosuch"),
-            "--period 'nosuch'", "train, val, test, all")
+            "backtest.period = 'nosuch'", "train, val, test, all", "(option --period)")
     assert run_ids(root) == before
 
 

@@ -106,8 +106,9 @@ def test_resolve_prefixes(tmp_path, monkeypatch):
         reg.resolve("abcd")
     with pytest.raises(RunError, match="4\\+ characters"):
         reg.resolve("abc")
-    with pytest.raises(RunError, match=f"no run 'ffff' in {re.escape(str(tmp_path))}.*runs list"):
+    with pytest.raises(RunError, match=f"no run 'ffff' in {re.escape(str(tmp_path))}") as unknown:
         reg.resolve("ffff")
+    assert unknown.value.see == "runs list"
     with pytest.raises(RunError, match=f"run {one.id} is a train run, not a backtest run"):
         reg.resolve(one.id, kind="backtest")
 
