@@ -29,14 +29,14 @@ def rsi(close: pd.Series, n: int = 14) -> pd.Series:
     """Wilder's RSI as MT5's iRSI: first average is the simple mean of n changes, then smoothed."""
     delta = close.diff()
     gain, loss = delta.clip(lower=0.0), (-delta).clip(lower=0.0)
-    avg_gain, avg_loss = _wilder(gain, n), _wilder(loss, n)
+    avg_gain, avg_loss = wilder(gain, n), wilder(loss, n)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
     out = out.where(avg_loss > 0, 100.0).where(avg_gain.notna())
     return out.where(~((avg_gain == 0) & (avg_loss == 0)), 50.0)
 
 
-def _wilder(x: pd.Series, n: int) -> pd.Series:
+def wilder(x: pd.Series, n: int) -> pd.Series:
     values = x.to_numpy(dtype="float64")
     out = np.full(len(values), np.nan)
     if len(values) > n:

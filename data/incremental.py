@@ -4,7 +4,7 @@
 costs time proportional to the history. ``FeatureState`` instead carries what the next bar needs:
 
 - the recursions, exactly as the batch computes them: the two MACD EMAs (pandas' ``adjust=False``
-  update, bit for bit) and Wilder's RSI averages (``features._wilder``'s update);
+  update, bit for bit) and Wilder's RSI averages (``features.wilder``'s update);
 - the last ``TAIL`` bars (every rolling window is at most 20 bars: ATR/CCI 14, range/volume 20,
   ``diff(5)``) and the last 9 MACD values (the signal line);
 - the last ``keep`` feature rows (a model's window).
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from data.features import FEATURE_SETS, WARMUP, _wilder, compute_features, ema, macd
+from data.features import FEATURE_SETS, WARMUP, compute_features, ema, macd, wilder
 
 TAIL = 21            # bars kept: rolling(20) windows and the close before the first of them
 RSI_N, ATR_N, CCI_N, RANGE_N, SIGNAL_N = 14, 14, 14, 20, 9
@@ -77,8 +77,8 @@ class FeatureState:
         s.ema_fast = float(ema(c, FAST).iloc[-1])
         s.ema_slow = float(ema(c, SLOW).iloc[-1])
         delta = c.diff()
-        s.avg_gain = float(_wilder(delta.clip(lower=0.0), RSI_N).iloc[-1])
-        s.avg_loss = float(_wilder((-delta).clip(lower=0.0), RSI_N).iloc[-1])
+        s.avg_gain = float(wilder(delta.clip(lower=0.0), RSI_N).iloc[-1])
+        s.avg_loss = float(wilder((-delta).clip(lower=0.0), RSI_N).iloc[-1])
         main, _ = macd(c)
         s.mains.extend(float(v) for v in main.to_numpy()[-SIGNAL_N:])
         s.bars.extend(map(tuple, candles[["open", "high", "low", "close", "volume"]]

@@ -36,7 +36,14 @@ from models.errors import ModelError
 from models.evaluate import article_metrics, class_prior, classification_metrics
 from models.networks import build, make_config, n_parameters
 from models.step import LARGE_SDPA_BATCH, WindowBatches, sdpa_guard
-from models.train import TrainConfig, TrainResult, _evaluate, class_weights, fit, pick_device
+from models.train import (
+    TrainConfig,
+    TrainResult,
+    class_weights,
+    fit,
+    pick_device,
+    validation_loss_and_probs,
+)
 
 BETAS, EPS = (0.9, 0.999), 1e-8      # torch.optim.AdamW defaults, as fit uses
 
@@ -183,7 +190,7 @@ def _train(candles, spec, folds, kind, preset, cfgs, model_config, device) -> li
         model.load_state_dict(state)
         batches = WindowBatches(ds.matrix(normalisers[m]), ds.labels, spec.window, device)
         vi = torch.as_tensor(val_ends[m], device=device)
-        _, probs = _evaluate(model, batches, vi, weights[m])
+        _, probs = validation_loss_and_probs(model, batches, vi, weights[m])
         y_val = ds.labels[val_ends[m]]
         frame = pd.DataFrame(histories[m])
         metrics = {**classification_metrics(y_val, probs), **article_metrics(y_val, probs),

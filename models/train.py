@@ -150,7 +150,7 @@ def _fit(candles, spec, fold, kind, preset, cfg, device, resume, model_config, c
         if not np.isfinite(train_loss) or not finite:
             raise ModelError(f"training diverged at epoch {epoch + 1} (loss is {train_loss}); "
                              "lower the learning rate")
-        val_loss, val_probs = _evaluate(model, batches, val_idx, weights)
+        val_loss, val_probs = validation_loss_and_probs(model, batches, val_idx, weights)
         art = article_metrics(y_val, val_probs)
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                "val_accuracy": classification_metrics(y_val, val_probs)["accuracy"],
@@ -174,7 +174,7 @@ def _fit(candles, spec, fold, kind, preset, cfg, device, resume, model_config, c
 
     best_model = build(kind, model_config).to(device)
     best_model.load_state_dict(best_weights)
-    _, val_probs = _evaluate(best_model, batches, val_idx, weights)
+    _, val_probs = validation_loss_and_probs(best_model, batches, val_idx, weights)
     frame = pd.DataFrame(history)
     metrics = {**classification_metrics(y_val, val_probs), **article_metrics(y_val, val_probs),
                "best_epoch": int(frame.loc[frame.val_loss.idxmin(), "epoch"]),
@@ -217,8 +217,8 @@ def _copy_weights(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def _evaluate(model, batches: WindowBatches, idx: torch.Tensor, weights: torch.Tensor,
-              chunk: int = 8192) -> tuple[float, np.ndarray]:
+def validation_loss_and_probs(model, batches: WindowBatches, idx: torch.Tensor,
+                              weights: torch.Tensor, chunk: int = 8192) -> tuple[float, np.ndarray]:
     model.eval()
     losses, probs = [], []
     for i in range(0, len(idx), chunk):
@@ -230,4 +230,4 @@ def _evaluate(model, batches: WindowBatches, idx: torch.Tensor, weights: torch.T
     return float(torch.stack(losses).sum()) / len(idx), torch.cat(probs).numpy()
 
 
-__all__ = ["TrainConfig", "TrainResult", "class_weights", "fit", "pick_device"]
+__all__ = ["TrainConfig", "TrainResult", "class_weights", "fit", "pick_device", "validation_loss_and_probs"]

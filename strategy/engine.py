@@ -344,8 +344,8 @@ def simulate(candles: pd.DataFrame, probs: pd.DataFrame | None,
         logs.append({**strat.open_trade, "exit": end, "exit_reason": "end"})
         equity.iloc[-1] -= end["closing_cost"]
     elif strat.open_trade is not None:
-        open_trade = _trade_record(strat.open_trade, index, base, book)
-    trades = to_frame([_trade_record(t, index, base, book) for t in logs], TradeRecord,
+        open_trade = trade_record(strat.open_trade, index, base, book)
+    trades = to_frame([trade_record(t, index, base, book) for t in logs], TradeRecord,
                       index.dtype)
     refs = sorted(strat.order_log)
     order_records = [_order_record(strat.order_log[ref], state.n_orders + k + 1, index, base)
@@ -469,7 +469,7 @@ def _end_fill(bars: pd.DataFrame, spreads: np.ndarray, costs: Costs, open_trade:
             "slip": costs.slippage, "comm": comm, "closing_cost": closing_cost}
 
 
-def _trade_record(t: dict, index: pd.DatetimeIndex, base: int, book: Booking) -> TradeRecord:
+def trade_record(t: dict, index: pd.DatetimeIndex, base: int, book: Booking) -> TradeRecord:
     """A strategy trade log (bars local to this run) → a record (bars counted from the first run);
     money in the account currency."""
     entry, exit_ = t["entry"], t.get("exit")
@@ -520,6 +520,6 @@ def records_of(result: EngineResult) -> tuple[list[TradeRecord], list[OrderRecor
     return from_frame(result.trades, TradeRecord), from_frame(result.orders, OrderRecord)
 
 
-__all__ = ["ORDER_COLUMNS", "TRADE_COLUMNS", "Booking", "EngineResult", "EngineState", "OrderRecord",
+__all__ = ["ORDER_COLUMNS", "TRADE_COLUMNS", "Booking", "EngineResult", "EngineState", "OrderRecord", "trade_record",
            "TradeRecord", "align_probs", "from_frame", "merge", "records_of", "rule_arrays", "simulate",
            "to_frame"]

@@ -403,7 +403,7 @@ def simulate_fast(candles: pd.DataFrame, probs: pd.DataFrame | None,
 def trades_frame(res: FastResult, candles: pd.DataFrame,
                  rates: np.ndarray | None = None) -> pd.DataFrame:
     """The kernel's trades as ``strategy.engine`` records them (TRADE_COLUMNS)."""
-    from strategy.engine import Booking, TradeRecord, _trade_record, to_frame
+    from strategy.engine import Booking, TradeRecord, to_frame, trade_record
 
     book = Booking(candles, None if rates is None else np.asarray(rates, dtype=float))
     index = pd.DatetimeIndex(candles.index)
@@ -416,7 +416,7 @@ def trades_frame(res: FastResult, candles: pd.DataFrame,
                "exit": {"bar": int(xb), "price": float(pout), "size": float(size),
                         "spread": float(spo), "slip": float(slo), "comm": float(cmo)},
                "exit_reason": REASONS[int(why)]}
-        records.append(_trade_record(log, index, 0, book))
+        records.append(trade_record(log, index, 0, book))
     return to_frame(records, TradeRecord, index.dtype)
 
 
