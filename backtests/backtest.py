@@ -113,7 +113,7 @@ def rule_refs(vs: list[str] | None) -> tuple[list[str], list[RuleConfig]]:
             try:
                 cfg = parse_rule(ref)
             except ValueError as exc:
-                raise ConfigError(f"--vs {ref}: {exc}") from None
+                raise ConfigError(f"`vs` {ref}: {exc}") from None
             rules.setdefault(cfg.name, cfg)
         else:
             runs.append(ref)

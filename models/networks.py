@@ -7,7 +7,7 @@ from dataclasses import asdict
 from torch import nn
 
 from models.attention import AttentionClassifier, AttentionConfig
-from models.baselines import (
+from models.earlier import (
     ConvClassifier,
     ConvConfig,
     DenseClassifier,
