@@ -25,9 +25,9 @@ from backtests.analysis.significance import moments
 from backtests.config import ConfigError, Experiment, config_id
 from backtests.currency import Conversion, conversion_of, rates
 from backtests.reports.backtest import costs_charged, render_report
+from backtests.scoring import Scored, experiment_of, score, validation_bars
 from backtests.simulation import BacktestResult, run_backtest
 from backtests.store import Registry, Run
-from backtests.workflows import Scored, experiment_of, score, validation_bars
 from data import fingerprint
 from data.errors import DataError
 from data.summary import timeframe, timeframe_label

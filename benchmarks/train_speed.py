@@ -119,7 +119,8 @@ def sample_training_time(threads: int, *, epochs: int | None = None, bars: int |
     import tempfile
 
     from backtests.config import Experiment
-    from backtests.workflows import load_candles, train_run
+    from backtests.scoring import load_candles
+    from backtests.workflows import train_run
     from models.predict import Predictor
 
     base = Experiment().override({"data.source": "sample:EURUSD_H1",

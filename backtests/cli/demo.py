@@ -24,7 +24,8 @@ def demo_cmd(runs_dir: RunsOpt = None,
     from backtests.compare import run_compare
     from backtests.config import Experiment
     from backtests.execution import check_workers, default_workers
-    from backtests.workflows import load_candles, train_many
+    from backtests.scoring import load_candles
+    from backtests.workflows import train_many
     from data.summary import describe_frame
 
     workers = min(2, default_workers()) if workers is None else check_workers(workers)

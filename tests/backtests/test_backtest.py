@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from backtests.backtest import backtest, backtest_experiment
+from backtests.scoring import score
 from backtests.simulation import run_backtest
 from backtests.store import Registry
-from backtests.workflows import score
 from strategy.fractal import FractalParams
 
 

@@ -12,9 +12,10 @@ from test_walkforward_data import synthetic, write_csv
 
 from backtests.backtest import backtest_experiment, compute_backtest
 from backtests.config import Experiment
+from backtests.scoring import score
 from backtests.simulation import run_backtest
 from backtests.walkforward import FoldPlan, parse_models
-from backtests.workflows import evaluate_run, score
+from backtests.workflows import evaluate_run
 from models.rules import rule_probs
 
 SMALL = FoldPlan(train_bars=500, val_bars=200, test_bars=200)

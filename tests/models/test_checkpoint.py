@@ -122,7 +122,7 @@ def test_model_is_rebuilt_from_its_folder_alone(trained_run, eurusd, tmp_path):
     original = Predictor.from_run(trained_run.path).predict_frame(eurusd.iloc[:300])
     pd.testing.assert_frame_equal(copied, original)
     # and it is the model training computed: retrain the same config (same seed) in memory
-    from backtests.workflows import experiment_of
+    from backtests.scoring import experiment_of
 
     exp = experiment_of(load_model(alone).meta)
     assert isinstance(exp, Experiment)
