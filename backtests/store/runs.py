@@ -68,8 +68,9 @@ class Run:
         return json.loads((self.path / name).read_text(encoding="utf-8"))
 
     def write_json(self, name: str, payload: Any) -> Path:
-        """Write ``payload`` as indented JSON to ``name`` in the run folder, atomically."""
-        return self.write_text(name, json.dumps(payload, indent=2, default=str))
+        """Write ``payload`` as indented strict JSON to ``name`` in the run folder, atomically
+        (cleaned by ``catalog.jsonable``: NaN is null, ±inf is "inf"/"-inf", as in every file)."""
+        return self.write_text(name, json.dumps(jsonable(payload), indent=2, allow_nan=False))
 
     def write_text(self, name: str, text: str) -> Path:
         """Write UTF-8 text to ``name`` in the run folder, atomically."""

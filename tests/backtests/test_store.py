@@ -11,6 +11,7 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from backtests.store import Registry, RunError, StoreError
@@ -549,3 +550,13 @@ def test_migrates_a_v3_registry_trials_sharpe_becomes_sharpe_per_bar(tmp_path):
     assert [t["sharpe_per_bar"] for t in reg.trials()] == [0.1, -0.25, None, None]
     assert _raw(tmp_path, "SELECT typeof(sharpe_per_bar), typeof(skew) FROM trials WHERE "
                           "config_id='task-d'") == [("null", "null")]
+
+
+def test_run_json_files_are_strict_json(tmp_path):
+    """Every JSON file of a run is strict JSON: NaN null, ±inf "inf"/"-inf" (no NaN/Infinity tokens)."""
+    run = Registry(tmp_path).create("train")
+    path = run.write_json("metrics.json", {"mcc": float("nan"), "pf": float("inf"), "n": np.int64(3),
+                                           "worst": -np.inf})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text, text
+    assert json.loads(text) == {"mcc": None, "pf": "inf", "n": 3, "worst": "-inf"}
