@@ -17,14 +17,10 @@ import pytest
 
 import data
 from backtests.analysis.baselines import buy_and_hold_equity
-from backtests.reports.backtest import (
-    costs_charged,
-    format_stats_table,
-    jsonable,
-    period_returns,
-    verdict,
-    write_report,
-)
+from backtests.analysis.catalog import jsonable
+from backtests.analysis.performance import costs_charged, period_returns
+from backtests.analysis.significance import backtest_verdict
+from backtests.reports.backtest import format_stats_table, write_report
 from backtests.simulation import run_backtest
 from strategy.fractal import Costs, FractalParams
 
@@ -165,7 +161,7 @@ def assert_offline(page: str) -> None:
 ])
 def test_verdict_rules(stats, baselines, in_sample, level, words):
     b = {"random_entries": baselines, "buy_and_hold": {"total_return_pct": 1.25}}
-    v = verdict(stats, b, in_sample)
+    v = backtest_verdict(stats, b, in_sample)
     assert v["level"] == level
     assert words in v["text"]
     assert v["text"].endswith(".")
