@@ -35,6 +35,15 @@ class CompareError(AttnbtError):
     """A run that cannot be compared (wrong kind, missing files)."""
 
 
+class OutputExists(CompareError):
+    """The file compare.html was asked to go to exists, and ``force`` was not given."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path} exists; nothing is overwritten without force: allow it, or "
+                         "choose another output file")
+        self.path = path
+
+
 @dataclass
 class Comparable:
     """One run as compare sees it, whatever its kind."""
@@ -366,7 +375,7 @@ def write_html(path: Path, text: str, force: bool = False, mkdir: bool = False) 
     to create a missing folder without ``mkdir``."""
     path = Path(path)
     if path.exists() and not force:
-        raise CompareError(f"{path} exists; give --force to overwrite it or another --out")
+        raise OutputExists(path)
     out_folder(path, mkdir)
     return atomic_write(path, text.encode("utf-8"))
 
@@ -407,6 +416,7 @@ def run_compare(refs: list[str], runs_dir: str | Path | None = None, *, article:
     return CompareOutcome(records, result, run.path / "compare.html", run.id)
 
 
-__all__ = ["LOADERS", "Comparable", "CompareError", "CompareOutcome", "compare", "differences",
-           "flag_summary", "load", "load_backtest", "register_loader", "rule_baselines", "render_compare",
-           "run_compare", "same_bars", "significance", "to_json", "write_html"]
+__all__ = ["LOADERS", "Comparable", "CompareError", "CompareOutcome", "OutputExists", "compare",
+           "differences", "flag_summary", "load", "load_backtest", "register_loader",
+           "render_compare", "rule_baselines", "run_compare", "same_bars", "significance",
+           "to_json", "write_html"]

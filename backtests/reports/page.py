@@ -2,7 +2,7 @@
 
 Render only: rows (dicts or lists), series and figures in, HTML text or PNG bytes out. Two
 frames: ``page`` for the interactive pages (backtest report, compare: Bokeh's JavaScript inlined
-when there are charts, sortable tables) and ``plain_page`` for the static study pages (walk-forward,
+when there are charts, sortable tables) and ``static_page`` for the study pages (walk-forward,
 sweep: PNGs inline, no script). Both work offline from the file.
 """
 
@@ -68,7 +68,7 @@ def page(title: str, body: list[str], script: str = "") -> str:
             + "".join(body) + f"{script}<script>{SORT_JS}</script></body></html>")
 
 
-def plain_page(title: str, body: list[str], css: str) -> str:
+def static_page(title: str, body: list[str], css: str) -> str:
     """A complete static page (no script), one part per line: the study pages."""
     return "\n".join([f"<!doctype html><html><head><meta charset='utf-8'><title>"
                       f"{html.escape(title)}</title><style>{css}</style></head><body>",
@@ -170,5 +170,5 @@ def returns_table(freq: str, returns: pd.Series, name: str = "") -> str:
             f"<th>Year</th></tr>{''.join(rows)}</table></div>")
 
 
-__all__ = ["CSS", "SORT_JS", "grid_table", "img", "page", "plain_page", "png", "returns_table",
-           "sortable_table", "table"]
+__all__ = ["CSS", "SORT_JS", "grid_table", "img", "page", "png", "returns_table", "sortable_table",
+           "static_page", "table"]

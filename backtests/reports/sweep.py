@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from backtests.analysis.performance import COST_TOTALS
-from backtests.reports.page import img, plain_page, png
+from backtests.reports.page import img, png, static_page
 
 CSS = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
        "font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
@@ -106,7 +106,7 @@ def render_html(payload: dict, table: pd.DataFrame, heat_png: bytes | None,
             for f in payload["failures"]) + "</ul>")
     parts.append("<h2>Every combination</h2>")
     parts.append(table.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="—"))
-    return plain_page(f"attnbt sweep {payload['run']}", parts, CSS)
+    return static_page(f"attnbt sweep {payload['run']}", parts, CSS)
 
 
 def json_like(d) -> str:

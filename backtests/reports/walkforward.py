@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 from backtests.analysis.performance import COST_TOTALS  # noqa: E402
 from backtests.analysis.significance import VERDICT_RULE  # noqa: E402
 from backtests.reports.backtest import costs_rows  # noqa: E402
-from backtests.reports.page import grid_table, img, plain_page, png  # noqa: E402
+from backtests.reports.page import grid_table, img, png, static_page  # noqa: E402
 from data.atomic import atomic_write  # noqa: E402
 
 CSS = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
@@ -160,7 +160,7 @@ def render_html(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, result
                                   for f in payload["failures"]]))
     parts.append("<h2>Every task</h2>" + grid_table(
         table.columns, [[_fmt(v) for v in row] for row in table.itertuples(index=False)]))
-    return plain_page(f"walk-forward {payload['run']}", parts, CSS)
+    return static_page(f"walk-forward {payload['run']}", parts, CSS)
 
 
 def json_short(d: dict) -> str:
