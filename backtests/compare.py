@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from backtests.analysis import catalog as stat_table
-from backtests.reports.compare import flag_summary, render_compare
+from backtests.reports.compare import render_compare
 from backtests.store import Registry
 from backtests.store.outputs import out_folder
 from data.atomic import atomic_write
@@ -417,6 +417,5 @@ def run_compare(refs: list[str], runs_dir: str | Path | None = None, *, article:
 
 
 __all__ = ["LOADERS", "Comparable", "CompareError", "CompareOutcome", "OutputExists", "compare",
-           "differences", "flag_summary", "load", "load_backtest", "register_loader",
-           "render_compare", "rule_baselines", "run_compare", "same_bars", "significance",
-           "to_json", "write_html"]
+           "differences", "load", "load_backtest", "register_loader", "render_compare",
+           "rule_baselines", "run_compare", "same_bars", "significance", "to_json", "write_html"]

@@ -50,7 +50,7 @@ def compare_cmd(
 
 def print_compare(outcome) -> None:
     from backtests.analysis.catalog import format_value, stat
-    from backtests.compare import flag_summary
+    from backtests.reports.compare import flag_summary
 
     result = outcome.result
     table = Table(title="compare (best per row in bold green; ↑ higher / ↓ lower is better)")

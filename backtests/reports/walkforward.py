@@ -213,7 +213,7 @@ def render_markdown(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, ou
               "config defaults (`attnbt config keys`).",
               *(f"- Costs on {source}: " + "; ".join(f"{k} {v}" for k, v in costs_setting_rows(c))
                 + "." for source, c in (payload.get("costs_charged") or {}).items()),
-              "- Statistics: `backtests/significance.py` (see docs/walkforward.md for the "
+              "- Statistics: `backtests/analysis/significance.py` (see docs/walkforward.md for the "
               f"tests and their calibration). Verdicts: {VERDICT_RULE}.",
               f"- Command: `attnbt walkforward --data {' --data '.join(s['sources'])} --models "
               f"{','.join(s['models'])} --seeds {len(s['seeds'])}`.", "",
