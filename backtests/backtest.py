@@ -20,11 +20,11 @@ import pandas as pd
 
 from backtests.analysis import catalog as stat_table
 from backtests.analysis.baselines import buy_and_hold_equity, oracle_probs, p_value, random_entries
-from backtests.analysis.performance import compute_stats
+from backtests.analysis.performance import compute_stats, costs_charged
 from backtests.analysis.significance import moments
 from backtests.config import ConfigError, Experiment, config_id
 from backtests.currency import Conversion, conversion_of, rates
-from backtests.reports.backtest import costs_charged, render_report
+from backtests.reports.backtest import render_report
 from backtests.scoring import Scored, experiment_of, score, validation_bars
 from backtests.simulation import BacktestResult, run_backtest
 from backtests.store import Registry, Run

@@ -14,7 +14,6 @@ in Sharpe ratios (``backtests.analysis.significance``).
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from collections.abc import Callable
@@ -25,13 +24,24 @@ import numpy as np
 import pandas as pd
 
 from backtests.analysis import catalog as stat_table
+from backtests.reports.compare import render_compare
 from backtests.store import Registry
+from backtests.store.outputs import out_folder
 from data.atomic import atomic_write
 from data.errors import AttnbtError
 
 
 class CompareError(AttnbtError):
     """A run that cannot be compared (wrong kind, missing files)."""
+
+
+class OutputExists(CompareError):
+    """The file compare.html was asked to go to exists, and ``force`` was not given."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path} exists; nothing is overwritten without force: allow it, or "
+                         "choose another output file")
+        self.path = path
 
 
 @dataclass
@@ -190,8 +200,8 @@ def load(ref: str, reg: Registry) -> Comparable:
     loader = LOADERS.get(run.kind)
     if loader is None:
         kinds = ", ".join(sorted(LOADERS))
-        raise CompareError(f"run {run.id} is a {run.kind} run; compare takes {kinds} runs "
-                           f"(backtest a trained run first: attnbt backtest --run {run.id})")
+        raise CompareError(f"run {run.id} is a {run.kind} run; compare takes {kinds} runs; "
+                           "backtest a trained run first", see=f"backtest --run {run.id}")
     return loader(reg, run.id)
 
 
@@ -345,16 +355,6 @@ def rule_baselines(records: list[Comparable]) -> dict:
     return {"rows": rows, "versus": versus}
 
 
-def flag_summary(result: dict) -> list[str]:
-    """One line per group in which the runs differ, naming the keys."""
-    groups: dict[str, list[str]] = {}
-    for d in result["flagged"]:
-        groups.setdefault(d["group"], []).append(d["key"].split(".", 1)[1])
-    words = {"data": "different data", "period": "different period", "costs": "different costs",
-             "params": "different strategy parameters", "model": "different models"}
-    return [f"{words[g]}: {', '.join(keys)}" for g, keys in groups.items()]
-
-
 def to_json(result: dict) -> dict:
     """``attnbt compare --json``: statistics rows and the flagged differences, strict JSON."""
     from backtests.analysis.catalog import jsonable
@@ -370,100 +370,12 @@ def to_json(result: dict) -> dict:
                      "rule_baselines": result.get("rule_baselines")})
 
 
-# --- compare.html -----------------------------------------------------------------------------
-
-def render_compare(records: list[Comparable], result: dict, title: str | None = None) -> str:
-    """compare.html: the table, equity normalised to the first run's cash with drawdowns, P&L
-    distributions, period returns per run, the parameter differences and the test."""
-    from backtests.analysis.catalog import format_value
-    from backtests.reports.backtest import (
-        _table,
-        bokeh_parts,
-        equity_figures,
-        page,
-        period_returns,
-        pnl_figure,
-        returns_table,
-    )
-
-    esc = html.escape
-    title = title or "Compare: " + " vs ".join(r.name for r in records)
-    cash = next((r.cash for r in records if r.cash), None) or 100_000.0
-    curves = []
-    for r in records:
-        if len(r.equity):
-            curves.append((r.name, r.equity / float(r.equity.iloc[0]) * cash))
-    figs = {}
-    figs["equity"], figs["drawdown"] = equity_figures(
-        curves, title=f"Equity, each run normalised to {cash:,.0f} starting cash")
-    if any(len(r.pnl) for r in records):
-        figs["pnl"] = pnl_figure({r.name: r.pnl for r in records})
-    script, divs = bokeh_parts(figs)
-
-    parts = [f"<h1>{esc(title)}</h1>"]
-    flags = flag_summary(result)
-    if flags:
-        parts.append("<p class='verdict none'><b>These runs are not like for like</b> — "
-                     + "; ".join(esc(f) for f in flags)
-                     + ". Rows marked ≠ below differ; compare with that in mind.</p>")
-    else:
-        parts.append("<p class='verdict skill'>Like for like: same data, period, costs and "
-                     "strategy parameters.</p>")
-    for s in result["significance"]:
-        parts.append(f"<p class='note'>{esc(s['text'])}.</p>")
-    cols = list(result["columns"])
-    head = "".join(f"<th>{esc(result['columns'][c])}</th>" for c in cols)
-    body = []
-    for row in result["rows"]:
-        arrow = {"higher": " ↑", "lower": " ↓"}.get(row["better"] or "", "")
-        cells = "".join(
-            f"<td class='{'best' if c in row['best'] else ''}'>"
-            f"{esc(format_value(row['values'].get(c), stat_table.stat(row['key']).kind))}</td>"
-            for c in cols)
-        body.append(f"<tr><td>{esc(row['heading'])}{arrow}</td>{cells}</tr>")
-    parts.append("<h2>Statistics</h2><p class='note'>Best value per row in bold green (↑ higher "
-                 "is better, ↓ lower is better)."
-                 + (" The article's figures are in-sample and never marked best." if
-                    result["article"] else "") + "</p>"
-                 f"<table><tr><th>statistic</th>{head}</tr>{''.join(body)}</table>")
-    rules = result.get("rule_baselines") or {}
-    if rules.get("rows"):
-        parts.append("<h2>Rule baselines</h2><p class='note'>One-line rules that need no "
-                     "training (e.g. rule/newhl: a fractal whenever the bar made a new high or "
-                     "low), traded by each backtest on its own bars with the same threshold "
-                     "choice, rules and costs: the null a network must beat.</p>"
-                     + "".join(f"<p class='note'>{esc(v['text'])}.</p>" for v in rules["versus"])
-                     + _table([{k: (format_value(v, stat_table.stat(k).kind)
-                                    if k in RULE_STATS else v) for k, v in row.items()}
-                               for row in rules["rows"]]))
-    parts.append("<h2>Equity and drawdown</h2>" + divs["equity"] + divs["drawdown"])
-    if "pnl" in divs:
-        parts.append("<h2>Per-trade P&amp;L</h2>" + divs["pnl"])
-    parts.append("<h2>Period returns</h2>")
-    for r in records:
-        freq, rets = period_returns(r.equity, r.cash)
-        parts.append(returns_table(freq, rets, f"{r.name} ({freq}ly, %)"))
-    flagged = [{"setting": d["key"], **{result["columns"][k]: v for k, v in d["values"].items()}}
-               for d in result["flagged"]]
-    parts.append("<h2>Where the runs differ</h2>" + (_table(flagged) if flagged else
-                                                      "<p class='note'>nowhere</p>"))
-    models = [{"model": d["key"], **{result["columns"][k]: v for k, v in d["values"].items()}}
-              for d in result["differences"] if d["group"] == "model"]
-    parts.append("<h2>Models</h2>" + _table(models))
-    same = [{"setting": d["key"], "value": next(iter(d["values"].values()))}
-            for d in result["differences"] if not d["differs"] and d["group"] != "model"]
-    parts.append("<h2>What they share</h2>" + _table(same))
-    return page(title, parts, script)
-
-
 def write_html(path: Path, text: str, force: bool = False, mkdir: bool = False) -> Path:
     """Write ``text`` to ``path``, refusing to overwrite an existing file without ``force`` or
     to create a missing folder without ``mkdir``."""
-    from backtests.reports.backtest import out_folder
-
     path = Path(path)
     if path.exists() and not force:
-        raise CompareError(f"{path} exists; give --force to overwrite it or another --out")
+        raise OutputExists(path)
     out_folder(path, mkdir)
     return atomic_write(path, text.encode("utf-8"))
 
@@ -481,8 +393,6 @@ def run_compare(refs: list[str], runs_dir: str | Path | None = None, *, article:
                 n_boot: int = 2000, mkdir: bool = False) -> CompareOutcome:
     """Load the runs, compare them and write compare.html: to ``out`` (its folder created only
     with ``mkdir``), or into a new run of kind "compare" (with compare.json) in the registry."""
-    from backtests.reports.backtest import out_folder
-
     if out is not None and not mkdir:
         out_folder(Path(out))           # refused before any run is loaded
     reg = Registry(runs_dir)
@@ -506,6 +416,6 @@ def run_compare(refs: list[str], runs_dir: str | Path | None = None, *, article:
     return CompareOutcome(records, result, run.path / "compare.html", run.id)
 
 
-__all__ = ["LOADERS", "Comparable", "CompareError", "CompareOutcome", "compare", "differences",
-           "flag_summary", "load", "load_backtest", "register_loader", "rule_baselines", "render_compare",
-           "run_compare", "same_bars", "significance", "to_json", "write_html"]
+__all__ = ["LOADERS", "Comparable", "CompareError", "CompareOutcome", "OutputExists", "compare",
+           "differences", "load", "load_backtest", "register_loader", "render_compare",
+           "rule_baselines", "run_compare", "same_bars", "significance", "to_json", "write_html"]

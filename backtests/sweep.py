@@ -582,7 +582,7 @@ def backtrader_check(p: SweepPlan, sw: Sweep, results: dict[str, dict], key: tup
     """Re-run a combination on backtrader for every task behind it; the largest equity
     difference from the compiled simulator (relative to cash), whether they agree, and the
     money its trades paid in costs (backtrader's trades; per seed over all folds)."""
-    from backtests.reports.backtest import costs_charged
+    from backtests.analysis.performance import costs_charged
     from backtests.simulation import run_backtest
     from backtests.walkforward.results import charged_per_seed
 

@@ -262,7 +262,7 @@ def predict_run(ref: str, source: str | None, out: Path, *,
                 trust_unhashed: bool = False, mkdir: bool = False) -> tuple[Path, pd.DataFrame]:
     """Write per-bar probabilities to CSV or Parquet (by the file suffix); ``out``'s folder
     must exist unless ``mkdir``."""
-    from backtests.reports.backtest import out_folder
+    from backtests.store.outputs import out_folder
 
     if out.suffix not in (".csv", ".parquet"):
         raise DataError("the output must end in .csv or .parquet", source=str(out),
@@ -288,7 +288,7 @@ def attention_plot(ref: str, source: str | None, at: str | None, out: Path | Non
     """PNG of the attention maps for the window ending at bar ``at`` (default: the last bar).
     ``latest`` is the newest finished attention run (not just the newest train run); ``out``'s
     folder must exist unless ``mkdir``."""
-    from backtests.reports.backtest import out_folder
+    from backtests.store.outputs import out_folder
     from models.plots import attention_png
 
     if out is not None and not mkdir:

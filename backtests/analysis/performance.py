@@ -17,14 +17,22 @@ Conventions:
 - ``exposure_pct``: share of bars with a position, a bar counting from the entry bar up to, not
   including, the exit bar (a trade opened and closed in one bar counts that bar);
 - ``sqn`` = sqrt(n) × mean(pnl_net) / std(pnl_net, ddof=1) (NaN below 2 trades).
+
+Also the accounting the reports state: ``period_returns`` (monthly or weekly), ``curve_summary``
+(each equity curve's start, end, return and drawdown) and ``costs_charged`` (where the spread came
+from and the money each cost took).
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from strategy.fractal import Costs
 
 WEEKS_PER_YEAR = 365.25 / 7
 
@@ -140,3 +148,79 @@ def compute_stats(equity: pd.Series, trades: pd.DataFrame,
     sd = pnl.std(ddof=1) if k > 1 else 0.0
     stats["sqn"] = float(math.sqrt(k) * pnl.mean() / sd) if sd > 0 else nan
     return stats
+
+
+# --- period returns and curves -----------------------------------------------------------------
+
+def period_returns(equity: pd.Series, initial: float | None = None,
+                   freq: str | None = None) -> tuple[str, pd.Series]:
+    """("month" | "week", returns in % per calendar month, or week for spans under 3 months).
+
+    A period's return is its last equity over the previous period's last (the first period's
+    base is ``initial``, default the first equity value)."""
+    if len(equity) == 0:
+        return "month", pd.Series(dtype=float)
+    idx = pd.DatetimeIndex(equity.index)
+    naive = pd.Series(equity.to_numpy(float),
+                      index=idx.tz_convert(None) if idx.tz is not None else idx)
+    if freq is None:
+        freq = "month" if (naive.index[-1] - naive.index[0]) >= pd.Timedelta(days=90) else "week"
+    ends = naive.resample("ME" if freq == "month" else "W-SUN").last().dropna()
+    starts = ends.shift(1)
+    starts.iloc[0] = initial if initial is not None else float(naive.iloc[0])
+    out = 100.0 * (ends / starts - 1.0)
+    out.index = [t.strftime("%Y-%m") if freq == "month" else
+                 (t - pd.Timedelta(days=6)).strftime("%Y-%m-%d") for t in ends.index]
+    return freq, out
+
+
+def curve_summary(curves: dict[str, dict]) -> dict:
+    """report.json's ``equity_curves``: per curve its label, first/last time and value."""
+    out = {}
+    for key, c in curves.items():
+        s = c["equity"]
+        if len(s) == 0:
+            continue
+        out[key] = {"label": c["label"], "start": s.index[0], "end": s.index[-1],
+                    "initial": float(s.iloc[0]), "final": float(s.iloc[-1]),
+                    "total_return_pct": 100.0 * (float(s.iloc[-1]) / float(s.iloc[0]) - 1),
+                    "max_drawdown_pct": float(drawdown(s).min())}
+    return out
+
+
+# --- costs charged ---------------------------------------------------------------------------
+
+# The money each kind of cost took, in ``costs_charged`` (account currency).
+COST_TOTALS = ("total_spread_cost", "total_commission", "total_slippage_cost", "total_costs")
+
+
+def costs_charged(candles: pd.DataFrame, costs: Costs, trades: pd.DataFrame) -> dict:
+    """The costs as actually charged: where the spread came from, its mean and range over the
+    bars, commission and slippage, and the money each took from the trades."""
+    spread = costs.spread_array(candles)
+    if costs.spread is not None:
+        where = "fixed (given)"
+    elif "spread" in candles.columns:
+        missing = int(candles["spread"].isna().sum())
+        where = "the data's per-bar spread column" + (
+            f" ({missing} missing bars at the default {costs.default_spread:g})" if missing else "")
+    else:
+        where = f"default {costs.default_spread:g} (the data has no spread column)"
+
+    def total(col: str) -> float:
+        return float(trades[col].sum()) if col in trades and len(trades) else 0.0
+
+    return {
+        "spread_source": where,
+        "spread_mean": float(np.mean(spread)) if len(spread) else None,
+        "spread_min": float(np.min(spread)) if len(spread) else None,
+        "spread_max": float(np.max(spread)) if len(spread) else None,
+        "spread_fixed": costs.spread, "default_spread": costs.default_spread,
+        "spread_point": candles.attrs.get("point_evidence"),  # how the file's points were read
+        "commission_per_unit_per_side": costs.commission, "slippage": costs.slippage,
+        "total_spread_cost": total("spread_cost"), "total_commission": total("commission"),
+        "total_slippage_cost": total("slippage_cost"), "total_costs": total("costs"),
+        "units": {"spread": "price units", "slippage": "price units per fill",
+                  "commission_per_unit_per_side": "money per unit per side",
+                  "totals": "money (account currency)"},
+    }

@@ -36,6 +36,8 @@ Everything that turns returns into a probability or a p-value lives here, with i
   A trades *worse* when the test gives p < ALPHA with A behind *and* SPA with A as the benchmark
   gives p < ALPHA; a significant difference that SPA does not confirm is "mixed"; anything else is
   no significant difference. ``VERDICT_RULE`` is its text, printed with every verdict.
+- **A backtest's verdict** (``backtest_verdict``, report.json's ``verdict``): one run against
+  random entries of the same shape, by the one-sided p-value of ``baselines.random_entries``.
 
 Significance level ``ALPHA`` = 0.05 throughout. Calibration (share called significant with no edge,
 and power with a planted edge) is measured in ``tests/backtests/test_significance.py`` and
@@ -291,6 +293,75 @@ def difference_verdict(returns_a, returns_b, *, n_boot: int = N_BOOT, spa_reps: 
             "sharpe_diff": sd, "spa_better": better, "spa_worse": worse, "rule": VERDICT_RULE}
 
 
+# --- a backtest against random entries (report.json's verdict) -----------------------------------
+
+MIN_TRADES_FOR_VERDICT = 10
+
+
+def backtest_verdict(stats: dict, baselines: dict | None = None, in_sample: bool = False,
+                     versus_rules: dict | None = None) -> dict:
+    """A backtest's verdict record: ``level`` (no_trades, too_few, untested, skill, weak, worse,
+    none), ``text`` (the one-line judgement in words) and the numbers it rests on: the return
+    and the p-value against random entries of the same shape (one-sided: the share of random
+    draws that did at least as well). One run against chance, where ``VERDICT_RULE`` judges
+    one model against another.
+
+    Rules: no trades → nothing to judge; under 10 trades → too few to judge; no random-entry
+    test → not tested; p < 0.05 → "evidence of skill" (and, when the return is still ≤ 0, that it
+    does not pay its costs); p < 0.10 → weak evidence; p ≥ 0.95 → worse than random entries;
+    otherwise no evidence of skill. In-sample bars prefix a warning that it proves nothing.
+    Rule baselines traded on the same bars (``kind`` "rule") add the best one's return, and
+    ``versus_rules`` (``models.evaluate.versus_rules``) the hit rate against the best rule's:
+    the null for "does it predict fractals" is a trivial rule, not chance.
+    """
+    ret = stats.get("total_return_pct")
+    n = int(stats.get("n_trades") or 0)
+    rnd = (baselines or {}).get("random_entries") or {}
+    p, median = rnd.get("p_value"), rnd.get("median_return_pct")
+    bh = ((baselines or {}).get("buy_and_hold") or {}).get("total_return_pct")
+
+    def pct(v: float | None) -> str:
+        return "—" if v is None else f"{v:+.2f} %".replace("-", "−")
+
+    vs = f"return {pct(ret)} vs random entries' median {pct(median)}"
+    if n == 0:
+        level, text = "no_trades", "No trades: the model's probabilities never crossed the " \
+                                   "threshold on these bars; nothing to judge"
+    elif n < MIN_TRADES_FOR_VERDICT:
+        level, text = "too_few", f"Too few trades ({n}) to judge: return {pct(ret)}"
+    elif p is None or median is None:
+        level, text = "untested", f"Not tested against random entries: return {pct(ret)}"
+    elif p < 0.05:
+        level = "skill"
+        text = (f"Evidence of skill after costs: {vs} (p = {p:.3f})" if ret is not None and ret > 0
+                else f"Better timing than random entries but still losing after costs: {vs} "
+                     f"(p = {p:.3f})")
+    elif p < 0.10:
+        level, text = "weak", f"Weak evidence of skill, not significant at 5 %: {vs} (p = {p:.2f})"
+    elif p >= 0.95:
+        level, text = "worse", f"Worse than random entries after costs: {vs} (p = {p:.2f})"
+    else:
+        level, text = "none", f"No evidence of skill after costs: {vs} (p = {p:.2f})"
+    if bh is not None and n:
+        text += f"; buy and hold {pct(bh)}"
+    rules = {k: b for k, b in (baselines or {}).items()
+             if b.get("kind") == "rule" and b.get("total_return_pct") is not None}
+    best_rule = max(rules.values(), key=lambda b: b["total_return_pct"]) if rules else None
+    if best_rule is not None:
+        text += (f"; best rule baseline {best_rule.get('name', '?')} {pct(best_rule['total_return_pct'])}"
+                 f" ({best_rule.get('n_trades') or 0} trades)")
+    if versus_rules:
+        text += ". Signals: " + versus_rules["text"]
+    if in_sample:
+        text = "IN-SAMPLE (these bars were used in training, so this proves nothing): " + text
+    return {"level": level, "text": text + ".", "p_value": p, "return_pct": ret,
+            "random_median_pct": median, "buy_and_hold_pct": bh, "n_trades": n,
+            "in_sample": bool(in_sample),
+            "best_rule": None if best_rule is None else best_rule.get("name"),
+            "best_rule_return_pct": None if best_rule is None else best_rule["total_return_pct"],
+            "versus_rules": versus_rules}
+
+
 def describe_p(p: float | None) -> str:
     """A p-value in words (for two-sided tests of a difference)."""
     if p is None or not math.isfinite(p):
@@ -305,5 +376,5 @@ def describe_p(p: float | None) -> str:
 
 
 __all__ = ["ALPHA", "BOOTSTRAP", "N_BOOT", "SPA_REPS", "VERDICT_RULE", "block_length", "decide",
-           "describe_p", "difference_verdict", "dsr", "dsr_from_trials", "expected_max_sharpe", "mean_ci", "moments", "paired_test", "psr",
+           "backtest_verdict", "describe_p", "difference_verdict", "dsr", "dsr_from_trials", "expected_max_sharpe", "mean_ci", "moments", "paired_test", "psr",
            "sharpe", "sharpe_difference_test", "spa_test", "stationary_indices"]

@@ -31,12 +31,16 @@ def compare_cmd(
 ) -> None:
     """Compare finished runs: statistics side by side (best per row marked), the ways they
     differ flagged, a paired significance test where they traded the same bars, compare.html."""
-    from backtests.compare import CompareError, run_compare, to_json
+    from backtests.compare import CompareError, OutputExists, run_compare, to_json
 
     if len(runs) < 2:
-        raise CompareError("compare needs at least two runs (see `attnbt runs list`)")
-    outcome = run_compare(list(runs), runs_dir, article=article, out=out, force=force,
-                          command=command_line(), mkdir=mkdir)
+        raise CompareError("compare needs at least two runs", see="runs list")
+    try:
+        outcome = run_compare(list(runs), runs_dir, article=article, out=out, force=force,
+                              command=command_line(), mkdir=mkdir)
+    except OutputExists as exc:
+        raise CompareError(f"{exc.path} exists; give --force to overwrite it or another --out") \
+            from None
     if as_json:
         payload = to_json(outcome.result) | {"html": str(outcome.html)}
         print(json.dumps(payload, indent=2, allow_nan=False))
@@ -46,7 +50,7 @@ def compare_cmd(
 
 def print_compare(outcome) -> None:
     from backtests.analysis.catalog import format_value, stat
-    from backtests.compare import flag_summary
+    from backtests.reports.compare import flag_summary
 
     result = outcome.result
     table = Table(title="compare (best per row in bold green; ↑ higher / ↓ lower is better)")

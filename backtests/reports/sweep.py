@@ -3,12 +3,17 @@ equity beside buy-and-hold and random entries, and the verdict (``report.html``)
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 
 import numpy as np
 import pandas as pd
+
+from backtests.analysis.performance import COST_TOTALS
+from backtests.reports.page import img, png, static_page
+
+CSS = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
+       "font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+       "th{background:#eee}")
 
 
 def heatmap_frame(table: pd.DataFrame, x: str, y: str, value: str = "sharpe",
@@ -23,12 +28,6 @@ def heatmap_frame(table: pd.DataFrame, x: str, y: str, value: str = "sharpe",
     frame = table.groupby([y, x], sort=False)[value].mean().unstack(x)
     return frame.reindex(index=y_values or list(frame.index),
                          columns=x_values or list(frame.columns))
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return buf.getvalue()
 
 
 def render_heatmap_png(heat: pd.DataFrame, x: str, y: str) -> bytes:
@@ -48,7 +47,7 @@ def render_heatmap_png(heat: pd.DataFrame, x: str, y: str) -> bytes:
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8)
     ax.set_title("out-of-sample Sharpe (annualised), mean over the other axes", fontsize=9)
     fig.colorbar(im, ax=ax, shrink=0.8)
-    return _png(fig)
+    return png(fig, dpi=110)
 
 
 def render_equity_png(equity: pd.DataFrame) -> bytes:
@@ -63,12 +62,7 @@ def render_equity_png(equity: pd.DataFrame) -> bytes:
     ax.set_ylabel("equity")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _png(fig)
-
-
-def _img(data: bytes, alt: str) -> str:
-    return (f'<img alt="{html.escape(alt)}" src="data:image/png;base64,'
-            f'{base64.b64encode(data).decode()}">')
+    return png(fig, dpi=110)
 
 
 def render_html(payload: dict, table: pd.DataFrame, heat_png: bytes | None,
@@ -76,10 +70,6 @@ def render_html(payload: dict, table: pd.DataFrame, heat_png: bytes | None,
     """A self-contained page (no network): verdict, heatmap, equity, checks, every combination."""
     s = payload["settings"]
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>attnbt sweep "
-        f"{html.escape(payload['run'])}</title><style>body{{font-family:sans-serif;margin:2em;"
-        "max-width:1200px}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid "
-        "#ccc;padding:2px 6px;text-align:right}th{background:#eee}</style></head><body>",
         f"<h1>Sweep {html.escape(payload['run'])}</h1>",
         f"<p><b>{html.escape(payload['verdict'])}</b></p>",
         f"<p>{html.escape(s['source'])}; models {html.escape(', '.join(s['models']))}; seeds "
@@ -88,9 +78,9 @@ def render_html(payload: dict, table: pd.DataFrame, heat_png: bytes | None,
         f"{payload['tasks']} tasks; every combination × seed is a trial in the registry.</p>",
     ]
     if heat_png is not None:
-        parts.append("<h2>Heatmap</h2>" + _img(heat_png, "heatmap"))
+        parts.append("<h2>Heatmap</h2>" + img(heat_png, "heatmap"))
     parts.append("<h2>Best combination out of sample</h2>"
-                 + _img(render_equity_png(equity), "equity"))
+                 + img(render_equity_png(equity), "equity"))
     parts.append("<h2>Checks</h2><ul>")
     for name, r in payload["spa"].items():
         parts.append(f"<li>SPA (all combinations) vs {name.replace('_', ' ')}: p = "
@@ -103,7 +93,6 @@ def render_html(payload: dict, table: pd.DataFrame, heat_png: bytes | None,
     c = payload.get("costs_charged")
     if c:
         from backtests.reports.walkforward import costs_html
-        from backtests.walkforward.results import COST_TOTALS
 
         varied = (f" The grid varies {html.escape(', '.join(c['varied_by_grid']))}: each "
                   "combination charges its own." if c["varied_by_grid"] else "")
@@ -117,8 +106,7 @@ def render_html(payload: dict, table: pd.DataFrame, heat_png: bytes | None,
             for f in payload["failures"]) + "</ul>")
     parts.append("<h2>Every combination</h2>")
     parts.append(table.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="—"))
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return static_page(f"attnbt sweep {payload['run']}", parts, CSS)
 
 
 def json_like(d) -> str:

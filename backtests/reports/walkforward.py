@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import html
-import io
 from pathlib import Path
 
 import matplotlib
@@ -14,7 +12,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from backtests.analysis.performance import COST_TOTALS  # noqa: E402
 from backtests.analysis.significance import VERDICT_RULE  # noqa: E402
+from backtests.reports.backtest import costs_rows  # noqa: E402
+from backtests.reports.page import grid_table, img, png, static_page  # noqa: E402
 from data.atomic import atomic_write  # noqa: E402
 
 CSS = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
@@ -23,10 +24,9 @@ CSS = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-col
 
 
 def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    data = png(fig, dpi=90)
     plt.close(fig)
-    return buf.getvalue()
+    return data
 
 
 def equity_png(equity: pd.DataFrame) -> bytes:
@@ -66,11 +66,6 @@ def folds_png(results: dict, tasks) -> bytes:
     return _png(fig)
 
 
-def _img(png: bytes, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,' \
-           f'{base64.b64encode(png).decode()}">'
-
-
 def _fmt(v, digits: int = 2) -> str:
     if v is None:
         return "—"
@@ -105,19 +100,9 @@ def model_rows(models: dict) -> list[list[str]]:
     return rows
 
 
-def _html_table(header, rows) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
-                   for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
 def costs_setting_rows(c: dict) -> list[list[str]]:
-    """A study's costs (``results.costs_block``) as (setting, value) rows, worded as the
+    """A study's costs (``walkforward.results.costs_block``) as (setting, value) rows, worded as the
     backtest report's "Costs charged" table, with the account currency and P&L conversion."""
-    from backtests.reports.backtest import costs_rows
-    from backtests.walkforward.results import COST_TOTALS
-
     rows = [[r["setting"], f"{r['value']:g}" if isinstance(r["value"], float) else str(r["value"])]
             for r in costs_rows({**dict.fromkeys(COST_TOTALS), **c})
             if not r["setting"].startswith("charged")]
@@ -127,23 +112,19 @@ def costs_setting_rows(c: dict) -> list[list[str]]:
 
 def costs_html(c: dict, charged: dict[str, dict], who: str = "model") -> str:
     """The costs settings table and, per model (or combination), the money charged."""
-    from backtests.walkforward.results import COST_TOTALS
-
     cur = html.escape(c["account_currency"])
     header = (who, *(f"{name} [{cur}]" for name in ("spread", "commission", "slippage",
                                                    "all costs")))
     money = [[name, *(_fmt(t.get(k)) for k in COST_TOTALS)] for name, t in charged.items()]
-    return (_html_table(("setting", "value"), costs_setting_rows(c))
+    return (grid_table(("setting", "value"), costs_setting_rows(c))
             + f"<p>Charged, in {cur} per seed over the test parts of all folds:</p>"
-            + _html_table(header, money))
+            + grid_table(header, money))
 
 
 def render_html(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, results: dict,
                 tasks) -> str:
     s = payload["settings"]
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>walk-forward "
-             f"{payload['run']}</title><style>{CSS}</style></head><body>",
-             f"<h1>Walk-forward {html.escape(payload['run'])}</h1>",
+    parts = [f"<h1>Walk-forward {html.escape(payload['run'])}</h1>",
              f"<p>{html.escape(', '.join(s['sources']))}: {', '.join(s['models'])}; seeds "
              f"{s['seeds']}; folds {html.escape(str(s['folds']))}; threshold {s['threshold']} "
              "(chosen on each fold's validation part with the run's costs).</p>"]
@@ -162,7 +143,7 @@ def render_html(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, result
                  "each model as the other's benchmark. Verdicts: "
                  f"{html.escape(VERDICT_RULE)}. PSR/DSR: Bailey & López de Prado; DSR "
                  "counts every stitched trial on these bars in the registry.</p>")
-    parts.append("<h2>Models</h2>" + _html_table(MODEL_COLUMNS, model_rows(payload["models"])))
+    parts.append("<h2>Models</h2>" + grid_table(MODEL_COLUMNS, model_rows(payload["models"])))
     costs = payload.get("costs_charged") or {}
     if costs:
         parts.append("<h2>Costs charged</h2>")
@@ -171,16 +152,15 @@ def render_html(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, result
             parts.append(f"<h3>{html.escape(source)}</h3>")
         parts.append(costs_html(c, c["charged_per_seed"]))
     if len(equity):
-        parts.append(_img(equity_png(equity), "stitched equity"))
-        parts.append("<h2>Folds</h2>" + _img(folds_png(results, tasks), "fold equity"))
+        parts.append(img(equity_png(equity), "stitched equity"))
+        parts.append("<h2>Folds</h2>" + img(folds_png(results, tasks), "fold equity"))
     if payload["failures"]:
-        parts.append("<h2>Failed tasks</h2>" + _html_table(
+        parts.append("<h2>Failed tasks</h2>" + grid_table(
             ("inputs", "error"), [[json_short(f["task"]), f["error"]]
                                   for f in payload["failures"]]))
-    parts.append("<h2>Every task</h2>" + _html_table(
+    parts.append("<h2>Every task</h2>" + grid_table(
         table.columns, [[_fmt(v) for v in row] for row in table.itertuples(index=False)]))
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return static_page(f"walk-forward {payload['run']}", parts, CSS)
 
 
 def json_short(d: dict) -> str:
@@ -233,7 +213,7 @@ def render_markdown(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, ou
               "config defaults (`attnbt config keys`).",
               *(f"- Costs on {source}: " + "; ".join(f"{k} {v}" for k, v in costs_setting_rows(c))
                 + "." for source, c in (payload.get("costs_charged") or {}).items()),
-              "- Statistics: `backtests/significance.py` (see docs/walkforward.md for the "
+              "- Statistics: `backtests/analysis/significance.py` (see docs/walkforward.md for the "
               f"tests and their calibration). Verdicts: {VERDICT_RULE}.",
               f"- Command: `attnbt walkforward --data {' --data '.join(s['sources'])} --models "
               f"{','.join(s['models'])} --seeds {len(s['seeds'])}`.", "",

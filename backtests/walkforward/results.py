@@ -15,7 +15,12 @@ import pandas as pd
 
 from backtests.analysis import significance as sig
 from backtests.analysis.catalog import jsonable
-from backtests.analysis.performance import compute_stats, infer_bars_per_year
+from backtests.analysis.performance import (
+    COST_TOTALS,
+    compute_stats,
+    costs_charged,
+    infer_bars_per_year,
+)
 from backtests.currency import Conversion
 from strategy.fractal import Costs
 
@@ -249,16 +254,11 @@ def winner_text(w: dict) -> str:
     return text
 
 
-COST_TOTALS = ("total_spread_cost", "total_commission", "total_slippage_cost", "total_costs")
-
-
 def costs_block(bars: pd.DataFrame, costs: Costs, conv: Conversion) -> dict:
     """The costs a study charges on its test bars, stated as the backtest report states them
-    (``backtests.reports.backtest.costs_charged``: where the spread came from, its mean and range,
+    (``analysis.performance.costs_charged``: where the spread came from, its mean and range,
     commission, slippage), with the account currency and the P&L conversion. The money charged
     is not here: see ``charged_per_seed``."""
-    from backtests.reports.backtest import costs_charged
-
     c = costs_charged(bars, costs, pd.DataFrame())
     return {**{k: v for k, v in c.items() if k not in COST_TOTALS},
             "account_currency": conv.account, "pnl_conversion": conv.describe()}

@@ -277,7 +277,7 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
     values = equity.to_numpy(float)
     returns = np.diff(np.concatenate([[bt.cash], values])) / np.concatenate([[bt.cash],
                                                                                values[:-1]])
-    from backtests.reports.backtest import costs_charged
+    from backtests.analysis.performance import costs_charged
     from data import fingerprint
 
     return {

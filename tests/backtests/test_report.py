@@ -17,14 +17,9 @@ import pytest
 
 import data
 from backtests.analysis.baselines import buy_and_hold_equity
-from backtests.reports.backtest import (
-    costs_charged,
-    format_stats_table,
-    jsonable,
-    period_returns,
-    verdict,
-    write_report,
-)
+from backtests.analysis.catalog import jsonable
+from backtests.analysis.performance import costs_charged, period_returns
+from backtests.reports.backtest import format_stats_table, write_report
 from backtests.simulation import run_backtest
 from strategy.fractal import Costs, FractalParams
 
@@ -140,37 +135,6 @@ def assert_offline(page: str) -> None:
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", tags, re.I)
     assert not re.search(r"<script[^>]*\bsrc\s*=", page, re.I)
     assert not re.search(r"<link[^>]*\bhref\s*=", page, re.I)
-
-
-@pytest.mark.parametrize("stats,baselines,in_sample,level,words", [
-    ({"n_trades": 0, "total_return_pct": 0.0}, {}, False, "no_trades", "No trades"),
-    ({"n_trades": 4, "total_return_pct": 1.0}, {}, False, "too_few", "Too few trades (4)"),
-    ({"n_trades": 50, "total_return_pct": 1.0}, {}, False, "untested", "Not tested"),
-    ({"n_trades": 50, "total_return_pct": 2.0}, {"p_value": 0.01, "median_return_pct": -0.5},
-     False, "skill", "Evidence of skill after costs: return +2.00 % vs random entries' median "
-                     "−0.50 % (p = 0.010)"),
-    ({"n_trades": 50, "total_return_pct": -0.1}, {"p_value": 0.02, "median_return_pct": -2.0},
-     False, "skill", "still losing after costs"),
-    ({"n_trades": 50, "total_return_pct": 0.4}, {"p_value": 0.07, "median_return_pct": 0.0},
-     False, "weak", "Weak evidence of skill, not significant at 5 %"),
-    ({"n_trades": 618, "total_return_pct": -0.51}, {"p_value": 0.34, "median_return_pct": -0.66},
-     False, "none", "No evidence of skill after costs: return −0.51 % vs random entries' median "
-                    "−0.66 % (p = 0.34)"),
-    ({"n_trades": 50, "total_return_pct": 3.0}, {"p_value": 0.5, "median_return_pct": 3.1},
-     False, "none", "No evidence of skill"),        # a positive return alone is not skill
-    ({"n_trades": 50, "total_return_pct": -3.0}, {"p_value": 0.97, "median_return_pct": 0.0},
-     False, "worse", "Worse than random entries"),
-    ({"n_trades": 50, "total_return_pct": 2.0}, {"p_value": 0.01, "median_return_pct": -0.5},
-     True, "skill", "IN-SAMPLE"),
-])
-def test_verdict_rules(stats, baselines, in_sample, level, words):
-    b = {"random_entries": baselines, "buy_and_hold": {"total_return_pct": 1.25}}
-    v = verdict(stats, b, in_sample)
-    assert v["level"] == level
-    assert words in v["text"]
-    assert v["text"].endswith(".")
-    if stats["n_trades"]:
-        assert "buy and hold +1.25 %" in v["text"]
 
 
 def test_instrument_costs_and_period_returns():

@@ -197,7 +197,8 @@ def test_a_block_of_blank_lines_between_rows_is_skipped_and_counted(write, newli
 
 
 def test_the_point_and_its_evidence_reach_the_backtest_report(write):
-    from backtests.reports.backtest import costs_charged, costs_rows
+    from backtests.analysis.performance import costs_charged
+    from backtests.reports.backtest import costs_rows
     from strategy.fractal import Costs
 
     rows, _, _ = mt5_rows(200)
