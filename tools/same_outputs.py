@@ -10,9 +10,11 @@ difference is printed with its file, its place and both values.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,9 +47,11 @@ def run(out: Path) -> None:
                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
 
 
-def _files(root: Path) -> dict[str, Path]:
-    """Files keyed by job / run kind + order / name: run folders are named by random ids."""
+def _files(root: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """Files keyed by job / run kind + order / name (run folders are named by random ids), and each
+    run id's stand-in (``<kind#n>``), so ids used as keys or values compare by their place."""
     found: dict[str, Path] = {}
+    ids: dict[str, str] = {}
     for job in sorted(p for p in (root / "runs").iterdir() if p.is_dir()):
         runs = sorted((p for p in job.iterdir() if p.is_dir() and (p / "run.json").exists()),
                       key=lambda p: (json.loads((p / "run.json").read_text()).get("created", ""), p.name))
@@ -55,10 +59,11 @@ def _files(root: Path) -> dict[str, Path]:
         for r in runs:
             kind = json.loads((r / "run.json").read_text()).get("kind", "run")
             seen[kind] = seen.get(kind, 0) + 1
+            ids[r.name] = f"<{job.name}/{kind}#{seen[kind]}>"
             for f in sorted(r.rglob("*")):
                 if f.suffix in {".json", ".csv"} and f.is_file():
                     found[f"{job.name}/{kind}#{seen[kind]}/{f.relative_to(r)}"] = f
-    return found
+    return found, ids
 
 
 def _same_number(a: float, b: float) -> bool:
@@ -99,20 +104,22 @@ def _looks_like_id_or_path(a: str, b: str) -> bool:
     return hexish or "/" in a or "/" in b or a[:4].isdigit() and a[4:5] == "-"  # ids, paths, timestamps
 
 
-def _load(path: Path):
+def _load(path: Path, ids: dict[str, str]):
+    text = path.read_text(encoding="utf-8")
+    if ids:
+        text = re.sub("|".join(map(re.escape, ids)), lambda m: ids[m.group(0)], text)
     if path.suffix == ".json":
-        return json.loads(path.read_text())
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+        return json.loads(text)
+    return list(csv.DictReader(io.StringIO(text, newline="")))
 
 
 def diff(a: Path, b: Path) -> int:
-    fa, fb = _files(a), _files(b)
+    (fa, ids_a), (fb, ids_b) = _files(a), _files(b)
     diffs: list[str] = [f"{k}: only in {'A' if k in fa else 'B'}" for k in sorted(set(fa) ^ set(fb))]
     numbers = 0
     for key in sorted(set(fa) & set(fb)):
         found: list[str] = []
-        _walk(_load(fa[key]), _load(fb[key]), key, found)
+        _walk(_load(fa[key], ids_a), _load(fb[key], ids_b), key, found)
         diffs.extend(found)
         numbers += 1
     for d in diffs:
