@@ -991,11 +991,20 @@ def status(name: str, runs_dir: str | Path | None = None) -> dict:
             "created": account.created, "steps": cur["step"], "bars": cur["n_bars"],
             "last_bar": None if last is None else str(last),
             "position": json.loads(cur["open_trade"]) if cur["open_trade"] else None,
-            "open_orders": json.loads(cur["pending"]),
+            "open_orders": _pending_orders(json.loads(cur["pending"])),
             "equity": cfg["cash"] if eq is None else eq["equity"],
             "equity_time": None if eq is None else str(_ts(eq["time"])),
             "cash": cfg["cash"], "closed_trades": n_trades, "realised_pnl": pnl,
             "waiting_on_gap": gap, "revised_bars": revised}
+
+
+def _pending_orders(pending: list[dict]) -> list[dict]:
+    """The orders still alive, with the prices they really have: a market order has none (NaN,
+    stored as null) and neither has a take-profit whose entry has not filled yet (the engine
+    holds a placeholder there until the fill sets the target)."""
+    unfilled = {o["created_bar"] for o in pending if o["role"] == "entry"}
+    return [{**o, "order_price": None} if o["role"] == "target" and o["created_bar"] in unfilled
+            else o for o in pending]
 
 
 def list_accounts(runs_dir: str | Path | None = None) -> list[dict]:
