@@ -94,11 +94,11 @@ def init_cmd(
                        command=command_line(), instrument=exp.data.instrument,
                        account_currency=exp.data.account_currency,
                        trust_unhashed=trust_unhashed)
-    cfg = account.config
-    first = cfg["created_at_bar"] or "the bars appended from now on"
-    console.print(f"paper account [bold]{escape(name)}[/bold]: {escape(cfg['model'])} "
-                  f"(run {cfg['train_run']}, model {cfg['model_hash']}) on "
-                  f"{escape(cfg['source'])}; trades from {escape(str(first))}")
+    cfg = account.settings
+    first = cfg.created_at_bar or "the bars appended from now on"
+    console.print(f"paper account [bold]{escape(name)}[/bold]: {escape(cfg.model)} "
+                  f"(run {cfg.train_run}, model {cfg.model_hash}) on "
+                  f"{escape(cfg.source)}; trades from {escape(str(first))}")
     console.print(f"next: attnbt paper step {escape(name)}")
 
 
@@ -121,6 +121,9 @@ def print_step(r) -> None:
         if e["kind"] != "gap accepted":
             console.print(f"  event {e['kind']} at {e['time']}: "
                           f"{escape(json.dumps(e['detail'], default=str))}")
+    if r.status == "waiting":
+        console.print(f"  to trade on across the gap: attnbt paper step {escape(r.name)} "
+                      "--accept-gap")
 
 
 @app.command("step")

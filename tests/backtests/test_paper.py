@@ -418,7 +418,7 @@ def test_compare_reads_a_paper_account_beside_a_backtest(trained_run, runs, tmp_
     rec = load("paper:cmp", Registry(runs))
     view = paper.read_account("cmp", runs)
     assert rec.kind == "paper" and rec.stats["n_trades"] == len(view.trades)
-    assert rec.model["model_hash"] == view.account.config["model_hash"]
+    assert rec.model["model_hash"] == view.account.settings.model_hash
     pd.testing.assert_series_equal(rec.equity, view.equity, check_names=False)
 
 
