@@ -78,16 +78,44 @@ def _complete(raw: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A CSV source at init: its candles, bytes (complete lines), the byte spans of its data rows
-    and the reading options pinned for every later step."""
+    """A source as init found it: its candles, the reading options pinned for every later step
+    (the ``kind`` … ``head`` settings) and, for a CSV, its bytes (complete lines) and the byte
+    spans of its data rows."""
 
+    source: str
     candles: pd.DataFrame
-    raw: bytes
-    spans: list[tuple[int, int]]
-    pinned: dict
+    reading: dict
+    raw: bytes = b""
+    spans: list[tuple[int, int]] | None = None
+
+    def cursor_at(self, first: int) -> tuple[int | None, str | None]:
+        """(offset, guard) of a CSV cursor whose next row is ``first`` (Yahoo: None, None)."""
+        if self.spans is None:
+            return None, None
+        offset = self.spans[first][0] if first < len(self.candles) else len(self.raw)
+        return offset, guard_of(self.raw[:offset])
 
 
-def snapshot_csv(path: Path, tz: str, point: float | None, dayfirst: bool | None) -> Snapshot:
+def snapshot(source: str, tz: str, point: float | None, dayfirst: bool | None) -> Snapshot:
+    """Read ``source`` (a CSV path or yahoo:SYMBOL:INTERVAL) at init."""
+    if source.startswith("yahoo:"):
+        body = source.removeprefix("yahoo:")
+        if body.count(":") != 1:
+            raise DataError("a Yahoo source is yahoo:SYMBOL:INTERVAL, e.g. yahoo:EURUSD=X:1h",
+                            source=source, rule="unknown source")
+        from data.yahoo import load_cached
+
+        symbol, interval = body.rsplit(":", 1)
+        return Snapshot(source, load_cached(symbol, interval), {
+            "kind": "yahoo", "tz": "UTC", "point": None, "dayfirst": None, "encoding": None,
+            "format": None, "head": ""})
+    if source.startswith("sample:"):
+        raise DataError("a sample never grows; paper trading needs a CSV file or "
+                        "yahoo:SYMBOL:INTERVAL", source=source, rule="unknown source")
+    return _snapshot_csv(Path(source).resolve(), tz, point, dayfirst)
+
+
+def _snapshot_csv(path: Path, tz: str, point: float | None, dayfirst: bool | None) -> Snapshot:
     """Read the complete lines of a CSV and pin how it is read (tz, point, day order, encoding,
     dialect)."""
     from data.sources import decode, read_text
@@ -117,7 +145,8 @@ def snapshot_csv(path: Path, tz: str, point: float | None, dayfirst: bool | None
     spans = _data_spans(raw, len(candles), str(path))
     pinned = {"tz": tz, "point": candles.attrs.get("point", point), "dayfirst": dayfirst,
               "encoding": encoding, "format": candles.attrs.get("format")}
-    return Snapshot(candles, raw, spans, pinned)
+    reading = {"kind": "csv", **pinned, "head": raw[:spans[0][0]].hex()}
+    return Snapshot(str(path), candles, reading, raw, spans)
 
 
 @dataclass
@@ -244,4 +273,4 @@ def parse_max_gap(text: str | None) -> pd.Timedelta | None:
 
 
 __all__ = ["GUARD", "Fetcher", "Snapshot", "Tail", "default_fetcher", "file_guard", "gap_allowance",
-           "guard_of", "parse_max_gap", "read_csv_tail", "read_yahoo", "snapshot_csv", "weekday_gap"]
+           "guard_of", "parse_max_gap", "read_csv_tail", "read_yahoo", "snapshot", "weekday_gap"]

@@ -154,6 +154,32 @@ def create_account(db: sqlite3.Connection, account: Account, *, last_time: int |
                (last_time, offset, guard, feature_state, account.created))
 
 
+def replace_since_flat(db: sqlite3.Connection, step_id: int, *, flat_bar: int, n_trades: int,
+                       orders: list[dict], trades: list[dict], equity: pd.Series,
+                       first_bar: int) -> None:
+    """Orders, trades and equity after the last flat close (bar ``flat_bar``) replaced by those
+    of the run resumed there (what ``strategy.engine.merge`` does); ``n_trades`` trades closed
+    before it."""
+    db.execute("DELETE FROM orders WHERE created_bar > ?", (flat_bar,))
+    order_cols = list(ORDER_COLUMNS)
+    db.executemany(f"INSERT INTO orders ({', '.join(order_cols)}, step) VALUES "
+                   f"({', '.join('?' * (len(order_cols) + 1))})",
+                   [(*row_values(o, order_cols), step_id) for o in orders])
+    crash("orders")
+    db.execute("DELETE FROM trades WHERE exit_bar > ?", (flat_bar,))
+    trade_cols = list(TRADE_COLUMNS)
+    db.executemany(f"INSERT INTO trades (n, {', '.join(trade_cols)}, step) VALUES "
+                   f"({', '.join('?' * (len(trade_cols) + 2))})",
+                   [(n_trades + k, *row_values(t, trade_cols), step_id)
+                    for k, t in enumerate(trades)])
+    crash("trades")
+    db.execute("DELETE FROM equity WHERE bar > ?", (flat_bar,))
+    db.executemany("INSERT INTO equity VALUES (?,?,?,?)",
+                   [(first_bar + k, ns(t), float(v), step_id)
+                    for k, (t, v) in enumerate(equity.items())])
+    crash("equity")
+
+
 # --- reading -------------------------------------------------------------------------------------
 def load_account(db: sqlite3.Connection) -> Account:
     row = db.execute("SELECT * FROM account").fetchone()
@@ -241,4 +267,4 @@ def record_event(db: sqlite3.Connection, step_id: int, event: dict) -> None:
 __all__ = ["CRASH_ENV", "CRASH_POINTS", "JOURNAL", "MIGRATIONS", "SCHEMA_VERSION", "TIME_FIELDS",
            "account_dir", "candles_from", "crash", "create_account", "equity_series",
            "load_account", "load_cursor", "now_iso", "ns", "open_journal", "paper_root",
-           "record_event", "records", "row_values", "transaction", "ts"]
+           "record_event", "records", "replace_since_flat", "row_values", "transaction", "ts"]

@@ -45,11 +45,10 @@ from backtests.paper.feed import (
     Tail,
     file_guard,
     gap_allowance,
-    guard_of,
     parse_max_gap,
     read_csv_tail,
     read_yahoo,
-    snapshot_csv,
+    snapshot,
     weekday_gap,
 )
 from backtests.paper.journal import (
@@ -66,20 +65,14 @@ from backtests.paper.journal import (
     ns,
     open_journal,
     record_event,
-    row_values,
+    replace_since_flat,
     transaction,
     ts,
 )
+from backtests.paper.model import pinned_model
 from backtests.store import Registry
 from data.errors import DataError
-from strategy.engine import (
-    ORDER_COLUMNS,
-    TRADE_COLUMNS,
-    EngineState,
-    OrderRecord,
-    TradeRecord,
-    simulate,
-)
+from strategy.engine import EngineState, OrderRecord, TradeRecord, simulate
 from strategy.fractal import Costs, FractalParams, signals_from_frame
 from strategy.rules import needs_atr
 
@@ -116,27 +109,8 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
     reg = Registry(runs_dir)
     train = reg.resolve(run, kind="train")
     loaded = load_model(train.path, trust_unhashed=trust_unhashed)
-    if source.startswith("yahoo:"):
-        body = source.removeprefix("yahoo:")
-        if body.count(":") != 1:
-            raise DataError("a Yahoo source is yahoo:SYMBOL:INTERVAL, e.g. yahoo:EURUSD=X:1h",
-                            source=source, rule="unknown source")
-        from data.yahoo import load_cached
-
-        symbol, interval = body.rsplit(":", 1)
-        candles = load_cached(symbol, interval)
-        reading = {"kind": "yahoo", "tz": "UTC", "point": None, "dayfirst": None,
-                   "encoding": None, "format": None, "head": ""}
-        spans, raw = None, b""
-    elif source.startswith("sample:"):
-        raise DataError("a sample never grows; paper trading needs a CSV file or "
-                        "yahoo:SYMBOL:INTERVAL", source=source, rule="unknown source")
-    else:
-        path = Path(source).resolve()
-        snap = snapshot_csv(path, tz, point, dayfirst)
-        candles, raw, spans = snap.candles, snap.raw, snap.spans
-        source = str(path)
-        reading = {"kind": "csv", **snap.pinned, "head": raw[:spans[0][0]].hex()}
+    snap = snapshot(source, tz, point, dayfirst)
+    source, candles = snap.source, snap.candles
     tf = timeframe(candles.index)
     if tf is None:
         raise DataError("the source needs at least 2 bars to tell its timeframe", source=source,
@@ -161,11 +135,7 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
     from models.predict import IncrementalPredictor, Predictor
 
     inc = IncrementalPredictor.from_history(Predictor(loaded), history)
-    if reading["kind"] == "csv":
-        offset = spans[first][0] if first < len(candles) else len(raw)
-        guard = guard_of(raw[:offset])
-    else:
-        offset, guard = None, None
+    offset, guard = snap.cursor_at(first)
     last_time = ns(history.index[-1]) if len(history) else None
     folder.mkdir(parents=True)
     try:
@@ -174,7 +144,7 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
                          meta={"name": name, "journal": str(folder / JOURNAL),
                                "model_hash": loaded.model_hash})
         settings = AccountSettings(
-            source=source, **reading, train_run=train.id, train_path=str(train.path),
+            source=source, **snap.reading, train_run=train.id, train_path=str(train.path),
             model=loaded.name, model_hash=loaded.model_hash, params=params, costs=costs,
             cash=float(cash), start=start, timeframe_s=tf.total_seconds(),
             gap_allowance_s=allowance.total_seconds(), spread="spread" in candles.columns,
@@ -246,7 +216,7 @@ def _step(name: str, runs_dir: str | Path | None, *, now: pd.Timestamp | None,
         cfg = account.settings
         cur = load_cursor(db)
         step_id = int(cur["step"]) + 1
-        loaded = _check_model(cfg)
+        loaded = pinned_model(cfg)
         # --- read the new tail -----------------------------------------------------------------
         if cfg.kind == "csv":
             tail = read_csv_tail(cfg, int(cur["offset"]), cur["guard"])
@@ -375,48 +345,6 @@ def _revision(db: sqlite3.Connection, row: sqlite3.Row, bar: pd.Series,
     return None if seen else {"kind": "revised", "time": t, "detail": detail}
 
 
-_MODELS: dict[str, tuple[tuple, object]] = {}
-
-
-def _model_stamp(folder: Path) -> tuple:
-    from models.checkpoint import META, WEIGHTS
-
-    out = []
-    for name in (META, WEIGHTS):
-        try:
-            st = (folder / name).stat()
-        except OSError:
-            return ()
-        out.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
-    return tuple(out)
-
-
-def _check_model(cfg: AccountSettings):
-    """The account's model, refused when its files no longer hash to the pinned hash.
-
-    A process that steps repeatedly (``paper run``) keeps the model loaded and re-hashes it
-    whenever its files' inode, size or times change. The hash pinned at init is the check here,
-    so a model trusted without a model_hash at init (``--trust-unhashed``) keeps loading."""
-    from models.checkpoint import ModelError, load_model
-
-    folder = Path(cfg.train_path)
-    stamp = _model_stamp(folder)
-    cached = _MODELS.get(str(folder))
-    if cached is not None and stamp and cached[0] == stamp:
-        loaded = cached[1]
-    else:
-        try:
-            loaded = load_model(folder, trust_unhashed=True)   # checked against the pin below
-        except ModelError as exc:
-            raise PaperError(f"the account's model cannot be used: {exc}") from None
-        _MODELS[str(folder)] = (stamp, loaded)
-    if loaded.model_hash != cfg.model_hash:
-        raise PaperError(f"the model at {folder} is not the one this account was "
-                         f"created with (hash {loaded.model_hash} != {cfg.model_hash}); "
-                         "restore it or init a new account")
-    return loaded
-
-
 def _trade(db: sqlite3.Connection, account: Account, cur: dict, loaded, new: pd.DataFrame,
            step_id: int, result: StepResult) -> tuple[str, str | None, str | None, str]:
     """Score and record the new bars, resume the engine, record what it did."""
@@ -462,30 +390,11 @@ def _trade(db: sqlite3.Connection, account: Account, cur: dict, loaded, new: pd.
     conv = conversion(cfg.source, cfg.instrument, cfg.account_currency)
     r = simulate(candles, bar_probs, params, costs, cfg.cash, finalize=False, state=state,
                  rates=rates(candles, conv))
-    flat_bar = -1 if state is None else state.flat_bar
     max_ref = db.execute("SELECT coalesce(max(ref), 0) FROM orders").fetchone()[0]
-    db.execute("DELETE FROM orders WHERE created_bar > ?", (flat_bar,))
-    order_cols = list(ORDER_COLUMNS)
-    orders = r.orders.to_dict("records")
-    db.executemany(f"INSERT INTO orders ({', '.join(order_cols)}, step) VALUES "
-                   f"({', '.join('?' * (len(order_cols) + 1))})",
-                   [(*row_values(o, order_cols), step_id) for o in orders])
-    crash("orders")
-    db.execute("DELETE FROM trades WHERE exit_bar > ?", (flat_bar,))
-    base_n = 0 if state is None else state.n_trades
-    trade_cols = list(TRADE_COLUMNS)
-    trades = r.trades.to_dict("records")
-    db.executemany(f"INSERT INTO trades (n, {', '.join(trade_cols)}, step) VALUES "
-                   f"({', '.join('?' * (len(trade_cols) + 2))})",
-                   [(base_n + k, *row_values(t, trade_cols), step_id)
-                    for k, t in enumerate(trades)])
-    crash("trades")
-    db.execute("DELETE FROM equity WHERE bar > ?", (flat_bar,))
-    first_bar = r.meta["first_bar"]
-    db.executemany("INSERT INTO equity VALUES (?,?,?,?)",
-                   [(first_bar + k, ns(t), float(v), step_id)
-                    for k, (t, v) in enumerate(r.equity.items())])
-    crash("equity")
+    orders, trades = r.orders.to_dict("records"), r.trades.to_dict("records")
+    replace_since_flat(db, step_id, flat_bar=-1 if state is None else state.flat_bar,
+                       n_trades=0 if state is None else state.n_trades, orders=orders,
+                       trades=trades, equity=r.equity, first_bar=r.meta["first_bar"])
     first_new = n0
     result.orders = [jsonable(o) for o in orders if o["ref"] > max_ref]
     result.fills = [jsonable(o) for o in orders
