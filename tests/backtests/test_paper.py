@@ -253,7 +253,8 @@ def test_the_source_failing_rewritten_or_going_back_leaves_the_journal_untouched
     assert r.new_bars == 1 and dump("honest", runs) != before
 
 
-def test_a_gap_is_reported_and_the_account_waits_until_accepted(trained_run, runs, tmp_path):
+def test_a_gap_is_reported_and_the_account_waits_until_accepted(cli, trained_run, runs,
+                                                                tmp_path):
     csv = tmp_path / "gap.csv"
     write(csv, 1 + 600)
     paper.init("gappy", trained_run.id, str(csv), runs_dir=runs, params=PARAMS, costs=COSTS)
@@ -270,6 +271,9 @@ def test_a_gap_is_reported_and_the_account_waits_until_accepted(trained_run, run
     again = paper.step("gappy", runs)
     assert again.status == "waiting" and again.new_bars == 0           # reported once
     assert paper.status("gappy", runs)["waiting_on_gap"] is not None
+    out = cli("paper", "step", "gappy", runs_dir=runs)      # the CLI names the way on
+    assert out.returncode == 0 and "waiting" in out.stdout
+    assert "attnbt paper step gappy --accept-gap" in out.stdout
     assert paper.step("gappy", runs, accept_gap=True).new_bars == 1
 
 
