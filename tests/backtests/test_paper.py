@@ -185,6 +185,9 @@ def test_sigkill_at_random_moments_of_a_real_step(runs, crash_base):
     base, _ = crash_base
     pre, ref = dump(base, runs), dump("crash-ref", runs)
     ctx = _ctx()
+    warm = ctx.Process(target=paper.status, args=(base, runs))   # the fork server starts (and
+    warm.start()                                                  # preloads) once, not inside
+    warm.join(120)                                                # the step timed below
     clone(base, "killed", runs)
     t0 = time.perf_counter()
     child = ctx.Process(target=paper.step, args=("killed", runs))
