@@ -116,7 +116,7 @@ def load_sample(name: str, *, sort: bool = False) -> pd.DataFrame:
                         source=f"sample:{name}", rule="unknown source")
     raw = sample_path(name).read_text()
     # The package's files are naive UTC-like broker time; we read them as UTC and say so in README.
-    frame = read_csv_text(raw, f"sample:{name}", tz="UTC", sort=sort, point=None, dayfirst=None)
+    frame = read_text(raw, f"sample:{name}", tz="UTC", sort=sort, point=None, dayfirst=None)
     frame.attrs["source"] = f"sample:{name}"
     return frame
 
@@ -149,7 +149,7 @@ def load_csv(path: Path, *, tz: str = "UTC", sort: bool = False, point: float | 
                         rule="missing file") from None
     text, encoding = decode(raw, source)
     del raw  # the text is all that is needed now: hold one copy of a large file, not two
-    frame = read_csv_text(text, source, tz=tz, sort=sort, point=point, dayfirst=dayfirst)
+    frame = read_text(text, source, tz=tz, sort=sort, point=point, dayfirst=dayfirst)
     frame.attrs["source"] = source
     frame.attrs["encoding"] = encoding
     return frame
@@ -443,8 +443,10 @@ def _check_unique_columns(names: list[str], raw: list[str], source: str, line: i
 
 # --- dialects -----------------------------------------------------------------------------------
 
-def read_csv_text(text: str, source: str, *, tz: str, sort: bool, point: float | None,
-               dayfirst: bool | None) -> pd.DataFrame:
+def read_text(text: str, source: str, *, tz: str, sort: bool, point: float | None,
+              dayfirst: bool | None) -> pd.DataFrame:
+    """Candles from the decoded text of a CSV file, its dialect detected (``load_csv`` without
+    the file: paper trading reads a file's new tail this way)."""
     head = _Head(text, source)
     reader = {"mt5_terminal": _read_mt5_terminal, "yfinance_multi": _read_yfinance_multi,
               "mt5_api": _read_mt5_api, "generic": _read_generic}[head.dialect]

@@ -135,7 +135,8 @@ OPTION_OF.update({"backtest.start": "--from", "backtest.end": "--to", "data.star
                   "data.end": "--to", "split.train": "--train", "split.val": "--val",
                   "train.compile": "--compile", "data.source": "--data",
                   "strategy.threshold": "--threshold", "model.kind": "--model",
-                  "data.dayfirst": "--dayfirst/--monthfirst", "data.sort": "--sort"})
+                  "data.dayfirst": "--dayfirst/--monthfirst", "data.sort": "--sort",
+                  "paper.start": "--from", "paper.max_gap": "--max-gap"})
 
 
 # --- folds (walkforward, sweep) -------------------------------------------------------------------

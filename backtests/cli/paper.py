@@ -94,11 +94,11 @@ def init_cmd(
                        command=command_line(), instrument=exp.data.instrument,
                        account_currency=exp.data.account_currency,
                        trust_unhashed=trust_unhashed)
-    cfg = account.config
-    first = cfg["created_at_bar"] or "the bars appended from now on"
-    console.print(f"paper account [bold]{escape(name)}[/bold]: {escape(cfg['model'])} "
-                  f"(run {cfg['train_run']}, model {cfg['model_hash']}) on "
-                  f"{escape(cfg['source'])}; trades from {escape(str(first))}")
+    cfg = account.settings
+    first = cfg.created_at_bar or "the bars appended from now on"
+    console.print(f"paper account [bold]{escape(name)}[/bold]: {escape(cfg.model)} "
+                  f"(run {cfg.train_run}, model {cfg.model_hash}) on "
+                  f"{escape(cfg.source)}; trades from {escape(str(first))}")
     console.print(f"next: attnbt paper step {escape(name)}")
 
 
@@ -121,6 +121,9 @@ def print_step(r) -> None:
         if e["kind"] != "gap accepted":
             console.print(f"  event {e['kind']} at {e['time']}: "
                           f"{escape(json.dumps(e['detail'], default=str))}")
+    if r.status == "waiting":
+        console.print(f"  to trade on across the gap: attnbt paper step {escape(r.name)} "
+                      "--accept-gap")
 
 
 @app.command("step")
@@ -186,6 +189,18 @@ def run_cmd(
     console.print(f"stopped; the journal of {escape(name)} is complete up to the last step")
 
 
+def describe_order(o: dict) -> str:
+    """'#3 entry buy Market at market', '#5 stop sell Stop @ 1.08123'; a take-profit waiting for
+    its entry's fill has no price yet."""
+    if o["order_price"] is not None:
+        at = f"@ {o['order_price']:.5f}"
+    elif o["type"] == "Market":
+        at = "at market"
+    else:
+        at = "priced from the entry's fill"
+    return f"#{o['ref']} {o['role']} {o['side']} {o['type']} {at}"
+
+
 @app.command("status")
 def status_cmd(name: NameArg,
                as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -206,9 +221,8 @@ def status_cmd(name: NameArg,
     table.add_row("position", "flat" if p is None else
                   escape(f"{'long' if p['direction'] > 0 else 'short'} {p['size']:g} from "
                          f"{p['entry_time']} @ {p['entry_price']:.5f}"))
-    table.add_row("open orders", escape(", ".join(f"#{o['ref']} {o['role']} {o['side']} "
-                                                  f"{o['type']} @ {o['order_price']:.5f}"
-                                                  for o in s["open_orders"]) or "none"))
+    table.add_row("open orders", escape(", ".join(map(describe_order, s["open_orders"]))
+                                        or "none"))
     if s["waiting_on_gap"]:
         table.add_row("waiting", escape(json.dumps(s["waiting_on_gap"])))
     console.print(table)

@@ -211,7 +211,8 @@ def test_paper_max_gap_nonsense(capsys, trained_runs, tmp_path, gap, says):
     root, run_id = trained_runs
     before = run_ids(root)
     refused(attnbt(capsys, "paper", "init", "acct", "--run", run_id, "--source",
-                   str(_feed(tmp_path)), "--max-gap", gap), f"--max-gap {gap!r}", says)
+                   str(_feed(tmp_path)), "--max-gap", gap), f"paper.max_gap {gap!r}", says,
+            "(option --max-gap)")
     assert not account_dir("acct", root).exists() and run_ids(root) == before
 
 
@@ -222,7 +223,8 @@ def test_paper_max_gap_shorter_than_a_bar(capsys, trained_runs, tmp_path):
     before = run_ids(root)
     feed = _feed(tmp_path)
     refused(attnbt(capsys, "paper", "init", "acct", "--run", run_id, "--source", str(feed),
-                   "--max-gap", "30min"), "shorter than one bar", "0 days 01:00:00")
+                   "--max-gap", "30min"), "paper.max_gap '30min' is shorter than one bar",
+            "0 days 01:00:00", "(option --max-gap)")
     assert not account_dir("acct", root).exists() and run_ids(root) == before
     assert str(parse_max_gap("2d")) == "2 days 00:00:00" and parse_max_gap(None) is None
 
@@ -233,7 +235,7 @@ def test_paper_from_empty(capsys, trained_runs, tmp_path):
     root, run_id = trained_runs
     before = run_ids(root)
     refused(attnbt(capsys, "paper", "init", "acct", "--run", run_id, "--source",
-                   str(_feed(tmp_path)), "--from", ""), "--from is empty")
+                   str(_feed(tmp_path)), "--from", ""), "paper.start (option --from) is empty")
     assert not account_dir("acct", root).exists() and run_ids(root) == before
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import random
@@ -184,6 +185,9 @@ def test_sigkill_at_random_moments_of_a_real_step(runs, crash_base):
     base, _ = crash_base
     pre, ref = dump(base, runs), dump("crash-ref", runs)
     ctx = _ctx()
+    warm = ctx.Process(target=paper.status, args=(base, runs))   # the fork server starts (and
+    warm.start()                                                  # preloads) once, not inside
+    warm.join(120)                                                # the step timed below
     clone(base, "killed", runs)
     t0 = time.perf_counter()
     child = ctx.Process(target=paper.step, args=("killed", runs))
@@ -252,7 +256,8 @@ def test_the_source_failing_rewritten_or_going_back_leaves_the_journal_untouched
     assert r.new_bars == 1 and dump("honest", runs) != before
 
 
-def test_a_gap_is_reported_and_the_account_waits_until_accepted(trained_run, runs, tmp_path):
+def test_a_gap_is_reported_and_the_account_waits_until_accepted(cli, trained_run, runs,
+                                                                tmp_path):
     csv = tmp_path / "gap.csv"
     write(csv, 1 + 600)
     paper.init("gappy", trained_run.id, str(csv), runs_dir=runs, params=PARAMS, costs=COSTS)
@@ -269,6 +274,9 @@ def test_a_gap_is_reported_and_the_account_waits_until_accepted(trained_run, run
     again = paper.step("gappy", runs)
     assert again.status == "waiting" and again.new_bars == 0           # reported once
     assert paper.status("gappy", runs)["waiting_on_gap"] is not None
+    out = cli("paper", "step", "gappy", runs_dir=runs)      # the CLI names the way on
+    assert out.returncode == 0 and "waiting" in out.stdout
+    assert "attnbt paper step gappy --accept-gap" in out.stdout
     assert paper.step("gappy", runs, accept_gap=True).new_bars == 1
 
 
@@ -337,7 +345,6 @@ def test_an_unhashed_model_needs_trust_at_init_and_then_its_pin_guards_it(traine
                                                                           tmp_path):
     """A model.json without model_hash (saved before hashes) is refused at init unless trusted;
     a trusted account then checks the model against the hash pinned at init on every step."""
-    import json
 
     from models.errors import ModelError
 
@@ -348,7 +355,7 @@ def test_an_unhashed_model_needs_trust_at_init_and_then_its_pin_guards_it(traine
     (copy / "model.json").write_text(json.dumps(meta))
     csv = tmp_path / "u.csv"
     write(csv, 1 + 300)
-    with pytest.raises(ModelError, match="--trust-unhashed"):
+    with pytest.raises(ModelError, match="`trust_unhashed`"):
         paper.init("unhashed", str(copy), str(csv), runs_dir=runs)
     paper.init("unhashed", str(copy), str(csv), runs_dir=runs, trust_unhashed=True)
     write(csv, 1 + 302, 1 + 300)
@@ -418,7 +425,7 @@ def test_compare_reads_a_paper_account_beside_a_backtest(trained_run, runs, tmp_
     rec = load("paper:cmp", Registry(runs))
     view = paper.read_account("cmp", runs)
     assert rec.kind == "paper" and rec.stats["n_trades"] == len(view.trades)
-    assert rec.model["model_hash"] == view.account.config["model_hash"]
+    assert rec.model["model_hash"] == view.account.settings.model_hash
     pd.testing.assert_series_equal(rec.equity, view.equity, check_names=False)
 
 
@@ -429,3 +436,48 @@ def test_max_gap_in_days_as_users_write_it_parses_without_a_deprecation():
         warnings.simplefilter("error")   # pandas 3 deprecates the lower-case "d" unit
         assert paper.parse_max_gap("2d") == pd.Timedelta(days=2)
         assert paper.parse_max_gap("1d12h") == pd.Timedelta(hours=36)
+
+
+def test_status_shows_a_pending_market_order_and_no_placeholder_price(cli, trained_run, runs,
+                                                                      tmp_path):
+    """Right after a step whose last bar placed an entry, the entry is a pending market order
+    (no price yet) and its take-profit has no price until the entry fills: `paper status` prints
+    both (it crashed on the market order) and --json shows null, not the engine's placeholder."""
+    probe = tmp_path / "probe.csv"
+    write(probe, 1 + 800)
+    paper.init("pend-probe", trained_run.id, str(probe), runs_dir=runs, params=PARAMS,
+               costs=COSTS, start="first")
+    paper.step("pend-probe", runs)
+    orders = paper.read_account("pend-probe", runs).orders
+    entry = orders[(orders["role"] == "entry") & (orders["created_bar"] > 100)].iloc[0]
+    csv = tmp_path / "pend.csv"                        # ends on the bar that placed the entry
+    write(csv, 1 + int(entry["created_bar"]) + 1)
+    paper.init("pend", trained_run.id, str(csv), runs_dir=runs, params=PARAMS, costs=COSTS,
+               start="first")
+    paper.step("pend", runs)
+    out = cli("paper", "status", "pend", runs_dir=runs)
+    assert out.returncode == 0, out.stderr
+    assert f"#{entry['ref']} entry {entry['side']} Market at market" in out.stdout
+    s = paper.status("pend", runs)
+    pending = {o["role"]: o for o in s["open_orders"]}
+    assert s["position"] is None and set(pending) == {"entry", "stop", "target"}
+    assert pending["entry"]["type"] == "Market" and pending["entry"]["order_price"] is None
+    stop = orders.loc[orders["ref"] == entry["ref"] + 1, "order_price"].iloc[0]
+    assert pending["stop"]["order_price"] == pytest.approx(stop)
+    assert pending["target"]["order_price"] is None      # set from the entry's fill
+    out = cli("paper", "status", "pend", "--json", runs_dir=runs)
+    shown = {o["role"]: o for o in json.loads(out.stdout)["open_orders"]}
+    assert out.returncode == 0 and shown == pending
+    written = 1 + int(entry["created_bar"]) + 1
+    for end in range(written + 1, written + 40):       # a bar by bar until an entry fills and
+        write(csv, end, end - 1)                       # its position outlives the bar
+        paper.step("pend", runs)
+        s = paper.status("pend", runs)
+        if s["position"] is not None:
+            break
+    pending = {o["role"]: o for o in s["open_orders"]}
+    assert s["position"] is not None and set(pending) == {"stop", "target"}
+    p = s["position"]
+    stop = pending["stop"]["order_price"]
+    assert pending["target"]["order_price"] == pytest.approx(
+        p["entry_price"] + p["direction"] * PARAMS.take_profit_r * abs(p["entry_price"] - stop))
