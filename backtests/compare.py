@@ -136,18 +136,18 @@ def load_paper(reg: Registry, ref: str) -> Comparable:
 
     name = ref.removeprefix("paper:")
     rec = paper_record(name, reg.root)
-    cfg = read_account(name, reg.root).account.config
+    cfg = read_account(name, reg.root).account.settings
     eq = rec["equity"]
     return Comparable(
         id=ref, kind="paper", name=ref, stats=dict(rec["stats"]), equity=eq,
         params=rec["params"], costs=rec["costs"],
-        data={"source": rec["data"], "instrument": cfg.get("instrument"),
+        data={"source": rec["data"], "instrument": cfg.instrument,
               "timeframe": None, "fingerprint": None},
         period={"start": rec["period"][0], "end": rec["period"][1], "bars": len(eq)},
         pnl=rec["trades"]["pnl_net"].to_numpy(float) if len(rec["trades"]) else np.zeros(0),
-        cash=cfg.get("cash"), in_sample=None,
-        model={"name": cfg.get("model"), "train_run": cfg.get("train_run"),
-               "model_hash": cfg.get("model_hash")})
+        cash=cfg.cash, in_sample=None,
+        model={"name": cfg.model, "train_run": cfg.train_run,
+               "model_hash": cfg.model_hash})
 
 
 register_loader("paper", load_paper)

@@ -63,7 +63,7 @@ _sweep.register(app)
 
 
 # Arguments of commands that are not config keys: core messages name them `in backticks`.
-ARGUMENT_OPTIONS = {"trust_unhashed": "--trust-unhashed", "vs": "--vs"}
+ARGUMENT_OPTIONS = {"trust_unhashed": "--trust-unhashed", "vs": "--vs", "out": "--out", "mkdir": "--mkdir"}
 
 
 def _with_option_names(message: str) -> str:

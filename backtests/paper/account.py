@@ -129,10 +129,5 @@ class Account:
     def timeframe(self) -> pd.Timedelta:
         return self.settings.timeframe
 
-    @property
-    def config(self) -> dict[str, Any]:
-        """The settings as a plain dict (their stored form), for readers outside ``paper``."""
-        return self.settings.to_dict()
-
 
 __all__ = ["LEGACY_DEFAULTS", "Account", "AccountSettings", "PaperBusy", "PaperError"]

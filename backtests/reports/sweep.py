@@ -106,7 +106,7 @@ def render_html(payload: dict, table: pd.DataFrame, heat_png: bytes | None,
             for f in payload["failures"]) + "</ul>")
     parts.append("<h2>Every combination</h2>")
     parts.append(table.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="—"))
-    return static_page(f"attnbt sweep {payload['run']}", parts, CSS)
+    return static_page(f"sweep {payload['run']}", parts, CSS)
 
 
 def json_like(d) -> str:

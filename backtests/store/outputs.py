@@ -15,10 +15,10 @@ def out_folder(path: Path, mkdir: bool = False) -> None:
     if folder.is_dir():
         return
     if folder.exists():
-        raise AttnbtError(f"{path}: {folder} is not a folder; choose another --out")
+        raise AttnbtError(f"{path}: {folder} is not a folder; choose another `out`")
     if not mkdir:
-        raise AttnbtError(f"{path}: the folder {folder} does not exist; create it, or give "
-                          "--mkdir to have it created")
+        raise AttnbtError(f"{path}: the folder {folder} does not exist; create it, or ask "
+                          "`mkdir` to have it created")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
