@@ -280,7 +280,7 @@ def run_rules(bars: pd.DataFrame, probs: pd.DataFrame, rules: tuple[RuleSet, ...
     """Every rule combination on the same bars and predictions (compiled simulator): per-bar
     returns, final equity, trades and winning trades (net of costs, as the trades frame has it).
     ``bar_rates``: account currency per unit of quote currency at each bar (None: the same)."""
-    from backtests.backtest import check_costs
+    from backtests.simulation import check_costs
     from strategy.engine import Booking
     from strategy.fast import (
         F_CM_IN,

@@ -1,8 +1,8 @@
 """Walk-forward tasks: one (source, model, seed, fold) each, with the config id of its inputs.
 
 A task trains on its fold's training part (purged, embargoed), picks the signal threshold on the
-validation part with the run's costs (``backtests.backtest.choose_threshold``, the rule
-``--threshold auto`` uses) and backtests the unseen test part, booking P&L in the account
+validation part with the run's costs (``backtests.simulation.choose_threshold``, the rule
+``strategy.threshold: auto`` uses) and backtests the unseen test part, booking P&L in the account
 currency as ``attnbt backtest`` does (``backtests.currency.conversion_of``). ``compute_task`` is pure compute
 (a pool worker runs it); it returns a plain dict that the driver writes as the task's file.
 """
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -20,10 +18,9 @@ import torch
 
 from backtests.analysis.catalog import jsonable
 from backtests.analysis.significance import moments
-from backtests.backtest import check_costs, choose_threshold
 from backtests.config import RANGES, ConfigError, Experiment, config_id
 from backtests.currency import conversion_of, rates
-from backtests.simulation import run_backtest
+from backtests.simulation import check_costs, choose_threshold, run_backtest
 from data.dataset import CandleDataset
 from data.errors import AttnbtError, DataError
 from data.folds import Fold, walk_forward
@@ -237,19 +234,11 @@ def predict_bars(result: TrainResult, candles: pd.DataFrame, first: int, last: i
     return frame
 
 
-def _scored(candles: pd.DataFrame, probs: pd.DataFrame, fold: Fold) -> SimpleNamespace:
-    """What ``choose_threshold`` reads of a scored run: the fold's validation bars come from
-    these candles and probabilities (there is no run folder with kept validation bars)."""
-    return SimpleNamespace(run=SimpleNamespace(path=Path("/nonexistent/walkforward")),
-                           predictor=SimpleNamespace(loaded=SimpleNamespace(fold=fold)),
-                           candles=candles, probs=probs)
-
-
 def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dict:
     """Threshold on validation, metrics and backtest on the test part: the task's result."""
     exp = task.exp
     fold = task.fold
-    v_first, _ = fold.bounds(candles.index, "val")
+    v_first, v_last = fold.bounds(candles.index, "val")
     t_first, t_last = fold.bounds(candles.index, "test")
     probs = predict_bars(result, candles, v_first, t_last)
     bars = candles.iloc[t_first:t_last + 1]
@@ -257,8 +246,13 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
     conv = conversion_of(exp.data)
     params, table = exp.strategy, []
     if task.auto_threshold:
-        params, table = choose_threshold(_scored(candles, probs, fold), exp.strategy, exp.costs,
-                                         exp.backtest.cash, conv)
+        if v_last - v_first < 2:
+            raise DataError(f"{task.label}: the validation part holds {v_last - v_first + 1} "
+                            "bars, too few to choose the threshold on; raise folds.val_bars "
+                            "or give strategy.threshold", rule="no validation bars")
+        params, table = choose_threshold(candles.iloc[v_first:v_last + 1],
+                                         probs.iloc[v_first:v_last + 1], exp.strategy,
+                                         exp.costs, exp.backtest.cash, conv)
     bt = run_backtest(bars, probs.iloc[t_first:t_last + 1], params, exp.costs, exp.backtest.cash,
                       rates=rates(bars, conv))
 
