@@ -202,7 +202,7 @@ def plan_tasks(base: Experiment, source: str, candles: pd.DataFrame, models: lis
 
 
 # --- computing one task ---------------------------------------------------------------------------
-def train_task(task: Task, candles: pd.DataFrame) -> TrainResult:
+def train_fold(task: Task, candles: pd.DataFrame) -> TrainResult:
     """Train the task's model on its fold (pure compute)."""
     cfg = task.exp.train
     if cfg.device == "auto":     # the CPU pool: never grab a GPU from a worker
@@ -300,7 +300,7 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
 def compute_task(payload: tuple[Task, pd.DataFrame]) -> dict:
     """A pool task: train, choose the threshold, backtest; returns the task's result."""
     task, candles = payload
-    return evaluate_task(task, candles, train_task(task, candles))
+    return evaluate_task(task, candles, train_fold(task, candles))
 
 
 def compute_task_cuda(payload: tuple[Task, pd.DataFrame]) -> dict:
@@ -327,7 +327,7 @@ def train_in_ensembles(tasks: list[Task], candles_of: Callable[[Task], pd.DataFr
         if first.kind == RULE_KIND:      # nothing to train: each "fit" is a no-op
             for i in members:
                 try:
-                    yield i, train_task(tasks[i], candles_of(tasks[i]))
+                    yield i, train_fold(tasks[i], candles_of(tasks[i]))
                 except AttnbtError as exc:
                     yield i, exc
             continue
@@ -346,4 +346,4 @@ def train_in_ensembles(tasks: list[Task], candles_of: Callable[[Task], pd.DataFr
 
 __all__ = ["DEFAULT_BARS", "DEFAULT_PRESET", "FoldPlan", "Task", "compute_task",
            "compute_task_cuda", "evaluate_task", "parse_models", "plan_tasks", "predict_bars",
-           "train_in_ensembles", "train_task"]
+           "train_fold", "train_in_ensembles"]

@@ -171,12 +171,14 @@ def test_test_bars_minimum_on_the_python_path():
 
 def test_a_sweep_too_big_is_refused_before_any_combination_is_built(capsys, runs, monkeypatch):
     from backtests import sweep as swm
+    from backtests.sweep import grid as sweep_grid
+    from backtests.sweep import study as sweep_study
 
     def built(*_a, **_k):
         raise AssertionError("a combination was built")
 
-    monkeypatch.setattr(swm, "_product", built)
-    monkeypatch.setattr(swm, "rule_sets", built)
+    monkeypatch.setattr(sweep_grid, "_product", built)
+    monkeypatch.setattr(sweep_study, "rule_sets", built)
     n = math.isqrt(swm.MAX_COMBINATIONS) + 1          # n × n > the limit, each axis under it
     thresholds = ",".join(f"{(i + 1) / (n + 2):.6f}" for i in range(n))
     targets = ",".join(str(i) for i in range(n))
@@ -189,8 +191,9 @@ def test_a_sweep_too_big_is_refused_before_any_combination_is_built(capsys, runs
 
 def test_models_count_towards_the_sweep_limit(capsys, runs, monkeypatch):
     from backtests import sweep as swm
+    from backtests.sweep import grid as sweep_grid
 
-    monkeypatch.setattr(swm, "MAX_COMBINATIONS", 4)
+    monkeypatch.setattr(sweep_grid, "MAX_COMBINATIONS", 4)
     grid = ["--grid", "threshold=0.5,0.6", "--grid", "stop=bar,atr:1"]     # 4 per model
     refused(attnbt(capsys, "sweep", "--dry-run", "--models", "dense,conv", *grid),
             "8 combinations (2 models × 2 threshold × 2 stop)", "at most 4")

@@ -83,7 +83,7 @@ def test_a_task_files_per_bar_sharpe_is_read_under_its_old_and_new_key():
 def test_a_run_records_table_json_report_trials_and_resumes(walk_csv, tmp_path, monkeypatch):
     from backtests.walkforward import tasks as T
 
-    real, calls = T.train_task, []
+    real, calls = T.train_fold, []
 
     def killed(task, candles):                       # the process dies during the 4th task
         calls.append(task.id)
@@ -91,7 +91,7 @@ def test_a_run_records_table_json_report_trials_and_resumes(walk_csv, tmp_path, 
             raise KeyboardInterrupt
         return real(task, candles)
 
-    monkeypatch.setattr(T, "train_task", killed)
+    monkeypatch.setattr(T, "train_fold", killed)
     wf = _wf(walk_csv, tmp_path)
     with pytest.raises(KeyboardInterrupt):
         wfm.run(wf)
@@ -103,7 +103,7 @@ def test_a_run_records_table_json_report_trials_and_resumes(walk_csv, tmp_path, 
         r = json.loads(f.read_text())
         r["moments"]["sharpe"] = r["moments"].pop("sharpe_per_bar")
         f.write_text(json.dumps(r))
-    monkeypatch.setattr(T, "train_task", real)
+    monkeypatch.setattr(T, "train_fold", real)
     lines = []
     out = wfm.run(wf, progress=lines.append)               # the same command again
     assert out.run.id == row["id"] and out.resumed == 3 and out.computed == 3
@@ -152,14 +152,14 @@ def test_a_task_failing_on_bad_data_is_reported_while_the_others_finish(walk_csv
                                                                         monkeypatch):
     from backtests.walkforward import tasks as T
 
-    real = T.train_task
+    real = T.train_fold
 
     def bad(task, candles):
         if task.kind == "dense" and task.fold_no == 2:
             raise DataError("bad bars in this fold", rule="test")
         return real(task, candles)
 
-    monkeypatch.setattr(T, "train_task", bad)
+    monkeypatch.setattr(T, "train_fold", bad)
     out = wfm.run(_wf(walk_csv, tmp_path))
     (f,) = out.failures
     assert f["task"]["model"] == "dense/matched" and f["task"]["fold"] == 2
