@@ -18,7 +18,7 @@ import torch
 
 from backtests.analysis.catalog import jsonable
 from backtests.analysis.significance import moments
-from backtests.config import RANGES, ConfigError, Experiment, config_id
+from backtests.config import RANGES, ConfigError, Experiment, FoldsConfig, config_id
 from backtests.currency import conversion_of, rates
 from backtests.simulation import check_costs, choose_threshold, run_backtest
 from data.dataset import CandleDataset
@@ -31,7 +31,7 @@ from models.rules import rule_probs
 from models.train import TrainResult, fit
 
 # 2,000 + 500 + 500 bars stepped by 500: 5 folds on the 5,000-bar sample.
-DEFAULT_BARS = {"train_bars": 2000, "val_bars": 500, "test_bars": 500}
+DEFAULT_BARS = {k: getattr(FoldsConfig, k) for k in ("train_bars", "val_bars", "test_bars")}
 # The fewest bars a test part may have. Each test part is a trial of its own (per-bar Sharpe,
 # skewness and kurtosis of its returns go into the registry and the deflated Sharpe ratio): the
 # standard error of a per-bar Sharpe ratio is about 1/sqrt(n) and that of the kurtosis
@@ -47,7 +47,8 @@ DEFAULT_PRESET = {"attention": "article", "dense": "matched", "conv": "article",
 
 @dataclass(frozen=True)
 class FoldPlan:
-    """How the bars of each source are cut into folds."""
+    """How the bars of each source are cut into folds (the keys ``folds.*``: ``embargo`` is
+    ``folds.embargo_bars``)."""
 
     train_bars: int = DEFAULT_BARS["train_bars"]
     val_bars: int = DEFAULT_BARS["val_bars"]
@@ -58,20 +59,26 @@ class FoldPlan:
 
     def __post_init__(self) -> None:
         if self.train_bars < 2 or self.val_bars < 1:
-            raise ConfigError("--train-bars must be at least 2, --val-bars at least 1")
+            raise ConfigError("folds.train_bars must be at least 2, folds.val_bars at least 1")
         if self.test_bars < MIN_TEST_BARS:
-            raise ConfigError(f"--test-bars {self.test_bars}: a test part needs at least "
+            raise ConfigError(f"folds.test_bars {self.test_bars}: a test part needs at least "
                               f"{MIN_TEST_BARS} bars for its Sharpe ratio, skewness and kurtosis "
                               "(each test part is a trial) to be more than noise")
         if self.embargo < 0:
-            raise ConfigError("--embargo-bars must be 0 or more")
+            raise ConfigError("folds.embargo_bars must be 0 or more")
         if self.val_bars <= self.embargo or self.test_bars <= self.embargo:
-            raise ConfigError(f"--val-bars ({self.val_bars}) and --test-bars ({self.test_bars})"
-                              f" must exceed --embargo-bars ({self.embargo}): the validation and"
-                              " test parts would be empty")
+            raise ConfigError(f"folds.val_bars ({self.val_bars}) and folds.test_bars "
+                              f"({self.test_bars}) must exceed folds.embargo_bars "
+                              f"({self.embargo}): the validation and test parts would be empty")
         if self.step_bars is not None and self.step_bars < self.test_bars:
-            raise ConfigError(f"--step-bars ({self.step_bars}) must be at least --test-bars "
-                              f"({self.test_bars}): test parts must not overlap")
+            raise ConfigError(f"folds.step_bars ({self.step_bars}) must be at least "
+                              f"folds.test_bars ({self.test_bars}): test parts must not overlap")
+
+    @classmethod
+    def from_config(cls, cfg: FoldsConfig) -> FoldPlan:
+        """The plan of the ``folds.*`` settings."""
+        return cls(cfg.train_bars, cfg.val_bars, cfg.test_bars, cfg.step_bars, cfg.expanding,
+                   cfg.embargo_bars)
 
     def folds(self, index: pd.DatetimeIndex) -> list[Fold]:
         return walk_forward(index, train_bars=self.train_bars, val_bars=self.val_bars,

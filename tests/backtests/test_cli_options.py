@@ -132,7 +132,7 @@ def test_workers_out_of_range(capsys, runs, command, workers):
     if workers == "too many":
         workers = str(_too_many_workers())
     line = refused(attnbt(capsys, *command, "--dry-run", "--workers", workers),
-                   f"--workers {workers}")
+                   f"runtime.workers {workers}", "(option --workers)")
     assert ("1 or more" in line) if int(workers) < 1 else ("per core" in line)
     assert nothing_in(runs)
 
@@ -144,7 +144,7 @@ def test_workers_bound_on_the_python_path():
     assert check_workers(_too_many_workers() - 1) == _too_many_workers() - 1
     assert check_workers(10**6, here=False) == 10**6      # a Ray cluster brings its own CPUs
     for workers in (0, -1, _too_many_workers()):
-        with pytest.raises(ConfigError, match="--workers"):
+        with pytest.raises(ConfigError, match="runtime.workers"):
             wfm.WalkForward(base=Experiment(), sources=["sample:EURUSD_H1"],
                             models=[("dense", "matched")], seeds=[0], workers=workers)
 
@@ -156,7 +156,8 @@ def test_test_parts_too_short_for_the_statistics(capsys, runs, command):
 
     for bars in ("1", str(MIN_TEST_BARS - 1)):
         refused(attnbt(capsys, *command, "--dry-run", "--test-bars", bars),
-                f"--test-bars {bars}", f"at least {MIN_TEST_BARS} bars")
+                f"folds.test_bars {bars}", f"at least {MIN_TEST_BARS} bars",
+                "(option --test-bars)")
     assert nothing_in(runs)
 
 
@@ -165,7 +166,7 @@ def test_test_bars_minimum_on_the_python_path():
     from backtests.walkforward.tasks import MIN_TEST_BARS
 
     assert FoldPlan(test_bars=MIN_TEST_BARS).test_bars == MIN_TEST_BARS
-    with pytest.raises(ConfigError, match="--test-bars 1:"):
+    with pytest.raises(ConfigError, match="folds.test_bars 1:"):
         FoldPlan(test_bars=1)
 
 
