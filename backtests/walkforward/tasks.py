@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-import torch
 
 from backtests.analysis.catalog import jsonable
 from backtests.analysis.significance import moments
@@ -24,8 +23,9 @@ from backtests.simulation import check_costs, choose_threshold, run_backtest
 from data.dataset import CandleDataset
 from data.errors import AttnbtError, DataError
 from data.folds import Fold, walk_forward
+from models.checkpoint import LoadedModel, ModelMeta
 from models.evaluate import article_metrics, classification_metrics, confusion
-from models.predict import PROB_COLUMNS
+from models.predict import Predictor
 from models.rules import KIND as RULE_KIND
 from models.rules import rule_probs
 from models.train import TrainResult, fit
@@ -217,28 +217,23 @@ def train_fold(task: Task, candles: pd.DataFrame) -> TrainResult:
     return fit(candles, task.exp.dataset, task.fold, kind=task.kind, preset=task.preset, cfg=cfg)
 
 
-@torch.no_grad()
 def predict_bars(result: TrainResult, candles: pd.DataFrame, first: int, last: int,
                  chunk: int = 1024) -> pd.DataFrame:
-    """Probabilities for bars first … last (features of the whole frame, as in training; a
-    rule baseline reads the candles up to each bar)."""
+    """Probabilities for bars first … last (features of the whole frame, as in training, scored
+    by ``models.predict.Predictor``; a rule baseline reads the candles up to each bar)."""
     if result.kind == RULE_KIND:
         probs = rule_probs(candles, result.config, result.spec.labels)
         probs.iloc[:first] = np.nan
         probs.iloc[last + 1:] = np.nan
         return probs
-    ds = CandleDataset(candles, result.spec)
-    matrix = ds.matrix(result.normaliser)
-    ends = np.arange(first, last + 1)
-    ends = ends[ds.window_ok[ends]]
-    out = np.full((len(candles), 3), np.nan)
-    model = result.model.to("cpu").eval()
-    for i in range(0, len(ends), chunk):
-        part = ends[i:i + chunk]
-        x = torch.as_tensor(ds.windows(matrix, part))
-        out[part] = model(x).float().softmax(-1).numpy()
-    frame = pd.DataFrame(out, index=candles.index, columns=list(PROB_COLUMNS))
-    return frame
+    return predictor_of(result).predict_frame(candles, chunk, first=first, last=last)
+
+
+def predictor_of(result: TrainResult) -> Predictor:
+    """The batched predictor of a model just trained (on the CPU; nothing on disk)."""
+    meta = ModelMeta(result.kind, result.config, result.spec, result.normaliser, result.fold,
+                     raw={})
+    return Predictor(LoadedModel(result.model, meta, model_hash=""), "cpu")
 
 
 def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dict:

@@ -40,7 +40,7 @@ def test_fold_plan_rules_and_defaults(eurusd):
     assert len(wfm.FoldPlan().folds(eurusd.index)) == 5        # the defaults on the sample
     with pytest.raises(ConfigError, match="empty"):
         wfm.FoldPlan(val_bars=10, embargo=10)
-    with pytest.raises(ConfigError, match="at least --test-bars"):
+    with pytest.raises(ConfigError, match="at least folds.test_bars"):
         wfm.FoldPlan(test_bars=500, step_bars=100)
     assert wfm.parse_models("attention,dense/article,lstm") == [
         ("attention", "article"), ("dense", "article"), ("lstm", "article")]
@@ -296,3 +296,32 @@ def test_compare_accepts_a_walkforward_run_one_column_per_model(walk_csv, tmp_pa
     picked = run_compare([f"{out.run.id}:dense/matched", f"{out.run.id[:6]}:attention/article"],
                          tmp_path, out=tmp_path / "d.html", n_boot=50)
     assert [r.id for r in picked.records] == names[::-1]
+
+
+def test_predict_bars_is_the_networks_softmax_on_the_bars_asked_only(walk_csv, tmp_path):
+    """The walk-forward scores a fold's bars with ``models.predict.Predictor``: each bar of
+    first … last with a complete window gets the network's softmax of that window (the features
+    of the whole frame), every other bar NaN."""
+    import numpy as np
+    import torch
+
+    from backtests.walkforward import tasks as T
+    from data.dataset import CandleDataset
+
+    p = wfm.plan(_wf(walk_csv, tmp_path, models="dense", epochs=1))
+    task = p.tasks[0]
+    candles = p.candles[task.source]
+    trained = T.train_fold(task, candles)
+    first, _ = task.fold.bounds(candles.index, "val")
+    _, last = task.fold.bounds(candles.index, "test")
+    got = T.predict_bars(trained, candles, first, last).to_numpy()
+    ds = CandleDataset(candles, trained.spec)
+    ends = np.arange(first, last + 1)
+    ends = ends[ds.window_ok[ends]]
+    assert len(ends) > 100
+    with torch.no_grad():
+        x = torch.as_tensor(ds.windows(ds.matrix(trained.normaliser), ends))
+        want = trained.model.cpu().eval()(x).float().softmax(-1).numpy()
+    np.testing.assert_allclose(got[ends], want, rtol=0, atol=1e-7)
+    others = np.setdiff1d(np.arange(len(candles)), ends)
+    assert np.isnan(got[others]).all()
