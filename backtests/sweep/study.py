@@ -1,16 +1,16 @@
-"""Sweeps: strategy rules (and model settings) searched walk-forward, the search paid for.
+"""The sweep study: plan, record and verdict, run by ``backtests.execution.driver``.
 
-``attnbt sweep`` crosses ``--grid key=v1,v2,...`` axes (the config's override keys). Model-side
+A sweep crosses ``key=v1,v2,...`` grid axes (the config's override keys). Model-side
 keys (sections data, split, dataset, model, train: window, features, labels, preset ...) need a
 model trained per value; rule-side keys (strategy, costs, backtest) only re-simulate. Each task is
 one (source, model, model setting, seed, fold): it trains once on the fold's training part,
 predicts the test part, and runs every rule combination on those predictions with the compiled
-simulator (``strategy.fast``). P&L is booked in the account currency as ``attnbt backtest``
+simulator (``strategy.fast``). P&L is booked in the account currency as a backtest
 books it (``backtests.currency.conversion_of``). Workers compute and return; the driver alone
 records.
 
 Per (model, model setting, rule combination) and seed the test parts of all folds are stitched
-into one out-of-sample return series, and the seeds are averaged (as ``attnbt walkforward``
+into one out-of-sample return series, and the seeds are averaged (as a walk-forward
 does). The table holds every combination with walk-forward statistics and the deflated Sharpe
 ratio, whose number of trials includes this sweep's combinations × seeds and every earlier trial
 on the same bars and folds (walk-forward runs and sweeps alike). For the best combination Hansen's
@@ -18,7 +18,6 @@ SPA test asks whether any combination tried beats buy-and-hold, and then random 
 with the best combination's rules; the top combinations are re-run on backtrader (the engine of
 record) and must agree with the compiled simulator.
 """
-
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""The walk-forward driver: plan, resume, compute (pool, Ray or GPU ensembles), record.
+"""The walk-forward study: its plan, what each finished task adds, and its record, run by the
+one study driver (``backtests.execution.driver``: resume, compute on a pool, Ray or GPU
+ensembles, per-task files).
 
-Only this module writes: the run folder (``tasks/<task id>.json`` as each task arrives, then the
+Only the driver writes: the run folder (``tasks/<task id>.json`` as each task arrives, then the
 table, the stitched equity, ``walkforward.json`` and the report), the registry row (kind
 ``walkforward``) and the trials (one per task backtest, one per stitched (model, seed) series).
 A killed walk-forward resumes with the same command: the unfinished run with the same config id
