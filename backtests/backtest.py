@@ -26,7 +26,7 @@ from backtests.config import ConfigError, Experiment, config_id
 from backtests.currency import Conversion, conversion_of, rates
 from backtests.reports.backtest import render_report
 from backtests.scoring import Scored, experiment_of, score, validation_bars
-from backtests.simulation import BacktestResult, run_backtest
+from backtests.simulation import BacktestResult, check_costs, choose_threshold, run_backtest
 from backtests.store import Registry, Run
 from data import fingerprint
 from data.errors import DataError
@@ -37,8 +37,6 @@ from strategy.fractal import Costs, FractalParams
 
 HEADLINE = ("n_trades", "win_rate_pct", "total_return_pct", "profit_factor", "max_drawdown_pct",
             "sharpe", "exposure_pct")
-THRESHOLD_GRID = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
-MAX_SPREAD_SHARE = 0.05   # a spread over 5 % of the price is a units mistake, not a cost
 
 
 @dataclass
@@ -160,50 +158,16 @@ def validation_frame(scored: Scored) -> tuple[pd.DataFrame, pd.DataFrame]:
     return scored.candles.iloc[first:last + 1], scored.probs.iloc[first:last + 1]
 
 
-def choose_threshold(scored: Scored, params: FractalParams, costs: Costs,
-                     cash: float, conv: Conversion | None = None,
+def scored_threshold(scored: Scored, params: FractalParams, costs: Costs, cash: float,
+                     conv: Conversion | None = None,
                      probs_of=None) -> tuple[FractalParams, list[dict]]:
-    """Pick the signal threshold on the model's validation bars (never the bars being tested).
-
-    Each threshold of ``THRESHOLD_GRID`` is backtested on the validation bars with the same
-    rules and the costs of the backtest being run; the highest total return wins (ties: the
-    higher threshold, fewer trades). The compiled simulator runs these backtests (it gives
-    backtrader's trades and equity, tests/strategy/test_fast.py). ``probs_of(bars)``, when
-    given, scores the validation bars instead of the run (a rule baseline's threshold is chosen
-    on the same bars as the model's).
-    """
-    from backtests.analysis.performance import compute_stats
-    from strategy.fast import simulate_fast
-
+    """``choose_threshold`` on the model's own validation bars (``validation_frame``);
+    ``probs_of(bars)``, when given, scores those bars instead of the run (a rule baseline's
+    threshold is chosen on the same bars as the model's)."""
     bars, probs = validation_frame(scored)
     if probs_of is not None:
         probs = probs_of(bars)
-    bar_rates = rates(bars, conv) if conv is not None else None
-    rows = []
-    for threshold in THRESHOLD_GRID:
-        trades, equity = simulate_fast(bars, probs, replace(params, threshold=threshold), costs,
-                                       cash, rates=bar_rates)
-        stats = compute_stats(equity, trades)
-        rows.append({"threshold": threshold, "validation trades": stats["n_trades"],
-                     "validation return %": stats["total_return_pct"],
-                     "validation win rate %": stats["win_rate_pct"]})
-    return replace(params, threshold=best_threshold(rows)["threshold"]), rows
-
-
-def best_threshold(rows: list[dict]) -> dict:
-    """The row ``choose_threshold`` picks: highest validation return, ties to the higher one."""
-    return max(rows, key=lambda r: (r["validation return %"], r["threshold"]))
-
-
-def check_costs(candles: pd.DataFrame, costs: Costs) -> None:
-    """Refuse a spread that is absurd for the price (a units mistake: points vs price)."""
-    spread = costs.spread_array(candles)
-    price = float(np.nanmedian(candles["close"].to_numpy(float)))
-    worst = float(np.nanmax(spread)) if len(spread) else 0.0
-    if price > 0 and worst > MAX_SPREAD_SHARE * price:
-        raise DataError(f"a spread of {worst:g} is over {MAX_SPREAD_SHARE:.0%} of the price "
-                        f"(about {price:g}); spreads are in price units, not points or pips",
-                        rule="absurd spread")
+    return choose_threshold(bars, probs, params, costs, cash, conv)
 
 
 def backtest_experiment(ref: str, runs_dir: str | Path | None = None,
@@ -228,7 +192,7 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
 
     ``source`` (default: the model's own data) is read the way ``exp.data`` says. With
     ``exp.backtest.auto_threshold`` every model (ours and each ``vs``) picks its signal threshold
-    on its own validation bars first (``choose_threshold``).
+    on its own validation bars first (``scored_threshold``).
     """
     b = exp.backtest
     runs_dir = exp.runtime.runs_dir
@@ -252,7 +216,7 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
     bar_rates = rates(bars, conv)
     base_params, threshold_tables = params, {}
     if b.auto_threshold:
-        params, threshold_tables[scored.name] = choose_threshold(scored, base_params, costs, cash,
+        params, threshold_tables[scored.name] = scored_threshold(scored, base_params, costs, cash,
                                                                  conv)
     result = run_backtest(bars, scored.period_probs, params, costs, cash, rates=bar_rates)
     in_sample = overlaps_training(scored)
@@ -267,7 +231,7 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
                       runs_dir=runs_dir, candles=scored.candles, trust_unhashed=trust_unhashed)
         other_params = params
         if b.auto_threshold:
-            other_params, threshold_tables[other.name] = choose_threshold(
+            other_params, threshold_tables[other.name] = scored_threshold(
                 other, base_params, costs, cash, conv)
         other_result = run_backtest(bars, other.period_probs, other_params, costs, cash,
                                     rates=bar_rates)
@@ -282,7 +246,7 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
     for rule in rules:     # the same period, threshold rule, strategy, costs and statistics
         rule_params = params
         if b.auto_threshold:
-            rule_params, threshold_tables[rule.name] = choose_threshold(
+            rule_params, threshold_tables[rule.name] = scored_threshold(
                 scored, base_params, costs, cash, conv,
                 probs_of=lambda frame, r=rule: rule_probs(frame, r, labels))
         probs = rule_probs(scored.candles, rule, labels).iloc[scored.first:scored.last + 1]
@@ -391,5 +355,5 @@ def _headline(stats: dict) -> dict:
     return {k: stats.get(k) for k in HEADLINE}
 
 
-__all__ = ["BacktestOutcome", "THRESHOLD_GRID", "backtest", "backtest_experiment",
-           "best_threshold", "check_costs", "choose_threshold", "compute_backtest"]
+__all__ = ["BacktestOutcome", "backtest", "backtest_experiment", "compute_backtest",
+           "scored_threshold", "validation_frame"]

@@ -114,6 +114,27 @@ class RuntimeSettings:
 
 
 @dataclass(frozen=True)
+class FoldsConfig:
+    """How a walk-forward or a sweep cuts each source's bars into folds: the keys ``folds.*``
+    (``backtests.walkforward.FoldPlan`` is built from them and checks them together).
+
+    Not a section of :class:`Experiment`: a config file has no ``[folds]`` table yet (the
+    studies take these settings from their command's options), and folds never enter a config
+    id (each task's id holds its own fold's dates).
+    """
+
+    train_bars: int = 2000
+    val_bars: int = 500
+    test_bars: int = 500
+    step_bars: int | None = None       # default: test_bars
+    expanding: bool = False
+    embargo_bars: int = 0
+
+
+FOLDS_KEYS = tuple(f"folds.{f.name}" for f in fields(FoldsConfig))
+
+
+@dataclass(frozen=True)
 class Experiment:
     data: DataConfig = field(default_factory=DataConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -476,7 +497,8 @@ def as_toml(exp: Experiment) -> str:
 
 
 __all__ = [
-    "BacktestSettings", "ConfigError", "DataConfig", "Experiment", "ModelConfig", "NOT_IN_ID",
+    "FOLDS_KEYS", "BacktestSettings", "ConfigError", "DataConfig", "Experiment", "FoldsConfig",
+    "ModelConfig", "NOT_IN_ID",
     "RuntimeSettings", "SplitConfig", "all_keys", "as_toml", "config_id",
     "describe_keys", "load_toml", "parse_value", "resolve_key", "validate",
 ]

@@ -4,17 +4,23 @@
 conventions: fills, ``finalize``, resuming from a ``state``) and adds ``compute_stats``. With the
 default ``finalize=True`` a trade still open after the last bar is closed at the last close with
 ``exit_reason="end"``, so ``final_equity == cash + trades.pnl_net.sum()``.
+
+``choose_threshold(bars, probs, ...)`` picks the signal threshold on validation bars (the rule of
+``threshold auto`` in every study); ``check_costs`` refuses a spread in the wrong units.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from backtests.analysis.performance import compute_stats
+from backtests.currency import Conversion, rates
+from data.errors import DataError
+from data.validate import MAX_SPREAD_SHARE
 from strategy.engine import (
     ORDER_COLUMNS,
     TRADE_COLUMNS,
@@ -26,7 +32,10 @@ from strategy.engine import (
 )
 from strategy.fractal import Costs, FractalParams
 
-__all__ = ["ORDER_COLUMNS", "TRADE_COLUMNS", "BacktestResult", "align_probs", "run_backtest"]
+__all__ = ["ORDER_COLUMNS", "THRESHOLD_GRID", "TRADE_COLUMNS", "BacktestResult", "align_probs",
+           "best_threshold", "check_costs", "choose_threshold", "run_backtest"]
+
+THRESHOLD_GRID = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 
 
 @dataclass
@@ -66,3 +75,45 @@ def run_backtest(candles: pd.DataFrame, probs: pd.DataFrame | None,
                           stats=compute_stats(r.equity, r.trades), params=params, costs=costs,
                           cash=start_cash, meta=r.meta, open_trade=r.open_trade,
                           pending=r.pending, state=r.state)
+
+
+def choose_threshold(bars: pd.DataFrame, probs: pd.DataFrame, params: FractalParams,
+                     costs: Costs, cash: float, conv: Conversion | None = None,
+                     ) -> tuple[FractalParams, list[dict]]:
+    """Pick the signal threshold on validation ``bars`` and their ``probs`` (never the bars
+    being tested).
+
+    Each threshold of ``THRESHOLD_GRID`` is backtested on these bars with the same rules and the
+    costs of the backtest being run (``conv``: the P&L conversion to the account currency); the
+    highest total return wins (ties: the higher threshold, fewer trades). The compiled simulator
+    runs these backtests (it gives backtrader's trades and equity, tests/strategy/test_fast.py).
+    Returns the params with the chosen threshold and one row per threshold tried.
+    """
+    from strategy.fast import simulate_fast
+
+    bar_rates = rates(bars, conv) if conv is not None else None
+    rows = []
+    for threshold in THRESHOLD_GRID:
+        trades, equity = simulate_fast(bars, probs, replace(params, threshold=threshold), costs,
+                                       cash, rates=bar_rates)
+        stats = compute_stats(equity, trades)
+        rows.append({"threshold": threshold, "validation trades": stats["n_trades"],
+                     "validation return %": stats["total_return_pct"],
+                     "validation win rate %": stats["win_rate_pct"]})
+    return replace(params, threshold=best_threshold(rows)["threshold"]), rows
+
+
+def best_threshold(rows: list[dict]) -> dict:
+    """The row ``choose_threshold`` picks: highest validation return, ties to the higher one."""
+    return max(rows, key=lambda r: (r["validation return %"], r["threshold"]))
+
+
+def check_costs(candles: pd.DataFrame, costs: Costs) -> None:
+    """Refuse a spread that is absurd for the price (a units mistake: points vs price)."""
+    spread = costs.spread_array(candles)
+    price = float(np.nanmedian(candles["close"].to_numpy(float)))
+    worst = float(np.nanmax(spread)) if len(spread) else 0.0
+    if price > 0 and worst > MAX_SPREAD_SHARE * price:
+        raise DataError(f"a spread of {worst:g} is over {MAX_SPREAD_SHARE:.0%} of the price "
+                        f"(about {price:g}); spreads are in price units, not points or pips",
+                        rule="absurd spread")

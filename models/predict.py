@@ -54,14 +54,19 @@ class Predictor:
             return probs, [m.mean(1).cpu().numpy() for m in maps]
         return probs
 
-    def predict_frame(self, candles: pd.DataFrame, chunk: int = 1024) -> pd.DataFrame:
+    def predict_frame(self, candles: pd.DataFrame, chunk: int = 1024, *, first: int = 0,
+                      last: int | None = None) -> pd.DataFrame:
         """Probabilities for every bar whose window is complete; NaN rows in the warm-up.
+        ``first`` … ``last``: score only the bars at these positions (the others are NaN); the
+        features are still those of the whole frame.
 
         Windows are gathered and scored a chunk at a time: small chunks stay in the CPU's cache
         (1,024 was the fastest of 256–8,192 on the benchmark machine, docs/benchmarks.md)."""
         ds = self.dataset(candles)
         matrix = ds.matrix(self.loaded.normaliser)
         ends = np.flatnonzero(ds.window_ok)
+        if first or last is not None:
+            ends = ends[(ends >= first) & (ends <= (len(candles) - 1 if last is None else last))]
         out = np.full((len(candles), 3), np.nan)
         for i in range(0, len(ends), chunk):
             part = ends[i:i + chunk]

@@ -82,8 +82,8 @@ def backtest_cmd(
 
 
 def print_backtest(outcome) -> None:
-    from backtests.backtest import best_threshold
     from backtests.reports.backtest import format_stats_table
+    from backtests.simulation import best_threshold
 
     for name, rows in outcome.threshold_tables.items():
         chosen = best_threshold(rows)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from backtests.config import Experiment, load_toml
+from backtests.config import FOLDS_KEYS, Experiment, load_toml
 
 console = Console(width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
@@ -137,6 +137,7 @@ OPTION_OF.update({"backtest.start": "--from", "backtest.end": "--to", "data.star
                   "strategy.threshold": "--threshold", "model.kind": "--model",
                   "data.dayfirst": "--dayfirst/--monthfirst", "data.sort": "--sort",
                   "paper.start": "--from", "paper.max_gap": "--max-gap"})
+OPTION_OF.update({key: "--" + key.split(".", 1)[1].replace("_", "-") for key in FOLDS_KEYS})
 
 
 # --- folds (walkforward, sweep) -------------------------------------------------------------------

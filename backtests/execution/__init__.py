@@ -49,7 +49,7 @@ def local_device(name: str) -> str:
     from data.errors import AttnbtError
 
     if name == "cuda" and not torch.cuda.is_available():
-        raise AttnbtError("--device cuda: this machine has no CUDA GPU")
+        raise AttnbtError("train.device cuda: this machine has no CUDA GPU")
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -64,8 +64,8 @@ def ray_task_executor(*, workers: int, address: str | None, device: str) -> Exec
     gpus = ex.cluster_gpus()
     if device == "cuda" and gpus <= 0:
         ex.shutdown()
-        raise ConfigError(f"--device cuda: the Ray cluster ({address or 'local instance'}) "
-                          "reports no GPU; use --device cpu or auto")
+        raise ConfigError(f"train.device cuda: the Ray cluster ({address or 'local instance'}) "
+                          "reports no GPU; set train.device to cpu or auto")
     if device == "cuda" or (device == "auto" and gpus > 0):
         ex.gpus_per_task = GPU_FRACTION
     return ex

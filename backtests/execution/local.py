@@ -48,10 +48,10 @@ def check_workers(workers: int, *, here: bool = True) -> int:
     cores = default_workers()
     most = WORKERS_PER_CORE * cores
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"--workers {workers!r}: give 1 or more worker processes (default: "
+        raise ConfigError(f"runtime.workers {workers!r}: give 1 or more worker processes (default: "
                           f"one per core, {cores} here)")
     if here and workers > most:
-        raise ConfigError(f"--workers {workers}: at most {most} ({WORKERS_PER_CORE} per core, "
+        raise ConfigError(f"runtime.workers {workers}: at most {most} ({WORKERS_PER_CORE} per core, "
                           f"{cores} cores here); more processes than that only share the same "
                           "cores, each holding its own copy of torch and the data")
     return workers

@@ -106,7 +106,7 @@ class RayExecutor(Executor):
                 from backtests.config import ConfigError
 
                 raise ConfigError(f"the tasks ask for {self.gpus_per_task} GPU each but the Ray "
-                                  "cluster reports no GPU; train on the CPU (--device cpu)")
+                                  "cluster reports no GPU; train on the CPU (train.device cpu)")
             remote = remote.options(num_gpus=self.gpus_per_task)
         stored: dict[int, Any] = {}
 

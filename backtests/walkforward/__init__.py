@@ -4,8 +4,9 @@ paired tests and SPA (``backtests.analysis.significance``); verdicts in words.
 
 - ``tasks``: the task plan and the per-task computation (pool workers run it);
 - ``results``: stitching, per-model figures, comparisons, verdicts (pure);
-- ``driver``: plan → resume → compute → record (the only writer);
-- ``report``: report.html and the study page.
+- ``driver``: the study (plan, what each task adds, record), run by the one study driver
+  ``backtests.execution.driver`` (resume, compute, per-task files; the only writer);
+- ``backtests.reports.walkforward``: report.html and the study page.
 
 ``walkforward_record(run)`` reads a finished walk-forward run back for ``attnbt compare``.
 """

@@ -1,6 +1,8 @@
-"""The walk-forward driver: plan, resume, compute (pool, Ray or GPU ensembles), record.
+"""The walk-forward study: its plan, what each finished task adds, and its record, run by the
+one study driver (``backtests.execution.driver``: resume, compute on a pool, Ray or GPU
+ensembles, per-task files).
 
-Only this module writes: the run folder (``tasks/<task id>.json`` as each task arrives, then the
+Only the driver writes: the run folder (``tasks/<task id>.json`` as each task arrives, then the
 table, the stitched equity, ``walkforward.json`` and the report), the registry row (kind
 ``walkforward``) and the trials (one per task backtest, one per stitched (model, seed) series).
 A killed walk-forward resumes with the same command: the unfinished run with the same config id
@@ -11,8 +13,7 @@ same task or stitched series twice).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,16 @@ import pandas as pd
 
 from backtests.config import ConfigError, Experiment, config_id
 from backtests.currency import conversion_of
-from backtests.execution import check_workers, local_device, ray_task_executor
+from backtests.execution import check_workers
+from backtests.execution.driver import (
+    SCHEMA,
+    STITCHED_KIND,
+    Outcome,
+    Placement,
+    check_executor,
+    find_runs,
+    run_study,
+)
 from backtests.store import Registry, Run
 from backtests.walkforward import results as R
 from backtests.walkforward.tasks import (
@@ -34,10 +44,6 @@ from backtests.walkforward.tasks import (
     train_in_ensembles,
 )
 from data import AttnbtError, fingerprint
-
-SCHEMA = 1
-TASK_DIR = "tasks"
-STITCHED_KIND = "walkforward-stitched"
 
 
 @dataclass
@@ -76,24 +82,14 @@ class Planned:
     finished: Run | None = None     # a finished run of the same config: reprinted, not redone
 
 
-@dataclass
-class Outcome:
-    run: Run
-    summary: dict
-    failures: list[dict]
-    resumed: int
-    computed: int
-    seconds: float
-    reused: bool = False            # the run had finished before: nothing was computed
-
-
 def plan(wf: WalkForward) -> Planned:
     """Load each source, cut its folds and list the tasks; find an unfinished run to resume."""
-    from backtests.workflows import load_candles
+    from backtests.scoring import load_candles
 
+    check_executor(wf.executor)
     if wf.base.data.instrument and len(wf.sources) > 1:
-        raise ConfigError(f"--instrument {wf.base.data.instrument} names the pair of one source; "
-                          f"with {len(wf.sources)} --data sources let each file's name say its "
+        raise ConfigError(f"data.instrument {wf.base.data.instrument} names the pair of one "
+                          f"source; with {len(wf.sources)} sources let each file's name say its "
                           "pair (e.g. USDCHF_H1.csv) or run one walk-forward per source")
     tasks, candles, failed = [], {}, []
     for source in wf.sources:
@@ -110,14 +106,9 @@ def plan(wf: WalkForward) -> Planned:
     if not tasks:
         raise AttnbtError("no source could be used: " + "; ".join(f["error"] for f in failed))
     cid = config_id({"walkforward": wf.settings(), "tasks": sorted(t.id for t in tasks)})
-    reg = Registry(wf.base.runtime.runs_dir)
-    finished = reg.finished("walkforward", cid)
-    if finished is not None and (finished.path / "walkforward.json").is_file():
-        ids = {t.id for t in tasks}
-        return Planned(tasks, candles, failed, cid, None, ids, finished)
-    resume = reg.unfinished("walkforward", cid)
-    done = set() if resume is None else {f.stem for f in (resume.path / TASK_DIR).glob("*.json")}
-    return Planned(tasks, candles, failed, cid, resume, done & {t.id for t in tasks})
+    finished, resume, done = find_runs(wf.base.runtime.runs_dir, "walkforward", cid,
+                                       "walkforward.json", {t.id for t in tasks})
+    return Planned(tasks, candles, failed, cid, resume, done, finished)
 
 
 def trials_added(p: Planned, wf: WalkForward) -> int:
@@ -129,139 +120,88 @@ def trials_added(p: Planned, wf: WalkForward) -> int:
     return sum(t.id not in p.done for t in p.tasks) + len(series)
 
 
-def recorded(run_: Run, p: Planned, t0: float, doc: Path | None = None) -> Outcome:
-    """The outcome of a finished walk-forward, read back from its run folder (no recompute);
-    ``doc`` re-renders the study page from the recorded files."""
-    payload = run_.read_json("walkforward.json")
-    row = Registry(run_.root).get(run_.id)
-    if doc is not None:
-        from backtests.reports.walkforward import render_markdown
-
-        table = pd.read_csv(run_.path / "results.csv")
-        equity = pd.read_csv(run_.path / "equity.csv", index_col="time", parse_dates=["time"])
-        render_markdown(payload, table, equity, doc, command=run_.path.name)
-    return Outcome(run_, row["summary"], payload.get("failures", []), len(p.tasks), 0,
-                   time.perf_counter() - t0, reused=True)
-
-
 def run(wf: WalkForward, *, command: str | None = None,
         progress: Callable[[str], None] | None = None,
         doc: Path | None = None) -> Outcome:
     """Compute the missing tasks, record everything, return the outcome."""
-    t0 = time.perf_counter()
-    say = progress or (lambda _: None)
-    p = plan(wf)
-    if p.finished is not None:
-        say(f"walk-forward run {p.finished.id} with these settings has finished: its recorded "
-            "result follows (nothing recomputed, no trial added)")
-        return recorded(p.finished, p, t0, doc)
-    ray_ex = None
-    if wf.executor == "ray" and any(t.id not in p.done for t in p.tasks):
-        ray_ex = ray_task_executor(workers=wf.workers, address=wf.address,
-                                   device=wf.device)      # before the run exists: a cluster that can't serve refuses
-    try:
-        return _run(wf, p, ray_ex, t0, say, command, doc)
-    finally:
-        if ray_ex is not None:
-            ray_ex.shutdown()
+    return run_study(WalkForwardStudy(wf, doc), command=command, progress=progress)
 
 
-def _run(wf: WalkForward, p: Planned, ray_ex, t0: float, say, command, doc) -> Outcome:
-    reg = Registry(wf.base.runtime.runs_dir)
-    if p.resume is not None:
-        run_ = p.resume
-        reg.mark(run_, "running")
-        say(f"resuming walk-forward run {run_.id}: {len(p.done)} of {len(p.tasks)} tasks done")
-    else:
-        run_ = reg.create("walkforward", model=",".join(f"{k}/{pr}" for k, pr in wf.models),
+class WalkForwardStudy:
+    """A walk-forward as the study driver runs it (``backtests.execution.driver``)."""
+
+    kind = "walkforward"
+    noun = "walk-forward run"
+    compute = staticmethod(compute_task)
+    compute_cuda = staticmethod(compute_task_cuda)
+
+    def __init__(self, wf: WalkForward, doc: Path | None = None) -> None:
+        self.wf, self.doc = wf, doc
+        self.runs_dir = wf.base.runtime.runs_dir
+        self.placement = Placement(wf.executor, wf.workers, wf.address, wf.device)
+
+    def plan(self) -> Planned:
+        return plan(self.wf)
+
+    def create(self, reg: Registry, p: Planned, command: str | None) -> Run:
+        wf = self.wf
+        return reg.create("walkforward", model=",".join(f"{k}/{pr}" for k, pr in wf.models),
                           data=",".join(wf.sources), config_id=p.config_id, command=command,
                           fingerprint=config_id({s: fingerprint(c) for s, c in
                                                  p.candles.items()})[:16],
                           meta={"schema": SCHEMA, "settings": wf.settings(),
                                 "config": wf.base.to_dict()})
-    try:
-        with reg.recording(run_):
-            results, failures = _compute(wf, p, run_, reg, say, ray_ex)
-            failures = p.failed_sources + failures
-            summary = record(run_, wf, p, results, failures, reg, doc=doc)
-    except KeyboardInterrupt as exc:
-        exc.hint = (f"walk-forward run {run_.id} keeps its finished tasks; the same command "
-                    "resumes it")
-        raise
-    reg.finish(run_, summary)
-    computed = sum(1 for t in p.tasks if t.id not in p.done)
-    return Outcome(run_, summary, failures, len(p.done), computed, time.perf_counter() - t0)
 
+    def payload(self, p: Planned, task: Task) -> tuple[Task, pd.DataFrame]:
+        return task, p.candles[task.source]
 
-def _compute(wf, p: Planned, run_: Run, reg: Registry, say,
-             ray_ex=None) -> tuple[dict[str, dict], list[dict]]:
-    from backtests.execution import TaskFailure
+    def ensembles(self, p: Planned, todo: list[Task], say,
+                  ) -> Iterator[tuple[int, dict | AttnbtError]]:
+        """GPU: the (seed × fold) models of one (source, kind, preset) train together as a
+        vmapped ensemble; each is then evaluated as its task."""
+        for i, result in train_in_ensembles(todo, lambda t: p.candles[t.source],
+                                            lambda t: (t.source, t.kind, t.preset), say):
+            t = todo[i]
+            try:
+                if isinstance(result, BaseException):
+                    raise result
+                yield i, evaluate_task(t, p.candles[t.source], result)
+            except AttnbtError as exc:
+                yield i, exc
 
-    results = {t.id: run_.read_json(f"{TASK_DIR}/{t.id}.json") for t in p.tasks if t.id in p.done}
-    todo = [t for t in p.tasks if t.id not in p.done]
-    failures: list[dict] = []
-    n_total, counter = len(p.tasks), [len(p.done)]
+    def failure(self, task: Task, error: BaseException) -> dict:
+        return {"task": task.describe(), "error": str(error)}
 
-    def done(task: Task, result) -> None:
-        counter[0] += 1
-        if isinstance(result, TaskFailure):
-            failures.append({"task": task.describe(), "error": str(result.error)})
-            say(f"[{counter[0]}/{n_total}] {task.label}: FAILED ({result.error})")
-            return
-        results[task.id] = result
-        run_.write_json(f"{TASK_DIR}/{task.id}.json", result)
+    def accepted(self, run_: Run, reg: Registry, task: Task, result: dict) -> str:
+        """A task's trial (its test-part backtest), and its progress line."""
         m = result["moments"]
         reg.add_trial(run_id=run_.id, kind="walkforward", config_id=task.id,
                       fingerprint=result["fingerprint"], n_obs=m["n_obs"],
                       sharpe_per_bar=R.sharpe_per_bar(m), skew=m["skew"],
                       kurtosis=m["kurtosis"], note=task.label)
         hit, ret = result["metrics"]["hit_pct"], result["stats"]["total_return_pct"]
-        say(f"[{counter[0]}/{n_total}] {task.label}: hit {_f(hit)} %, return {_f(ret, 2)} %, "
-            f"threshold {result['threshold']}, {result['train']['epochs_run']} epochs, "
-            f"{result['train']['seconds'] or 0:.1f} s training")
+        return (f"hit {_f(hit)} %, return {_f(ret, 2)} %, threshold {result['threshold']}, "
+                f"{result['train']['epochs_run']} epochs, "
+                f"{result['train']['seconds'] or 0:.1f} s training")
 
-    if wf.executor == "ray":
-        if todo:
-            _compute_on_ray(ray_ex, wf, todo, p, done, say)
-        return results, failures
-    device = local_device(wf.device)
-    if device == "cuda" and todo:
-        _compute_ensembles(todo, p, done, say)
-    else:
-        from backtests.execution import make_executor
+    def record(self, run_: Run, p: Planned, results: dict[str, dict], failures: list[dict],
+               reg: Registry, say) -> tuple[dict, list[dict], None]:
+        failures = p.failed_sources + failures
+        return record(run_, self.wf, p, results, failures, reg, doc=self.doc), failures, None
 
-        payloads = [(t, p.candles[t.source]) for t in todo]
-        with make_executor(wf.executor, workers=wf.workers, threads=1) as ex:
-            ex.map(compute_task, payloads, on_done=lambda i, r: done(todo[i], r),
-                   catch=(AttnbtError,))
-    return results, failures
+    def recorded(self, run_: Run, p: Planned) -> tuple[dict, list[dict], None]:
+        """A finished walk-forward read back from its run folder (no recompute); ``doc``
+        re-renders the study page from the recorded files."""
+        payload = run_.read_json("walkforward.json")
+        row = Registry(run_.root).get(run_.id)
+        if self.doc is not None:
+            from backtests.reports.walkforward import render_markdown
 
-
-def _compute_on_ray(ex, wf, todo: list[Task], p: Planned, done, say) -> None:
-    """Ray: one task per (source, model, seed, fold); each source's candles go into the object
-    store once; with GPU shares, each task trains on its share of a GPU."""
-    gpu = ex.gpus_per_task > 0
-    payloads = [(t, p.candles[t.source]) for t in todo]
-    say(f"computing {len(todo)} tasks on Ray ({wf.address or 'local instance'}"
-        f"{f', {ex.gpus_per_task} GPU a task' if gpu else ''})")
-    ex.map(compute_task_cuda if gpu else compute_task, payloads,
-           on_done=lambda i, r: done(todo[i], r), catch=(AttnbtError,))
-
-
-def _compute_ensembles(todo: list[Task], p: Planned, done, say) -> None:
-    """GPU: the (seed × fold) models of one (source, kind, preset) train together as a vmapped
-    ensemble; each is then evaluated as its task."""
-    from backtests.execution import TaskFailure
-
-    for i, result in train_in_ensembles(todo, lambda t: p.candles[t.source],
-                                        lambda t: (t.source, t.kind, t.preset), say):
-        t = todo[i]
-        try:
-            if isinstance(result, BaseException):
-                raise result
-            done(t, evaluate_task(t, p.candles[t.source], result))
-        except AttnbtError as exc:
-            done(t, TaskFailure(i, exc))
+            table = pd.read_csv(run_.path / "results.csv")
+            equity = pd.read_csv(run_.path / "equity.csv", index_col="time",
+                                 parse_dates=["time"])
+            render_markdown(payload, table, equity, self.doc, command=run_.path.name)
+        return row["summary"], payload.get("failures", []), None
 
 
 def _f(x, digits: int = 1) -> str:
@@ -378,5 +318,5 @@ def _add_stitched_trials(reg: Registry, run_: Run, groups, cash, fps) -> None:
                           **sig.moments(ret.to_numpy()))   # add_trial stores NaN as NULL
 
 
-__all__ = ["SCHEMA", "Outcome", "Planned", "WalkForward", "plan", "record", "recorded", "run",
-           "trials_added"]
+__all__ = ["SCHEMA", "Outcome", "Planned", "WalkForward", "WalkForwardStudy", "plan", "record",
+           "run", "trials_added"]

@@ -1,8 +1,8 @@
 """Walk-forward tasks: one (source, model, seed, fold) each, with the config id of its inputs.
 
 A task trains on its fold's training part (purged, embargoed), picks the signal threshold on the
-validation part with the run's costs (``backtests.backtest.choose_threshold``, the rule
-``--threshold auto`` uses) and backtests the unseen test part, booking P&L in the account
+validation part with the run's costs (``backtests.simulation.choose_threshold``, the rule
+``strategy.threshold: auto`` uses) and backtests the unseen test part, booking P&L in the account
 currency as ``attnbt backtest`` does (``backtests.currency.conversion_of``). ``compute_task`` is pure compute
 (a pool worker runs it); it returns a plain dict that the driver writes as the task's file.
 """
@@ -11,30 +11,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-import torch
 
 from backtests.analysis.catalog import jsonable
 from backtests.analysis.significance import moments
-from backtests.backtest import check_costs, choose_threshold
-from backtests.config import RANGES, ConfigError, Experiment, config_id
+from backtests.config import RANGES, ConfigError, Experiment, FoldsConfig, config_id
 from backtests.currency import conversion_of, rates
-from backtests.simulation import run_backtest
+from backtests.simulation import check_costs, choose_threshold, run_backtest
 from data.dataset import CandleDataset
 from data.errors import AttnbtError, DataError
 from data.folds import Fold, walk_forward
+from models.checkpoint import LoadedModel, ModelMeta
 from models.evaluate import article_metrics, classification_metrics, confusion
-from models.predict import PROB_COLUMNS
+from models.predict import Predictor
 from models.rules import KIND as RULE_KIND
 from models.rules import rule_probs
 from models.train import TrainResult, fit
 
 # 2,000 + 500 + 500 bars stepped by 500: 5 folds on the 5,000-bar sample.
-DEFAULT_BARS = {"train_bars": 2000, "val_bars": 500, "test_bars": 500}
+DEFAULT_BARS = {k: getattr(FoldsConfig, k) for k in ("train_bars", "val_bars", "test_bars")}
 # The fewest bars a test part may have. Each test part is a trial of its own (per-bar Sharpe,
 # skewness and kurtosis of its returns go into the registry and the deflated Sharpe ratio): the
 # standard error of a per-bar Sharpe ratio is about 1/sqrt(n) and that of the kurtosis
@@ -50,7 +47,8 @@ DEFAULT_PRESET = {"attention": "article", "dense": "matched", "conv": "article",
 
 @dataclass(frozen=True)
 class FoldPlan:
-    """How the bars of each source are cut into folds."""
+    """How the bars of each source are cut into folds (the keys ``folds.*``: ``embargo`` is
+    ``folds.embargo_bars``)."""
 
     train_bars: int = DEFAULT_BARS["train_bars"]
     val_bars: int = DEFAULT_BARS["val_bars"]
@@ -61,20 +59,26 @@ class FoldPlan:
 
     def __post_init__(self) -> None:
         if self.train_bars < 2 or self.val_bars < 1:
-            raise ConfigError("--train-bars must be at least 2, --val-bars at least 1")
+            raise ConfigError("folds.train_bars must be at least 2, folds.val_bars at least 1")
         if self.test_bars < MIN_TEST_BARS:
-            raise ConfigError(f"--test-bars {self.test_bars}: a test part needs at least "
+            raise ConfigError(f"folds.test_bars {self.test_bars}: a test part needs at least "
                               f"{MIN_TEST_BARS} bars for its Sharpe ratio, skewness and kurtosis "
                               "(each test part is a trial) to be more than noise")
         if self.embargo < 0:
-            raise ConfigError("--embargo-bars must be 0 or more")
+            raise ConfigError("folds.embargo_bars must be 0 or more")
         if self.val_bars <= self.embargo or self.test_bars <= self.embargo:
-            raise ConfigError(f"--val-bars ({self.val_bars}) and --test-bars ({self.test_bars})"
-                              f" must exceed --embargo-bars ({self.embargo}): the validation and"
-                              " test parts would be empty")
+            raise ConfigError(f"folds.val_bars ({self.val_bars}) and folds.test_bars "
+                              f"({self.test_bars}) must exceed folds.embargo_bars "
+                              f"({self.embargo}): the validation and test parts would be empty")
         if self.step_bars is not None and self.step_bars < self.test_bars:
-            raise ConfigError(f"--step-bars ({self.step_bars}) must be at least --test-bars "
-                              f"({self.test_bars}): test parts must not overlap")
+            raise ConfigError(f"folds.step_bars ({self.step_bars}) must be at least "
+                              f"folds.test_bars ({self.test_bars}): test parts must not overlap")
+
+    @classmethod
+    def from_config(cls, cfg: FoldsConfig) -> FoldPlan:
+        """The plan of the ``folds.*`` settings."""
+        return cls(cfg.train_bars, cfg.val_bars, cfg.test_bars, cfg.step_bars, cfg.expanding,
+                   cfg.embargo_bars)
 
     def folds(self, index: pd.DatetimeIndex) -> list[Fold]:
         return walk_forward(index, train_bars=self.train_bars, val_bars=self.val_bars,
@@ -205,7 +209,7 @@ def plan_tasks(base: Experiment, source: str, candles: pd.DataFrame, models: lis
 
 
 # --- computing one task ---------------------------------------------------------------------------
-def train_task(task: Task, candles: pd.DataFrame) -> TrainResult:
+def train_fold(task: Task, candles: pd.DataFrame) -> TrainResult:
     """Train the task's model on its fold (pure compute)."""
     cfg = task.exp.train
     if cfg.device == "auto":     # the CPU pool: never grab a GPU from a worker
@@ -213,43 +217,30 @@ def train_task(task: Task, candles: pd.DataFrame) -> TrainResult:
     return fit(candles, task.exp.dataset, task.fold, kind=task.kind, preset=task.preset, cfg=cfg)
 
 
-@torch.no_grad()
 def predict_bars(result: TrainResult, candles: pd.DataFrame, first: int, last: int,
                  chunk: int = 1024) -> pd.DataFrame:
-    """Probabilities for bars first … last (features of the whole frame, as in training; a
-    rule baseline reads the candles up to each bar)."""
+    """Probabilities for bars first … last (features of the whole frame, as in training, scored
+    by ``models.predict.Predictor``; a rule baseline reads the candles up to each bar)."""
     if result.kind == RULE_KIND:
         probs = rule_probs(candles, result.config, result.spec.labels)
         probs.iloc[:first] = np.nan
         probs.iloc[last + 1:] = np.nan
         return probs
-    ds = CandleDataset(candles, result.spec)
-    matrix = ds.matrix(result.normaliser)
-    ends = np.arange(first, last + 1)
-    ends = ends[ds.window_ok[ends]]
-    out = np.full((len(candles), 3), np.nan)
-    model = result.model.to("cpu").eval()
-    for i in range(0, len(ends), chunk):
-        part = ends[i:i + chunk]
-        x = torch.as_tensor(ds.windows(matrix, part))
-        out[part] = model(x).float().softmax(-1).numpy()
-    frame = pd.DataFrame(out, index=candles.index, columns=list(PROB_COLUMNS))
-    return frame
+    return predictor_of(result).predict_frame(candles, chunk, first=first, last=last)
 
 
-def _scored(candles: pd.DataFrame, probs: pd.DataFrame, fold: Fold) -> SimpleNamespace:
-    """What ``choose_threshold`` reads of a scored run: the fold's validation bars come from
-    these candles and probabilities (there is no run folder with kept validation bars)."""
-    return SimpleNamespace(run=SimpleNamespace(path=Path("/nonexistent/walkforward")),
-                           predictor=SimpleNamespace(loaded=SimpleNamespace(fold=fold)),
-                           candles=candles, probs=probs)
+def predictor_of(result: TrainResult) -> Predictor:
+    """The batched predictor of a model just trained (on the CPU; nothing on disk)."""
+    meta = ModelMeta(result.kind, result.config, result.spec, result.normaliser, result.fold,
+                     raw={})
+    return Predictor(LoadedModel(result.model, meta, model_hash=""), "cpu")
 
 
 def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dict:
     """Threshold on validation, metrics and backtest on the test part: the task's result."""
     exp = task.exp
     fold = task.fold
-    v_first, _ = fold.bounds(candles.index, "val")
+    v_first, v_last = fold.bounds(candles.index, "val")
     t_first, t_last = fold.bounds(candles.index, "test")
     probs = predict_bars(result, candles, v_first, t_last)
     bars = candles.iloc[t_first:t_last + 1]
@@ -257,8 +248,13 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
     conv = conversion_of(exp.data)
     params, table = exp.strategy, []
     if task.auto_threshold:
-        params, table = choose_threshold(_scored(candles, probs, fold), exp.strategy, exp.costs,
-                                         exp.backtest.cash, conv)
+        if v_last - v_first < 2:
+            raise DataError(f"{task.label}: the validation part holds {v_last - v_first + 1} "
+                            "bars, too few to choose the threshold on; raise folds.val_bars "
+                            "or give strategy.threshold", rule="no validation bars")
+        params, table = choose_threshold(candles.iloc[v_first:v_last + 1],
+                                         probs.iloc[v_first:v_last + 1], exp.strategy,
+                                         exp.costs, exp.backtest.cash, conv)
     bt = run_backtest(bars, probs.iloc[t_first:t_last + 1], params, exp.costs, exp.backtest.cash,
                       rates=rates(bars, conv))
 
@@ -306,7 +302,7 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
 def compute_task(payload: tuple[Task, pd.DataFrame]) -> dict:
     """A pool task: train, choose the threshold, backtest; returns the task's result."""
     task, candles = payload
-    return evaluate_task(task, candles, train_task(task, candles))
+    return evaluate_task(task, candles, train_fold(task, candles))
 
 
 def compute_task_cuda(payload: tuple[Task, pd.DataFrame]) -> dict:
@@ -333,7 +329,7 @@ def train_in_ensembles(tasks: list[Task], candles_of: Callable[[Task], pd.DataFr
         if first.kind == RULE_KIND:      # nothing to train: each "fit" is a no-op
             for i in members:
                 try:
-                    yield i, train_task(tasks[i], candles_of(tasks[i]))
+                    yield i, train_fold(tasks[i], candles_of(tasks[i]))
                 except AttnbtError as exc:
                     yield i, exc
             continue
@@ -352,4 +348,4 @@ def train_in_ensembles(tasks: list[Task], candles_of: Callable[[Task], pd.DataFr
 
 __all__ = ["DEFAULT_BARS", "DEFAULT_PRESET", "FoldPlan", "Task", "compute_task",
            "compute_task_cuda", "evaluate_task", "parse_models", "plan_tasks", "predict_bars",
-           "train_in_ensembles", "train_task"]
+           "train_fold", "train_in_ensembles"]

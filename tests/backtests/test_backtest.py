@@ -162,11 +162,12 @@ def test_demo_end_to_end(tmp_path):
 
 
 def test_auto_threshold_is_chosen_on_validation_bars_only(trained_run, eurusd, runs_dir):
-    from backtests.backtest import THRESHOLD_GRID, choose_threshold
+    from backtests.backtest import scored_threshold
+    from backtests.simulation import THRESHOLD_GRID
     from strategy.fractal import Costs
 
     scored = score(trained_run.id, runs_dir=runs_dir, candles=eurusd, period="test")
-    params, rows = choose_threshold(scored, FractalParams(), Costs(), 100_000.0)
+    params, rows = scored_threshold(scored, FractalParams(), Costs(), 100_000.0)
     assert [r["threshold"] for r in rows] == list(THRESHOLD_GRID)
     best = max(r["validation return %"] for r in rows)
     assert params.threshold in THRESHOLD_GRID
@@ -183,7 +184,7 @@ def test_auto_threshold_is_chosen_on_validation_bars_only(trained_run, eurusd, r
     # Scrambling every test-period probability changes nothing about the choice.
     rng = np.random.default_rng(0)
     scored.probs.iloc[scored.first:] = rng.dirichlet([1, 1, 1], len(scored.probs) - scored.first)
-    again = choose_threshold(scored, FractalParams(), Costs(), 100_000.0)[1]
+    again = scored_threshold(scored, FractalParams(), Costs(), 100_000.0)[1]
     pd.testing.assert_frame_equal(pd.DataFrame(again), pd.DataFrame(rows))
 
 

@@ -132,7 +132,7 @@ def test_workers_out_of_range(capsys, runs, command, workers):
     if workers == "too many":
         workers = str(_too_many_workers())
     line = refused(attnbt(capsys, *command, "--dry-run", "--workers", workers),
-                   f"--workers {workers}")
+                   f"runtime.workers {workers}", "(option --workers)")
     assert ("1 or more" in line) if int(workers) < 1 else ("per core" in line)
     assert nothing_in(runs)
 
@@ -144,7 +144,7 @@ def test_workers_bound_on_the_python_path():
     assert check_workers(_too_many_workers() - 1) == _too_many_workers() - 1
     assert check_workers(10**6, here=False) == 10**6      # a Ray cluster brings its own CPUs
     for workers in (0, -1, _too_many_workers()):
-        with pytest.raises(ConfigError, match="--workers"):
+        with pytest.raises(ConfigError, match="runtime.workers"):
             wfm.WalkForward(base=Experiment(), sources=["sample:EURUSD_H1"],
                             models=[("dense", "matched")], seeds=[0], workers=workers)
 
@@ -156,7 +156,8 @@ def test_test_parts_too_short_for_the_statistics(capsys, runs, command):
 
     for bars in ("1", str(MIN_TEST_BARS - 1)):
         refused(attnbt(capsys, *command, "--dry-run", "--test-bars", bars),
-                f"--test-bars {bars}", f"at least {MIN_TEST_BARS} bars")
+                f"folds.test_bars {bars}", f"at least {MIN_TEST_BARS} bars",
+                "(option --test-bars)")
     assert nothing_in(runs)
 
 
@@ -165,18 +166,20 @@ def test_test_bars_minimum_on_the_python_path():
     from backtests.walkforward.tasks import MIN_TEST_BARS
 
     assert FoldPlan(test_bars=MIN_TEST_BARS).test_bars == MIN_TEST_BARS
-    with pytest.raises(ConfigError, match="--test-bars 1:"):
+    with pytest.raises(ConfigError, match="folds.test_bars 1:"):
         FoldPlan(test_bars=1)
 
 
 def test_a_sweep_too_big_is_refused_before_any_combination_is_built(capsys, runs, monkeypatch):
     from backtests import sweep as swm
+    from backtests.sweep import grid as sweep_grid
+    from backtests.sweep import study as sweep_study
 
     def built(*_a, **_k):
         raise AssertionError("a combination was built")
 
-    monkeypatch.setattr(swm, "_product", built)
-    monkeypatch.setattr(swm, "rule_sets", built)
+    monkeypatch.setattr(sweep_grid, "_product", built)
+    monkeypatch.setattr(sweep_study, "rule_sets", built)
     n = math.isqrt(swm.MAX_COMBINATIONS) + 1          # n × n > the limit, each axis under it
     thresholds = ",".join(f"{(i + 1) / (n + 2):.6f}" for i in range(n))
     targets = ",".join(str(i) for i in range(n))
@@ -189,8 +192,9 @@ def test_a_sweep_too_big_is_refused_before_any_combination_is_built(capsys, runs
 
 def test_models_count_towards_the_sweep_limit(capsys, runs, monkeypatch):
     from backtests import sweep as swm
+    from backtests.sweep import grid as sweep_grid
 
-    monkeypatch.setattr(swm, "MAX_COMBINATIONS", 4)
+    monkeypatch.setattr(sweep_grid, "MAX_COMBINATIONS", 4)
     grid = ["--grid", "threshold=0.5,0.6", "--grid", "stop=bar,atr:1"]     # 4 per model
     refused(attnbt(capsys, "sweep", "--dry-run", "--models", "dense,conv", *grid),
             "8 combinations (2 models × 2 threshold × 2 stop)", "at most 4")

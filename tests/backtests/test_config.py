@@ -168,3 +168,26 @@ def test_train_accepts_labels_swing(monkeypatch):
     done = CliRunner().invoke(app, ["train", "--labels", "swing:1"])
     assert isinstance(done.exception, ConfigError) and len(seen) == 1
     assert "write label kind 'swing:1' as 'swing'" in str(done.exception)
+
+
+def test_the_folds_keys_leave_every_config_id_as_it_was():
+    """The folds settings got config keys (``folds.*``, named in messages and mapped to their
+    options) without entering any id: trials dedupe on these ids, so they must not move. The
+    ids below were computed before the keys existed."""
+    from backtests.cli.common import OPTION_OF
+    from backtests.config import FOLDS_KEYS, FoldsConfig
+    from backtests.walkforward import FoldPlan
+
+    assert (Experiment().id, Experiment().train_id) == ("7fe8b7747224", "5dc634ef2756")
+    e = Experiment().override({"model.kind": "dense", "model.preset": "matched",
+                               "train.seed": 3, "strategy.threshold": 0.6, "split.embargo": 5,
+                               "data.source": "x.csv"})
+    assert (e.id, e.train_id) == ("8da8f4728128", "fac823de5faf")
+    assert not set(FOLDS_KEYS) & set(all_keys())          # not in the experiment, so in no id
+    assert {OPTION_OF[k] for k in FOLDS_KEYS} == {
+        "--train-bars", "--val-bars", "--test-bars", "--step-bars", "--expanding",
+        "--embargo-bars"}
+    cfg = FoldsConfig(train_bars=600, val_bars=200, test_bars=150, step_bars=300,
+                      expanding=True, embargo_bars=4)
+    assert FoldPlan.from_config(cfg) == FoldPlan(600, 200, 150, 300, True, 4)
+    assert FoldPlan.from_config(FoldsConfig()) == FoldPlan()

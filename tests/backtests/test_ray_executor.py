@@ -239,7 +239,7 @@ def test_gpu_shares_where_the_cluster_has_no_gpu_are_refused_before_the_run_exis
     wf = wfm.WalkForward(base=Experiment().override({"runtime.runs_dir": str(tmp_path)}),
                          sources=[csv], models=wfm.parse_models("dense"), seeds=[0],
                          plan=wfm.FoldPlan(500, 200, 200), device="cuda", executor="ray")
-    with pytest.raises(ConfigError, match="--device cuda: the Ray cluster .* reports no GPU"):
+    with pytest.raises(ConfigError, match="train.device cuda: the Ray cluster .* reports no GPU"):
         wfm.run(wf)
     assert Registry(tmp_path).list() == [] and ray.is_initialized()
 

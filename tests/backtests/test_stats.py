@@ -55,8 +55,10 @@ def test_an_infinite_profit_factor_is_written_the_same_in_every_file(tmp_path, m
     from backtests import sweep as swm
     from backtests import walkforward as wfm
     from backtests.config import Experiment
+    from backtests.execution.driver import TASK_DIR
     from backtests.reports.backtest import write_report
     from backtests.simulation import run_backtest
+    from backtests.sweep import study as sweep_study
     from backtests.walkforward import driver
     from backtests.walkforward import tasks as T
     from strategy.fractal import FractalParams
@@ -93,13 +95,13 @@ def test_an_infinite_profit_factor_is_written_the_same_in_every_file(tmp_path, m
                          plan=wfm.FoldPlan(train_bars=500, val_bars=200, test_bars=200),
                          workers=1, device="cpu")
     out = wfm.run(wf)
-    task_files = sorted((out.run.path / driver.TASK_DIR).glob("*.json"))
+    task_files = sorted((out.run.path / TASK_DIR).glob("*.json"))
     task = _strict(task_files[0].read_text())
     walkforward = _strict((out.run.path / "walkforward.json").read_text())
 
     # a sweep of the same rule baseline, its costs block given an infinite ratio
-    real_costs_of = swm.costs_of
-    monkeypatch.setattr(swm, "costs_of",
+    real_costs_of = sweep_study.costs_of
+    monkeypatch.setattr(sweep_study, "costs_of",
                         lambda *a, **kw: {**real_costs_of(*a, **kw), "profit_factor": inf})
     sb = Experiment().override({"runtime.runs_dir": str(tmp_path / "sw"),
                                 "data.source": str(csv)})

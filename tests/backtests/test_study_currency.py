@@ -20,6 +20,7 @@ from backtests.analysis.baselines import buy_and_hold_equity
 from backtests.cli import app
 from backtests.config import Experiment
 from backtests.simulation import run_backtest
+from backtests.sweep import tasks as sweep_tasks
 from backtests.walkforward import tasks as T
 from strategy.fast import simulate_fast
 from strategy.fractal import Costs, FractalParams
@@ -67,7 +68,7 @@ def _fake_model(monkeypatch, module) -> None:
         out[last + 1:] = np.nan
         return pd.DataFrame(out, index=candles.index, columns=["p_none", "p_buy", "p_sell"])
 
-    monkeypatch.setattr(module, "train_task", train)
+    monkeypatch.setattr(module, "train_fold", train)
     monkeypatch.setattr(module, "predict_bars", predict)
 
 
@@ -144,7 +145,7 @@ def test_sweep_books_usdxxx_pnl_as_a_backtest_of_the_fold(tmp_path, monkeypatch)
     csv = _usdxxx_csv(tmp_path, n=1400, seed=6)
     candles = _load(csv)
     probs = _fake_probs(candles)
-    _fake_model(monkeypatch, swm)
+    _fake_model(monkeypatch, sweep_tasks)
     grid = ["threshold=0.4,0.5", "stop=bar,atr:1.5"]
     runs = {}
     for account in ("USD", "CHF"):
@@ -229,7 +230,7 @@ def test_walkforward_report_and_json_state_the_costs_charged(tmp_path, monkeypat
 def test_sweep_report_and_json_state_the_costs_charged(tmp_path, monkeypatch):
     csv = _usdxxx_csv(tmp_path, n=1400, seed=6)
     candles = _load(csv)
-    _fake_model(monkeypatch, swm)
+    _fake_model(monkeypatch, sweep_tasks)
     base = _base(tmp_path / "runs", "USD", **{"data.source": csv, "costs.commission": 2e-5})
     sw = swm.Sweep(base=base, source=csv, models=[("attention", "article")], seeds=[0],
                    grid=swm.parse_grid(["threshold=0.4,0.5"], base), plan=SMALL, top=1)
@@ -287,5 +288,5 @@ def test_instrument_with_several_sources_is_refused(tmp_path):
     b = _usdxxx_csv(tmp_path, "USDJPY_H1.csv")
     wf = wfm.WalkForward(base=_base(tmp_path, "USD", **{"data.instrument": "USDCHF"}),
                          sources=[a, b], models=[("dense", "matched")], seeds=[0], plan=SMALL)
-    with pytest.raises(ConfigError, match="--instrument"):
+    with pytest.raises(ConfigError, match="data.instrument USDCHF names the pair of one source"):
         wfm.plan(wf)

@@ -16,6 +16,7 @@ from backtests import sweep as swm
 from backtests.cli import app
 from backtests.config import ConfigError, Experiment
 from backtests.store import Registry
+from backtests.sweep import tasks as sweep_tasks
 from backtests.walkforward import FoldPlan, parse_models
 from data.errors import DataError
 
@@ -107,8 +108,8 @@ def _fake_model(monkeypatch, candles_by_source: dict, edge: float, seed: int = 0
         out[first:last + 1] = p[first:last + 1]
         return pd.DataFrame(out, index=candles.index, columns=["p_none", "p_buy", "p_sell"])
 
-    monkeypatch.setattr(swm, "train_task", train)
-    monkeypatch.setattr(swm, "predict_bars", predict)
+    monkeypatch.setattr(sweep_tasks, "train_fold", train)
+    monkeypatch.setattr(sweep_tasks, "predict_bars", predict)
 
 
 RULES = ["threshold=0.4,0.5,0.6", "stop=bar,atr:1,atr:2", "take_profit_r=0,1,2"]  # 27
@@ -260,7 +261,7 @@ def test_a_killed_sweep_resumes_with_the_same_command_and_gives_the_same_table(
         walk_csv, tmp_path, monkeypatch):
     _fake_model(monkeypatch, {}, edge=0.3)
     whole = swm.run(_sweep(walk_csv, tmp_path / "whole", top=1))
-    fake_train = swm.train_task
+    fake_train = sweep_tasks.train_fold
     calls = []
 
     def killed(task, candles):                    # the driver is stopped during the 2nd task
@@ -269,13 +270,13 @@ def test_a_killed_sweep_resumes_with_the_same_command_and_gives_the_same_table(
             raise KeyboardInterrupt
         return fake_train(task, candles)
 
-    monkeypatch.setattr(swm, "train_task", killed)
+    monkeypatch.setattr(sweep_tasks, "train_fold", killed)
     with pytest.raises(KeyboardInterrupt) as info:
         swm.run(_sweep(walk_csv, tmp_path / "cut", top=1))
     assert "the same command resumes it" in info.value.hint
     (row,) = Registry(tmp_path / "cut").list(kind="sweep")
     assert row["status"] == "interrupted"
-    monkeypatch.setattr(swm, "train_task", fake_train)
+    monkeypatch.setattr(sweep_tasks, "train_fold", fake_train)
     again = swm.run(_sweep(walk_csv, tmp_path / "cut", top=1))
     assert again.run.id == row["id"] and (again.resumed, again.computed) == (1, 2)
     pd.testing.assert_frame_equal(again.table, whole.table)

@@ -40,7 +40,7 @@ def test_fold_plan_rules_and_defaults(eurusd):
     assert len(wfm.FoldPlan().folds(eurusd.index)) == 5        # the defaults on the sample
     with pytest.raises(ConfigError, match="empty"):
         wfm.FoldPlan(val_bars=10, embargo=10)
-    with pytest.raises(ConfigError, match="at least --test-bars"):
+    with pytest.raises(ConfigError, match="at least folds.test_bars"):
         wfm.FoldPlan(test_bars=500, step_bars=100)
     assert wfm.parse_models("attention,dense/article,lstm") == [
         ("attention", "article"), ("dense", "article"), ("lstm", "article")]
@@ -83,7 +83,7 @@ def test_a_task_files_per_bar_sharpe_is_read_under_its_old_and_new_key():
 def test_a_run_records_table_json_report_trials_and_resumes(walk_csv, tmp_path, monkeypatch):
     from backtests.walkforward import tasks as T
 
-    real, calls = T.train_task, []
+    real, calls = T.train_fold, []
 
     def killed(task, candles):                       # the process dies during the 4th task
         calls.append(task.id)
@@ -91,7 +91,7 @@ def test_a_run_records_table_json_report_trials_and_resumes(walk_csv, tmp_path, 
             raise KeyboardInterrupt
         return real(task, candles)
 
-    monkeypatch.setattr(T, "train_task", killed)
+    monkeypatch.setattr(T, "train_fold", killed)
     wf = _wf(walk_csv, tmp_path)
     with pytest.raises(KeyboardInterrupt):
         wfm.run(wf)
@@ -103,7 +103,7 @@ def test_a_run_records_table_json_report_trials_and_resumes(walk_csv, tmp_path, 
         r = json.loads(f.read_text())
         r["moments"]["sharpe"] = r["moments"].pop("sharpe_per_bar")
         f.write_text(json.dumps(r))
-    monkeypatch.setattr(T, "train_task", real)
+    monkeypatch.setattr(T, "train_fold", real)
     lines = []
     out = wfm.run(wf, progress=lines.append)               # the same command again
     assert out.run.id == row["id"] and out.resumed == 3 and out.computed == 3
@@ -152,14 +152,14 @@ def test_a_task_failing_on_bad_data_is_reported_while_the_others_finish(walk_csv
                                                                         monkeypatch):
     from backtests.walkforward import tasks as T
 
-    real = T.train_task
+    real = T.train_fold
 
     def bad(task, candles):
         if task.kind == "dense" and task.fold_no == 2:
             raise DataError("bad bars in this fold", rule="test")
         return real(task, candles)
 
-    monkeypatch.setattr(T, "train_task", bad)
+    monkeypatch.setattr(T, "train_fold", bad)
     out = wfm.run(_wf(walk_csv, tmp_path))
     (f,) = out.failures
     assert f["task"]["model"] == "dense/matched" and f["task"]["fold"] == 2
@@ -296,3 +296,32 @@ def test_compare_accepts_a_walkforward_run_one_column_per_model(walk_csv, tmp_pa
     picked = run_compare([f"{out.run.id}:dense/matched", f"{out.run.id[:6]}:attention/article"],
                          tmp_path, out=tmp_path / "d.html", n_boot=50)
     assert [r.id for r in picked.records] == names[::-1]
+
+
+def test_predict_bars_is_the_networks_softmax_on_the_bars_asked_only(walk_csv, tmp_path):
+    """The walk-forward scores a fold's bars with ``models.predict.Predictor``: each bar of
+    first … last with a complete window gets the network's softmax of that window (the features
+    of the whole frame), every other bar NaN."""
+    import numpy as np
+    import torch
+
+    from backtests.walkforward import tasks as T
+    from data.dataset import CandleDataset
+
+    p = wfm.plan(_wf(walk_csv, tmp_path, models="dense", epochs=1))
+    task = p.tasks[0]
+    candles = p.candles[task.source]
+    trained = T.train_fold(task, candles)
+    first, _ = task.fold.bounds(candles.index, "val")
+    _, last = task.fold.bounds(candles.index, "test")
+    got = T.predict_bars(trained, candles, first, last).to_numpy()
+    ds = CandleDataset(candles, trained.spec)
+    ends = np.arange(first, last + 1)
+    ends = ends[ds.window_ok[ends]]
+    assert len(ends) > 100
+    with torch.no_grad():
+        x = torch.as_tensor(ds.windows(ds.matrix(trained.normaliser), ends))
+        want = trained.model.cpu().eval()(x).float().softmax(-1).numpy()
+    np.testing.assert_allclose(got[ends], want, rtol=0, atol=1e-7)
+    others = np.setdiff1d(np.arange(len(candles)), ends)
+    assert np.isnan(got[others]).all()
