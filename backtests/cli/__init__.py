@@ -63,7 +63,9 @@ _sweep.register(app)
 
 
 # Arguments of commands that are not config keys: core messages name them `in backticks`.
-ARGUMENT_OPTIONS = {"trust_unhashed": "--trust-unhashed", "vs": "--vs", "out": "--out", "mkdir": "--mkdir"}
+ARGUMENT_OPTIONS = {"trust_unhashed": "--trust-unhashed", "vs": "--vs", "out": "--out", "mkdir": "--mkdir",
+                    "grid": "--grid", "models": "--models", "presets": "--presets", "seeds": "--seeds",
+                    "executor": "--executor", "address": "--address"}
 
 
 def _with_option_names(message: str) -> str:

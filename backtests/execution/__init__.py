@@ -27,16 +27,16 @@ def make_executor(kind: str = "local", *, workers: int = 1, threads: int = 1,
     name = (kind or "").strip().lower()
     if name == "local":
         if address is not None:
-            raise ConfigError("--address is for --executor ray (the local executor runs here)")
+            raise ConfigError("`address` is for the `executor` ray (the local executor runs here)")
         if gpus_per_task:
-            raise ConfigError("gpus_per_task is for --executor ray")
+            raise ConfigError("gpus_per_task is for the `executor` ray")
         return LocalExecutor(workers, threads)
     if name == "ray":
         from backtests.execution.ray_cluster import RayExecutor
 
         return RayExecutor(workers=workers, threads=threads, address=address,
                            gpus_per_task=gpus_per_task)
-    raise ConfigError(f"--executor: unknown executor {kind!r}; choose {' or '.join(EXECUTORS)}")
+    raise ConfigError(f"`executor`: unknown executor {kind!r}; choose {' or '.join(EXECUTORS)}")
 
 
 def local_device(name: str) -> str:

@@ -85,7 +85,7 @@ class RayExecutor(Executor):
                 ray.init(address=address, logging_level=logging.WARNING,
                          runtime_env=_code_env())
             except (ConnectionError, TimeoutError, ValueError, ImportError) as exc:
-                raise ConfigError(f"--address {address}: could not join the Ray cluster "
+                raise ConfigError(f"`address` {address}: could not join the Ray cluster "
                                   f"({exc})") from None
             self._owned = True            # our connection: shutdown() disconnects, the cluster stays
         self._remote = ray.remote(max_retries=MAX_RETRIES, num_cpus=1)(_run_task)

@@ -61,25 +61,25 @@ def parse_grid(items: list[str], base: Experiment) -> Grid:
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip() or not text.strip():
-            raise ConfigError(f"--grid {item!r}: give key=value1,value2,... e.g. "
+            raise ConfigError(f"`grid` {item!r}: give key=value1,value2,... e.g. "
                               "threshold=0.5,0.6,0.7")
         section, name = resolve_key(key.strip())
         full = f"{section}.{name}"
         if section not in MODEL_SECTIONS + RULE_SECTIONS or full in ("data.source",
                                                                       "model.kind"):
-            raise ConfigError(f"--grid {full}: not a sweepable setting (use --data for sources, "
-                              "--models for networks; runtime settings do not change results)")
+            raise ConfigError(f"`grid` {full}: not a sweepable setting (use data.source for sources, "
+                              "`models` for networks; runtime settings do not change results)")
         if full in model_axes or full in rule_axes:
-            raise ConfigError(f"--grid {full} is given twice; list all its values once")
+            raise ConfigError(f"`grid` {full} is given twice; list all its values once")
         raw = [v.strip() for v in text.split(",")]
         if any(not v for v in raw):
-            raise ConfigError(f"--grid {item!r}: an empty value")
+            raise ConfigError(f"`grid` {item!r}: an empty value")
         values = []
         for v in raw:
             exp = base.override({full: v})
             values.append(getattr(getattr(exp, section), name))
         if len(set(map(repr, values))) != len(values):
-            raise ConfigError(f"--grid {full}: a value is listed twice")
+            raise ConfigError(f"`grid` {full}: a value is listed twice")
         (model_axes if section in MODEL_SECTIONS else rule_axes)[full] = values
     return Grid(model_axes, rule_axes)
 
@@ -88,7 +88,7 @@ def check_size(n: int, what: str) -> None:
     """Refuse a sweep of more than ``MAX_COMBINATIONS`` combinations (``what``: its factors)."""
     if n > MAX_COMBINATIONS:
         raise ConfigError(f"{n:,} combinations ({what}): a sweep holds at most "
-                          f"{MAX_COMBINATIONS:,}; give fewer --grid values or models")
+                          f"{MAX_COMBINATIONS:,}; give fewer `grid` values or models")
 
 
 def combo_label(combo: dict) -> str:

@@ -236,7 +236,7 @@ def versus_best_rule(payload: dict) -> str:
     trivial rule sets), or a note that the sweep ran no rule baseline."""
     net, rule = payload.get("best_network"), payload.get("best_rule")
     if rule is None:
-        return ("No rule baseline was swept (add rule/newhl to --models): nothing here shows "
+        return ("No rule baseline was swept (add rule/newhl to the models swept): nothing here shows "
                 "the networks beat a trivial rule.")
     if net is None:
         return "Only rule baselines were swept."

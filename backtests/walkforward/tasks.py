@@ -94,7 +94,7 @@ class FoldPlan:
 def seed_list(n: int) -> list[int]:
     """Seeds 0 … n-1 (``--seeds n``), n from 1 to ``MAX_SEEDS``."""
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SEEDS:
-        raise ConfigError(f"--seeds {n}: give 1 to {MAX_SEEDS} seeds (each trains every model "
+        raise ConfigError(f"`seeds` {n}: give 1 to {MAX_SEEDS} seeds (each trains every model "
                           "on every fold once more)")
     return list(range(n))
 
@@ -165,20 +165,20 @@ def parse_models(models: str, presets: str | None = None) -> list[tuple[str, str
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     if not names:
-        raise ConfigError("--models: give at least one model, e.g. attention,dense")
+        raise ConfigError("`models`: give at least one model, e.g. attention,dense")
     given = [p.strip() for p in (presets or "").split(",") if p.strip()]
     by_kind = dict(p.split("=", 1) for p in given if "=" in p)
     aligned = [p for p in given if "=" not in p]
     if aligned and len(aligned) != len(names):
-        raise ConfigError(f"--presets: give one preset per model ({len(names)}), or kind=preset")
+        raise ConfigError(f"`presets`: give one preset per model ({len(names)}), or kind=preset")
     out = []
     for i, name in enumerate(names):
         kind, _, preset = name.partition("/")
         if kind not in MODEL_PRESETS:
-            raise ConfigError(f"--models: unknown model {kind!r}; choose "
+            raise ConfigError(f"`models`: unknown model {kind!r}; choose "
                               f"{', '.join(MODEL_PRESETS)}")
         preset = preset or (aligned[i] if aligned else by_kind.get(kind, DEFAULT_PRESET[kind]))
-        check_preset(kind, preset, "--presets")
+        check_preset(kind, preset, "`presets`")
         if (kind, preset) not in out:
             out.append((kind, preset))
     return out

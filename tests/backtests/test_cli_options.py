@@ -103,7 +103,7 @@ def test_seeds_out_of_range(capsys, runs, command, seeds):
 
     if seeds == "1001":
         seeds = str(MAX_SEEDS + 1)
-    refused(attnbt(capsys, *command, "--dry-run", "--seeds", seeds), f"--seeds {seeds}",
+    refused(attnbt(capsys, *command, "--dry-run", "--seeds", seeds), f"`seeds` (option --seeds) {seeds}",
             f"1 to {MAX_SEEDS}")
     assert nothing_in(runs)
 

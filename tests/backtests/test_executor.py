@@ -68,7 +68,7 @@ def test_make_executor_refuses_unknown_kinds_and_ray_options_for_local():
 
     with pytest.raises(ConfigError, match="unknown executor 'dask'; choose local or ray"):
         make_executor("dask")
-    with pytest.raises(ConfigError, match="--address"):
+    with pytest.raises(ConfigError, match="`address` is for the `executor` ray"):
         make_executor("local", address="auto")
 
 

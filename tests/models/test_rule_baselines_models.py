@@ -125,7 +125,7 @@ def test_config_and_walkforward_take_rule_models_and_training_one_is_refused(tmp
         Experiment().override({"model.kind": "rule", "model.preset": "article"})
     assert parse_models("attention,rule,rule/newhl-range:2") == [
         ("attention", "article"), ("rule", "newhl"), ("rule", "newhl-range:2")]
-    with pytest.raises(ConfigError, match="--presets"):
+    with pytest.raises(ConfigError, match="`presets`"):
         parse_models("rule/newhl-range:-1")
     with pytest.raises(ConfigError, match="need no training"):
         train_run(exp, candles=walk(200))
