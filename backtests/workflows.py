@@ -47,11 +47,6 @@ from models.train import TrainResult, fit
 RESUMABLE_KEYS = ("train.epochs", "train.device", "runtime.runs_dir", "runtime.workers")
 
 
-def registry(exp_or_root: Experiment | str | Path | None = None) -> Registry:
-    root = exp_or_root.runtime.runs_dir if isinstance(exp_or_root, Experiment) else exp_or_root
-    return Registry(root)
-
-
 # --- training ------------------------------------------------------------------------------------
 def refuse_rule(exp: Experiment) -> None:
     """A rule baseline is never trained or saved: it is named where a model is compared."""
@@ -126,7 +121,7 @@ def train_run(exp: Experiment, *, candles: pd.DataFrame | None = None,
               command: str | None = None) -> tuple[Run, TrainResult]:
     """Train in the driver and record the run (checkpointed each epoch, resumable)."""
     refuse_rule(exp)
-    reg = registry(exp)
+    reg = Registry(exp.runtime.runs_dir)
     candles = load_candles(exp) if candles is None else candles
     make_fold(exp, candles.index)   # bad split → error before any folder exists
     run = reg.create("train", model=f"{exp.model.kind}/{exp.model.preset}",
@@ -164,7 +159,7 @@ def train_task(task: tuple[Experiment, pd.DataFrame | None]) -> TrainResult:
 def record_run(exp: Experiment, result: TrainResult, candles: pd.DataFrame,
                command: str | None = None) -> Run:
     """The driver's recording of a training computed elsewhere: folder, files, registry row."""
-    reg = registry(exp)
+    reg = Registry(exp.runtime.runs_dir)
     run = reg.create("train", model=f"{exp.model.kind}/{exp.model.preset}",
                      data=exp.data.source, fingerprint=fingerprint(candles, exp.dataset),
                      config_id=exp.train_id, command=command,

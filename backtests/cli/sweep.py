@@ -159,7 +159,7 @@ def print_plan(sw) -> None:
 def print_outcome(outcome) -> None:
     import json
 
-    from backtests.sweep import verdict
+    from backtests.sweep import verdict_text
 
     payload = json.loads((outcome.run.path / "sweep.json").read_text())
     print_study_start("sweep", outcome)
@@ -170,7 +170,7 @@ def print_outcome(outcome) -> None:
                   markup=False, highlight=False, soft_wrap=True)
     if len(t) > 10:
         console.print(f"… {len(t) - 10} more in {outcome.run.path / 'table.csv'}", markup=False)
-    console.print(verdict(payload), markup=False, highlight=False, soft_wrap=True)
+    console.print(verdict_text(payload), markup=False, highlight=False, soft_wrap=True)
     for f in outcome.failures:
         console.print(f"FAILED {f['task']}: {f['error']}", markup=False, highlight=False,
                       soft_wrap=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from backtests.execution.driver import STITCHED_KIND, Outcome
 from backtests.sweep.aggregate import aggregate, backtrader_check, benchmarks, costs_of
 from backtests.sweep.grid import MAX_COMBINATIONS, Grid, combo_label, parse_grid
-from backtests.sweep.study import plan, record, run, trials_added, verdict
+from backtests.sweep.study import plan, record, run, trials_added, verdict_text
 from backtests.sweep.tasks import (
     Sweep,
     SweepPlan,
@@ -30,4 +30,4 @@ from backtests.sweep.tasks import (
 __all__ = ["MAX_COMBINATIONS", "STITCHED_KIND", "Grid", "Outcome", "Sweep", "SweepPlan",
            "SweepTask", "aggregate", "backtrader_check", "benchmarks", "combo_label",
            "compute_sweep_task", "costs_of", "parse_grid", "plan", "record", "rule_sets", "run",
-           "run_rules", "trials_added", "verdict"]
+           "run_rules", "trials_added", "verdict_text"]

@@ -218,7 +218,7 @@ def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failure
         "costs_charged": costs_of(p, sw, results, best_key, best_check),
         "random_draws": RANDOM_DRAWS,
     })
-    payload["verdict"] = verdict(payload)
+    payload["verdict"] = verdict_text(payload)
     run_.write_json("sweep.json", payload)
     run_.write_text("report.html", render_html(payload, public, heat_png, equity))
     summary = {"combinations": p.n_combinations, "tasks": len(results),
@@ -254,7 +254,7 @@ def versus_best_rule(payload: dict) -> str:
             f"{num(rule, 'total_return_pct', '+.2f')} %{diff}.")
 
 
-def verdict(payload: dict) -> str:
+def verdict_text(payload: dict) -> str:
     """One paragraph: the best combination, how sure, what the search cost."""
     b = payload["best"]
     spa = payload["spa"]
@@ -285,5 +285,5 @@ def verdict(payload: dict) -> str:
     return text
 
 
-__all__ = ["Outcome", "SweepStudy", "plan", "record", "run", "trials_added", "verdict",
+__all__ = ["Outcome", "SweepStudy", "plan", "record", "run", "trials_added", "verdict_text",
            "versus_best_rule"]

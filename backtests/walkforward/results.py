@@ -163,7 +163,7 @@ def compare(a_name: str, b_name: str, a_tasks: list[dict], b_tasks: list[dict],
                            "ci_annualised": [c * ann for c in sd["ci"]]},
            "spa": tested["spa_better"], "spa_worse": tested["spa_worse"],
            "decision": tested["decision"], "rule": tested["rule"]}
-    out["verdict"] = verdict(out)
+    out["verdict"] = comparison_text(out)
     return out
 
 
@@ -171,7 +171,7 @@ def _num(x) -> float:
     return float("nan") if x is None else float(x)
 
 
-def verdict(c: dict) -> str:
+def comparison_text(c: dict) -> str:
     """The comparison in words: effect sizes with intervals, p-values, what they allow by
     ``significance.VERDICT_RULE`` (the same evidence for better and worse), and the rule."""
     h, sd, better, worse = c["hit_pp"], c["sharpe_diff"], c["spa"], c["spa_worse"]
@@ -304,4 +304,4 @@ def _seed_means(m: dict) -> dict:
 
 __all__ = ["COST_TOTALS", "TABLE_COLUMNS", "charged_per_seed", "compare", "costs_block",
            "infer_bars_per_year", "jsonable", "model_name", "model_summary", "rule_verdicts",
-           "seed_summary", "sharpe_per_bar", "stitch", "task_row", "verdict", "winner"]
+           "seed_summary", "sharpe_per_bar", "stitch", "task_row", "comparison_text", "winner"]

@@ -167,6 +167,6 @@ def test_sweep_ranks_rule_combinations_and_the_verdict_names_the_best_rule(tmp_p
     payload = json.loads((out.run.path / "sweep.json").read_text())
     assert payload["best_rule"]["model"] == "rule/newhl"
     assert "vs best rule baseline rule/newhl" in payload["verdict"]
-    alone = swm.verdict({**payload, "best_rule": None})
+    alone = swm.verdict_text({**payload, "best_rule": None})
     assert "No rule baseline was swept" in alone
     assert np.isfinite(rule_rows["sharpe"]).all()
