@@ -200,7 +200,7 @@ class WalkForwardStudy:
             table = pd.read_csv(run_.path / "results.csv")
             equity = pd.read_csv(run_.path / "equity.csv", index_col="time",
                                  parse_dates=["time"])
-            render_markdown(payload, table, equity, self.doc, command=run_.path.name)
+            render_markdown(payload, table, equity, self.doc, command=row.get("command") or "")
         return row["summary"], payload.get("failures", []), None
 
 
@@ -276,7 +276,7 @@ def record(run_: Run, wf: WalkForward, p: Planned, results: dict[str, dict],
     run_.write_json("walkforward.json", payload)
     run_.write_text("report.html", render_html(payload, table, equity, results, p.tasks))
     if doc is not None:
-        render_markdown(payload, table, equity, doc, command=run_.path.name)
+        render_markdown(payload, table, equity, doc, command=reg.get(run_.id).get("command") or "")
     return {"tasks": len(rows), "failed": len(failures),
             "winner": best["model"] if best else None,
             "winner_sharpe": best["sharpe"] if best else None,

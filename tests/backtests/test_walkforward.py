@@ -194,8 +194,12 @@ def test_a_finished_walkforward_rerun_reprints_its_result_and_adds_no_trial(walk
     file.write_text(json.dumps(old))
     assert wfm.walkforward_record(tmp_path / row["id"]).keys() == payload["models"].keys()
 
-    again = cli.invoke(app, args)
+    page = tmp_path / "study.md"                  # --doc re-renders the study page from the files
+    again = cli.invoke(app, [*args, "--doc", str(page)])
     assert again.exit_code == 0, again.output
+    text = page.read_text()
+    assert f"walk-forward run `{row['id']}`" in text
+    assert f"Command (as the run recorded it): `{row['command']}`" in text, text
     assert f"walk-forward {row['id']} had already finished" in again.output
     assert "nothing recomputed, no trial added" in again.output
     assert [r["id"] for r in reg.list(kind="walkforward")] == [row["id"]]
