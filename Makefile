@@ -24,6 +24,7 @@ $(TEST_STAMP): $(STAMP) pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/attnbt demo
+	@echo "next: source $(VENV)/bin/activate, then attnbt --help (the README's Commands)"
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q

@@ -28,7 +28,7 @@ from typing import Any
 from backtests.execution.base import Executor, TaskFailure, call
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-INSTALL_HINT = "Ray is not installed: pip install 'attnbt[ray]'"
+INSTALL_HINT = "Ray is not installed: pip install -e '.[ray]' in the checkout (the ray extra)"
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 GPU_FRACTION = 0.25       # a task's share of a GPU when a walk-forward trains on a Ray cluster's GPUs
 MAX_RETRIES = 2           # a task whose worker died is run again (up to twice)

@@ -83,7 +83,7 @@ def test_make_executor_ray_without_ray_installed_says_how_to_install(monkeypatch
     monkeypatch.setenv(LOOPBACK_ENV, "0")              # restored afterwards
     with pytest.raises(ConfigError) as info:
         make_executor("ray", workers=2)
-    assert str(info.value) == "Ray is not installed: pip install 'attnbt[ray]'"
+    assert str(info.value) == "Ray is not installed: pip install -e '.[ray]' in the checkout (the ray extra)"
 
 
 def test_walkforward_cli_refuses_an_address_without_the_ray_executor(tmp_path):
