@@ -18,10 +18,11 @@ def attnbt(*args, runs_dir, cwd=None):
 
 
 @pytest.fixture(scope="module")
-def cli_runs(tmp_path_factory):
+def cli_runs(tmp_path_factory, cli_wide):
+    """A dense model trained by `attnbt train` in this process (a real process trains below)."""
     runs = tmp_path_factory.mktemp("cli_runs")
-    done = attnbt("train", "--model", "dense", "--preset", "matched", "--epochs", "3", "--seed", "2",
-                  runs_dir=runs)
+    done = cli_wide("train", "--model", "dense", "--preset", "matched", "--epochs", "3",
+                    "--seed", "2", runs_dir=runs)
     assert done.returncode == 0, done.stderr
     assert "run " in done.stdout
     return runs
