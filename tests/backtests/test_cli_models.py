@@ -1,4 +1,6 @@
-"""The model commands end to end through `python -m backtests`, as a user runs them."""
+"""The model commands end to end, as a user runs them: through attnbt's entry point in this
+process, and through a real `python -m backtests` where a process is the point (another hash
+seed, SIGTERM)."""
 
 import json
 import os
@@ -8,7 +10,7 @@ import sys
 import pandas as pd
 import pytest
 
-pytestmark = pytest.mark.slow   # each test starts `python -m backtests` and most train
+pytestmark = pytest.mark.slow   # most train; two start `python -m backtests`
 
 
 def attnbt(*args, runs_dir, cwd=None):
