@@ -70,6 +70,40 @@ class Done:
     stderr: str
 
 
+def attnbt_here(*args: str, runs_dir=None) -> Done:
+    """`attnbt ARGS` through ``backtests.cli.main`` in this process, for a module- or
+    session-wide fixture (the ``cli`` fixture serves one test): what it printed is caught with
+    ``contextlib.redirect_stdout``/``redirect_stderr`` instead of ``capsys``."""
+    import contextlib
+
+    from backtests.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(sys, "argv", ["attnbt", *map(str, args)])
+        m.setenv("COLUMNS", "200")
+        if runs_dir is not None:
+            m.setenv("ATTNBT_RUNS", str(runs_dir))
+        m.setattr(sys, "stdin", io.StringIO(""))
+        sigterm = signal.getsignal(signal.SIGTERM)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                    pytest.raises(SystemExit) as done:
+                main()
+        finally:
+            signal.signal(signal.SIGTERM, sigterm)
+    code = done.value.code
+    if isinstance(code, str):
+        return Done(1, out.getvalue(), err.getvalue() + code + "\n")
+    return Done(code or 0, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(scope="session")
+def cli_wide():
+    """``attnbt_here``, for fixtures of a module or the session (``cli`` serves one test)."""
+    return attnbt_here
+
+
 @pytest.fixture
 def cli(capsys, monkeypatch):
     """cli(*args, runs_dir=None, env=None, stdin=None, cwd=None) -> Done: `attnbt ARGS` run in

@@ -143,8 +143,8 @@ def test_cli_backtest_spread_twice_is_a_usage_error(cli, trained_run, runs_dir):
 
 
 @pytest.mark.slow
-def test_demo_end_to_end(tmp_path):
-    res = attnbt("demo", "--epochs", "1", "--runs-dir", str(tmp_path), runs_dir=tmp_path)
+def test_demo_end_to_end(cli, tmp_path):
+    res = cli("demo", "--epochs", "1", "--runs-dir", str(tmp_path), runs_dir=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "against the earlier article" in res.stdout and "dense/matched" in res.stdout
     reports = list(tmp_path.glob("*/report.html"))

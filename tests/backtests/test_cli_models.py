@@ -1,4 +1,6 @@
-"""The model commands end to end through `python -m backtests`, as a user runs them."""
+"""The model commands end to end, as a user runs them: through attnbt's entry point in this
+process, and through a real `python -m backtests` where a process is the point (another hash
+seed, SIGTERM)."""
 
 import json
 import os
@@ -8,7 +10,7 @@ import sys
 import pandas as pd
 import pytest
 
-pytestmark = pytest.mark.slow   # each test starts `python -m backtests` and most train
+pytestmark = pytest.mark.slow   # most train; two start `python -m backtests`
 
 
 def attnbt(*args, runs_dir, cwd=None):
@@ -18,10 +20,11 @@ def attnbt(*args, runs_dir, cwd=None):
 
 
 @pytest.fixture(scope="module")
-def cli_runs(tmp_path_factory):
+def cli_runs(tmp_path_factory, cli_wide):
+    """A dense model trained by `attnbt train` in this process (a real process trains below)."""
     runs = tmp_path_factory.mktemp("cli_runs")
-    done = attnbt("train", "--model", "dense", "--preset", "matched", "--epochs", "3", "--seed", "2",
-                  runs_dir=runs)
+    done = cli_wide("train", "--model", "dense", "--preset", "matched", "--epochs", "3",
+                    "--seed", "2", runs_dir=runs)
     assert done.returncode == 0, done.stderr
     assert "run " in done.stdout
     return runs
@@ -107,7 +110,7 @@ def test_train_on_a_date_range_then_resume(cli, tmp_path):
     runs = tmp_path / "runs"
     args = ("train", "--model", "conv", "--epochs", "12", "--patience", "100", "--from",
             "2017-06-01", "--to", "2017-12-31")
-    full = attnbt(*args, runs_dir=tmp_path / "full")
+    full = cli(*args, runs_dir=tmp_path / "full")          # never interrupted: in this process
     assert full.returncode == 0, full.stderr
     env = {**os.environ, "ATTNBT_RUNS": str(runs)}
     proc = subprocess.Popen([sys.executable, "-m", "backtests", *args], env=env, text=True,
@@ -127,7 +130,7 @@ def test_train_on_a_date_range_then_resume(cli, tmp_path):
     assert meta["from"].startswith("2017-06-01") and meta["to"].startswith("2017-12-29")
     bad = cli("train", "--resume", run_id, "--lr", "0.1", runs_dir=runs)
     assert bad.returncode == 2 and "cannot change when resuming" in bad.stderr
-    again = attnbt("train", "--resume", run_id, runs_dir=runs)
+    again = cli("train", "--resume", run_id, runs_dir=runs)
     assert again.returncode == 0, again.stderr
     (full_id,) = [p.name for p in (tmp_path / "full").iterdir() if p.is_dir()]
     done = json.loads((runs / run_id / "model.json").read_text())
@@ -139,12 +142,12 @@ def test_train_on_a_date_range_then_resume(cli, tmp_path):
 
 
 def test_the_same_command_gives_the_same_config_id_and_the_same_model(cli, tmp_path):
-    """The two trainings in separate processes (another hash seed each): a real
-    `python -m backtests` each."""
+    """The two trainings in separate processes (another hash seed each): one in a real
+    `python -m backtests`, the other in this test's process."""
     args = ("train", "--model", "dense", "--epochs", "2", "--seed", "3")
     ids, hashes = [], []
-    for name in ("a", "b"):
-        res = attnbt(*args, runs_dir=tmp_path / name)
+    for name, run in (("a", attnbt), ("b", cli)):
+        res = run(*args, runs_dir=tmp_path / name)
         assert res.returncode == 0, res.stderr
         (row,) = json.loads(cli("runs", "list", "--json", runs_dir=tmp_path / name).stdout)
         ids.append(row["config_id"])

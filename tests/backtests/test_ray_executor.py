@@ -201,7 +201,8 @@ def test_the_local_instance_listens_on_loopback_only(ray_ex):
 
 # --- attnbt walkforward --executor ray ---------------------------------------------------------
 def test_walkforward_on_ray_gives_the_local_table(ray_ex, tmp_path):
-    """1 model × 1 seed × 2 folds, 1 epoch: the same table and equity as the process pool.
+    """1 model × 1 seed × 2 folds, 1 epoch: the same table and equity as the local executor
+    (in this process: test_walkforward shows its pool of 2 gives the same table as one process).
     The CLI finds this module's Ray instance already running and uses it."""
     from test_walkforward_data import synthetic, write_csv
     from typer.testing import CliRunner
@@ -211,12 +212,12 @@ def test_walkforward_on_ray_gives_the_local_table(ray_ex, tmp_path):
 
     csv = write_csv(synthetic(1100, seed=1), tmp_path / "walk.csv")
     args = ["walkforward", "train.epochs=1", "--data", csv, "--models", "dense", "--seeds", "1",
-            "--train-bars", "500", "--val-bars", "200", "--test-bars", "200", "--device", "cpu",
-            "--workers", "2"]
+            "--train-bars", "500", "--val-bars", "200", "--test-bars", "200", "--device", "cpu"]
     tables = {}
-    for executor in ("local", "ray"):
+    for executor, workers in (("local", "1"), ("ray", "2")):
         runs = tmp_path / executor
-        res = CliRunner().invoke(app, [*args, "--executor", executor, "--runs-dir", str(runs)])
+        res = CliRunner().invoke(app, [*args, "--executor", executor, "--workers", workers,
+                                       "--runs-dir", str(runs)])
         assert res.exit_code == 0, res.output
         assert "2 tasks computed" in res.output
         (row,) = Registry(runs).list(kind="walkforward")
@@ -260,7 +261,8 @@ def _running_tasks(pids: set[int]) -> list[int]:
 
 def test_sweep_on_ray_gives_the_local_table_even_when_a_worker_is_killed(ray_ex, tmp_path):
     """1 model × 1 seed × 3 folds × 4 rule combinations, 1 epoch: a worker is SIGKILLed while it
-    trains; Ray retries its task and the table equals the process pool's."""
+    trains; Ray retries its task and the table equals the local executor's (in this process:
+    test_sweep shows its pool of 2 gives the same table as one process)."""
     import threading
     import time
 
@@ -272,7 +274,7 @@ def test_sweep_on_ray_gives_the_local_table_even_when_a_worker_is_killed(ray_ex,
 
     csv = write_csv(synthetic(1300, seed=2), tmp_path / "walk.csv")
     args = ["sweep", "train.epochs=1", "--data", csv, "--models", "dense", "--train-bars", "500",
-            "--val-bars", "200", "--test-bars", "200", "--device", "cpu", "--workers", "2",
+            "--val-bars", "200", "--test-bars", "200", "--device", "cpu",
             "--grid", "threshold=0.4,0.5", "--grid", "stop=bar,atr:1.5", "--top", "1"]
     killed: list[int] = []
     node = ray._private.worker._global_node
@@ -289,14 +291,14 @@ def test_sweep_on_ray_gives_the_local_table_even_when_a_worker_is_killed(ray_ex,
             time.sleep(0.05)
 
     tables = {}
-    for executor in ("local", "ray"):
+    for executor, workers in (("local", "1"), ("ray", "2")):
         runs = tmp_path / executor
         thread = threading.Thread(target=killer) if executor == "ray" else None
         if thread:
             thread.start()
         try:
-            res = CliRunner().invoke(app, [*args, "--executor", executor, "--runs-dir",
-                                           str(runs)])
+            res = CliRunner().invoke(app, [*args, "--executor", executor, "--workers", workers,
+                                           "--runs-dir", str(runs)])
         finally:
             if thread:
                 stop.set()
