@@ -147,14 +147,14 @@ def compiled_first_call(candles: pd.DataFrame, probs: pd.DataFrame, params: Frac
                         costs: Costs = COSTS, cash: float = CASH) -> tuple[object, dict]:
     """(d)'s arrays prepared once, and its first call (numba compiles the kernel or loads it from
     ``$ATTNBT_CACHE/numba``), timed apart from the warm calls."""
-    from strategy.fast import _kernel, prepare, run_prepared
+    from strategy.fast import kernel, prepare, run_prepared
 
     start = time.perf_counter()
     prep = prepare(candles, probs)
     prepared = time.perf_counter()
     run_prepared(prep, params, costs, cash, trades=True, candles=candles)
     done = time.perf_counter()
-    stats = getattr(_kernel, "stats", None)
+    stats = getattr(kernel, "stats", None)
     how = ("loaded from the cache" if stats and sum(stats.cache_hits.values())
            else "compiled" if stats and sum(stats.cache_misses.values()) else "first call")
     return prep, {"prepare_s": prepared - start, "first_s": done - prepared, "how": how}

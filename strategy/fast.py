@@ -121,7 +121,7 @@ def _book(ti, tf, k, signal_bar, entry_bar, exit_bar, direction, reason, size, p
 
 
 @njit(cache=True)
-def _kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
+def kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
             cash, slip, commission, finalize,
             allow_short, exit_on_opposite, max_hold, stops_in_entry_bar,
             stop_code, stop_k, stop_buffer, tp_r, tp_atr, trail_code, trail_k,
@@ -375,7 +375,7 @@ def run_prepared(prep: Prepared, params: FractalParams, costs: Costs, cash: floa
     sig, p_dir, margin = signal_arrays(prep.probs, params.threshold)
     stop_kind, stop_k = parse_rule(params.stop, STOP_KINDS, "stop")
     trail_kind, trail_k = parse_rule(params.trail, TRAIL_KINDS, "trail")
-    equity, ti, tf, count = _kernel(
+    equity, ti, tf, count = kernel(
         prep.open, prep.high, prep.low, prep.close, np.ascontiguousarray(spreads, dtype=float),
         prep.rates, sig, p_dir, margin, np.ascontiguousarray(atr, dtype=float),
         np.ascontiguousarray(hour_ok, dtype=np.bool_), float(cash), float(costs.slippage),

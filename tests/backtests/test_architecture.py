@@ -135,12 +135,20 @@ def test_studies_do_not_import_each_other():
 
 
 def test_no_private_name_crosses_a_module():
+    """Nor from the benchmarks and tools, which use the packages as a user would."""
     def rule(name, target, what):
         if what and what.startswith("_") and not what.startswith("__"):
             return "a leading-underscore name is private to its module: make it public or move it"
         return None
 
     bad = _violations(rule)
+    for folder in ("benchmarks", "tools"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and node.module and \
+                        node.module.split(".")[0] in PACKAGES:
+                    bad += [f"{path.relative_to(ROOT)}:{node.lineno} imports {node.module}.{a.name}"
+                            for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
     assert not bad, "\n".join(bad)
 
 
