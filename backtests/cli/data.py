@@ -29,7 +29,8 @@ def data_show(source: Source, tz: TzOpt = None, sort: SortOpt = None, point: Poi
               dayfirst: DayfirstOpt = None,
               labels: Annotated[str, typer.Option(
                   help="Label kind: 3bar, 5bar, swing (a 3-bar fractal followed by a 1-ATR move "
-                       "within 24 bars), swing:M or swing:M:H.")] = "3bar",
+                       "within 24 bars), or swing with the move in ATRs and the horizon in bars: "
+                       "swing:2, swing:1.5:48.")] = "3bar",
               rows: Annotated[int, typer.Option(min=0, help="Rows to print from each end.")] = 3
               ) -> None:
     """Print rows, range, timeframe, gaps and the label balance of a source."""

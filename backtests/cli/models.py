@@ -47,7 +47,7 @@ def train_cmd(
     features: Annotated[str | None, _opt("Feature set: scaled (default) | article")] = None,
     labels: Annotated[str | None, _opt("Label kind: 3bar (default) | 5bar | swing (a 3-bar fractal "
                                             "followed by a 1-ATR move within 24 bars) | "
-                                            "swing:M | swing:M:H")] = None,
+                                            "swing:ATRS[:BARS], e.g. swing:2, swing:1.5:48")] = None,
     window: Annotated[int | None, _opt("Bars per window (default 20).")] = None,
     epochs: Annotated[int | None, _opt("Maximum epochs (default 60; early stopping may end "
                                        "sooner).")] = None,

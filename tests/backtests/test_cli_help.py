@@ -1,0 +1,30 @@
+"""Every command's help says what its author wrote: rich must not turn text into emoji or markup."""
+
+from __future__ import annotations
+
+import click
+import typer
+from rich._emoji_replace import _emoji_replace
+from rich.markup import render
+
+from backtests.cli import app
+
+
+def _commands(group: click.Command, path: tuple[str, ...] = ()):
+    yield path, group
+    if isinstance(group, click.Group):
+        for name, sub in group.commands.items():
+            yield from _commands(sub, (*path, name))
+
+
+def test_no_help_text_is_rewritten_by_rich():
+    """``swing:M:H`` was shown as ``swingⓂH`` (``:M:`` is an emoji code); ``[x]`` would vanish as
+    markup. Checked on the text of every command, option and argument."""
+    changed = []
+    for path, cmd in _commands(typer.main.get_command(app)):
+        texts = [cmd.help or ""] + [getattr(p, "help", None) or "" for p in cmd.params]
+        for text in texts:
+            shown = render(_emoji_replace(text)).plain
+            if shown != text:
+                changed.append(f"attnbt {' '.join(path)}: {text!r} is shown as {shown!r}")
+    assert not changed, "\n".join(changed)
