@@ -77,6 +77,11 @@ ThresholdOpt = Annotated[str | None, typer.Option("--threshold", help="Minimum p
                                                   "for a signal (default 0.5), or 'auto': chosen "
                                                   "on the model's validation bars.",
                                                   rich_help_panel=STRATEGY)]
+# paper trading trades one fixed threshold (`auto` is chosen by a backtest, then given here)
+FixedThresholdOpt = Annotated[str | None, typer.Option("--threshold", help="Minimum p_buy / p_sell "
+                                                       "for a signal (default 0.5); for the one a "
+                                                       "backtest chose with 'auto', give its value.",
+                                                       rich_help_panel=STRATEGY)]
 ShortOpt = Annotated[bool | None, typer.Option("--short/--no-short", help="Sell signals open "
                                                "shorts (default) or only close longs.",
                                                show_default=False, rich_help_panel=STRATEGY)]

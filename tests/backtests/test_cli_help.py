@@ -28,3 +28,14 @@ def test_no_help_text_is_rewritten_by_rich():
             if shown != text:
                 changed.append(f"attnbt {' '.join(path)}: {text!r} is shown as {shown!r}")
     assert not changed, "\n".join(changed)
+
+
+def test_paper_init_does_not_offer_the_threshold_it_refuses():
+    """`paper init --threshold auto` is refused (a paper account trades one fixed threshold), so
+    its help must not offer 'auto' as a value the way backtest's does."""
+    root = typer.main.get_command(app)
+    init = root.commands["paper"].commands["init"]
+    backtest = root.commands["backtest"]
+    help_of = {c: next(p.help for p in c.params if p.name == "threshold") for c in (init, backtest)}
+    assert "or 'auto'" in help_of[backtest]
+    assert "or 'auto'" not in help_of[init], help_of[init]
