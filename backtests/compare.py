@@ -384,15 +384,16 @@ def write_html(path: Path, text: str, force: bool = False, mkdir: bool = False) 
 class CompareOutcome:
     records: list[Comparable]
     result: dict
-    html: Path
+    html: Path | None              # None: nothing written (``record=False`` without ``out``)
     run_id: str | None = None
 
 
 def run_compare(refs: list[str], runs_dir: str | Path | None = None, *, article: bool = False,
                 out: str | Path | None = None, force: bool = False, command: str | None = None,
-                n_boot: int = 2000, mkdir: bool = False) -> CompareOutcome:
+                n_boot: int = 2000, mkdir: bool = False, record: bool = True) -> CompareOutcome:
     """Load the runs, compare them and write compare.html: to ``out`` (its folder created only
-    with ``mkdir``), or into a new run of kind "compare" (with compare.json) in the registry."""
+    with ``mkdir``), or into a new run of kind "compare" (with compare.json) in the registry;
+    ``record=False`` without ``out`` writes nothing (a result for scripts)."""
     if out is not None and not mkdir:
         out_folder(Path(out))           # refused before any run is loaded
     reg = Registry(runs_dir)
@@ -404,6 +405,8 @@ def run_compare(refs: list[str], runs_dir: str | Path | None = None, *, article:
     text = render_compare(records, result)
     if out is not None:
         return CompareOutcome(records, result, write_html(Path(out), text, force, mkdir))
+    if not record:
+        return CompareOutcome(records, result, None)
     run = reg.create("compare", model=", ".join(dict.fromkeys(r.model.get("name") or "?"
                                                               for r in records)),
                      data=", ".join(dict.fromkeys(str(r.data.get("source")) for r in records)),

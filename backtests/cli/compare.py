@@ -25,7 +25,8 @@ def compare_cmd(
                                         rich_help_panel=OUTPUT)] = False,
     mkdir: MkdirOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON for scripts "
-                                          "(one row per statistic).",
+                                          "(one row per statistic); records no compare run "
+                                          "(compare.html only with --out).",
                                           rich_help_panel=OUTPUT)] = False,
     runs_dir: RunsOpt = None,
 ) -> None:
@@ -37,12 +38,12 @@ def compare_cmd(
         raise CompareError("compare needs at least two runs", see="runs list")
     try:
         outcome = run_compare(list(runs), runs_dir, article=article, out=out, force=force,
-                              command=command_line(), mkdir=mkdir)
+                              command=command_line(), mkdir=mkdir, record=not as_json)
     except OutputExists as exc:
         raise CompareError(f"{exc.path} exists; give --force to overwrite it or another --out") \
             from None
     if as_json:
-        payload = to_json(outcome.result) | {"html": str(outcome.html)}
+        payload = to_json(outcome.result) | {"html": str(outcome.html) if outcome.html else None}
         print(json.dumps(payload, indent=2, allow_nan=False))
         return
     print_compare(outcome)

@@ -176,7 +176,11 @@ def test_compare_backtest_runs_by_prefix(trained_run, eurusd, runs_dir, tmp_path
     best = max(want, key=lambda k: want[k]["hit_pct"])
     assert [v["rule"] for v in rules["versus"]] == [best, best]
     assert " vs best rule baseline " + best in rules["versus"][0]["text"]
-    html_file = out["html"]
+    assert out["html"] is None and not Registry(runs_dir).list(kind="compare")   # --json records nothing
+    res = runner.invoke(app, ["compare", a.id[:6], b.id, "--runs-dir", str(runs_dir)])
+    assert res.exit_code == 0, res.output
+    (row,) = Registry(runs_dir).list(kind="compare")
+    html_file = str(runs_dir / row["id"] / "compare.html")
     assert "Rule baselines" in Path(html_file).read_text()
     assert re.search(r"/[0-9a-f]{16}/compare\.html$", html_file)
     assert Registry(runs_dir).get(html_file.split("/")[-2])["kind"] == "compare"
