@@ -82,6 +82,7 @@ def backtest_cmd(
 
 
 def print_backtest(outcome) -> None:
+    from backtests.analysis.significance import backtest_verdict
     from backtests.reports.backtest import format_stats_table
     from backtests.simulation import best_threshold
 
@@ -90,8 +91,9 @@ def print_backtest(outcome) -> None:
         console.print(f"{name}: threshold {chosen['threshold']} chosen on the validation bars "
                       f"(return {chosen['validation return %']:.2f}% on "
                       f"{chosen['validation trades']} validation trades)")
-    stats = Table(title=f"backtest {outcome.run.id} ({outcome.model}, model "
-                        f"{outcome.model_hash}, config {outcome.config_id})", show_header=False)
+    stats = Table(title=f"backtest run {outcome.run.id} ({outcome.model}; model hash "
+                        f"{outcome.model_hash[:12]}…, config id {outcome.config_id[:12]}…)",
+                  show_header=False)
     for label, value in format_stats_table(outcome.result.stats):
         stats.add_row(escape(label), escape(value))
     console.print(stats)
@@ -124,6 +126,16 @@ def print_backtest(outcome) -> None:
     console.print(comp)
     if outcome.versus_rules:
         console.print("signals: " + outcome.versus_rules["text"], markup=False, highlight=False)
+    c = outcome.costs_charged or {}
+    if c:
+        money = outcome.facts.get("account_currency") or ""
+        console.print(f"costs charged ({money}): spread {c['total_spread_cost']:,.2f}, commission "
+                      f"{c['total_commission']:,.2f}, slippage {c['total_slippage_cost']:,.2f}; "
+                      f"total {c['total_costs']:,.2f} (spread: {c['spread_source']})",
+                      markup=False, highlight=False)
+    judged = backtest_verdict(outcome.result.stats, outcome.baselines, outcome.in_sample,
+                              outcome.versus_rules)
+    console.print(f"verdict: {judged['text']}", markup=False, highlight=False)
     console.print(f"report: [bold]{outcome.report}[/bold]")
 
 

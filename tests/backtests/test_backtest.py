@@ -106,8 +106,16 @@ def test_cli_backtest_with_a_baseline_run(cli, trained_run, runs_dir):
         assert text in res.stdout
     report_html = res.stdout.split("report:")[1].split()[0]
     with open(os.path.join(os.path.dirname(report_html), "report.json")) as fh:
-        costs = json.load(fh)["costs"]
+        report = json.load(fh)
+    costs = report["costs"]
     assert costs["spread"] == pytest.approx(0.00015)
+    # the terminal says what the report says: the verdict, the costs charged, the run (not a hash)
+    out = " ".join(res.stdout.split())
+    assert "verdict: " + " ".join(report["verdict"]["text"].split()) in out, out
+    total = report["costs_charged"]["total_costs"]
+    assert f"total {total:,.2f}" in out and "costs charged (USD)" in out, out
+    run_id = os.path.basename(os.path.dirname(report_html))
+    assert f"backtest run {run_id}" in out and "model hash " in out, out
 
 
 @pytest.mark.parametrize("args,message", [
