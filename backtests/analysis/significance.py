@@ -4,7 +4,7 @@ Everything that turns returns into a probability or a p-value lives here, with i
 
 - **Sharpe ratio**: per bar, not annualised (mean / sd with ddof=1), zero risk-free rate. Its key
   is ``sharpe_per_bar`` wherever it is stored (``moments``, the registry's trials, walkforward.json);
-  ``sharpe`` is always the annualised figure of ``metrics.compute_stats``.
+  ``sharpe`` is always the annualised figure of ``analysis.performance.compute_stats``.
 - **Return moments** (``moments``, the one home: backtest and walk-forward trials, PSR, DSR):
   "not defined" (fewer than 3 returns, or returns that never vary) is NaN, so the formulas below
   propagate it; writers turn NaN into JSON ``null`` / SQL ``NULL``.

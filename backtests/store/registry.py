@@ -64,7 +64,6 @@ COLUMNS = ("id", "kind", "created", "finished", "status", "model", "data", "fing
            "parent", "config_id", "command", "summary", "owner_pid", "owner_host")
 
 
-
 def _m0_v1_table(db: sqlite3.Connection) -> None:
     """v1: the ``runs`` table made by ``backtests/runs.py`` (already present in v1 files)."""
     db.execute("""

@@ -302,6 +302,6 @@ def _seed_means(m: dict) -> dict:
     return {k: _num(a[k]["mean"]) for k in ("hit_pct", "missed_pct")}
 
 
-__all__ = ["COST_TOTALS", "TABLE_COLUMNS", "charged_per_seed", "compare", "costs_block",
+__all__ = ["TABLE_COLUMNS", "charged_per_seed", "compare", "costs_block",
            "infer_bars_per_year", "jsonable", "model_name", "model_summary", "rule_verdicts",
            "seed_summary", "sharpe_per_bar", "stitch", "task_row", "comparison_text", "winner"]
