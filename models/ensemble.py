@@ -35,7 +35,7 @@ from data.folds import Fold
 from models.errors import ModelError
 from models.evaluate import article_metrics, class_prior, classification_metrics
 from models.networks import build, make_config, n_parameters
-from models.step import LARGE_SDPA_BATCH, WindowBatches, sdpa_guard
+from models.step import LARGE_SDPA_BATCH, WindowBatches, deterministic_algorithms, sdpa_guard
 from models.train import (
     TrainConfig,
     TrainResult,
@@ -72,12 +72,8 @@ def train_ensemble(candles: pd.DataFrame, spec: DatasetSpec, folds: list[Fold], 
                                model_config=given))
         return out
     device = pick_device(cfgs[0].device)
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(device.type == "cpu" or previous)
-    try:
+    with deterministic_algorithms(device.type == "cpu"):
         return _train(candles, spec, folds, kind, preset, cfgs, given, device)
-    finally:
-        torch.use_deterministic_algorithms(previous)
 
 
 def _train(candles, spec, folds, kind, preset, cfgs, model_config, device) -> list[TrainResult]:

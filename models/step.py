@@ -52,6 +52,28 @@ def torch_threads(n: int):
         torch.set_num_threads(previous)
 
 
+@contextlib.contextmanager
+def deterministic_algorithms(on: bool, compiled: bool = False):
+    """Run the block with torch's deterministic algorithms ``on`` (or left on if they were), then
+    restore the previous setting.
+
+    ``torch.use_deterministic_algorithms`` also sets ``torch._inductor.config.deterministic``, and
+    importing that config costs every fresh process 2-3 s (it pulls in torch._dynamo). That setting
+    matters to compiled code only, so the public call is made for ``compiled`` models; eager ones
+    switch the same kernel flag alone (``torch.are_deterministic_algorithms_enabled`` reads it).
+    """
+    previous = torch.are_deterministic_algorithms_enabled()
+    wanted = bool(on) or previous
+    switch = torch.use_deterministic_algorithms if compiled else torch._C._set_deterministic_algorithms
+    if wanted != previous or compiled:
+        switch(wanted)
+    try:
+        yield
+    finally:
+        if wanted != previous or compiled:
+            switch(previous)
+
+
 LARGE_SDPA_BATCH = 32_768
 
 

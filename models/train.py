@@ -31,7 +31,14 @@ from models.evaluate import article_metrics, class_prior, classification_metrics
 from models.networks import build, make_config, n_parameters
 from models.rules import KIND as RULE_KIND
 from models.rules import RuleConfig, rule_probs
-from models.step import TrainState, WindowBatches, sdpa_guard, torch_threads, train_step
+from models.step import (
+    TrainState,
+    WindowBatches,
+    deterministic_algorithms,
+    sdpa_guard,
+    torch_threads,
+    train_step,
+)
 
 
 @dataclass
@@ -86,14 +93,10 @@ def fit(candles: pd.DataFrame, spec: DatasetSpec, fold: Fold, *, kind: str = "at
     if kind == RULE_KIND:
         return _fit_rule(candles, spec, fold, preset, cfg)
     device = pick_device(cfg.device)
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(device.type == "cpu" or previous)
-    try:
-        with torch_threads(cfg.threads), sdpa_guard(device, cfg.batch_size):
-            return _fit(candles, spec, fold, kind, preset, cfg, device, resume, model_config,
-                        checkpoint, progress)
-    finally:
-        torch.use_deterministic_algorithms(previous)
+    with deterministic_algorithms(device.type == "cpu", compiled=cfg.compile), \
+            torch_threads(cfg.threads), sdpa_guard(device, cfg.batch_size):
+        return _fit(candles, spec, fold, kind, preset, cfg, device, resume, model_config,
+                    checkpoint, progress)
 
 
 def _fit(candles, spec, fold, kind, preset, cfg, device, resume, model_config, checkpoint,

@@ -9,6 +9,13 @@ import signal
 import sys
 from dataclasses import dataclass
 
+# Under pytest-xdist (`make test` runs one test worker per core) each worker computes with one
+# thread, as the project's own pools do: set before numpy or torch load their thread pools.
+# The processes a test starts inherit it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
 import pytest
 from hypothesis import settings
 

@@ -133,7 +133,8 @@ def test_training_leaves_global_torch_settings_as_they_were(small):
     before_det = torch.are_deterministic_algorithms_enabled()
     before_threads = torch.get_num_threads()
     seen = []
-    _fit(small, epochs=1, threads=1, checkpoint=lambda s, p: seen.append(torch.get_num_threads()))
-    assert seen == [1]                                    # trained with the configured threads
+    _fit(small, epochs=1, threads=1, checkpoint=lambda s, p: seen.append(
+        (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())))
+    assert seen == [(1, True)]          # trained with the configured threads, deterministically
     assert torch.are_deterministic_algorithms_enabled() == before_det
     assert torch.get_num_threads() == before_threads
