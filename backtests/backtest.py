@@ -12,6 +12,7 @@ run (folder, registry row and one trial in the trials table) in the driver.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -25,7 +26,14 @@ from backtests.analysis.significance import moments
 from backtests.config import ConfigError, Experiment, config_id
 from backtests.currency import Conversion, conversion_of, rates
 from backtests.reports.backtest import render_report
-from backtests.scoring import Scored, experiment_of, score, validation_bars
+from backtests.scoring import (
+    Scored,
+    experiment_of,
+    make_fold,
+    period_positions,
+    score,
+    validation_bars,
+)
 from backtests.simulation import BacktestResult, check_costs, choose_threshold, run_backtest
 from backtests.store import Registry, Run
 from data import fingerprint
@@ -46,7 +54,7 @@ class BacktestOutcome:
     result: BacktestResult
     comparison: list[dict]
     baselines: dict
-    in_sample: bool
+    in_sample: bool | None             # None: not known (your own signals)
     threshold_tables: dict
     model: str
     model_hash: str
@@ -58,6 +66,9 @@ class BacktestOutcome:
     costs_charged: dict = field(default_factory=dict)   # spread source, mean/range, totals
     summary: dict = field(default_factory=dict)
     versus_rules: dict | None = None    # hit rate vs the best rule baseline's (words + numbers)
+    bars: pd.DataFrame | None = None    # the candles traded (for figures drawn later)
+    probs: pd.DataFrame | None = None   # the probabilities traded on those bars
+    curves: dict = field(default_factory=dict)          # the other equity curves drawn
     run: Run | None = None
     report: Path | None = None
 
@@ -249,34 +260,15 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
             rule_params, threshold_tables[rule.name] = scored_threshold(
                 scored, base_params, costs, cash, conv,
                 probs_of=lambda frame, r=rule: rule_probs(frame, r, labels))
-        probs = rule_probs(scored.candles, rule, labels).iloc[scored.first:scored.last + 1]
-        rule_result = run_backtest(bars, probs, rule_params, costs, cash, rates=bar_rates)
+        rule_result = trade_rule(rule, scored.candles, scored.first, scored.last, labels,
+                                 rule_params, costs, cash, bar_rates)
         ours.append((rule.name, None, metrics.get(rule.name, {}), rule_result.stats))
-        baselines[f"rule:{rule.preset}"] = {
-            "label": f"{rule.name}: {rule.description}", "kind": "rule", "name": rule.name,
-            "threshold": rule_params.threshold,
-            "hit_pct": metrics.get(rule.name, {}).get("hit_pct"), **_headline(rule_result.stats)}
+        baselines[f"rule:{rule.preset}"] = rule_row(rule, rule_params, rule_result,
+                                                    metrics.get(rule.name, {}).get("hit_pct"))
         curves[f"rule:{rule.preset}"] = {"label": rule.name, "equity": rule_result.equity}
     versus = versus_rules(scored.name, metrics.get("model", {}),
                           {r.name: metrics[r.name] for r in rules if r.name in metrics})
-    bh_equity, bh_trades = buy_and_hold_equity(bars, costs, cash, rates=bar_rates)
-    baselines["buy_and_hold"] = {"label": "buy and hold (all cash, unlevered)",
-                                 "kind": "buy_and_hold",
-                                 **_headline(compute_stats(bh_equity, bh_trades,
-                                                           initial_equity=cash))}
-    curves["buy_and_hold"] = {"label": "buy and hold", "equity": bh_equity}
-    oracle = run_backtest(bars, oracle_probs(bars, scored.predictor.spec.labels), params, costs,
-                          cash, rates=bar_rates)
-    baselines["oracle"] = {"label": "fractal oracle (perfect foresight)", "kind": "oracle",
-                           **_headline(oracle.stats)}
-    draws = random_entries(bars, result.trades, costs, n_draws=b.random_draws,
-                           seed=b.random_seed, cash=cash, rates=bar_rates)
-    p = p_value(result.stats["total_return_pct"], draws) if len(result.trades) else None
-    baselines["random_entries"] = {
-        "label": "random entries", "kind": "random_entries", "n_trades": len(result.trades),
-        "draws": b.random_draws, "median_return_pct": float(np.median(draws)),
-        "p5_return_pct": float(np.percentile(draws, 5)),
-        "p95_return_pct": float(np.percentile(draws, 95)), "p_value": p}
+    p = reference_baselines(bars, result, labels, params, costs, b, bar_rates, baselines, curves)
     comparison = comparison_rows(ours, in_sample, metrics)
 
     loaded = scored.predictor.loaded
@@ -289,7 +281,8 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
     outcome = BacktestOutcome(result, comparison, baselines, in_sample, threshold_tables,
                               scored.name, loaded.model_hash, scored.run.id, cid,
                               fingerprint=fingerprint(bars), summary=summary,
-                              versus_rules=versus)
+                              versus_rules=versus, bars=bars, probs=scored.period_probs,
+                              curves=curves)
     source_name = source or exp.data.source
     facts = {"instrument": conv.instrument, "account_currency": conv.account,
              "pnl_conversion": conv.describe(), "source": source_name,
@@ -316,6 +309,87 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
     return outcome
 
 
+def compute_signals_backtest(exp: Experiment, candles: pd.DataFrame, probs: pd.DataFrame, *,
+                             name: str = "signals", vs: list[str] | None = None,
+                             source: str | None = None,
+                             with_report: bool = True) -> BacktestOutcome:
+    """Your own ``[p_none, p_buy, p_sell]`` for the bars of ``candles`` (a signal at bar t is
+    known at its close, as a model's probability for t is) traded as a model's are: the period
+    of ``exp.split`` and ``exp.backtest`` on these candles (``test``: the bars a model trained on
+    them with that split is tested on), the same engine, strategy, costs, rule baselines (the
+    ``BASELINE_RULES`` and the ``rule/...`` in ``vs``), buy-and-hold, oracle, random entries and
+    report. With ``backtest.auto_threshold`` the threshold is chosen on the split's validation
+    bars of these probabilities (and of each rule's). Whether the signals were fitted on the
+    traded bars only you know: the report says so (``in_sample`` is None)."""
+    b = exp.backtest
+    base_params, costs, cash = exp.strategy, exp.costs, b.cash
+    runs, rules = rule_refs(vs)
+    if runs:
+        raise ConfigError(f"`vs` {runs[0]}: beside your signals name rule baselines only "
+                          "(rule/newhl, rule/newhl-range:K); backtest a trained run on its own "
+                          "and compare the two")
+    fold = make_fold(exp, candles.index)
+    first, last = period_positions(candles.index, fold, b.period, b.start, b.end)
+    bars = candles.iloc[first:last + 1]
+    period_probs = probs.iloc[first:last + 1]
+    if len(bars) < 2:
+        raise DataError("the period holds fewer than 2 bars; widen it", rule="empty period")
+    if period_probs.isna().all(axis=None):
+        raise DataError("your signals give no bar of the period a value", source="signals",
+                        rule="empty period")
+    check_costs(bars, costs)
+    conv = conversion_of(exp.data, source)
+    bar_rates = rates(bars, conv)
+    labels = exp.dataset.labels
+    threshold_tables: dict = {}
+
+    def threshold_of(frame_probs: pd.DataFrame, who: str) -> FractalParams:
+        if not b.auto_threshold:
+            return base_params
+        lo, hi = fold.bounds(candles.index, "val")
+        chosen, threshold_tables[who] = choose_threshold(
+            candles.iloc[lo:hi + 1], frame_probs.iloc[lo:hi + 1], base_params, costs, cash, conv)
+        return chosen
+
+    params = threshold_of(probs, name)
+    result = run_backtest(bars, period_probs, params, costs, cash, rates=bar_rates)
+    ours = [(name, None, {}, result.stats)]
+    baselines: dict = {}
+    curves: dict = {}
+    for rule in rules:
+        rule_params = threshold_of(rule_probs(candles, rule, labels), rule.name)
+        rule_result = trade_rule(rule, candles, first, last, labels, rule_params, costs, cash,
+                                 bar_rates)
+        ours.append((rule.name, None, {}, rule_result.stats))
+        baselines[f"rule:{rule.preset}"] = rule_row(rule, rule_params, rule_result, None)
+        curves[f"rule:{rule.preset}"] = {"label": rule.name, "equity": rule_result.equity}
+    p = reference_baselines(bars, result, labels, params, costs, b, bar_rates, baselines, curves)
+    digest = hashlib.sha256(np.ascontiguousarray(probs.to_numpy(float)).tobytes()).hexdigest()
+    source_name = source or exp.data.source
+    cid = config_id({"signals": digest[:16], "name": name, "source": source_name,
+                     "experiment": exp.to_dict(for_id=True), "vs": list(vs or [])})
+    summary = stat_table.summary("backtest", {**result.stats, "p_value": p})
+    outcome = BacktestOutcome(result, [], baselines, None, threshold_tables, name, "", "", cid,
+                              fingerprint=fingerprint(bars), summary=summary, bars=bars,
+                              probs=period_probs, curves=curves)
+    outcome.facts = {"instrument": conv.instrument, "account_currency": conv.account,
+                     "pnl_conversion": conv.describe(), "source": source_name,
+                     "timeframe": timeframe_label(timeframe(bars.index)), "period": b.period,
+                     "model": name, "model_label": f"{name} (your signals)", "config_id": cid}
+    outcome.costs_charged = costs_charged(bars, costs, result.trades)
+    if with_report:
+        title = f"{name} (your signals) on {bars.index[0]:%Y-%m-%d} → {bars.index[-1]:%Y-%m-%d}"
+        outcome.files = render_report(
+            result, bars, title=title, baselines=baselines, probs=period_probs, curves=curves,
+            facts=outcome.facts, in_sample=None,
+            extra={"signals": name, "config_id": cid, "period": b.period,
+                   "random_draws": b.random_draws, "random_seed": b.random_seed,
+                   "threshold": "chosen on validation" if b.auto_threshold else "given",
+                   **{f"threshold choice, {who}": rows
+                      for who, rows in threshold_tables.items()}})
+    return outcome
+
+
 def backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
              source: str | None = None, candles: pd.DataFrame | None = None,
              command: str | None = None, trust_unhashed: bool = False) -> BacktestOutcome:
@@ -323,10 +397,17 @@ def backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
     (``trust_unhashed``: accept models saved before hashes were recorded)."""
     outcome = compute_backtest(exp, ref, vs=vs, source=source, candles=candles,
                                trust_unhashed=trust_unhashed)
+    return record_backtest(exp, outcome, vs=vs, source=source, command=command)
+
+
+def record_backtest(exp: Experiment, outcome: BacktestOutcome, *, vs: list[str] | None = None,
+                    source: str | None = None, command: str | None = None) -> BacktestOutcome:
+    """Record a computed backtest (a model's or your signals'): its run folder with the report's
+    files, its registry row (kind "backtest", parent: the train run if any) and one trial."""
     reg = Registry(exp.runtime.runs_dir)
     bars = outcome.result.equity.index
     run = reg.create("backtest", model=outcome.model, data=source or exp.data.source,
-                     fingerprint=outcome.fingerprint, parent=outcome.train_run,
+                     fingerprint=outcome.fingerprint, parent=outcome.train_run or None,
                      config_id=outcome.config_id, command=command,
                      meta={"config": exp.to_dict(), "model_hash": outcome.model_hash,
                            "start": str(bars[0]), "end": str(bars[-1]),
@@ -351,9 +432,55 @@ def backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
     return outcome
 
 
+def trade_rule(rule: RuleConfig, candles: pd.DataFrame, first: int, last: int, labels: str,
+               params: FractalParams, costs: Costs, cash: float,
+               bar_rates: np.ndarray | None) -> BacktestResult:
+    """A rule baseline traded on ``candles[first … last]`` (its probabilities read the whole
+    ``candles``, bars <= t each)."""
+    probs = rule_probs(candles, rule, labels).iloc[first:last + 1]
+    return run_backtest(candles.iloc[first:last + 1], probs, params, costs, cash,
+                        rates=bar_rates)
+
+
+def rule_row(rule: RuleConfig, params: FractalParams, result: BacktestResult,
+             hit_pct: float | None) -> dict:
+    """The baselines entry of a rule traded on the same bars."""
+    return {"label": f"{rule.name}: {rule.description}", "kind": "rule", "name": rule.name,
+            "threshold": params.threshold, "hit_pct": hit_pct, **_headline(result.stats)}
+
+
+def reference_baselines(bars: pd.DataFrame, result: BacktestResult, labels: str,
+                        params: FractalParams, costs: Costs, b, bar_rates: np.ndarray | None,
+                        baselines: dict, curves: dict) -> float | None:
+    """Add buy-and-hold, the fractal oracle and random entries shaped like ``result``'s trades
+    (``b``: the backtest settings: cash, draws, seed) to ``baselines`` and ``curves``; return the
+    p-value of ``result``'s return against the random entries (None without trades)."""
+    cash = b.cash
+    bh_equity, bh_trades = buy_and_hold_equity(bars, costs, cash, rates=bar_rates)
+    baselines["buy_and_hold"] = {"label": "buy and hold (all cash, unlevered)",
+                                 "kind": "buy_and_hold",
+                                 **_headline(compute_stats(bh_equity, bh_trades,
+                                                           initial_equity=cash))}
+    curves["buy_and_hold"] = {"label": "buy and hold", "equity": bh_equity}
+    oracle = run_backtest(bars, oracle_probs(bars, labels), params, costs, cash,
+                          rates=bar_rates)
+    baselines["oracle"] = {"label": "fractal oracle (perfect foresight)", "kind": "oracle",
+                           **_headline(oracle.stats)}
+    draws = random_entries(bars, result.trades, costs, n_draws=b.random_draws,
+                           seed=b.random_seed, cash=cash, rates=bar_rates)
+    p = p_value(result.stats["total_return_pct"], draws) if len(result.trades) else None
+    baselines["random_entries"] = {
+        "label": "random entries", "kind": "random_entries", "n_trades": len(result.trades),
+        "draws": b.random_draws, "median_return_pct": float(np.median(draws)),
+        "p5_return_pct": float(np.percentile(draws, 5)),
+        "p95_return_pct": float(np.percentile(draws, 95)), "p_value": p}
+    return p
+
+
 def _headline(stats: dict) -> dict:
     return {k: stats.get(k) for k in HEADLINE}
 
 
 __all__ = ["BacktestOutcome", "backtest", "backtest_experiment", "compute_backtest",
-           "scored_threshold", "validation_frame"]
+           "compute_signals_backtest", "record_backtest", "reference_baselines", "rule_row",
+           "scored_threshold", "trade_rule", "validation_frame"]

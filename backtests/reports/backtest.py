@@ -152,7 +152,7 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
                   attention_pngs: list[tuple[str, bytes]] | None = None,
                   extra: dict | None = None, probs: pd.DataFrame | None = None,
                   curves: dict[str, dict] | None = None, facts: dict | None = None,
-                  in_sample: bool = False,
+                  in_sample: bool | None = False,
                   versus_rules: dict | None = None) -> dict[str, str | bytes]:
     """The report's files: trades.csv, equity.csv, report.json, report.html (text) and
     report.png (bytes).
@@ -203,17 +203,7 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
     files["report.png"] = png
 
     esc = html.escape
-    price = price_figure(candles, result.trades, result.orders)
-    figs = {"price": price}
-    if probs is not None and len(probs):
-        figs["probs"] = probs_figure(probs.reindex(candles.index), price.x_range,
-                                     result.params.threshold)
-    curve_list = [(c["label"], c["equity"]) for c in curves.values() if len(c["equity"])]
-    figs["equity"], figs["drawdown"] = equity_figures(curve_list, price.x_range)
-    if len(result.trades):
-        figs["pnl"] = pnl_figure({curves["model"]["label"]:
-                                  result.trades["pnl_net"].to_numpy(float)})
-    script, divs = bokeh_parts(figs)
+    script, divs = bokeh_parts(report_figures(result, candles, probs, curves))
 
     parts = [f"<h1>{esc(title)}</h1>",
              f"<p class='verdict {judged['level']}'>{esc(judged['text'])}</p>"]
@@ -231,7 +221,8 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
               {"fact": "model hash", "value": facts.get("model_hash")},
               {"fact": "config id", "value": facts.get("config_id")},
               {"fact": "bars", "value": "IN-SAMPLE (overlap training)" if in_sample
-               else "out-of-sample"},
+               else "out-of-sample" if in_sample is False
+               else "your signals: only you know whether they were fitted on these bars"},
               {"fact": f"starting cash [{facts.get('account_currency') or 'money'}]",
                "value": result.cash}]
     stat_table = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>"
@@ -270,6 +261,23 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
             v, dict | list) else json.dumps(jsonable(v))} for k, v in extra.items()]))
     files["report.html"] = page(title, parts, script)
     return files
+
+
+def report_figures(result: BacktestResult, candles: pd.DataFrame, probs: pd.DataFrame | None,
+                   curves: dict[str, dict]) -> dict[str, object]:
+    """The report's Bokeh figures by name (price, probs, equity, drawdown, pnl), on one x range;
+    ``curves``: ``{key: {"label", "equity"}}`` with the traded one first as ``model``."""
+    price = price_figure(candles, result.trades, result.orders)
+    figs = {"price": price}
+    if probs is not None and len(probs):
+        figs["probs"] = probs_figure(probs.reindex(candles.index), price.x_range,
+                                     result.params.threshold)
+    curve_list = [(c["label"], c["equity"]) for c in curves.values() if len(c["equity"])]
+    figs["equity"], figs["drawdown"] = equity_figures(curve_list, price.x_range)
+    if len(result.trades):
+        figs["pnl"] = pnl_figure({curves["model"]["label"]:
+                                  result.trades["pnl_net"].to_numpy(float)})
+    return figs
 
 
 def write_report(out_dir: str | Path, result: BacktestResult, candles: pd.DataFrame,

@@ -152,6 +152,20 @@ def test_no_private_name_crosses_a_module():
     assert not bad, "\n".join(bad)
 
 
+def test_the_front_ends_are_on_top():
+    """cli/ and api.py (the Python API) call the studies; no module imports the API, and the
+    API does not go through the CLI (flags, printing)."""
+    def rule(name, target, what):
+        if _layer(target, ("backtests.api",)) and name != "backtests.api":
+            return "backtests.api is a front end: nothing below imports it"
+        if name == "backtests.api" and _layer(target, ("backtests.cli",)):
+            return "the Python API calls the studies, not the CLI"
+        return None
+
+    bad = _violations(rule)
+    assert not bad, "\n".join(bad)
+
+
 def test_no_import_cycles():
     """Tarjan's strongly connected components over module imports (a package's own re-exports
     of its submodules aside: ``P/__init__`` importing ``P.x`` is how P shows its surface)."""
