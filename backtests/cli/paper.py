@@ -35,6 +35,7 @@ from backtests.cli.common import (
     StopBufferOpt,
     TakeProfitOpt,
     TrustUnhashedOpt,
+    Typer,
     TzOpt,
     UnitsOpt,
     command_line,
@@ -46,7 +47,7 @@ from backtests.cli.common import (
 )
 from data.errors import AttnbtError
 
-app = typer.Typer(help="Paper trading: the backtest's strategy stepped bar by bar on fresh data, "
+app = Typer(help="Paper trading: the backtest's strategy stepped bar by bar on fresh data, "
                   "with a journal that loses nothing.", no_args_is_help=True)
 NameArg = Annotated[str, typer.Argument(help="Account name.")]
 
