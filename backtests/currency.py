@@ -83,16 +83,28 @@ def instrument_of(source: str | None, given: str | None = None) -> str | None:
         return given.replace("/", "").upper()
     if not source:
         return None
+    pair = pair_named(source)
+    if pair:
+        return pair
     kind, sep, rest = str(source).partition(":")
-    text = rest if sep and kind in ("sample", "yahoo") else Path(str(source)).name
-    for base, quote in _PAIR.findall(text.upper().replace("_", " ").replace("=", " ")):
-        if base in CURRENCIES and quote in CURRENCIES:
-            return base + quote
     if sep and kind == "yahoo":
         return rest.split(":")[0]
     name = rest if sep and kind == "sample" else Path(str(source)).stem
     head, _, tail = name.rpartition("_")
     return head if head and tail.upper() in TIMEFRAME_SUFFIXES else name
+
+
+def pair_named(source: str | None) -> str | None:
+    """The currency pair a source's name holds (``sample:EURUSD_H1``, ``yahoo:USDCHF=X:1h``,
+    ``exports/GBPUSD_M5.csv`` → EURUSD, USDCHF, GBPUSD), else None (``live.csv``)."""
+    if not source:
+        return None
+    kind, sep, rest = str(source).partition(":")
+    text = rest if sep and kind in ("sample", "yahoo") else Path(str(source)).name
+    for base, quote in _PAIR.findall(text.upper().replace("_", " ").replace("=", " ")):
+        if base in CURRENCIES and quote in CURRENCIES:
+            return base + quote
+    return None
 
 
 def conversion(source: str | None, instrument: str | None, account: str) -> Conversion:
@@ -126,4 +138,4 @@ def rates(candles: pd.DataFrame, conv: Conversion) -> np.ndarray | None:
 
 
 __all__ = ["CUSTOM", "TIMEFRAME_SUFFIXES", "Conversion", "check_instrument", "conversion",
-           "conversion_of", "instrument_of", "rates"]
+           "conversion_of", "instrument_of", "pair_named", "rates"]

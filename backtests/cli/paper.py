@@ -13,13 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from backtests.cli.common import (
+    DATA,
     AccountOpt,
     CashOpt,
     CommissionOpt,
     ConfigOpt,
     DayfirstOpt,
     FixedThresholdOpt,
-    InstrumentOpt,
     MaxHoldOpt,
     PipOpt,
     PointOpt,
@@ -64,7 +64,10 @@ def init_cmd(
                                               "history too; a bar time: from that bar; default: "
                                               "only the bars appended after now.")] = None,
     tz: TzOpt = None, point: PointOpt = None, dayfirst: DayfirstOpt = None,
-    instrument: InstrumentOpt = None, account_currency: AccountOpt = None,
+    instrument: Annotated[str | None, typer.Option(
+        "--instrument", help="The pair traded, e.g. USDCHF (default: the pair the source's name "
+        "holds, else the model's: the one its training data names).",
+        rich_help_panel=DATA)] = None, account_currency: AccountOpt = None,
     cash: CashOpt = None, threshold: FixedThresholdOpt = None, short: ShortOpt = None,
     take_profit_r: TakeProfitOpt = None, max_hold: MaxHoldOpt = None,
     stop_buffer: StopBufferOpt = None, sizing: SizingOpt = None, units: UnitsOpt = None,
@@ -100,6 +103,10 @@ def init_cmd(
     console.print(f"paper account [bold]{escape(name)}[/bold]: {escape(cfg.model)} "
                   f"(run {cfg.train_run}, model {cfg.model_hash}) on "
                   f"{escape(cfg.source)}; trades from {escape(str(first))}")
+    console.print(f"instrument {escape(str(cfg.instrument))} (from {escape(cfg.instrument_from)}; "
+                  f"--instrument changes it), {escape(cfg.account_currency)} account, "
+                  f"statistics annualised at {cfg.bars_per_year:,.0f} bars a year (the "
+                  "source's history)", soft_wrap=True)
     console.print(f"next: attnbt paper step {escape(name)}")
 
 
