@@ -24,7 +24,7 @@ from backtests.analysis.performance import compute_stats, costs_charged
 from backtests.analysis.significance import moments
 from backtests.config import ConfigError, Experiment, config_id
 from backtests.currency import Conversion, conversion_of, rates
-from backtests.reports.backtest import render_report
+from backtests.reports.backtest import leverage_of, render_report
 from backtests.scoring import Scored, experiment_of, score, validation_bars
 from backtests.simulation import BacktestResult, check_costs, choose_threshold, run_backtest
 from backtests.store import Registry, Run
@@ -295,7 +295,9 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
              "pnl_conversion": conv.describe(), "source": source_name,
              "timeframe": timeframe_label(timeframe(bars.index)), "period": b.period,
              "model": scored.name, "model_label": f"{scored.name} ({scored.run.id})",
-             "train_run": scored.run.id, "model_hash": loaded.model_hash, "config_id": cid}
+             "train_run": scored.run.id, "model_hash": loaded.model_hash, "config_id": cid,
+             "conversion": conv}
+    facts["leverage"] = leverage_of(result, bars, conv)
     outcome.facts = facts
     outcome.costs_charged = costs_charged(bars, costs, result.trades)
     if with_report:

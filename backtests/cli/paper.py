@@ -120,7 +120,7 @@ def print_step(r) -> None:
                       f"at {o['created_time']} ({o['status']})")
     for o in r.fills:
         console.print(f"  fill #{o['ref']} {o['role']} {o['side']} {o['size']:g} @ "
-                      f"{o['price']:.5f} at {o['executed_time']}")
+                      f"{o['price']:.{r.price_digits}f} at {o['executed_time']}")
     for t in r.trades:
         console.print(f"  trade closed {'long' if t['direction'] > 0 else 'short'} "
                       f"{t['entry_time']} → {t['exit_time']} ({t['exit_reason']}): "
@@ -197,11 +197,11 @@ def run_cmd(
     console.print(f"stopped; the journal of {escape(name)} is complete up to the last step")
 
 
-def describe_order(o: dict) -> str:
-    """'#3 entry buy Market at market', '#5 stop sell Stop @ 1.08123'; a take-profit waiting for
-    its entry's fill has no price yet."""
+def describe_order(o: dict, digits: int = 5) -> str:
+    """'#3 entry buy Market at market', '#5 stop sell Stop @ 1.08123' (prices at ``digits``
+    decimals); a take-profit waiting for its entry's fill has no price yet."""
     if o["order_price"] is not None:
-        at = f"@ {o['order_price']:.5f}"
+        at = f"@ {o['order_price']:.{digits}f}"
     elif o["type"] == "Market":
         at = "at market"
     else:
@@ -221,16 +221,16 @@ def status_cmd(name: NameArg,
         console.print_json(json.dumps(s, default=str))
         return
     table = Table(title=f"paper account {escape(name)}", show_header=False)
-    for key in ("source", "model", "model_hash", "train_run", "steps", "bars", "last_bar",
-                "equity", "equity_time", "closed_trades", "realised_pnl", "revised_bars"):
+    for key in ("source", "instrument", "model", "model_hash", "train_run", "steps", "bars",
+                "last_bar", "equity", "equity_time", "closed_trades", "realised_pnl", "revised_bars"):
         v = s[key]
         table.add_row(key, escape(f"{v:,.2f}" if isinstance(v, float) else str(v)))
     p = s["position"]
     table.add_row("position", "flat" if p is None else
                   escape(f"{'long' if p['direction'] > 0 else 'short'} {p['size']:g} from "
-                         f"{p['entry_time']} @ {p['entry_price']:.5f}"))
-    table.add_row("open orders", escape(", ".join(map(describe_order, s["open_orders"]))
-                                        or "none"))
+                         f"{p['entry_time']} @ {p['entry_price']:.{s['price_digits']}f}"))
+    orders = ", ".join(describe_order(o, s["price_digits"]) for o in s["open_orders"])
+    table.add_row("open orders", escape(orders or "none"))
     if s["waiting_on_gap"]:
         table.add_row("waiting", escape(json.dumps(s["waiting_on_gap"])))
     console.print(table)

@@ -4,7 +4,7 @@ On disk they are the ``config`` column of the journal's ``account`` row: one JSO
 keys are the fields of :class:`AccountSettings` in their order (``format`` only for a CSV
 source), exactly as attnbt has always written it. The row is written once, at init, and never
 rewritten; accounts made before ``instrument`` and ``account_currency`` were pinned read as
-``None`` and ``"USD"``, those made before ``instrument_from`` and ``bars_per_year`` as ``None``
+``None`` and ``"USD"``, those made before ``instrument_from``, ``bars_per_year`` and ``price_digits`` as ``None``
 (their statistics then annualise at the bars per year of the paper period itself).
 """
 
@@ -30,8 +30,9 @@ class PaperBusy(PaperError):
 
 # settings an account made by an older attnbt may lack, and what they meant then
 LEGACY_DEFAULTS: dict[str, Any] = {"format": None, "instrument": None, "account_currency": "USD",
-                                   "instrument_from": None, "bars_per_year": None}
-ADDED_LATER = ("instrument_from", "bars_per_year")   # written only when set (older rows lack them)
+                                   "instrument_from": None, "bars_per_year": None,
+                                   "price_digits": None}
+ADDED_LATER = ("instrument_from", "bars_per_year", "price_digits")   # written only when set (older rows lack them)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class AccountSettings:
     registry_run: str
     instrument_from: str | None   # where ``instrument`` came from (said at init and in the report)
     bars_per_year: float | None   # annualisation, inferred at init from the source's history
+    price_digits: int | None      # decimals prices are printed at (None: 5)
 
     @property
     def timeframe(self) -> pd.Timedelta:

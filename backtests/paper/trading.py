@@ -96,7 +96,7 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
     source's existing history too) or a bar time (from that bar on).
     """
     from backtests.analysis.performance import infer_bars_per_year
-    from backtests.currency import conversion
+    from backtests.currency import conversion, price_digits
     from data.summary import timeframe
     from data.validate import to_utc
     from models.checkpoint import check_compatible, load_model
@@ -157,7 +157,7 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
             history_bars=len(history),
             created_at_bar=None if first == len(candles) else str(candles.index[first]),
             registry_run=row.id, instrument_from=instrument_from,
-            bars_per_year=bars_per_year)
+            bars_per_year=bars_per_year, price_digits=price_digits(candles, conv.instrument))
         account = Account(name, now_iso(), settings)
         with open_journal(folder / JOURNAL, create=True) as db, transaction(db, folder / JOURNAL):
             create_account(db, account, last_time=last_time, offset=offset, guard=guard,
@@ -210,6 +210,7 @@ class StepResult:
     events: list[dict] = field(default_factory=list)
     equity: float | None = None
     position: dict | None = None
+    price_digits: int = 5                # decimals to print prices at (the account's)
 
 
 def _same_bar(row: sqlite3.Row, bar: pd.Series, spread: bool) -> bool:
@@ -310,7 +311,7 @@ def _step(name: str, runs_dir: str | Path | None, *, now: pd.Timestamp | None,
                                                                              now)))
         new = candles.iloc[new_pos]
         result = StepResult(name, "waiting" if waiting else ("traded" if len(new) else "events"),
-                            "")
+                            "", price_digits=cfg.price_digits or 5)
         n_bars = int(cur["n_bars"])
         feature_state = cur["feature_state"]
         engine_state = cur["engine_state"]

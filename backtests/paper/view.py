@@ -88,7 +88,8 @@ def status(name: str, runs_dir: str | Path | None = None) -> dict:
             "equity": cfg.cash if eq is None else eq["equity"],
             "equity_time": None if eq is None else str(ts(eq["time"])),
             "cash": cfg.cash, "closed_trades": n_trades, "realised_pnl": pnl,
-            "waiting_on_gap": gap, "revised_bars": revised}
+            "waiting_on_gap": gap, "revised_bars": revised,
+            "instrument": cfg.instrument, "price_digits": cfg.price_digits or 5}
 
 
 def _pending_orders(pending: list[dict]) -> list[dict]:
@@ -150,15 +151,13 @@ def paper_facts(view: PaperView) -> dict:
 
     cfg = view.account.settings
     conv = conversion(cfg.source, cfg.instrument, cfg.account_currency)
-    instrument = cfg.instrument
-    if instrument and cfg.instrument_from:
-        instrument = f"{instrument} (from {cfg.instrument_from})"
-    return {"instrument": instrument, "source": cfg.source,
+    return {"instrument": cfg.instrument, "instrument_from": cfg.instrument_from,
+            "source": cfg.source,
             "account_currency": cfg.account_currency, "pnl_conversion": conv.describe(),
             "timeframe": timeframe_label(cfg.timeframe), "period": "paper",
             "model": cfg.model, "model_label": f"{cfg.model} ({cfg.train_run})",
             "train_run": cfg.train_run, "model_hash": cfg.model_hash,
-            "config_id": None}
+            "config_id": None, "conversion": conv}
 
 
 def _in_sample(view: PaperView) -> bool:

@@ -425,6 +425,7 @@ def check_paper_report_and_annualisation(name: str, runs: Path, folder: Path, tr
     assert "EURUSD" in traded and "attention/article" in traded and trained_run.id in traded
     assert traded.count("—") == 1          # the config id: a paper account has none
     rec = load(f"paper:{name}", Registry(runs))
+    assert rec.data["instrument"] == "EURUSD" and rec.data["timeframe"] == "1h"
     index = eurusd.index
     history = infer_bars_per_year(index[:700])
     assert cfg.bars_per_year == rec.stats["bars_per_year"] == pytest.approx(history)

@@ -43,10 +43,11 @@ def filled(template: str, settings: AccountSettings) -> str:
 def added(old_text: str, settings: AccountSettings, **changed) -> str:
     """What init writes now: the old text, ``changed`` values (the instrument of a source
     that names none is the model's, no longer the file's name), and the settings added since
-    (where the instrument came from, the bars per year) at the end."""
+    (where the instrument came from, the bars per year, the price decimals: the sample's 5) at
+    the end."""
     values = json.loads(old_text) | changed
     values |= {"instrument_from": settings.instrument_from,
-               "bars_per_year": settings.bars_per_year}
+               "bars_per_year": settings.bars_per_year, "price_digits": 5}
     return json.dumps(values)
 
 
