@@ -103,10 +103,12 @@ def init_cmd(
     console.print(f"paper account [bold]{escape(name)}[/bold]: {escape(cfg.model)} "
                   f"(run {cfg.train_run}, model {cfg.model_hash}) on "
                   f"{escape(cfg.source)}; trades from {escape(str(first))}")
+    per_year = ("statistics annualised at the paper period's own bars per year"
+                if cfg.bars_per_year is None else f"statistics annualised at "
+                f"{cfg.bars_per_year:,.0f} bars a year (the source's history)")
     console.print(f"instrument {escape(str(cfg.instrument))} (from {escape(cfg.instrument_from)}; "
-                  f"--instrument changes it), {escape(cfg.account_currency)} account, "
-                  f"statistics annualised at {cfg.bars_per_year:,.0f} bars a year (the "
-                  "source's history)", soft_wrap=True)
+                  f"--instrument changes it), {escape(cfg.account_currency)} account, {per_year}",
+                  soft_wrap=True)
     console.print(f"next: attnbt paper step {escape(name)}")
 
 

@@ -255,10 +255,10 @@ def test_trade_list_prints_prices_at_the_instruments_precision(report_dir):
     assert "@entry_price{0.00000}" in page
 
 
-def test_price_digits_follow_the_data_then_the_instrument():
+def test_price_digits_follow_the_data_then_the_instrument(eurusd):
     from backtests.currency import price_digits
 
-    candles = data.load("sample:EURUSD_H1").iloc[:300]
+    candles = eurusd.iloc[:300]
     prices = ["open", "high", "low", "close"]
     jpy = candles.copy()
     jpy[prices] = (jpy[prices] * 140).round(3)
