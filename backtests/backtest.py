@@ -25,7 +25,7 @@ from backtests.analysis.performance import compute_stats, costs_charged
 from backtests.analysis.significance import moments
 from backtests.config import ConfigError, Experiment, config_id
 from backtests.currency import Conversion, conversion_of, rates
-from backtests.reports.backtest import render_report
+from backtests.reports.backtest import leverage_of, render_report
 from backtests.scoring import (
     Scored,
     experiment_of,
@@ -288,7 +288,9 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
              "pnl_conversion": conv.describe(), "source": source_name,
              "timeframe": timeframe_label(timeframe(bars.index)), "period": b.period,
              "model": scored.name, "model_label": f"{scored.name} ({scored.run.id})",
-             "train_run": scored.run.id, "model_hash": loaded.model_hash, "config_id": cid}
+             "train_run": scored.run.id, "model_hash": loaded.model_hash, "config_id": cid,
+             "conversion": conv}
+    facts["leverage"] = leverage_of(result, bars, conv)
     outcome.facts = facts
     outcome.costs_charged = costs_charged(bars, costs, result.trades)
     if with_report:
@@ -375,7 +377,8 @@ def compute_signals_backtest(exp: Experiment, candles: pd.DataFrame, probs: pd.D
     outcome.facts = {"instrument": conv.instrument, "account_currency": conv.account,
                      "pnl_conversion": conv.describe(), "source": source_name,
                      "timeframe": timeframe_label(timeframe(bars.index)), "period": b.period,
-                     "model": name, "model_label": f"{name} (your signals)", "config_id": cid}
+                     "model": name, "model_label": f"{name} (your signals)", "config_id": cid,
+                     "conversion": conv, "leverage": leverage_of(result, bars, conv)}
     outcome.costs_charged = costs_charged(bars, costs, result.trades)
     if with_report:
         title = f"{name} (your signals) on {bars.index[0]:%Y-%m-%d} → {bars.index[-1]:%Y-%m-%d}"

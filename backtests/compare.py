@@ -133,6 +133,7 @@ register_loader("backtest", load_backtest)
 def load_paper(reg: Registry, ref: str) -> Comparable:
     """A paper account (``paper:NAME``) from its journal."""
     from backtests.paper import paper_record, read_account
+    from data.summary import timeframe_label
 
     name = ref.removeprefix("paper:")
     rec = paper_record(name, reg.root)
@@ -142,7 +143,7 @@ def load_paper(reg: Registry, ref: str) -> Comparable:
         id=ref, kind="paper", name=ref, stats=dict(rec["stats"]), equity=eq,
         params=rec["params"], costs=rec["costs"],
         data={"source": rec["data"], "instrument": cfg.instrument,
-              "timeframe": None, "fingerprint": None},
+              "timeframe": timeframe_label(cfg.timeframe), "fingerprint": None},
         period={"start": rec["period"][0], "end": rec["period"][1], "bars": len(eq)},
         pnl=rec["trades"]["pnl_net"].to_numpy(float) if len(rec["trades"]) else np.zeros(0),
         cash=cfg.cash, in_sample=None,

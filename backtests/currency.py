@@ -83,16 +83,28 @@ def instrument_of(source: str | None, given: str | None = None) -> str | None:
         return given.replace("/", "").upper()
     if not source:
         return None
+    pair = pair_named(source)
+    if pair:
+        return pair
     kind, sep, rest = str(source).partition(":")
-    text = rest if sep and kind in ("sample", "yahoo") else Path(str(source)).name
-    for base, quote in _PAIR.findall(text.upper().replace("_", " ").replace("=", " ")):
-        if base in CURRENCIES and quote in CURRENCIES:
-            return base + quote
     if sep and kind == "yahoo":
         return rest.split(":")[0]
     name = rest if sep and kind == "sample" else Path(str(source)).stem
     head, _, tail = name.rpartition("_")
     return head if head and tail.upper() in TIMEFRAME_SUFFIXES else name
+
+
+def pair_named(source: str | None) -> str | None:
+    """The currency pair a source's name holds (``sample:EURUSD_H1``, ``yahoo:USDCHF=X:1h``,
+    ``exports/GBPUSD_M5.csv`` → EURUSD, USDCHF, GBPUSD), else None (``live.csv``)."""
+    if not source:
+        return None
+    kind, sep, rest = str(source).partition(":")
+    text = rest if sep and kind in ("sample", "yahoo") else Path(str(source)).name
+    for base, quote in _PAIR.findall(text.upper().replace("_", " ").replace("=", " ")):
+        if base in CURRENCIES and quote in CURRENCIES:
+            return base + quote
+    return None
 
 
 def conversion(source: str | None, instrument: str | None, account: str) -> Conversion:
@@ -118,6 +130,31 @@ def conversion_of(data, source: str | None = None) -> Conversion:
     return conversion(source or data.source, data.instrument, data.account_currency)
 
 
+def price_digits(candles: pd.DataFrame | None, instrument: str | None = None) -> int:
+    """Decimals to print this instrument's prices at: those of its data when its prices sit on
+    a grid of 10^-d for d ≤ 6 (the MT5 point, or the finest precision most prices use: 5 for the
+    EURUSD sample, 3 for a USDJPY export); else a currency pair's convention (5 decimals, 3 with
+    a JPY quote); else 5 significant digits of the median close (2 decimals for a price of 450)."""
+    from data.points import infer_point
+
+    point = None if candles is None else candles.attrs.get("point")
+    if point is None and candles is not None and len(candles):
+        try:
+            point = infer_point(candles.iloc[-5000:], max_digits=6)
+        except DataError:
+            point = None          # float noise (a Yahoo series): not on a decimal grid
+    if point is not None and 0 < point <= 1:
+        return int(round(-np.log10(point)))
+    inst = instrument_of(None, instrument) if instrument else None
+    if inst and len(inst) == 6 and inst[:3] in CURRENCIES and inst[3:] in CURRENCIES:
+        return 3 if inst[3:] == "JPY" else 5
+    if candles is not None and len(candles):
+        level = float(np.nanmedian(np.abs(candles["close"].to_numpy(dtype=float))))
+        if np.isfinite(level) and level > 0:
+            return int(min(8, max(0, 4 - np.floor(np.log10(level)))))
+    return 5
+
+
 def rates(candles: pd.DataFrame, conv: Conversion) -> np.ndarray | None:
     """Account currency per unit of quote currency at each bar's close (None: no conversion)."""
     if conv.rule == "none":
@@ -126,4 +163,4 @@ def rates(candles: pd.DataFrame, conv: Conversion) -> np.ndarray | None:
 
 
 __all__ = ["CUSTOM", "TIMEFRAME_SUFFIXES", "Conversion", "check_instrument", "conversion",
-           "conversion_of", "instrument_of", "rates"]
+           "conversion_of", "instrument_of", "pair_named", "price_digits", "rates"]

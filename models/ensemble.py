@@ -39,6 +39,7 @@ from models.step import LARGE_SDPA_BATCH, WindowBatches, deterministic_algorithm
 from models.train import (
     TrainConfig,
     TrainResult,
+    best_epoch,
     class_weights,
     fit,
     pick_device,
@@ -165,7 +166,7 @@ def _train(candles, spec, folds, kind, preset, cfgs, model_config, device) -> li
             y_val = ds.labels[val_ends[m]]
             art = article_metrics(y_val, probs)
             histories[m].append({
-                "epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                "epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
                 "val_accuracy": classification_metrics(y_val, probs)["accuracy"],
                 "val_error": art["error"], "val_hit_pct": art["hit_pct"],
                 "val_missed_pct": art["missed_pct"], "seconds": seconds})
@@ -190,7 +191,7 @@ def _train(candles, spec, folds, kind, preset, cfgs, model_config, device) -> li
         y_val = ds.labels[val_ends[m]]
         frame = pd.DataFrame(histories[m])
         metrics = {**classification_metrics(y_val, probs), **article_metrics(y_val, probs),
-                   "best_epoch": int(frame.loc[frame.val_loss.idxmin(), "epoch"]),
+                   "best_epoch": best_epoch(frame),
                    "epochs_run": len(frame), "seconds": float(frame.seconds.sum())}
         y_train = ds.labels[train_ends[m]]
         meta = {"train": asdict(c), "n_parameters": n_parameters(model),

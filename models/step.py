@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 @dataclass
 class TrainState:
-    """Everything needed to continue a training after ``epoch``."""
+    """Everything needed to continue a training after ``epoch`` (the 0-based index of the last
+    epoch run; the ``history`` rows count epochs from 1, as users see them)."""
 
     epoch: int
     best: float

@@ -155,7 +155,7 @@ def _fit(candles, spec, fold, kind, preset, cfg, device, resume, model_config, c
                              "lower the learning rate")
         val_loss, val_probs = validation_loss_and_probs(model, batches, val_idx, weights)
         art = article_metrics(y_val, val_probs)
-        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
                "val_accuracy": classification_metrics(y_val, val_probs)["accuracy"],
                "val_error": art["error"], "val_hit_pct": art["hit_pct"],
                "val_missed_pct": art["missed_pct"], "seconds": time.perf_counter() - t0}
@@ -180,10 +180,16 @@ def _fit(candles, spec, fold, kind, preset, cfg, device, resume, model_config, c
     _, val_probs = validation_loss_and_probs(best_model, batches, val_idx, weights)
     frame = pd.DataFrame(history)
     metrics = {**classification_metrics(y_val, val_probs), **article_metrics(y_val, val_probs),
-               "best_epoch": int(frame.loc[frame.val_loss.idxmin(), "epoch"]),
+               "best_epoch": best_epoch(frame),
                "epochs_run": len(frame), "seconds": float(frame.seconds.sum())}
     return _result(model_config, kind, preset, spec, normaliser, fold, cfg, history, metrics,
                    meta, state, resumed_from, best_model.eval())
+
+
+def best_epoch(history: pd.DataFrame) -> int:
+    """The epoch (counted from 1, as the progress and ``history.csv`` count them) whose weights
+    were kept: the lowest validation loss, the first of equals."""
+    return int(history.loc[history.val_loss.idxmin(), "epoch"])
 
 
 def _fit_rule(candles: pd.DataFrame, spec: DatasetSpec, fold: Fold, preset: str,
@@ -233,4 +239,4 @@ def validation_loss_and_probs(model, batches: WindowBatches, idx: torch.Tensor,
     return float(torch.stack(losses).sum()) / len(idx), torch.cat(probs).numpy()
 
 
-__all__ = ["TrainConfig", "TrainResult", "class_weights", "fit", "pick_device", "validation_loss_and_probs"]
+__all__ = ["TrainConfig", "TrainResult", "best_epoch", "class_weights", "fit", "pick_device", "validation_loss_and_probs"]

@@ -188,6 +188,56 @@ def curve_summary(curves: dict[str, dict]) -> dict:
     return out
 
 
+# --- leverage used ---------------------------------------------------------------------------
+
+# Leverage above this (notional / equity) is named in the report and the terminal, capped or not:
+# a gap of 1 % through the stop then costs this many % of equity, whatever the risk planned.
+HIGH_LEVERAGE = 5.0
+
+
+def leverage_used(trades: pd.DataFrame, equity: pd.Series, params,
+                  rates: pd.Series | None = None) -> dict:
+    """Each trade's notional (size × entry price, in account money: × ``rates`` at the signal
+    bar when P&L is converted) over the equity at its signal bar, the basis the sizing used:
+    the largest, the median, how many trades were above ``HIGH_LEVERAGE``, above the cap
+    (``params.max_leverage``; fixed sizing is not capped by it) and at it (within 10 %: risk and
+    Kelly sizing cut the size to 0.95 × the cap), and a warning (None: none due).
+    """
+    out = {"max": None, "median": None, "cap": float(params.max_leverage),
+           "sizing": params.sizing, "high": HIGH_LEVERAGE, "n_high": 0, "n_over_cap": 0,
+           "n_at_cap": 0, "at": None, "warning": None}
+    if len(trades) == 0 or len(equity) == 0:
+        return out
+    at = pd.DatetimeIndex(trades["signal_time"])
+    base = equity.reindex(at).to_numpy(float)
+    rate = 1.0 if rates is None else rates.reindex(at).to_numpy(float)
+    notional = trades["size"].to_numpy(float) * trades["entry_price"].to_numpy(float) * rate
+    lev = notional / base
+    if not np.isfinite(lev).any():
+        return out
+    worst = int(np.nanargmax(lev))
+    cap = out["cap"]
+    out.update(max=float(lev[worst]), median=float(np.nanmedian(lev)),
+               n_high=int(np.sum(lev > HIGH_LEVERAGE)), n_over_cap=int(np.sum(lev > cap)),
+               n_at_cap=int(np.sum((lev >= 0.9 * cap) & (lev <= cap))),
+               at=trades["entry_time"].iloc[worst])
+    n = len(lev)
+    if out["n_over_cap"]:
+        out["warning"] = (f"leverage reached {out['max']:.1f}× (trade entered "
+                          f"{pd.Timestamp(out['at']):%Y-%m-%d %H:%M}), above the cap "
+                          f"strategy.max_leverage = {cap:g}× in {out['n_over_cap']} of {n} trades"
+                          + (": fixed sizing is not capped; lower strategy.units or size by risk"
+                             if params.sizing == "fixed" else ""))
+    elif out["n_high"]:
+        out["warning"] = (f"leverage reached {out['max']:.1f}× (median {out['median']:.1f}×; "
+                          f"above {HIGH_LEVERAGE:g}× in {out['n_high']} of {n} trades): a 1 % gap "
+                          f"through a stop costs up to {out['max']:.1f} % of equity, more than "
+                          f"the risk planned; cap it with strategy.max_leverage (now {cap:g}×"
+                          + (f", reached by {out['n_at_cap']} trades, sized down to it"
+                             if out["n_at_cap"] else "") + ")")
+    return out
+
+
 # --- costs charged ---------------------------------------------------------------------------
 
 # The money each kind of cost took, in ``costs_charged`` (account currency).

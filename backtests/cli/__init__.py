@@ -23,10 +23,10 @@ from backtests.cli import paper as _paper
 from backtests.cli import runs as _runs
 from backtests.cli import sweep as _sweep
 from backtests.cli import walkforward as _walkforward
-from backtests.cli.common import OPTION_OF, err_console
+from backtests.cli.common import OPTION_OF, Typer, err_console
 from data.errors import AttnbtError
 
-app = typer.Typer(help="Backtest an attention network that reads candles, against the simpler "
+app = Typer(help="Backtest an attention network that reads candles, against the simpler "
                   "networks before it.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
 

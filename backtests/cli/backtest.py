@@ -97,6 +97,9 @@ def print_backtest(outcome) -> None:
     for label, value in format_stats_table(outcome.result.stats):
         stats.add_row(escape(label), escape(value))
     console.print(stats)
+    lev = outcome.facts.get("leverage") or {}
+    if lev.get("warning"):
+        console.print("[bold red]warning:[/bold red] " + escape(lev["warning"]), soft_wrap=True)
     if outcome.in_sample:
         console.print("[bold red]warning:[/bold red] this period overlaps the bars the model was "
                       "trained or early-stopped on: these figures are in-sample.")

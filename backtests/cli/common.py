@@ -14,11 +14,45 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand, TyperGroup
 
 from backtests.config import FOLDS_KEYS, Experiment, load_toml
 
 console = Console(width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+
+
+
+class _FlagsAsFlags:
+    """Help that shows a flag as a flag: typer (0.29) prints a ``<bool>`` type beside every
+    boolean flag (--sort/--no-sort, --json, --help) as if it took a value; an empty metavar
+    shows none. Only the help changes: parsing is click's."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class FlagCommand(_FlagsAsFlags, TyperCommand):
+    """A command whose help shows flags as flags."""
+
+
+class FlagGroup(_FlagsAsFlags, TyperGroup):
+    """A command group whose help shows flags as flags."""
+
+
+class Typer(typer.Typer):
+    """``typer.Typer`` whose groups and commands show flags as flags in their help."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cls=FlagGroup, **kwargs)
+
+    def command(self, *args: Any, cls: type | None = None, **kwargs: Any):
+        return super().command(*args, cls=cls or FlagCommand, **kwargs)
+
 
 DATA, STRATEGY, COSTS, TRAIN, PERIOD, OUTPUT = ("Data", "Strategy", "Costs", "Training",
                                                 "Period", "Output")

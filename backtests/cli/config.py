@@ -9,9 +9,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from backtests.cli.common import SettingsArg, build_experiment, console
+from backtests.cli.common import SettingsArg, Typer, build_experiment, console
 
-app = typer.Typer(help="Experiment settings: list the keys, show a config and its id.",
+app = Typer(help="Experiment settings: list the keys, show a config and its id.",
                   no_args_is_help=True)
 
 

@@ -9,9 +9,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from backtests.cli.common import DayfirstOpt, PointOpt, SortOpt, TzOpt, console
+from backtests.cli.common import DayfirstOpt, PointOpt, SortOpt, Typer, TzOpt, console
 
-app = typer.Typer(help="Load, fetch and inspect candle data.", no_args_is_help=True)
+app = Typer(help="Load, fetch and inspect candle data.", no_args_is_help=True)
 
 Source = Annotated[str, typer.Argument(help="sample:EURUSD_H1, sample:GOOG_D1, a CSV path, or "
                                        "yahoo:SYMBOL:INTERVAL (the local cache)")]

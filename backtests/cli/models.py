@@ -140,10 +140,10 @@ class _epoch_progress:
         info = (f"loss {row['train_loss']:.3f} val {row['val_loss']:.3f} "
                 f"(best {row['best_val_loss']:.3f})")
         if self.progress:
-            self.progress.update(self.task, completed=row["epoch"] + 1, total=row["epochs"],
+            self.progress.update(self.task, completed=row["epoch"], total=row["epochs"],
                                  info=info)
         else:
-            err_console.print(f"epoch {row['epoch'] + 1}/{row['epochs']}: {info}, "
+            err_console.print(f"epoch {row['epoch']}/{row['epochs']}: {info}, "
                               f"{row['seconds']:.1f}s", markup=False, highlight=False)
 
     def __exit__(self, *exc):

@@ -13,13 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from backtests.cli.common import (
+    DATA,
     AccountOpt,
     CashOpt,
     CommissionOpt,
     ConfigOpt,
     DayfirstOpt,
     FixedThresholdOpt,
-    InstrumentOpt,
     MaxHoldOpt,
     PipOpt,
     PointOpt,
@@ -35,6 +35,7 @@ from backtests.cli.common import (
     StopBufferOpt,
     TakeProfitOpt,
     TrustUnhashedOpt,
+    Typer,
     TzOpt,
     UnitsOpt,
     command_line,
@@ -46,7 +47,7 @@ from backtests.cli.common import (
 )
 from data.errors import AttnbtError
 
-app = typer.Typer(help="Paper trading: the backtest's strategy stepped bar by bar on fresh data, "
+app = Typer(help="Paper trading: the backtest's strategy stepped bar by bar on fresh data, "
                   "with a journal that loses nothing.", no_args_is_help=True)
 NameArg = Annotated[str, typer.Argument(help="Account name.")]
 
@@ -63,7 +64,10 @@ def init_cmd(
                                               "history too; a bar time: from that bar; default: "
                                               "only the bars appended after now.")] = None,
     tz: TzOpt = None, point: PointOpt = None, dayfirst: DayfirstOpt = None,
-    instrument: InstrumentOpt = None, account_currency: AccountOpt = None,
+    instrument: Annotated[str | None, typer.Option(
+        "--instrument", help="The pair traded, e.g. USDCHF (default: the pair the source's name "
+        "holds, else the model's: the one its training data names).",
+        rich_help_panel=DATA)] = None, account_currency: AccountOpt = None,
     cash: CashOpt = None, threshold: FixedThresholdOpt = None, short: ShortOpt = None,
     take_profit_r: TakeProfitOpt = None, max_hold: MaxHoldOpt = None,
     stop_buffer: StopBufferOpt = None, sizing: SizingOpt = None, units: UnitsOpt = None,
@@ -99,6 +103,12 @@ def init_cmd(
     console.print(f"paper account [bold]{escape(name)}[/bold]: {escape(cfg.model)} "
                   f"(run {cfg.train_run}, model {cfg.model_hash}) on "
                   f"{escape(cfg.source)}; trades from {escape(str(first))}")
+    per_year = ("statistics annualised at the paper period's own bars per year"
+                if cfg.bars_per_year is None else f"statistics annualised at "
+                f"{cfg.bars_per_year:,.0f} bars a year (the source's history)")
+    console.print(f"instrument {escape(str(cfg.instrument))} (from {escape(cfg.instrument_from)}; "
+                  f"--instrument changes it), {escape(cfg.account_currency)} account, {per_year}",
+                  soft_wrap=True)
     console.print(f"next: attnbt paper step {escape(name)}")
 
 
@@ -112,7 +122,7 @@ def print_step(r) -> None:
                       f"at {o['created_time']} ({o['status']})")
     for o in r.fills:
         console.print(f"  fill #{o['ref']} {o['role']} {o['side']} {o['size']:g} @ "
-                      f"{o['price']:.5f} at {o['executed_time']}")
+                      f"{o['price']:.{r.price_digits}f} at {o['executed_time']}")
     for t in r.trades:
         console.print(f"  trade closed {'long' if t['direction'] > 0 else 'short'} "
                       f"{t['entry_time']} → {t['exit_time']} ({t['exit_reason']}): "
@@ -189,11 +199,11 @@ def run_cmd(
     console.print(f"stopped; the journal of {escape(name)} is complete up to the last step")
 
 
-def describe_order(o: dict) -> str:
-    """'#3 entry buy Market at market', '#5 stop sell Stop @ 1.08123'; a take-profit waiting for
-    its entry's fill has no price yet."""
+def describe_order(o: dict, digits: int = 5) -> str:
+    """'#3 entry buy Market at market', '#5 stop sell Stop @ 1.08123' (prices at ``digits``
+    decimals); a take-profit waiting for its entry's fill has no price yet."""
     if o["order_price"] is not None:
-        at = f"@ {o['order_price']:.5f}"
+        at = f"@ {o['order_price']:.{digits}f}"
     elif o["type"] == "Market":
         at = "at market"
     else:
@@ -213,16 +223,16 @@ def status_cmd(name: NameArg,
         console.print_json(json.dumps(s, default=str))
         return
     table = Table(title=f"paper account {escape(name)}", show_header=False)
-    for key in ("source", "model", "model_hash", "train_run", "steps", "bars", "last_bar",
-                "equity", "equity_time", "closed_trades", "realised_pnl", "revised_bars"):
+    for key in ("source", "instrument", "model", "model_hash", "train_run", "steps", "bars",
+                "last_bar", "equity", "equity_time", "closed_trades", "realised_pnl", "revised_bars"):
         v = s[key]
         table.add_row(key, escape(f"{v:,.2f}" if isinstance(v, float) else str(v)))
     p = s["position"]
     table.add_row("position", "flat" if p is None else
                   escape(f"{'long' if p['direction'] > 0 else 'short'} {p['size']:g} from "
-                         f"{p['entry_time']} @ {p['entry_price']:.5f}"))
-    table.add_row("open orders", escape(", ".join(map(describe_order, s["open_orders"]))
-                                        or "none"))
+                         f"{p['entry_time']} @ {p['entry_price']:.{s['price_digits']}f}"))
+    orders = ", ".join(describe_order(o, s["price_digits"]) for o in s["open_orders"])
+    table.add_row("open orders", escape(orders or "none"))
     if s["waiting_on_gap"]:
         table.add_row("waiting", escape(json.dumps(s["waiting_on_gap"])))
     console.print(table)

@@ -10,10 +10,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from backtests.analysis.catalog import format_value, stat
-from backtests.cli.common import RunsOpt, console
+from backtests.cli.common import RunsOpt, Typer, console
 from data.errors import AttnbtError
 
-app = typer.Typer(help="The run registry: list, show and remove runs.")
+app = Typer(help="The run registry: list, show and remove runs.")
 
 
 def _check_kind(kind: str | None) -> None:

@@ -10,10 +10,11 @@
 from backtests.paper.account import Account, AccountSettings, PaperBusy, PaperError
 from backtests.paper.feed import default_fetcher, gap_allowance, parse_max_gap, weekday_gap
 from backtests.paper.journal import CRASH_ENV, CRASH_POINTS, JOURNAL, SCHEMA_VERSION, account_dir
-from backtests.paper.trading import StepResult, init, step, step_crashing_at
+from backtests.paper.trading import StepResult, init, paper_instrument, step, step_crashing_at
 from backtests.paper.view import (
     PaperView,
     list_accounts,
+    paper_facts,
     paper_record,
     paper_result,
     read_account,
@@ -23,6 +24,7 @@ from backtests.paper.view import (
 
 __all__ = ["CRASH_ENV", "CRASH_POINTS", "JOURNAL", "SCHEMA_VERSION", "Account", "AccountSettings",
            "PaperBusy", "PaperError", "PaperView", "StepResult", "account_dir", "default_fetcher",
-           "gap_allowance", "init", "list_accounts", "paper_record", "paper_result",
+           "gap_allowance", "init", "list_accounts", "paper_facts", "paper_instrument",
+           "paper_record", "paper_result",
            "parse_max_gap", "read_account", "report", "status", "step", "step_crashing_at",
            "weekday_gap"]

@@ -4,7 +4,8 @@ On disk they are the ``config`` column of the journal's ``account`` row: one JSO
 keys are the fields of :class:`AccountSettings` in their order (``format`` only for a CSV
 source), exactly as attnbt has always written it. The row is written once, at init, and never
 rewritten; accounts made before ``instrument`` and ``account_currency`` were pinned read as
-``None`` and ``"USD"``.
+``None`` and ``"USD"``, those made before ``instrument_from``, ``bars_per_year`` and ``price_digits`` as ``None``
+(their statistics then annualise at the bars per year of the paper period itself).
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ class PaperBusy(PaperError):
 
 
 # settings an account made by an older attnbt may lack, and what they meant then
-LEGACY_DEFAULTS: dict[str, Any] = {"format": None, "instrument": None, "account_currency": "USD"}
+LEGACY_DEFAULTS: dict[str, Any] = {"format": None, "instrument": None, "account_currency": "USD",
+                                   "instrument_from": None, "bars_per_year": None,
+                                   "price_digits": None}
+ADDED_LATER = ("instrument_from", "bars_per_year", "price_digits")   # written only when set (older rows lack them)
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,9 @@ class AccountSettings:
     history_bars: int
     created_at_bar: str | None   # the first bar traded, None: the bars appended after init
     registry_run: str
+    instrument_from: str | None   # where ``instrument`` came from (said at init and in the report)
+    bars_per_year: float | None   # annualisation, inferred at init from the source's history
+    price_digits: int | None      # decimals prices are printed at (None: 5)
 
     @property
     def timeframe(self) -> pd.Timedelta:
@@ -69,11 +76,14 @@ class AccountSettings:
         return pd.Timedelta(seconds=self.gap_allowance_s)
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings as stored: plain JSON values, ``format`` only for a CSV source."""
+        """The settings as stored: plain JSON values, ``format`` only for a CSV source, the
+        settings added later only where set."""
         out: dict[str, Any] = {}
         for f in fields(self):
             if f.name == "format" and self.kind != "csv":
                 continue
+            if f.name in ADDED_LATER and getattr(self, f.name) is None:
+                continue     # an older account's row stays as it was written
             value = getattr(self, f.name)
             out[f.name] = value.to_dict() if isinstance(value, FractalParams | Costs) else value
         return out

@@ -95,12 +95,13 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
     ``start``: "after" (default: the bars after the last one in the source now), "first" (the
     source's existing history too) or a bar time (from that bar on).
     """
-    from backtests.currency import conversion
+    from backtests.analysis.performance import infer_bars_per_year
+    from backtests.currency import conversion, price_digits
     from data.summary import timeframe
     from data.validate import to_utc
     from models.checkpoint import check_compatible, load_model
 
-    conv = conversion(source, instrument, account_currency)   # a cross is refused here
+    conversion(source, instrument, account_currency)   # a cross is refused before any loading
     gap = parse_max_gap(max_gap)
     folder = account_dir(name, runs_dir)
     if folder.exists():
@@ -109,6 +110,8 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
     reg = Registry(runs_dir)
     train = reg.resolve(run, kind="train")
     loaded = load_model(train.path, trust_unhashed=trust_unhashed)
+    instrument, instrument_from = paper_instrument(source, instrument, loaded.meta_info.raw)
+    conv = conversion(source, instrument, account_currency)
     snap = snapshot(source, tz, point, dayfirst)
     source, candles = snap.source, snap.candles
     tf = timeframe(candles.index)
@@ -131,6 +134,8 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
                             f"{candles.index[-1]}); omit paper.start to trade the bars to come",
                             source=source, rule="unknown bar")
     history = candles.iloc[:first]
+    bars_per_year = infer_bars_per_year(candles.index)     # the source's whole history now
+    bars_per_year = float(bars_per_year) if np.isfinite(bars_per_year) else None
     allowance = gap if gap is not None else gap_allowance(candles.index, tf)
     from models.predict import IncrementalPredictor, Predictor
 
@@ -151,7 +156,8 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
             instrument=conv.instrument, account_currency=conv.account,
             history_bars=len(history),
             created_at_bar=None if first == len(candles) else str(candles.index[first]),
-            registry_run=row.id)
+            registry_run=row.id, instrument_from=instrument_from,
+            bars_per_year=bars_per_year, price_digits=price_digits(candles, conv.instrument))
         account = Account(name, now_iso(), settings)
         with open_journal(folder / JOURNAL, create=True) as db, transaction(db, folder / JOURNAL):
             create_account(db, account, last_time=last_time, offset=offset, guard=guard,
@@ -162,6 +168,28 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return account
+
+
+def paper_instrument(source: str, given: str | None, model_meta: dict) -> tuple[str | None, str]:
+    """The instrument an account trades and where it came from: ``given`` (``--instrument``, a
+    config, or the model's own ``data.instrument``), else the currency pair the source's name
+    holds (``yahoo:EURUSD=X:1h``), else the model's: the pair or symbol its training data names
+    (a ``live.csv`` fed with EURUSD bars trades EURUSD, not "live"), else the source's name."""
+    from backtests.currency import instrument_of, pair_named
+    from backtests.scoring import experiment_of
+
+    data = experiment_of(model_meta).data
+    if given:
+        said = ("the model's settings (data.instrument)" if given == data.instrument
+                else "the instrument given")
+        return instrument_of(source, given), said
+    pair = pair_named(source)
+    if pair:
+        return pair, f"the source's name ({source})"
+    ours = instrument_of(data.source, data.instrument)
+    if ours:
+        return ours, f"the model's training data ({data.source})"
+    return instrument_of(source), f"the source's name ({source})"
 
 
 # --- step ----------------------------------------------------------------------------------------
@@ -182,6 +210,7 @@ class StepResult:
     events: list[dict] = field(default_factory=list)
     equity: float | None = None
     position: dict | None = None
+    price_digits: int = 5                # decimals to print prices at (the account's)
 
 
 def _same_bar(row: sqlite3.Row, bar: pd.Series, spread: bool) -> bool:
@@ -282,7 +311,7 @@ def _step(name: str, runs_dir: str | Path | None, *, now: pd.Timestamp | None,
                                                                              now)))
         new = candles.iloc[new_pos]
         result = StepResult(name, "waiting" if waiting else ("traded" if len(new) else "events"),
-                            "")
+                            "", price_digits=cfg.price_digits or 5)
         n_bars = int(cur["n_bars"])
         feature_state = cur["feature_state"]
         engine_state = cur["engine_state"]
@@ -442,4 +471,5 @@ def _summary_message(r: StepResult, waiting) -> str:
 
 
 
-__all__ = ["REVISION_LOOKBACK", "StepResult", "init", "step", "step_crashing_at"]
+__all__ = ["REVISION_LOOKBACK", "StepResult", "init", "paper_instrument", "step",
+           "step_crashing_at"]

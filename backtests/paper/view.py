@@ -88,7 +88,8 @@ def status(name: str, runs_dir: str | Path | None = None) -> dict:
             "equity": cfg.cash if eq is None else eq["equity"],
             "equity_time": None if eq is None else str(ts(eq["time"])),
             "cash": cfg.cash, "closed_trades": n_trades, "realised_pnl": pnl,
-            "waiting_on_gap": gap, "revised_bars": revised}
+            "waiting_on_gap": gap, "revised_bars": revised,
+            "instrument": cfg.instrument, "price_digits": cfg.price_digits or 5}
 
 
 def _pending_orders(pending: list[dict]) -> list[dict]:
@@ -113,13 +114,16 @@ def list_accounts(runs_dir: str | Path | None = None) -> list[dict]:
 
 
 def paper_result(view: PaperView):
-    """The paper period as a ``BacktestResult`` (closed trades; equity marked to market)."""
+    """The paper period as a ``BacktestResult`` (closed trades; equity marked to market),
+    annualised at the bars per year of the source's history when the account was made (the
+    rule a backtest applies to its own bars; a few paper bars alone would give another figure)."""
     from backtests.analysis.performance import compute_stats
     from backtests.simulation import BacktestResult
 
     a = view.account
+    stats = compute_stats(view.equity, view.trades, bars_per_year=a.settings.bars_per_year)
     return BacktestResult(trades=view.trades, equity=view.equity, orders=view.orders,
-                          stats=compute_stats(view.equity, view.trades), params=a.params,
+                          stats=stats, params=a.params,
                           costs=a.costs, cash=a.settings.cash,
                           meta={"paper": a.name, "bars": len(view.candles),
                                 "open_trade": json.loads(view.cursor["open_trade"])
@@ -140,6 +144,31 @@ def paper_record(name: str, runs_dir: str | Path | None = None) -> dict:
             "period": (str(view.equity.index[0]), str(view.equity.index[-1]))}
 
 
+def paper_facts(view: PaperView) -> dict:
+    """What the account traded, for the report's "What was traded" table."""
+    from backtests.currency import conversion
+    from data.summary import timeframe_label
+
+    cfg = view.account.settings
+    conv = conversion(cfg.source, cfg.instrument, cfg.account_currency)
+    return {"instrument": cfg.instrument, "instrument_from": cfg.instrument_from,
+            "source": cfg.source,
+            "account_currency": cfg.account_currency, "pnl_conversion": conv.describe(),
+            "timeframe": timeframe_label(cfg.timeframe), "period": "paper",
+            "model": cfg.model, "model_label": f"{cfg.model} ({cfg.train_run})",
+            "train_run": cfg.train_run, "model_hash": cfg.model_hash,
+            "config_id": None, "conversion": conv}
+
+
+def _in_sample(view: PaperView) -> bool:
+    """True when the paper period starts on or before the model's last validation bar (as a
+    backtest judges its period); a model saved without a split counts as in-sample."""
+    from models.checkpoint import read_meta
+
+    fold = read_meta(view.account.settings.train_path).fold
+    return fold is None or bool(len(view.equity) and view.equity.index[0] <= fold.val_end)
+
+
 def report(name: str, runs_dir: str | Path | None = None) -> Path:
     """Write the backtest report over the paper period (report.html, trades.csv, ...) into the
     account's ``report/`` folder; returns report.html's path."""
@@ -155,7 +184,8 @@ def report(name: str, runs_dir: str | Path | None = None) -> Path:
     title = (f"paper {name}: {cfg.model} ({cfg.train_run}) on "
              f"{view.equity.index[0]:%Y-%m-%d %H:%M} → {view.equity.index[-1]:%Y-%m-%d %H:%M}")
     html = write_report(account_dir(name, runs_dir) / "report", result, view.candles,
-                        title=title, extra={
+                        title=title, facts=paper_facts(view), in_sample=_in_sample(view),
+                        extra={
                             "paper_account": name, "source": cfg.source,
                             "model_hash": cfg.model_hash, "train_run": cfg.train_run,
                             "steps": view.steps, "open_trade": result.meta["open_trade"],
@@ -169,5 +199,5 @@ def report(name: str, runs_dir: str | Path | None = None) -> Path:
     return html
 
 
-__all__ = ["PaperView", "list_accounts", "paper_record", "paper_result", "read_account", "report",
+__all__ = ["PaperView", "list_accounts", "paper_facts", "paper_record", "paper_result", "read_account", "report",
            "status"]

@@ -23,8 +23,15 @@ import pandas as pd
 
 from backtests.analysis.catalog import format_value, jsonable, stat
 from backtests.analysis.catalog import rows as stat_rows
-from backtests.analysis.performance import costs_charged, curve_summary, drawdown, period_returns
+from backtests.analysis.performance import (
+    costs_charged,
+    curve_summary,
+    drawdown,
+    leverage_used,
+    period_returns,
+)
 from backtests.analysis.significance import backtest_verdict
+from backtests.currency import price_digits, rates
 from backtests.reports.figures import (
     bokeh_parts,
     equity_figures,
@@ -84,7 +91,12 @@ def params_rows(params: dict) -> list[dict]:
 
 # --- rows of the page's tables -------------------------------------------------------------
 
-def trade_rows(trades: pd.DataFrame) -> list[dict]:
+PRICE_COLUMNS = ("entry price", "exit price")
+
+
+def trade_rows(trades: pd.DataFrame, digits: int | None = None) -> list[dict]:
+    """The trade list's rows; prices rounded to ``digits`` decimals (the instrument's, see
+    ``backtests.currency.price_digits``; None: 6 significant digits)."""
     cols = [("entry_time", "entry"), ("exit_time", "exit"), ("direction", "side"),
             ("size", "size [units]"), ("entry_price", "entry price"),
             ("exit_price", "exit price"), ("pnl_gross", "P&L gross [money]"),
@@ -101,7 +113,7 @@ def trade_rows(trades: pd.DataFrame) -> list[dict]:
             elif key in ("entry_time", "exit_time") and v is not None and v is not pd.NaT:
                 v = pd.Timestamp(v).strftime("%Y-%m-%d %H:%M")
             elif key in ("entry_price", "exit_price") and v is not None:
-                v = float(f"{float(v):.6g}")
+                v = round(float(v), digits) if digits is not None else float(f"{float(v):.6g}")
             row[name] = v
         out.append(row)
     return out
@@ -144,6 +156,14 @@ def baseline_rows(baselines: dict) -> list[dict]:
     return out
 
 
+def leverage_of(result: BacktestResult, candles: pd.DataFrame, conv=None) -> dict:
+    """``analysis.performance.leverage_used`` of a result, with the quote→account rates of
+    ``conv`` (a ``backtests.currency.Conversion``; None: P&L in the account currency)."""
+    bar_rates = rates(candles, conv) if conv is not None else None
+    series = None if bar_rates is None else pd.Series(bar_rates, index=candles.index)
+    return leverage_used(result.trades, result.equity, result.params, series)
+
+
 # --- the backtest report ---------------------------------------------------------------------
 
 def render_report(result: BacktestResult, candles: pd.DataFrame, *,
@@ -163,6 +183,7 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
     traded (instrument, source, timeframe, model, train_run, model_hash, config_id, ...).
     """
     facts = dict(facts or {})
+    digits = price_digits(candles, facts.get("instrument"))
     curves = {"model": {"label": facts.get("model_label", "model"), "equity": result.equity},
               **(curves or {})}
     files: dict[str, str | bytes] = {"trades.csv": result.trades.to_csv(index=False)}
@@ -174,19 +195,21 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
     files["equity.csv"] = eq.to_csv()
 
     charged = costs_charged(candles, result.costs, result.trades)
+    lev = facts.get("leverage") or leverage_of(result, candles, facts.get("conversion"))
     judged = backtest_verdict(result.stats, baselines, in_sample, versus_rules)
     freq, rets = period_returns(result.equity, result.cash)
     index = result.equity.index
     payload = {
         "title": title, "verdict": judged,
-        "instrument": facts.get("instrument"), "source": facts.get("source"),
+        "instrument": facts.get("instrument"), "instrument_from": facts.get("instrument_from"),
+        "price_digits": digits, "source": facts.get("source"),
         "timeframe": facts.get("timeframe"), "account_currency": facts.get("account_currency"),
         "pnl_conversion": facts.get("pnl_conversion"),
         "period": {"start": index[0] if len(index) else None,
                    "end": index[-1] if len(index) else None, "bars": len(index),
                    "name": facts.get("period")},
         "model": {k: facts.get(k) for k in ("model", "train_run", "model_hash", "config_id")},
-        "stats": result.stats, "params": result.params.to_dict(),
+        "stats": result.stats, "leverage": lev, "params": result.params.to_dict(),
         "costs": result.costs.to_dict(), "costs_charged": charged, "cash": result.cash,
         "meta": result.meta,
         "exit_reasons": result.trades["exit_reason"].value_counts().to_dict(),
@@ -203,13 +226,18 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
     files["report.png"] = png
 
     esc = html.escape
-    script, divs = bokeh_parts(report_figures(result, candles, probs, curves))
+    script, divs = bokeh_parts(report_figures(result, candles, probs, curves, digits=digits))
 
     parts = [f"<h1>{esc(title)}</h1>",
              f"<p class='verdict {judged['level']}'>{esc(judged['text'])}</p>"]
+    if lev["warning"]:
+        parts.append(f"<p class='verdict worse leverage'><b>Leverage:</b> {esc(lev['warning'])}</p>")
     start = format_value(index[0]) if len(index) else "—"
     end = format_value(index[-1]) if len(index) else "—"
-    traded = [{"fact": "instrument", "value": facts.get("instrument")},
+    instrument = facts.get("instrument")
+    if instrument and facts.get("instrument_from"):
+        instrument = f"{instrument} (from {facts['instrument_from']})"
+    traded = [{"fact": "instrument", "value": instrument},
               {"fact": "source", "value": facts.get("source")},
               {"fact": "account currency", "value": facts.get("account_currency")},
               {"fact": "P&L conversion", "value": facts.get("pnl_conversion")},
@@ -246,7 +274,8 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
                  + returns_table(freq, rets))
     parts.append("<h2>Trades</h2><div class='cols'>" + divs.get("pnl", "") + "</div>"
                  "<p class='note'>Click a column heading to sort.</p>"
-                 + sortable_table(trade_rows(result.trades)))
+                 + sortable_table(trade_rows(result.trades, digits),
+                                  formats=dict.fromkeys(PRICE_COLUMNS, f"{{:.{digits}f}}")))
     if comparison:
         parts.append("<h2>Against the earlier article</h2>" + table(comparison))
     if confusion is not None:
@@ -264,10 +293,11 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
 
 
 def report_figures(result: BacktestResult, candles: pd.DataFrame, probs: pd.DataFrame | None,
-                   curves: dict[str, dict]) -> dict[str, object]:
+                   curves: dict[str, dict], digits: int | None = None) -> dict[str, object]:
     """The report's Bokeh figures by name (price, probs, equity, drawdown, pnl), on one x range;
-    ``curves``: ``{key: {"label", "equity"}}`` with the traded one first as ``model``."""
-    price = price_figure(candles, result.trades, result.orders)
+    ``curves``: ``{key: {"label", "equity"}}`` with the traded one first as ``model``; prices
+    shown with ``digits`` decimals (the instrument's)."""
+    price = price_figure(candles, result.trades, result.orders, digits=digits)
     figs = {"price": price}
     if probs is not None and len(probs):
         figs["probs"] = probs_figure(probs.reindex(candles.index), price.x_range,

@@ -105,9 +105,11 @@ def _figure(title: str, height: int, x_range=None, y_label: str = "", **kw):
 
 
 def price_figure(candles: pd.DataFrame, trades: pd.DataFrame, orders: pd.DataFrame | None = None,
-                 title: str = "Price (bid), trades, stops and targets — hover a trade"):
+                 title: str = "Price (bid), trades, stops and targets — hover a trade",
+                 digits: int = 5):
     """Candlesticks with every trade: entry triangle, a line to its exit (green win / red loss),
-    its stop (red dashes) and target (green dashes) while it was open."""
+    its stop (red dashes) and target (green dashes) while it was open; prices hovered at
+    ``digits`` decimals."""
     from bokeh.models import ColumnDataSource, HoverTool
 
     x = _naive(candles.index)
@@ -156,11 +158,12 @@ def price_figure(candles: pd.DataFrame, trades: pd.DataFrame, orders: pd.DataFra
                         fill_color="colour", line_color="#222", legend_label="entry (▲ long, ▼ short)")
         fig.scatter("exit_time", "exit_price", source=ts, marker="x", size=7, color="#222",
                     legend_label="exit")
+        price = "0." + "0" * digits if digits > 0 else "0"
         fig.add_tools(HoverTool(renderers=[r], tooltips=[
             ("trade", "@direction @size{0,0} units"),
-            ("entry", "@entry_time{%Y-%m-%d %H:%M} @ @entry_price{0.00000}"),
-            ("exit", "@exit_time{%Y-%m-%d %H:%M} @ @exit_price{0.00000} (@exit_reason)"),
-            ("stop / target", "@stop{0.00000} / @target{0.00000}"),
+            ("entry", f"@entry_time{{%Y-%m-%d %H:%M}} @ @entry_price{{{price}}}"),
+            ("exit", f"@exit_time{{%Y-%m-%d %H:%M}} @ @exit_price{{{price}}} (@exit_reason)"),
+            ("stop / target", f"@stop{{{price}}} / @target{{{price}}}"),
             ("P&L gross / costs / net", "@pnl_gross{0,0.00} / @costs{0,0.00} / @pnl_net{0,0.00}"),
             ("bars held", "@bars_held")],
             formatters={"@entry_time": "datetime", "@exit_time": "datetime"}))

@@ -114,8 +114,10 @@ def grid_table(header, rows) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def sortable_table(rows: list[dict], max_rows: int | None = None) -> str:
-    """A table whose columns sort when their header is clicked (numbers numerically)."""
+def sortable_table(rows: list[dict], max_rows: int | None = None,
+                   formats: dict[str, str] | None = None) -> str:
+    """A table whose columns sort when their header is clicked (numbers numerically);
+    ``formats``: a format string per column for its numbers (e.g. ``{:.5f}`` for prices)."""
     if not rows:
         return "<p class='note'>none</p>"
     columns = list(rows[0])
@@ -127,7 +129,9 @@ def sortable_table(rows: list[dict], max_rows: int | None = None) -> str:
             v = row.get(c)
             num = isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
             attr = f" data-v='{float(v)!r}'" if num and np.isfinite(float(v)) else ""
-            cells.append(f"<td{attr}>{html.escape(format_value(v))}</td>")
+            shown = (formats[c].format(v) if formats and c in formats and attr
+                     else format_value(v))
+            cells.append(f"<td{attr}>{html.escape(shown)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (f"<div class='scroll'><table class='sortable'><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table></div>")

@@ -99,7 +99,7 @@ def attnbt(*args, runs_dir):
 
 def test_cli_backtest_with_a_baseline_run(cli, trained_run, runs_dir):
     res = cli("backtest", "--run", trained_run.id, "--vs", trained_run.id, "--random-draws",
-              "100", "--spread-pips", "1.5", runs_dir=runs_dir)
+              "100", "--spread-pips", "1.5", "--sizing", "risk", runs_dir=runs_dir)
     assert res.returncode == 0, res.stderr
     for text in ("Win rate", "buy and hold", "random entries", "against the earlier article",
                  "report:"):
@@ -116,6 +116,13 @@ def test_cli_backtest_with_a_baseline_run(cli, trained_run, runs_dir):
     assert f"total {total:,.2f}" in out and "costs charged (USD)" in out, out
     run_id = os.path.basename(os.path.dirname(report_html))
     assert f"backtest run {run_id}" in out and "model hash " in out, out
+    # risk sizing at 1 % with stops at the signal bar's extreme runs well above 5× leverage:
+    # the terminal and the report say so
+    lev = report["leverage"]
+    assert lev["max"] > lev["high"] and lev["warning"]
+    assert "warning: " + " ".join(lev["warning"].split()) in out, out
+    html = open(report_html).read()
+    assert "<b>Leverage:</b> leverage reached" in html
 
 
 @pytest.mark.parametrize("args,message", [

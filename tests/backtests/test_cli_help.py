@@ -39,3 +39,26 @@ def test_paper_init_does_not_offer_the_threshold_it_refuses():
     help_of = {c: next(p.help for p in c.params if p.name == "threshold") for c in (init, backtest)}
     assert "or 'auto'" in help_of[backtest]
     assert "or 'auto'" not in help_of[init], help_of[init]
+
+
+def test_flags_show_no_type_in_help():
+    """typer printed ``<bool>`` beside every flag (--sort/--no-sort, --json, --help), as if it
+    took a value: no flag of any command or group shows a type; options that take a value do."""
+    with_type = []
+    for path, cmd in _commands(typer.main.get_command(app)):
+        ctx = click.Context(cmd, info_name=path[-1] if path else "attnbt")
+        for param in cmd.get_params(ctx):
+            if getattr(param, "is_flag", False) and param.display_type_rich(ctx):
+                with_type.append(f"attnbt {' '.join(path)} {param.opts[0]}: "
+                                 f"{param.display_type_rich(ctx)}")
+    assert not with_type, "\n".join(with_type)
+
+
+def test_backtest_help_shows_flags_as_flags(cli):
+    shown = cli("backtest", "--help")
+    assert shown.returncode == 0
+    lines = {line.split()[1]: line for line in shown.stdout.splitlines()
+             if line.startswith("│ --")}
+    for flag in ("--sort", "--short", "--trust-unhashed", "--help"):
+        assert "<" not in lines[flag], lines[flag]
+    assert "--no-sort" in lines["--sort"] and "<float>" in lines["--cash"]

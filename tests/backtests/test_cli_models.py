@@ -27,6 +27,13 @@ def cli_runs(tmp_path_factory, cli_wide):
                     "--seed", "2", runs_dir=runs)
     assert done.returncode == 0, done.stderr
     assert "run " in done.stdout
+    # epochs count from 1 wherever a user sees them: the progress, history.csv, "best N"
+    (run,) = [p for p in runs.iterdir() if p.is_dir()]
+    history = pd.read_csv(run / "history.csv")
+    assert history.epoch.tolist() == list(range(1, len(history) + 1))
+    assert "epoch 1/3" in done.stderr and "epoch 0/" not in done.stderr
+    best = int(history.epoch[history.val_loss.idxmin()])
+    assert f"epochs, best {best})" in done.stdout
     return runs
 
 

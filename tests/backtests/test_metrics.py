@@ -106,3 +106,30 @@ def test_bars_per_year_inferred_from_the_index():
     s = compute_stats(pd.Series(np.linspace(100, 110, len(fx)), index=fx),
                       pd.DataFrame(columns=["pnl_net"]))
     assert s["bars_per_year"] == pytest.approx(6261.43, abs=0.01)
+
+
+def test_leverage_used_is_notional_over_equity_at_the_signal_bar():
+    """Leverage by hand: size × entry price (× the quote→account rate) / equity at the signal
+    bar; a warning above HIGH_LEVERAGE, and above the cap (which fixed sizing does not obey)."""
+    from backtests.analysis.performance import HIGH_LEVERAGE, leverage_used
+    from strategy.fractal import FractalParams
+
+    equity = hourly([100_000.0, 100_000.0, 50_000.0, 50_000.0])
+    t = equity.index
+    trades = pd.DataFrame({"signal_time": [t[0], t[2]], "entry_time": [t[1], t[3]],
+                           "size": [200_000.0, 400_000.0], "entry_price": [1.25, 1.25]})
+    risk = FractalParams(sizing="risk", max_leverage=30.0)
+    lev = leverage_used(trades, equity, risk)
+    assert lev["max"] == pytest.approx(10.0) and lev["median"] == pytest.approx(6.25)
+    assert lev["n_high"] == 1 and lev["n_over_cap"] == 0 and lev["at"] == t[3]
+    assert lev["warning"].startswith("leverage reached 10.0× (median 6.2×")
+    low = leverage_used(trades.assign(size=[1_000.0, 1_000.0]), equity, risk)
+    assert low["max"] < HIGH_LEVERAGE and low["warning"] is None
+    over = leverage_used(trades, equity, FractalParams(max_leverage=8.0))     # fixed sizing
+    assert over["n_over_cap"] == 1 and "fixed sizing is not capped" in over["warning"]
+    # USD/JPY-like, P&L converted at 1 / close: the notional in account money is the size
+    rates = pd.Series(1 / 125.0, index=t)
+    jpy = leverage_used(trades.assign(entry_price=125.0), equity, risk, rates)
+    assert jpy["max"] == pytest.approx(8.0)
+    none = leverage_used(trades.iloc[:0], equity, risk)
+    assert none["max"] is None and none["warning"] is None

@@ -368,7 +368,8 @@ def test_an_unhashed_model_needs_trust_at_init_and_then_its_pin_guards_it(traine
         paper.step("unhashed", runs)
 
 
-def test_cli_init_step_status_report_and_the_crash_hook(cli, trained_run, runs, tmp_path):
+def test_cli_init_step_status_report_and_the_crash_hook(cli, trained_run, runs, tmp_path,
+                                                        eurusd):
     """The commands through attnbt's entry point in this process; the crashing step and the
     loop ended by SIGTERM through a real `python -m backtests`."""
     csv = tmp_path / "cli.csv"
@@ -382,6 +383,8 @@ def test_cli_init_step_status_report_and_the_crash_hook(cli, trained_run, runs, 
     out = attnbt("init", "cli", "--run", trained_run.id, "--source", str(csv),
                  "--commission", "0.00002", "--max-hold", "6")
     assert out.returncode == 0, out.stderr
+    # cli.csv names no instrument: the model's (trained on the EURUSD sample), said at init
+    assert "instrument EURUSD (from the model's training data (sample:EURUSD_H1)" in out.stdout
     write(csv, 1 + 760, 1 + 700)
     out = subprocess.run([*process, "step", "cli"], cwd=ROOT, capture_output=True, text=True,
                          env={**env, "ATTNBT_PAPER_CRASH_AT": "orders"}, timeout=120)
@@ -391,8 +394,9 @@ def test_cli_init_step_status_report_and_the_crash_hook(cli, trained_run, runs, 
     out = attnbt("status", "cli")
     assert out.returncode == 0 and "last_bar" in out.stdout
     out = attnbt("report", "cli")
-    assert out.returncode == 0 and (paper.account_dir("cli", runs) / "report" /
-                                    "trades.csv").exists()
+    folder = paper.account_dir("cli", runs) / "report"
+    assert out.returncode == 0 and (folder / "trades.csv").exists()
+    check_paper_report_and_annualisation("cli", runs, folder, trained_run, eurusd)
     out = attnbt("step", "nobody")
     assert out.returncode == 2 and out.stderr.startswith("error:")
     loop = subprocess.Popen([*process, "run", "cli", "--every", "1h"], cwd=ROOT, text=True,
@@ -401,6 +405,32 @@ def test_cli_init_step_status_report_and_the_crash_hook(cli, trained_run, runs, 
     loop.send_signal(signal.SIGTERM)                 # ends it cleanly between steps
     out, err = loop.communicate(timeout=60)
     assert loop.returncode == 0 and "stopped" in out, err
+
+
+def check_paper_report_and_annualisation(name: str, runs: Path, folder: Path, trained_run,
+                                         eurusd):
+    """The report's "What was traded" is filled (it was all "—"); 60 paper bars annualise at
+    the bars per year of the source's 700-bar history, as a backtest over the sample does,
+    not at their own (3,230 where the backtest used 6,261)."""
+    from backtests.analysis.performance import infer_bars_per_year
+    from backtests.compare import load
+    from backtests.store import Registry
+
+    report = json.loads((folder / "report.json").read_text())
+    cfg = paper.read_account(name, runs).account.settings
+    assert report["instrument"].startswith("EURUSD") and report["timeframe"] == "1h"
+    assert report["model"]["model_hash"] == cfg.model_hash
+    html = (folder / "report.html").read_text()
+    traded = html[html.index("What was traded"):html.index("<h2>Statistics")]
+    assert "EURUSD" in traded and "attention/article" in traded and trained_run.id in traded
+    assert traded.count("—") == 1          # the config id: a paper account has none
+    rec = load(f"paper:{name}", Registry(runs))
+    assert rec.data["instrument"] == "EURUSD" and rec.data["timeframe"] == "1h"
+    index = eurusd.index
+    history = infer_bars_per_year(index[:700])
+    assert cfg.bars_per_year == rec.stats["bars_per_year"] == pytest.approx(history)
+    assert history == pytest.approx(infer_bars_per_year(index))   # a backtest's, on the sample
+    assert rec.stats["bars_per_year"] != pytest.approx(infer_bars_per_year(rec.equity.index))
 
 
 def test_next_wake_is_the_next_bar_close_plus_the_delay():
@@ -481,3 +511,15 @@ def test_status_shows_a_pending_market_order_and_no_placeholder_price(cli, train
     stop = pending["stop"]["order_price"]
     assert pending["target"]["order_price"] == pytest.approx(
         p["entry_price"] + p["direction"] * PARAMS.take_profit_r * abs(p["entry_price"] - stop))
+
+
+def test_paper_instrument_is_given_or_named_or_the_models():
+    meta = {"data": "sample:EURUSD_H1", "kind": "attention", "config": {"preset": "article"},
+            "spec": {"window": 20, "features": "scaled", "labels": "3bar"}}
+    pick = paper.paper_instrument
+    assert pick("live.csv", "USDCHF", meta) == ("USDCHF", "the instrument given")
+    assert pick("yahoo:GBPUSD=X:1h", None, meta)[0] == "GBPUSD"
+    assert pick("live.csv", None, meta) == ("EURUSD",
+                                            "the model's training data (sample:EURUSD_H1)")
+    assert pick("live.csv", None, {**meta, "data": "spy_D1.csv"})[0] == "spy"
+

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from backtests import paper
+from backtests.analysis.performance import infer_bars_per_year
 from backtests.paper.account import AccountSettings
 from data.sources import sample_path
 from strategy.fractal import Costs, FractalParams
@@ -37,6 +38,17 @@ def filled(template: str, settings: AccountSettings) -> str:
         template = template.replace(json.dumps(f"@{key.upper()}@"),
                                     json.dumps(getattr(settings, key)))
     return template
+
+
+def added(old_text: str, settings: AccountSettings, **changed) -> str:
+    """What init writes now: the old text, ``changed`` values (the instrument of a source
+    that names none is the model's, no longer the file's name), and the settings added since
+    (where the instrument came from, the bars per year, the price decimals: the sample's 5) at
+    the end."""
+    values = json.loads(old_text) | changed
+    values |= {"instrument_from": settings.instrument_from,
+               "bars_per_year": settings.bars_per_year, "price_digits": 5}
+    return json.dumps(values)
 
 
 @pytest.mark.parametrize("text", [OLD_CSV, OLD_YAHOO])
@@ -81,7 +93,8 @@ def test_init_writes_what_the_old_code_wrote_and_old_accounts_step(trained_run, 
     paper.init("compat-new", trained_run.id, str(csv), runs_dir=runs, params=PARAMS, costs=COSTS,
                start="first")
     new = paper.read_account("compat-new", runs).account.settings
-    assert stored("compat-new", runs) == filled(OLD_CSV, new)
+    assert stored("compat-new", runs) == added(filled(OLD_CSV, new), new, instrument="EURUSD")
+    assert new.instrument_from == "the model's training data (sample:EURUSD_H1)"
 
     from data import yahoo as y
 
@@ -90,8 +103,11 @@ def test_init_writes_what_the_old_code_wrote_and_old_accounts_step(trained_run, 
     path.parent.mkdir(parents=True)
     eurusd.iloc[:900].to_parquet(path)
     paper.init("compat-yahoo", trained_run.id, "yahoo:EURUSD=X:1h", runs_dir=runs)
-    assert stored("compat-yahoo", runs) == filled(
-        OLD_YAHOO, paper.read_account("compat-yahoo", runs).account.settings)
+    yahoo = paper.read_account("compat-yahoo", runs).account.settings
+    assert stored("compat-yahoo", runs) == added(filled(OLD_YAHOO, yahoo), yahoo)
+    assert yahoo.instrument_from == "the source's name (yahoo:EURUSD=X:1h)"
+    assert new.bars_per_year == yahoo.bars_per_year == pytest.approx(
+        infer_bars_per_year(eurusd.index[:900]))
 
     # accounts whose row holds the old text, as written then (one from before the currency was
     # pinned) step to the same journal as the account made now

@@ -240,3 +240,32 @@ def test_report_renders_in_headless_chromium(report_dir, tmp_path):
     _, path, _ = report_dir
     found = render_in_chromium(path, tmp_path)
     assert_drawn(found, ["price", "probs", "equity", "drawdown"])
+
+
+def test_trade_list_prints_prices_at_the_instruments_precision(report_dir):
+    """EURUSD prices were printed to 3 decimals (1.072, 4 significant digits): the trade list
+    and the hover show the data's 5; the cell keeps the exact price for sorting."""
+    out, path, result = report_dir
+    assert _strict((out / "report.json").read_text())["price_digits"] == 5
+    page = path.read_text()
+    table = page[page.index("class='sortable'"):]
+    first = result.trades.iloc[0]
+    for price in (first["entry_price"], first["exit_price"]):
+        assert re.search(rf"<td data-v='[0-9.e+-]+'>{price:.5f}</td>", table), price
+    assert "@entry_price{0.00000}" in page
+
+
+def test_price_digits_follow_the_data_then_the_instrument(eurusd):
+    from backtests.currency import price_digits
+
+    candles = eurusd.iloc[:300]
+    prices = ["open", "high", "low", "close"]
+    jpy = candles.copy()
+    jpy[prices] = (jpy[prices] * 140).round(3)
+    noisy = candles.copy()
+    noisy[prices] = candles[prices] * (1 + 1.234567e-7)       # a Yahoo series' float noise
+    stock = noisy.copy()
+    stock[prices] = noisy[prices] * 400
+    assert price_digits(candles, "EURUSD") == 5 and price_digits(jpy, None) == 3
+    assert price_digits(noisy, "EURUSD") == 5 and price_digits(noisy, "USDJPY") == 3
+    assert price_digits(stock, "SPY") == 2

@@ -195,8 +195,14 @@ def test_a_finished_walkforward_rerun_reprints_its_result_and_adds_no_trial(walk
     assert wfm.walkforward_record(tmp_path / row["id"]).keys() == payload["models"].keys()
 
     page = tmp_path / "study.md"                  # --doc re-renders the study page from the files
+    task_files = {f: f.stat().st_mtime_ns for f in (tmp_path / row["id"] / "tasks").iterdir()}
     again = cli.invoke(app, [*args, "--doc", str(page)])
     assert again.exit_code == 0, again.output
+    # nothing trained or traded again: no task line, every task file as it was; the table printed
+    assert "[1/6]" not in again.output and len(task_files) == 6
+    assert {f: f.stat().st_mtime_ns for f in task_files} == task_files
+    for name in payload["models"]:
+        assert f"{name}: hit " in again.output, again.output
     text = page.read_text()
     assert f"walk-forward run `{row['id']}`" in text
     assert f"Command (as the run recorded it): `{row['command']}`" in text, text

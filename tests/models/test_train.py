@@ -110,7 +110,8 @@ def test_early_stopping_stops_before_max_epochs(small):
     result = _fit(small, epochs=200, patience=2, lr=3e-3)
     m = result.metrics
     assert m["epochs_run"] < 200
-    assert m["epochs_run"] - 1 - m["best_epoch"] == 2
+    assert m["epochs_run"] - m["best_epoch"] == 2   # both count from 1
+    assert result.history.epoch.tolist() == list(range(1, m["epochs_run"] + 1))
 
 
 def test_asking_for_cuda_without_a_gpu_is_a_clear_error(small):
