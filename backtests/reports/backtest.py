@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +27,14 @@ from backtests.analysis.catalog import rows as stat_rows
 from backtests.analysis.performance import costs_charged, curve_summary, drawdown, period_returns
 from backtests.analysis.significance import backtest_verdict
 from backtests.reports.figures import (
+    bar_axis,
     bokeh_parts,
     equity_figures,
     pnl_figure,
     price_figure,
     probs_figure,
     static_png,
+    trades_strip,
 )
 from backtests.reports.page import img, page, returns_table, sortable_table, table
 from backtests.simulation import BacktestResult
@@ -84,7 +87,23 @@ def params_rows(params: dict) -> list[dict]:
 
 # --- rows of the page's tables -------------------------------------------------------------
 
-def trade_rows(trades: pd.DataFrame) -> list[dict]:
+def price_digits(candles: pd.DataFrame) -> int:
+    """Decimals the instrument is quoted at: from the point the source was read with, else
+    inferred from the prices (``data.points.infer_point``), e.g. 5 for EURUSD."""
+    from data.errors import DataError
+    from data.points import infer_point
+
+    point = candles.attrs.get("point")
+    if not point and len(candles):
+        try:
+            point = infer_point(candles[["open", "high", "low", "close"]].iloc[:5000])
+        except DataError:   # prices on no common step: show 5 decimals
+            point = None
+    return int(min(max(round(-math.log10(point)), 0), 8)) if point else 5
+
+
+def trade_rows(trades: pd.DataFrame, digits: int | None = None) -> list[dict]:
+    """The trade list's rows; prices at ``digits`` decimals (the instrument's precision)."""
     cols = [("entry_time", "entry"), ("exit_time", "exit"), ("direction", "side"),
             ("size", "size [units]"), ("entry_price", "entry price"),
             ("exit_price", "exit price"), ("pnl_gross", "P&L gross [money]"),
@@ -101,7 +120,7 @@ def trade_rows(trades: pd.DataFrame) -> list[dict]:
             elif key in ("entry_time", "exit_time") and v is not None and v is not pd.NaT:
                 v = pd.Timestamp(v).strftime("%Y-%m-%d %H:%M")
             elif key in ("entry_price", "exit_price") and v is not None:
-                v = float(f"{float(v):.6g}")
+                v = f"{float(v):.{digits}f}" if digits is not None else float(f"{float(v):.6g}")
             row[name] = v
         out.append(row)
     return out
@@ -199,17 +218,19 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
         "attention_maps": [name for name, _ in attention_pngs or []], "extra": extra,
     }
     files["report.json"] = json.dumps(jsonable(payload), indent=2, allow_nan=False)
-    png = static_png(result.equity, result.trades, candles)
+    png = static_png(result.equity, result.trades, candles, result.cash)
     files["report.png"] = png
 
     esc = html.escape
     price = price_figure(candles, result.trades, result.orders)
-    figs = {"price": price}
+    figs = {"price": price, "trades": trades_strip(candles, result.trades, price.x_range)}
     if probs is not None and len(probs):
         figs["probs"] = probs_figure(probs.reindex(candles.index), price.x_range,
                                      result.params.threshold)
     curve_list = [(c["label"], c["equity"]) for c in curves.values() if len(c["equity"])]
-    figs["equity"], figs["drawdown"] = equity_figures(curve_list, price.x_range)
+    figs.update(equity_figures(curve_list, price.x_range, axis=bar_axis(candles.index),
+                               bars_per_year=result.stats.get("bars_per_year"),
+                               cash=result.cash))
     if len(result.trades):
         figs["pnl"] = pnl_figure({curves["model"]["label"]:
                                   result.trades["pnl_net"].to_numpy(float)})
@@ -241,12 +262,16 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
                  + "<div><h2>Costs charged</h2>" + table(costs_rows(charged)) + "</div></div>")
     reasons = ", ".join(f"{k}: {v}" for k, v in payload["exit_reasons"].items()) or "none"
     parts.append(f"<h2>Price, trades, probabilities and equity</h2><p class='note'>"
-                 f"{len(candles):,} bars, {len(result.trades)} trades (exits — {esc(reasons)})."
+                 f"{len(candles):,} bars, {len(result.trades):,} trades (exits — {esc(reasons)})."
                  " Drag to pan, scroll to zoom (all charts move together), hover a trade's "
-                 "entry for its numbers, click a legend entry to hide it. Fills at the next "
+                 "entry for its numbers, click a legend entry to hide or show it. The x axis "
+                 "counts bars (dates below), so weekends and gaps take no room. Equity is shown "
+                 "as the return in % from the starting cash; buy-and-hold has its own panel. "
+                 "Fills at the next "
                  "bar's open; buys at the ask (bid + spread); a trade still open after the last "
                  "bar is closed at the last close (exit reason <i>end</i>).</p>")
-    parts.append(divs["price"] + divs.get("probs", "") + divs["equity"] + divs["drawdown"])
+    parts.append("".join(divs.get(k, "") for k in ("price", "trades", "probs", "equity",
+                                                   "drawdown", "sharpe", "benchmark")))
     parts.append("<noscript>" + img(png, "equity and trades (static)") + "</noscript>")
     if baselines:
         parts.append("<h2>Baselines (same bars, same costs)</h2>"
@@ -255,7 +280,7 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
                  + returns_table(freq, rets))
     parts.append("<h2>Trades</h2><div class='cols'>" + divs.get("pnl", "") + "</div>"
                  "<p class='note'>Click a column heading to sort.</p>"
-                 + sortable_table(trade_rows(result.trades)))
+                 + sortable_table(trade_rows(result.trades, price_digits(candles))))
     if comparison:
         parts.append("<h2>Against the earlier article</h2>" + table(comparison))
     if confusion is not None:

@@ -133,6 +133,40 @@ def sortable_table(rows: list[dict], max_rows: int | None = None) -> str:
             f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
+def _seq(v) -> str:
+    return ", ".join(f"{x:,}" if isinstance(x, int) and not isinstance(x, bool) else str(x)
+                     for x in v) if isinstance(v, list | tuple) else str(v)
+
+
+def folds_text(f: dict) -> str:
+    """A walk-forward plan (``folds`` settings) in words."""
+    return (f"{'expanding' if f.get('expanding') else 'rolling'}: {f['train_bars']:,} training + "
+            f"{f['val_bars']:,} validation + {f['test_bars']:,} test bars, stepped by "
+            f"{f['step_bars']:,}, embargo {f.get('embargo', 0):,} bars")
+
+
+def settings_table(settings: dict) -> str:
+    """A study's settings (walk-forward, sweep) as a readable two-column table: lists as
+    comma-separated values, the fold plan in words, a grid one axis per row."""
+    words = {"sources": "data", "source": "data", "models": "models", "seeds": "seeds",
+             "folds": "folds", "threshold": "signal threshold"}
+    rows = []
+    for key, v in settings.items():
+        if key == "folds" and isinstance(v, dict):
+            rows.append({"setting": "folds", "value": folds_text(v)})
+        elif key == "grid" and isinstance(v, dict):
+            rows += [{"setting": f"grid: {k.split('.', 1)[-1]}", "value": _seq(vals)}
+                     for k, vals in v.items()]
+        elif key == "threshold" and v == "auto":
+            rows.append({"setting": words[key], "value": "auto (chosen on each fold's "
+                         "validation part with the run's costs)"})
+        else:
+            rows.append({"setting": words.get(key, key), "value": _seq(v)})
+    body = "".join(f"<tr><td>{html.escape(r['setting'])}</td><td style='text-align:left'>"
+                   f"{html.escape(r['value'])}</td></tr>" for r in rows)
+    return f"<table class='settings'><tr><th>setting</th><th>value</th></tr>{body}</table>"
+
+
 def _heat(v: float | None, scale: float) -> str:
     if v is None or not np.isfinite(v):
         return ""
@@ -170,5 +204,5 @@ def returns_table(freq: str, returns: pd.Series, name: str = "") -> str:
             f"<th>Year</th></tr>{''.join(rows)}</table></div>")
 
 
-__all__ = ["CSS", "SORT_JS", "grid_table", "img", "page", "png", "returns_table", "sortable_table",
+__all__ = ["CSS", "SORT_JS", "folds_text", "grid_table", "settings_table", "img", "page", "png", "returns_table", "sortable_table",
            "static_page", "table"]
