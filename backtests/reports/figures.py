@@ -367,6 +367,7 @@ def fold_grid(by_fold: dict[int, dict[str, pd.Series]], ncols: int = 3):
         else:
             fig.legend.visible = False
         fig.xaxis.major_label_text_font_size = "7pt"
+        fig.xaxis.ticker.desired_num_ticks = 3
         panels.append(fig)
     if not panels:
         return figure(height=50)
