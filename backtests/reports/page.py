@@ -1,9 +1,8 @@
 """The one HTML page kit of every report and the compare page: page frames, tables, PNGs.
 
-Render only: rows (dicts or lists), series and figures in, HTML text or PNG bytes out. Two
-frames: ``page`` for the interactive pages (backtest report, compare: Bokeh's JavaScript inlined
-when there are charts, sortable tables) and ``static_page`` for the study pages (walk-forward,
-sweep: PNGs inline, no script). Both work offline from the file.
+Render only: rows (dicts or lists), series and figures in, HTML text or PNG bytes out. One
+frame, ``page``, for every report (backtest, compare, walk-forward, sweep): Bokeh's JavaScript
+inlined when there are charts, sortable tables, PNGs inline; it works offline from the file.
 """
 
 from __future__ import annotations
@@ -66,13 +65,6 @@ def page(title: str, body: list[str], script: str = "") -> str:
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{html.escape(title)}</title><style>{CSS}</style>{head}</head><body>"
             + "".join(body) + f"{script}<script>{SORT_JS}</script></body></html>")
-
-
-def static_page(title: str, body: list[str], css: str) -> str:
-    """A complete static page (no script), one part per line: the study pages."""
-    return "\n".join([f"<!doctype html><html><head><meta charset='utf-8'><title>"
-                      f"{html.escape(title)}</title><style>{css}</style></head><body>",
-                      *body, "</body></html>"])
 
 
 # --- PNGs ------------------------------------------------------------------------------------
@@ -205,4 +197,4 @@ def returns_table(freq: str, returns: pd.Series, name: str = "") -> str:
 
 
 __all__ = ["CSS", "SORT_JS", "folds_text", "grid_table", "settings_table", "img", "page", "png", "returns_table", "sortable_table",
-           "static_page", "table"]
+           "table"]
