@@ -16,7 +16,15 @@ Conventions:
   statistics are NaN (``n_trades`` 0); without losing trades ``profit_factor`` is ``inf``;
 - ``exposure_pct``: share of bars with a position, a bar counting from the entry bar up to, not
   including, the exit bar (a trade opened and closed in one bar counts that bar);
-- ``sqn`` = sqrt(n) × mean(pnl_net) / std(pnl_net, ddof=1) (NaN below 2 trades).
+- ``sqn`` = sqrt(n) × mean(pnl_net) / std(pnl_net, ddof=1) (NaN below 2 trades);
+- ``cagr_pct``: compounded growth per calendar year, ``(final / initial) ** (365.25 days / span)
+  - 1`` with ``span`` the time from the first to the last bar (``annual_return_pct`` counts bars);
+- ``volatility_ann_pct``: ``std(returns, ddof=1) * sqrt(bars_per_year)`` in percent;
+- ``calmar``: ``cagr_pct / |max_drawdown_pct|`` (NaN without a drawdown);
+- ``exposure_adjusted_return_pct``: ``cagr_pct / (exposure_pct / 100)``, the growth per year spent
+  in the market (NaN without exposure);
+- ``longest_flat_bars`` / ``longest_flat``: the longest spell without a new equity high (strictly
+  above every earlier value), in bars and in time; a curve that never makes one is flat throughout.
 
 Also the accounting the reports state: ``period_returns`` (monthly or weekly), ``curve_summary``
 (each equity curve's start, end, return and drawdown) and ``costs_charged`` (where the spread came
@@ -72,6 +80,22 @@ def _drawdown_duration(values: np.ndarray) -> tuple[int, int, int]:
     last = len(values) - 1
     if last > peak_i and last - peak_i > best[0]:
         best = (last - peak_i, peak_i, last)
+    return best
+
+
+def _longest_flat(values: np.ndarray) -> tuple[int, int, int]:
+    """(bars, start index, end index) of the longest spell between strict new highs of
+    ``values`` (the last spell runs to the last value)."""
+    best = (0, 0, 0)
+    high_i, high_v = 0, values[0] if len(values) else 0.0
+    for i in range(1, len(values)):
+        if values[i] > high_v:
+            if i - high_i > best[0]:
+                best = (i - high_i, high_i, i)
+            high_i, high_v = i, values[i]
+    last = len(values) - 1
+    if last - high_i > best[0]:
+        best = (last - high_i, high_i, last)
     return best
 
 
@@ -147,7 +171,56 @@ def compute_stats(equity: pd.Series, trades: pd.DataFrame,
     stats["avg_holding_bars"] = float(trades["bars_held"].mean()) if k else nan
     sd = pnl.std(ddof=1) if k > 1 else 0.0
     stats["sqn"] = float(math.sqrt(k) * pnl.mean() / sd) if sd > 0 else nan
+    stats.update(trader_stats(values, index, offset, stats, returns))
     return stats
+
+
+def trader_stats(values: np.ndarray, index: pd.Index, offset: int, stats: dict,
+                 returns: np.ndarray) -> dict:
+    """CAGR, annualised volatility, Calmar, exposure-adjusted return and the longest flat
+    period (see the module docstring); ``stats`` holds ``compute_stats``' other figures."""
+    nan = float("nan")
+    out: dict = {}
+    span = (index[-1] - index[0]) / pd.Timedelta(days=365.25) if len(index) > 1 else 0.0
+    growth = values[-1] / values[0] if len(values) else nan
+    out["cagr_pct"] = (100.0 * (growth ** (1.0 / span) - 1.0)
+                       if span > 0 and math.isfinite(growth) and growth > 0 else nan)
+    bpy = stats["bars_per_year"]
+    out["volatility_ann_pct"] = (100.0 * float(returns.std(ddof=1)) * math.sqrt(bpy)
+                                 if len(returns) > 1 and math.isfinite(bpy) else nan)
+    mdd = stats["max_drawdown_pct"]
+    out["calmar"] = (out["cagr_pct"] / abs(mdd) if math.isfinite(mdd) and mdd < 0 else nan)
+    share = stats["exposure_pct"] / 100.0
+    out["exposure_adjusted_return_pct"] = (out["cagr_pct"] / share
+                                           if math.isfinite(share) and share > 0 else nan)
+    if len(index):
+        bars, a, b = _longest_flat(values)
+        out["longest_flat_bars"] = int(bars)
+        out["longest_flat"] = (index[max(b - offset, 0)] - index[max(a - offset, 0)]
+                               if bars else pd.Timedelta(0))
+    else:
+        out.update(longest_flat_bars=0, longest_flat=pd.Timedelta(0))
+    return out
+
+
+def rolling_sharpe(equity: pd.Series, bars_per_year: float | None = None,
+                   window: int | None = None) -> tuple[int, pd.Series]:
+    """(window, the annualised Sharpe ratio of the last ``window`` bars' returns at each bar).
+
+    Default window: about a month of bars (``bars_per_year / 12``), at least 20 and at most a
+    quarter of the curve (at least 2); NaN until the window is full and where returns do not vary.
+    """
+    n = len(equity)
+    bpy = float(bars_per_year) if bars_per_year else infer_bars_per_year(equity.index)
+    if window is None:
+        month = round(bpy / 12) if math.isfinite(bpy) else 20
+        window = int(max(2, min(max(month, 20), n // 4)))
+    returns = equity.astype(float).pct_change()
+    roll = returns.rolling(window, min_periods=window)
+    sd = roll.std(ddof=1)
+    ann = math.sqrt(bpy) if math.isfinite(bpy) else float("nan")
+    out = (roll.mean() / sd.where(sd > 1e-15) * ann).rename("rolling_sharpe")
+    return window, out
 
 
 # --- period returns and curves -----------------------------------------------------------------

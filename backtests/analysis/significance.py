@@ -234,8 +234,12 @@ def paired_test(diffs: np.ndarray, clusters: np.ndarray | None = None) -> dict:
             "p_value": p}
 
 
-def mean_ci(values: np.ndarray) -> dict:
-    """Mean, sd and 95 % Student-t interval of independent values (e.g. one per seed)."""
+def mean_ci(values: np.ndarray, support: tuple[float | None, float | None] = (None, None)) -> dict:
+    """Mean, sd and 95 % Student-t interval of independent values (e.g. one per seed).
+
+    ``support``: the (low, high) a value can take (``None``: unbounded), e.g. ``(0, None)`` for a
+    count or ``(0, 100)`` for a percentage; the interval is clipped to it, since a mean of values
+    in [low, high] lies in [low, high] (a trade count's interval never reads [-73, 819])."""
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
     n = len(v)
@@ -247,8 +251,12 @@ def mean_ci(values: np.ndarray) -> dict:
                 "n": 1}
     sd = float(v.std(ddof=1))
     half = float(sps.t.ppf(1 - ALPHA / 2, n - 1)) * sd / math.sqrt(n)
-    return {"mean": float(v.mean()), "sd": sd, "ci": (float(v.mean()) - half,
-                                                       float(v.mean()) + half), "n": n}
+    low, high = float(v.mean()) - half, float(v.mean()) + half
+    if support[0] is not None:
+        low, high = max(low, float(support[0])), max(high, float(support[0]))
+    if support[1] is not None:
+        low, high = min(low, float(support[1])), min(high, float(support[1]))
+    return {"mean": float(v.mean()), "sd": sd, "ci": (low, high), "n": n}
 
 
 # --- the one verdict rule: better and worse need the same evidence ---------------------------------

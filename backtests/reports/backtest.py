@@ -33,12 +33,14 @@ from backtests.analysis.performance import (
 from backtests.analysis.significance import backtest_verdict
 from backtests.currency import price_digits, rates
 from backtests.reports.figures import (
+    bar_axis,
     bokeh_parts,
     equity_figures,
     pnl_figure,
     price_figure,
     probs_figure,
     static_png,
+    trades_strip,
 )
 from backtests.reports.page import img, page, returns_table, sortable_table, table
 from backtests.simulation import BacktestResult
@@ -222,7 +224,7 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
         "attention_maps": [name for name, _ in attention_pngs or []], "extra": extra,
     }
     files["report.json"] = json.dumps(jsonable(payload), indent=2, allow_nan=False)
-    png = static_png(result.equity, result.trades, candles)
+    png = static_png(result.equity, result.trades, candles, result.cash)
     files["report.png"] = png
 
     esc = html.escape
@@ -260,12 +262,16 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
                  + "<div><h2>Costs charged</h2>" + table(costs_rows(charged)) + "</div></div>")
     reasons = ", ".join(f"{k}: {v}" for k, v in payload["exit_reasons"].items()) or "none"
     parts.append(f"<h2>Price, trades, probabilities and equity</h2><p class='note'>"
-                 f"{len(candles):,} bars, {len(result.trades)} trades (exits — {esc(reasons)})."
+                 f"{len(candles):,} bars, {len(result.trades):,} trades (exits — {esc(reasons)})."
                  " Drag to pan, scroll to zoom (all charts move together), hover a trade's "
-                 "entry for its numbers, click a legend entry to hide it. Fills at the next "
+                 "entry for its numbers, click a legend entry to hide or show it. The x axis "
+                 "counts bars (dates below), so weekends and gaps take no room. Equity is shown "
+                 "as the return in % from the starting cash; buy-and-hold has its own panel. "
+                 "Fills at the next "
                  "bar's open; buys at the ask (bid + spread); a trade still open after the last "
                  "bar is closed at the last close (exit reason <i>end</i>).</p>")
-    parts.append(divs["price"] + divs.get("probs", "") + divs["equity"] + divs["drawdown"])
+    parts.append("".join(divs.get(k, "") for k in ("price", "trades", "probs", "equity",
+                                                   "drawdown", "sharpe", "benchmark")))
     parts.append("<noscript>" + img(png, "equity and trades (static)") + "</noscript>")
     if baselines:
         parts.append("<h2>Baselines (same bars, same costs)</h2>"
@@ -294,16 +300,20 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
 
 def report_figures(result: BacktestResult, candles: pd.DataFrame, probs: pd.DataFrame | None,
                    curves: dict[str, dict], digits: int | None = None) -> dict[str, object]:
-    """The report's Bokeh figures by name (price, probs, equity, drawdown, pnl), on one x range;
-    ``curves``: ``{key: {"label", "equity"}}`` with the traded one first as ``model``; prices
-    shown with ``digits`` decimals (the instrument's)."""
+    """The report's Bokeh figures by name (price, trades, probs, equity, drawdown, rolling
+    Sharpe, benchmark, pnl) on one bar axis; ``curves``: ``{key: {"label", "equity"}}`` with
+    the traded one first as ``model``; prices hovered at ``digits`` decimals (the instrument's;
+    None: read from the candles)."""
+    digits = price_digits(candles, None) if digits is None else digits
     price = price_figure(candles, result.trades, result.orders, digits=digits)
-    figs = {"price": price}
+    figs = {"price": price, "trades": trades_strip(candles, result.trades, price.x_range)}
     if probs is not None and len(probs):
         figs["probs"] = probs_figure(probs.reindex(candles.index), price.x_range,
                                      result.params.threshold)
     curve_list = [(c["label"], c["equity"]) for c in curves.values() if len(c["equity"])]
-    figs["equity"], figs["drawdown"] = equity_figures(curve_list, price.x_range)
+    figs.update(equity_figures(curve_list, price.x_range, axis=bar_axis(candles.index),
+                               bars_per_year=result.stats.get("bars_per_year"),
+                               cash=result.cash))
     if len(result.trades):
         figs["pnl"] = pnl_figure({curves["model"]["label"]:
                                   result.trades["pnl_net"].to_numpy(float)})

@@ -26,21 +26,15 @@ def flag_summary(result: dict) -> list[str]:
 
 
 def render_compare(records: Sequence, result: dict, title: str | None = None) -> str:
-    """compare.html: the table, equity normalised to the first run's cash with drawdowns, P&L
+    """compare.html: the table, each run's return in % with drawdowns and rolling Sharpe, P&L
     distributions, period returns per run, the parameter differences and the test.
 
     ``records``: the runs (``backtests.compare.Comparable``: ``name``, ``cash``, ``equity``,
     ``pnl``); ``result``: ``backtests.compare.compare``'s."""
     esc = html.escape
     title = title or "Compare: " + " vs ".join(r.name for r in records)
-    cash = next((r.cash for r in records if r.cash), None) or 100_000.0
-    curves = []
-    for r in records:
-        if len(r.equity):
-            curves.append((r.name, r.equity / float(r.equity.iloc[0]) * cash))
-    figs = {}
-    figs["equity"], figs["drawdown"] = equity_figures(
-        curves, title=f"Equity, each run normalised to {cash:,.0f} starting cash")
+    curves = [(r.name, r.equity) for r in records if len(r.equity)]
+    figs = equity_figures(curves, title="Return [%] of each run from its own starting cash")
     if any(len(r.pnl) for r in records):
         figs["pnl"] = pnl_figure({r.name: r.pnl for r in records})
     script, divs = bokeh_parts(figs)
@@ -80,7 +74,10 @@ def render_compare(records: Sequence, result: dict, title: str | None = None) ->
                      + "".join(f"<p class='note'>{esc(v['text'])}.</p>" for v in rules["versus"])
                      + table([{k: (v if k in ("run", "rule") else format_value(v, stat(k).kind))
                                for k, v in row.items()} for row in rules["rows"]]))
-    parts.append("<h2>Equity and drawdown</h2>" + divs["equity"] + divs["drawdown"])
+    parts.append("<h2>Equity and drawdown</h2><p class='note'>One bar-index axis over every "
+                 "run's bars (dates below; gaps take no room).</p>"
+                 + "".join(divs.get(k, "") for k in ("equity", "drawdown", "sharpe",
+                                                     "benchmark")))
     if "pnl" in divs:
         parts.append("<h2>Per-trade P&amp;L</h2>" + divs["pnl"])
     parts.append("<h2>Period returns</h2>")

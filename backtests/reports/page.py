@@ -1,9 +1,8 @@
 """The one HTML page kit of every report and the compare page: page frames, tables, PNGs.
 
-Render only: rows (dicts or lists), series and figures in, HTML text or PNG bytes out. Two
-frames: ``page`` for the interactive pages (backtest report, compare: Bokeh's JavaScript inlined
-when there are charts, sortable tables) and ``static_page`` for the study pages (walk-forward,
-sweep: PNGs inline, no script). Both work offline from the file.
+Render only: rows (dicts or lists), series and figures in, HTML text or PNG bytes out. One
+frame, ``page``, for every report (backtest, compare, walk-forward, sweep): Bokeh's JavaScript
+inlined when there are charts, sortable tables, PNGs inline; it works offline from the file.
 """
 
 from __future__ import annotations
@@ -68,13 +67,6 @@ def page(title: str, body: list[str], script: str = "") -> str:
             + "".join(body) + f"{script}<script>{SORT_JS}</script></body></html>")
 
 
-def static_page(title: str, body: list[str], css: str) -> str:
-    """A complete static page (no script), one part per line: the study pages."""
-    return "\n".join([f"<!doctype html><html><head><meta charset='utf-8'><title>"
-                      f"{html.escape(title)}</title><style>{css}</style></head><body>",
-                      *body, "</body></html>"])
-
-
 # --- PNGs ------------------------------------------------------------------------------------
 
 def png(fig, dpi: int = 100) -> bytes:
@@ -137,6 +129,40 @@ def sortable_table(rows: list[dict], max_rows: int | None = None,
             f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
+def _seq(v) -> str:
+    return ", ".join(f"{x:,}" if isinstance(x, int) and not isinstance(x, bool) else str(x)
+                     for x in v) if isinstance(v, list | tuple) else str(v)
+
+
+def folds_text(f: dict) -> str:
+    """A walk-forward plan (``folds`` settings) in words."""
+    return (f"{'expanding' if f.get('expanding') else 'rolling'}: {f['train_bars']:,} training + "
+            f"{f['val_bars']:,} validation + {f['test_bars']:,} test bars, stepped by "
+            f"{f['step_bars']:,}, embargo {f.get('embargo', 0):,} bars")
+
+
+def settings_table(settings: dict) -> str:
+    """A study's settings (walk-forward, sweep) as a readable two-column table: lists as
+    comma-separated values, the fold plan in words, a grid one axis per row."""
+    words = {"sources": "data", "source": "data", "models": "models", "seeds": "seeds",
+             "folds": "folds", "threshold": "signal threshold"}
+    rows = []
+    for key, v in settings.items():
+        if key == "folds" and isinstance(v, dict):
+            rows.append({"setting": "folds", "value": folds_text(v)})
+        elif key == "grid" and isinstance(v, dict):
+            rows += [{"setting": f"grid: {k.split('.', 1)[-1]}", "value": _seq(vals)}
+                     for k, vals in v.items()]
+        elif key == "threshold" and v == "auto":
+            rows.append({"setting": words[key], "value": "auto (chosen on each fold's "
+                         "validation part with the run's costs)"})
+        else:
+            rows.append({"setting": words.get(key, key), "value": _seq(v)})
+    body = "".join(f"<tr><td>{html.escape(r['setting'])}</td><td style='text-align:left'>"
+                   f"{html.escape(r['value'])}</td></tr>" for r in rows)
+    return f"<table class='settings'><tr><th>setting</th><th>value</th></tr>{body}</table>"
+
+
 def _heat(v: float | None, scale: float) -> str:
     if v is None or not np.isfinite(v):
         return ""
@@ -174,5 +200,5 @@ def returns_table(freq: str, returns: pd.Series, name: str = "") -> str:
             f"<th>Year</th></tr>{''.join(rows)}</table></div>")
 
 
-__all__ = ["CSS", "SORT_JS", "grid_table", "img", "page", "png", "returns_table", "sortable_table",
-           "static_page", "table"]
+__all__ = ["CSS", "SORT_JS", "folds_text", "grid_table", "settings_table", "img", "page", "png", "returns_table", "sortable_table",
+           "table"]

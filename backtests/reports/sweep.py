@@ -9,11 +9,8 @@ import numpy as np
 import pandas as pd
 
 from backtests.analysis.performance import COST_TOTALS
-from backtests.reports.page import img, png, static_page
-
-CSS = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
-       "font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-       "th{background:#eee}")
+from backtests.reports.figures import bokeh_parts, equity_figures, heatmap_figure
+from backtests.reports.page import img, page, png, settings_table, sortable_table
 
 
 def heatmap_frame(table: pd.DataFrame, x: str, y: str, value: str = "sharpe",
@@ -66,27 +63,44 @@ def render_equity_png(equity: pd.DataFrame) -> bytes:
 
 
 def render_html(payload: dict, table: pd.DataFrame, heat_png: bytes | None,
-                equity: pd.DataFrame) -> str:
-    """A self-contained page (no network): verdict, heatmap, equity, checks, every combination."""
+                equity: pd.DataFrame, heat: pd.DataFrame | None = None) -> str:
+    """A self-contained page (no network; Bokeh inlined): verdict, settings, heatmap, the best
+    combination's equity beside the benchmarks, checks, every combination (sortable).
+
+    ``heat``: the heatmap's frame (``heatmap_frame``) for the interactive heatmap; the PNG
+    stands in when scripts are off."""
     s = payload["settings"]
+    esc = html.escape
     parts = [
-        f"<h1>Sweep {html.escape(payload['run'])}</h1>",
-        f"<p><b>{html.escape(payload['verdict'])}</b></p>",
-        f"<p>{html.escape(s['source'])}; models {html.escape(', '.join(s['models']))}; seeds "
-        f"{html.escape(str(s['seeds']))}; folds {html.escape(json_like(s['folds']))}; "
-        f"{payload['combinations']} combinations, {payload['tasks_done']} of "
-        f"{payload['tasks']} tasks; every combination × seed is a trial in the registry.</p>",
+        f"<h1>Sweep {esc(payload['run'])}</h1>",
+        f"<p class='verdict'><b>{esc(payload['verdict'])}</b></p>",
+        "<h2>Settings</h2>" + settings_table(s),
+        f"<p class='note'>{payload['combinations']:,} combinations, {payload['tasks_done']:,} of "
+        f"{payload['tasks']:,} tasks; every combination × seed is a trial in the registry.</p>",
     ]
+    figs = {}
+    hm = payload.get("heatmap") or {}
+    if heat is not None and hm:
+        figs["heatmap"] = heatmap_figure(heat, hm["x"], hm["y"])
+    curves = [("best combination" if name == "best" else name.replace("_", " "),
+               equity[name].dropna()) for name in equity.columns]
+    if len(equity):
+        figs.update(equity_figures(curves, title="Best combination out of sample: return [%] "
+                                   "(test parts of all folds, stitched)"))
+    script, divs = bokeh_parts(figs) if figs else ("", {})
     if heat_png is not None:
-        parts.append("<h2>Heatmap</h2>" + img(heat_png, "heatmap"))
-    parts.append("<h2>Best combination out of sample</h2>"
-                 + img(render_equity_png(equity), "equity"))
+        parts.append("<h2>Heatmap</h2>" + divs.get("heatmap", "")
+                     + "<noscript>" + img(heat_png, "heatmap") + "</noscript>")
+    parts.append("<h2>Best combination out of sample</h2><p class='note'>Buy-and-hold on its "
+                 "own panel; the x axis counts test bars (dates below).</p>"
+                 + "".join(divs.get(k, "") for k in ("equity", "drawdown", "sharpe", "benchmark"))
+                 + "<noscript>" + img(render_equity_png(equity), "equity") + "</noscript>")
     parts.append("<h2>Checks</h2><ul>")
     for name, r in payload["spa"].items():
         parts.append(f"<li>SPA (all combinations) vs {name.replace('_', ' ')}: p = "
                      f"{_num(r.get('p_value'))}</li>")
     for t in payload["backtrader"]:
-        parts.append(f"<li>#{t['rank']} {html.escape(t['rules'])} re-run on backtrader over "
+        parts.append(f"<li>#{t['rank']} {esc(t['rules'])} re-run on backtrader over "
                      f"{t['tasks']} tasks: {'agrees' if t['agree'] else 'DIFFERS'} (max "
                      f"equity difference {t['max_equity_diff']:.1e} of cash)</li>")
     parts.append("</ul>")
@@ -94,7 +108,7 @@ def render_html(payload: dict, table: pd.DataFrame, heat_png: bytes | None,
     if c:
         from backtests.reports.walkforward import costs_html
 
-        varied = (f" The grid varies {html.escape(', '.join(c['varied_by_grid']))}: each "
+        varied = (f" The grid varies {esc(', '.join(c['varied_by_grid']))}: each "
                   "combination charges its own." if c["varied_by_grid"] else "")
         parts.append(f"<h2>Costs charged</h2><p>The best combination's, on the test parts of "
                      f"all folds (its trades re-run on backtrader).{varied}</p>"
@@ -102,11 +116,23 @@ def render_html(payload: dict, table: pd.DataFrame, heat_png: bytes | None,
                                   who="combination"))
     if payload["failures"]:
         parts.append("<h2>Failed tasks</h2><ul>" + "".join(
-            f"<li>{html.escape(json_like(f['task']))}: {html.escape(f['error'])}</li>"
+            f"<li>{esc(json_like(f['task']))}: {esc(f['error'])}</li>"
             for f in payload["failures"]) + "</ul>")
-    parts.append("<h2>Every combination</h2>")
-    parts.append(table.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="—"))
-    return static_page(f"sweep {payload['run']}", parts, CSS)
+    parts.append("<h2>Every combination</h2><p class='note'>Click a column heading to sort.</p>"
+                 + sortable_table(combination_rows(table)))
+    return page(f"sweep {payload['run']}", parts, script)
+
+
+def combination_rows(table: pd.DataFrame) -> list[dict]:
+    """The sweep table's rows for display: whole-number columns (ranks, counts) as integers, so
+    they read 1,250 and not 1.25e+03 (``catalog.format_value`` does the rest)."""
+    whole = {c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])
+             and not pd.api.types.is_bool_dtype(table[c])
+             and (table[c].dropna() % 1 == 0).all()
+             and (c in ("rank", "seeds", "folds", "trials") or c.startswith("n_")
+                  or "trades" in c or pd.api.types.is_integer_dtype(table[c]))}
+    return [{k: (int(v) if k in whole and pd.notna(v) else v) for k, v in rec.items()}
+            for rec in table.to_dict("records")]
 
 
 def json_like(d) -> str:
@@ -117,4 +143,5 @@ def _num(x) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
-__all__ = ["heatmap_frame", "render_equity_png", "render_heatmap_png", "render_html"]
+__all__ = ["combination_rows", "heatmap_frame", "render_equity_png", "render_heatmap_png",
+           "render_html"]

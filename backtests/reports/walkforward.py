@@ -15,12 +15,16 @@ import pandas as pd  # noqa: E402
 from backtests.analysis.performance import COST_TOTALS  # noqa: E402
 from backtests.analysis.significance import VERDICT_RULE  # noqa: E402
 from backtests.reports.backtest import costs_rows  # noqa: E402
-from backtests.reports.page import grid_table, img, png, static_page  # noqa: E402
+from backtests.reports.figures import bokeh_parts, equity_figures, fold_grid  # noqa: E402
+from backtests.reports.page import (  # noqa: E402
+    grid_table,
+    img,
+    page,
+    png,
+    settings_table,
+    sortable_table,
+)
 from data.atomic import atomic_write  # noqa: E402
-
-CSS = ("body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
-       "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
-       "th{background:#f2f2f2}td:first-child{text-align:left}.v{font-size:15px;margin:.4em 0}")
 
 
 def _png(fig) -> bytes:
@@ -41,29 +45,20 @@ def equity_png(equity: pd.DataFrame) -> bytes:
     return _png(fig)
 
 
-def folds_png(results: dict, tasks) -> bytes:
-    """One panel per fold: each model's test equity (mean over seeds)."""
+def fold_curves(results: dict, tasks) -> dict[int, dict[str, pd.Series]]:
+    """{fold: {model (source): return [%] from the cash over the fold's test bars, mean over
+    seeds}}."""
     by_fold: dict[int, dict[str, list]] = {}
+    one_source = len({t.source for t in tasks}) == 1
     for t in tasks:
         if t.id in results:
-            by_fold.setdefault(t.fold_no, {}).setdefault(f"{t.model} ({t.source})", []).append(
-                results[t.id]["equity"])
-    n = max(len(by_fold), 1)
-    cols = min(n, 3)
-    rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.set_visible(False)
-    for ax, (fold, models) in zip(axes.flat, sorted(by_fold.items()), strict=False):
-        ax.set_visible(True)
-        for name, curves in models.items():
-            frame = pd.DataFrame(curves).T
-            ax.plot(frame.mean(axis=1).to_numpy(), label=name, lw=1)
-        ax.set_title(f"fold {fold}", fontsize=9)
-        ax.tick_params(labelsize=7)
-    axes.flat[0].legend(fontsize=6)
-    fig.tight_layout()
-    return _png(fig)
+            r = results[t.id]
+            curve = pd.Series(r["equity"], index=pd.DatetimeIndex(r["times"]), dtype=float)
+            name = t.model if one_source else f"{t.model} ({t.source})"
+            by_fold.setdefault(t.fold_no, {}).setdefault(name, []).append(
+                100.0 * (curve / float(r["cash"]) - 1.0))
+    return {fold: {name: pd.concat(curves, axis=1).mean(axis=1) for name, curves in m.items()}
+            for fold, m in by_fold.items()}
 
 
 def _fmt(v, digits: int = 2) -> str:
@@ -78,10 +73,10 @@ def _ms(d: dict, digits: int = 1) -> str:
     """mean ± sd [CI] of a per-seed figure."""
     if d is None or d.get("mean") is None:
         return "—"
-    sd = f" ± {d['sd']:.{digits}f}" if d.get("sd") is not None else ""
+    sd = f" ± {d['sd']:,.{digits}f}" if d.get("sd") is not None else ""
     ci = d.get("ci") or [None, None]
-    ci_s = f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci[0] is not None else ""
-    return f"{d['mean']:.{digits}f}{sd}{ci_s}"
+    ci_s = f" [{ci[0]:,.{digits}f}, {ci[1]:,.{digits}f}]" if ci[0] is not None else ""
+    return f"{d['mean']:,.{digits}f}{sd}{ci_s}"
 
 
 MODEL_COLUMNS = ("model", "seeds", "hit % (mean ± sd [95 % CI])", "base hit %", "missed %",
@@ -123,25 +118,28 @@ def costs_html(c: dict, charged: dict[str, dict], who: str = "model") -> str:
 
 def render_html(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, results: dict,
                 tasks) -> str:
+    """The walk-forward report: settings, verdicts, models, costs, the stitched equity (return,
+    drawdown, rolling Sharpe) and every fold's, interactive (Bokeh inlined, offline), and every
+    task in a sortable table; the stitched equity as a PNG when scripts are off."""
     s = payload["settings"]
-    parts = [f"<h1>Walk-forward {html.escape(payload['run'])}</h1>",
-             f"<p>{html.escape(', '.join(s['sources']))}: {', '.join(s['models'])}; seeds "
-             f"{s['seeds']}; folds {html.escape(str(s['folds']))}; threshold {s['threshold']} "
-             "(chosen on each fold's validation part with the run's costs).</p>"]
+    esc = html.escape
+    parts = [f"<h1>Walk-forward {esc(payload['run'])}</h1>"]
     if payload.get("winner"):
-        parts.append(f"<h2>Verdict</h2><p class='v'><b>{html.escape(payload['winner']['text'])}"
-                     "</b></p>")
+        parts.append(f"<p class='verdict'><b>{esc(payload['winner']['text'])}</b></p>")
     for v in payload.get("versus_rules") or []:
-        parts.append(f"<p class='v'>{html.escape(v['text'])}</p>")
+        parts.append(f"<p class='verdict'>{esc(v['text'])}</p>")
     for c in payload["comparisons"]:
-        parts.append(f"<p class='v'>{html.escape(c['verdict'])}</p>")
-    parts.append("<p>Rule baselines (rule/...): trivial rules, no training, through the same "
-                 "threshold choice, rules and costs; a network's skill is its margin over the "
-                 "best of them, not over chance (base hit). Hit CI: Student-t over fold means of the paired (seed, fold) differences. "
+        parts.append(f"<p class='verdict'>{esc(c['verdict'])}</p>")
+    parts.append("<h2>Settings</h2>" + settings_table(s))
+    parts.append("<p class='note'>Rule baselines (rule/...): trivial rules, no training, through "
+                 "the same threshold choice, rules and costs; a network's skill is its margin over "
+                 "the best of them, not over chance (base hit). Hit CI: Student-t over fold means "
+                 "of the paired (seed, fold) differences; the intervals across seeds are clipped "
+                 "to what the figure can take (a count at 0, a percentage at 0 and 100). "
                  "Sharpe difference: paired stationary block bootstrap of the seed-average "
                  "per-bar returns (2,000 draws, block n^(1/3)). SPA: Hansen's test both ways, "
                  "each model as the other's benchmark. Verdicts: "
-                 f"{html.escape(VERDICT_RULE)}. PSR/DSR: Bailey & López de Prado; DSR "
+                 f"{esc(VERDICT_RULE)}. PSR/DSR: Bailey &amp; López de Prado; DSR "
                  "counts every stitched trial on these bars in the registry.</p>")
     parts.append("<h2>Models</h2>" + grid_table(MODEL_COLUMNS, model_rows(payload["models"])))
     costs = payload.get("costs_charged") or {}
@@ -149,18 +147,46 @@ def render_html(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, result
         parts.append("<h2>Costs charged</h2>")
     for source, c in costs.items():
         if len(costs) > 1:
-            parts.append(f"<h3>{html.escape(source)}</h3>")
+            parts.append(f"<h3>{esc(source)}</h3>")
         parts.append(costs_html(c, c["charged_per_seed"]))
+    script = ""
     if len(equity):
-        parts.append(img(equity_png(equity), "stitched equity"))
-        parts.append("<h2>Folds</h2>" + img(folds_png(results, tasks), "fold equity"))
+        cash = payload.get("cash")
+        figs = equity_figures([(str(name), equity[name].dropna()) for name in equity],
+                              title="Stitched out-of-sample return [%] (test parts of all "
+                                    "folds, mean of seeds)", cash=cash)
+        figs["folds"] = fold_grid(fold_curves(results, tasks))
+        script, divs = bokeh_parts(figs)
+        parts.append("<h2>Stitched equity</h2><p class='note'>Drag to pan, scroll to zoom (the "
+                     "panels move together), click a legend entry to hide it; the x axis counts "
+                     "test bars (dates below), so the gaps between folds take no room.</p>"
+                     + "".join(divs[k] for k in ("equity", "drawdown", "sharpe") if k in divs)
+                     + "<noscript>" + img(equity_png(equity), "stitched equity") + "</noscript>")
+        parts.append("<h2>Folds</h2>" + divs["folds"])
     if payload["failures"]:
         parts.append("<h2>Failed tasks</h2>" + grid_table(
             ("inputs", "error"), [[json_short(f["task"]), f["error"]]
                                   for f in payload["failures"]]))
-    parts.append("<h2>Every task</h2>" + grid_table(
-        table.columns, [[_fmt(v) for v in row] for row in table.itertuples(index=False)]))
-    return static_page(f"walk-forward {payload['run']}", parts, CSS)
+    parts.append("<h2>Every task</h2><p class='note'>Click a column heading to sort.</p>"
+                 + sortable_table(task_table_rows(table)))
+    return page(f"walk-forward {payload['run']}", parts, script)
+
+
+def task_table_rows(table: pd.DataFrame) -> list[dict]:
+    """The task table's rows for display: times as dates, counts as integers (thousands
+    separators and fixed decimals come from ``catalog.format_value``)."""
+    rows = []
+    for rec in table.to_dict("records"):
+        row = {}
+        for k, v in rec.items():
+            if k in ("test_start", "test_end") and isinstance(v, str):
+                v = pd.Timestamp(v)
+            elif k in ("seed", "fold", "n_trades", "epochs_run") and isinstance(v, float) \
+                    and v.is_integer():
+                v = int(v)
+            row[k] = v
+        rows.append(row)
+    return rows
 
 
 def json_short(d: dict) -> str:
@@ -226,5 +252,5 @@ def render_markdown(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, ou
     return out
 
 
-__all__ = ["costs_html", "costs_setting_rows", "equity_png", "folds_png", "render_html",
+__all__ = ["costs_html", "costs_setting_rows", "equity_png", "fold_curves", "render_html",
            "render_markdown"]

@@ -220,7 +220,7 @@ def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failure
     })
     payload["verdict"] = verdict_text(payload)
     run_.write_json("sweep.json", payload)
-    run_.write_text("report.html", render_html(payload, public, heat_png, equity))
+    run_.write_text("report.html", render_html(payload, public, heat_png, equity, heat))
     summary = {"combinations": p.n_combinations, "tasks": len(results),
                "failed": len(failures), "best": f"{best_row['model']} {best_row['rules']}",
                "best_sharpe": best_row["sharpe"], "best_dsr": best_row["dsr"],

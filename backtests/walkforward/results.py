@@ -26,6 +26,10 @@ from strategy.fractal import Costs
 
 SEED_METRICS = ("hit_pct", "missed_pct", "macro_f1", "base_hit_pct", "total_return_pct",
                 "sharpe", "max_drawdown_pct", "n_trades", "win_rate_pct", "psr")
+# Where each per-seed figure lives: its interval across seeds is clipped to it.
+SUPPORT = {"hit_pct": (0, 100), "missed_pct": (0, 100), "base_hit_pct": (0, 100),
+           "win_rate_pct": (0, 100), "macro_f1": (0, 1), "psr": (0, 1), "n_trades": (0, None),
+           "total_return_pct": (-100, None), "max_drawdown_pct": (-100, 0)}
 TABLE_COLUMNS = ("source", "model", "seed", "fold", "test_start", "test_end", "threshold",
                  "hit_pct", "base_hit_pct", "missed_pct", "macro_f1", "accuracy", "n_trades",
                  "win_rate_pct", "total_return_pct", "sharpe", "max_drawdown_pct", "epochs_run",
@@ -117,7 +121,8 @@ def model_summary(by_seed: dict[int, list[dict]], cash: float,
     stitched = [stitch(by_seed[s], cash)[0] for s in seeds]
     returns = pd.concat(stitched, axis=1).mean(axis=1).rename("return")
     equity = (cash * (1 + returns).cumprod()).rename("equity")
-    across = {k: sig.mean_ci([per_seed[s][k] for s in seeds]) for k in SEED_METRICS}
+    across = {k: sig.mean_ci([per_seed[s][k] for s in seeds],
+                                 SUPPORT.get(k, (None, None))) for k in SEED_METRICS}
     ds = sig.dsr_from_trials(returns.to_numpy(), trial_sharpes)
     stats = compute_stats(equity, _trades_stub([]), initial_equity=cash)
     folds = sorted({r["task"]["fold"] for rs in by_seed.values() for r in rs})
@@ -302,6 +307,6 @@ def _seed_means(m: dict) -> dict:
     return {k: _num(a[k]["mean"]) for k in ("hit_pct", "missed_pct")}
 
 
-__all__ = ["TABLE_COLUMNS", "charged_per_seed", "compare", "costs_block",
+__all__ = ["SUPPORT", "TABLE_COLUMNS", "charged_per_seed", "compare", "costs_block",
            "infer_bars_per_year", "jsonable", "model_name", "model_summary", "rule_verdicts",
            "seed_summary", "sharpe_per_bar", "stitch", "task_row", "comparison_text", "winner"]

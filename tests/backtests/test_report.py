@@ -239,7 +239,19 @@ def assert_drawn(found: dict, charts: list[str]) -> None:
 def test_report_renders_in_headless_chromium(report_dir, tmp_path):
     _, path, _ = report_dir
     found = render_in_chromium(path, tmp_path)
-    assert_drawn(found, ["price", "probs", "equity", "drawdown"])
+    assert_drawn(found, ["price", "trades", "probs", "equity", "drawdown", "sharpe", "benchmark"])
+    # the strategy's return curve spans a visible share of its panel (buy-and-hold has its own)
+    x, y, w, h = (int(round(v)) for v in found["rects"]["chart-equity"])
+    box = (found["shot"][y:y + h, x:x + w] * 255).astype(int)
+    blue = np.abs(box - np.array([0x1f, 0x5f, 0xa8])).sum(axis=2) < 40   # PALETTE[0]
+    rows = np.nonzero(blue)[0]
+    assert len(rows) > 200, "the strategy's curve is not drawn"
+    span = (np.percentile(rows, 97) - np.percentile(rows, 3)) / h
+    assert span > 0.3, f"the strategy's curve spans {span:.0%} of its panel"
+    # the panels line up: the same left and right edges on the page
+    edges = {(round(found["rects"][f"chart-{k}"][0]), round(found["rects"][f"chart-{k}"][2]))
+             for k in ("price", "trades", "probs", "equity", "drawdown")}
+    assert len(edges) == 1, edges
 
 
 def test_trade_list_prints_prices_at_the_instruments_precision(report_dir):
