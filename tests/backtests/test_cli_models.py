@@ -151,7 +151,8 @@ def test_train_on_a_date_range_then_resume(cli, tmp_path):
 def test_the_same_command_gives_the_same_config_id_and_the_same_model(cli, tmp_path):
     """The two trainings in separate processes (another hash seed each): one in a real
     `python -m backtests`, the other in this test's process."""
-    args = ("train", "--model", "dense", "--epochs", "2", "--seed", "3")
+    args = ("train", "--model", "dense", "--epochs", "2", "--from", "2017-06-01", "--to",
+            "2017-09-30", "--seed", "3")
     ids, hashes = [], []
     for name, run in (("a", attnbt), ("b", cli)):
         res = run(*args, runs_dir=tmp_path / name)
