@@ -97,6 +97,7 @@ def recorded(small, tmp_path_factory):
     return rule, own
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 def test_results_are_pandas_labelled_with_the_stats_table_and_recorded(recorded):
     rule, own = recorded
     assert own.stats.name == "momentum"
@@ -112,6 +113,7 @@ def test_results_are_pandas_labelled_with_the_stats_table_and_recorded(recorded)
     assert type(layout).__name__ == "Column" and len(layout.children) >= 4
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 def test_compare_takes_results_and_refs_and_refuses_unrecorded_ones(recorded, small):
     rule, own = recorded
     c = api.compare(rule, own.run_id)

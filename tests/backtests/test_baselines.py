@@ -46,6 +46,7 @@ def test_oracle_probs_are_the_labels_one_hot(sample):
     assert probs[~known].isna().all().all()
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 def test_oracle_beats_chance_through_the_same_backtest(sample):
     candles = sample.iloc[:1500]
     oracle = run_backtest(candles, oracle_probs(candles), FractalParams())

@@ -306,6 +306,7 @@ def test_runs_list_unknown_sort_key_without_runs(capsys, runs):
 
 
 # --- output folders -----------------------------------------------------------------------------------
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 def test_predict_out_into_a_missing_folder(capsys, trained_runs, tmp_path):
     root, run_id = trained_runs
     out = tmp_path / "missing" / "deeper" / "p.csv"
@@ -321,6 +322,7 @@ def test_predict_out_into_a_missing_folder(capsys, trained_runs, tmp_path):
                    "--mkdir"), "is not a folder")
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 def test_attention_out_into_a_missing_folder(capsys, trained_runs, tmp_path):
     root, run_id = trained_runs
     out = tmp_path / "missing" / "m.png"

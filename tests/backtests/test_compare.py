@@ -70,6 +70,7 @@ def test_same_bars_best_per_row_and_like_for_like(pair):
     assert 0 < sig["p_value"] <= 1 and sig["n_obs"] == 599 and "p =" in sig["text"]
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 def test_different_bars_costs_and_params_are_flagged_and_not_tested():
     a = comparable("aaaa1111")
     b = comparable("cccc3333", threshold=0.6, rows=slice(600, 1200), spread=0.0002)

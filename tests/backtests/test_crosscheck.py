@@ -137,6 +137,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 @pytest.mark.parametrize("case", list(CASES))
 def test_same_trades_as_backtesting_py(candles, case):
     fp, costs = CASES[case]

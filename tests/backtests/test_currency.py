@@ -68,6 +68,7 @@ def test_pnl_is_booked_at_each_bars_rate_and_reconciles_with_equity(sample):
                                                       abs=1e-6)
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 def test_a_constant_rate_scales_every_amount(sample):
     params, costs = FractalParams(stop_buffer=0.0002), Costs(spread=0.0001)
     plain = run_backtest(sample, _probs(sample), params, costs)

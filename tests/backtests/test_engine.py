@@ -105,6 +105,7 @@ def test_short_stop_triggers_on_the_ask():
     assert t.exit_reason == "end"
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 def test_results_are_tidy_and_reconcile(sample):
     r = run_backtest(sample, random_probs(sample), FractalParams(stop_buffer=0.0002),
                      Costs(commission=0.00002))
@@ -138,6 +139,7 @@ def test_entries_fill_at_the_next_open_never_earlier(sample):
     np.testing.assert_allclose(t["entry_price"].to_numpy(), expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 @pytest.mark.parametrize("cut", [700, 1500, 2999])
 def test_truncating_after_bar_t_leaves_everything_up_to_t_unchanged(sample, cut):
     probs = random_probs(sample, seed=1)
@@ -171,6 +173,7 @@ def test_batched_and_predictor_modes_give_identical_orders(sample):
     pd.testing.assert_series_equal(batched.equity, looked_up.equity)
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 def test_predictor_recomputed_from_truncated_data_matches_the_batch(sample):
     candles = sample.iloc[:1200]
     probs = causal_probs(candles)

@@ -71,6 +71,7 @@ def _tiny_png() -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 def test_files_and_strict_json(report_dir):
     out, path, result = report_dir
     assert path == out / "report.html"

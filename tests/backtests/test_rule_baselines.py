@@ -131,6 +131,7 @@ def test_walkforward_default_models_include_the_rules(walk_csv, tmp_path):
     assert "rule/newhl-range seed 0 fold 1" in res.output
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 def test_a_rule_is_one_trial_whatever_the_seeds(walk_csv, tmp_path):
     """A rule has no seed: several seeds would be identical copies, each charged as a trial."""
     from backtests import walkforward as wfm
@@ -149,6 +150,7 @@ def test_a_rule_is_one_trial_whatever_the_seeds(walk_csv, tmp_path):
     assert len(Registry(tmp_path).trials(kind="walkforward")) == 2 * folds
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 def test_sweep_ranks_rule_combinations_and_the_verdict_names_the_best_rule(tmp_path):
     from backtests import sweep as swm
 

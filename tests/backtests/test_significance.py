@@ -166,6 +166,7 @@ def test_psr_null_and_power():
     assert _share(power) >= 0.75, _share(power)
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 def test_dsr_null_and_power():
     """Trials like the walk-forward's (seeds and models on the same bars: correlated, ρ = 0.8):
     the best of 20 unskilled trials is called significant in 2–9 % of draws. With independent
@@ -251,6 +252,7 @@ def test_planted_edges_get_their_verdict_by_the_one_rule(edge, expected):
     assert ab["rule"] == S.VERDICT_RULE
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 def test_no_edge_is_called_significant_either_way_at_about_alpha():
     """200 no-edge pairs of short series: the share called better or worse stays inside the
     99.9 % binomial interval of ALPHA (each draw: a Binomial(200, 0.05) count if calibrated)."""

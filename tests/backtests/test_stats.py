@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from test_walkforward_data import synthetic, write_csv
 
 import data
@@ -49,6 +50,7 @@ def _walkforward_csv(tmp_path):
     return write_csv(synthetic(1300, seed=1), tmp_path / "walk.csv")
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 def test_an_infinite_profit_factor_is_written_the_same_in_every_file(tmp_path, monkeypatch):
     """report.json, the registry summary, a walk-forward task file and walkforward.json, and
     sweep.json all write inf as "inf" (before one cleaner: "inf" in two, null in the others)."""

@@ -392,6 +392,7 @@ def _owner_process(root: Path):
     return proc, run_id
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 def test_a_sigkilled_owner_shows_dead_and_a_live_one_running(tmp_path):
     import signal
 

@@ -262,6 +262,7 @@ def test_sweep_report_and_json_state_the_costs_charged(tmp_path, monkeypatch):
         assert text in html, text
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 @pytest.mark.parametrize("command", ["walkforward", "sweep"])
 def test_cli_takes_the_account_currency_and_refuses_a_cross(command, tmp_path):
     csv = _usdxxx_csv(tmp_path)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -138,6 +139,7 @@ FUZZ = settings(max_examples=examples(200), deadline=None, derandomize=True, dat
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 @FUZZ
 @given(malformed_csv())
 def test_malformed_csv_raises_only_data_error(raw: bytes) -> None:
@@ -219,6 +221,7 @@ def rendered_candles(draw) -> dict:
             "newline": newline}
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 @settings(FUZZ, max_examples=examples(100))
 @given(rendered_candles())
 def test_any_rendering_of_the_same_candles_loads_the_same(case: dict) -> None:
@@ -337,6 +340,7 @@ def mutated_candles(draw) -> dict:
 
 # not scaled by the profile: the silent-wrong-load fuzz is cheap (about 6 s) and is the check
 # issue 16 asks for; 120 mutated files every run
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 @settings(FUZZ, max_examples=120)
 @given(mutated_candles())
 def test_mutated_files_load_right_or_are_refused(case: dict) -> None:

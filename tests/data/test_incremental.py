@@ -28,6 +28,7 @@ def check_equal(rows: np.ndarray, batch: np.ndarray) -> None:
     assert np.nanmax(np.abs(rows - batch), initial=0.0) <= 1e-9
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 @pytest.mark.parametrize("feature_set", ["article", "scaled"])
 @pytest.mark.parametrize("history", [0, 1, 13, 20, 33, 34, 60, 2500])
 def test_bar_by_bar_equals_batch_at_any_history_length(eurusd, feature_set, history):
@@ -41,6 +42,7 @@ def test_bar_by_bar_equals_batch_at_any_history_length(eurusd, feature_set, hist
     assert state.n == len(candles) and state.last_time == candles.index[-1]
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 @pytest.mark.parametrize("feature_set", ["article", "scaled"])
 def test_no_drift_over_a_long_history(feature_set):
     candles = random_walk(120_000)

@@ -41,6 +41,7 @@ def extreme_after(frame: pd.DataFrame, t: int) -> pd.DataFrame:
     return out
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 @pytest.mark.parametrize("feature_set", ["article", "scaled"])
 @pytest.mark.parametrize("t", CUTS)
 def test_features_ignore_later_bars(frame, feature_set, t):

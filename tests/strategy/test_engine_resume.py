@@ -106,6 +106,7 @@ def test_resume_anywhere_equals_one_uninterrupted_run(market, full_runs, sizing)
     assert all(seen.values()), seen
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 @pytest.mark.parametrize("sizing", list(SIZING))
 def test_stepping_bar_by_bar_like_paper_trading_gives_the_backtest(market, sizing):
     candles, probs = market
@@ -123,6 +124,7 @@ def test_stepping_bar_by_bar_like_paper_trading_gives_the_backtest(market, sizin
         acc.open_trade, whole.open_trade)
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 def test_resume_in_predictor_mode_calls_positions_of_the_candles_passed(market, full_runs):
     candles, probs = market
     full, table = full_runs["fixed"], probs.to_numpy()
@@ -134,6 +136,7 @@ def test_resume_in_predictor_mode_calls_positions_of_the_candles_passed(market, 
     assert_same_run(merge(part1, part2), full)
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 def test_resume_refuses_candles_without_the_resume_point_or_other_params(market):
     candles, probs = market
     part1 = simulate(candles.iloc[:300], probs.iloc[:300], SIZING["fixed"], COSTS, finalize=False)
@@ -244,6 +247,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = ("torch", "models", "backtests")
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 def test_strategy_imports_no_torch_models_or_backtests():
     for path in (ROOT / "strategy").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

@@ -139,6 +139,7 @@ def test_rule_text_forms_and_errors():
             FractalParams(**bad)
 
 
+@pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 @pytest.mark.parametrize("engine", ["backtrader", "compiled"])
 def test_no_rule_looks_ahead_truncating_after_bar_t_changes_nothing_up_to_t(engine):
     """ATR stops and targets, trailing stops, filters and Kelly sizing read bars ≤ t only: the
