@@ -79,6 +79,8 @@ class FeatureState:
         self.width = len(self.names)
         mtf = [p for p in self.parts if p.startswith("mtf:")]
         self.periods = tuple(mtf[0].split(":")[1:]) if mtf else ()
+        self.sizes = {p: context.period_ns(p) for p in self.periods}
+        self.mtf_cols = context.mtf_names(self.periods)
         # per period: the forming bucket [start, open, high, low, close, complete] and the last
         # finished one [open, high, low, close, complete] (None before it)
         self.buckets: dict[str, list] = {p: [None, NAN, NAN, NAN, NAN, False] for p in self.periods}
@@ -137,9 +139,9 @@ class FeatureState:
         prev = self.bars[-1][3] if self.bars else NAN
         self.bars.append((o, h, lo, c, v))
         self.spread = float(spread)
-        t = pd.Timestamp(time).as_unit("ns").value
+        t = pd.Timestamp(time).value                     # nanoseconds whatever the unit
         if self.last_time is not None:
-            gap = t - pd.Timestamp(self.last_time).as_unit("ns").value
+            gap = t - pd.Timestamp(self.last_time).value
             self.bar_ns = gap if i == 1 else min(self.bar_ns, gap)
         for p in self.periods:
             self._bucket(p, t, i == 0, o, h, lo, c)
@@ -162,7 +164,7 @@ class FeatureState:
             d = c - prev
             self.avg_gain = (self.avg_gain * (RSI_N - 1) + max(d, 0.0)) / RSI_N
             self.avg_loss = (self.avg_loss * (RSI_N - 1) + max(-d, 0.0)) / RSI_N
-        row = self._row(i, time) if i >= WARMUP else np.full(self.width, NAN)
+        row = self._row(t, time) if i >= WARMUP else np.full(self.width, NAN)
         self.rows.append(row)
         return row
 
@@ -180,7 +182,7 @@ class FeatureState:
 
     def _bucket(self, p: str, t: int, first_bar: bool, o: float, h: float, lo: float,
                 c: float) -> None:
-        size = context.period_ns(p)
+        size = self.sizes[p]
         start = t // size * size
         cur = self.buckets[p]
         if cur[0] != start:
@@ -194,7 +196,7 @@ class FeatureState:
         """The last ``keep`` feature rows (fewer at the very start)."""
         return np.array(self.rows, dtype="float64").reshape(-1, self.width)
 
-    def _row(self, i: int, time: pd.Timestamp) -> np.ndarray:
+    def _row(self, t: int, time: pd.Timestamp) -> np.ndarray:
         b = np.array(self.bars, dtype="float64")
         o, h, lo, c, v = b[-1]
         highs, lows, closes = b[:, 1], b[:, 2], b[:, 3]
@@ -225,17 +227,16 @@ class FeatureState:
                 cols = context.VOLZ_FEATURES
                 vals = [(logv[-1] - logv.mean()) / std if std > context.VOLZ_FLOOR else 0.0]
             else:
-                cols, vals = context.mtf_names(self.periods), self._mtf_row(time, c, safe)
+                cols, vals = self.mtf_cols, self._mtf_row(t, c, safe)
             for col, val in zip(cols, vals, strict=True):
                 values.setdefault(col, float(val))
         return np.array([values[n] for n in self.names])
 
-    def _mtf_row(self, time: pd.Timestamp, c: float, safe: float) -> list[float]:
-        t = pd.Timestamp(time).as_unit("ns").value
+    def _mtf_row(self, t: int, c: float, safe: float) -> list[float]:
         out = []
         for p in self.periods:
             start, co, ch, cl, cc, complete = self.buckets[p]
-            if t + self.bar_ns >= start + context.period_ns(p):   # bar t closes its bucket
+            if t + self.bar_ns >= start + self.sizes[p]:   # bar t closes its bucket
                 candle = [co, ch, cl, cc, complete]
             else:
                 candle = self.finished[p] or [NAN, NAN, NAN, NAN, False]

@@ -28,10 +28,14 @@ def check_equal(rows: np.ndarray, batch: np.ndarray) -> None:
     assert np.nanmax(np.abs(rows - batch), initial=0.0) <= 1e-9
 
 
-@pytest.mark.parametrize("feature_set", ["article", "scaled"])
-@pytest.mark.parametrize("history", [0, 1, 13, 20, 33, 34, 60, 2500])
-def test_bar_by_bar_equals_batch_at_any_history_length(eurusd, feature_set, history):
-    candles = eurusd.iloc[:3000]
+COMPOSED = "scaled+time+atr+volz+mtf"   # the context parts (spread: test_context_features.py)
+CASES = [(fs, h, 3000) for fs in ("article", "scaled") for h in (0, 1, 13, 20, 33, 34, 60, 2500)]
+CASES += [(COMPOSED, h, 400) for h in (0, 34, 300)]   # shorter: its steps cost more
+
+
+@pytest.mark.parametrize(("feature_set", "history", "bars"), CASES)
+def test_bar_by_bar_equals_batch_at_any_history_length(eurusd, feature_set, history, bars):
+    candles = eurusd.iloc[:bars]
     batch = compute_features(candles, feature_set).to_numpy()
     state = FeatureState.from_history(candles.iloc[:history], feature_set, keep=20)
     state = FeatureState.from_dict(json.loads(json.dumps(state.to_dict())))   # via the journal
