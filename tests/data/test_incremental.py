@@ -63,3 +63,12 @@ def test_state_json_round_trip_is_exact_and_refuses_an_old_bar(eurusd):
     bar = eurusd.iloc[499]
     with pytest.raises(ValueError, match="not after"):
         back.update(eurusd.index[499], *bar[["open", "high", "low", "close", "volume"]])
+
+
+def test_a_state_saved_before_the_context_parts_still_loads(eurusd):
+    """Version 1 (paper accounts made before the context parts): no spread or bucket state."""
+    state = FeatureState.from_history(eurusd.iloc[:500], "scaled", keep=20)
+    old = {k: v for k, v in state.to_dict().items() if k not in ("spread", "bar_ns", "buckets",
+                                                                  "finished")}
+    back = FeatureState.from_dict(json.loads(json.dumps({**old, "version": 1})))
+    check_equal(back.extend(eurusd.iloc[500:520]), state.extend(eurusd.iloc[500:520]))
