@@ -46,7 +46,7 @@ from typing import Any, Literal
 from backtests.currency import check_instrument
 from data.dataset import DatasetSpec
 from data.errors import AttnbtError
-from data.features import FEATURE_SETS
+from data.features import feature_names
 from data.labels import horizon
 from models.config import TrainConfig
 from models.presets import PRESETS as MODEL_PRESETS
@@ -397,7 +397,6 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "runtime.workers": (1, 1024, True, True),
 }
 CHOICES: dict[str, tuple[str, ...]] = {
-    "dataset.features": tuple(FEATURE_SETS),
     "model.kind": tuple(MODEL_PRESETS),
     "train.class_weighting": ("balanced", "none"),
     "train.device": ("auto", "cpu", "cuda"),
@@ -406,6 +405,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 # Named settings with a grammar (``swing:2``) are checked by the function that reads them.
 CHECKS: dict[str, Callable[[Any], object]] = {"dataset.labels": horizon,
+                                              "dataset.features": feature_names,
                                               "data.instrument": check_instrument}
 # Text settings whose empty value means something (no hours filter); any other is refused empty
 # rather than read as "not set" (`--from ''` is a mistake, not the whole period).

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from data.errors import DataError
-from data.features import FEATURE_SETS, compute_features
+from data.features import canonical_feature_set, compute_features, feature_names
 from data.folds import Fold, purge
 from data.labels import CLASS_NAMES, fractal_labels, horizon
 
@@ -22,7 +22,8 @@ STD_FLOOR = 1e-12   # a feature whose training std is at or below this is left u
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """What a model reads: window length, feature set and label kind."""
+    """What a model reads: window length, feature set and label kind. The feature set is kept
+    in its canonical spelling (``mtf+scaled`` → ``scaled+mtf``), so equal sets have equal ids."""
 
     window: int = 20
     features: str = "scaled"
@@ -31,17 +32,16 @@ class DatasetSpec:
     def __post_init__(self) -> None:
         if self.window < 2:
             raise ValueError("window must be at least 2 bars")
-        if self.features not in FEATURE_SETS:
-            raise ValueError(f"unknown feature set {self.features!r}; choose {', '.join(FEATURE_SETS)}")
+        object.__setattr__(self, "features", canonical_feature_set(self.features))
         horizon(self.labels)
 
     @property
     def n_features(self) -> int:
-        return len(FEATURE_SETS[self.features])
+        return len(self.feature_names)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        return FEATURE_SETS[self.features]
+        return feature_names(self.features)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "feature_names": list(self.feature_names),

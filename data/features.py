@@ -1,15 +1,22 @@
 """Per-bar features. Every value at bar t is computed from bars <= t only.
 
-Two named sets:
+A feature set is one part or several joined by ``+`` (``scaled+time+mtf``):
 - ``article``: the 12 inputs of the MQL5 series, computed as MetaTrader 5 defines them;
 - ``scaled``: scale-free price features (divided by ATR), bounded oscillators and cyclic time,
-  so that one model can read any instrument and any price level.
+  so that one model can read any instrument and any price level;
+- ``time``, ``spread``, ``atr``, ``volz``, ``mtf[:P...]``: context parts (``data.context``).
+
+Parts are put in one canonical order (``PARTS``), so ``mtf+scaled`` is ``scaled+mtf``; a part given
+twice is refused. A column name means one computation whichever part holds it, so a column two
+parts share (``scaled`` and ``time`` both hold ``hour_sin``) appears once, where it first comes.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from data import context
 
 ARTICLE_FEATURES = (
     "close_open", "high_open", "low_open", "volume_k", "month", "hour", "weekday",
@@ -20,7 +27,14 @@ SCALED_FEATURES = (
     "pos_in_range20", "log_volume_rel", "rsi14_c", "cci14_s", "macd_atr", "macd_hist_atr",
     "log_atr_rel", "hour_sin", "hour_cos", "weekday_sin", "weekday_cos", "month_sin", "month_cos",
 )
-FEATURE_SETS = {"article": ARTICLE_FEATURES, "scaled": SCALED_FEATURES}
+# Every part, alone; ``mtf`` with its default periods (``mtf:1h:4h`` picks others).
+FEATURE_SETS = {"article": ARTICLE_FEATURES, "scaled": SCALED_FEATURES,
+                "time": context.TIME_FEATURES, "spread": context.SPREAD_FEATURES,
+                "atr": context.ATR_FEATURES, "volz": context.VOLZ_FEATURES,
+                "mtf": context.mtf_names(context.MTF_DEFAULT)}
+PARTS = tuple(FEATURE_SETS)
+PARTS_HELP = ("article, scaled, time, spread, atr, volz, mtf or mtf:P[:P...] "
+              "(periods such as 1h, 4h, 1d), joined by + (e.g. scaled+time+mtf)")
 # Bars needed before the first complete row (the slowest indicator: MACD signal, 26 + 9 - 1).
 WARMUP = 34
 
@@ -85,10 +99,81 @@ def macd(close: pd.Series, fast: int = 12, slow: int = 26, signal: int = 9):
     return main, main.rolling(signal).mean()
 
 
+def parse_feature_set(text: str) -> tuple[str, ...]:
+    """The parts of a feature set in canonical order (``mtf`` with its periods spelled out:
+    ``mtf:4h:1d``). ValueError naming the bad part and the parts there are."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"feature set is empty; give {PARTS_HELP}")
+    seen: dict[str, str] = {}
+    for raw in text.split("+"):
+        part = raw.strip()
+        name, _, args = part.partition(":")
+        if name not in FEATURE_SETS or (":" in part and (name != "mtf" or not args)):
+            raise ValueError(f"unknown feature set part {part!r} in {text!r}; parts are {PARTS_HELP}")
+        if name in seen:
+            raise ValueError(f"feature part {name!r} is given twice in {text!r}; give each once")
+        if name == "mtf":
+            periods = tuple(args.split(":")) if args else context.MTF_DEFAULT
+            sizes = [context.period_ns(p) for p in periods]
+            if len(set(sizes)) != len(sizes):
+                raise ValueError(f"mtf periods repeat in {part!r}; give each period once")
+            order = sorted(range(len(sizes)), key=sizes.__getitem__)
+            part = "mtf:" + ":".join(context.period_spelling(periods[i]) for i in order)
+        seen[name] = part
+    return tuple(seen[name] for name in PARTS if name in seen)
+
+
+def canonical_feature_set(text: str) -> str:
+    """The one spelling of a feature set: canonical part order, ``mtf`` with its default
+    periods written as plain ``mtf``."""
+    default = "mtf:" + ":".join(context.MTF_DEFAULT)
+    return "+".join("mtf" if p == default else p for p in parse_feature_set(text))
+
+
+def feature_names(feature_set: str) -> tuple[str, ...]:
+    """The columns of a feature set: its parts' columns in order, each name once."""
+    names: dict[str, None] = {}
+    for part in parse_feature_set(feature_set):
+        name, _, args = part.partition(":")
+        cols = context.mtf_names(tuple(args.split(":"))) if name == "mtf" else FEATURE_SETS[name]
+        names.update(dict.fromkeys(cols))
+    return tuple(names)
+
+
 def compute_features(candles: pd.DataFrame, feature_set: str = "article") -> pd.DataFrame:
-    """The named feature set for every bar; rows inside the warm-up hold NaN."""
-    if feature_set not in FEATURE_SETS:
-        raise ValueError(f"unknown feature set {feature_set!r}; choose {', '.join(FEATURE_SETS)}")
+    """The feature set's columns for every bar; rows inside the warm-up hold NaN (and ``mtf``
+    columns until a higher-timeframe candle has closed)."""
+    parts = parse_feature_set(feature_set)
+    frames = []
+    for part in parts:
+        name, _, args = part.partition(":")
+        frames.append(_part(candles, name, args))
+    out = pd.concat(frames, axis=1)
+    out = out.loc[:, ~out.columns.duplicated()]
+    out.iloc[:WARMUP] = np.nan
+    return out.astype("float64")
+
+
+def _part(candles: pd.DataFrame, part: str, args: str) -> pd.DataFrame:
+    if part in ("article", "scaled"):
+        return _price_part(candles, part)
+    c = candles["close"].astype("float64")
+    safe_atr = np.maximum(atr(candles["high"].astype("float64"), candles["low"].astype("float64"),
+                              c, 14), 1e-6 * c).to_numpy()
+    if part == "time":
+        cols = context.time_part(candles.index)
+    elif part == "spread":
+        cols = context.spread_part(candles, safe_atr)
+    elif part == "atr":
+        cols = context.atr_part(candles, safe_atr)
+    elif part == "volz":
+        cols = context.volz_part(candles)
+    else:
+        cols = context.mtf_part(candles, safe_atr, tuple(args.split(":")))
+    return pd.DataFrame(cols, index=candles.index)
+
+
+def _price_part(candles: pd.DataFrame, feature_set: str) -> pd.DataFrame:
     o, h, lo, c, v = (candles[k].astype("float64") for k in ("open", "high", "low", "close", "volume"))
     idx = candles.index
     a = atr(h, lo, c, 14)
@@ -127,5 +212,4 @@ def compute_features(candles: pd.DataFrame, feature_set: str = "article") -> pd.
             "weekday_sin": np.sin(tau * idx.day_of_week / 7), "weekday_cos": np.cos(tau * idx.day_of_week / 7),
             "month_sin": np.sin(tau * (idx.month - 1) / 12), "month_cos": np.cos(tau * (idx.month - 1) / 12),
         }, index=idx)
-    out.iloc[:WARMUP] = np.nan
-    return out.astype("float64")
+    return out

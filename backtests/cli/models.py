@@ -44,7 +44,9 @@ def train_cmd(
     dayfirst: DayfirstOpt = None,
     model: Annotated[str | None, _opt("attention (default) | dense | conv | lstm")] = None,
     preset: Annotated[str | None, _opt("attention: article|modern; dense: article|matched")] = None,
-    features: Annotated[str | None, _opt("Feature set: scaled (default) | article")] = None,
+    features: Annotated[str | None, _opt("Feature set: scaled (default) | article, or parts joined by + "
+                                     "(scaled+time+mtf; parts: article scaled time spread atr "
+                                     "volz mtf[:4h:1d])")] = None,
     labels: Annotated[str | None, _opt("Label kind: 3bar (default) | 5bar | swing (a 3-bar fractal "
                                             "followed by a 1-ATR move within 24 bars) | "
                                             "swing:ATRS[:BARS], e.g. swing:2, swing:1.5:48")] = None,

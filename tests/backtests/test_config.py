@@ -98,6 +98,10 @@ def test_an_ambiguous_leaf_name_must_be_dotted():
     ("labels=7bar", "dataset.labels: unknown label kind '7bar'; choose 3bar, 5bar, swing"),
     ("labels=swing:2.0", "dataset.labels: write label kind 'swing:2.0' as 'swing:2'"),
     ("labels=swing:0", "dataset.labels: label kind 'swing:0': the target M must be in (0, 100]"),
+    ("features=scaled+foo", "dataset.features: unknown feature set part 'foo' in 'scaled.foo'; "
+                            "parts are article, scaled, time, spread, atr, volz, mtf"),
+    ("features=scaled+mtf+scaled", "dataset.features: feature part 'scaled' is given twice"),
+    ("features=mtf:5h", "dataset.features: mtf period '5h'"),
 ])
 def test_every_numeric_and_named_setting_is_validated_once(setting, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
@@ -144,6 +148,18 @@ def test_every_label_kind_is_a_valid_setting(tmp_path, kind):
     assert load_toml(path).dataset.labels == kind
     # a label kind is part of what a model learns: it enters the config id
     assert (Experiment().override({"labels": kind}).id == Experiment().id) == (kind == "3bar")
+
+
+def test_a_feature_set_enters_the_config_id_in_its_canonical_spelling(tmp_path):
+    ids = {fs: Experiment().override({"features": fs}) for fs in
+           ("scaled", "scaled+time+mtf", "mtf+scaled+time", "scaled+mtf", "scaled+mtf:4h")}
+    assert ids["mtf+scaled+time"].dataset.features == "scaled+time+mtf"
+    assert ids["mtf+scaled+time"].id == ids["scaled+time+mtf"].id
+    assert len({ids[k].id for k in ("scaled", "scaled+time+mtf", "scaled+mtf", "scaled+mtf:4h")}) == 4
+    assert ids["scaled+mtf"].train_id != ids["scaled"].train_id
+    path = tmp_path / "exp.toml"
+    path.write_text('[dataset]\nfeatures = "time+scaled"\n')
+    assert load_toml(path).id == Experiment().override({"features": "scaled+time"}).id
 
 
 def test_train_accepts_labels_swing(monkeypatch):

@@ -28,11 +28,15 @@ def check_equal(rows: np.ndarray, batch: np.ndarray) -> None:
     assert np.nanmax(np.abs(rows - batch), initial=0.0) <= 1e-9
 
 
+COMPOSED = "scaled+time+atr+volz+mtf"   # the context parts (spread: test_context_features.py)
+CASES = [(fs, h, 3000) for fs in ("article", "scaled") for h in (0, 1, 13, 20, 33, 34, 60, 2500)]
+CASES += [(COMPOSED, h, 400) for h in (0, 34, 300)]   # shorter: its steps cost more
+
+
 @pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
-@pytest.mark.parametrize("feature_set", ["article", "scaled"])
-@pytest.mark.parametrize("history", [0, 1, 13, 20, 33, 34, 60, 2500])
-def test_bar_by_bar_equals_batch_at_any_history_length(eurusd, feature_set, history):
-    candles = eurusd.iloc[:3000]
+@pytest.mark.parametrize(("feature_set", "history", "bars"), CASES)
+def test_bar_by_bar_equals_batch_at_any_history_length(eurusd, feature_set, history, bars):
+    candles = eurusd.iloc[:bars]
     batch = compute_features(candles, feature_set).to_numpy()
     state = FeatureState.from_history(candles.iloc[:history], feature_set, keep=20)
     state = FeatureState.from_dict(json.loads(json.dumps(state.to_dict())))   # via the journal
@@ -61,3 +65,12 @@ def test_state_json_round_trip_is_exact_and_refuses_an_old_bar(eurusd):
     bar = eurusd.iloc[499]
     with pytest.raises(ValueError, match="not after"):
         back.update(eurusd.index[499], *bar[["open", "high", "low", "close", "volume"]])
+
+
+def test_a_state_saved_before_the_context_parts_still_loads(eurusd):
+    """Version 1 (paper accounts made before the context parts): no spread or bucket state."""
+    state = FeatureState.from_history(eurusd.iloc[:500], "scaled", keep=20)
+    old = {k: v for k, v in state.to_dict().items() if k not in ("spread", "bar_ns", "buckets",
+                                                                  "finished")}
+    back = FeatureState.from_dict(json.loads(json.dumps({**old, "version": 1})))
+    check_equal(back.extend(eurusd.iloc[500:520]), state.extend(eurusd.iloc[500:520]))

@@ -78,3 +78,21 @@ def test_attention_over_a_huge_batch_is_chunked_with_the_same_numbers(monkeypatc
         monkeypatch.setattr(attention, "SDPA_CHUNK", 100)   # 4 chunks, the last one ragged
         chunked = model(x)
     torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["attention", "dense", "lstm"])
+def test_a_composed_feature_set_sizes_the_model_from_the_dataset(eurusd, kind):
+    """`dataset.features = scaled+time+mtf` (31 columns): the model is built for the dataset's
+    n_features (as models.train does) and maps its windows to logits."""
+    from data import CandleDataset, DatasetSpec, plain_split
+
+    candles = eurusd.iloc[:400]
+    spec = DatasetSpec(window=8, features="scaled+time+mtf")
+    ds = CandleDataset(candles, spec)
+    split = plain_split(candles.index, 0.6, 0.2)
+    windows = ds.windows(ds.matrix(ds.fit_normaliser(split)), ds.ends("train", split)[:16])
+    assert windows.shape == (16, 8, spec.n_features) and spec.n_features == 31
+    preset = "matched" if kind == "dense" else "article"
+    model = build(kind, make_config(kind, preset, spec.n_features, spec.window))
+    out = model(torch.from_numpy(windows))
+    assert out.shape == (16, 3) and torch.isfinite(out).all()
