@@ -41,7 +41,7 @@ one spread per round trip, at the price level of the start):
 | session | short 07-11 UTC, long 13-17 UTC (4 bars)     | 3.11  | 0.82   | 2.30 |
 
 Against the noise (an H1 bar moves about 9 bps) the order trade's net is a t-statistic of about
-0.23 × sqrt(trades), and about one bar in 13 is a planted trade: findable in a few thousand
+0.23 × sqrt(trades), and about one bar in 14 is a planted trade: findable in a few thousand
 bars, not at a glance. ``realised(frame, kind)`` measures the figures on a generated series.
 """
 
