@@ -61,7 +61,8 @@ def load(source: str | Path, *, tz: str = "UTC", sort: bool = False, point: floa
     spread in price units), validated (``DataError`` names file, line and rule).
 
     ``source``: ``sample:EURUSD_H1`` / ``sample:GOOG_D1``, a CSV path (MT5 exports, generic
-    CSVs, yfinance CSVs) or ``yahoo:SYMBOL:INTERVAL`` (from the local cache, see docs/data.md).
+    CSVs, yfinance CSVs), ``yahoo:SYMBOL:INTERVAL`` (from the local cache, see docs/data.md) or
+    a planted world ``sample:planted-KIND[:SEED[:BARS]]`` (docs/research.md).
 
     >>> candles = api.load("sample:EURUSD_H1")
     >>> candles.attrs["source"]

@@ -86,9 +86,13 @@ def validate_frame(
             continue
         raw = frame[cols[name]]
         values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        spelled_nan = raw.astype("string").str.strip().str.lower().isin(["nan", "-nan", "+nan"])
-        not_number = np.flatnonzero(np.isnan(values) & raw.notna().to_numpy()
-                                    & ~spelled_nan.to_numpy(dtype=bool, na_value=False))
+        if pd.api.types.is_numeric_dtype(raw.dtype):  # numbers already: no text to misread
+            not_number = np.array([], dtype=int)
+        else:
+            spelled_nan = raw.astype("string").str.strip().str.lower().isin(["nan", "-nan",
+                                                                              "+nan"])
+            not_number = np.flatnonzero(np.isnan(values) & raw.notna().to_numpy()
+                                        & ~spelled_nan.to_numpy(dtype=bool, na_value=False))
         if len(not_number):
             raise DataError(
                 f"column {name} holds a value that is not a number ({raw.iloc[not_number[0]]!r})",

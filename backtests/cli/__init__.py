@@ -65,7 +65,8 @@ _sweep.register(app)
 # Arguments of commands that are not config keys: core messages name them `in backticks`.
 ARGUMENT_OPTIONS = {"trust_unhashed": "--trust-unhashed", "vs": "--vs", "out": "--out", "mkdir": "--mkdir",
                     "grid": "--grid", "models": "--models", "presets": "--presets", "seeds": "--seeds",
-                    "executor": "--executor", "address": "--address"}
+                    "executor": "--executor", "address": "--address", "force": "--force",
+                    "bars": "--bars", "seed": "--seed", "planted": "--planted"}
 
 
 def _with_option_names(message: str) -> str:

@@ -76,7 +76,8 @@ TrustUnhashedOpt = Annotated[bool, typer.Option(
     "before it recorded hashes): nothing then shows its files are unchanged.")]
 
 DataOpt = Annotated[str | None, typer.Option("--data", help="Data source: sample:EURUSD_H1, a CSV "
-                                             "path, or yahoo:SYMBOL:INTERVAL.",
+                                             "path, yahoo:SYMBOL:INTERVAL, or a planted world "
+                                             "sample:planted-KIND[:SEED[:BARS]].",
                                              rich_help_panel=DATA)]
 TzOpt = Annotated[str | None, typer.Option("--tz", help="Timezone of naive timestamps in the "
                                            "file (default UTC; MT5 exports: the broker's).",

@@ -1,4 +1,4 @@
-"""`attnbt data show|fetch`: load, inspect and download candles."""
+"""`attnbt data show|fetch|synth`: load, inspect, download and make candles."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from backtests.cli.common import DayfirstOpt, PointOpt, SortOpt, Typer, TzOpt, c
 
 app = Typer(help="Load, fetch and inspect candle data.", no_args_is_help=True)
 
-Source = Annotated[str, typer.Argument(help="sample:EURUSD_H1, sample:GOOG_D1, a CSV path, or "
+Source = Annotated[str, typer.Argument(help="sample:EURUSD_H1, sample:GOOG_D1, "
+                                       "sample:planted-KIND[:SEED[:BARS]], a CSV path, or "
                                        "yahoo:SYMBOL:INTERVAL (the local cache)")]
 
 
@@ -102,3 +103,36 @@ def data_fetch(
         candles = fetch(symbol, interval, start, end, cache_dir=cache_dir)
     console.print(f"{len(candles):,} bars {candles.index[0]} → {candles.index[-1]} cached in "
                   f"{cache_path(symbol, interval, cache_dir)}; use it as yahoo:{symbol}:{interval}")
+
+
+@app.command("synth")
+def data_synth(
+    kind: Annotated[str, typer.Argument(help="The planted world: null, order, regime or "
+                                        "session (docs/research.md).", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write.",
+                                      show_default=False)],
+    seed: Annotated[int, typer.Option(min=0, help="Random seed.")] = 0,
+    bars: Annotated[int, typer.Option(help="Number of H1 bars.")] = 20_000,
+    planted: Annotated[float, typer.Option(help="Gross expected return per planted trade, in "
+                                           "mean spreads (0: none).")] = 3.0,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+) -> None:
+    """Write a synthetic H1 FX world with a known planted effect as a CSV attnbt loads."""
+    from data.synth import check_out, generate, realised, truth, write_csv
+
+    check_out(out, force)
+    candles = generate(kind, seed=seed, bars=bars, planted=planted)
+    path = write_csv(candles, out, force=force)
+    console.print(f"{len(candles):,} bars {candles.index[0]} → {candles.index[-1]} written to "
+                  f"{escape(str(path))}; load it with --data {escape(str(path))}",
+                  soft_wrap=True)
+    told = truth(kind, planted)
+    if kind == "null":
+        console.print(f"planted: nothing (mean spread {told['spread_bps']:.2f} bps)")
+        return
+    seen = realised(candles, kind)
+    console.print(f"planted: {told['trade']}: gross {told['gross_bps']:.2f} bps per trade, "
+                  f"spread {told['spread_bps']:.2f}, net {told['net_bps']:.2f}", soft_wrap=True)
+    console.print(f"measured here: {seen['trades']:,} trades, gross {seen['gross_bps']:.2f} ± "
+                  f"{seen['se_bps']:.2f} bps, spread {seen['spread_bps']:.2f}, "
+                  f"net {seen['net_bps']:.2f}", soft_wrap=True)

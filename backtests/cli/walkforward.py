@@ -54,8 +54,9 @@ WF = "Walk-forward"
 def walkforward_cmd(
     settings: SettingsArg = None,
     data: Annotated[list[str] | None, typer.Option(
-        "--data", help="Data source (repeatable): sample:EURUSD_H1, a CSV path, or "
-        "yahoo:SYMBOL:INTERVAL.", rich_help_panel=DATA)] = None,
+        "--data", help="Data source (repeatable): sample:EURUSD_H1, a CSV path, "
+        "yahoo:SYMBOL:INTERVAL, or sample:planted-KIND[:SEED[:BARS]].",
+        rich_help_panel=DATA)] = None,
     models: Annotated[str, typer.Option("--models", help="Models, comma-separated: attention, "
                                         "dense, conv, lstm (or kind/preset), and the rule "
                                         "baselines rule/newhl, rule/newhl-range[:K] (no "

@@ -165,3 +165,29 @@ def test_usage_error_is_not_a_traceback():
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert "Missing argument" in done.stderr
+
+
+def test_synth_writes_a_world_attnbt_loads_back_and_never_overwrites_silently(data_cli,
+                                                                              tmp_path):
+    from data import load
+    from data.synth import generate
+
+    out = tmp_path / "order.csv"
+    done = data_cli("data", "synth", "order", "--seed", "3", "--bars", "400", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "planted: 1 bar, long after bear, small, bull" in done.stdout
+    assert "gross 3.11 bps per trade, spread 1.04, net 2.08" in done.stdout
+    assert "measured here:" in done.stdout
+    world = generate("order", seed=3, bars=400)
+    pd.testing.assert_frame_equal(load(out), world)
+    before = out.read_bytes()
+    assert_one_error_line(data_cli("data", "synth", "null", "--bars", "300", "--out", str(out)),
+                          "exists", "--force")
+    assert out.read_bytes() == before
+    done = data_cli("data", "synth", "null", "--bars", "300", "--out", str(out), "--force")
+    assert done.returncode == 0 and "planted: nothing" in done.stdout
+    pd.testing.assert_frame_equal(load(out), generate("null", seed=0, bars=300))
+    assert_one_error_line(data_cli("data", "synth", "trend", "--bars", "5", "--out",
+                                   str(tmp_path / "t.csv")),
+                          "unknown planted world 'trend'", "null, order, regime, session")
+    assert not (tmp_path / "t.csv").exists()
