@@ -269,11 +269,11 @@ def label_summary(candles: pd.DataFrame, kind: str = "3bar") -> dict[str, int]:
     """Counts per class, plus outside bars (both fractals, labelled none) and unknown bars; for
     swing kinds also ``fractal_not_swing``: one-way 3-bar fractals that did not follow through."""
     labels = fractal_labels(candles, kind).to_numpy()
-    if is_triple(kind):     # trade outcomes, no fractals: no outside bars
-        is_low = is_high = np.zeros(len(labels), bool)
-    else:
-        is_low, is_high = fractal_flags(candles, kind)
     known = labels != UNKNOWN
+    if is_triple(kind):     # trade outcomes, no fractals: no outside bars to count
+        return {"none": int((labels == NONE).sum()), "buy": int((labels == BUY).sum()),
+                "sell": int((labels == SELL).sum()), "unknown": int((~known).sum())}
+    is_low, is_high = fractal_flags(candles, kind)
     summary = {
         "none": int((labels == NONE).sum()), "buy": int((labels == BUY).sum()),
         "sell": int((labels == SELL).sum()), "both_as_none": int((is_low & is_high & known).sum()),
