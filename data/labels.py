@@ -5,6 +5,10 @@ a high fractal when High[j] > High[j-1] and High[j] > High[j+1]. Known once bar 
 ``5bar`` (Bill Williams): the same against two bars each side; known once bar j+2 closes.
 ``swing`` (a fractal worth trading): a 3-bar fractal whose move follows through within H bars;
 see :func:`swing_labels`. ``swing:M`` and ``swing:M:H`` name other targets and horizons.
+``triple:K_UP:K_DN:H`` (triple barrier, López de Prado, AFML ch. 3): 1 when a long entered at the
+next bar's ask nets positive at a barrier K_UP ATRs up before K_DN ATRs down, 2 the same for a short,
+0 otherwise (the vertical barrier after H bars, or a losing first barrier); see
+:func:`triple_labels`. These are trade outcomes, not fractals.
 
 Inequalities are strict, so equal lows (or highs) make no fractal. A bar that is both a low and a
 high fractal (an outside bar) gets label 0: it points both ways and is no signal to trade; its count
@@ -25,13 +29,17 @@ CLASS_NAMES = ("none", "buy", "sell")
 SWING_M, SWING_H, SWING_ATR = 1.0, 24, 14  # target in ATRs, bars to reach it, ATR period
 LABEL_KINDS = {"3bar": 1, "5bar": 2, "swing": SWING_H}  # the horizon: bars after t a label needs
 _SIDES = {"3bar": 1, "5bar": 2}  # bars each side of a fractal
-KIND_CHOICES = "3bar, 5bar, swing, swing:M or swing:M:H (a swing of M ATRs within H bars)"
+KIND_CHOICES = ("3bar, 5bar, swing, swing:M or swing:M:H (a swing of M ATRs within H bars), or "
+                "triple:K_UP:K_DN:H (triple barrier: K_UP ATRs up, K_DN down, H bars)")
+DEFAULT_SPREAD = 0.0001  # price units, when the candles have no spread: the engine's default (1 pip)
 
 
 def horizon(kind: str) -> int:
     """How many bars after bar t its label needs (ValueError for an unknown kind)."""
     if is_swing(kind):
         return swing_params(kind)[1]
+    if is_triple(kind):
+        return triple_params(kind)[2] + 1   # the entry bar t+1 and the H bars after it
     if not isinstance(kind, str) or kind not in LABEL_KINDS:
         raise ValueError(f"unknown label kind {kind!r}; choose {KIND_CHOICES}")
     return LABEL_KINDS[kind]
@@ -77,6 +85,9 @@ def fractal_flags(candles: pd.DataFrame, kind: str = "3bar") -> tuple[np.ndarray
     """Boolean arrays (is_low_fractal, is_high_fractal); False where unknown. Swing kinds give
     their 3-bar fractals (whether or not they follow through)."""
     horizon(kind)
+    if is_triple(kind):
+        raise ValueError(f"label kind {kind!r} has no fractals (triple-barrier labels are trade "
+                         "outcomes)")
     k = 1 if is_swing(kind) else _SIDES[kind]
     high, low = candles["high"].to_numpy(), candles["low"].to_numpy()
     n = len(high)
@@ -98,6 +109,8 @@ def fractal_labels(candles: pd.DataFrame, kind: str = "3bar") -> pd.Series:
     if is_swing(kind):
         m, h = swing_params(kind)
         labels = swing_labels(candles, m, h)
+    elif is_triple(kind):
+        labels = triple_labels(candles, *triple_params(kind))
     else:
         k = horizon(kind)
         is_low, is_high = fractal_flags(candles, kind)
@@ -150,12 +163,117 @@ def swing_labels(candles: pd.DataFrame, m: float = SWING_M, h: int = SWING_H) ->
     return labels
 
 
+def is_triple(kind: object) -> bool:
+    """Whether ``kind`` names a triple-barrier label (``triple``/``triple:...``; not yet validated)."""
+    return isinstance(kind, str) and (kind == "triple" or kind.startswith("triple:"))
+
+
+def _number(x: float) -> str:
+    return repr(float(x)).removesuffix(".0")
+
+
+def triple_kind(k_up: float, k_dn: float, h: int) -> str:
+    """The one name of the triple-barrier rule: ``triple:1:1:24``, ``triple:1.5:0.75:48``."""
+    return f"triple:{_number(k_up)}:{_number(k_dn)}:{int(h)}"
+
+
+def triple_params(kind: str) -> tuple[float, float, int]:
+    """(k_up, k_dn, h) of ``triple:K_UP:K_DN:H``. ValueError unless 0 < K <= 100 ATRs,
+    1 <= H <= 1000 bars and ``kind`` is the rule's one name."""
+    base, *args = kind.split(":") if isinstance(kind, str) else ("",)
+    if base != "triple":
+        raise ValueError(f"unknown label kind {kind!r}; choose {KIND_CHOICES}")
+    if len(args) != 3:
+        raise ValueError(f"label kind {kind!r}: write triple:K_UP:K_DN:H (barriers in ATRs, "
+                         "horizon in bars), e.g. triple:1:1:24")
+    try:
+        k_up, k_dn, h = float(args[0]), float(args[1]), int(args[2])
+    except ValueError:
+        raise ValueError(f"label kind {kind!r}: K_UP and K_DN must be numbers and H a whole "
+                         "number of bars, e.g. triple:1.5:1:24") from None
+    for name, k in (("K_UP", k_up), ("K_DN", k_dn)):
+        if not (math.isfinite(k) and 0 < k <= 100):
+            raise ValueError(f"label kind {kind!r}: the barrier {name} must be in (0, 100] ATRs")
+    if not 1 <= h <= 1000:
+        raise ValueError(f"label kind {kind!r}: the horizon H must be 1 to 1000 bars")
+    name = triple_kind(k_up, k_dn, h)
+    if kind != name:
+        raise ValueError(f"write label kind {kind!r} as {name!r} (one name per rule)")
+    return k_up, k_dn, h
+
+
+def triple_labels(candles: pd.DataFrame, k_up: float, k_dn: float, h: int,
+                  default_spread: float = DEFAULT_SPREAD, commission: float = 0.0) -> np.ndarray:
+    """Triple-barrier labels (int8) with the trade's costs charged.
+
+    Bar t's trade enters at the open of bar t+1 (O). Its barriers: upper U = O + k_up·ATR[t],
+    lower L = O − k_dn·ATR[t] (ATR: MT5's iATR(14) of bars <= t); they are watched over the entry
+    bar and the h bars after it (t+1 … t+1+h), then the vertical barrier ends the trade. Prices
+    are bids; the ask is bid + that bar's spread (the ``spread`` column, price units; NaN or no
+    column: ``default_spread``), as in the engine:
+
+    - **buy (1)**: a long bought at the ask O + spread[t+1] sells at U when a bar's high reaches
+      U before any low reaches L, and nets U − (O + spread[t+1]) − 2·commission > 0;
+    - **sell (2)**: a short sold at the bid O buys back at L when a bar's ask low (low + spread)
+      reaches L before its ask high reaches U, and nets O − L − 2·commission > 0 (its spread is
+      paid in the touch: the ask must come down to L);
+    - **none (0)**: otherwise — the vertical barrier came first, the stop (the other barrier) came
+      first, or the first barrier touched nets <= 0.
+
+    A bar that reaches both barriers is a stop, as the engine tries the stop first: for a long the
+    lower barrier, for a short the upper one; so such a bar ends either trade without a label.
+    ``commission``: price units per unit traded, per side. Bars in the ATR warm-up and the last
+    h+1 bars are -1 (unknown); the label of bar t reads bars t-13 … t+1+h (``horizon``: h+1).
+    """
+    if not (default_spread >= 0 and commission >= 0):
+        raise ValueError("default_spread and commission must be >= 0 (price units)")
+    o = candles["open"].to_numpy(np.float64)
+    high = candles["high"].to_numpy(np.float64)
+    low = candles["low"].to_numpy(np.float64)
+    n = len(o)
+    if n == 0:
+        return np.empty(0, dtype=np.int8)
+    if "spread" in candles:
+        sp = candles["spread"].to_numpy(np.float64, na_value=np.nan)
+        sp = np.where(np.isnan(sp), default_spread, sp)
+    else:
+        sp = np.full(n, float(default_spread))
+    a = atr(candles["high"].astype("float64"), candles["low"].astype("float64"),
+            candles["close"].astype("float64"), SWING_ATR).to_numpy()
+    pad = np.full(h + 1, np.nan)                  # bars past the end: no touch (unknown anyway)
+    o_next = np.r_[o, pad][1:n + 1]
+    up, dn = o_next + k_up * a, o_next - k_dn * a
+    bid_high, bid_low = np.r_[high, pad], np.r_[low, pad]
+    ask_high, ask_low = bid_high + np.r_[sp, pad], bid_low + np.r_[sp, pad]
+    long_done, long_up = np.zeros(n, bool), np.zeros(n, bool)
+    short_done, short_dn = np.zeros(n, bool), np.zeros(n, bool)
+    for d in range(1, h + 2):                     # bar s = t + d, the entry bar first
+        take, stop = bid_high[d:d + n] >= up, bid_low[d:d + n] <= dn
+        long_up |= ~long_done & take & ~stop      # both in one bar: the stop
+        long_done |= take | stop
+        take, stop = ask_low[d:d + n] <= dn, ask_high[d:d + n] >= up
+        short_dn |= ~short_done & take & ~stop
+        short_done |= take | stop
+    long_net = k_up * a - np.r_[sp, pad][1:n + 1] - 2 * commission
+    short_net = k_dn * a - 2 * commission
+    buy, sell = long_up & (long_net > 0), short_dn & (short_net > 0)
+    labels = np.full(n, NONE, dtype=np.int8)    # both cannot happen with spreads >= 0; if they
+    labels[buy & ~sell] = BUY                   # did (a negative spread), the bar would be none
+    labels[sell & ~buy] = SELL
+    labels[np.isnan(a)] = UNKNOWN
+    labels[max(n - h - 1, 0):] = UNKNOWN
+    return labels
+
+
 def label_summary(candles: pd.DataFrame, kind: str = "3bar") -> dict[str, int]:
     """Counts per class, plus outside bars (both fractals, labelled none) and unknown bars; for
     swing kinds also ``fractal_not_swing``: one-way 3-bar fractals that did not follow through."""
     labels = fractal_labels(candles, kind).to_numpy()
-    is_low, is_high = fractal_flags(candles, kind)
     known = labels != UNKNOWN
+    if is_triple(kind):     # trade outcomes, no fractals: no outside bars to count
+        return {"none": int((labels == NONE).sum()), "buy": int((labels == BUY).sum()),
+                "sell": int((labels == SELL).sum()), "unknown": int((~known).sum())}
+    is_low, is_high = fractal_flags(candles, kind)
     summary = {
         "none": int((labels == NONE).sum()), "buy": int((labels == BUY).sum()),
         "sell": int((labels == SELL).sum()), "both_as_none": int((is_low & is_high & known).sum()),

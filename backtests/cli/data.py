@@ -31,7 +31,8 @@ def data_show(source: Source, tz: TzOpt = None, sort: SortOpt = None, point: Poi
               labels: Annotated[str, typer.Option(
                   help="Label kind: 3bar, 5bar, swing (a 3-bar fractal followed by a 1-ATR move "
                        "within 24 bars), or swing with the move in ATRs and the horizon in bars: "
-                       "swing:2, swing:1.5:48.")] = "3bar",
+                       "swing:2, swing:1.5:48; or triple-barrier trade outcomes with the "
+                       "spread charged: triple:K_UP:K_DN:H, e.g. triple:1:1:24.")] = "3bar",
               rows: Annotated[int, typer.Option(min=0, help="Rows to print from each end.")] = 3
               ) -> None:
     """Print rows, range, timeframe, gaps and the label balance of a source."""
@@ -81,7 +82,8 @@ def print_summary(info: dict) -> None:
     table.add_row(f"labels ({info['label_kind']})",
                   f"none {lab['none']:,} ({share['none']:.1%}), buy {lab['buy']:,} "
                   f"({share['buy']:.1%}), sell {lab['sell']:,} ({share['sell']:.1%}); "
-                  f"{lab['both_as_none']} outside bars counted as none, {lab['unknown']} unknown"
+                  + (f"{lab['both_as_none']} outside bars counted as none, "
+                     if "both_as_none" in lab else "") + f"{lab['unknown']} unknown"
                   + (f"; {lab['fractal_not_swing']:,} fractals not swings (none)"
                      if "fractal_not_swing" in lab else ""))
     console.print(table)

@@ -49,7 +49,9 @@ def train_cmd(
                                      "volz mtf[:4h:1d])")] = None,
     labels: Annotated[str | None, _opt("Label kind: 3bar (default) | 5bar | swing (a 3-bar fractal "
                                             "followed by a 1-ATR move within 24 bars) | "
-                                            "swing:ATRS[:BARS], e.g. swing:2, swing:1.5:48")] = None,
+                                            "swing:ATRS[:BARS], e.g. swing:2, swing:1.5:48 | "
+                                            "triple:K_UP:K_DN:H (triple barrier, costs "
+                                            "charged), e.g. triple:1:1:24")] = None,
     window: Annotated[int | None, _opt("Bars per window (default 20).")] = None,
     epochs: Annotated[int | None, _opt("Maximum epochs (default 60; early stopping may end "
                                        "sooner).")] = None,

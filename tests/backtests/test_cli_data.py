@@ -69,6 +69,10 @@ def test_show_swing_labels_and_a_bad_label_kind(data_cli):
     assert done.returncode == 0, done.stderr
     assert "labels (swing)" in done.stdout and "buy 815" in done.stdout
     assert "465 fractals not swings" in done.stdout
+    done = data_cli("data", "show", "sample:EURUSD_H1", "--labels", "triple:1:1:24", "--rows", "1")
+    assert done.returncode == 0, done.stderr
+    assert "labels (triple:1:1:24)" in done.stdout and "38 unknown" in done.stdout  # 13 + 25
+    assert "outside bars" not in done.stdout and "fractals not swings" not in done.stdout
     assert_one_error_line(data_cli("data", "show", "sample:EURUSD_H1", "--labels", "swing:2.0"),
                           "--labels: write label kind 'swing:2.0' as 'swing:2'")
     assert_one_error_line(data_cli("data", "show", "sample:EURUSD_H1", "--labels", "7bar"),

@@ -98,6 +98,8 @@ def test_an_ambiguous_leaf_name_must_be_dotted():
     ("labels=7bar", "dataset.labels: unknown label kind '7bar'; choose 3bar, 5bar, swing"),
     ("labels=swing:2.0", "dataset.labels: write label kind 'swing:2.0' as 'swing:2'"),
     ("labels=swing:0", "dataset.labels: label kind 'swing:0': the target M must be in (0, 100]"),
+    ("labels=triple:1.0:1:24", "dataset.labels: write label kind 'triple:1.0:1:24' as 'triple:1:1:24'"),
+    ("labels=triple:0:1:24", "dataset.labels: label kind 'triple:0:1:24': the barrier K_UP must be"),
     ("features=scaled+foo", "dataset.features: unknown feature set part 'foo' in 'scaled.foo'; "
                             "parts are article, scaled, time, spread, atr, volz, mtf"),
     ("features=scaled+mtf+scaled", "dataset.features: feature part 'scaled' is given twice"),
@@ -138,7 +140,8 @@ def test_float_fields_accept_integers_from_toml(tmp_path):
     assert not math.isnan(exp.strategy.threshold)
 
 
-@pytest.mark.parametrize("kind", ["3bar", "5bar", "swing", "swing:2", "swing:1.5:48"])
+@pytest.mark.parametrize("kind", ["3bar", "5bar", "swing", "swing:2", "swing:1.5:48",
+                                  "triple:1:1:24", "triple:1.5:0.75:48"])
 def test_every_label_kind_is_a_valid_setting(tmp_path, kind):
     for exp in (Experiment().override([f"dataset.labels={kind}"]),
                 Experiment().override({"labels": kind})):
@@ -184,6 +187,11 @@ def test_train_accepts_labels_swing(monkeypatch):
     done = CliRunner().invoke(app, ["train", "--labels", "swing:1"])
     assert isinstance(done.exception, ConfigError) and len(seen) == 1
     assert "write label kind 'swing:1' as 'swing'" in str(done.exception)
+    done = CliRunner().invoke(app, ["train", "--labels", "triple:1:1:24", "--epochs", "1"])
+    assert isinstance(done.exception, Stop) and seen[1].dataset.labels == "triple:1:1:24"
+    done = CliRunner().invoke(app, ["train", "--labels", "triple:1:1"])
+    assert isinstance(done.exception, ConfigError) and len(seen) == 2
+    assert "write triple:K_UP:K_DN:H" in str(done.exception)
 
 
 def test_the_folds_keys_leave_every_config_id_as_it_was():

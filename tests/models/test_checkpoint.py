@@ -76,7 +76,7 @@ def test_a_model_refuses_a_different_spec_or_timeframe(trained_run):
         check_compatible(loaded, timeframe=str(pd.Timedelta("1D")))
 
 
-@pytest.mark.parametrize("labels", ["swing", "swing:2", "swing:0.5:12"])
+@pytest.mark.parametrize("labels", ["swing", "swing:2", "swing:0.5:12", "triple:1:1:24"])
 def test_model_json_reads_swing_label_kinds_and_refuses_a_misspelt_one(tmp_path, labels):
     """model.json is read without a trained model: a spec with a swing kind loads as written;
     a kind that is not the rule's one name is a ModelError (no DatasetSpec field was added, so
@@ -97,7 +97,8 @@ def test_model_json_reads_swing_label_kinds_and_refuses_a_misspelt_one(tmp_path,
     (tmp_path / "model.json").write_text(json.dumps(meta))
     assert read_meta(tmp_path).spec == spec
     meta["spec"]["labels"] = {"swing": "swing:1.0", "swing:2": "swing:2.0",
-                              "swing:0.5:12": "swing:0.50:12"}[labels]
+                              "swing:0.5:12": "swing:0.50:12",
+                              "triple:1:1:24": "triple:1.0:1:24"}[labels]
     (tmp_path / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="damaged.*write label kind"):
         read_meta(tmp_path)
