@@ -287,7 +287,7 @@ def test_a_larger_grid_gives_the_same_rows_as_a_sweep_of_its_subset(tmp_path, mo
     """What a combination scores does not depend on the other combinations run with it (the
     arrays one task's combinations share are computed once); only the trial count (DSR) and
     the rank may differ."""
-    csv = write_csv(synthetic(700, seed=5), tmp_path / "sub.csv")
+    csv = write_csv(synthetic(600, seed=5), tmp_path / "sub.csv")   # 2 folds
     _fake_model(monkeypatch, {}, edge=0.2)
 
     def table(name, grid):
