@@ -31,6 +31,7 @@ Config files are TOML with the same sections; unknown sections or keys are refus
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -248,17 +249,29 @@ def load_toml(path: str | Path) -> Experiment:
 
 
 # --- keys and values ---------------------------------------------------------------------------
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints`` of a config class, once (a sweep overrides thousands of times)."""
+    return typing.get_type_hints(cls)
+
+
 def _section_class(name: str) -> type:
-    return typing.get_type_hints(Experiment)[name]
+    return _hints(Experiment)[name]
 
 
 def _field_type(cls: type, name: str) -> Any:
-    return typing.get_type_hints(cls)[name]
+    return _hints(cls)[name]
+
+
+@functools.cache
+def _keys() -> tuple[str, ...]:
+    return tuple(f"{s.name}.{g.name}" for s in fields(Experiment)
+                 for g in fields(_section_class(s.name)))
 
 
 def all_keys() -> list[str]:
     """Every ``section.field`` key of the config."""
-    return [f"{s.name}.{g.name}" for s in fields(Experiment) for g in fields(_section_class(s.name))]
+    return list(_keys())
 
 
 def resolve_key(key: str) -> tuple[str, str]:

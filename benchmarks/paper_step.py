@@ -6,7 +6,8 @@ one step is timed (in-process, model kept loaded as `paper run` does). Side by s
 run: ``Predictor.predict_at`` for the same bar, which recomputes the features over the whole history
 (what scoring one bar cost before) beside the incremental scoring alone
 (``IncrementalPredictor.advance``, the "ratio" column), and a check that the stepped bars' features equal the batch
-computation over the full history (≤ 1e-9) and their probabilities ``predict_frame``'s (≤ 1e-6).
+computation over the full history (≤ 1e-9) and their probabilities ``predict_frame``'s (≤ 1e-6);
+and the new line's parse alone, by the full loader and by ``data.tail`` (checked equal).
 
     python benchmarks/paper_step.py [--bars 5000 50000 500000] [--repeat 15] [--run RUN]
 """
@@ -103,12 +104,32 @@ def measure(n: int, repeat: int, run: str, runs: Path) -> dict:
     state = FeatureState.from_history(full.iloc[:n], predictor.spec.features, 20)
     inc_feat = state.extend(full.iloc[n:])
     probs = predictor.predict_frame(tail).iloc[-(repeat + 1):].to_numpy()
-    return {"bars": n, "init_s": init_s, "step_ms_median": 1e3 * statistics.median(times),
+    parse_full, parse_light = _parse_times(lines[0], lines[1 + n + repeat])
+    return {"bars": n, "init_s": init_s, "parse_full_ms": parse_full,
+            "parse_light_ms": parse_light, "step_ms_median": 1e3 * statistics.median(times),
             "step_ms_max": 1e3 * max(times),
             "score_ms": 1e3 * statistics.median(score), "predict_at_ms": 1e3 * predict_at_s,
             "feature_max_diff": float(np.nanmax(np.abs(inc_feat - batch_feat))),
             "prob_max_diff": float(np.nanmax(np.abs(view.probs.to_numpy() - probs))),
             "last_prob_diff": float(np.nanmax(np.abs(one - probs[-1])))}
+
+
+def _parse_times(head: str, line: str, rounds: int = 30) -> tuple[float, float]:
+    """Median ms to read one appended line: the full loader vs ``data.tail`` (same frame)."""
+    from data.sources import read_text
+    from data.tail import read_appended
+
+    full, light = [], []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        a = read_text(head + line, "walk.csv", tz="UTC", sort=False, point=None, dayfirst=None)
+        full.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        b = read_appended(head, line, "walk.csv", tz="UTC", point=None, dayfirst=None,
+                          dialect="generic")
+        light.append(time.perf_counter() - t)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    return 1e3 * statistics.median(full), 1e3 * statistics.median(light)
 
 
 def main() -> None:
@@ -126,13 +147,15 @@ def main() -> None:
           f"{platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} "
           f"threads); load average {os.getloadavg()[0]:.1f}")
     print(f"{'history':>9} {'init s':>7} {'step ms':>8} {'(max)':>7} {'score ms':>9} "
-          f"{'predict_at ms':>14} {'ratio':>6} {'feat diff':>10} {'prob diff':>10}")
+          f"{'predict_at ms':>14} {'ratio':>6} {'feat diff':>10} {'prob diff':>10} "
+          f"{'parse ms: loader':>17} {'light':>6}")
     for n in args.bars:
         m = measure(n, args.repeat, run, runs)
         print(f"{m['bars']:>9,} {m['init_s']:>7.1f} {m['step_ms_median']:>8.1f} "
               f"{m['step_ms_max']:>7.1f} {m['score_ms']:>9.2f} {m['predict_at_ms']:>14.1f} "
               f"{m['predict_at_ms'] / m['score_ms']:>6.0f} "
-              f"{m['feature_max_diff']:>10.1e} {m['prob_max_diff']:>10.1e}", flush=True)
+              f"{m['feature_max_diff']:>10.1e} {m['prob_max_diff']:>10.1e} "
+              f"{m['parse_full_ms']:>17.2f} {m['parse_light_ms']:>6.2f}", flush=True)
 
 
 if __name__ == "__main__":

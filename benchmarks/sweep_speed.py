@@ -3,11 +3,13 @@
     python benchmarks/sweep_speed.py                          # 60 combinations × 5 folds, 1 vs all cores
     python benchmarks/sweep_speed.py --runs cpu:1,ray:2       # any list of executor:workers
     python benchmarks/sweep_speed.py --runs cpu:1,cpu:16,cuda --models attention,dense --seeds 3
+    python benchmarks/sweep_speed.py --large --runs cpu:2     # 1,000 combinations × 5 folds
     python benchmarks/sweep_speed.py --smoke                  # seconds: a tiny slice (CI)
 
 Each run is ``attnbt sweep`` (``backtests.sweep.run``) on ``sample:EURUSD_H1`` with the default
 folds (2,000 / 500 / 500 bars: 5 folds) and the grid threshold × stop × take_profit_r
-(5 × 3 × 4 = 60 rule combinations), into its own temporary runs folder, timed end to end
+(5 × 3 × 4 = 60 rule combinations; ``--large``: threshold × stop × take_profit_r × max_hold,
+10 × 5 × 5 × 4 = 1,000), into its own temporary runs folder, timed end to end
 (loading, training, every combination, aggregation, SPA, backtrader re-runs of the top 3). The CPU
 runs (local pool and Ray) must give the same table; ``cuda`` (vmapped ensembles) trains on other
 hardware and is compared only for shape.
@@ -25,6 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 GRID = ["threshold=0.4,0.5,0.6,0.7,0.8", "stop=bar,atr:1,atr:2", "take_profit_r=0,1,2,3"]
+GRID_1000 = ["threshold=0.4,0.45,0.5,0.55,0.6,0.65,0.7,0.75,0.8,0.85",
+             "stop=bar,atr:1,atr:1.5,atr:2,atr:3", "take_profit_r=0,1,1.5,2,3",
+             "max_hold=12,24,36,48"]   # 10 × 5 × 5 × 4 = 1,000 rule combinations
 SMOKE_GRID = ["threshold=0.4,0.5", "stop=bar,atr:1"]
 
 
@@ -71,12 +76,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--models", default="attention")
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--smoke", action="store_true", help="a tiny slice, seconds (CI)")
+    ap.add_argument("--large", action="store_true", help="1,000 rule combinations, not 60")
     args = ap.parse_args(argv)
     from backtests.execution import default_workers
 
     runs = parse_runs(args.runs) if args.runs else [("cpu", w) for w in
                                                     sorted({1, default_workers()})]
-    grid = SMOKE_GRID if args.smoke else GRID
+    grid = SMOKE_GRID if args.smoke else GRID_1000 if args.large else GRID
     print(f"machine: {machine()}")
     print(f"grid: {' '.join(grid)}; models {args.models}; seeds {args.seeds}", flush=True)
     results = {}

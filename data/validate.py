@@ -18,7 +18,8 @@ from data.errors import DataError
 PRICE_COLUMNS = ("open", "high", "low", "close")
 MAX_SPREAD_SHARE = 0.05  # a spread over 5 % of the close is a unit mistake (points for price)
 CANONICAL_COLUMNS = (*PRICE_COLUMNS, "volume")
-_FIRST, _LAST = pd.Timestamp("1678-01-01", tz="UTC"), pd.Timestamp("2261-12-31", tz="UTC")
+# the range of timestamps a frame may hold (nanosecond stamps, with a margin)
+FIRST_TIME, LAST_TIME = pd.Timestamp("1678-01-01", tz="UTC"), pd.Timestamp("2261-12-31", tz="UTC")
 
 
 def validate_frame(
@@ -66,7 +67,7 @@ def validate_frame(
         raise DataError("timestamps carry no timezone", source=source, rule="unknown timezone")
     index = index.tz_convert("UTC")
     # One resolution for every source, so frames (and their fingerprints) compare as equal.
-    too_far = np.flatnonzero((index < _FIRST) | (index > _LAST))
+    too_far = np.flatnonzero((index < FIRST_TIME) | (index > LAST_TIME))
     if len(too_far):
         raise DataError(f"timestamp {index[too_far[0]]} is outside the years 1678-2261",
                         source=source, rows=lines[too_far], rule="unparsable timestamps")

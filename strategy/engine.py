@@ -19,6 +19,7 @@ no statistics (those live in ``backtests``). It is the one engine for backtests 
 
 from __future__ import annotations
 
+import functools
 import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
@@ -95,6 +96,7 @@ TRADE_COLUMNS = [f.name for f in fields(TradeRecord)]
 ORDER_COLUMNS = [f.name for f in fields(OrderRecord)]
 
 
+@functools.cache
 def _kinds(record_type: type) -> dict[str, type]:
     """Field name → base type (int, float, str, pd.Timestamp) and whether it may be None."""
     out = {}
@@ -105,6 +107,11 @@ def _kinds(record_type: type) -> dict[str, type]:
     return out
 
 
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or (
+        isinstance(value, float) and value != value)
+
+
 def to_frame(records: Iterable[TradeRecord] | Iterable[OrderRecord],
              record_type: type | None = None, time_dtype: Any = "datetime64[ns, UTC]",
              ) -> pd.DataFrame:
@@ -112,24 +119,29 @@ def to_frame(records: Iterable[TradeRecord] | Iterable[OrderRecord],
 
     Integer fields that may be None become pandas' nullable ``Int64`` where a value is missing
     (``executed_bar`` always), times ``time_dtype``. ``record_type`` is needed only when empty.
+    Built column by column (a paper step calls this twice per bar: no row-wise frame).
     """
     records = list(records)
     kind = record_type or (type(records[0]) if records else None)
     if kind not in (TradeRecord, OrderRecord):
         raise ValueError("to_frame needs TradeRecord or OrderRecord items (or record_type=)")
-    columns = [f.name for f in fields(kind)]
-    frame = pd.DataFrame([[getattr(r, c) for c in columns] for r in records], columns=columns)
+    data: dict[str, Any] = {}
     for name, base in _kinds(kind).items():
-        col = frame[name]
+        values = [getattr(r, name) for r in records]
         if base is pd.Timestamp:
-            frame[name] = pd.Series([pd.NaT if v is None else v for v in col],
-                                    index=frame.index, dtype=time_dtype)
+            data[name] = pd.array([pd.NaT if v is None else v for v in values], dtype=time_dtype)
         elif base is int:
-            missing = col.isna().any()
-            frame[name] = col.astype("Int64" if missing or name == "executed_bar" else "int64")
+            missing = [_missing(v) for v in values]
+            if any(missing) or name == "executed_bar":
+                data[name] = pd.array([pd.NA if m else int(v) for v, m in
+                                       zip(values, missing, strict=True)], dtype="Int64")
+            else:
+                data[name] = np.array(values, dtype="int64")
         elif base is float:
-            frame[name] = col.astype(float)
-    return frame
+            data[name] = np.array([np.nan if v is None else v for v in values], dtype=float)
+        else:
+            data[name] = pd.Series(values, dtype=object if not values else None)
+    return pd.DataFrame(data)
 
 
 def from_frame(frame: pd.DataFrame, record_type: type | None = None,

@@ -134,6 +134,8 @@ def jsonable(value: object) -> object:
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
+        if all(type(v) is float and -math.inf < v < math.inf for v in value):
+            return list(value)   # finite floats (a sweep's returns: millions): as they are
         return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
         return jsonable(value.tolist())

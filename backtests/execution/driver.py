@@ -213,7 +213,7 @@ def compute(study: Study, p: StudyPlan, run_: Run, reg: Registry, ex: Executor |
             say(f"[{counter[0]}/{n_total}] {task.label}: FAILED ({result.error})")
             return
         results[task.id] = result
-        run_.write_json(f"{TASK_DIR}/{task.id}.json", result)
+        run_.write_json(f"{TASK_DIR}/{task.id}.json", result, indent=None)   # large, read back
         say(f"[{counter[0]}/{n_total}] {task.label}: {study.accepted(run_, reg, task, result)}")
 
     if not todo:

@@ -160,7 +160,7 @@ class Tail:
 
 def read_csv_tail(settings: AccountSettings, offset: int, guard: str | None) -> Tail:
     """The complete lines after ``offset``, once the part before it is shown unchanged."""
-    from data.sources import read_text
+    from data.tail import read_appended
 
     path = Path(settings.source)
     where = str(path)
@@ -185,17 +185,18 @@ def read_csv_tail(settings: AccountSettings, offset: int, guard: str | None) -> 
                         "line read differ): it was rewritten; init a new account", source=where,
                         rule="source rewritten")
     complete = _complete(tail)
-    empty = pd.DataFrame(columns=["open", "high", "low", "close", "volume"],
-                         index=pd.DatetimeIndex([], tz="UTC", name="time"), dtype=float)
     if not complete.strip(_BLANK):
+        empty = pd.DataFrame(columns=["open", "high", "low", "close", "volume"],
+                             index=pd.DatetimeIndex([], tz="UTC", name="time"), dtype=float)
         return Tail(empty, [], [])
     try:
-        text = (head + complete).decode(settings.encoding).lstrip("\ufeff")
+        top = head.decode(settings.encoding).lstrip("\ufeff")
+        text = complete.decode(settings.encoding)
     except UnicodeDecodeError:
         raise DataError(f"the new lines are not {settings.encoding} text like the rest",
                         source=where, rule="encoding") from None
-    candles = read_text(text, where, tz=settings.tz, sort=False, point=settings.point,
-                        dayfirst=settings.dayfirst)
+    candles = read_appended(top, text, where, tz=settings.tz, point=settings.point,
+                            dayfirst=settings.dayfirst, dialect=settings.format)
     spans = _data_spans(complete, len(candles), where)
     return Tail(candles, [offset + e for _, e in spans], [complete[a:b] for a, b in spans])
 

@@ -67,10 +67,12 @@ class Run:
         """The JSON file ``name`` of the run folder (what ``write_json`` wrote)."""
         return json.loads((self.path / name).read_text(encoding="utf-8"))
 
-    def write_json(self, name: str, payload: Any) -> Path:
-        """Write ``payload`` as indented strict JSON to ``name`` in the run folder, atomically
-        (cleaned by ``catalog.jsonable``: NaN is null, ±inf is "inf"/"-inf", as in every file)."""
-        return self.write_text(name, json.dumps(jsonable(payload), indent=2, allow_nan=False))
+    def write_json(self, name: str, payload: Any, *, indent: int | None = 2) -> Path:
+        """Write ``payload`` as strict JSON to ``name`` in the run folder, atomically (cleaned
+        by ``catalog.jsonable``: NaN is null, ±inf is "inf"/"-inf", as in every file); indented
+        unless ``indent`` is None (large machine-read files: the C encoder, one line)."""
+        return self.write_text(name, json.dumps(jsonable(payload), indent=indent,
+                                                allow_nan=False))
 
     def write_text(self, name: str, text: str) -> Path:
         """Write UTF-8 text to ``name`` in the run folder, atomically."""

@@ -26,9 +26,14 @@ TABLE_COLUMNS = ("rank", "model", "model_setting", "rules", "sharpe", "total_ret
                  "seeds", "folds", "n_obs")
 
 
-def _series(results: list[dict], k: int, cash: float) -> pd.Series:
+def _stitched(results: list[dict]) -> tuple[list[dict], pd.DatetimeIndex]:
+    """One seed's task results in time order, and the times of their stitched test parts."""
     parts = sorted(results, key=lambda r: r["times"][0])
-    times = pd.DatetimeIndex([t for r in parts for t in r["times"]])
+    return parts, pd.DatetimeIndex([t for r in parts for t in r["times"]])
+
+
+def _series(stitched: tuple[list[dict], pd.DatetimeIndex], k: int) -> pd.Series:
+    parts, times = stitched
     return pd.Series([x for r in parts for x in r["combos"][k]["returns"]], index=times)
 
 
@@ -50,8 +55,9 @@ def aggregate(p: SweepPlan, sw: Sweep, results: dict[str, dict], reg: Registry,
                                                kind=STITCHED_KIND) if t["run_id"] == run_id}
     per_combo: list[tuple] = []
     for (model, mc), by_seed in groups.items():
+        stitched = {s: _stitched(rs) for s, rs in by_seed.items()}   # times parsed once
         for k, rc in enumerate(p.rule_combos):
-            seed_series = {s: _series(rs, k, cash) for s, rs in by_seed.items()}
+            seed_series = {s: _series(st, k) for s, st in stitched.items()}
             for s, ser in seed_series.items():
                 cid = config_id({"sweep": p.config_id, "model": model, "model_combo": mc,
                                  "rules": jsonable(rc), "seed": s})

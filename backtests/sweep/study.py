@@ -160,10 +160,29 @@ class SweepStudy:
         return summary, payload.get("failures", []), table
 
 
+SPA_POOL_FROM = 200   # combinations from which the SPA tests run side by side on the workers
+
+
+def _spa(pair: tuple) -> dict:
+    from backtests.analysis import significance as sig
+
+    return sig.spa_test(*pair)
+
+
+def _spa_tests(pairs: list[tuple], sw: Sweep) -> list[dict]:
+    """``spa_test`` of each (benchmark, models) pair: on a large grid each takes tens of
+    seconds, so with several local workers they run in parallel (each seeded alike: the same
+    p-values)."""
+    from backtests.execution.local import run_tasks
+
+    wide = bool(pairs) and pairs[0][1].ndim == 2 and pairs[0][1].shape[1] >= SPA_POOL_FROM
+    workers = min(sw.workers, len(pairs)) if wide and sw.address is None else 1
+    return run_tasks(_spa, pairs, workers=workers)
+
+
 def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failures: list[dict],
            reg: Registry, say) -> tuple[pd.DataFrame, dict]:
     """Write table.csv, sweep.json, heatmap and report; returns (table, registry summary)."""
-    from backtests.analysis import significance as sig
     from backtests.reports.sweep import heatmap_frame, render_heatmap_png, render_html
 
     table, series = aggregate(p, sw, results, reg, run_.id)
@@ -182,10 +201,11 @@ def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failure
     best = series[best_key]
     bench = benchmarks(p, sw, results, best_key, best.index)
     all_series = pd.concat([series[k] for k in table["_key"]], axis=1).reindex(best.index)
-    spa = {}
+    pairs = {}
     for name, b in bench.items():
         ok = b.notna() & all_series.notna().all(axis=1)
-        spa[name] = sig.spa_test(b[ok].to_numpy(), all_series[ok].to_numpy())
+        pairs[name] = (b[ok].to_numpy(), all_series[ok].to_numpy())
+    spa = dict(zip(pairs, _spa_tests(list(pairs.values()), sw), strict=True))
     public = table.drop(columns=["_key"])
     run_.write_text("table.csv", public.to_csv(index=False))
     hx, hy = sw.heatmap or default_axes(sw.grid)

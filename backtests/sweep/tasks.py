@@ -137,13 +137,27 @@ def run_rules(bars: pd.DataFrame, probs: pd.DataFrame, rules: tuple[RuleSet, ...
         prepare,
         run_prepared,
     )
+    from strategy.rules import atr_array, hour_mask, needs_atr, parse_hours
 
     prep = prepare(bars, probs, bar_rates)
     book = Booking(bars, bar_rates)
+    spreads: dict[str, np.ndarray] = {}   # what several combinations share, computed once
+    atrs: dict[int, np.ndarray] = {}
+    hours: dict[str, np.ndarray] = {}
     out = []
     for rule in rules:
-        check_costs(bars, rule.costs)
-        res = run_prepared(prep, rule.params, rule.costs, rule.cash, candles=bars)
+        key = repr(rule.costs)
+        if key not in spreads:
+            check_costs(bars, rule.costs)
+            spreads[key] = rule.costs.spread_array(bars)
+        p = rule.params
+        if needs_atr(p) and p.atr_period not in atrs:
+            atrs[p.atr_period] = atr_array(bars, p.atr_period)
+        if p.hours not in hours:
+            hours[p.hours] = hour_mask(prep.index, parse_hours(p.hours))
+        res = run_prepared(prep, p, rule.costs, rule.cash, candles=bars, spreads=spreads[key],
+                           atr=atrs.get(p.atr_period) if needs_atr(p) else None,
+                           hour_ok=hours[p.hours])
         tf, ti = res.trades_float, res.trades_int
         move = book.move(ti[:, I_ENTRY], tf[:, F_PIN], ti[:, I_EXIT], tf[:, F_POUT])
         pnl = move * ti[:, I_DIR] * tf[:, F_SIZE] - (tf[:, F_CM_IN] + tf[:, F_CM_OUT])

@@ -281,3 +281,28 @@ def test_a_killed_sweep_resumes_with_the_same_command_and_gives_the_same_table(
     assert again.run.id == row["id"] and (again.resumed, again.computed) == (1, 2)
     pd.testing.assert_frame_equal(again.table, whole.table)
     assert Registry(tmp_path / "cut").get(row["id"])["status"] == "done"
+
+
+def test_a_larger_grid_gives_the_same_rows_as_a_sweep_of_its_subset(tmp_path, monkeypatch):
+    """What a combination scores does not depend on the other combinations run with it (the
+    arrays one task's combinations share are computed once); only the trial count (DSR) and
+    the rank may differ."""
+    csv = write_csv(synthetic(600, seed=5), tmp_path / "sub.csv")   # 2 folds
+    _fake_model(monkeypatch, {}, edge=0.2)
+
+    def table(name, grid):
+        base = Experiment().override({"runtime.runs_dir": str(tmp_path / name),
+                                      "data.source": str(csv)})
+        return swm.run(swm.Sweep(base=base, source=str(csv), models=parse_models("attention"),
+                                 seeds=[0], grid=swm.parse_grid(grid, base), top=1,
+                                 plan=FoldPlan(train_bars=300, val_bars=100,
+                                               test_bars=100))).table
+
+    big = table("big", ["threshold=0.4,0.5", "stop=bar,atr:2", "atr_period=7,14",
+                        "commission=0,0.00004"])
+    small = table("small", ["threshold=0.5", "stop=atr:2", "atr_period=14,7",
+                            "commission=0.00004"])
+    assert len(big) == 16 and len(small) == 2
+    keep = [c for c in small.columns if c not in ("rank", "dsr", "dsr_trials")]
+    got = big.set_index("rules").loc[small["rules"]].reset_index()[keep]
+    pd.testing.assert_frame_equal(got, small[keep], check_exact=True)
