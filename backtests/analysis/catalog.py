@@ -166,7 +166,8 @@ def json_number(value: object) -> object:
 
 
 def format_value(value: object, kind: str = "float") -> str:
-    """A value for a table: '—' for missing, thousands separators, 4 significant digits."""
+    """A value for a table: '—' for missing, thousands separators, 4 significant digits, and
+    never scientific notation (a magnitude under 0.0001 reads ``< 0.0001``; the files keep it)."""
     if value is None or value is pd.NaT:
         return "—"
     if isinstance(value, bool | np.bool_):
@@ -185,6 +186,8 @@ def format_value(value: object, kind: str = "float") -> str:
             return "∞" if v > 0 else "-∞"
         if kind == "int" and v.is_integer():
             return f"{int(v):,}"
+        if 0 < abs(v) < 1e-4:               # no scientific notation in a table
+            return "< 0.0001" if v > 0 else "> -0.0001"
         return f"{v:,.2f}" if abs(v) >= 100 else f"{v:.4g}"
     return str(value)
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from test_walkforward_data import synthetic, write_csv
+from test_walkforward_data import assert_readable_interactive_page, synthetic, write_csv
 from typer.testing import CliRunner
 
 from backtests import sweep as swm
@@ -165,6 +165,7 @@ def test_every_combination_is_a_trial_and_a_later_sweep_pays_for_it(walk_csv, tm
                                    swm.parse_grid(GRID, Experiment()).rule_combos()}
     html = (first.run.path / "report.html").read_text()
     assert "Every combination" in html and "data:image/png;base64" in html
+    assert_readable_interactive_page(html)
     row = Registry(tmp_path).get(first.run.id)
     assert row["kind"] == "sweep" and row["status"] == "done"
 

@@ -146,3 +146,12 @@ def test_the_trades_layer_is_off_beyond_the_limit_and_summarised():
     assert hidden and not any(r.visible for r in hidden) and "40 trades" in many.title.text
     strip = F.trades_strip(candles, _fake_trades(candles, 40), many.x_range)
     assert strip.title.text.startswith("Trades: 40 (26 long, 14 short), 50% won")
+
+
+def test_table_numbers_never_use_scientific_notation():
+    from backtests.analysis.catalog import format_value
+
+    assert format_value(1250.0) == "1,250.00" and format_value(1250) == "1,250"
+    assert format_value(2.353e-06) == "< 0.0001" and format_value(-8.7e-17) == "> -0.0001"
+    assert format_value(0.0) == "0" and format_value(0.0001234) == "0.0001234"
+    assert format_value(float("nan")) == "—" and format_value(0.41234) == "0.4123"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_walkforward_data import synthetic, write_csv
+from test_walkforward_data import assert_readable_interactive_page, synthetic, write_csv
 from typer.testing import CliRunner
 
 from backtests import walkforward as wfm
@@ -140,6 +140,7 @@ def test_a_run_records_table_json_report_trials_and_resumes(walk_csv, tmp_path, 
     assert reg.list(kind="walkforward")[0]["status"] == "done"
     html = (out.run.path / "report.html").read_text()
     assert "data:image/png;base64" in html and "http" not in html.split("<body>")[1][:2000]
+    assert_readable_interactive_page(html)
     rec = wfm.walkforward_record(out.run)
     assert set(rec) == {"attention/article", "dense/matched"}
     assert set(rec["dense/matched"]) == {"stats", "equity", "params", "costs", "data", "period"}

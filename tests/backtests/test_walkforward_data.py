@@ -48,3 +48,16 @@ def write_csv(frame: pd.DataFrame, path: Path) -> str:
     out.index = out.index.strftime("%Y-%m-%d %H:%M:%S")
     out.to_csv(path, index_label="time", float_format="%.6f")
     return str(path)
+
+
+def assert_readable_interactive_page(html: str) -> None:
+    """A study page (walk-forward, sweep) is interactive offline and reads as a table of words
+    and plain numbers: Bokeh inlined (no script from a server), a settings table instead of a
+    Python dict, no number in scientific notation, no interval below zero for a count."""
+    import re
+
+    assert "Bokeh" in html and not re.search(r"<script[^>]+src=['\"]https?:", html)
+    body = re.sub(r"<script.*?</script>", "", html, flags=re.S)
+    assert "<h2>Settings</h2>" in body and "{'" not in body
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", body)
+    assert cells and not [c for c in cells if re.fullmatch(r"-?[0-9.]+e[+-][0-9]+", c.strip())]
