@@ -284,13 +284,9 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
                               versus_rules=versus, bars=bars, probs=scored.period_probs,
                               curves=curves)
     source_name = source or exp.data.source
-    facts = {"instrument": conv.instrument, "account_currency": conv.account,
-             "pnl_conversion": conv.describe(), "source": source_name,
-             "timeframe": timeframe_label(timeframe(bars.index)), "period": b.period,
-             "model": scored.name, "model_label": f"{scored.name} ({scored.run.id})",
-             "train_run": scored.run.id, "model_hash": loaded.model_hash, "config_id": cid,
-             "conversion": conv}
-    facts["leverage"] = leverage_of(result, bars, conv)
+    facts = traded_facts(result, bars, conv, source_name, b.period, cid, model=scored.name,
+                         model_label=f"{scored.name} ({scored.run.id})",
+                         train_run=scored.run.id, model_hash=loaded.model_hash)
     outcome.facts = facts
     outcome.costs_charged = costs_charged(bars, costs, result.trades)
     if with_report:
@@ -374,11 +370,8 @@ def compute_signals_backtest(exp: Experiment, candles: pd.DataFrame, probs: pd.D
     outcome = BacktestOutcome(result, [], baselines, None, threshold_tables, name, "", "", cid,
                               fingerprint=fingerprint(bars), summary=summary, bars=bars,
                               probs=period_probs, curves=curves)
-    outcome.facts = {"instrument": conv.instrument, "account_currency": conv.account,
-                     "pnl_conversion": conv.describe(), "source": source_name,
-                     "timeframe": timeframe_label(timeframe(bars.index)), "period": b.period,
-                     "model": name, "model_label": f"{name} (your signals)", "config_id": cid,
-                     "conversion": conv, "leverage": leverage_of(result, bars, conv)}
+    outcome.facts = traded_facts(result, bars, conv, source_name, b.period, cid, model=name,
+                                 model_label=f"{name} (your signals)")
     outcome.costs_charged = costs_charged(bars, costs, result.trades)
     if with_report:
         title = f"{name} (your signals) on {bars.index[0]:%Y-%m-%d} → {bars.index[-1]:%Y-%m-%d}"
@@ -435,6 +428,17 @@ def record_backtest(exp: Experiment, outcome: BacktestOutcome, *, vs: list[str] 
     return outcome
 
 
+def traded_facts(result: BacktestResult, bars: pd.DataFrame, conv: Conversion, source: str,
+                 period: str, cid: str, **model) -> dict:
+    """The report's "What was traded": instrument, currencies, source, timeframe, period, the
+    model (``model``, ``model_label`` and, for a trained run, ``train_run`` and ``model_hash``),
+    the config id, the P&L conversion and the leverage the trades used."""
+    return {"instrument": conv.instrument, "account_currency": conv.account,
+            "pnl_conversion": conv.describe(), "source": source,
+            "timeframe": timeframe_label(timeframe(bars.index)), "period": period, **model,
+            "config_id": cid, "conversion": conv, "leverage": leverage_of(result, bars, conv)}
+
+
 def trade_rule(rule: RuleConfig, candles: pd.DataFrame, first: int, last: int, labels: str,
                params: FractalParams, costs: Costs, cash: float,
                bar_rates: np.ndarray | None) -> BacktestResult:
@@ -486,4 +490,4 @@ def _headline(stats: dict) -> dict:
 
 __all__ = ["BacktestOutcome", "backtest", "backtest_experiment", "compute_backtest",
            "compute_signals_backtest", "record_backtest", "reference_baselines", "rule_row",
-           "scored_threshold", "trade_rule", "validation_frame"]
+           "scored_threshold", "trade_rule", "traded_facts", "validation_frame"]

@@ -26,7 +26,7 @@ import pandas as pd
 from data.errors import DataError
 from data.sources import TIME_NAMES, normalise_name, read_text, sniff_separator, split_line
 from data.timestamps import localize
-from data.validate import FIRST_TIME, LAST_TIME, MAX_SPREAD_SHARE
+from data.validate import FIRST_TIME, LAST_TIME, MAX_SPREAD_SHARE, row_rules
 
 MAX_LIGHT_ROWS = 256   # more lines than this: the full loader (vectorised) is as fast
 _LINES = re.compile(r"\r\n|\r|\n")
@@ -164,12 +164,12 @@ def _numbers(cells: tuple[str, ...]) -> np.ndarray | None:
 
 
 def _valid(out: dict[str, np.ndarray]) -> bool:
-    o, h, lo, c = out["open"], out["high"], out["low"], out["close"]
-    ok = ((o > 0) & (h > 0) & (lo > 0) & (c > 0) & (h >= np.maximum(o, c))
-          & (lo <= np.minimum(o, c)) & (out["volume"] >= 0))
-    if "spread" in out:
-        ok &= (out["spread"] >= 0) & (out["spread"] <= MAX_SPREAD_SHARE * c)
-    return bool(ok.all())
+    """Whether the rows keep the loader's rules (``data.validate.row_rules`` and the spread cap)."""
+    spread = out.get("spread")
+    if any(bad.any() for bad, _, _ in row_rules(out["open"], out["high"], out["low"],
+                                                  out["close"], out["volume"], spread)):
+        return False
+    return spread is None or bool((spread <= MAX_SPREAD_SHARE * out["close"]).all())
 
 
 __all__ = ["MAX_LIGHT_ROWS", "light_rows", "read_appended"]

@@ -108,17 +108,10 @@ def validate_frame(
         out[name] = values
 
     o, h, lo, c = (out[k].to_numpy() for k in PRICE_COLUMNS)
-    _check(np.flatnonzero((o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0)), "a price is zero or negative",
-           "non-positive price", source, lines)
-    _check(np.flatnonzero(h < np.maximum(o, c)), "high is below max(open, close)",
-           "high below open/close", source, lines)
-    _check(np.flatnonzero(lo > np.minimum(o, c)), "low is above min(open, close)",
-           "low above open/close", source, lines)
-    _check(np.flatnonzero(out["volume"].to_numpy() < 0), "volume is negative",
-           "negative volume", source, lines)
-    if "spread" in out:
-        spread = out["spread"].to_numpy()
-        _check(np.flatnonzero(spread < 0), "spread is negative", "negative spread", source, lines)
+    spread = out["spread"].to_numpy() if "spread" in out else None
+    for bad, message, rule in row_rules(o, h, lo, c, out["volume"].to_numpy(), spread):
+        _check(np.flatnonzero(bad), message, rule, source, lines)
+    if spread is not None:
         absurd = np.flatnonzero(spread > MAX_SPREAD_SHARE * c)
         if len(absurd):
             i = absurd[0]
@@ -146,6 +139,21 @@ def validate_frame(
             )
         out = out.iloc[np.argsort(stamps, kind="stable")]
     return out
+
+
+def row_rules(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, volume: np.ndarray,
+              spread: np.ndarray | None = None) -> list[tuple[np.ndarray, str, str]]:
+    """The rules each row's numbers must keep, as (rows that break it, message, rule name) in
+    the order they are reported; the spread's cap (``MAX_SPREAD_SHARE`` of the close) comes
+    after them, with its own advice."""
+    rules = [((o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0), "a price is zero or negative",
+              "non-positive price"),
+             (h < np.maximum(o, c), "high is below max(open, close)", "high below open/close"),
+             (lo > np.minimum(o, c), "low is above min(open, close)", "low above open/close"),
+             (volume < 0, "volume is negative", "negative volume")]
+    if spread is not None:
+        rules.append((spread < 0, "spread is negative", "negative spread"))
+    return rules
 
 
 def _check(bad: np.ndarray, message: str, rule: str, source: str, lines: np.ndarray) -> None:

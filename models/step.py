@@ -66,12 +66,13 @@ def deterministic_algorithms(on: bool, compiled: bool = False):
     previous = torch.are_deterministic_algorithms_enabled()
     wanted = bool(on) or previous
     switch = torch.use_deterministic_algorithms if compiled else torch._C._set_deterministic_algorithms
-    if wanted != previous or compiled:
+    change = wanted != previous or compiled
+    if change:
         switch(wanted)
     try:
         yield
     finally:
-        if wanted != previous or compiled:
+        if change:
             switch(previous)
 
 
