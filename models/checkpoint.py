@@ -38,14 +38,18 @@ from data.atomic import atomic_write
 from data.dataset import STD_FLOOR, DatasetSpec, Normaliser
 from data.folds import Fold
 from models.errors import ModelError
-from models.networks import KINDS, build, config_from_dict, config_to_dict
+from models.networks import (
+    KINDS,
+    MAX_PARAMETERS,
+    build,
+    config_from_dict,
+    config_to_dict,
+    expected_tensors,
+)
 from models.step import TrainState
 
 WEIGHTS, META, LAST, STATE = "model.safetensors", "model.json", "last.safetensors", "state.pt"
-# The largest sensible model: the largest preset (dense/article) at the longest window a config
-# allows (dataset.window 10,000) over the widest feature set (19) has 190,330,931 parameters;
-# the budget is just above it: 200 M float32 parameters, 800 MB (tests/models/test_checkpoint.py).
-MAX_PARAMETERS = 200_000_000
+# A file may describe at most models.networks.MAX_PARAMETERS numbers (the budget attnbt trains to).
 MAX_SIZE = 1_000_000       # any single size field (width, window ...)
 MAX_LAYERS = 64            # depth (config.n_layers, entries of config.hidden); presets use 2-4
 MAX_META_BYTES = 50_000_000
@@ -315,17 +319,9 @@ def _checked_config(kind: str, d: object) -> tuple[object, dict[str, tuple[int, 
     n = sum(math.prod(shape) for shape in tensors.values())
     if n > MAX_PARAMETERS:
         raise ValueError(f"the config describes {n:,} parameters ({4 * n / 1e9:,.1f} GB as "
-                         f"float32), over the budget of {MAX_PARAMETERS:,} (the largest preset "
-                         "at the longest window)")
+                         f"float32), over the budget of {MAX_PARAMETERS:,} (the most attnbt "
+                         "trains)")
     return config, tensors
-
-
-def expected_tensors(kind: str, config) -> dict[str, tuple[int, ...]]:
-    """Name → shape of every tensor the model's state holds, from a build on the meta device
-    (no memory is allocated; cheap once the depth is bounded)."""
-    with torch.device("meta"):
-        model = build(kind, config)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
 def _load_weights(path: Path) -> dict[str, torch.Tensor]:

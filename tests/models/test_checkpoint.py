@@ -327,16 +327,19 @@ def test_a_train_prior_that_is_not_class_shares_is_refused(trained_run, tmp_path
 
 
 def _spy_builds(monkeypatch):
-    """Record the default device of every model build the checkpoint module makes."""
+    """Record the default device of every model build loading makes (the checkpoint module's own
+    and the meta-device shape reading in models.networks)."""
     import models.checkpoint as ckpt
+    import models.networks as networks
 
     devices = []
-    real = ckpt.build
+    real = networks.build
 
     def build(kind, config):
         devices.append(torch.empty(0).device.type)
         return real(kind, config)
     monkeypatch.setattr(ckpt, "build", build)
+    monkeypatch.setattr(networks, "build", build)
     return devices
 
 
@@ -385,6 +388,24 @@ def test_the_parameter_budget_fits_the_largest_preset_at_the_longest_window():
         for kind, (_, _, presets) in KINDS.items() for preset in presets}
     largest = max(sizes.values())
     assert largest <= MAX_PARAMETERS < 1.1 * largest, sizes
+
+
+def test_a_model_over_the_budget_is_refused_before_training_so_every_trained_model_loads():
+    """Composed feature sets are wider than any base set: dense/article over 31 columns
+    (scaled+time+mtf) at the longest window would not load, so it is refused when its config is
+    made (before training), naming the settings to change; at a shorter window it is made."""
+    from backtests.config import RANGES
+    from data.dataset import DatasetSpec
+    from models.checkpoint import MAX_PARAMETERS
+    from models.networks import count_parameters, make_config
+
+    window = int(RANGES["dataset.window"][1])
+    n_features = DatasetSpec(features="scaled+time+mtf").n_features
+    assert n_features == 31
+    with pytest.raises(ModelError, match="dataset.window shorter, dataset.features narrower"):
+        make_config("dense", "article", n_features, window)
+    config = make_config("dense", "article", n_features, window // 2)
+    assert count_parameters("dense", config) <= MAX_PARAMETERS
 
 
 def test_a_config_that_does_not_match_the_weights_file_is_refused_before_building(
