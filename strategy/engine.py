@@ -219,16 +219,30 @@ def _timestamp(text: str) -> pd.Timestamp:
 
 @dataclass(frozen=True)
 class EngineResult:
-    """What ``simulate`` produced; see the module docstring for conventions."""
+    """What ``simulate`` produced; see the module docstring for conventions.
 
-    trades: pd.DataFrame                 # closed trades, TRADE_COLUMNS
-    orders: pd.DataFrame                 # every order created, ORDER_COLUMNS
+    The trades and orders are kept as typed records; ``trades`` and ``orders`` are their frames,
+    built on first use (a paper step reads the records and never needs the frames)."""
+
+    trade_records: tuple[TradeRecord, ...]   # closed trades
+    order_records: tuple[OrderRecord, ...]   # every order created
     equity: pd.Series                    # one value per simulated bar
     state: EngineState                   # where to resume from
     open_trade: TradeRecord | None = None    # finalize=False only
     pending: tuple[OrderRecord, ...] = ()    # finalize=False only: orders still alive
     resumed_from: EngineState | None = None
     meta: dict = field(default_factory=dict)
+    time_dtype: Any = "datetime64[ns, UTC]"  # of the frames' time columns (the candles' index)
+
+    @functools.cached_property
+    def trades(self) -> pd.DataFrame:
+        """Closed trades, ``TRADE_COLUMNS``."""
+        return to_frame(self.trade_records, TradeRecord, self.time_dtype)
+
+    @functools.cached_property
+    def orders(self) -> pd.DataFrame:
+        """Every order created, ``ORDER_COLUMNS``."""
+        return to_frame(self.order_records, OrderRecord, self.time_dtype)
 
 
 # --- the engine ------------------------------------------------------------------------------
@@ -357,12 +371,10 @@ def simulate(candles: pd.DataFrame, probs: pd.DataFrame | None,
         equity.iloc[-1] -= end["closing_cost"]
     elif strat.open_trade is not None:
         open_trade = trade_record(strat.open_trade, index, base, book)
-    trades = to_frame([trade_record(t, index, base, book) for t in logs], TradeRecord,
-                      index.dtype)
+    trade_records = tuple(trade_record(t, index, base, book) for t in logs)
     refs = sorted(strat.order_log)
     order_records = [_order_record(strat.order_log[ref], state.n_orders + k + 1, index, base)
                      for k, ref in enumerate(refs)]
-    orders = to_frame(order_records, OrderRecord, index.dtype)
     if not finalize:
         pending = tuple(r for ref, r in zip(refs, order_records, strict=True)
                         if strat.orders[ref].alive())
@@ -375,9 +387,9 @@ def simulate(candles: pd.DataFrame, probs: pd.DataFrame | None,
                             costs=costs.to_dict())
     meta = {"bars": len(bars), "first_bar": base,
             "mode": "predictor" if predictor else "batched", "finalized": finalize}
-    return EngineResult(trades=trades, orders=orders, equity=equity, state=state,
-                        open_trade=open_trade, pending=pending, resumed_from=resumed_from,
-                        meta=meta)
+    return EngineResult(trade_records=trade_records, order_records=tuple(order_records),
+                        equity=equity, state=state, open_trade=open_trade, pending=pending,
+                        resumed_from=resumed_from, meta=meta, time_dtype=index.dtype)
 
 
 def merge(previous: EngineResult, resumed: EngineResult) -> EngineResult:
@@ -390,27 +402,26 @@ def merge(previous: EngineResult, resumed: EngineResult) -> EngineResult:
     if resumed.resumed_from != s:
         raise ValueError("resumed was not run with state=previous.state")
     if s.flat_time is None:
-        trades, orders, equity = (previous.trades.iloc[:0], previous.orders.iloc[:0],
-                                  previous.equity.iloc[:0])
+        trades, orders, equity = (), (), previous.equity.iloc[:0]
     else:
-        trades = previous.trades[previous.trades["exit_time"] <= s.flat_time]
-        orders = previous.orders[previous.orders["created_time"] <= s.flat_time]
+        trades = tuple(t for t in previous.trade_records if t.exit_time <= s.flat_time)
+        orders = tuple(o for o in previous.order_records if o.created_time <= s.flat_time)
         equity = previous.equity[previous.equity.index <= s.flat_time]
     if len(trades) != s.n_trades or len(orders) != s.n_orders:
         raise ValueError("previous does not hold the trades and orders its state counts")
     meta = {**resumed.meta, "bars": len(equity) + resumed.meta.get("bars", len(resumed.equity)),
             "first_bar": previous.meta.get("first_bar", 0)}
-    return EngineResult(trades=_concat(trades, resumed.trades), orders=_concat(orders, resumed.orders),
+    return EngineResult(trade_records=trades + resumed.trade_records,
+                        order_records=orders + resumed.order_records,
                         equity=_concat(equity, resumed.equity), state=resumed.state,
                         open_trade=resumed.open_trade, pending=resumed.pending,
-                        resumed_from=previous.resumed_from, meta=meta)
+                        resumed_from=previous.resumed_from, meta=meta,
+                        time_dtype=resumed.time_dtype)
 
 
-def _concat(a: Any, b: Any) -> Any:
+def _concat(a: pd.Series, b: pd.Series) -> pd.Series:
     parts = [p for p in (a, b) if len(p)] or [b]
-    if isinstance(b, pd.Series):
-        return pd.concat(parts) if len(parts) > 1 else parts[0].copy()
-    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+    return pd.concat(parts) if len(parts) > 1 else parts[0].copy()
 
 
 def _resume_position(candles: pd.DataFrame, params: FractalParams, costs: Costs,

@@ -420,7 +420,8 @@ def _trade(db: sqlite3.Connection, account: Account, cur: dict, loaded, new: pd.
     r = simulate(candles, bar_probs, params, costs, cfg.cash, finalize=False, state=state,
                  rates=rates(candles, conv))
     max_ref = db.execute("SELECT coalesce(max(ref), 0) FROM orders").fetchone()[0]
-    orders, trades = r.orders.to_dict("records"), r.trades.to_dict("records")
+    orders = [vars(o) for o in r.order_records]     # the records as dicts: no frame is built
+    trades = [vars(t) for t in r.trade_records]
     replace_since_flat(db, step_id, flat_bar=-1 if state is None else state.flat_bar,
                        n_trades=0 if state is None else state.n_trades, orders=orders,
                        trades=trades, equity=r.equity, first_bar=r.meta["first_bar"])
