@@ -139,9 +139,11 @@ class ProbsData(bt.feeds.PandasData):
         super().start()
         # Read rows from numpy arrays, not with per-cell ``iloc`` as PandasData does (~10x faster).
         frame = self.p.dataname
-        self._columns = [(getattr(self.lines, name), frame.iloc[:, col].to_numpy(dtype=float))
-                         for name, col in self._colmapping.items()
-                         if name != "datetime" and col is not None]
+        mapped = [(name, col) for name, col in self._colmapping.items()
+                  if name != "datetime" and col is not None]
+        values = frame.iloc[:, [col for _, col in mapped]].to_numpy(dtype=float)   # one copy
+        self._columns = [(getattr(self.lines, name), values[:, k])
+                         for k, (name, _) in enumerate(mapped)]
         index = pd.DatetimeIndex(frame.index)
         index = index.tz_convert(None) if index.tz is not None else index
         # backtrader's date2num: days since 0001-01-01 plus one (1970-01-01 is day 719163)
