@@ -57,12 +57,13 @@ from models.presets import PRESETS as MODEL_PRESETS
 from models.rules import KIND as RULE_KIND
 from models.rules import rule_params
 from strategy.fractal import Costs, FractalParams
+from strategy.rules import parse_barriers
 
 PERIODS = ("train", "val", "test", "all")
 NOT_IN_ID = ("train.device", "runtime.runs_dir", "runtime.workers")
 # Keys added after config ids were first recorded: at this value (their default) a key is left
 # out of the id, so every id recorded before it existed stays; any other value enters the id.
-ID_SINCE: dict[str, Any] = {"train.weighting": "none"}
+ID_SINCE: dict[str, Any] = {"train.weighting": "none", "strategy.barriers": "auto"}
 
 
 class ConfigError(AttnbtError):
@@ -431,6 +432,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # Named settings with a grammar (``swing:2``) are checked by the function that reads them.
 CHECKS: dict[str, Callable[[Any], object]] = {"dataset.labels": horizon,
                                               "dataset.features": feature_names,
+                                              "strategy.barriers": parse_barriers,
                                               "data.instrument": check_instrument}
 # Text settings whose empty value means something (no hours filter); any other is refused empty
 # rather than read as "not set" (`--from ''` is a mistake, not the whole period).
