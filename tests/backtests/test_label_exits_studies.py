@@ -55,8 +55,8 @@ def test_the_barriers_key_is_checked_and_enters_the_id_only_when_set():
 
 @pytest.mark.slow
 def test_a_backtest_of_a_triple_model_records_the_exits_it_traded(eurusd, tmp_path):
-    """Trains a small dense model on triple-barrier labels (1 epoch, ~3 s), backtests it and
-    reads the exits back from the run's record."""
+    """Trains a small dense model on triple-barrier labels (1 epoch), backtests it and reads the
+    exits back from the run's record (slow: about 20 s on the shared 2-core machine under load)."""
     from backtests.backtest import backtest, backtest_experiment
     from backtests.workflows import train_run
 
