@@ -42,6 +42,7 @@ from data.summary import timeframe, timeframe_label
 from models.evaluate import ARTICLE_FIGURES, versus_rules
 from models.rules import BASELINE_RULES, RuleConfig, is_rule, parse_rule, rule_probs
 from strategy.fractal import Costs, FractalParams
+from strategy.rules import label_exits
 
 HEADLINE = ("n_trades", "win_rate_pct", "total_return_pct", "profit_factor", "max_drawdown_pct",
             "sharpe", "exposure_pct")
@@ -216,6 +217,7 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
                        dayfirst=d.dayfirst)
     scored = score(ref, source, period=b.period, start=b.start, end=b.end, runs_dir=runs_dir,
                    candles=candles, trust_unhashed=trust_unhashed)
+    params = label_exits(params, scored.predictor.spec.labels)   # triple barriers: its exits
     bars = scored.period_candles
     if len(bars) < 2:
         raise DataError("the period holds fewer than 2 bars; widen it", rule="empty period")
@@ -240,10 +242,10 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
     for other_ref in run_refs:
         other = score(other_ref, source, period=b.period, start=b.start, end=b.end,
                       runs_dir=runs_dir, candles=scored.candles, trust_unhashed=trust_unhashed)
-        other_params = params
+        other_params = label_exits(exp.strategy, other.predictor.spec.labels)
         if b.auto_threshold:
             other_params, threshold_tables[other.name] = scored_threshold(
-                other, base_params, costs, cash, conv)
+                other, other_params, costs, cash, conv)
         other_result = run_backtest(bars, other.period_probs, other_params, costs, cash,
                                     rates=bar_rates)
         ours.append((other.name, other.run.id, other.metrics().get("model", {}),

@@ -12,15 +12,18 @@ section        what                                        in the config id?
 ``dataset``    window, feature set, label kind             yes
 ``model``      network kind and preset                     yes
 ``train``      epochs, batch, lr, weight decay, patience,  yes, except ``device``
-               seed, class weighting, grad clip, bf16,     (the run records it)
-               compile, torch threads, device
+               seed, class weighting, grad clip, bf16,     (the run records it);
+               compile, torch threads, device, sample      ``weighting`` only when
+               weighting                                   set (``ID_SINCE``)
 ``strategy``   signal threshold and exit/sizing rules      yes
 ``costs``      spread, commission, slippage                yes
 ``backtest``   cash, period, auto threshold, random draws  yes
 ``runtime``    runs folder, workers                        no: they do not change results
 =============  ==========================================  =========================
 
-``NOT_IN_ID`` lists the excluded keys; everything else determines results and goes into the id.
+``NOT_IN_ID`` lists the excluded keys; everything else determines results and goes into the id,
+except that a key added after ids were first recorded (``ID_SINCE``) enters it only when it is
+set to something other than its default, so older ids stay what they were.
 Defaults live here and in the section classes, nowhere else: the CLI's options default to
 "not given" and only override what the user typed.
 
@@ -49,14 +52,18 @@ from data.dataset import DatasetSpec
 from data.errors import AttnbtError
 from data.features import feature_names
 from data.labels import horizon
-from models.config import TrainConfig
+from models.config import WEIGHTINGS, TrainConfig
 from models.presets import PRESETS as MODEL_PRESETS
 from models.rules import KIND as RULE_KIND
 from models.rules import rule_params
 from strategy.fractal import Costs, FractalParams
+from strategy.rules import parse_barriers
 
 PERIODS = ("train", "val", "test", "all")
 NOT_IN_ID = ("train.device", "runtime.runs_dir", "runtime.workers")
+# Keys added after config ids were first recorded: at this value (their default) a key is left
+# out of the id, so every id recorded before it existed stays; any other value enters the id.
+ID_SINCE: dict[str, Any] = {"train.weighting": "none", "strategy.barriers": "auto"}
 
 
 class ConfigError(AttnbtError):
@@ -157,7 +164,8 @@ class Experiment:
             section = getattr(self, f.name)
             values = {g.name: getattr(section, g.name) for g in fields(section)}
             if for_id:
-                values = {k: v for k, v in values.items() if f"{f.name}.{k}" not in NOT_IN_ID}
+                values = {k: v for k, v in values.items() if f"{f.name}.{k}" not in NOT_IN_ID
+                          and not _at_id_default(f"{f.name}.{k}", v)}
                 if not values:
                     continue
             out[f.name] = values
@@ -218,6 +226,10 @@ class Experiment:
             merged = {g.name: getattr(current, g.name) for g in fields(current)} | values
             kwargs[section] = _build_section(section, type(current), merged)
         return replace(self, **kwargs)
+
+
+def _at_id_default(key: str, value: Any) -> bool:
+    return key in ID_SINCE and value == ID_SINCE[key]
 
 
 def _build_section(name: str, cls: type, values: dict) -> Any:
@@ -412,6 +424,7 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.kind": tuple(MODEL_PRESETS),
     "train.class_weighting": ("balanced", "none"),
+    "train.weighting": WEIGHTINGS,
     "train.device": ("auto", "cpu", "cuda"),
     "strategy.sizing": ("fixed", "risk", "kelly"),
     "backtest.period": PERIODS,
@@ -419,6 +432,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # Named settings with a grammar (``swing:2``) are checked by the function that reads them.
 CHECKS: dict[str, Callable[[Any], object]] = {"dataset.labels": horizon,
                                               "dataset.features": feature_names,
+                                              "strategy.barriers": parse_barriers,
                                               "data.instrument": check_instrument}
 # Text settings whose empty value means something (no hours filter); any other is refused empty
 # rather than read as "not set" (`--from ''` is a mistake, not the whole period).
@@ -511,7 +525,7 @@ def as_toml(exp: Experiment) -> str:
 
 __all__ = [
     "FOLDS_KEYS", "BacktestSettings", "ConfigError", "DataConfig", "Experiment", "FoldsConfig",
-    "ModelConfig", "NOT_IN_ID",
+    "ID_SINCE", "ModelConfig", "NOT_IN_ID",
     "RuntimeSettings", "SplitConfig", "all_keys", "as_toml", "config_id",
     "describe_keys", "load_toml", "parse_value", "resolve_key", "validate",
 ]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+WEIGHTINGS = ("none", "uniqueness")     # per-sample weights of the training windows
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -21,6 +23,7 @@ class TrainConfig:
     compile: bool = False               # torch.compile the model (CUDA)
     max_grad_norm: float = 1.0
     threads: int = 1                    # torch CPU threads (results depend on it)
+    weighting: str = "none"             # none | uniqueness (sample weights, data.uniqueness)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.threads < 1:
@@ -29,6 +32,8 @@ class TrainConfig:
             raise ValueError("the learning rate must be a positive number")
         if self.class_weighting not in ("balanced", "none"):
             raise ValueError("class_weighting must be 'balanced' or 'none'")
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError("weighting must be 'none' or 'uniqueness'")
 
 
-__all__ = ["TrainConfig"]
+__all__ = ["WEIGHTINGS", "TrainConfig"]

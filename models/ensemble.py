@@ -2,7 +2,8 @@
 
 Each member is exactly what ``models.train.fit`` would train alone with the same seed, fold and
 batches: the same initial weights (``torch.manual_seed(seed)`` before building), the same data
-order each epoch (``randperm`` seeded by ``seed * 100_003 + epoch``), class-weighted cross-entropy,
+order each epoch (``randperm`` seeded by ``seed * 100_003 + epoch``), class-weighted cross-entropy
+(times the sample weights of ``train.weighting``, from each member's own training part),
 gradient clipping per member, AdamW (PyTorch's update, written out so it vmaps), and early
 stopping per member on its own validation part. The members' parameters are stacked
 (``torch.func.stack_module_state``) and one ``vmap(grad_and_value(functional_call))`` step updates
@@ -39,6 +40,7 @@ from models.step import LARGE_SDPA_BATCH, WindowBatches, deterministic_algorithm
 from models.train import (
     TrainConfig,
     TrainResult,
+    bar_weights,
     best_epoch,
     class_weights,
     fit,
@@ -93,6 +95,12 @@ def _train(candles, spec, folds, kind, preset, cfgs, model_config, device) -> li
     offsets = torch.arange(-spec.window + 1, 1, device=device)
     weights = torch.stack([class_weights(ds.labels[t], c.class_weighting)
                            for t, c in zip(train_ends, cfgs, strict=True)]).to(device)
+    # per-bar sample weights of each member's training part (train.weighting; ones for none:
+    # multiplying by 1.0 changes no bit of the loss)
+    per_bar = torch.stack([torch.as_tensor(
+        w if (w := bar_weights(ds, t, c.weighting)) is not None
+        else np.ones(len(ds), dtype=np.float32))
+        for t, c in zip(train_ends, cfgs, strict=True)]).to(device)
 
     models = []
     given = model_config
@@ -104,13 +112,13 @@ def _train(candles, spec, folds, kind, preset, cfgs, model_config, device) -> li
     base = copy.deepcopy(models[0]).to("meta")
     names = list(params)
 
-    def loss_fn(p, b, x, y, w, mask):
+    def loss_fn(p, b, x, y, w, s, mask):
         logits = functional_call(base, (p, b), (x,)).float()
         ce = F.cross_entropy(logits, y, reduction="none")
-        wy = w[y] * mask
+        wy = w[y] * s * mask
         return (ce * wy).sum() / wy.sum().clamp_min(1e-12)
 
-    step_fn = vmap(grad_and_value(loss_fn), in_dims=(0, 0, 0, 0, 0, 0))
+    step_fn = vmap(grad_and_value(loss_fn), in_dims=(0, 0, 0, 0, 0, 0, 0))
     forward = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), in_dims=(0, 0, 0))
 
     exp_avg = {k: torch.zeros_like(v) for k, v in params.items()}
@@ -149,7 +157,7 @@ def _train(candles, spec, folds, kind, preset, cfgs, model_config, device) -> li
             x = matrices[rows[:, :, None], idx[:, :, None] + offsets]
             y = labels[idx]
             with sdpa_guard(device, M * bs):
-                grads, loss = step_fn(params, buffers, x, y, weights, mask)
+                grads, loss = step_fn(params, buffers, x, y, weights, per_bar[rows, idx], mask)
             totals += torch.where(active, loss.detach() * mask.sum(1), 0.0)
             _adamw(params, grads, exp_avg, exp_avg_sq, steps, active, cfg0)
         val = _validate(forward, params, buffers, matrices, labels, offsets, val_ends, weights,

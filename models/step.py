@@ -98,10 +98,21 @@ def autocast_for(device: torch.device, bf16: bool):
 
 
 def train_step(model, opt, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, *,
-               bf16: bool = False, max_grad_norm: float = 1.0) -> torch.Tensor:
-    """One optimisation step on a batch; returns the (detached) mean loss."""
+               bf16: bool = False, max_grad_norm: float = 1.0,
+               sample_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """One optimisation step on a batch; returns the (detached) mean loss.
+
+    ``weights``: one per class; ``sample_weights``: one per window (``train.weighting``) or None.
+    Sample i counts ``weights[y_i] × sample_weights[i]`` and the loss is the weighted mean,
+    Σ w_i·ce_i / Σ w_i (with no sample weights, ``F.cross_entropy``'s class-weighted mean, the same
+    formula)."""
     with autocast_for(x.device, bf16):
-        loss = F.cross_entropy(model(x).float(), y, weight=weights)
+        logits = model(x).float()
+        if sample_weights is None:
+            loss = F.cross_entropy(logits, y, weight=weights)
+        else:
+            w = weights[y] * sample_weights
+            loss = (F.cross_entropy(logits, y, reduction="none") * w).sum() / w.sum()
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if max_grad_norm:

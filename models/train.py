@@ -25,6 +25,8 @@ from torch import nn
 
 from data.dataset import CandleDataset, DatasetSpec, Normaliser
 from data.folds import Fold
+from data.labels import horizon
+from data.uniqueness import uniqueness_weights
 from models.config import TrainConfig
 from models.errors import ModelError
 from models.evaluate import article_metrics, class_prior, classification_metrics
@@ -78,6 +80,23 @@ def class_weights(y: np.ndarray, mode: str) -> torch.Tensor:
     return torch.as_tensor(w / (w * prior).sum(), dtype=torch.float32)  # mean weight 1
 
 
+def bar_weights(ds: CandleDataset, train_ends: np.ndarray, mode: str) -> np.ndarray | None:
+    """Per-bar sample weights (float32; the window ending at a bar of ``train_ends`` gets its
+    weight, every other bar 0), or None for ``train.weighting = none``.
+
+    ``uniqueness``: the average uniqueness of each training label among the training part's labels
+    only (``data.uniqueness``; spans of ``horizon(labels)`` bars), scaled to mean 1 over the
+    training windows. It multiplies the class weight (``class_weighting``) of the sample's label;
+    the validation loss (early stopping) keeps the class weights alone."""
+    if mode == "none":
+        return None
+    if mode != "uniqueness":
+        raise ModelError(f"train.weighting = {mode!r}; choose none or uniqueness")
+    out = np.zeros(len(ds), dtype=np.float32)
+    out[train_ends] = uniqueness_weights(train_ends, horizon(ds.spec.labels))
+    return out
+
+
 def fit(candles: pd.DataFrame, spec: DatasetSpec, fold: Fold, *, kind: str = "attention",
         preset: str = "article", cfg: TrainConfig | None = None,
         resume: TrainState | None = None, model_config=None,
@@ -111,6 +130,8 @@ def _fit(candles, spec, fold, kind, preset, cfg, device, resume, model_config, c
     batches = WindowBatches(ds.matrix(normaliser), ds.labels, spec.window, device)
     y_train, y_val = ds.labels[train_ends], ds.labels[val_ends]
     weights = class_weights(y_train, cfg.class_weighting).to(device)
+    per_bar = bar_weights(ds, train_ends, cfg.weighting)
+    per_bar = None if per_bar is None else torch.as_tensor(per_bar, device=device)
 
     torch.manual_seed(cfg.seed)
     model_config = model_config or make_config(kind, preset, spec.n_features, spec.window)
@@ -143,9 +164,11 @@ def _fit(candles, spec, fold, kind, preset, cfg, device, resume, model_config, c
         model.train()
         total, count = torch.zeros((), device=device), 0
         for i in range(0, len(order), cfg.batch_size):
-            x, y = batches.get(order[i:i + cfg.batch_size])
+            ends = order[i:i + cfg.batch_size]
+            x, y = batches.get(ends)
             loss = train_step(step_model, opt, x, y, weights, bf16=cfg.bf16,
-                              max_grad_norm=cfg.max_grad_norm)
+                              max_grad_norm=cfg.max_grad_norm,
+                              sample_weights=None if per_bar is None else per_bar[ends])
             total += loss * len(y)
             count += len(y)
         train_loss = float(total) / count
@@ -239,4 +262,4 @@ def validation_loss_and_probs(model, batches: WindowBatches, idx: torch.Tensor,
     return float(torch.stack(losses).sum()) / len(idx), torch.cat(probs).numpy()
 
 
-__all__ = ["TrainConfig", "TrainResult", "best_epoch", "class_weights", "fit", "pick_device", "validation_loss_and_probs"]
+__all__ = ["TrainConfig", "TrainResult", "bar_weights", "best_epoch", "class_weights", "fit", "pick_device", "validation_loss_and_probs"]

@@ -13,7 +13,8 @@ and never capped to the bar's range. Bracket children (stop, then take-profit) s
 were submitted, so when both are touched in one bar the stop fills first (the conservative reading).
 Two things differ from backtrader's own broker, on purpose: the take-profit child of a bracket is
 re-priced from the parent's actual fill (``k`` × risk, risk = |fill − stop|, or a fixed distance
-``tp_dist`` for ATR targets), and, when
+``tp_dist`` for ATR targets; with the strategy's triple barriers both the stop and the target are
+measured from the fill bar's bid open instead), and, when
 ``stops_in_entry_bar`` is set, the children are active from the parent's fill onward, i.e. already in
 the rest of the entry bar (backtrader activates them only on the next bar).
 """
@@ -80,14 +81,22 @@ class BidAskBroker(bt.brokers.BackBroker):
         is_parent_fill = (not cancel and order.ref == pref
                           and order.status == bt.Order.Completed)
         children = list(self._pchildren[pref])[1:] if is_parent_fill else []
+        direction = 1.0 if order.isbuy() else -1.0
+        bar_open = order.data.open[0]          # the fill bar's bid open
+        stop = None
+        for child in children:                 # the stop first: an R target reads it
+            if child.exectype == bt.Order.Stop:
+                if child.info.get("open_dist") is not None:
+                    child.created.price = bar_open - direction * child.info["open_dist"]
+                stop = child.created.price
         for child in children:
             k, dist = child.info.get("tp_r"), child.info.get("tp_dist")
             if k or dist is not None:
-                fill = order.executed.price
-                direction = 1.0 if order.isbuy() else -1.0
+                base = bar_open if child.info.get("from_open") else order.executed.price
                 if dist is None:
-                    dist = k * abs(fill - child.info["stop"])
-                child.created.price = fill + direction * dist
+                    level = stop if child.info.get("from_open") else child.info["stop"]
+                    dist = k * abs(base - level)
+                child.created.price = base + direction * dist
         super()._bracketize(order, cancel=cancel)
         if children and self.stops_in_entry_bar:
             for child in children:

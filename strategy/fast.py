@@ -48,6 +48,7 @@ from strategy.rules import (  # noqa: E402
     atr_array,
     hour_mask,
     needs_atr,
+    parse_barriers,
     parse_hours,
     parse_rule,
 )
@@ -126,7 +127,7 @@ def kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
             allow_short, exit_on_opposite, max_hold, stops_in_entry_bar,
             stop_code, stop_k, stop_buffer, tp_r, tp_atr, trail_code, trail_k,
             min_stop_spreads, min_margin, sizing, units, risk_fraction, max_leverage,
-            kelly_fraction, pip, want_trades):
+            kelly_fraction, pip, want_trades, barriers, k_up, k_dn):
     n = len(o)
     equity = np.empty(n)
     cap = n + 1 if want_trades else 1
@@ -154,6 +155,7 @@ def kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
     pend_stop = 0.0
     pend_tr = 0.0
     pend_td = np.nan
+    pend_sd = np.nan        # an atr/pips stop's distance (NaN: a bar stop)
     pend_sig = 0
     for t in range(n):
         sp = spread[t]
@@ -184,11 +186,16 @@ def kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
             e_bar = t
             s_bar = pend_sig
             stop = pend_stop
+            base = pin
+            if barriers:         # stop and target from this bar's bid open (strategy.broker)
+                base = o[t]
+                if np.isfinite(pend_sd):
+                    stop = o[t] - d * pend_sd
             risk0 = abs(pin - stop)
             if np.isfinite(pend_td):
-                tp = pin + d * pend_td
+                tp = base + d * pend_td
             elif pend_tr > 0:
-                tp = pin + d * pend_tr * risk0
+                tp = base + d * (pend_tr * abs(base - stop))
             else:
                 tp = np.nan
             pend_dir = 0
@@ -263,12 +270,22 @@ def kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
         elif s == 1 or (s == -1 and allow_short):
             enter = s
         if enter != 0:
+            sc, sk, ta = stop_code, stop_k, tp_atr
+            if barriers:     # a long's stop is the lower barrier, a short's the upper one
+                sc = 1
+                sk = k_dn if enter > 0 else k_up
+                ta = k_up if enter > 0 else k_dn
             q, st, tr, td = _plan(enter, p_dir[t], margin[t], c[t], h[t], lo[t], sp, atr[t],
-                                  hour_ok[t], cash, r, stop_code, stop_k, stop_buffer, tp_r,
-                                  tp_atr, min_stop_spreads, min_margin, sizing, units,
+                                  hour_ok[t], cash, r, sc, sk, stop_buffer, tp_r,
+                                  ta, min_stop_spreads, min_margin, sizing, units,
                                   risk_fraction, max_leverage, kelly_fraction, pip)
             if q > 0 and t < n - 1:
                 pend_dir, pend_size, pend_stop, pend_tr, pend_td, pend_sig = enter, q, st, tr, td, t
+                pend_sd = np.nan
+                if sc == 1:
+                    pend_sd = sk * atr[t]
+                elif sc == 2:
+                    pend_sd = sk * pip
     # a trade still open after the last bar: closed at the last close (finalize)
     if finalize and pos != 0:
         last = n - 1
@@ -375,6 +392,7 @@ def run_prepared(prep: Prepared, params: FractalParams, costs: Costs, cash: floa
     sig, p_dir, margin = signal_arrays(prep.probs, params.threshold)
     stop_kind, stop_k = parse_rule(params.stop, STOP_KINDS, "stop")
     trail_kind, trail_k = parse_rule(params.trail, TRAIL_KINDS, "trail")
+    barriers = parse_barriers(params.barriers)
     equity, ti, tf, count = kernel(
         prep.open, prep.high, prep.low, prep.close, np.ascontiguousarray(spreads, dtype=float),
         prep.rates, sig, p_dir, margin, np.ascontiguousarray(atr, dtype=float),
@@ -385,7 +403,8 @@ def run_prepared(prep: Prepared, params: FractalParams, costs: Costs, cash: floa
         float(params.take_profit_r), float(params.take_profit_atr), TRAIL_CODE[trail_kind],
         float(trail_k), float(params.min_stop_spreads), float(params.min_margin),
         SIZING_CODE[params.sizing], float(params.units), float(params.risk_fraction),
-        float(params.max_leverage), float(params.kelly_fraction), float(params.pip), bool(trades))
+        float(params.max_leverage), float(params.kelly_fraction), float(params.pip), bool(trades),
+        barriers is not None, *(barriers or (0.0, 0.0)))
     return FastResult(equity, int(count), ti if trades else None, tf if trades else None)
 
 

@@ -10,8 +10,13 @@ Orders (one position at a time, never pyramided; a signal in the held direction 
   ``low[t] - stop_buffer`` for a long, ``high[t] + stop_buffer`` for a short; ``atr:K`` / ``pips:N``:
   that distance from the expected fill), take-profit at ``take_profit_r`` × |fill − stop| from the
   fill (none when 0) or, when ``take_profit_atr`` > 0, at that many ATRs of the signal bar from the
-  fill instead. Stop and target are active from the fill onward (``stops_in_entry_bar``), so a
-  wrong fractal can be stopped in the entry bar; when both are touched in one bar the stop wins.
+  fill instead. ``barriers = atr:K_UP:K_DN`` replaces both by a triple-barrier label's barriers:
+  an upper one K_UP ATRs of the signal bar above the entry bar's (bid) open and a lower one K_DN
+  ATRs below it, priced once the entry has filled; a long's target is the upper barrier and its
+  stop the lower one, a short's the reverse (``auto``: the model's labels decide, see
+  ``strategy.rules.label_exits``; at the strategy level it is ``none``). Stop and target are
+  active from the fill onward (``stops_in_entry_bar``), so a wrong fractal can be stopped in the
+  entry bar; when both are touched in one bar the stop wins.
 - entry filters (``strategy.rules``): the signal bar's UTC hour in ``hours``, a probability margin
   over the runner-up class of at least ``min_margin``, a stop distance of at least
   ``min_stop_spreads`` × that bar's spread; an ATR rule in its warm-up skips the entry.
@@ -38,7 +43,7 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 
-from strategy.rules import plan_entry, trail_distance
+from strategy.rules import parse_barriers, plan_entry, trail_distance
 
 PROB_COLUMNS = ("p_none", "p_buy", "p_sell")
 
@@ -67,9 +72,16 @@ class FractalParams:
     hours: str = ""                   # A-B: enter only at signal-bar UTC hours A ≤ h < B
     min_margin: float = 0.0           # skip signals less than this above the runner-up class
     kelly_fraction: float = 0.5       # share of full Kelly for "kelly" sizing
+    barriers: str = "auto"            # auto | none | atr:K_UP:K_DN (strategy.rules.parse_barriers)
 
     def __post_init__(self) -> None:
-        from strategy.rules import STOP_KINDS, TRAIL_KINDS, parse_hours, parse_rule
+        from strategy.rules import (
+            STOP_KINDS,
+            TRAIL_KINDS,
+            parse_barriers,
+            parse_hours,
+            parse_rule,
+        )
 
         if self.sizing not in ("fixed", "risk", "kelly"):
             raise ValueError(f"sizing must be 'fixed', 'risk' or 'kelly', not {self.sizing!r}")
@@ -86,6 +98,7 @@ class FractalParams:
                              "[0, 1]")
         if not (self.atr_period >= 1 and self.pip > 0 and 0 < self.kelly_fraction <= 1):
             raise ValueError("atr_period must be >= 1, pip > 0, kelly_fraction in (0, 1]")
+        parse_barriers(self.barriers)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -280,10 +293,16 @@ class FractalStrategy(bt.Strategy):
             return
         stop = plan.stop
         has_target = plan.target_dist is not None or plan.target_r > 0
-        info = {"tp_r": plan.target_r, "tp_dist": plan.target_dist, "stop": stop}
+        from_open = plan.from_open
+        info = {"tp_r": plan.target_r, "tp_dist": plan.target_dist, "stop": stop,
+                "from_open": from_open}
         bracket = self.buy_bracket if direction > 0 else self.sell_bracket
-        # the take-profit price is a placeholder here: the broker re-prices it from the fill
+        # the take-profit price is a placeholder here: the broker re-prices it from the fill (or,
+        # with barriers, from the fill bar's open, as it does the stop)
+        stop_info = ({"open_dist": plan.stop_dist}
+                     if from_open and plan.stop_dist is not None else {})
         orders = bracket(size=plan.size, exectype=bt.Order.Market, stopprice=stop,
+                         stopargs=stop_info,
                          limitprice=stop + direction * 1e-9 if has_target else None,
                          limitexec=bt.Order.Limit if has_target else None,
                          limitargs=info if has_target else {})
@@ -332,9 +351,13 @@ class FractalStrategy(bt.Strategy):
         fill = {"bar": bar, "price": order.executed.price, "size": abs(order.executed.size),
                 "spread": spread, "slip": slip, "comm": order.executed.comm}
         if row["role"] == "entry":
+            stop = self.pending_stop
+            if parse_barriers(self.fp.barriers):   # the broker priced it from the open
+                stop = next((c.created.price for c in self.children
+                             if c.exectype == bt.Order.Stop), stop)
             self.open_trade = {"signal_bar": row["created_bar"], "entry_bar": bar,
                                "direction": 1 if order.isbuy() else -1, "entry": fill,
-                               "risk": abs(order.executed.price - self.pending_stop)}
+                               "risk": abs(order.executed.price - stop)}
         elif self.open_trade is not None:
             self.trade_log.append({**self.open_trade, "exit": fill, "exit_reason": row["reason"]})
             self.open_trade = None

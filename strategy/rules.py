@@ -54,6 +54,56 @@ def parse_rule(text: str, kinds: tuple[str, ...], what: str) -> tuple[str, float
     return kind, k
 
 
+def parse_barriers(text: str) -> tuple[float, float] | None:
+    """``"atr:1.5:1"`` → (1.5, 1.0): the upper and lower barrier in ATRs; ``"none"`` and
+    ``"auto"`` (resolved by ``label_exits`` where the model's labels are known) → None."""
+    if text in ("auto", "none"):
+        return None
+    parts = text.split(":") if isinstance(text, str) else []
+    try:
+        if len(parts) != 3 or parts[0] != "atr":
+            raise ValueError
+        k_up, k_dn = float(parts[1]), float(parts[2])
+    except ValueError:
+        raise ValueError(f"barriers = {text!r}; give auto, none or atr:K_UP:K_DN (ATRs above "
+                         "and below the entry bar's open), e.g. atr:1.5:1") from None
+    if not all(math.isfinite(k) and 0 < k <= 100 for k in (k_up, k_dn)):
+        raise ValueError(f"barriers = {text!r}: K_UP and K_DN must be in (0, 100] ATRs")
+    return k_up, k_dn
+
+
+EXIT_KEYS = ("stop", "stop_buffer", "take_profit_r", "take_profit_atr", "stops_in_entry_bar",
+             "atr_period", "barriers")   # the label's ATR is iATR(14), the default atr_period
+
+
+def label_exits(params, labels: str):
+    """The strategy that trades a model trained on ``labels``: with ``barriers = auto`` and
+    triple-barrier labels ``triple:K_UP:K_DN:H``, the label's own exits: ``barriers =
+    atr:K_UP:K_DN`` unless a stop or target key (``EXIT_KEYS``) differs from its default (then
+    ``none``: the keys as set), and ``max_hold = H + 1`` (the entry bar and the H bars after it)
+    unless ``max_hold`` differs from its default. A value equal to its default counts as not set.
+    Other label kinds have no exits of their own: ``params`` is returned unchanged (``auto``
+    trades as ``none``)."""
+    from dataclasses import fields, replace
+
+    from data.labels import is_triple, triple_params
+
+    if params.barriers != "auto" or not is_triple(labels):
+        return params
+    k_up, k_dn, h = triple_params(labels)
+    default = {f.name: f.default for f in fields(params)}
+    changes: dict = {"barriers": "none"}
+    if all(getattr(params, k) == default[k] for k in EXIT_KEYS):
+        changes["barriers"] = f"atr:{_number(k_up)}:{_number(k_dn)}"
+    if params.max_hold == default["max_hold"]:
+        changes["max_hold"] = h + 1
+    return replace(params, **changes)
+
+
+def _number(x: float) -> str:
+    return repr(float(x)).removesuffix(".0")
+
+
 def parse_hours(text: str) -> tuple[int, int] | None:
     """``""`` → None (any hour); ``"7-17"`` → (7, 17)."""
     if not isinstance(text, str):
@@ -84,7 +134,7 @@ def needs_atr(params) -> bool:
     """Whether any rule of ``params`` reads the ATR."""
     return (parse_rule(params.stop, STOP_KINDS, "stop")[0] == "atr"
             or parse_rule(params.trail, TRAIL_KINDS, "trail")[0] == "atr"
-            or params.take_profit_atr > 0)
+            or params.take_profit_atr > 0 or parse_barriers(params.barriers) is not None)
 
 
 def atr_array(candles: pd.DataFrame, period: int) -> np.ndarray:
@@ -103,6 +153,8 @@ class EntryPlan:
     stop: float
     target_r: float          # k × risk from the fill (0: none); used when target_dist is None
     target_dist: float | None  # fixed distance from the fill (ATR targets)
+    stop_dist: float | None = None  # an atr/pips stop's distance (None: a bar stop)
+    from_open: bool = False  # stop and target measured from the entry bar's open (barriers)
 
 
 def probability_margin(p: np.ndarray) -> float:
@@ -123,20 +175,28 @@ def plan_entry(params, direction: int, p: np.ndarray, *, close: float, high: flo
         return None
     if params.min_margin > 0 and probability_margin(p) < params.min_margin:
         return None
-    stop_kind, stop_k = parse_rule(params.stop, STOP_KINDS, "stop")
-    uses_atr = stop_kind == "atr" or params.take_profit_atr > 0
+    barriers = parse_barriers(params.barriers)
+    if barriers is None:
+        stop_kind, stop_k = parse_rule(params.stop, STOP_KINDS, "stop")
+        tp_atr = params.take_profit_atr
+    else:     # a long's stop is the lower barrier and its target the upper one; a short's reverse
+        k_up, k_dn = barriers
+        stop_kind, stop_k = "atr", (k_dn if direction > 0 else k_up)
+        tp_atr = k_up if direction > 0 else k_dn
+    uses_atr = stop_kind == "atr" or tp_atr > 0
     if uses_atr and not np.isfinite(atr):
         return None
     ref = close + spread if direction > 0 else close
+    stop_dist = None
     if stop_kind == "bar":
         stop = low - params.stop_buffer if direction > 0 else high + params.stop_buffer
     else:
-        dist = stop_k * atr if stop_kind == "atr" else stop_k * params.pip
-        stop = ref - direction * dist
+        stop_dist = stop_k * atr if stop_kind == "atr" else stop_k * params.pip
+        stop = ref - direction * stop_dist
     dist = abs(ref - stop)
     if params.min_stop_spreads > 0 and dist < params.min_stop_spreads * spread:
         return None
-    target_dist = params.take_profit_atr * atr if params.take_profit_atr > 0 else None
+    target_dist = tp_atr * atr if tp_atr > 0 else None
     target_r = 0.0 if target_dist is not None else params.take_profit_r
     if params.sizing == "fixed":
         size = float(params.units)
@@ -161,7 +221,9 @@ def plan_entry(params, direction: int, p: np.ndarray, *, close: float, high: flo
     if size <= 0:
         return None
     return EntryPlan(size=size, stop=float(stop), target_r=float(target_r),
-                     target_dist=None if target_dist is None else float(target_dist))
+                     target_dist=None if target_dist is None else float(target_dist),
+                     stop_dist=None if stop_dist is None else float(stop_dist),
+                     from_open=barriers is not None)
 
 
 def trail_distance(params, *, initial_risk: float, atr: float) -> float | None:
@@ -176,6 +238,7 @@ def trail_distance(params, *, initial_risk: float, atr: float) -> float | None:
     return k * params.pip
 
 
-__all__ = ["SIZING_CODE", "STOP_CODE", "STOP_KINDS", "TRAIL_CODE", "TRAIL_KINDS", "EntryPlan",
-           "atr_array", "hour_mask", "needs_atr", "parse_hours", "parse_rule", "plan_entry",
+__all__ = ["EXIT_KEYS", "SIZING_CODE", "STOP_CODE", "STOP_KINDS", "TRAIL_CODE", "TRAIL_KINDS",
+           "EntryPlan", "atr_array", "hour_mask", "label_exits", "needs_atr", "parse_barriers",
+           "parse_hours", "parse_rule", "plan_entry",
            "probability_margin", "trail_distance"]

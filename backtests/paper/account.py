@@ -86,6 +86,8 @@ class AccountSettings:
                 continue     # an older account's row stays as it was written
             value = getattr(self, f.name)
             out[f.name] = value.to_dict() if isinstance(value, FractalParams | Costs) else value
+        if self.params.barriers == "auto":      # the strategy's key added later, at its default
+            del out["params"]["barriers"]
         return out
 
     def to_json(self) -> str:

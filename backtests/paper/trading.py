@@ -74,7 +74,7 @@ from backtests.store import Registry
 from data.errors import DataError
 from strategy.engine import EngineState, OrderRecord, TradeRecord, simulate
 from strategy.fractal import Costs, FractalParams, signals_from_frame
-from strategy.rules import needs_atr
+from strategy.rules import label_exits, needs_atr
 
 REVISION_LOOKBACK = 50          # Yahoo: recent traded bars compared with the source each step
 
@@ -110,6 +110,7 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
     reg = Registry(runs_dir)
     train = reg.resolve(run, kind="train")
     loaded = load_model(train.path, trust_unhashed=trust_unhashed)
+    params = label_exits(params, loaded.spec.labels)   # a triple-barrier model: its exits
     instrument, instrument_from = paper_instrument(source, instrument, loaded.meta_info.raw)
     conv = conversion(source, instrument, account_currency)
     snap = snapshot(source, tz, point, dayfirst)

@@ -16,6 +16,7 @@ from backtests.execution.driver import STITCHED_KIND
 from backtests.store import Registry
 from backtests.sweep.grid import combo_label
 from backtests.sweep.tasks import Sweep, SweepPlan
+from strategy.rules import label_exits
 
 RANDOM_DRAWS = 20
 AGREE_TOLERANCE = 1e-6          # equity, relative to cash: compiled vs backtrader
@@ -110,6 +111,7 @@ def benchmarks(p: SweepPlan, sw: Sweep, results: dict[str, dict], key: tuple,
 
     model, mc, k = key
     exp = sw.base.override(json.loads(mc)).override(p.rule_combos[k])
+    params = label_exits(exp.strategy, exp.dataset.labels)
     cash = exp.backtest.cash
     bh_parts, rnd_parts = [], []
     mine = [results[t.id] for t in p.tasks if t.id in results and t.model_key == (model, mc)]
@@ -127,7 +129,7 @@ def benchmarks(p: SweepPlan, sw: Sweep, results: dict[str, dict], key: tuple,
         draws = []
         for r in rs:
             probs = np.asarray(r["probs"], dtype=float)
-            sig_count = int(np.count_nonzero(signal_arrays(probs, exp.strategy.threshold)[0]))
+            sig_count = int(np.count_nonzero(signal_arrays(probs, params.threshold)[0]))
             for _ in range(RANDOM_DRAWS):
                 fake = np.tile([1.0, 0.0, 0.0], (len(bars), 1))
                 at = rng.choice(len(bars), size=min(sig_count, len(bars)), replace=False)
@@ -137,7 +139,7 @@ def benchmarks(p: SweepPlan, sw: Sweep, results: dict[str, dict], key: tuple,
                 prep = prepare(bars, pd.DataFrame(fake, index=bars.index,
                                                   columns=["p_none", "p_buy", "p_sell"]),
                                bar_rates)
-                res = run_prepared(prep, exp.strategy, exp.costs, cash, trades=False,
+                res = run_prepared(prep, params, exp.costs, cash, trades=False,
                                    candles=bars)
                 prev = np.concatenate([[cash], res.equity[:-1]])
                 draws.append(res.equity / prev - 1)
@@ -167,7 +169,8 @@ def backtrader_check(p: SweepPlan, sw: Sweep, results: dict[str, dict], key: tup
         bars = p.candles.iloc[r["first"]:r["last"] + 1]
         probs = pd.DataFrame(np.asarray(r["probs"], dtype=float), index=bars.index,
                              columns=["p_none", "p_buy", "p_sell"])
-        bt = run_backtest(bars, probs, exp.strategy, exp.costs, cash, rates=rates(bars, conv))
+        bt = run_backtest(bars, probs, label_exits(exp.strategy, exp.dataset.labels), exp.costs,
+                          cash, rates=rates(bars, conv))
         fast = cash * np.cumprod(1 + np.asarray(r["combos"][k]["returns"]))
         worst = max(worst, float(np.max(np.abs(bt.equity.to_numpy() - fast))) / cash)
         other_trades += len(bt.trades) != r["combos"][k]["n_trades"]

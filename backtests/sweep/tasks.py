@@ -22,6 +22,7 @@ from backtests.store import Run
 from backtests.sweep.grid import Grid, check_size, combo_label
 from backtests.walkforward.tasks import FoldPlan, Task, check_seeds, predict_bars, train_fold
 from strategy.fractal import Costs, FractalParams
+from strategy.rules import label_exits
 
 
 @dataclass
@@ -180,7 +181,9 @@ def evaluate_sweep_task(st: SweepTask, candles: pd.DataFrame, trained) -> dict:
     t_first, t_last = task.fold.bounds(candles.index, "test")
     probs = predict_bars(trained, candles, t_first, t_last).iloc[t_first:t_last + 1]
     bars = candles.iloc[t_first:t_last + 1]
-    combos = run_rules(bars, probs, st.rules, rates(bars, conversion_of(task.exp.data)))
+    labels = task.exp.dataset.labels      # a triple-barrier model trades its own exits
+    rules = tuple(replace(r, params=label_exits(r.params, labels)) for r in st.rules)
+    combos = run_rules(bars, probs, rules, rates(bars, conversion_of(task.exp.data)))
     return {"task": {**task.describe(), "sweep_task": st.id,
                      "model_combo": jsonable(st.model_combo)},
             "first": int(t_first), "last": int(t_last),

@@ -44,6 +44,7 @@ from backtests.walkforward.tasks import (
     train_in_ensembles,
 )
 from data import AttnbtError, fingerprint
+from strategy.rules import label_exits
 
 
 @dataclass
@@ -262,7 +263,7 @@ def record(run_: Run, wf: WalkForward, p: Planned, results: dict[str, dict],
     payload = {"schema": SCHEMA, "run": run_.id, "settings": wf.settings(),
                "costs": wf.base.costs.to_dict(),
                "costs_charged": _costs_charged(wf, p, groups, n_sources),
-               "strategy": wf.base.strategy.to_dict(),
+               "strategy": label_exits(wf.base.strategy, wf.base.dataset.labels).to_dict(),
                "cash": cash,
                "significance": {"alpha": 0.05, "bootstrap": "stationary",
                                 "block": "max(1, round(n ** (1/3)))", "n_boot": 2000,

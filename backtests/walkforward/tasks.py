@@ -29,6 +29,7 @@ from models.predict import Predictor
 from models.rules import KIND as RULE_KIND
 from models.rules import rule_probs
 from models.train import TrainResult, fit
+from strategy.rules import label_exits
 
 # 2,000 + 500 + 500 bars stepped by 500: 5 folds on the 5,000-bar sample.
 DEFAULT_BARS = {k: getattr(FoldsConfig, k) for k in ("train_bars", "val_bars", "test_bars")}
@@ -246,14 +247,14 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
     bars = candles.iloc[t_first:t_last + 1]
     check_costs(bars, exp.costs)
     conv = conversion_of(exp.data)
-    params, table = exp.strategy, []
+    params, table = label_exits(exp.strategy, exp.dataset.labels), []   # triple: its exits
     if task.auto_threshold:
         if v_last - v_first < 2:
             raise DataError(f"{task.label}: the validation part holds {v_last - v_first + 1} "
                             "bars, too few to choose the threshold on; raise folds.val_bars "
                             "or give strategy.threshold", rule="no validation bars")
         params, table = choose_threshold(candles.iloc[v_first:v_last + 1],
-                                         probs.iloc[v_first:v_last + 1], exp.strategy,
+                                         probs.iloc[v_first:v_last + 1], params,
                                          exp.costs, exp.backtest.cash, conv)
     bt = run_backtest(bars, probs.iloc[t_first:t_last + 1], params, exp.costs, exp.backtest.cash,
                       rates=rates(bars, conv))

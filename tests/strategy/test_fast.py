@@ -1,6 +1,7 @@
 """The compiled simulator equals backtrader trade for trade: a property test over random candles
 (with time gaps and price gaps), signals, per-bar spreads, commission, slippage, account-currency
-rates, every stop/target/trailing/time-exit rule, every entry filter and every sizing mode."""
+rates, every stop/target/trailing/time-exit rule (triple barriers from the entry bar's open included),
+every entry filter and every sizing mode."""
 
 from __future__ import annotations
 
@@ -82,6 +83,7 @@ rules = st.fixed_dictionaries({
     "risk_fraction": st.sampled_from([0.005, 0.02]),
     "max_leverage": st.sampled_from([5.0, 30.0]),
     "kelly_fraction": st.sampled_from([0.25, 1.0]),
+    "barriers": st.sampled_from(["auto", "none", "atr:1:1", "atr:1.5:0.5"]),
 })
 costs_st = st.builds(
     Costs, spread=st.sampled_from([None, None, 0.0, 0.00015]),
@@ -111,6 +113,11 @@ def test_compiled_simulator_equals_backtrader(rule, costs, seed, n, with_rates, 
                   min_stop_spreads=2.0, trail="atr:1", max_hold=5),
     FractalParams(stop="pips:10", trail="pips:5", allow_short=False, exit_on_opposite=False,
                   take_profit_r=0, stops_in_entry_bar=False),
+    # a triple-barrier label's exits (strategy.rules.label_exits), with each sizing and a trail
+    FractalParams(barriers="atr:1.5:1", max_hold=25),
+    FractalParams(barriers="atr:0.5:2", sizing="risk", trail="r:1", max_hold=6),
+    FractalParams(barriers="atr:1:1", sizing="kelly", threshold=0.4, trail="atr:1",
+                  stops_in_entry_bar=False),
 ])
 def test_compiled_simulator_equals_backtrader_on_fixed_cases(params):
     candles = random_candles(600, 3)
