@@ -165,7 +165,7 @@ class Experiment:
             values = {g.name: getattr(section, g.name) for g in fields(section)}
             if for_id:
                 values = {k: v for k, v in values.items() if f"{f.name}.{k}" not in NOT_IN_ID
-                          and not _at_id_default(f"{f.name}.{k}", v)}
+                          and not _at_id_default(f"{f.name}.{k}", v, self)}
                 if not values:
                     continue
             out[f.name] = values
@@ -228,7 +228,12 @@ class Experiment:
         return replace(self, **kwargs)
 
 
-def _at_id_default(key: str, value: Any) -> bool:
+def _at_id_default(key: str, value: Any, exp: Experiment) -> bool:
+    """Left out of the id: a later key at its default, where that default means what attnbt did
+    before the key existed. ``strategy.barriers=auto`` trades a triple-barrier model with its
+    label's exits (before the key: the strategy's own), so with ``triple:`` labels it enters."""
+    if key == "strategy.barriers" and exp.dataset.labels.startswith("triple"):
+        return False
     return key in ID_SINCE and value == ID_SINCE[key]
 
 

@@ -51,6 +51,12 @@ def test_the_barriers_key_is_checked_and_enters_the_id_only_when_set():
     assert base.override({"barriers": "none"}).id != base.id
     with pytest.raises(ConfigError, match="strategy.barriers"):
         base.override({"barriers": "atr:1"})
+    # with triple-barrier labels `auto` trades the label's exits, which attnbt did not do before
+    # the key existed: the id says so (a triple run recorded earlier is not taken for this one)
+    triple = base.override({"labels": "triple:1:1:24"})
+    assert "barriers" in triple.to_dict(for_id=True)["strategy"]
+    assert triple.id != triple.override({"barriers": "none"}).id
+    assert "barriers" not in base.override({"labels": "swing"}).to_dict(for_id=True)["strategy"]
 
 
 @pytest.mark.slow
