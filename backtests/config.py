@@ -12,15 +12,17 @@ section        what                                        in the config id?
 ``dataset``    window, feature set, label kind             yes
 ``model``      network kind and preset                     yes
 ``train``      epochs, batch, lr, weight decay, patience,  yes, except ``device``
-               seed, class weighting, grad clip, bf16,     (the run records it)
-               compile, torch threads, device
+               seed, class weighting, grad clip, bf16,     (the run records it);
+               compile, torch threads, device,             ``calibration = none``
+               calibration                                 leaves the id as it was
 ``strategy``   signal threshold and exit/sizing rules      yes
 ``costs``      spread, commission, slippage                yes
 ``backtest``   cash, period, auto threshold, random draws  yes
 ``runtime``    runs folder, workers                        no: they do not change results
 =============  ==========================================  =========================
 
-``NOT_IN_ID`` lists the excluded keys; everything else determines results and goes into the id.
+``NOT_IN_ID`` lists the excluded keys; everything else determines results and goes into the id
+(``ID_OMITS_AT``: keys added later stay out of it at their old behaviour's value).
 Defaults live here and in the section classes, nowhere else: the CLI's options default to
 "not given" and only override what the user typed.
 
@@ -57,6 +59,9 @@ from strategy.fractal import Costs, FractalParams
 
 PERIODS = ("train", "val", "test", "all")
 NOT_IN_ID = ("train.device", "runtime.runs_dir", "runtime.workers")
+# Keys added after config ids were recorded: at this value a key stays out of every id, so runs
+# and trials made before it existed keep their ids (any other value enters the id).
+ID_OMITS_AT = {"train.calibration": "none"}
 
 
 class ConfigError(AttnbtError):
@@ -157,7 +162,9 @@ class Experiment:
             section = getattr(self, f.name)
             values = {g.name: getattr(section, g.name) for g in fields(section)}
             if for_id:
-                values = {k: v for k, v in values.items() if f"{f.name}.{k}" not in NOT_IN_ID}
+                values = {k: v for k, v in values.items() if f"{f.name}.{k}" not in NOT_IN_ID
+                          and (f"{f.name}.{k}" not in ID_OMITS_AT
+                               or ID_OMITS_AT[f"{f.name}.{k}"] != v)}
                 if not values:
                     continue
             out[f.name] = values
@@ -412,6 +419,7 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
 CHOICES: dict[str, tuple[str, ...]] = {
     "model.kind": tuple(MODEL_PRESETS),
     "train.class_weighting": ("balanced", "none"),
+    "train.calibration": ("none", "isotonic", "platt"),
     "train.device": ("auto", "cpu", "cuda"),
     "strategy.sizing": ("fixed", "risk", "kelly"),
     "backtest.period": PERIODS,
@@ -511,7 +519,7 @@ def as_toml(exp: Experiment) -> str:
 
 __all__ = [
     "FOLDS_KEYS", "BacktestSettings", "ConfigError", "DataConfig", "Experiment", "FoldsConfig",
-    "ModelConfig", "NOT_IN_ID",
+    "ID_OMITS_AT", "ModelConfig", "NOT_IN_ID",
     "RuntimeSettings", "SplitConfig", "all_keys", "as_toml", "config_id",
     "describe_keys", "load_toml", "parse_value", "resolve_key", "validate",
 ]

@@ -21,6 +21,7 @@ class TrainConfig:
     compile: bool = False               # torch.compile the model (CUDA)
     max_grad_norm: float = 1.0
     threads: int = 1                    # torch CPU threads (results depend on it)
+    calibration: str = "none"           # none | isotonic | platt (fitted on validation)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.threads < 1:
@@ -29,6 +30,8 @@ class TrainConfig:
             raise ValueError("the learning rate must be a positive number")
         if self.class_weighting not in ("balanced", "none"):
             raise ValueError("class_weighting must be 'balanced' or 'none'")
+        if self.calibration not in ("none", "isotonic", "platt"):
+            raise ValueError("calibration must be 'none', 'isotonic' or 'platt'")
 
 
 __all__ = ["TrainConfig"]

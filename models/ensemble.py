@@ -40,6 +40,7 @@ from models.train import (
     TrainConfig,
     TrainResult,
     best_epoch,
+    calibration_meta,
     class_weights,
     fit,
     pick_device,
@@ -197,7 +198,7 @@ def _train(candles, spec, folds, kind, preset, cfgs, model_config, device) -> li
         meta = {"train": asdict(c), "n_parameters": n_parameters(model),
                 "samples": {"train": len(train_ends[m]), "val": len(val_ends[m])},
                 "train_prior": class_prior(y_train).tolist(), "fingerprint": ds.fingerprint(),
-                "ensemble": {"members": M, "member": m}}
+                "ensemble": {"members": M, "member": m}, **calibration_meta(c, probs, y_val)}
         results.append(TrainResult(model.eval(), kind, preset, model_config, spec, normalisers[m],
                                    fold, c, frame, metrics, meta))
     return results
