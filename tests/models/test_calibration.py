@@ -17,7 +17,7 @@ from models.config import TrainConfig
 from models.earlier import DenseConfig
 from models.errors import ModelError
 from models.evaluate import brier_scores, pool_reliability, reliability, reliability_rows
-from models.predict import Predictor
+from models.predict import IncrementalPredictor, Predictor
 from models.train import fit
 
 
@@ -207,6 +207,8 @@ def test_a_calibrated_model_round_trips_and_its_hash_covers_the_calibration(bars
     # one bar at a time (backtrader, paper trading) gives the same calibrated numbers
     pos = len(bars) - 1
     assert np.allclose(Predictor(loaded).predict_at(bars, pos), saved.to_numpy()[pos], atol=1e-6)
+    inc = IncrementalPredictor.from_history(Predictor(loaded), bars.iloc[:-5])
+    assert np.allclose(inc.advance(bars.iloc[-5:]).to_numpy(), saved.to_numpy()[-5:], atol=1e-6)
     # the hash covers the calibration: a changed map is refused
     doc = json.loads((tmp_path / "model.json").read_text())
     doc["calibration"]["classes"][1]["y"] = [0.5 * v for v in doc["calibration"]["classes"][1]["y"]]
