@@ -299,7 +299,7 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
             confusion=np.asarray(model_metrics["confusion"]) if model_metrics else None,
             attention_pngs=attention_examples(scored, result.trades),
             probs=scored.period_probs, curves=curves, facts=facts, in_sample=in_sample,
-            versus_rules=versus,
+            versus_rules=versus, calibration=calibration_facts(scored, model_metrics),
             extra={"train_run": scored.run.id, "model_hash": loaded.model_hash,
                    "config_id": cid, "period": b.period, "in_sample": in_sample,
                    "random_draws": b.random_draws, "random_seed": b.random_seed,
@@ -486,10 +486,20 @@ def reference_baselines(bars: pd.DataFrame, result: BacktestResult, labels: str,
     return p
 
 
+def calibration_facts(scored: Scored, metrics: dict) -> dict | None:
+    """The report's calibration block: the model's ``train.calibration`` method, its Brier
+    scores and reliability numbers on the period (None without labelled windows)."""
+    if not metrics.get("reliability"):
+        return None
+    cal = scored.predictor.loaded.meta.get("calibration") or {}
+    return {"method": cal.get("method", "none"), "reliability": metrics["reliability"],
+            **{k: v for k, v in metrics.items() if k.startswith("brier")}}
+
+
 def _headline(stats: dict) -> dict:
     return {k: stats.get(k) for k in HEADLINE}
 
 
-__all__ = ["BacktestOutcome", "backtest", "backtest_experiment", "compute_backtest",
+__all__ = ["BacktestOutcome", "backtest", "calibration_facts", "backtest_experiment", "compute_backtest",
            "compute_signals_backtest", "record_backtest", "reference_baselines", "rule_row",
            "scored_threshold", "trade_rule", "traded_facts", "validation_frame"]

@@ -13,8 +13,8 @@ section        what                                        in the config id?
 ``model``      network kind and preset                     yes
 ``train``      epochs, batch, lr, weight decay, patience,  yes, except ``device``
                seed, class weighting, grad clip, bf16,     (the run records it);
-               compile, torch threads, device, sample      ``weighting`` only when
-               weighting                                   set (``ID_SINCE``)
+               compile, torch threads, device, sample      ``weighting``/``calibration``
+               weighting, calibration                      only when set (``ID_SINCE``)
 ``strategy``   signal threshold and exit/sizing rules      yes
 ``costs``      spread, commission, slippage                yes
 ``backtest``   cash, period, auto threshold, random draws  yes
@@ -63,7 +63,8 @@ PERIODS = ("train", "val", "test", "all")
 NOT_IN_ID = ("train.device", "runtime.runs_dir", "runtime.workers")
 # Keys added after config ids were first recorded: at this value (their default) a key is left
 # out of the id, so every id recorded before it existed stays; any other value enters the id.
-ID_SINCE: dict[str, Any] = {"train.weighting": "none", "strategy.barriers": "auto"}
+ID_SINCE: dict[str, Any] = {"train.weighting": "none", "train.calibration": "none",
+                            "strategy.barriers": "auto"}
 
 
 class ConfigError(AttnbtError):
@@ -430,6 +431,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.kind": tuple(MODEL_PRESETS),
     "train.class_weighting": ("balanced", "none"),
     "train.weighting": WEIGHTINGS,
+    "train.calibration": ("none", "isotonic", "platt"),
     "train.device": ("auto", "cpu", "cuda"),
     "strategy.sizing": ("fixed", "risk", "kelly"),
     "backtest.period": PERIODS,

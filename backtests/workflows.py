@@ -249,7 +249,33 @@ def evaluate_run(ref: str, source: str | None = None, *, period: str = "test",
             "start": str(scored.candles.index[ends[0]]), "end": str(scored.candles.index[ends[-1]]),
             "samples": int(len(ends)), "results": results,
             "versus_rules": versus_rules(loaded.name, results["model"], rules),
+            "calibration": _calibration_block(scored, results["model"], period),
             "article": ARTICLE_FIGURES}
+
+
+def _calibration_block(scored, m: dict, period: str) -> dict:
+    """What evaluate shows of calibration: the model's ``train.calibration``, its Brier scores on
+    the windows evaluated, those of the network's own (uncalibrated) probabilities when the model
+    is calibrated, the reliability rows and the diagram (a PNG in the run's folder)."""
+    from backtests.reports.figures import reliability_png
+    from models.evaluate import brier_scores, reliability_rows
+
+    loaded = scored.predictor.loaded
+    ends, y = scored.labelled()
+    method = (loaded.meta.get("calibration") or {}).get("method", "none")
+    raw = None
+    if method != "none":
+        own = Predictor(loaded, calibrated=False).predict_frame(
+            scored.candles, first=int(ends[0]), last=int(ends[-1]))
+        raw = brier_scores(y, own.to_numpy()[ends])
+    idx = scored.candles.index
+    name = f"reliability-{period}-{idx[ends[0]]:%Y%m%d%H%M}-{idx[ends[-1]]:%Y%m%d%H%M}.png"
+    png = reliability_png(m["reliability"], f"{loaded.name} ({scored.run.id}), {period}: "
+                                            f"{len(ends):,} windows, train.calibration = {method}")
+    path = atomic_write(scored.run.path / name, png)
+    return {"method": method, "brier": {k: v for k, v in m.items() if k.startswith("brier")},
+            "brier_uncalibrated": raw, "reliability": reliability_rows(m["reliability"]),
+            "figure": str(path)}
 
 
 def predict_run(ref: str, source: str | None, out: Path, *,

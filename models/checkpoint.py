@@ -6,7 +6,8 @@ fold, data fingerprint, versions and the ``model_hash``); while training it also
 ``last.safetensors`` + ``state.pt`` (optimizer state and history, loaded with weights_only=True).
 
 ``model_hash`` is a SHA-256 over the weights (names, dtypes, shapes, bytes) and the parts of
-model.json that decide what the model computes (kind, config, spec, normaliser); loading checks it,
+model.json that decide what the model computes (kind, config, spec, normaliser, and the
+calibration where ``train.calibration`` fitted one); loading checks it,
 so a model file changed after it was saved is refused, and so is a model.json without a hash
 unless the caller trusts it (``trust_unhashed``: models saved before hashes were recorded).
 
@@ -14,7 +15,8 @@ A valid hash only says the files are unchanged, so loading also checks what they
 anything is built: the config within a depth and parameter budget (counted on the meta device),
 the weights file's tensors named, shaped and typed as that config makes them (read from its header
 before any tensor is read), float32 weights that are finite and within ``MAX_ABS_WEIGHT``, a
-normaliser that maps finite features to finite inputs, and a ``train_prior`` of class shares.
+normaliser that maps finite features to finite inputs, a ``train_prior`` of class shares, and a
+calibration (if any) of finite monotone maps (``models.calibration.Calibrator.from_dict``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from torch import nn
 from data.atomic import atomic_write
 from data.dataset import STD_FLOOR, DatasetSpec, Normaliser
 from data.folds import Fold
+from models.calibration import Calibrator, calibrator_of
 from models.errors import ModelError
 from models.networks import (
     KINDS,
@@ -73,6 +76,7 @@ class ModelMeta:
     fold: Fold | None
     raw: dict
     tensors: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)  # name → shape
+    calibration: Calibrator | None = None   # train.calibration's map (models.calibration)
 
     @property
     def preset(self) -> str:
@@ -133,7 +137,12 @@ def versions() -> dict:
 
 # --- hashing -------------------------------------------------------------------------------------
 def _core(meta: dict) -> dict:
-    return {k: meta[k] for k in ("kind", "config", "spec", "normaliser")}
+    """What the hash covers besides the weights; the calibration only where there is one, so
+    an uncalibrated model's hash is what it was before calibration existed."""
+    core = {k: meta[k] for k in ("kind", "config", "spec", "normaliser")}
+    if meta.get("calibration") is not None:
+        core["calibration"] = meta["calibration"]
+    return core
 
 
 def model_hash(weights: dict[str, torch.Tensor], meta: dict) -> str:
@@ -235,12 +244,13 @@ def read_meta(folder: str | Path) -> ModelMeta:
                 or getattr(config, "window", spec.window) != spec.window):
             raise ValueError("the config's n_features/window do not match the spec")
         fold = Fold.from_dict(raw["split"]) if raw.get("split") else None
+        calibration = calibrator_of(raw)
     except ModelError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
         raise ModelError(f"{path} is damaged or from an unknown version "
                          f"({type(exc).__name__}: {exc})") from None
-    return ModelMeta(kind, config, spec, normaliser, fold, raw, tensors)
+    return ModelMeta(kind, config, spec, normaliser, fold, raw, tensors, calibration)
 
 
 def check_normaliser(normaliser: Normaliser, spec: DatasetSpec) -> None:

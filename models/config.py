@@ -24,6 +24,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     threads: int = 1                    # torch CPU threads (results depend on it)
     weighting: str = "none"             # none | uniqueness (sample weights, data.uniqueness)
+    calibration: str = "none"           # none | isotonic | platt (fitted on validation)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.threads < 1:
@@ -34,6 +35,8 @@ class TrainConfig:
             raise ValueError("class_weighting must be 'balanced' or 'none'")
         if self.weighting not in WEIGHTINGS:
             raise ValueError("weighting must be 'none' or 'uniqueness'")
+        if self.calibration not in ("none", "isotonic", "platt"):
+            raise ValueError("calibration must be 'none', 'isotonic' or 'platt'")
 
 
 __all__ = ["WEIGHTINGS", "TrainConfig"]

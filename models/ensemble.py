@@ -42,6 +42,7 @@ from models.train import (
     TrainResult,
     bar_weights,
     best_epoch,
+    calibration_meta,
     class_weights,
     fit,
     pick_device,
@@ -205,7 +206,7 @@ def _train(candles, spec, folds, kind, preset, cfgs, model_config, device) -> li
         meta = {"train": asdict(c), "n_parameters": n_parameters(model),
                 "samples": {"train": len(train_ends[m]), "val": len(val_ends[m])},
                 "train_prior": class_prior(y_train).tolist(), "fingerprint": ds.fingerprint(),
-                "ensemble": {"members": M, "member": m}}
+                "ensemble": {"members": M, "member": m}, **calibration_meta(c, probs, y_val)}
         results.append(TrainResult(model.eval(), kind, preset, model_config, spec, normalisers[m],
                                    fold, c, frame, metrics, meta))
     return results

@@ -68,6 +68,73 @@ def article_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict:
             "signals": int(signals.sum()), "fractals": int(fractals.sum())}
 
 
+def brier_scores(y_true: np.ndarray, probs: np.ndarray) -> dict:
+    """Brier scores against the one-hot labels: ``brier`` the multi-class score (the mean over
+    windows of the squared distance summed over the 3 classes: 0 is perfect, 2 the worst; the
+    article's ``error`` is sqrt(brier / 3)) and ``brier_none``/``brier_buy``/``brier_sell`` each
+    class's one-vs-rest score (the mean of (p_c − 1[y = c])²; they add up to ``brier``).
+    NaN without windows."""
+    y = np.asarray(y_true, int)
+    p = np.asarray(probs, dtype=np.float64)
+    if len(y) == 0:
+        return {"brier": float("nan"), **{f"brier_{n}": float("nan") for n in CLASS_NAMES}}
+    sq = (p - np.eye(3)[y]) ** 2
+    per = sq.mean(axis=0)
+    return {"brier": float(sq.sum(axis=1).mean()),
+            **{f"brier_{n}": float(per[c]) for c, n in enumerate(CLASS_NAMES)}}
+
+
+RELIABILITY_BINS = 10
+
+
+def reliability(y_true: np.ndarray, probs: np.ndarray, bins: int = RELIABILITY_BINS) -> dict:
+    """The reliability diagram's numbers, one-vs-rest per class: windows binned by the predicted
+    probability of the class (``bins`` equal bins of [0, 1], the last one closed), and per bin
+    the number of windows, the sum of their predicted probabilities and the number whose label is
+    the class. Sums, not means, so that diagrams of several test parts add up
+    (``pool_reliability``); ``reliability_rows`` gives the means."""
+    y = np.asarray(y_true, int)
+    p = np.asarray(probs, dtype=np.float64)
+    out = {"bins": int(bins)}
+    for c, name in enumerate(CLASS_NAMES):
+        idx = np.clip((p[:, c] * bins).astype(int), 0, bins - 1) if len(y) else np.zeros(0, int)
+        out[name] = {"count": np.bincount(idx, minlength=bins).tolist(),
+                     "pred_sum": np.bincount(idx, weights=p[:, c], minlength=bins).tolist(),
+                     "hits": np.bincount(idx, weights=(y == c).astype(float),
+                                         minlength=bins).astype(int).tolist()}
+    return out
+
+
+def pool_reliability(parts: list[dict]) -> dict | None:
+    """Several ``reliability`` dicts (same bins) added up; None when there are none."""
+    parts = [r for r in parts if r]
+    if not parts:
+        return None
+    out = {"bins": parts[0]["bins"]}
+    for name in CLASS_NAMES:
+        out[name] = {k: np.sum([r[name][k] for r in parts], axis=0).tolist()
+                     for k in ("count", "pred_sum", "hits")}
+        out[name]["hits"] = [int(h) for h in out[name]["hits"]]
+        out[name]["count"] = [int(h) for h in out[name]["count"]]
+    return out
+
+
+def reliability_rows(rel: dict) -> list[dict]:
+    """One row per class and non-empty bin: the bin, the windows in it, the mean predicted
+    probability and the observed frequency of the class (what the diagram plots)."""
+    rows = []
+    bins = rel["bins"]
+    for name in CLASS_NAMES:
+        r = rel[name]
+        for i in range(bins):
+            n = r["count"][i]
+            if n:
+                rows.append({"class": name, "bin": f"{i / bins:.1f}–{(i + 1) / bins:.1f}",
+                             "windows": int(n), "predicted": r["pred_sum"][i] / n,
+                             "observed": r["hits"][i] / n})
+    return rows
+
+
 def class_prior(y: np.ndarray) -> np.ndarray:
     counts = np.bincount(np.asarray(y, int), minlength=3).astype(float)
     return counts / counts.sum()
@@ -84,10 +151,13 @@ def evaluate_predictions(y_true: np.ndarray, probs: np.ndarray, prior: np.ndarra
                          seed: int = 0, rules: dict[str, np.ndarray] | None = None) -> dict:
     """Model metrics plus the same metrics, on the same bars, for the trivial predictors and
     for the rule baselines given (name → their probabilities on those bars)."""
-    out = {"model": {**classification_metrics(y_true, probs), **article_metrics(y_true, probs)}}
+    out = {"model": {**classification_metrics(y_true, probs), **article_metrics(y_true, probs),
+                     **brier_scores(y_true, probs),
+                     "reliability": reliability(y_true, probs)}}
     predictors = {**trivial_predictions(len(y_true), prior, seed), **(rules or {})}
     for name, p in predictors.items():
-        out[name] = {**classification_metrics(y_true, p), **article_metrics(y_true, p)}
+        out[name] = {**classification_metrics(y_true, p), **article_metrics(y_true, p),
+                     **brier_scores(y_true, p)}
     return out
 
 

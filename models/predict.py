@@ -19,13 +19,19 @@ PROB_COLUMNS = ("p_none", "p_buy", "p_sell")
 
 
 class Predictor:
-    """A loaded model with its normalisation, ready to score candles."""
+    """A loaded model with its normalisation, ready to score candles.
 
-    def __init__(self, loaded: LoadedModel, device: str = "cpu") -> None:
+    A model saved with a calibration (``train.calibration``) gives calibrated probabilities
+    everywhere (batched, one window, incremental); ``calibrated=False`` gives the network's own.
+    """
+
+    def __init__(self, loaded: LoadedModel, device: str = "cpu", *,
+                 calibrated: bool = True) -> None:
         self.loaded = loaded
         self.device = torch.device(device)
         self.model = loaded.model.to(self.device).eval()
         self.spec = loaded.spec
+        self.calibrator = loaded.meta_info.calibration if calibrated else None
 
     @classmethod
     def from_run(cls, folder: str | Path, device: str = "cpu", *,
@@ -50,6 +56,8 @@ class Predictor:
             raise ModelError(f"the model {self.loaded.name} gives NaN or inf probabilities for "
                              f"{int((~np.isfinite(probs)).any(axis=1).sum())} of {len(probs)} "
                              "complete windows; its weights or normalisation are damaged")
+        if self.calibrator is not None:
+            probs = self.calibrator.apply(probs)
         if attention:
             return probs, [m.mean(1).cpu().numpy() for m in maps]
         return probs

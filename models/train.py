@@ -205,8 +205,22 @@ def _fit(candles, spec, fold, kind, preset, cfg, device, resume, model_config, c
     metrics = {**classification_metrics(y_val, val_probs), **article_metrics(y_val, val_probs),
                "best_epoch": best_epoch(frame),
                "epochs_run": len(frame), "seconds": float(frame.seconds.sum())}
+    meta.update(calibration_meta(cfg, val_probs, y_val))
     return _result(model_config, kind, preset, spec, normaliser, fold, cfg, history, metrics,
                    meta, state, resumed_from, best_model.eval())
+
+
+def calibration_meta(cfg: TrainConfig, val_probs: np.ndarray, y_val: np.ndarray) -> dict:
+    """``{"calibration": …}`` for the model's meta when ``cfg.calibration`` asks for one: the
+    map fitted on the validation windows' probabilities and labels (``models.calibration``);
+    {} otherwise, so an uncalibrated model's description (and hash) is what it always was."""
+    from models.calibration import fit_calibrator
+
+    try:
+        cal = fit_calibrator(val_probs, y_val, cfg.calibration)
+    except ValueError as exc:
+        raise ModelError(str(exc)) from None
+    return {} if cal is None else {"calibration": cal.to_dict()}
 
 
 def best_epoch(history: pd.DataFrame) -> int:
@@ -262,4 +276,4 @@ def validation_loss_and_probs(model, batches: WindowBatches, idx: torch.Tensor,
     return float(torch.stack(losses).sum()) / len(idx), torch.cat(probs).numpy()
 
 
-__all__ = ["TrainConfig", "TrainResult", "bar_weights", "best_epoch", "class_weights", "fit", "pick_device", "validation_loss_and_probs"]
+__all__ = ["TrainConfig", "TrainResult", "bar_weights", "best_epoch", "calibration_meta", "class_weights", "fit", "pick_device", "validation_loss_and_probs"]

@@ -166,7 +166,8 @@ FLAGS = {
     "features": "dataset.features", "labels": "dataset.labels", "window": "dataset.window",
     "epochs": "train.epochs", "batch_size": "train.batch_size", "lr": "train.lr",
     "patience": "train.patience", "device": "train.device", "bf16": "train.bf16",
-    "compile_model": "train.compile", "threads": "train.threads", "train_frac": "split.train",
+    "compile_model": "train.compile", "threads": "train.threads",
+    "calibration": "train.calibration", "train_frac": "split.train",
     "val_frac": "split.val", "train_end": "split.train_end", "val_end": "split.val_end",
     "embargo": "split.embargo", "runs_dir": "runtime.runs_dir", "workers": "runtime.workers",
 }

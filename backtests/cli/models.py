@@ -60,6 +60,9 @@ def train_cmd(
     patience: Annotated[int | None, _opt("Epochs without validation gain before stopping "
                                          "(default 8).")] = None,
     seed: Annotated[int | None, _opt("Random seed (default 0).")] = None,
+    calibration: Annotated[str | None, _opt("none (default) | isotonic | platt: calibrate the "
+                                            "probabilities on the validation part (saved with "
+                                            "the model).")] = None,
     threads: Annotated[int | None, _opt("Torch CPU threads (default 1; results depend on "
                                         "it).")] = None,
     device: Annotated[str | None, _opt("auto (default) | cpu | cuda")] = None,
@@ -210,6 +213,38 @@ def print_evaluation(result: dict) -> None:
     for name, row in zip(CLASS_NAMES, m["confusion"], strict=True):
         cm.add_row(name, *map(str, row))
     console.print(cls, cm)
+    print_calibration(result.get("calibration"))
+
+
+def _four(v) -> str:
+    return "—" if v is None or v != v else f"{v:.4f}"
+
+
+def print_calibration(c: dict | None) -> None:
+    """Brier scores (calibrated and, for a calibrated model, the network's own) and the
+    reliability rows behind the diagram."""
+    if not c:
+        return
+    from data.labels import CLASS_NAMES
+
+    cols = ("brier", *(f"brier_{n}" for n in CLASS_NAMES))
+    t = Table(title=f"Brier score (0 best, 2 worst; train.calibration = {c['method']})")
+    for col in ("probabilities", "multi-class", *(f"{n} vs rest" for n in CLASS_NAMES)):
+        t.add_column(col, justify="right" if col != "probabilities" else "left")
+    t.add_row("traded (calibrated)" if c["method"] != "none" else "traded",
+              *(_four(c["brier"][k]) for k in cols))
+    if c.get("brier_uncalibrated"):
+        t.add_row("network's own (uncalibrated)", *(_four(c["brier_uncalibrated"][k])
+                                                     for k in cols))
+    rel = Table(title="reliability (per class and bin: mean predicted vs observed frequency)")
+    for col in ("class", "bin", "windows", "predicted", "observed"):
+        rel.add_column(col, justify="right")
+    for r in c["reliability"]:
+        rel.add_row(r["class"], r["bin"], f"{r['windows']:,}", fmt(r["predicted"]),
+                    fmt(r["observed"]))
+    console.print(t, rel)
+    console.print(f"reliability diagram → {c['figure']}", markup=False, highlight=False,
+                  soft_wrap=True)
 
 
 def predict_cmd(run: RunOpt = "latest", data: DataOpt = None, tz: TzOpt = None,

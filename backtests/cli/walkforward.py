@@ -171,7 +171,9 @@ def print_outcome(outcome) -> None:
     print_study_start("walk-forward", outcome)
     for name, m in payload["models"].items():
         hit = m["across_seeds"]["hit_pct"]
-        console.print(f"  {name}: hit {_n(hit['mean'])} % (sd {_n(hit['sd'])}), stitched "
+        brier = m["across_seeds"].get("brier") or {}
+        console.print(f"  {name}: hit {_n(hit['mean'])} % (sd {_n(hit['sd'])}), Brier "
+                      f"{_n(brier.get('mean'), 3)}, stitched "
                       f"return {_n(m['total_return_pct'], 2)} %, Sharpe {_n(m['sharpe'], 2)}, "
                       f"PSR {_n(m['psr'], 3)}, DSR {_n(m['dsr'], 3)} ({m['dsr_trials']} trials)",
                       markup=False, highlight=False, soft_wrap=True)

@@ -39,6 +39,7 @@ from backtests.reports.figures import (
     pnl_figure,
     price_figure,
     probs_figure,
+    reliability_png,
     static_png,
     trades_strip,
 )
@@ -175,7 +176,8 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
                   extra: dict | None = None, probs: pd.DataFrame | None = None,
                   curves: dict[str, dict] | None = None, facts: dict | None = None,
                   in_sample: bool | None = False,
-                  versus_rules: dict | None = None) -> dict[str, str | bytes]:
+                  versus_rules: dict | None = None,
+                  calibration: dict | None = None) -> dict[str, str | bytes]:
     """The report's files: trades.csv, equity.csv, report.json, report.html (text) and
     report.png (bytes).
 
@@ -183,6 +185,8 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
     other equity curves on the same bars and cash, ``{key: {"label", "equity"}}`` (the ``--vs``
     models as ``model:<id>``, ``buy_and_hold``), drawn over the model's. ``facts``: what was
     traded (instrument, source, timeframe, model, train_run, model_hash, config_id, ...).
+    ``calibration``: the model's ``method`` (train.calibration), Brier scores (``brier``,
+    ``brier_none`` …) and ``reliability`` numbers on the period's labelled windows.
     """
     facts = dict(facts or {})
     digits = price_digits(candles, facts.get("instrument"))
@@ -221,6 +225,7 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
         "weekly_returns": {k: float(v) for k, v in rets.items()} if freq == "week" else None,
         "equity_curves": curve_summary(curves),
         "confusion": None if confusion is None else np.asarray(confusion).tolist(),
+        "calibration": calibration,
         "attention_maps": [name for name, _ in attention_pngs or []], "extra": extra,
     }
     files["report.json"] = json.dumps(jsonable(payload), indent=2, allow_nan=False)
@@ -286,6 +291,8 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
         parts.append("<h2>Against the earlier article</h2>" + table(comparison))
     if confusion is not None:
         parts.append("<h2>Confusion matrix (test bars)</h2>" + confusion_table(confusion))
+    if calibration and calibration.get("reliability"):
+        parts.append(calibration_section(calibration))
     if attention_pngs:
         parts.append("<h2>Attention maps</h2>")
         for name, image in attention_pngs:
@@ -296,6 +303,20 @@ def render_report(result: BacktestResult, candles: pd.DataFrame, *,
             v, dict | list) else json.dumps(jsonable(v))} for k, v in extra.items()]))
     files["report.html"] = page(title, parts, script)
     return files
+
+
+def calibration_section(c: dict) -> str:
+    """Brier scores and the reliability diagram of the model's probabilities on the period."""
+    rows = [{"score": "Brier (multi-class, 0 best, 2 worst)", "value": c.get("brier")}]
+    rows += [{"score": f"Brier, {name} vs rest", "value": c.get(f"brier_{name}")}
+             for name in ("none", "buy", "sell")]
+    return ("<h2>Calibration (labelled windows of the period)</h2><p class='note'>"
+            f"train.calibration = {html.escape(str(c.get('method') or 'none'))} (a map fitted on "
+            "the model's validation part, applied to every probability traded here). On the "
+            "diagram a calibrated model's points lie on the diagonal: of the windows given "
+            "about 0.6, about 60 % are of that class. Counts per bin below each panel.</p>"
+            + table(rows) + img(reliability_png(c["reliability"], "reliability on the period"),
+                                "reliability diagram"))
 
 
 def report_figures(result: BacktestResult, candles: pd.DataFrame, probs: pd.DataFrame | None,

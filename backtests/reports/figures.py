@@ -102,6 +102,47 @@ return daily ? t.slice(0, 10) : t.slice(0, 10) + " " + t.slice(11, 16);
 """
 
 
+CLASS_NAMES = ("none", "buy", "sell")
+
+
+def reliability_png(rel: dict, title: str = "reliability") -> bytes:
+    """The reliability diagram of ``models.evaluate.reliability``'s numbers: per class (one
+    panel each), the observed frequency of the class against the mean predicted probability of
+    each non-empty bin (a calibrated model lies on the diagonal), and below, the windows per bin
+    with their counts written on the bars."""
+    bins = rel["bins"]
+    edges = np.linspace(0, 1, bins + 1)
+    fig = Figure(figsize=(11, 4.6))
+    axes = fig.subplots(2, 3, sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
+    for col, name in enumerate(CLASS_NAMES):
+        r = rel[name]
+        count = np.asarray(r["count"], float)
+        full = count > 0
+        pred = np.asarray(r["pred_sum"], float)[full] / count[full]
+        obs = np.asarray(r["hits"], float)[full] / count[full]
+        top, bottom = axes[0, col], axes[1, col]
+        top.plot([0, 1], [0, 1], color="#888", lw=.8, ls="--", label="perfectly calibrated")
+        top.plot(pred, obs, marker="o", color=PALETTE[col], lw=1.2, label="observed")
+        top.set_xlim(0, 1)
+        top.set_ylim(0, 1)
+        top.set_title(f"p_{name}", fontsize=10)
+        top.grid(alpha=.3)
+        if col == 0:
+            top.set_ylabel("observed frequency")
+            top.legend(fontsize=7, loc="upper left")
+        bottom.bar(edges[:-1], count, width=1 / bins, align="edge", color=PALETTE[col],
+                   alpha=.5, edgecolor="white")
+        bottom.set_ylim(0, 1.3 * max(count.max(), 1))
+        for i in np.flatnonzero(full):
+            bottom.text(edges[i] + 0.5 / bins, count[i], f"{int(count[i])}", ha="center",
+                        va="bottom", fontsize=6)
+        bottom.set_xlabel("predicted probability")
+        if col == 0:
+            bottom.set_ylabel("windows")
+    fig.suptitle(title, fontsize=11)
+    return png(fig)
+
+
 def _naive(index: pd.Index) -> pd.DatetimeIndex:
     idx = pd.DatetimeIndex(index)
     return idx.tz_convert(None) if idx.tz is not None else idx
@@ -447,7 +488,7 @@ def bokeh_parts(figures: dict[str, object]) -> tuple[str, dict[str, str]]:
 
 
 
-__all__ = ["BUY_AND_HOLD_COLOUR", "MAX_TRADES", "MIN_BORDER_LEFT", "MIN_BORDER_RIGHT", "PALETTE",
+__all__ = ["BUY_AND_HOLD_COLOUR", "reliability_png", "MAX_TRADES", "MIN_BORDER_LEFT", "MIN_BORDER_RIGHT", "PALETTE",
            "bar_axis", "bar_positions", "bokeh_parts", "equity_figures", "fold_grid",
            "heatmap_figure", "is_benchmark",
            "legend_above", "plot_equity", "plot_trades", "pnl_figure", "price_figure",

@@ -15,7 +15,12 @@ import pandas as pd  # noqa: E402
 from backtests.analysis.performance import COST_TOTALS  # noqa: E402
 from backtests.analysis.significance import VERDICT_RULE  # noqa: E402
 from backtests.reports.backtest import costs_rows  # noqa: E402
-from backtests.reports.figures import bokeh_parts, equity_figures, fold_grid  # noqa: E402
+from backtests.reports.figures import (  # noqa: E402
+    bokeh_parts,
+    equity_figures,
+    fold_grid,
+    reliability_png,
+)
 from backtests.reports.page import (  # noqa: E402
     grid_table,
     img,
@@ -80,7 +85,7 @@ def _ms(d: dict, digits: int = 1) -> str:
 
 
 MODEL_COLUMNS = ("model", "seeds", "hit % (mean ± sd [95 % CI])", "base hit %", "missed %",
-                 "macro F1", "return % (stitched)", "Sharpe (ann.)", "PSR", "DSR",
+                 "macro F1", "Brier", "return % (stitched)", "Sharpe (ann.)", "PSR", "DSR",
                  "DSR trials", "trades")
 
 
@@ -89,10 +94,29 @@ def model_rows(models: dict) -> list[list[str]]:
     for name, m in models.items():
         a = m["across_seeds"]
         rows.append([name, str(len(m["seeds"])), _ms(a["hit_pct"]), _ms(a["base_hit_pct"]),
-                     _ms(a["missed_pct"]), _ms(a["macro_f1"], 3),
+                     _ms(a["missed_pct"]), _ms(a["macro_f1"], 3), _ms(a.get("brier"), 3),
                      _fmt(m["total_return_pct"]), _fmt(m["sharpe"]), _fmt(m["psr"], 3),
                      _fmt(m["dsr"], 3), str(m["dsr_trials"]), _ms(a["n_trades"], 0)])
     return rows
+
+
+def calibration_html(models: dict) -> str:
+    """Reliability diagrams of each model's test windows (every fold and seed pooled) beside
+    the Brier scores of the Models table; empty for results recorded without them."""
+    figs = [(name, m) for name, m in models.items() if m.get("reliability")]
+    if not figs:
+        return ""
+    out = ["<h2>Calibration</h2><p class='note'>Brier (Models table): the multi-class Brier "
+           "score of the test windows (0 best, 2 worst), mean ± sd over seeds. Below, per model "
+           "and class, the observed frequency of the class against the mean predicted "
+           "probability in ten bins, with the windows per bin: on the diagonal the "
+           "probabilities mean what they say. train.calibration (fitted on each fold's "
+           "validation part): " + ", ".join(f"{html.escape(n)} {'/'.join(m.get('calibration') or ['none'])}"
+                                            for n, m in figs) + ".</p>"]
+    out += [img(reliability_png(m["reliability"], f"{name}: test windows of every fold and "
+                                                  "seed"), f"reliability of {name}")
+            for name, m in figs]
+    return "".join(out)
 
 
 def costs_setting_rows(c: dict) -> list[list[str]]:
@@ -142,6 +166,7 @@ def render_html(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, result
                  f"{esc(VERDICT_RULE)}. PSR/DSR: Bailey &amp; López de Prado; DSR "
                  "counts every stitched trial on these bars in the registry.</p>")
     parts.append("<h2>Models</h2>" + grid_table(MODEL_COLUMNS, model_rows(payload["models"])))
+    parts.append(calibration_html(payload["models"]))
     costs = payload.get("costs_charged") or {}
     if costs:
         parts.append("<h2>Costs charged</h2>")
@@ -228,7 +253,8 @@ def render_markdown(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, ou
     lines += ["| " + " | ".join(r) + " |" for r in model_rows(payload["models"])]
     lines += ["", "Mean ± sd [95 % CI] over seeds; hit, missed and F1 pooled over each seed's "
               "folds; base hit: hit rate of signals drawn at random with the test bars' class "
-              "frequencies (chance; the rule/... rows are the null that matters). Return, Sharpe, PSR and DSR: the seed-average stitched "
+              "frequencies (chance; the rule/... rows are the null that matters). Brier: the "
+              "multi-class Brier score of the test windows (0 best, 2 worst). Return, Sharpe, PSR and DSR: the seed-average stitched "
               "out-of-sample returns.", "", "![stitched equity](img/walkforward-equity.png)", "",
               "## Method", "",
               f"- Data: {', '.join(s['sources'])}; {folds}: each fold "

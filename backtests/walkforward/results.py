@@ -22,16 +22,18 @@ from backtests.analysis.performance import (
     infer_bars_per_year,
 )
 from backtests.currency import Conversion
+from models.evaluate import pool_reliability
 from strategy.fractal import Costs
 
-SEED_METRICS = ("hit_pct", "missed_pct", "macro_f1", "base_hit_pct", "total_return_pct",
+SEED_METRICS = ("hit_pct", "missed_pct", "macro_f1", "base_hit_pct", "brier", "total_return_pct",
                 "sharpe", "max_drawdown_pct", "n_trades", "win_rate_pct", "psr")
 # Where each per-seed figure lives: its interval across seeds is clipped to it.
 SUPPORT = {"hit_pct": (0, 100), "missed_pct": (0, 100), "base_hit_pct": (0, 100),
-           "win_rate_pct": (0, 100), "macro_f1": (0, 1), "psr": (0, 1), "n_trades": (0, None),
+           "win_rate_pct": (0, 100), "macro_f1": (0, 1), "psr": (0, 1), "n_trades": (0, None), "brier": (0, 2),
            "total_return_pct": (-100, None), "max_drawdown_pct": (-100, 0)}
 TABLE_COLUMNS = ("source", "model", "seed", "fold", "test_start", "test_end", "threshold",
-                 "hit_pct", "base_hit_pct", "missed_pct", "macro_f1", "accuracy", "n_trades",
+                 "hit_pct", "base_hit_pct", "missed_pct", "macro_f1", "accuracy", "brier",
+                 "n_trades",
                  "win_rate_pct", "total_return_pct", "sharpe", "max_drawdown_pct", "epochs_run",
                  "task_id")
 
@@ -43,7 +45,8 @@ def task_row(r: dict) -> dict:
             "test_start": r["times"][0], "test_end": r["times"][-1],
             "threshold": r["threshold"], "hit_pct": m["hit_pct"],
             "base_hit_pct": m["base_hit_pct"], "missed_pct": m["missed_pct"],
-            "macro_f1": m["macro_f1"], "accuracy": m["accuracy"], "n_trades": s["n_trades"],
+            "macro_f1": m["macro_f1"], "accuracy": m["accuracy"], "brier": m.get("brier"),
+            "n_trades": s["n_trades"],
             "win_rate_pct": s["win_rate_pct"], "total_return_pct": s["total_return_pct"],
             "sharpe": s["sharpe"], "max_drawdown_pct": s["max_drawdown_pct"],
             "epochs_run": r["train"]["epochs_run"], "task_id": t["id"]}
@@ -81,10 +84,13 @@ def _pooled(results: list[dict]) -> dict:
         f1.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
     n = sum(x["samples"] for x in m)
     base = sum(x["base_hit_pct"] * x["samples"] for x in m if x["base_hit_pct"] is not None)
+    # Brier over every test window (tasks recorded before attnbt scored it have none)
+    brier = (sum(x["brier"] * x["samples"] for x in m) / n
+             if n and all(x.get("brier") is not None for x in m) else float("nan"))
     return {"hit_pct": 100 * hits / signals if signals else float("nan"),
             "missed_pct": 100 * missed / fractals if fractals else float("nan"),
             "macro_f1": float(np.mean(f1)), "base_hit_pct": base / n if n else float("nan"),
-            "signals": signals, "fractals": fractals}
+            "brier": brier, "signals": signals, "fractals": fractals}
 
 
 def seed_summary(results: list[dict], cash: float) -> dict:
@@ -134,7 +140,11 @@ def model_summary(by_seed: dict[int, list[dict]], cash: float,
            "max_drawdown_pct": stats["max_drawdown_pct"],
            "bars_per_year": stats["bars_per_year"],
            "start": str(equity.index[0]), "end": str(equity.index[-1]),
-           "across_seeds": across, "per_seed": {str(s): v for s, v in per_seed.items()}}
+           "across_seeds": across, "per_seed": {str(s): v for s, v in per_seed.items()},
+           "reliability": pool_reliability([r["metrics"].get("reliability")
+                                            for rs in by_seed.values() for r in rs]),
+           "calibration": sorted({r["metrics"].get("calibration", "none")
+                                  for rs in by_seed.values() for r in rs})}
     return out, returns, equity
 
 

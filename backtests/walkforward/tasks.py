@@ -23,8 +23,15 @@ from backtests.simulation import check_costs, choose_threshold, run_backtest
 from data.dataset import CandleDataset
 from data.errors import AttnbtError, DataError
 from data.folds import Fold, walk_forward
+from models.calibration import calibrator_of
 from models.checkpoint import LoadedModel, ModelMeta
-from models.evaluate import article_metrics, classification_metrics, confusion
+from models.evaluate import (
+    article_metrics,
+    brier_scores,
+    classification_metrics,
+    confusion,
+    reliability,
+)
 from models.predict import Predictor
 from models.rules import KIND as RULE_KIND
 from models.rules import rule_probs
@@ -233,7 +240,7 @@ def predict_bars(result: TrainResult, candles: pd.DataFrame, first: int, last: i
 def predictor_of(result: TrainResult) -> Predictor:
     """The batched predictor of a model just trained (on the CPU; nothing on disk)."""
     meta = ModelMeta(result.kind, result.config, result.spec, result.normaliser, result.fold,
-                     raw={})
+                     raw={}, calibration=calibrator_of(result.meta))
     return Predictor(LoadedModel(result.model, meta, model_hash=""), "cpu")
 
 
@@ -287,7 +294,9 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
                     "signals": art["signals"], "fractals": art["fractals"],
                     "hits": int(((pred == y) & (pred != 0)).sum()),
                     "missed": int(((pred == 0) & (y != 0)).sum()),
-                    "samples": int(len(y)), "confusion": confusion(y, pred).tolist()},
+                    "samples": int(len(y)), "confusion": confusion(y, pred).tolist(),
+                    **brier_scores(y, p), "reliability": reliability(y, p),
+                    "calibration": result.meta.get("calibration", {}).get("method", "none")},
         "stats": jsonable(dict(bt.stats)),
         "train": {k: result.metrics.get(k) for k in ("best_epoch", "epochs_run", "seconds")},
         "times": [t.isoformat() for t in equity.index],
