@@ -67,6 +67,11 @@ class FractalParams:
     hours: str = ""                   # A-B: enter only at signal-bar UTC hours A ≤ h < B
     min_margin: float = 0.0           # skip signals less than this above the runner-up class
     kelly_fraction: float = 0.5       # share of full Kelly for "kelly" sizing
+    # meta-labelling (walk-forward's second arm, backtests/meta.py); the engine ignores these
+    meta: bool = False                # also trade primary + meta model
+    meta_threshold: float = 0.5       # keep a signal when P(net win) >= this
+    meta_folds: int = 3               # nested folds of the training part
+    meta_epochs: int | None = None    # epochs of the inner primaries (None: train.epochs)
 
     def __post_init__(self) -> None:
         from strategy.rules import STOP_KINDS, TRAIL_KINDS, parse_hours, parse_rule
