@@ -20,7 +20,8 @@ section        what                                        in the config id?
 ``runtime``    runs folder, workers                        no: they do not change results
 =============  ==========================================  =========================
 
-``NOT_IN_ID`` lists the excluded keys; everything else determines results and goes into the id.
+``NOT_IN_ID`` lists the excluded keys; ``LATER_KEYS`` (keys added after ids were first recorded)
+are left out while at their default; everything else determines results and goes into the id.
 Defaults live here and in the section classes, nowhere else: the CLI's options default to
 "not given" and only override what the user typed.
 
@@ -57,6 +58,10 @@ from strategy.fractal import Costs, FractalParams
 
 PERIODS = ("train", "val", "test", "all")
 NOT_IN_ID = ("train.device", "runtime.runs_dir", "runtime.workers")
+# Keys added after config ids were first recorded: left out of an id while at their default, so
+# every earlier id (and the trials deduplicated on it) stays as it was; set, they are in it.
+LATER_KEYS = ("strategy.meta", "strategy.meta_threshold", "strategy.meta_folds",
+              "strategy.meta_epochs")
 
 
 class ConfigError(AttnbtError):
@@ -157,7 +162,8 @@ class Experiment:
             section = getattr(self, f.name)
             values = {g.name: getattr(section, g.name) for g in fields(section)}
             if for_id:
-                values = {k: v for k, v in values.items() if f"{f.name}.{k}" not in NOT_IN_ID}
+                values = {k: v for k, v in values.items() if f"{f.name}.{k}" not in NOT_IN_ID
+                          and not (f"{f.name}.{k}" in LATER_KEYS and v == _default(f.name, k))}
                 if not values:
                     continue
             out[f.name] = values
@@ -253,6 +259,11 @@ def load_toml(path: str | Path) -> Experiment:
 def _hints(cls: type) -> dict[str, Any]:
     """``typing.get_type_hints`` of a config class, once (a sweep overrides thousands of times)."""
     return typing.get_type_hints(cls)
+
+
+@functools.cache
+def _default(section: str, name: str) -> Any:
+    return getattr(_section_class(section)(), name)
 
 
 def _section_class(name: str) -> type:
@@ -514,7 +525,7 @@ def as_toml(exp: Experiment) -> str:
 
 __all__ = [
     "FOLDS_KEYS", "BacktestSettings", "ConfigError", "DataConfig", "Experiment", "FoldsConfig",
-    "ModelConfig", "NOT_IN_ID",
+    "LATER_KEYS", "ModelConfig", "NOT_IN_ID",
     "RuntimeSettings", "SplitConfig", "all_keys", "as_toml", "config_id",
     "describe_keys", "load_toml", "parse_value", "resolve_key", "validate",
 ]

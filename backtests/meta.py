@@ -64,6 +64,14 @@ HGB_SETTINGS = {"max_iter": 100, "learning_rate": 0.05, "max_leaf_nodes": 15,
 TrainAndPredict = Callable[[Fold, int, int], pd.DataFrame]
 
 
+def refuse_meta(params: FractalParams, where: str) -> None:
+    """ConfigError for ``strategy.meta`` in a study that has no meta arm (it would be ignored)."""
+    if params.meta:
+        raise ConfigError(f"strategy.meta: {where} does not train a meta model (only a "
+                          "walk-forward does, as a second arm beside the primary alone); leave "
+                          "strategy.meta off here")
+
+
 def horizon_of(params: FractalParams) -> int:
     """Bars after the signal bar that its trade can read: entry at t + 1, held at most
     ``max_hold`` bars from the entry bar, closed at the next open (t + 1 + max_hold)."""
@@ -272,4 +280,4 @@ def apply_meta(meta: MetaTraining, candles: pd.DataFrame, spec: DatasetSpec,
 
 __all__ = ["CONTEXT", "HGB_SETTINGS", "MIN_META_SAMPLES", "MetaModel", "MetaTraining",
            "RuleArrays", "apply_meta", "fit_meta", "horizon_of", "inner_folds", "meta_inputs",
-           "oof_probs", "signal_outcomes", "train_meta"]
+           "oof_probs", "refuse_meta", "signal_outcomes", "train_meta"]

@@ -257,3 +257,22 @@ def test_walkforward_reports_both_arms_with_their_trials(walk_csv, tmp_path):
             assert m["last_position"] + 5 <= m["train_last"]          # max_hold 4 + 1
             assert frame.index[m["train_last"]] < val_start.tz_localize(None)
             assert m["kept"] <= m["test_signals"] and m["train_samples"] > 0
+
+
+def test_meta_keys_leave_earlier_ids_and_are_refused_where_no_meta_model_is_trained():
+    from backtests.backtest import compute_signals_backtest
+    from backtests.sweep.grid import parse_grid
+
+    base = Experiment()
+    on = base.override({"strategy.meta": True})
+    assert on.id != base.id and on.train_id == base.train_id
+    # at their defaults the keys are in no id (test_config pins the earlier ids)
+    assert base.override({"strategy.meta_threshold": 0.5}).id == base.id
+    assert on.override({"strategy.meta_threshold": 0.6}).id != on.id
+    with pytest.raises(ConfigError, match="grid.*strategy.meta_threshold"):
+        parse_grid(["strategy.meta_threshold=0.5,0.6"], base)
+    with pytest.raises(ConfigError, match="strategy.meta: a sweep"):
+        parse_grid(["threshold=0.5,0.6"], on)
+    candles, probs = hour_world(300)
+    with pytest.raises(ConfigError, match="strategy.meta: a backtest"):
+        compute_signals_backtest(on, candles, probs)
