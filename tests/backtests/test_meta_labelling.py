@@ -276,3 +276,36 @@ def test_meta_keys_leave_earlier_ids_and_are_refused_where_no_meta_model_is_trai
     candles, probs = hour_world(300)
     with pytest.raises(ConfigError, match="strategy.meta: a backtest"):
         compute_signals_backtest(on, candles, probs)
+
+
+def test_kelly_sizing_of_kept_signals_follows_q(world):
+    """With ``strategy.sizing=kelly`` a kept signal risks min(kelly_fraction × f*, risk_fraction)
+    of equity at its stop, f* = q − (1 − q)/b (b = 1: no target): each trade's size is that share
+    of the equity at its signal bar over the stop distance (5 ATR here), to the unit (leverage
+    cap raised so that it does not bind)."""
+    from dataclasses import replace
+
+    from strategy.fast import simulate_fast
+
+    candles, probs = world
+    trained = _train(candles, probs)
+    first, last = VAL_LAST + 1, len(candles) - 1
+    params = replace(PARAMS, sizing="kelly", risk_fraction=0.45, threshold=0.5,
+                     max_leverage=1e4)
+    out, trade_params, info = M.apply_meta(trained, candles, SPEC, probs, first, last, params,
+                                           COSTS, None)
+    bars = candles.iloc[first:]
+    trades, equity = simulate_fast(bars, out.iloc[first:], trade_params, COSTS, 100_000.0)
+    assert len(trades) > 20
+    atr = M.RuleArrays.of(candles, params, COSTS, None).atr
+    shares = []
+    for _, tr in trades.iterrows():
+        signal = candles.index.get_loc(tr["entry_time"]) - 1
+        q = info["q"][signal]
+        share = min(params.kelly_fraction * (q - (1 - q)), params.risk_fraction)
+        eq = equity.iloc[signal - first]
+        cap = 0.95 * params.max_leverage * eq / candles["close"].iloc[signal]
+        size = min(share * eq / (5 * atr[signal]), cap)
+        assert tr["size"] == np.floor(size * (1 + 1e-12))
+        shares.append(share)
+    assert len(set(np.round(shares, 6))) > 5      # sizes follow q, not one fixed size
