@@ -276,6 +276,10 @@ def test_meta_keys_leave_earlier_ids_and_are_refused_where_no_meta_model_is_trai
     candles, probs = hour_world(300)
     with pytest.raises(ConfigError, match="strategy.meta: a backtest"):
         compute_signals_backtest(on, candles, probs)
+    from backtests.paper.trading import init
+
+    with pytest.raises(ConfigError, match="strategy.meta: a paper account"):
+        init("x", "nope", "sample:EURUSD_H1", params=on.strategy)
 
 
 def test_kelly_sizing_of_kept_signals_follows_q(world):
