@@ -61,6 +61,11 @@ CONTEXT = ("p_none", "p_buy", "p_sell", "p_signal", "side", "atr_close", "spread
 HGB_SETTINGS = {"max_iter": 100, "learning_rate": 0.05, "max_leaf_nodes": 15,
                 "min_samples_leaf": 20, "l2_regularization": 1.0, "early_stopping": False}
 
+# ``strategy.meta_threshold = none`` chooses among these on the validation part. A signal pays
+# in expectation when q > 1 / (1 + b) before costs (b: target/stop), 1/3 at the default 2 R
+# target, so the grid reaches below one half.
+META_THRESHOLDS = (0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
+
 TrainAndPredict = Callable[[Fold, int, int], pd.DataFrame]
 
 
@@ -248,15 +253,11 @@ def train_meta(candles: pd.DataFrame, spec: DatasetSpec, fold: Fold, params: Fra
     return MetaTraining(fit_meta(x, samples["win"].to_numpy(), seed), samples, first, last)
 
 
-def apply_meta(meta: MetaTraining, candles: pd.DataFrame, spec: DatasetSpec,
-               probs: pd.DataFrame, first: int, last: int, params: FractalParams, costs: Costs,
-               rates: np.ndarray | None) -> tuple[pd.DataFrame, FractalParams, dict]:
-    """The primary's signals on bars ``first … last`` (``params.threshold``) filtered and sized
-    by the meta model: (probabilities for the engine, the params to trade them with, counts).
-
-    A kept signal becomes probability q on its side (0 on the others); everything else is NaN
-    (no signal). The engine's threshold is then 0 and its margin filter off: both were applied
-    to the primary's probabilities here."""
+def meta_scores(meta: MetaTraining, candles: pd.DataFrame, spec: DatasetSpec,
+                probs: pd.DataFrame, first: int, last: int, params: FractalParams, costs: Costs,
+                rates: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bar, side, q) of each primary signal on bars ``first … last`` (``params.threshold`` and
+    ``params.min_margin`` applied to the primary's probabilities): q = P(net win)."""
     p = probs[list(PROB_COLUMNS)].to_numpy(dtype=float)
     window = np.full_like(p, np.nan)
     window[first:last + 1] = p[first:last + 1]
@@ -268,16 +269,69 @@ def apply_meta(meta: MetaTraining, candles: pd.DataFrame, spec: DatasetSpec,
     arrays = RuleArrays.of(candles, params, costs, rates)
     features = CandleDataset(candles, spec).raw
     q = meta.model.predict(meta_inputs(candles, features, p, arrays, pos, sig[pos]))
-    ok = q >= params.meta_threshold
-    out = np.full_like(p, np.nan)
-    for t, s, qq in zip(pos[ok], sig[pos][ok], q[ok], strict=True):
-        out[t] = (0.0, qq, 0.0) if s > 0 else (0.0, 0.0, qq)
-    frame = pd.DataFrame(out, index=probs.index, columns=list(PROB_COLUMNS))
-    info = {"test_signals": int(len(pos)), "kept": int(ok.sum()),
+    return pos, sig[pos], q
+
+
+def kept_probs(index: pd.DatetimeIndex, pos: np.ndarray, side: np.ndarray, q: np.ndarray,
+               threshold: float) -> pd.DataFrame:
+    """Probabilities for the engine: q on the side of each signal with q ≥ ``threshold`` (0 on
+    the other classes), NaN (no signal) everywhere else."""
+    out = np.full((len(index), 3), np.nan)
+    ok = q >= threshold
+    out[pos[ok]] = 0.0
+    out[pos[ok], np.where(side[ok] > 0, 1, 2)] = q[ok]
+    return pd.DataFrame(out, index=index, columns=list(PROB_COLUMNS))
+
+
+def engine_params(params: FractalParams) -> FractalParams:
+    """The params that trade ``kept_probs``: threshold 0 and no margin filter (both were applied
+    to the primary's probabilities)."""
+    return replace(params, threshold=0.0, min_margin=0.0)
+
+
+def apply_meta(meta: MetaTraining, candles: pd.DataFrame, spec: DatasetSpec,
+               probs: pd.DataFrame, first: int, last: int, params: FractalParams, costs: Costs,
+               rates: np.ndarray | None) -> tuple[pd.DataFrame, FractalParams, dict]:
+    """The primary's signals on bars ``first … last`` (``params.threshold``) filtered by
+    ``params.meta_threshold`` and sized by the meta model: (probabilities for the engine, the
+    params to trade them with, counts and each signal's q)."""
+    if params.meta_threshold is None:
+        raise ValueError("apply_meta needs a meta threshold: choose it first "
+                         "(choose_meta_threshold)")
+    pos, side, q = meta_scores(meta, candles, spec, probs, first, last, params, costs, rates)
+    frame = kept_probs(probs.index, pos, side, q, params.meta_threshold)
+    info = {"test_signals": int(len(pos)), "kept": int((q >= params.meta_threshold).sum()),
             "q": dict(zip(map(int, pos), map(float, q), strict=True))}
-    return frame, replace(params, threshold=0.0, min_margin=0.0), info
+    return frame, engine_params(params), info
 
 
-__all__ = ["CONTEXT", "HGB_SETTINGS", "MIN_META_SAMPLES", "MetaModel", "MetaTraining",
-           "RuleArrays", "apply_meta", "fit_meta", "horizon_of", "inner_folds", "meta_inputs",
+def choose_meta_threshold(meta: MetaTraining, candles: pd.DataFrame, spec: DatasetSpec,
+                          probs: pd.DataFrame, first: int, last: int, params: FractalParams,
+                          costs: Costs, cash: float, rates: np.ndarray | None,
+                          ) -> tuple[float, list[dict]]:
+    """``strategy.meta_threshold = none``: each of ``META_THRESHOLDS`` trades the primary's
+    signals on the validation bars ``first … last`` through the meta filter (compiled
+    simulator, the run's rules and costs); the highest validation return wins, ties to the
+    higher threshold (the rule of the primary's threshold choice)."""
+    from backtests.analysis.performance import compute_stats
+    from strategy.fast import simulate_fast
+
+    pos, side, q = meta_scores(meta, candles, spec, probs, first, last, params, costs, rates)
+    bars = candles.iloc[first:last + 1]
+    bar_rates = None if rates is None else rates[first:last + 1]
+    trade = engine_params(params)
+    rows = []
+    for th in META_THRESHOLDS:
+        kept = kept_probs(candles.index, pos, side, q, th).iloc[first:last + 1]
+        trades, equity = simulate_fast(bars, kept, trade, costs, cash, rates=bar_rates)
+        stats = compute_stats(equity, trades)
+        rows.append({"meta threshold": th, "validation trades": stats["n_trades"],
+                     "validation return %": stats["total_return_pct"]})
+    best = max(rows, key=lambda r: (r["validation return %"], r["meta threshold"]))
+    return best["meta threshold"], rows
+
+
+__all__ = ["CONTEXT", "HGB_SETTINGS", "META_THRESHOLDS", "MIN_META_SAMPLES", "MetaModel",
+           "MetaTraining", "RuleArrays", "apply_meta", "choose_meta_threshold", "engine_params",
+           "fit_meta", "kept_probs", "meta_scores", "horizon_of", "inner_folds", "meta_inputs",
            "oof_probs", "refuse_meta", "signal_outcomes", "train_meta"]

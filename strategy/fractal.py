@@ -69,7 +69,8 @@ class FractalParams:
     kelly_fraction: float = 0.5       # share of full Kelly for "kelly" sizing
     # meta-labelling (walk-forward's second arm, backtests/meta.py); the engine ignores these
     meta: bool = False                # also trade primary + meta model
-    meta_threshold: float = 0.5       # keep a signal when P(net win) >= this
+    meta_threshold: float | None = None  # keep a signal when P(net win) >= this (None: choose
+    #                                      it on the validation part)
     meta_folds: int = 3               # nested folds of the training part
     meta_epochs: int | None = None    # epochs of the inner primaries (None: train.epochs)
 

@@ -318,7 +318,7 @@ def meta_arm(task: Task, candles: pd.DataFrame, probs: pd.DataFrame, params, t_f
     """The primary + meta arm (``backtests.meta``): inner primaries on the fold's training part
     (the task's kind, preset, seed and settings, ``strategy.meta_epochs`` epochs, on the CPU),
     the meta model on their out-of-fold signals, then the test signals filtered and sized."""
-    from backtests.meta import apply_meta, train_meta
+    from backtests.meta import apply_meta, choose_meta_threshold, train_meta
     from backtests.simulation import THRESHOLD_GRID
 
     exp = task.exp
@@ -333,10 +333,18 @@ def meta_arm(task: Task, candles: pd.DataFrame, probs: pd.DataFrame, params, t_f
     trained = train_meta(candles, exp.dataset, task.fold, exp.strategy, exp.costs,
                          exp.backtest.cash, conv_rates, train_and_predict,
                          signal_threshold=floor, seed=exp.train.seed)
+    table = []
+    if params.meta_threshold is None:       # chosen on the validation part, as the primary's
+        v_first, v_last = task.fold.bounds(candles.index, "val")
+        chosen, table = choose_meta_threshold(trained, candles, exp.dataset, probs, v_first,
+                                              v_last, params, exp.costs, exp.backtest.cash,
+                                              conv_rates)
+        params = replace(params, meta_threshold=chosen)
     trade_probs, trade_params, info = apply_meta(trained, candles, exp.dataset, probs, t_first,
                                                  t_last, params, exp.costs, conv_rates)
     return trade_probs, trade_params, {**trained.describe(), **info,
-                                       "threshold": exp.strategy.meta_threshold,
+                                       "threshold": params.meta_threshold,
+                                       "threshold_table": table,
                                        "folds": exp.strategy.meta_folds}
 
 

@@ -18,7 +18,7 @@ from data.folds import Fold, Period
 from data.labels import horizon
 from strategy.fractal import PROB_COLUMNS, Costs, FractalParams
 
-PARAMS = FractalParams(max_hold=1, take_profit_r=0.0, stop="atr:5")
+PARAMS = FractalParams(max_hold=1, take_profit_r=0.0, stop="atr:5", meta_threshold=0.5)
 COSTS = Costs()
 SPEC = DatasetSpec(window=8)
 TRAIN_LAST, VAL_LAST = 1999, 2299
@@ -257,6 +257,7 @@ def test_walkforward_reports_both_arms_with_their_trials(walk_csv, tmp_path):
             assert m["last_position"] + 5 <= m["train_last"]          # max_hold 4 + 1
             assert frame.index[m["train_last"]] < val_start.tz_localize(None)
             assert m["kept"] <= m["test_signals"] and m["train_samples"] > 0
+            assert m["threshold"] in M.META_THRESHOLDS and len(m["threshold_table"]) == 10
 
 
 def test_meta_keys_leave_earlier_ids_and_are_refused_where_no_meta_model_is_trained():
@@ -267,7 +268,7 @@ def test_meta_keys_leave_earlier_ids_and_are_refused_where_no_meta_model_is_trai
     on = base.override({"strategy.meta": True})
     assert on.id != base.id and on.train_id == base.train_id
     # at their defaults the keys are in no id (test_config pins the earlier ids)
-    assert base.override({"strategy.meta_threshold": 0.5}).id == base.id
+    assert base.override({"strategy.meta_threshold": "none"}).id == base.id
     assert on.override({"strategy.meta_threshold": 0.6}).id != on.id
     with pytest.raises(ConfigError, match="grid.*strategy.meta_threshold"):
         parse_grid(["strategy.meta_threshold=0.5,0.6"], base)
@@ -313,3 +314,25 @@ def test_kelly_sizing_of_kept_signals_follows_q(world):
         assert tr["size"] == np.floor(size * (1 + 1e-12))
         shares.append(share)
     assert len(set(np.round(shares, 6))) > 5      # sizes follow q, not one fixed size
+
+
+def test_meta_threshold_none_is_chosen_on_validation_bars_only(world):
+    """``strategy.meta_threshold = none``: the grid traded on the validation part, the best
+    validation return chosen; cutting the data after the validation part changes nothing."""
+    from dataclasses import replace
+
+    candles, probs = world
+    trained = _train(candles, probs)
+    params = replace(PARAMS, meta_threshold=None, threshold=0.5)
+    first, last = TRAIN_LAST + 1, VAL_LAST
+    chosen, rows = M.choose_meta_threshold(trained, candles, SPEC, probs, first, last, params,
+                                           COSTS, 100_000.0, None)
+    assert [r["meta threshold"] for r in rows] == list(M.META_THRESHOLDS)
+    best = max(r["validation return %"] for r in rows)
+    assert chosen == max(r["meta threshold"] for r in rows if r["validation return %"] == best)
+    cut = M.choose_meta_threshold(trained, candles.iloc[:last + 1], SPEC, probs.iloc[:last + 1],
+                                  first, last, params, COSTS, 100_000.0, None)
+    assert cut == (chosen, rows)
+    with pytest.raises(ValueError, match="meta threshold"):
+        M.apply_meta(trained, candles, SPEC, probs, last + 1, len(candles) - 1, params, COSTS,
+                     None)
