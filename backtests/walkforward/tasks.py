@@ -316,13 +316,15 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
 def meta_arm(task: Task, candles: pd.DataFrame, probs: pd.DataFrame, params, t_first: int,
              t_last: int) -> tuple[pd.DataFrame, object, dict]:
     """The primary + meta arm (``backtests.meta``): inner primaries on the fold's training part
-    (the task's kind, preset, seed and settings, ``strategy.meta_epochs`` epochs, on the CPU),
-    the meta model on their out-of-fold signals, then the test signals filtered and sized."""
+    (the task's kind, preset, seed and settings, ``strategy.meta_epochs`` epochs, on the task's
+    device: the CPU unless it trains on a GPU), the meta model on their out-of-fold signals,
+    then the test signals filtered and sized."""
     from backtests.meta import apply_meta, choose_meta_threshold, train_meta
     from backtests.simulation import THRESHOLD_GRID
 
     exp = task.exp
-    cfg = replace(exp.train, device="cpu", epochs=exp.strategy.meta_epochs or exp.train.epochs)
+    cfg = replace(exp.train, device="cpu" if exp.train.device == "auto" else exp.train.device,
+                  epochs=exp.strategy.meta_epochs or exp.train.epochs)
 
     def train_and_predict(fold: Fold, first: int, last: int) -> pd.DataFrame:
         inner = fit(candles, exp.dataset, fold, kind=task.kind, preset=task.preset, cfg=cfg)
