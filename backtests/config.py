@@ -59,7 +59,8 @@ from strategy.fractal import Costs, FractalParams
 PERIODS = ("train", "val", "test", "all")
 NOT_IN_ID = ("train.device", "runtime.runs_dir", "runtime.workers")
 # Keys added after config ids were first recorded: left out of an id while at their default, so
-# every earlier id (and the trials deduplicated on it) stays as it was; set, they are in it.
+# every earlier id (and the trials deduplicated on it) stays as it was; set, they are in it. Their
+# defaults must therefore never change (a run at the old default would share the new one's id).
 LATER_KEYS = ("strategy.meta", "strategy.meta_threshold", "strategy.meta_folds",
               "strategy.meta_epochs")
 
