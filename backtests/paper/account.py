@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from backtests.config import LATER_KEYS
 from data.errors import AttnbtError
 from strategy.fractal import Costs, FractalParams
 
@@ -86,6 +87,11 @@ class AccountSettings:
                 continue     # an older account's row stays as it was written
             value = getattr(self, f.name)
             out[f.name] = value.to_dict() if isinstance(value, FractalParams | Costs) else value
+        # strategy keys added later (config.LATER_KEYS) stay out at their defaults, so an
+        # account's stored text reads and writes as it was
+        default = FractalParams()
+        out["params"] = {k: v for k, v in out["params"].items()
+                         if not (f"strategy.{k}" in LATER_KEYS and v == getattr(default, k))}
         return out
 
     def to_json(self) -> str:
