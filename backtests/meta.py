@@ -28,7 +28,8 @@ part, never of its validation or test part):
 
 At test time (``apply_meta``) each primary signal (the validation-chosen threshold, as the
 primary alone trades it) gets q = P(net win | inputs). A signal with q < ``strategy.meta_threshold``
-is dropped: it neither opens nor closes a position. A kept signal is passed to the engine as
+(none: chosen on the validation part by ``choose_meta_threshold``) is dropped: it neither opens
+nor closes a position. A kept signal is passed to the engine as
 probability q for its side, so with ``strategy.sizing = kelly`` its size is the engine's capped
 Kelly of q: risk share min(``kelly_fraction`` × f*, ``risk_fraction``), f* = q − (1 − q)/b, b the
 target/stop ratio, leverage capped at ``max_leverage``; other sizings keep their size (the meta
