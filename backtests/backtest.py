@@ -206,6 +206,9 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
     ``exp.backtest.auto_threshold`` every model (ours and each ``vs``) picks its signal threshold
     on its own validation bars first (``scored_threshold``).
     """
+    from backtests.meta import refuse_meta
+
+    refuse_meta(exp.strategy, "a backtest")
     b = exp.backtest
     runs_dir = exp.runtime.runs_dir
     params, costs, cash = exp.strategy, exp.costs, b.cash
@@ -321,6 +324,9 @@ def compute_signals_backtest(exp: Experiment, candles: pd.DataFrame, probs: pd.D
     report. With ``backtest.auto_threshold`` the threshold is chosen on the split's validation
     bars of these probabilities (and of each rule's). Whether the signals were fitted on the
     traded bars only you know: the report says so (``in_sample`` is None)."""
+    from backtests.meta import refuse_meta
+
+    refuse_meta(exp.strategy, "a backtest")
     b = exp.backtest
     base_params, costs, cash = exp.strategy, exp.costs, b.cash
     runs, rules = rule_refs(vs)

@@ -62,9 +62,13 @@ from strategy.rules import parse_barriers
 PERIODS = ("train", "val", "test", "all")
 NOT_IN_ID = ("train.device", "runtime.runs_dir", "runtime.workers")
 # Keys added after config ids were first recorded: at this value (their default) a key is left
-# out of the id, so every id recorded before it existed stays; any other value enters the id.
+# out of the id, so every id recorded before it existed stays (and the trials deduplicated on it);
+# any other value enters the id. These defaults must therefore never change (a run at the old
+# default would share the new one's id). Paper accounts leave them out of their stored settings.
 ID_SINCE: dict[str, Any] = {"train.weighting": "none", "train.calibration": "none",
-                            "strategy.barriers": "auto"}
+                            "strategy.barriers": "auto", "strategy.meta": False,
+                            "strategy.meta_threshold": None, "strategy.meta_folds": 3,
+                            "strategy.meta_epochs": None}
 
 
 class ConfigError(AttnbtError):
@@ -273,6 +277,11 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+@functools.cache
+def _default(section: str, name: str) -> Any:
+    return getattr(_section_class(section)(), name)
+
+
 def _section_class(name: str) -> type:
     return _hints(Experiment)[name]
 
@@ -418,6 +427,9 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "strategy.min_stop_spreads": (0, 1e6, True, True),
     "strategy.min_margin": (0, 1, True, True),
     "strategy.kelly_fraction": (0, 1, False, True),
+    "strategy.meta_threshold": (0, 1, False, False),
+    "strategy.meta_folds": (2, 20, True, True),
+    "strategy.meta_epochs": (1, 1e6, True, True),
     "costs.spread": (0, 1e9, True, True),
     "costs.default_spread": (0, 1e9, True, True),
     "costs.commission": (0, 1e9, True, True),

@@ -73,6 +73,12 @@ class FractalParams:
     min_margin: float = 0.0           # skip signals less than this above the runner-up class
     kelly_fraction: float = 0.5       # share of full Kelly for "kelly" sizing
     barriers: str = "auto"            # auto | none | atr:K_UP:K_DN (strategy.rules.parse_barriers)
+    # meta-labelling (walk-forward's second arm, backtests/meta.py); the engine ignores these
+    meta: bool = False                # also trade primary + meta model
+    meta_threshold: float | None = None  # keep a signal when P(net win) >= this (None: choose
+    #                                      it on the validation part)
+    meta_folds: int = 3               # nested folds of the training part
+    meta_epochs: int | None = None    # epochs of the inner primaries (None: train.epochs)
 
     def __post_init__(self) -> None:
         from strategy.rules import (

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from backtests.config import ID_SINCE
 from data.errors import AttnbtError
 from strategy.fractal import Costs, FractalParams
 
@@ -86,8 +87,10 @@ class AccountSettings:
                 continue     # an older account's row stays as it was written
             value = getattr(self, f.name)
             out[f.name] = value.to_dict() if isinstance(value, FractalParams | Costs) else value
-        if self.params.barriers == "auto":      # the strategy's key added later, at its default
-            del out["params"]["barriers"]
+        # strategy keys added later (config.ID_SINCE) stay out at their defaults, so an
+        # account's stored text reads and writes as it was
+        out["params"] = {k: v for k, v in out["params"].items()
+                         if not (f"strategy.{k}" in ID_SINCE and v == ID_SINCE[f"strategy.{k}"])}
         return out
 
     def to_json(self) -> str:

@@ -97,10 +97,12 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
     """
     from backtests.analysis.performance import infer_bars_per_year
     from backtests.currency import conversion, price_digits
+    from backtests.meta import refuse_meta
     from data.summary import timeframe
     from data.validate import to_utc
     from models.checkpoint import check_compatible, load_model
 
+    refuse_meta(params, "a paper account")
     conversion(source, instrument, account_currency)   # a cross is refused before any loading
     gap = parse_max_gap(max_gap)
     folder = account_dir(name, runs_dir)

@@ -56,6 +56,9 @@ def parse_grid(items: list[str], base: Experiment) -> Grid:
     counts = {item.partition("=")[0].strip(): item.partition("=")[2].count(",") + 1
               for item in items}
     check_size(math.prod(counts.values()), " × ".join(f"{n} {k}" for k, n in counts.items()))
+    from backtests.meta import refuse_meta
+
+    refuse_meta(base.strategy, "a sweep")
     model_axes: dict[str, list] = {}
     rule_axes: dict[str, list] = {}
     for item in items:
@@ -69,6 +72,10 @@ def parse_grid(items: list[str], base: Experiment) -> Grid:
                                                                       "model.kind"):
             raise ConfigError(f"`grid` {full}: not a sweepable setting (use data.source for sources, "
                               "`models` for networks; runtime settings do not change results)")
+        if full.startswith("strategy.meta"):
+            raise ConfigError(f"`grid` {full}: a sweep re-simulates rule combinations on each "
+                              "trained model and trains no meta model; compare meta settings "
+                              "in walk-forwards (each one's trials are charged in the DSR)")
         if full in model_axes or full in rule_axes:
             raise ConfigError(f"`grid` {full} is given twice; list all its values once")
         raw = [v.strip() for v in text.split(",")]

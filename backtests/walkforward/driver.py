@@ -247,14 +247,17 @@ def record(run_: Run, wf: WalkForward, p: Planned, results: dict[str, dict],
     for source in p.candles:
         names = [n for n in models if models[n]["source"] == source]
         attention = [n for n in names if models[n]["model"].startswith("attention/")]
-        for a in attention:
-            for b in names:
-                if b == a or models[b]["model"].startswith("attention/"):
-                    continue
-                a_tasks = [r for rs in groups[(source, models[a]["model"])].values() for r in rs]
-                b_tasks = [r for rs in groups[(source, models[b]["model"])].values() for r in rs]
-                comparisons.append(R.compare(a, b, a_tasks, b_tasks, returns[a], returns[b],
-                                             models[a]["bars_per_year"]))
+        pairs = [(a, b) for a in attention for b in names
+                 if b != a and not models[b]["model"].startswith("attention/")]
+        # primary + meta against the primary alone (strategy.meta), every model
+        pairs += [(a, b) for a in names for b in names
+                  if models[a]["model"] == models[b]["model"] + "+meta"
+                  and (a, b) not in pairs]
+        for a, b in pairs:
+            a_tasks = [r for rs in groups[(source, models[a]["model"])].values() for r in rs]
+            b_tasks = [r for rs in groups[(source, models[b]["model"])].values() for r in rs]
+            comparisons.append(R.compare(a, b, a_tasks, b_tasks, returns[a], returns[b],
+                                         models[a]["bars_per_year"]))
     best = R.winner(models, returns)
 
     equity = pd.DataFrame(equities)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from itertools import product
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,10 @@ from models.predict import Predictor
 from models.rules import KIND as RULE_KIND
 from models.rules import rule_probs
 from models.train import TrainResult, fit
+from strategy.fractal import FractalParams
 from strategy.rules import label_exits
+
+META_KEYS = ("meta_threshold", "meta_folds", "meta_epochs")
 
 # 2,000 + 500 + 500 bars stepped by 500: 5 folds on the 5,000-bar sample.
 DEFAULT_BARS = {k: getattr(FoldsConfig, k) for k in ("train_bars", "val_bars", "test_bars")}
@@ -135,7 +139,8 @@ class Task:
 
     @property
     def model(self) -> str:
-        return f"{self.kind}/{self.preset}"
+        """``kind/preset``; ``kind/preset+meta`` for the primary + meta-model arm."""
+        return f"{self.kind}/{self.preset}" + ("+meta" if self.exp.strategy.meta else "")
 
     @property
     def id(self) -> str:
@@ -198,18 +203,23 @@ def plan_tasks(base: Experiment, source: str, candles: pd.DataFrame, models: lis
     """The tasks of one source, ordered model × seed × fold (a DataError for an instrument
     whose P&L cannot be converted to the account currency). A rule baseline has no seed: it
     is planned for the first seed only, so its identical results are one trial, not one per
-    seed (the deflated Sharpe ratio charges each trial)."""
+    seed (the deflated Sharpe ratio charges each trial). With ``strategy.meta`` each model also
+    gets a primary + meta arm (``kind/preset+meta``, its own tasks and trials) beside the
+    primary alone, whose tasks keep the ids they have without meta."""
     conversion_of(base.data, source)
+    arms = (False, True) if base.strategy.meta else (False,)
     try:
         folds = plan.folds(candles.index)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     tasks = []
     for kind, preset in models:
-        for seed in (seeds[:1] if kind == RULE_KIND else seeds):
-            exp = base.override({"data.source": source, "model.kind": kind,
-                                 "model.preset": preset, "train.seed": seed,
-                                 "split.embargo": plan.embargo})
+        for arm, seed in product(arms, seeds[:1] if kind == RULE_KIND else seeds):
+            over = {"data.source": source, "model.kind": kind, "model.preset": preset,
+                    "train.seed": seed, "split.embargo": plan.embargo, "strategy.meta": arm}
+            if not arm:     # the primary alone: the meta settings do not change its result
+                over.update({f"strategy.{k}": getattr(FractalParams(), k) for k in META_KEYS})
+            exp = base.override(over)
             for i, fold in enumerate(folds, 1):
                 tasks.append(Task(source, kind, preset, seed, i, fold, exp, data_fingerprint,
                                   auto_threshold))
@@ -263,8 +273,11 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
         params, table = choose_threshold(candles.iloc[v_first:v_last + 1],
                                          probs.iloc[v_first:v_last + 1], params,
                                          exp.costs, exp.backtest.cash, conv)
-    bt = run_backtest(bars, probs.iloc[t_first:t_last + 1], params, exp.costs, exp.backtest.cash,
-                      rates=rates(bars, conv))
+    trade_probs, meta, threshold = probs, None, params.threshold
+    if exp.strategy.meta:
+        trade_probs, params, meta = meta_arm(task, candles, probs, params, t_first, t_last)
+    bt = run_backtest(bars, trade_probs.iloc[t_first:t_last + 1], params, exp.costs,
+                      exp.backtest.cash, rates=rates(bars, conv))
 
     ds = CandleDataset(candles, result.spec)
     ends = ds.ends("test", fold)
@@ -286,7 +299,7 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
 
     return {
         "task": task.describe(),
-        "threshold": params.threshold,
+        "threshold": threshold,
         "threshold_table": table,
         "metrics": {"hit_pct": art["hit_pct"], "missed_pct": art["missed_pct"],
                     "error": art["error"], "macro_f1": cls["macro_f1"],
@@ -306,7 +319,45 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
         "fingerprint": fingerprint(bars),
         "moments": jsonable(moments(returns)),
         "costs_charged": costs_charged(bars, exp.costs, bt.trades),
+        **({"meta": meta} if meta is not None else {}),
     }
+
+
+def meta_arm(task: Task, candles: pd.DataFrame, probs: pd.DataFrame, params, t_first: int,
+             t_last: int) -> tuple[pd.DataFrame, object, dict]:
+    """The primary + meta arm (``backtests.meta``): inner primaries on the fold's training part
+    (the task's kind, preset, seed and settings, ``strategy.meta_epochs`` epochs, on the task's
+    device: the CPU unless it trains on a GPU), the meta model on their out-of-fold signals,
+    then the test signals filtered and sized."""
+    from backtests.meta import apply_meta, choose_meta_threshold, train_meta
+    from backtests.simulation import THRESHOLD_GRID
+
+    exp = task.exp
+    cfg = replace(exp.train, device="cpu" if exp.train.device == "auto" else exp.train.device,
+                  epochs=exp.strategy.meta_epochs or exp.train.epochs)
+
+    def train_and_predict(fold: Fold, first: int, last: int) -> pd.DataFrame:
+        inner = fit(candles, exp.dataset, fold, kind=task.kind, preset=task.preset, cfg=cfg)
+        return predict_bars(inner, candles, first, last)
+
+    conv_rates = rates(candles, conversion_of(exp.data))
+    floor = min(THRESHOLD_GRID) if task.auto_threshold else exp.strategy.threshold
+    trained = train_meta(candles, exp.dataset, task.fold, exp.strategy, exp.costs,
+                         exp.backtest.cash, conv_rates, train_and_predict,
+                         signal_threshold=floor, seed=exp.train.seed)
+    table = []
+    if params.meta_threshold is None:       # chosen on the validation part, as the primary's
+        v_first, v_last = task.fold.bounds(candles.index, "val")
+        chosen, table = choose_meta_threshold(trained, candles, exp.dataset, probs, v_first,
+                                              v_last, params, exp.costs, exp.backtest.cash,
+                                              conv_rates)
+        params = replace(params, meta_threshold=chosen)
+    trade_probs, trade_params, info = apply_meta(trained, candles, exp.dataset, probs, t_first,
+                                                 t_last, params, exp.costs, conv_rates)
+    return trade_probs, trade_params, {**trained.describe(), **info,
+                                       "threshold": params.meta_threshold,
+                                       "threshold_table": table,
+                                       "folds": exp.strategy.meta_folds}
 
 
 def compute_task(payload: tuple[Task, pd.DataFrame]) -> dict:
