@@ -43,6 +43,11 @@ MIN_TEST_BARS = 100
 MAX_SEEDS = 1000
 DEFAULT_PRESET = {"attention": "article", "dense": "matched", "conv": "article",
                   "lstm": "article", "rule": "newhl"}
+# The order in which tasks are handed to the workers: the longest first, so that two workers do
+# not end with one long task running while the other waits (it changes no result). Seconds per
+# task of `attnbt walkforward --models attention,dense,conv,lstm --seeds 3 --workers 2` on the
+# sample (2-core CPU, docs/benchmarks.md): lstm 24, attention 10, conv 2.5, dense 2.4, rules 0.
+COST_RANK = {"lstm": 4, "attention": 3, "conv": 2, "dense": 1, "rule": 0}
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,11 @@ class Task:
     @property
     def label(self) -> str:
         return f"{self.source} {self.model} seed {self.seed} fold {self.fold_no}"
+
+    @property
+    def cost(self) -> int:
+        """Rank of how long the task takes (``COST_RANK``): the driver starts long ones first."""
+        return COST_RANK.get(self.kind, 0)
 
     def describe(self) -> dict:
         """The task's inputs as plain JSON (what a failure report shows)."""
