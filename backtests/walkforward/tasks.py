@@ -228,7 +228,7 @@ def train_fold(task: Task, candles: pd.DataFrame) -> TrainResult:
 
 
 def predict_bars(result: TrainResult, candles: pd.DataFrame, first: int, last: int,
-                 chunk: int = 1024) -> pd.DataFrame:
+                 chunk: int = 1024, dataset: CandleDataset | None = None) -> pd.DataFrame:
     """Probabilities for bars first … last (features of the whole frame, as in training, scored
     by ``models.predict.Predictor``; a rule baseline reads the candles up to each bar)."""
     if result.kind == RULE_KIND:
@@ -236,7 +236,8 @@ def predict_bars(result: TrainResult, candles: pd.DataFrame, first: int, last: i
         probs.iloc[:first] = np.nan
         probs.iloc[last + 1:] = np.nan
         return probs
-    return predictor_of(result).predict_frame(candles, chunk, first=first, last=last)
+    return predictor_of(result).predict_frame(candles, chunk, first=first, last=last,
+                                              dataset=dataset)
 
 
 def predictor_of(result: TrainResult) -> Predictor:
@@ -252,7 +253,8 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
     fold = task.fold
     v_first, v_last = fold.bounds(candles.index, "val")
     t_first, t_last = fold.bounds(candles.index, "test")
-    probs = predict_bars(result, candles, v_first, t_last)
+    ds = CandleDataset(candles, result.spec)        # features once: scoring and the labels
+    probs = predict_bars(result, candles, v_first, t_last, dataset=ds)
     bars = candles.iloc[t_first:t_last + 1]
     check_costs(bars, exp.costs)
     conv = conversion_of(exp.data)
@@ -268,7 +270,6 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
     bt = run_backtest(bars, probs.iloc[t_first:t_last + 1], params, exp.costs, exp.backtest.cash,
                       rates=rates(bars, conv))
 
-    ds = CandleDataset(candles, result.spec)
     ends = ds.ends("test", fold)
     if len(ends) == 0:
         raise DataError(f"{task.label}: the test part holds no labelled windows",
