@@ -88,19 +88,48 @@ def choose_threshold(bars: pd.DataFrame, probs: pd.DataFrame, params: FractalPar
     highest total return wins (ties: the higher threshold, fewer trades). The compiled simulator
     runs these backtests (it gives backtrader's trades and equity, tests/strategy/test_fast.py).
     Returns the params with the chosen threshold and one row per threshold tried.
+
+    Only the threshold changes from one run to the next, so the bars are prepared once and each
+    row is read off the kernel's arrays (:func:`threshold_row`) instead of a trades frame and
+    the full statistics: the same numbers as ``compute_stats`` gives for ``simulate_fast``'s
+    trades and equity (tests/backtests/test_threshold_rows.py).
     """
-    from strategy.fast import simulate_fast
+    from strategy.engine import Booking
+    from strategy.fast import prepare, run_prepared
+    from strategy.rules import atr_array, hour_mask, needs_atr, parse_hours
 
     bar_rates = rates(bars, conv) if conv is not None else None
+    prep = prepare(bars, probs, bar_rates)
+    book = Booking(bars, bar_rates)
+    shared = {"spreads": costs.spread_array(bars), "hour_ok": hour_mask(prep.index,
+                                                                        parse_hours(params.hours)),
+              "atr": (atr_array(bars, params.atr_period) if needs_atr(params)
+                      else np.full(len(prep.close), np.nan))}
     rows = []
     for threshold in THRESHOLD_GRID:
-        trades, equity = simulate_fast(bars, probs, replace(params, threshold=threshold), costs,
-                                       cash, rates=bar_rates)
-        stats = compute_stats(equity, trades)
-        rows.append({"threshold": threshold, "validation trades": stats["n_trades"],
-                     "validation return %": stats["total_return_pct"],
-                     "validation win rate %": stats["win_rate_pct"]})
+        res = run_prepared(prep, replace(params, threshold=threshold), costs, cash,
+                           candles=bars, **shared)
+        rows.append({"threshold": threshold, **threshold_row(res, book)})
     return replace(params, threshold=best_threshold(rows)["threshold"]), rows
+
+
+def threshold_row(res, book) -> dict:
+    """Trades, total return and win rate of one compiled run (``strategy.fast.FastResult``,
+    finalized: every trade closed), computed as ``compute_stats`` computes them from the trades
+    frame ``strategy.fast.trades_frame`` would build: each trade's net P&L booked by
+    ``strategy.engine.trade_record``'s arithmetic (``book``: its ``Booking``)."""
+    from strategy.fast import F_CM_IN, F_CM_OUT, F_PIN, F_POUT, F_SIZE, I_DIR, I_ENTRY, I_EXIT
+
+    ti, tf, values = res.trades_int, res.trades_float, res.equity
+    wins = 0
+    for t, f in zip(ti, tf, strict=True):
+        net_move = (float(book.move(int(t[I_ENTRY]), float(f[F_PIN]), int(t[I_EXIT]),
+                                    float(f[F_POUT]))) * int(t[I_DIR]) * float(f[F_SIZE]))
+        wins += (net_move - (float(f[F_CM_IN]) + float(f[F_CM_OUT]))) > 0
+    k = len(ti)
+    return {"validation trades": k,
+            "validation return %": 100.0 * (float(values[-1]) / float(values[0]) - 1.0),
+            "validation win rate %": float(100.0 * wins / k) if k else float("nan")}
 
 
 def best_threshold(rows: list[dict]) -> dict:

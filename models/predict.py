@@ -63,14 +63,19 @@ class Predictor:
         return probs
 
     def predict_frame(self, candles: pd.DataFrame, chunk: int = 1024, *, first: int = 0,
-                      last: int | None = None) -> pd.DataFrame:
+                      last: int | None = None,
+                      dataset: CandleDataset | None = None) -> pd.DataFrame:
         """Probabilities for every bar whose window is complete; NaN rows in the warm-up.
         ``first`` … ``last``: score only the bars at these positions (the others are NaN); the
-        features are still those of the whole frame.
+        features are still those of the whole frame. ``dataset``: the caller's
+        ``CandleDataset`` of these candles and this model's spec (its features, not computed
+        again).
 
         Windows are gathered and scored a chunk at a time: small chunks stay in the CPU's cache
         (1,024 was the fastest of 256–8,192 on the benchmark machine, docs/benchmarks.md)."""
-        ds = self.dataset(candles)
+        ds = self.dataset(candles) if dataset is None else dataset
+        if ds.candles is not candles or ds.spec != self.spec:
+            raise ModelError("`dataset` is not of these candles and this model's spec")
         matrix = ds.matrix(self.loaded.normaliser)
         ends = np.flatnonzero(ds.window_ok)
         if first or last is not None:

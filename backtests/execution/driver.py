@@ -76,6 +76,9 @@ class Task(Protocol):
     @property
     def label(self) -> str: ...
 
+    @property
+    def cost(self) -> int: ...               # a rank: tasks with a higher one are started first
+
 
 class StudyPlan(Protocol):
     tasks: Sequence[Task]
@@ -222,14 +225,16 @@ def compute(study: Study, p: StudyPlan, run_: Run, reg: Registry, ex: Executor |
         for i, result in study.ensembles(p, todo, say):
             done(i, TaskFailure(i, result) if isinstance(result, BaseException) else result)
         return results, failures
-    payloads = [study.payload(p, t) for t in todo]
+    # the longest tasks first (stable: plan order among equals); results keep the plan's order
+    order = sorted(range(len(todo)), key=lambda i: -todo[i].cost)
+    payloads = [study.payload(p, todo[i]) for i in order]
     fn = study.compute
     if study.placement.executor == "ray":
         gpus = ex.gpus_per_task
         fn = study.compute_cuda if gpus > 0 else study.compute
         say(f"computing {len(todo)} tasks on Ray ({study.placement.address or 'local instance'}"
             f"{f', {gpus} GPU a task' if gpus > 0 else ''})")
-    ex.map(fn, payloads, on_done=done, catch=(AttnbtError,))
+    ex.map(fn, payloads, on_done=lambda j, result: done(order[j], result), catch=(AttnbtError,))
     return results, failures
 
 

@@ -91,6 +91,10 @@ class SweepTask:
         return self.task.model, json.dumps(jsonable(self.model_combo), sort_keys=True)
 
     @property
+    def cost(self) -> int:
+        return self.task.cost
+
+    @property
     def label(self) -> str:
         extra = f" {combo_label(self.model_combo)}" if self.model_combo else ""
         return f"{self.task.model}{extra} seed {self.task.seed} fold {self.task.fold_no}"

@@ -55,6 +55,11 @@ MIN_TEST_BARS = 100
 MAX_SEEDS = 1000
 DEFAULT_PRESET = {"attention": "article", "dense": "matched", "conv": "article",
                   "lstm": "article", "rule": "newhl"}
+# The order in which tasks are handed to the workers: the longest first, so that two workers do
+# not end with one long task running while the other waits (it changes no result). Seconds per
+# task of `attnbt walkforward --models attention,dense,conv,lstm --seeds 3 --workers 2` on the
+# sample (2-core CPU, docs/benchmarks.md): lstm 24, attention 10, conv 2.5, dense 2.4, rules 0.
+COST_RANK = {"lstm": 4, "attention": 3, "conv": 2, "dense": 1, "rule": 0}
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,11 @@ class Task:
     def label(self) -> str:
         return f"{self.source} {self.model} seed {self.seed} fold {self.fold_no}"
 
+    @property
+    def cost(self) -> int:
+        """Rank of how long the task takes (``COST_RANK``): the driver starts long ones first."""
+        return COST_RANK.get(self.kind, 0)
+
     def describe(self) -> dict:
         """The task's inputs as plain JSON (what a failure report shows)."""
         f = self.fold
@@ -236,7 +246,7 @@ def train_fold(task: Task, candles: pd.DataFrame) -> TrainResult:
 
 
 def predict_bars(result: TrainResult, candles: pd.DataFrame, first: int, last: int,
-                 chunk: int = 1024) -> pd.DataFrame:
+                 chunk: int = 1024, dataset: CandleDataset | None = None) -> pd.DataFrame:
     """Probabilities for bars first … last (features of the whole frame, as in training, scored
     by ``models.predict.Predictor``; a rule baseline reads the candles up to each bar)."""
     if result.kind == RULE_KIND:
@@ -244,7 +254,8 @@ def predict_bars(result: TrainResult, candles: pd.DataFrame, first: int, last: i
         probs.iloc[:first] = np.nan
         probs.iloc[last + 1:] = np.nan
         return probs
-    return predictor_of(result).predict_frame(candles, chunk, first=first, last=last)
+    return predictor_of(result).predict_frame(candles, chunk, first=first, last=last,
+                                              dataset=dataset)
 
 
 def predictor_of(result: TrainResult) -> Predictor:
@@ -260,7 +271,8 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
     fold = task.fold
     v_first, v_last = fold.bounds(candles.index, "val")
     t_first, t_last = fold.bounds(candles.index, "test")
-    probs = predict_bars(result, candles, v_first, t_last)
+    ds = CandleDataset(candles, result.spec)        # features once: scoring and the labels
+    probs = predict_bars(result, candles, v_first, t_last, dataset=ds)
     bars = candles.iloc[t_first:t_last + 1]
     check_costs(bars, exp.costs)
     conv = conversion_of(exp.data)
@@ -279,7 +291,6 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
     bt = run_backtest(bars, trade_probs.iloc[t_first:t_last + 1], params, exp.costs,
                       exp.backtest.cash, rates=rates(bars, conv))
 
-    ds = CandleDataset(candles, result.spec)
     ends = ds.ends("test", fold)
     if len(ends) == 0:
         raise DataError(f"{task.label}: the test part holds no labelled windows",

@@ -62,7 +62,7 @@ def _fake_model(monkeypatch, module) -> None:
         return SimpleNamespace(spec=task.exp.dataset,
                                metrics={"best_epoch": 1, "epochs_run": 1, "seconds": 0.0})
 
-    def predict(trained, candles, first, last):
+    def predict(trained, candles, first, last, dataset=None):
         out = _fake_probs(candles).to_numpy().copy()
         out[:first] = np.nan
         out[last + 1:] = np.nan

@@ -1,6 +1,9 @@
 import numpy as np
 import pandas as pd
+import pytest
 
+from data.dataset import CandleDataset
+from models.errors import ModelError
 from models.predict import PROB_COLUMNS, Predictor
 
 
@@ -37,3 +40,14 @@ def test_changing_later_bars_changes_no_earlier_prediction(trained_run, eurusd):
     after = predictor.predict_frame(candles)
     pd.testing.assert_frame_equal(before.iloc[: t + 1], after.iloc[: t + 1])
     assert not before.iloc[t + 30:].equals(after.iloc[t + 30:])  # the change did reach later bars
+
+
+def test_a_dataset_given_to_predict_frame_gives_the_same_probabilities(trained_run, eurusd):
+    """The walk-forward hands its CandleDataset over (features computed once per task)."""
+    predictor = Predictor.from_run(trained_run.path)
+    candles = eurusd.iloc[:700]
+    ds = CandleDataset(candles, predictor.spec)
+    got = predictor.predict_frame(candles, first=300, last=600, dataset=ds)
+    pd.testing.assert_frame_equal(got, predictor.predict_frame(candles, first=300, last=600))
+    with pytest.raises(ModelError, match="not of these candles"):
+        predictor.predict_frame(candles.copy(), dataset=ds)
