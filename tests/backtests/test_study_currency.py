@@ -59,7 +59,7 @@ def _fake_probs(candles: pd.DataFrame, edge: float = 0.3) -> pd.DataFrame:
 def _fake_model(monkeypatch, module) -> None:
     """Replace training and prediction in ``module`` (no network is trained)."""
     def train(task, candles):
-        return SimpleNamespace(spec=task.exp.dataset,
+        return SimpleNamespace(spec=task.exp.dataset, meta={},     # meta: no calibration map
                                metrics={"best_epoch": 1, "epochs_run": 1, "seconds": 0.0})
 
     def predict(trained, candles, first, last, dataset=None):
