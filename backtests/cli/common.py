@@ -178,7 +178,8 @@ OPTION_OF.update({"backtest.start": "--from", "backtest.end": "--to", "data.star
                   "train.compile": "--compile", "data.source": "--data",
                   "strategy.threshold": "--threshold", "model.kind": "--model",
                   "data.dayfirst": "--dayfirst/--monthfirst", "data.sort": "--sort",
-                  "paper.start": "--from", "paper.max_gap": "--max-gap"})
+                  "paper.start": "--from", "paper.max_gap": "--max-gap",
+                  "data.pool": "--pool/--no-pool"})
 OPTION_OF.update({key: "--" + key.split(".", 1)[1].replace("_", "-") for key in FOLDS_KEYS})
 
 

@@ -54,9 +54,13 @@ WF = "Walk-forward"
 def walkforward_cmd(
     settings: SettingsArg = None,
     data: Annotated[list[str] | None, typer.Option(
-        "--data", help="Data source (repeatable): sample:EURUSD_H1, a CSV path, "
-        "yahoo:SYMBOL:INTERVAL, or sample:planted-KIND[:SEED[:BARS]].",
+        "--data", help="Data source (repeatable, or comma-separated A,B,C): sample:EURUSD_H1, "
+        "a CSV path, yahoo:SYMBOL:INTERVAL, or sample:planted-KIND[:SEED[:BARS]].",
         rich_help_panel=DATA)] = None,
+    pool: Annotated[bool | None, typer.Option(
+        "--pool/--no-pool", help="Several --data sources: train ONE model per model, seed and "
+        "fold on all their windows (folds on one calendar, each normalised on its own training "
+        "part), results per instrument and pooled (data.pool).", rich_help_panel=DATA)] = None,
     models: Annotated[str, typer.Option("--models", help="Models, comma-separated: attention, "
                                         "dense, conv, lstm (or kind/preset), and the rule "
                                         "baselines rule/newhl, rule/newhl-range[:K] (no "
@@ -117,11 +121,12 @@ def walkforward_cmd(
                               "cash": cash, "short": short, "take_profit_r": take_profit_r,
                               "max_hold": max_hold, "stop_buffer": stop_buffer, "sizing": sizing,
                               "units": units, "risk": risk, "commission": commission,
-                              "slippage": slippage, "runs_dir": runs_dir})
+                              "slippage": slippage, "runs_dir": runs_dir, "pool": pool})
     options = trading_overrides(options, spread, spread_pips, pip, threshold)
     exp = build_experiment(config, options, settings)
     auto = threshold is None or threshold.strip().lower() == "auto"
-    sources = list(data or [exp.data.source])
+    sources = [s.strip() for d in (data or [exp.data.source]) for s in d.split(",")
+               if s.strip()]
     wf = wfm.WalkForward(
         base=exp, sources=sources, models=wfm.parse_models(models, presets),
         seeds=seed_list(seeds),
