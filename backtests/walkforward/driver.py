@@ -124,6 +124,7 @@ def _plan_pooled(wf: WalkForward) -> Planned:
     """``data.pool``: every source loads (or the run is refused), one calendar, pooled tasks."""
     from backtests.scoring import load_candles
 
+    P.check_pool(wf.base, wf.sources)
     candles = {s: load_candles(wf.base.override({"data.source": s})) for s in wf.sources}
     fps = {s: fingerprint(c) for s, c in candles.items()}
     tasks = P.plan_pooled_tasks(wf.base, candles, fps, wf.models, wf.seeds, wf.plan,

@@ -125,7 +125,7 @@ def test_normalisers_are_fitted_per_instrument_on_its_training_bars_only(instrum
     assert not np.allclose(norm.of("A").mean, norm.of("B").mean)
     # bars after the training part (any instrument) do not move any normaliser
     later = {s: f.copy() for s, f in instruments.items()}
-    for s, f in later.items():
+    for f in later.values():
         cut = fold.train.end
         f.loc[f.index > cut, ["open", "high", "low", "close"]] *= 1.5
     again = PooledDataset(later, SPEC).fit_normaliser(fold)

@@ -1,0 +1,161 @@
+"""Walk-forward with several instruments pooled into one model (``data.pool``): one model per
+(model, seed, fold) trained on every instrument's windows, the same numbers as a single-source
+run when given one instrument, training causal across instruments, results and trials per
+instrument, and the CLI's ``--data A,B --pool``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from backtests import walkforward as wfm
+from backtests.cli import app
+from backtests.config import ConfigError, Experiment
+from backtests.store import Registry
+from backtests.walkforward.pooled import compute_pooled_task, view
+from backtests.walkforward.tasks import compute_task
+from data import DatasetSpec
+from data.folds import walk_forward
+from data.pool import calendar
+from data.synth import generate
+from models.config import TrainConfig
+from models.train import fit
+
+ONE_FOLD = wfm.FoldPlan(train_bars=500, val_bars=200, test_bars=200)
+CFG = TrainConfig(epochs=1, batch_size=64, device="cpu", threads=1)
+SPEC = DatasetSpec(window=8, features="scaled", labels="3bar")
+
+
+def _write(frame: pd.DataFrame, path) -> str:
+    out = frame.copy()
+    out.index = out.index.strftime("%Y-%m-%d %H:%M:%S")
+    out.to_csv(path, index_label="time", float_format="%.6f")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, pd.DataFrame]:
+    a = generate("order", seed=1, bars=1000)
+    b = generate("regime", seed=2, bars=1000)
+    b = b.iloc[np.arange(len(b)) % 6 != 1]         # another calendar: every sixth bar missing
+    return {"A": a, "B": b}
+
+
+@pytest.fixture(scope="module")
+def csvs(frames, tmp_path_factory):
+    d = tmp_path_factory.mktemp("pool")
+    return [_write(frames["A"], d / "EURUSD_H1.csv"), _write(frames["B"], d / "GBPUSD_H1.csv")]
+
+
+def _weights(result) -> dict[str, torch.Tensor]:
+    return result.model.state_dict()
+
+
+def test_pooled_training_on_one_instrument_is_the_single_source_training(frames):
+    fold = walk_forward(frames["A"].index, train_bars=500, val_bars=200, test_bars=200)[0]
+    one = fit(frames["A"], SPEC, fold, kind="dense", preset="matched", cfg=CFG)
+    pooled = fit({"A": frames["A"]}, SPEC, fold, kind="dense", preset="matched", cfg=CFG)
+    for k, v in _weights(one).items():
+        assert torch.equal(v, _weights(pooled)[k]), k
+    np.testing.assert_array_equal(pooled.normaliser.of("A").mean, one.normaliser.mean)
+
+
+def test_pooled_training_is_causal_in_every_instrument(frames):
+    """Bars after the fold's validation end, in either instrument, changed or removed: the
+    same pooled model, weight for weight."""
+    fold = walk_forward(calendar({s: f.index for s, f in frames.items()}), train_bars=500,
+                        val_bars=200, test_bars=200)[0]
+    base = fit(dict(frames), SPEC, fold, kind="dense", preset="matched", cfg=CFG)
+    t = fold.validation.end
+    changed = {"A": frames["A"][frames["A"].index <= t], "B": frames["B"].copy()}
+    late = changed["B"].index > t
+    changed["B"].loc[late, ["open", "high", "low", "close"]] *= 1.3
+    again = fit(changed, SPEC, fold, kind="dense", preset="matched", cfg=CFG)
+    for k, v in _weights(base).items():
+        assert torch.equal(v, _weights(again)[k]), k
+    # and the pool is not ignoring B: without B the model differs
+    alone = fit({"A": frames["A"]}, SPEC, fold, kind="dense", preset="matched", cfg=CFG)
+    assert any(not torch.equal(v, _weights(alone)[k]) for k, v in _weights(base).items())
+
+
+def test_a_pooled_task_on_one_instrument_gives_todays_numbers(csvs):
+    base = Experiment().override({"train.epochs": 1, "train.batch_size": 64,
+                                  "dataset.window": 8, "train.device": "cpu"})
+    wf = wfm.WalkForward(base=base, sources=[csvs[0]], models=wfm.parse_models("dense"),
+                         seeds=[0], plan=ONE_FOLD, device="cpu")
+    p = wfm.plan(wf)
+    single = p.tasks[0]
+    candles = p.candles[csvs[0]]
+    from backtests.walkforward.pooled import plan_pooled_tasks
+    from data import fingerprint
+
+    pooled = plan_pooled_tasks(base.override({"data.pool": True}), {csvs[0]: candles},
+                               {csvs[0]: fingerprint(candles)}, wf.models, [0], ONE_FOLD)[0]
+    assert pooled.fold == single.fold
+    want = compute_task((single, candles))
+    got = compute_pooled_task((pooled, {csvs[0]: candles}))["instruments"][csvs[0]]
+    assert got["equity"] == want["equity"] and got["times"] == want["times"]
+    assert got["metrics"] == want["metrics"] and got["threshold"] == want["threshold"]
+    assert got["task"]["id"] != want["task"]["id"]      # a pooled task is no single task
+    assert view(pooled, csvs[0]).id == got["task"]["id"]
+
+
+def test_a_pooled_run_records_each_instrument_and_charges_the_dsr_for_each(csvs, tmp_path):
+    base = Experiment().override({"runtime.runs_dir": str(tmp_path), "train.epochs": 1,
+                                  "train.batch_size": 64, "dataset.window": 8,
+                                  "data.pool": True})
+    wf = wfm.WalkForward(base=base, sources=csvs, models=wfm.parse_models("dense"), seeds=[0],
+                         plan=ONE_FOLD, device="cpu")
+    p = wfm.plan(wf)
+    assert [t.source for t in p.tasks] == ["pooled"] * len(p.tasks)
+    assert wfm.trials_added(p, wf) == 2 * len(p.tasks) + 2
+    out = wfm.run(wf)
+    payload = json.loads((out.run.path / "walkforward.json").read_text())
+    assert set(payload["models"]) == {f"dense/matched on {s}" for s in csvs}
+    assert payload["settings"]["pool"] is True
+    assert payload["pooled"]["dense/matched"]["instruments"] == csvs
+    table = pd.read_csv(out.run.path / "results.csv")
+    assert sorted(table.source) == sorted(csvs * len(p.tasks))
+    reg = Registry(tmp_path)
+    trials = [t for t in reg.trials() if t["run_id"] == out.run.id]
+    assert len(trials) == 2 * len(p.tasks) + 2          # per instrument: tasks + stitched
+    for name, m in payload["models"].items():
+        assert m["dsr_trials"] >= 1, name
+    again = wfm.run(wf)                                  # a re-run adds no trial
+    assert again.reused and len([t for t in reg.trials() if t["run_id"] == out.run.id]) == \
+        len(trials)
+
+
+def test_pool_refuses_meta_and_a_repeated_source(csvs, tmp_path):
+    base = Experiment().override({"runtime.runs_dir": str(tmp_path), "data.pool": True})
+    for over, sources, key in (({"strategy.meta": True}, csvs, "strategy.meta"),
+                               ({}, [csvs[0], csvs[0]], "listed twice")):
+        wf = wfm.WalkForward(base=base.override(over), sources=sources,
+                             models=wfm.parse_models("dense"), seeds=[0], plan=ONE_FOLD)
+        with pytest.raises(ConfigError, match=key):
+            wfm.plan(wf)
+
+
+def test_pool_is_left_out_of_ids_at_its_default():
+    assert "pool" not in Experiment().to_dict(for_id=True)["data"]
+    assert Experiment().override({"data.pool": True}).id != Experiment().id
+
+
+def test_cli_takes_comma_separated_sources_and_pool(csvs, tmp_path):
+    runner = CliRunner()
+    common = ["walkforward", "--models", "dense", "--seeds", "1", "--train-bars", "300",
+              "--val-bars", "200", "--test-bars", "200", "--runs-dir", str(tmp_path),
+              "--dry-run"]
+    pooled = runner.invoke(app, [*common, "--data", ",".join(csvs), "--pool"])
+    assert pooled.exit_code == 0, pooled.output
+    assert "pooled dense/matched seed 0 fold 1" in pooled.output
+    apart = runner.invoke(app, [*common, "--data", ",".join(csvs)])
+    assert apart.exit_code == 0, apart.output
+    assert "pooled" not in apart.output
+    assert apart.output.count("dense/matched seed 0 fold 1") == 2     # one per source
+    assert pooled.output.count("dense/matched seed 0 fold 1") == 1    # one for both
