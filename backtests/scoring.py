@@ -141,7 +141,8 @@ def score(ref: str, source: str | None = None, *, period: str = "test",
     if period not in PERIODS:
         raise ConfigError(f"backtest.period = {period!r}: choose {', '.join(PERIODS)}")
     run = Registry(runs_dir).resolve(ref, kind="train")
-    loaded = load_model(run.path, device=device, trust_unhashed=trust_unhashed)
+    loaded = load_model(run.path, device=device, trust_unhashed=trust_unhashed,
+                        instrument=source)      # a pooled model: that instrument's normaliser
     if candles is None:
         candles = data_for_model(loaded, source, reading)
     check_compatible(loaded, timeframe=str(timeframe(candles.index)))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import PurePath
 
 import numpy as np
 import pandas as pd
@@ -57,6 +58,15 @@ class PooledNormaliser:
         except KeyError:
             raise DataError(f"no normaliser for {source!r}: the model was pooled from "
                             f"{', '.join(self.by_source)}", rule="unknown instrument") from None
+
+    def key_of(self, source: str) -> str | None:
+        """The trained instrument ``source`` is: the same source text, else the one trained
+        source with the same file name (``EURUSD_H1.csv`` in another folder); None if none."""
+        if source in self.by_source:
+            return source
+        name = PurePath(str(source)).name
+        same = [s for s in self.by_source if PurePath(s).name == name]
+        return same[0] if len(same) == 1 else None
 
     def to_dict(self) -> dict:
         return {"pooled": {s: n.to_dict() for s, n in self.by_source.items()}}
