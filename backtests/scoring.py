@@ -34,6 +34,9 @@ VALIDATION_FILE = "validation.parquet"
 def load_candles(exp: Experiment) -> pd.DataFrame:
     """The experiment's candles: its source read as configured, cut to data.start … data.end."""
     d = exp.data
+    if d.pool and "," in d.source:
+        raise ConfigError(f"data.source {d.source} lists several instruments (data.pool): only "
+                          "train and walkforward pool them; apply a pooled model to one of them")
     candles = load(d.source, tz=d.tz, sort=d.sort, point=d.point, dayfirst=d.dayfirst)
     if d.start or d.end:
         first, last = Period.between(d.start, d.end).positions(candles.index, "the data period")

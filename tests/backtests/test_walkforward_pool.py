@@ -159,3 +159,32 @@ def test_cli_takes_comma_separated_sources_and_pool(csvs, tmp_path):
     assert "pooled" not in apart.output
     assert apart.output.count("dense/matched seed 0 fold 1") == 2     # one per source
     assert pooled.output.count("dense/matched seed 0 fold 1") == 1    # one for both
+
+
+@pytest.mark.slow      # a training and a backtest with its report and baselines, end to end
+def test_train_pooled_then_backtest_it_on_one_instrument(csvs, tmp_path):
+    """`attnbt train --data A,B data.pool=true` saves one model with both normalisers;
+    `attnbt backtest --data A` applies A's (threshold on A's own validation bars); an
+    instrument it was not trained on is refused, naming the ones it was."""
+    from models.checkpoint import load_model
+
+    runner = CliRunner()
+    runs = ["--runs-dir", str(tmp_path)]
+    trained = runner.invoke(app, ["train", "--data", ",".join(csvs), "--model", "dense",
+                                  "--window", "8", "--epochs", "1", *runs, "data.pool=true"])
+    assert trained.exit_code == 0, trained.output
+    run = Registry(tmp_path).resolve("latest", kind="train")
+    meta = json.loads((run.path / "model.json").read_text())
+    assert set(meta["normaliser"]["pooled"]) == set(csvs) and meta["instruments"] == csvs
+    a = load_model(run.path, instrument=csvs[0])
+    assert a.normaliser.mean.tolist() == meta["normaliser"]["pooled"][csvs[0]]["mean"]
+    bt = runner.invoke(app, ["backtest", "--data", csvs[1], "--threshold", "auto", *runs])
+    assert bt.exit_code == 0, bt.output
+    other = tmp_path / "USDJPY_H1.csv"
+    other.write_text(open(csvs[0]).read())
+    refused = runner.invoke(app, ["backtest", "--data", str(other), *runs])
+    assert refused.exit_code != 0
+    assert "pooled from" in str(refused.exception) and "USDJPY_H1.csv" in str(refused.exception)
+    # without a source: which instrument is not guessed
+    unsaid = runner.invoke(app, ["backtest", *runs])
+    assert unsaid.exit_code != 0 and "give one of them" in str(unsaid.exception)
