@@ -105,7 +105,8 @@ def test_a_pooled_task_on_one_instrument_gives_todays_numbers(csvs):
     assert view(pooled, csvs[0]).id == got["task"]["id"]
 
 
-def test_a_pooled_run_records_each_instrument_and_charges_the_dsr_for_each(csvs, tmp_path):
+def test_a_pooled_run_records_each_instrument_and_charges_the_dsr_for_each(csvs, tmp_path,
+                                                                          capsys):
     base = Experiment().override({"runtime.runs_dir": str(tmp_path), "train.epochs": 1,
                                   "train.batch_size": 64, "dataset.window": 8,
                                   "data.pool": True})
@@ -126,6 +127,10 @@ def test_a_pooled_run_records_each_instrument_and_charges_the_dsr_for_each(csvs,
     assert len(trials) == 2 * len(p.tasks) + 2          # per instrument: tasks + stitched
     for name, m in payload["models"].items():
         assert m["dsr_trials"] >= 1, name
+    from backtests.cli.walkforward import print_outcome
+
+    print_outcome(out)
+    assert "pooled dense/matched over 2 instruments" in capsys.readouterr().out
     again = wfm.run(wf)                                  # a re-run adds no trial
     assert again.reused and len([t for t in reg.trials() if t["run_id"] == out.run.id]) == \
         len(trials)
