@@ -26,6 +26,7 @@ from data.errors import AttnbtError
 from data.pool import calendar
 from models.rules import KIND as RULE_KIND
 from models.train import fit
+from strategy.fractal import FractalParams
 
 POOLED_SOURCE = "pooled"
 
@@ -43,7 +44,7 @@ def plan_pooled_tasks(base: Experiment, candles: dict[str, pd.DataFrame], fps: d
                       models: list[tuple[str, str]], seeds: list[int], plan,
                       auto_threshold: bool = True) -> list:
     """The pooled tasks, ordered model × seed × fold, on the instruments' one calendar."""
-    from backtests.walkforward.tasks import Task
+    from backtests.walkforward.tasks import META_KEYS, Task
 
     sources = list(candles)
     check_pool(base, sources)
@@ -60,7 +61,9 @@ def plan_pooled_tasks(base: Experiment, candles: dict[str, pd.DataFrame], fps: d
         for seed in seeds[:1] if kind == RULE_KIND else seeds:
             exp = base.override({"data.source": ",".join(sources), "model.kind": kind,
                                  "model.preset": preset, "train.seed": seed,
-                                 "split.embargo": plan.embargo})
+                                 "split.embargo": plan.embargo, "strategy.meta": False,
+                                 **{f"strategy.{k}": getattr(FractalParams(), k)
+                                    for k in META_KEYS}})
             for i, fold in enumerate(folds, 1):
                 tasks.append(Task(POOLED_SOURCE, kind, preset, seed, i, fold, exp, fp,
                                   auto_threshold, pool))
@@ -69,8 +72,13 @@ def plan_pooled_tasks(base: Experiment, candles: dict[str, pd.DataFrame], fps: d
 
 def view(task, source: str):
     """The pooled task as seen on one instrument: that source, its data fingerprint, the same
-    model (its id names the pool, so it is no single-source task's id)."""
+    model (its id names the pool, so it is no single-source task's id). A rule baseline pools
+    nothing: its view IS the single-source task on that fold (the same id, so the registry
+    does not count the same trial twice)."""
     fp = dict(task.pool)[source]
+    if task.kind == RULE_KIND:
+        return replace(task, source=source, data_fingerprint=fp, pool=(),
+                       exp=task.exp.override({"data.source": source, "data.pool": False}))
     return replace(task, source=source, data_fingerprint=fp,
                    exp=task.exp.override({"data.source": source}))
 

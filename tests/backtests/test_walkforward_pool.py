@@ -193,3 +193,19 @@ def test_train_pooled_then_backtest_it_on_one_instrument(csvs, tmp_path):
     # without a source: which instrument is not guessed
     unsaid = runner.invoke(app, ["backtest", *runs])
     assert unsaid.exit_code != 0 and "give one of them" in str(unsaid.exception)
+
+
+def test_a_rule_baseline_in_a_pool_is_the_single_source_trial(csvs, tmp_path):
+    """Rules pool nothing: on a fold the calendar shares with the instrument, a rule's view is
+    the single-source task (same id: the registry counts it once); a network's is not."""
+    base = Experiment().override({"runtime.runs_dir": str(tmp_path)})
+    models = wfm.parse_models("dense,rule/newhl")
+    single = wfm.plan(wfm.WalkForward(base=base, sources=[csvs[0]], models=models, seeds=[0],
+                                      plan=ONE_FOLD))
+    pooled = wfm.plan(wfm.WalkForward(base=base.override({"data.pool": True}), sources=csvs,
+                                      models=models, seeds=[0], plan=ONE_FOLD))
+    ids = {(t.kind, t.fold_no): t.id for t in single.tasks}
+    for t in pooled.tasks:
+        assert t.fold == next(s.fold for s in single.tasks if s.fold_no == t.fold_no)
+        same = view(t, csvs[0]).id == ids[(t.kind, t.fold_no)]
+        assert same == (t.kind == "rule")
