@@ -193,6 +193,15 @@ def test_train_pooled_then_backtest_it_on_one_instrument(csvs, tmp_path):
     # without a source: which instrument is not guessed
     unsaid = runner.invoke(app, ["backtest", *runs])
     assert unsaid.exit_code != 0 and "give one of them" in str(unsaid.exception)
+    # paper trading takes it on one instrument, and refuses one it was not trained on
+    paper = runner.invoke(app, ["paper", "init", "pooled-b", "--run", "latest", "--source",
+                                csvs[1], *runs])
+    assert paper.exit_code == 0, paper.output
+    step = runner.invoke(app, ["paper", "step", "pooled-b", *runs])
+    assert step.exit_code == 0, step.output
+    no = runner.invoke(app, ["paper", "init", "pooled-jpy", "--run", "latest", "--source",
+                             str(other), *runs])
+    assert no.exit_code != 0 and "pooled from" in str(no.exception) + no.output
 
 
 def test_a_rule_baseline_in_a_pool_is_the_single_source_trial(csvs, tmp_path):
