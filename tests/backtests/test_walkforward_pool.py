@@ -218,3 +218,28 @@ def test_a_rule_baseline_in_a_pool_is_the_single_source_trial(csvs, tmp_path):
         assert t.fold == next(s.fold for s in single.tasks if s.fold_no == t.fold_no)
         same = view(t, csvs[0]).id == ids[(t.kind, t.fold_no)]
         assert same == (t.kind == "rule")
+
+
+def test_the_gpu_branch_trains_each_pooled_task_once(csvs, tmp_path, monkeypatch):
+    """On a GPU the study computes pooled tasks one at a time (no vmapped ensemble across
+    pools); here on the CPU, the branch's results equal the pool's."""
+    from backtests.walkforward import pooled as P
+    from backtests.walkforward.driver import WalkForwardStudy
+
+    base = Experiment().override({"runtime.runs_dir": str(tmp_path), "train.epochs": 1,
+                                  "train.batch_size": 64, "dataset.window": 8,
+                                  "data.pool": True})
+    wf = wfm.WalkForward(base=base, sources=csvs, models=wfm.parse_models("dense"), seeds=[0],
+                         plan=ONE_FOLD, device="cpu")
+    study = WalkForwardStudy(wf)
+    assert study.compute is P.compute_pooled_task
+    p = study.plan()
+    calls = []
+    monkeypatch.setattr(P, "compute_pooled_task_cuda",
+                        lambda payload: calls.append(payload[0].id) or P.compute_pooled_task(
+                            payload))
+    got = dict(study.ensembles(p, p.tasks[:1], lambda s: None))
+    assert calls == [p.tasks[0].id] and set(got) == {0}
+    want = P.compute_pooled_task(study.payload(p, p.tasks[0]))
+    for s in csvs:
+        assert got[0]["instruments"][s]["equity"] == want["instruments"][s]["equity"]
