@@ -168,7 +168,7 @@ def test_cli_takes_comma_separated_sources_and_pool(csvs, tmp_path):
 
 @pytest.mark.slow      # a training and a backtest with its report and baselines, end to end
 def test_train_pooled_then_backtest_it_on_one_instrument(csvs, tmp_path):
-    """`attnbt train --data A,B data.pool=true` saves one model with both normalisers;
+    """`attnbt train --data A,B --pool` saves one model with both normalisers;
     `attnbt backtest --data A` applies A's (threshold on A's own validation bars); an
     instrument it was not trained on is refused, naming the ones it was."""
     from models.checkpoint import load_model
@@ -176,7 +176,7 @@ def test_train_pooled_then_backtest_it_on_one_instrument(csvs, tmp_path):
     runner = CliRunner()
     runs = ["--runs-dir", str(tmp_path)]
     trained = runner.invoke(app, ["train", "--data", ",".join(csvs), "--model", "dense",
-                                  "--window", "8", "--epochs", "1", *runs, "data.pool=true"])
+                                  "--window", "8", "--epochs", "1", *runs, "--pool"])
     assert trained.exit_code == 0, trained.output
     run = Registry(tmp_path).resolve("latest", kind="train")
     meta = json.loads((run.path / "model.json").read_text())
