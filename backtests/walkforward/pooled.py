@@ -22,8 +22,9 @@ import pandas as pd
 
 from backtests.config import ConfigError, Experiment, config_id
 from backtests.currency import conversion_of
-from data.errors import AttnbtError
+from data.errors import AttnbtError, DataError
 from data.pool import calendar
+from data.summary import timeframe
 from models.rules import KIND as RULE_KIND
 from models.train import fit
 from strategy.fractal import FractalParams
@@ -50,6 +51,11 @@ def plan_pooled_tasks(base: Experiment, candles: dict[str, pd.DataFrame], fps: d
     check_pool(base, sources)
     for s in sources:
         conversion_of(base.data, s)
+    frames = {str(timeframe(c.index)) for c in candles.values()}
+    if len(frames) > 1:
+        raise DataError(f"data.pool: the instruments have different timeframes "
+                        f"({', '.join(sorted(frames))}); pool bars of one timeframe",
+                        rule="mixed timeframes")
     try:
         folds = plan.folds(calendar({s: c.index for s, c in candles.items()}))
     except ValueError as exc:

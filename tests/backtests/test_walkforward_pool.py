@@ -146,6 +146,22 @@ def test_pool_refuses_meta_and_a_repeated_source(csvs, tmp_path):
             wfm.plan(wf)
 
 
+def test_pool_refuses_mixed_timeframes(frames, tmp_path):
+    from data import DataError
+
+    daily = frames["A"].resample("1D").agg({"open": "first", "high": "max", "low": "min",
+                                            "close": "last", "volume": "sum",
+                                            "spread": "mean"}).dropna()
+    paths = [_write(frames["A"], tmp_path / "EURUSD_H1.csv"),
+             _write(daily, tmp_path / "GBPUSD_D1.csv")]
+    wf = wfm.WalkForward(base=Experiment().override({"runtime.runs_dir": str(tmp_path),
+                                                     "data.pool": True}),
+                         sources=paths, models=wfm.parse_models("dense"), seeds=[0],
+                         plan=ONE_FOLD)
+    with pytest.raises(DataError, match="different timeframes"):
+        wfm.plan(wf)
+
+
 def test_pool_is_left_out_of_ids_at_its_default():
     assert "pool" not in Experiment().to_dict(for_id=True)["data"]
     assert Experiment().override({"data.pool": True}).id != Experiment().id
