@@ -68,7 +68,7 @@ NOT_IN_ID = ("train.device", "runtime.runs_dir", "runtime.workers")
 ID_SINCE: dict[str, Any] = {"train.weighting": "none", "train.calibration": "none",
                             "strategy.barriers": "auto", "strategy.meta": False,
                             "strategy.meta_threshold": None, "strategy.meta_folds": 3,
-                            "strategy.meta_epochs": None}
+                            "strategy.meta_epochs": None, "data.pool": False}
 
 
 class ConfigError(AttnbtError):
@@ -88,6 +88,7 @@ class DataConfig:
     account_currency: str = "USD"
     start: str | None = None             # first bar used (UTC), None: the first
     end: str | None = None               # last bar used (UTC), None: the last
+    pool: bool = False                   # walk-forward: one model on several sources' windows
 
 
 @dataclass(frozen=True)

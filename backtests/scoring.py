@@ -34,6 +34,9 @@ VALIDATION_FILE = "validation.parquet"
 def load_candles(exp: Experiment) -> pd.DataFrame:
     """The experiment's candles: its source read as configured, cut to data.start … data.end."""
     d = exp.data
+    if d.pool and "," in d.source:
+        raise ConfigError(f"data.source {d.source} lists several instruments (data.pool): only "
+                          "train and walkforward pool them; apply a pooled model to one of them")
     candles = load(d.source, tz=d.tz, sort=d.sort, point=d.point, dayfirst=d.dayfirst)
     if d.start or d.end:
         first, last = Period.between(d.start, d.end).positions(candles.index, "the data period")
@@ -141,7 +144,8 @@ def score(ref: str, source: str | None = None, *, period: str = "test",
     if period not in PERIODS:
         raise ConfigError(f"backtest.period = {period!r}: choose {', '.join(PERIODS)}")
     run = Registry(runs_dir).resolve(ref, kind="train")
-    loaded = load_model(run.path, device=device, trust_unhashed=trust_unhashed)
+    loaded = load_model(run.path, device=device, trust_unhashed=trust_unhashed,
+                        instrument=source)      # a pooled model: that instrument's normaliser
     if candles is None:
         candles = data_for_model(loaded, source, reading)
     check_compatible(loaded, timeframe=str(timeframe(candles.index)))

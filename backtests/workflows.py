@@ -27,6 +27,7 @@ from backtests.store import Registry, Run
 from data import AttnbtError, DataError, fingerprint
 from data.atomic import atomic_write
 from data.folds import Fold
+from data.pool import calendar, pooled_fingerprint
 from data.summary import timeframe
 from data.validate import to_utc
 from models.checkpoint import (
@@ -68,11 +69,15 @@ def train_model(exp: Experiment, candles: pd.DataFrame | None = None, *,
                model_config=model_config)
 
 
-def _model_extra(exp: Experiment, result: TrainResult, candles: pd.DataFrame, run: Run) -> dict:
+def _model_extra(exp: Experiment, result: TrainResult, candles, run: Run) -> dict:
+    pooled = {}
+    if isinstance(candles, dict):       # data.pool: the instruments' calendar
+        pooled = {"instruments": list(candles)}
+        candles = pd.DataFrame(index=calendar({s: c.index for s, c in candles.items()}))
     return {**result.meta, "data": exp.data.source, "data_config": exp.to_dict()["data"],
             "timeframe": str(timeframe(candles.index)), "run_id": run.id,
             "experiment": exp.to_dict(), "config_id": exp.train_id,
-            "from": str(candles.index[0]), "to": str(candles.index[-1])}
+            "from": str(candles.index[0]), "to": str(candles.index[-1]), **pooled}
 
 
 def _write_checkpoint(run: Run, exp: Experiment, candles: pd.DataFrame):
@@ -101,7 +106,8 @@ def record_training(run: Run, exp: Experiment, result: TrainResult,
     run.write_bytes("learning_curves.png", learning_curves_png(result.history,
                                                                f"{result.kind}/{result.preset}"))
     run.write_json("metrics.json", {"validation": result.metrics})
-    _write_validation_bars(run, candles, result.fold)
+    if not isinstance(candles, dict):   # a pooled model's threshold: the instrument's own bars
+        _write_validation_bars(run, candles, result.fold)
     return digest
 
 
@@ -122,6 +128,8 @@ def train_run(exp: Experiment, *, candles: pd.DataFrame | None = None,
     """Train in the driver and record the run (checkpointed each epoch, resumable)."""
     refuse_rule(exp)
     reg = Registry(exp.runtime.runs_dir)
+    if exp.data.pool and "," in exp.data.source and candles is None:
+        return _train_pooled(exp, reg, progress, command)
     candles = load_candles(exp) if candles is None else candles
     make_fold(exp, candles.index)   # bad split → error before any folder exists
     run = reg.create("train", model=f"{exp.model.kind}/{exp.model.preset}",
@@ -141,6 +149,41 @@ def train_run(exp: Experiment, *, candles: pd.DataFrame | None = None,
         raise
     except KeyboardInterrupt as exc:
         exc.run_id = run.id    # the run is marked interrupted and can be resumed
+        raise
+    _finish_training(reg, run, result)
+    return run, result
+
+
+def _train_pooled(exp: Experiment, reg: Registry, progress, command) -> tuple[Run, TrainResult]:
+    """``data.pool`` with several comma-separated sources: ONE model on all their windows, the
+    split cut on their calendar (``data.pool``), each instrument normalised by its own training
+    part; saved with every instrument's normaliser. No validation.parquet: a backtest of the
+    model on one instrument chooses its threshold on that instrument's validation bars."""
+    sources = [s.strip() for s in exp.data.source.split(",") if s.strip()]
+    if len(set(sources)) != len(sources):
+        raise ConfigError(f"data.source {exp.data.source}: a source is listed twice")
+    candles = {s: load_candles(exp.override({"data.source": s, "data.pool": False}))
+               for s in sources}
+    frames = {str(timeframe(c.index)) for c in candles.values()}
+    if len(frames) > 1:
+        raise DataError(f"data.pool: the instruments have different timeframes "
+                        f"({', '.join(sorted(frames))}); pool bars of one timeframe",
+                        rule="mixed timeframes")
+    cal = calendar({s: c.index for s, c in candles.items()})
+    fold = make_fold(exp, cal)
+    run = reg.create("train", model=f"{exp.model.kind}/{exp.model.preset}",
+                     data=exp.data.source, fingerprint=pooled_fingerprint(candles, exp.dataset),
+                     config_id=exp.train_id, command=command,
+                     meta={"config": exp.to_dict(), "from": str(cal[0]), "to": str(cal[-1])})
+    try:
+        with reg.recording(run):
+            result = fit(candles, exp.dataset, fold, kind=exp.model.kind,
+                         preset=exp.model.preset, cfg=exp.train, progress=progress,
+                         checkpoint=_write_checkpoint(run, exp, candles))
+            record_training(run, exp, result, candles)
+    except AttnbtError:
+        if not (run.path / "state.pt").exists():
+            reg.discard(run)
         raise
     _finish_training(reg, run, result)
     return run, result
@@ -208,6 +251,9 @@ def resume_run(ref: str, *, overrides: dict | None = None, runs_dir: str | Path 
             raise ConfigError(f"{key} cannot change when resuming (the run was trained with "
                               f"its own value); only {', '.join(RESUMABLE_KEYS)} can")
     exp = exp.override(overrides | {"runtime.runs_dir": str(reg.root)})
+    if exp.data.pool and "," in exp.data.source:
+        raise ConfigError(f"run {run.id} pooled several instruments (data.pool); resuming a "
+                          "pooled training is not supported: train it again")
     state = load_training_state(run.path)
     candles = load_candles(exp)
     rec_from, rec_to = info.raw.get("from"), info.raw.get("to")

@@ -27,7 +27,7 @@ import json
 import math
 import platform
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,7 @@ from torch import nn
 from data.atomic import atomic_write
 from data.dataset import STD_FLOOR, DatasetSpec, Normaliser
 from data.folds import Fold
+from data.pool import PooledNormaliser
 from models.calibration import Calibrator, calibrator_of
 from models.errors import ModelError
 from models.networks import (
@@ -72,7 +73,7 @@ class ModelMeta:
     kind: str
     config: object
     spec: DatasetSpec
-    normaliser: Normaliser
+    normaliser: Normaliser | PooledNormaliser   # pooled: one per instrument (data.pool)
     fold: Fold | None
     raw: dict
     tensors: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False)  # name → shape
@@ -163,12 +164,53 @@ def model_meta(*, kind: str, config, spec: DatasetSpec, normaliser: Normaliser, 
             "versions": versions(), **extra}
 
 
+def read_normaliser(d: object, spec: DatasetSpec) -> Normaliser | PooledNormaliser:
+    """model.json's normaliser, checked: one, or a pooled model's one per instrument
+    (``{"pooled": {source: {mean, std}}}``, each checked, at least one)."""
+    if isinstance(d, dict) and "pooled" in d:
+        by = d["pooled"]
+        if set(d) != {"pooled"} or not isinstance(by, dict) or not by or \
+                not all(isinstance(k, str) and k for k in by):
+            raise ValueError("normaliser.pooled must map each instrument's source to its "
+                             "mean and std")
+        pooled = PooledNormaliser.from_dict(d)
+        for source, n in pooled.by_source.items():
+            try:
+                check_normaliser(n, spec)
+            except ValueError as exc:
+                raise ValueError(f"{exc} (instrument {source})") from None
+        return pooled
+    if not isinstance(d, dict):
+        raise ValueError("normaliser must be an object")
+    normaliser = Normaliser.from_dict(d)
+    check_normaliser(normaliser, spec)
+    return normaliser
+
+
+def for_instrument(info: ModelMeta, source: str | None) -> ModelMeta:
+    """A pooled model (``data.pool``) as applied to ONE instrument: that instrument's own
+    normaliser (the same source, or the one trained source with its file name). An instrument
+    the model was not trained on is refused: no normaliser was fitted on its training part.
+    A single-instrument model is returned as it is."""
+    if not isinstance(info.normaliser, PooledNormaliser):
+        return info
+    trained = ", ".join(info.normaliser.by_source)
+    if source is None:
+        raise ModelError(f"this model was pooled from several instruments ({trained}); give "
+                         "one of them as data.source")
+    key = info.normaliser.key_of(source)
+    if key is None:
+        raise ModelError(f"this model was pooled from {trained}, not {source}: each instrument "
+                         f"is normalised by statistics of its own training part, and {source} "
+                         "had none; apply it to one of those, or train a model on this one")
+    return replace(info, normaliser=info.normaliser.of(key))
+
+
 def save_model(folder: Path, weights: dict[str, torch.Tensor], meta: dict) -> str:
     """Write model.safetensors and model.json (with its model_hash); returns the hash."""
     folder = Path(folder)
     try:
-        check_normaliser(Normaliser.from_dict(meta["normaliser"]),
-                         DatasetSpec.from_dict(meta["spec"]))
+        read_normaliser(meta["normaliser"], DatasetSpec.from_dict(meta["spec"]))
     except ValueError as exc:
         raise ModelError(f"the model cannot be saved: {exc} (the training data's features "
                          "are out of any market's range)") from None
@@ -237,8 +279,7 @@ def read_meta(folder: str | Path) -> ModelMeta:
         spec = DatasetSpec.from_dict(spec_d)
         if not isinstance(spec.window, int):
             raise ValueError("spec.window must be a whole number")
-        normaliser = Normaliser.from_dict(raw["normaliser"])
-        check_normaliser(normaliser, spec)
+        normaliser = read_normaliser(raw["normaliser"], spec)
         check_prior(raw.get("train_prior"))
         if (getattr(config, "n_features", spec.n_features) != spec.n_features
                 or getattr(config, "window", spec.window) != spec.window):
@@ -378,8 +419,10 @@ def _checked_weights(path: Path, expected: dict[str, tuple[int, ...]]) -> dict[s
 
 
 def load_model(folder: str | Path, *, device: str = "cpu",
-               trust_unhashed: bool = False) -> LoadedModel:
+               trust_unhashed: bool = False, instrument: str | None = None) -> LoadedModel:
     """Rebuild a model from its folder alone; a clear ModelError for anything amiss.
+    A pooled model is loaded for one ``instrument`` (its source; ``for_instrument``): the
+    hash covers every instrument's normaliser, the model applies that one's.
 
     The files must hash to model.json's ``model_hash``. A model.json without one (written before
     attnbt recorded hashes) is refused unless ``trust_unhashed``; its contents are checked
@@ -407,7 +450,7 @@ def load_model(folder: str | Path, *, device: str = "cpu",
         first = str(exc).strip().splitlines()[0]
         raise ModelError(f"{w_path} does not fit its config ({first})") from None
     model.to(device).eval()
-    return LoadedModel(model, info, digest)
+    return LoadedModel(model, for_instrument(info, instrument), digest)
 
 
 def load_state(path: Path) -> dict:
@@ -436,6 +479,6 @@ def check_compatible(loaded: LoadedModel, *, spec: DatasetSpec | None = None,
 
 
 __all__ = ["LoadedModel", "ModelError", "ModelMeta", "check_compatible", "check_normaliser",
-           "check_prior", "expected_tensors", "load_model", "load_state", "load_training_state",
+           "check_prior", "expected_tensors", "for_instrument", "read_normaliser", "load_model", "load_state", "load_training_state",
            "model_hash", "model_meta", "read_meta", "save_model", "save_training_state",
            "versions"]

@@ -26,6 +26,7 @@ from torch import nn
 from data.dataset import CandleDataset, DatasetSpec, Normaliser
 from data.folds import Fold
 from data.labels import horizon
+from data.pool import PooledDataset
 from data.uniqueness import uniqueness_weights
 from models.config import TrainConfig
 from models.errors import ModelError
@@ -120,7 +121,8 @@ def fit(candles: pd.DataFrame, spec: DatasetSpec, fold: Fold, *, kind: str = "at
 
 def _fit(candles, spec, fold, kind, preset, cfg, device, resume, model_config, checkpoint,
          progress) -> TrainResult:
-    ds = CandleDataset(candles, spec)
+    # several instruments ({source: candles}, ``data.pool``): one model on their pooled windows
+    ds = PooledDataset(candles, spec) if isinstance(candles, dict) else CandleDataset(candles, spec)
     train_ends, val_ends = ds.ends("train", fold), ds.ends("val", fold)
     if len(train_ends) < 64 or len(val_ends) < 10:
         raise ModelError(f"too few samples to train ({len(train_ends)} train, {len(val_ends)} "

@@ -170,6 +170,7 @@ FLAGS = {
     "calibration": "train.calibration", "train_frac": "split.train",
     "val_frac": "split.val", "train_end": "split.train_end", "val_end": "split.val_end",
     "embargo": "split.embargo", "runs_dir": "runtime.runs_dir", "workers": "runtime.workers",
+    "pool": "data.pool",
 }
 OPTION_OF = {key: "--" + name.replace("_", "-") for name, key in FLAGS.items()}
 OPTION_OF.update({"backtest.start": "--from", "backtest.end": "--to", "data.start": "--from",
@@ -177,7 +178,8 @@ OPTION_OF.update({"backtest.start": "--from", "backtest.end": "--to", "data.star
                   "train.compile": "--compile", "data.source": "--data",
                   "strategy.threshold": "--threshold", "model.kind": "--model",
                   "data.dayfirst": "--dayfirst/--monthfirst", "data.sort": "--sort",
-                  "paper.start": "--from", "paper.max_gap": "--max-gap"})
+                  "paper.start": "--from", "paper.max_gap": "--max-gap",
+                  "data.pool": "--pool/--no-pool"})
 OPTION_OF.update({key: "--" + key.split(".", 1)[1].replace("_", "-") for key in FOLDS_KEYS})
 
 

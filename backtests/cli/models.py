@@ -83,6 +83,10 @@ def train_cmd(
                                               rich_help_panel="Data")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Use bars up to this time (UTC).",
                                             rich_help_panel="Data")] = None,
+    pool: Annotated[bool | None, typer.Option(
+        "--pool/--no-pool", help="--data A,B,C: ONE model on every instrument's windows (split "
+        "on their common calendar, each normalised by its own training part; data.pool).",
+        rich_help_panel="Data")] = None,
     config: ConfigOpt = None, runs_dir: RunsOpt = None,
 ) -> None:
     """Train a model on a chronological train part, early-stopping on the validation part."""

@@ -54,9 +54,13 @@ WF = "Walk-forward"
 def walkforward_cmd(
     settings: SettingsArg = None,
     data: Annotated[list[str] | None, typer.Option(
-        "--data", help="Data source (repeatable): sample:EURUSD_H1, a CSV path, "
-        "yahoo:SYMBOL:INTERVAL, or sample:planted-KIND[:SEED[:BARS]].",
+        "--data", help="Data source (repeatable, or comma-separated A,B,C): sample:EURUSD_H1, "
+        "a CSV path, yahoo:SYMBOL:INTERVAL, or sample:planted-KIND[:SEED[:BARS]].",
         rich_help_panel=DATA)] = None,
+    pool: Annotated[bool | None, typer.Option(
+        "--pool/--no-pool", help="Several --data sources: train ONE model per model, seed and "
+        "fold on all their windows (folds on one calendar, each normalised on its own training "
+        "part), results per instrument and pooled (data.pool).", rich_help_panel=DATA)] = None,
     models: Annotated[str, typer.Option("--models", help="Models, comma-separated: attention, "
                                         "dense, conv, lstm (or kind/preset), and the rule "
                                         "baselines rule/newhl, rule/newhl-range[:K] (no "
@@ -117,11 +121,12 @@ def walkforward_cmd(
                               "cash": cash, "short": short, "take_profit_r": take_profit_r,
                               "max_hold": max_hold, "stop_buffer": stop_buffer, "sizing": sizing,
                               "units": units, "risk": risk, "commission": commission,
-                              "slippage": slippage, "runs_dir": runs_dir})
+                              "slippage": slippage, "runs_dir": runs_dir, "pool": pool})
     options = trading_overrides(options, spread, spread_pips, pip, threshold)
     exp = build_experiment(config, options, settings)
     auto = threshold is None or threshold.strip().lower() == "auto"
-    sources = list(data or [exp.data.source])
+    sources = [s.strip() for d in (data or [exp.data.source]) for s in d.split(",")
+               if s.strip()]
     wf = wfm.WalkForward(
         base=exp, sources=sources, models=wfm.parse_models(models, presets),
         seeds=seed_list(seeds),
@@ -176,6 +181,13 @@ def print_outcome(outcome) -> None:
                       f"{_n(brier.get('mean'), 3)}, stitched "
                       f"return {_n(m['total_return_pct'], 2)} %, Sharpe {_n(m['sharpe'], 2)}, "
                       f"PSR {_n(m['psr'], 3)}, DSR {_n(m['dsr'], 3)} ({m['dsr_trials']} trials)",
+                      markup=False, highlight=False, soft_wrap=True)
+    for model, m in (payload.get("pooled") or {}).items():    # data.pool: over the instruments
+        console.print(f"  pooled {model} over {len(m['instruments'])} instruments: return "
+                      f"{_n(m['mean_total_return_pct'], 2)} % on average "
+                      f"({_n(m['min_total_return_pct'], 2)} … {_n(m['max_total_return_pct'], 2)}),"
+                      f" Sharpe {_n(m['mean_sharpe'], 2)} on average; DSR > 0.95 on "
+                      f"{', '.join(m['dsr_passes']) or 'none'}",
                       markup=False, highlight=False, soft_wrap=True)
     if payload.get("winner"):
         console.print(payload["winner"]["text"], markup=False, highlight=False, soft_wrap=True)

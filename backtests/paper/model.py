@@ -10,7 +10,7 @@ from pathlib import Path
 
 from backtests.paper.account import AccountSettings, PaperError
 
-_MODELS: dict[str, tuple[tuple, object]] = {}
+_MODELS: dict[tuple[str, str], tuple[tuple, object]] = {}
 
 
 def _model_stamp(folder: Path) -> tuple:
@@ -36,15 +36,17 @@ def pinned_model(cfg: AccountSettings) -> object:
 
     folder = Path(cfg.train_path)
     stamp = _model_stamp(folder)
-    cached = _MODELS.get(str(folder))
+    key = (str(folder), cfg.source)     # a pooled model differs by instrument (its normaliser)
+    cached = _MODELS.get(key)
     if cached is not None and stamp and cached[0] == stamp:
         loaded = cached[1]
     else:
         try:
-            loaded = load_model(folder, trust_unhashed=True)   # checked against the pin below
+            loaded = load_model(folder, trust_unhashed=True,   # checked against the pin below
+                                instrument=cfg.source)   # a pooled model: its normaliser
         except ModelError as exc:
             raise PaperError(f"the account's model cannot be used: {exc}") from None
-        _MODELS[str(folder)] = (stamp, loaded)
+        _MODELS[key] = (stamp, loaded)
     if loaded.model_hash != cfg.model_hash:
         raise PaperError(f"the model at {folder} is not the one this account was "
                          f"created with (hash {loaded.model_hash} != {cfg.model_hash}); "

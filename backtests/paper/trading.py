@@ -111,7 +111,8 @@ def init(name: str, run: str, source: str, *, runs_dir: str | Path | None = None
                          "name")
     reg = Registry(runs_dir)
     train = reg.resolve(run, kind="train")
-    loaded = load_model(train.path, trust_unhashed=trust_unhashed)
+    loaded = load_model(train.path, trust_unhashed=trust_unhashed,
+                        instrument=source)      # a pooled model: that instrument's normaliser
     params = label_exits(params, loaded.spec.labels)   # a triple-barrier model: its exits
     instrument, instrument_from = paper_instrument(source, instrument, loaded.meta_info.raw)
     conv = conversion(source, instrument, account_currency)

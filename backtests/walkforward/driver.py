@@ -14,7 +14,7 @@ same task or stitched series twice).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +32,7 @@ from backtests.execution.driver import (
     run_study,
 )
 from backtests.store import Registry, Run
+from backtests.walkforward import pooled as P
 from backtests.walkforward import results as R
 from backtests.walkforward.tasks import (
     FoldPlan,
@@ -66,8 +67,13 @@ class WalkForward:
         check_seeds(self.seeds)
         check_workers(self.workers, here=self.address is None)
 
+    @property
+    def pooled(self) -> bool:
+        """``data.pool`` with several sources: one model per (model, seed, fold) for all."""
+        return self.base.data.pool and len(self.sources) > 1
+
     def settings(self) -> dict:
-        return {"sources": self.sources, "models": [f"{k}/{p}" for k, p in self.models],
+        return {"sources": self.sources, **({"pool": True} if self.pooled else {}), "models": [f"{k}/{p}" for k, p in self.models],
                 "seeds": self.seeds, "folds": self.plan.to_dict(),
                 "threshold": "auto" if self.auto_threshold else self.base.strategy.threshold}
 
@@ -92,6 +98,8 @@ def plan(wf: WalkForward) -> Planned:
         raise ConfigError(f"data.instrument {wf.base.data.instrument} names the pair of one "
                           f"source; with {len(wf.sources)} sources let each file's name say its "
                           "pair (e.g. USDCHF_H1.csv) or run one walk-forward per source")
+    if wf.pooled:
+        return _plan_pooled(wf)
     tasks, candles, failed = [], {}, []
     for source in wf.sources:
         exp = wf.base.override({"data.source": source})
@@ -112,11 +120,29 @@ def plan(wf: WalkForward) -> Planned:
     return Planned(tasks, candles, failed, cid, resume, done, finished)
 
 
+def _plan_pooled(wf: WalkForward) -> Planned:
+    """``data.pool``: every source loads (or the run is refused), one calendar, pooled tasks."""
+    from backtests.scoring import load_candles
+
+    P.check_pool(wf.base, wf.sources)
+    candles = {s: load_candles(wf.base.override({"data.source": s})) for s in wf.sources}
+    fps = {s: fingerprint(c) for s, c in candles.items()}
+    tasks = P.plan_pooled_tasks(wf.base, candles, fps, wf.models, wf.seeds, wf.plan,
+                                wf.auto_threshold)
+    cid = config_id({"walkforward": wf.settings(), "tasks": sorted(t.id for t in tasks)})
+    finished, resume, done = find_runs(wf.base.runtime.runs_dir, "walkforward", cid,
+                                       "walkforward.json", {t.id for t in tasks})
+    return Planned(tasks, candles, [], cid, resume, done, finished)
+
+
 def trials_added(p: Planned, wf: WalkForward) -> int:
     """Trials the run will append: one per task still to compute, one per stitched series;
     none when the same walk-forward has finished (it is reprinted, not recomputed)."""
     if p.finished is not None:
         return 0
+    if P.is_pooled(p.tasks):    # one trial per instrument of each pooled task
+        series = {(s, t.model, t.seed) for t in p.tasks for s, _ in t.pool}
+        return sum(len(t.pool) for t in p.tasks if t.id not in p.done) + len(series)
     series = {(t.source, t.model, t.seed) for t in p.tasks}
     return sum(t.id not in p.done for t in p.tasks) + len(series)
 
@@ -140,6 +166,9 @@ class WalkForwardStudy:
         self.wf, self.doc = wf, doc
         self.runs_dir = wf.base.runtime.runs_dir
         self.placement = Placement(wf.executor, wf.workers, wf.address, wf.device)
+        if wf.pooled:
+            self.compute = P.compute_pooled_task
+            self.compute_cuda = P.compute_pooled_task_cuda
 
     def plan(self) -> Planned:
         return plan(self.wf)
@@ -154,12 +183,23 @@ class WalkForwardStudy:
                                 "config": wf.base.to_dict()})
 
     def payload(self, p: Planned, task: Task) -> tuple[Task, pd.DataFrame]:
+        if P.is_pooled_task(task):
+            return task, p.candles
         return task, p.candles[task.source]
 
     def ensembles(self, p: Planned, todo: list[Task], say,
                   ) -> Iterator[tuple[int, dict | AttnbtError]]:
         """GPU: the (seed × fold) models of one (source, kind, preset) train together as a
-        vmapped ensemble; each is then evaluated as its task."""
+        vmapped ensemble; each is then evaluated as its task. A pooled task trains its one
+        model on the GPU alone."""
+        if P.is_pooled(todo):
+            for i, t in enumerate(todo):
+                say(f"training {t.model} seed {t.seed} fold {t.fold_no} pooled on the GPU")
+                try:
+                    yield i, P.compute_pooled_task_cuda((t, p.candles))
+                except AttnbtError as exc:
+                    yield i, exc
+            return
         for i, result in train_in_ensembles(todo, lambda t: p.candles[t.source],
                                             lambda t: (t.source, t.kind, t.preset), say):
             t = todo[i]
@@ -174,7 +214,13 @@ class WalkForwardStudy:
         return {"task": task.describe(), "error": str(error)}
 
     def accepted(self, run_: Run, reg: Registry, task: Task, result: dict) -> str:
-        """A task's trial (its test-part backtest), and its progress line."""
+        """A task's trial (its test-part backtest), and its progress line; a pooled task's
+        trials are one per instrument."""
+        if P.is_pooled_task(task):
+            lines = [f"{v.source}: " + self.accepted(run_, reg, v, r)
+                     for v, r in P.instrument_results(task, result)]
+            bad = len(task.pool) - len(lines)
+            return "; ".join(lines) + (f"; {bad} instrument(s) failed" if bad else "")
         m = result["moments"]
         reg.add_trial(run_id=run_.id, kind="walkforward", config_id=task.id,
                       fingerprint=result["fingerprint"], n_obs=m["n_obs"],
@@ -188,6 +234,8 @@ class WalkForwardStudy:
     def record(self, run_: Run, p: Planned, results: dict[str, dict], failures: list[dict],
                reg: Registry, say) -> tuple[dict, list[dict], None]:
         failures = p.failed_sources + failures
+        if P.is_pooled(p.tasks):     # instruments a pooled task could not evaluate
+            failures += P.expand(p.tasks, results)[2]
         return record(run_, self.wf, p, results, failures, reg, doc=self.doc), failures, None
 
     def recorded(self, run_: Run, p: Planned) -> tuple[dict, list[dict], None]:
@@ -215,6 +263,10 @@ def record(run_: Run, wf: WalkForward, p: Planned, results: dict[str, dict],
     """Write the table, stitched equity, walkforward.json and the report; add stitched trials."""
     from backtests.reports.walkforward import render_html, render_markdown
 
+    pooled = P.is_pooled(p.tasks)
+    if pooled:      # one row, trial and stitched series per instrument of each pooled task
+        views, results, _ = P.expand(p.tasks, results)
+        p = replace(p, tasks=views)
     rows = [R.task_row(results[t.id]) for t in p.tasks if t.id in results]
     table = pd.DataFrame(rows, columns=list(R.TABLE_COLUMNS))
     run_.write_text("results.csv", table.to_csv(index=False))
@@ -275,6 +327,7 @@ def record(run_: Run, wf: WalkForward, p: Planned, results: dict[str, dict],
                          {**t.describe(), "status": "failed"} for t in p.tasks],
                "models": models, "comparisons": comparisons, "winner": best,
                "versus_rules": R.rule_verdicts(models),
+               **({"pooled": P.pooled_summary(models)} if pooled else {}),
                "failures": failures}
     payload = R.jsonable(payload)
     run_.write_json("walkforward.json", payload)

@@ -141,6 +141,8 @@ class Task:
     exp: Experiment
     data_fingerprint: str
     auto_threshold: bool = True
+    # data.pool: the (source, data fingerprint) of every instrument the model is trained on
+    pool: tuple[tuple[str, str], ...] = ()
 
     @property
     def model(self) -> str:
@@ -154,9 +156,14 @@ class Task:
         unconverted task that attnbt computed before it converted)."""
         payload = {"experiment": self.exp.to_dict(for_id=True), "fold": self.fold.to_dict(),
                    "data": self.data_fingerprint, "auto_threshold": self.auto_threshold}
-        rule = conversion_of(self.exp.data).rule
-        if rule != "none":
-            payload["pnl_conversion"] = rule
+        if self.pool:       # a pooled task's model depends on every instrument's data
+            payload["pool"] = [list(p) for p in self.pool]
+            payload["pnl_conversion"] = {s: conversion_of(self.exp.data, s).rule
+                                         for s, _ in self.pool}
+        else:
+            rule = conversion_of(self.exp.data).rule
+            if rule != "none":
+                payload["pnl_conversion"] = rule
         return config_id(payload)
 
     @property
