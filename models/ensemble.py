@@ -148,6 +148,7 @@ class _Ensemble:
         leaves = self.views(self.flat)
         for v in leaves.values():
             v.requires_grad_(True)
+        grad_views = list(self.views(self.grad).values())
         rows = [list(t.unbind(0)) for t in (self.flat, self.grad, self.exp_avg, self.exp_avg_sq,
                                             self.steps)]
         n_train = np.array([len(t) for t in self.train_ends])
@@ -171,7 +172,7 @@ class _Ensemble:
                 y, m = self.labels[idx[:, sl]], mask[:, sl]
                 losses = self.losses(leaves, x, y, m)
                 grads = torch.autograd.grad(losses.sum(), list(leaves.values()))
-                torch.cat([g.reshape(k, -1) for g in grads], dim=1, out=self.grad)
+                torch._foreach_copy_(grad_views, grads)
                 totals += losses.detach() * m.sum(1)
                 self._adamw(active[s], active_dev[s], rows)
             val_loss, probs = val.run(self.flat)

@@ -30,7 +30,11 @@ def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _layer_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float) -> torch.Tensor:
-    return torch.addcmul(b.unsqueeze(1), F.layer_norm(x, x.shape[-1:], eps=eps), w.unsqueeze(1))
+    """LayerNorm over the last dimension with each member's own scale and shift. Written with
+    ``var_mean``: on rows of 36 CUDA's fused layer-norm kernel is slow (H200, 256 members ×
+    65,536 rows: forward 2.1 ms against 1.1 ms; forward and backward 3.5 ms either way)."""
+    var, mean = torch.var_mean(x, dim=-1, keepdim=True, correction=0)
+    return torch.addcmul(b.unsqueeze(1), (x - mean) * torch.rsqrt(var + eps), w.unsqueeze(1))
 
 
 def _article(model: AttentionClassifier):
