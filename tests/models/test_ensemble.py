@@ -11,6 +11,11 @@ Spread measured for these exact settings (member vs alone, worst member of three
     relative weight distance |a-b|/|b|   <= 1.02e-4  (largest single weight: 6.63e-4)
     largest probability difference       <= 5.4e-5
     relative validation-loss difference  <= 3.0e-6
+  The stacked ensemble (models.stacked), 2026-12-03: AMD EPYC, torch 2.13.0+cpu, 1 thread:
+  attention, dense <= 2.7e-6 / 6.6e-7 / 1.4e-7 (weights / probabilities / val loss); NVIDIA H200,
+  torch 2.11.0+cu130: attention 1.0e-4 / 5.0e-5 / 4.2e-6, dense 1.2e-6 / 8.3e-7 / 1.5e-7, conv
+  3.0e-4 / 3.3e-4 / 2.1e-5. Over many epochs rounding grows (docs/benchmarks.md, GPU ensembles:
+  at 20 epochs ``fit`` differs from itself on another thread count by 1e-2).
   A member against a model of another seed on the same fold (what a real bug looks like):
     relative weight distance >= 1.16, largest probability difference >= 0.17.
 The tolerances sit about 100x above the noise and 100x (weights) / 35x (probabilities) below a

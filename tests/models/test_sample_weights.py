@@ -74,6 +74,15 @@ def _distance(a, b) -> float:
 
 
 @pytest.mark.slow
+def _numbers(tree) -> list[float]:
+    """Every number in a nested dict/list (a calibration map's description), in order."""
+    if isinstance(tree, dict):
+        return [x for k in sorted(tree) for x in _numbers(tree[k])]
+    if isinstance(tree, list | tuple):
+        return [x for v in tree for x in _numbers(v)]
+    return [float(tree)] if isinstance(tree, int | float) and not isinstance(tree, bool) else []
+
+
 def test_the_ensemble_honours_the_weights_as_fit_does(eurusd):
     """Each vmapped member trained with uniqueness weights equals ``fit`` alone with them, and is
     far from the same member trained without them.
@@ -86,12 +95,18 @@ def test_the_ensemble_honours_the_weights_as_fit_does(eurusd):
     folds = walk_forward(candles.index, train_bars=500, val_bars=150, test_bars=150,
                          expanding=True)[:2]
     cfgs = [TrainConfig(epochs=2, seed=s, patience=2, batch_size=128, device="cpu",
-                        weighting="uniqueness") for s in (0, 1)]
+                        weighting="uniqueness", calibration="platt") for s in (0, 1)]
     members = train_ensemble(candles, TRIPLE, folds, kind="dense", preset="matched", cfgs=cfgs)
     for member, fold, cfg in zip(members, folds, cfgs, strict=True):
         alone = fit(candles, TRIPLE, fold, kind="dense", preset="matched", cfg=cfg)
         assert member.metrics["epochs_run"] == alone.metrics["epochs_run"]
         assert _distance(member, alone) <= WEIGHTS_RTOL
+        # the calibration map (train.calibration) is fitted on the member's validation windows
+        # as fit fits it: Platt's coefficients agree to the members' own distance
+        a, b = member.meta["calibration"], alone.meta["calibration"]
+        assert a["method"] == b["method"] == "platt"
+        diff = np.max(np.abs(np.asarray(_numbers(a)) - np.asarray(_numbers(b))))
+        assert diff <= 1e-3, diff
     unweighted = fit(candles, TRIPLE, folds[1], kind="dense", preset="matched",
                      cfg=TrainConfig(epochs=2, seed=1, patience=2, batch_size=128, device="cpu"))
     assert _distance(members[1], unweighted) > 5 * WEIGHTS_RTOL
