@@ -165,7 +165,10 @@ def test_cli_backtest_spread_twice_is_a_usage_error(cli, trained_run, runs_dir):
 
 @pytest.mark.slow
 def test_demo_end_to_end(cli, tmp_path):
-    res = cli("demo", "--epochs", "1", "--runs-dir", str(tmp_path), runs_dir=tmp_path)
+    # one training at a time, in this process: two pool processes would each import torch
+    # again (seconds of start-up); training side by side is checked by the executor's tests
+    res = cli("demo", "--epochs", "1", "--workers", "1", "--runs-dir", str(tmp_path),
+              runs_dir=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "against the earlier article" in res.stdout and "dense/matched" in res.stdout
     reports = list(tmp_path.glob("*/report.html"))
