@@ -299,6 +299,7 @@ def test_a_killed_sweep_resumes_with_the_same_command_and_gives_the_same_table(
     assert Registry(tmp_path / "cut").get(row["id"])["status"] == "done"
 
 
+@pytest.mark.slow   # two sweeps with their reports: a few seconds
 def test_a_larger_grid_gives_the_same_rows_as_a_sweep_of_its_subset(tmp_path, monkeypatch):
     """What a combination scores does not depend on the other combinations run with it (the
     arrays one task's combinations share are computed once); only the trial count (DSR) and
