@@ -46,17 +46,63 @@ def runs_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("runs")
 
 
-@pytest.fixture(scope="session")
-def trained_run(eurusd, runs_dir):
-    """An attention/article model trained for a few epochs on the sample (seeded)."""
+def _train_small_run(runs_dir, candles):
     from backtests.config import Experiment
     from backtests.workflows import train_run
 
     exp = Experiment().override({"model.kind": "attention", "model.preset": "article",
                                  "dataset.features": "scaled", "train.epochs": 3,
                                  "train.seed": 1, "runtime.runs_dir": str(runs_dir)})
-    run, _ = train_run(exp, candles=eurusd)
+    run, _ = train_run(exp, candles=candles)
     return run
+
+
+def _adopt(run, runs_dir):
+    """The finished run ``run`` copied into the runs folder ``runs_dir``: its folder, and its
+    registry row (the whole registry when ``runs_dir`` has none yet)."""
+    import shutil
+    import sqlite3
+    from contextlib import closing
+
+    from backtests.store import Registry
+    from backtests.store.runs import Run
+
+    shutil.copytree(run.path, runs_dir / run.id)
+    target = Registry(runs_dir).path
+    with closing(sqlite3.connect(Registry(run.root).path)) as src:
+        if not target.exists():
+            with closing(sqlite3.connect(target)) as dst:
+                src.backup(dst)
+        else:
+            with closing(sqlite3.connect(target, timeout=60)) as dst, dst:
+                row = src.execute("SELECT * FROM runs WHERE id=?", (run.id,)).fetchone()
+                dst.execute(f"INSERT INTO runs VALUES ({','.join('?' * len(row))})", row)
+    return Run(run.id, run.kind, runs_dir / run.id, runs_dir)
+
+
+@pytest.fixture(scope="session")
+def trained_run(runs_dir, tmp_path_factory, worker_id, request):
+    """An attention/article model trained for a few epochs on the sample (seeded), in this
+    session's ``runs_dir``.
+
+    Trained once per test session: under pytest-xdist the first worker that needs it trains it
+    into a folder all workers share (the parent of each worker's base temporary folder), under
+    a file lock, and every worker copies the finished run into its own runs folder."""
+    if worker_id == "master":
+        return _train_small_run(runs_dir, request.getfixturevalue("eurusd"))
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent
+    with FileLock(str(shared / "trained_run.lock")):
+        done = shared / "trained_run.json"
+        if done.exists():
+            from backtests.store import Registry
+
+            run = Registry(shared / "trained_run").resolve(done.read_text())
+        else:
+            run = _train_small_run(shared / "trained_run", request.getfixturevalue("eurusd"))
+            done.write_text(run.id)
+    return _adopt(run, runs_dir)
 
 
 def experiment(runs_dir=None, **settings):

@@ -87,6 +87,7 @@ def _feed(folder):
 
 
 # --- tracebacks ---------------------------------------------------------------------------------
+@pytest.mark.slow   # needs the module's trained model (seconds to train)
 def test_evaluate_an_unknown_period(capsys, trained_runs):
     root, run_id = trained_runs
     before = run_ids(root)
@@ -206,6 +207,7 @@ def test_models_count_towards_the_sweep_limit(capsys, runs, monkeypatch):
                   seeds=[0], grid=swm.parse_grid(grid[1::2], exp))
 
 
+@pytest.mark.slow   # needs the module's trained model (seconds to train)
 @pytest.mark.parametrize("gap,says", [("nan", "positive duration"), ("-1d", "positive duration"),
                                       ("0", "positive duration"), ("", "positive duration"),
                                       ("soon", "not a duration")])
@@ -220,6 +222,7 @@ def test_paper_max_gap_nonsense(capsys, trained_runs, tmp_path, gap, says):
     assert not account_dir("acct", root).exists() and run_ids(root) == before
 
 
+@pytest.mark.slow   # needs the module's trained model (seconds to train)
 def test_paper_max_gap_shorter_than_a_bar(capsys, trained_runs, tmp_path):
     from backtests.paper import account_dir, parse_max_gap
 
@@ -233,6 +236,7 @@ def test_paper_max_gap_shorter_than_a_bar(capsys, trained_runs, tmp_path):
     assert str(parse_max_gap("2d")) == "2 days 00:00:00" and parse_max_gap(None) is None
 
 
+@pytest.mark.slow   # needs the module's trained model (seconds to train)
 def test_paper_from_empty(capsys, trained_runs, tmp_path):
     from backtests.paper import account_dir
 
@@ -243,6 +247,7 @@ def test_paper_from_empty(capsys, trained_runs, tmp_path):
     assert not account_dir("acct", root).exists() and run_ids(root) == before
 
 
+@pytest.mark.slow   # needs the module's trained model (seconds to train)
 @pytest.mark.parametrize("value,says", [
     ("NOSUCH", "not a pair of known currencies"), ("USDXYZ", "custom:USDXYZ"),
     ("", "data.instrument is empty"), ("eurusd", "in capitals: EURUSD"),
@@ -270,6 +275,7 @@ def test_instruments_on_the_python_path():
     assert conversion("prices.csv", "USD/CHF", "USD").rule == "1/close"
 
 
+@pytest.mark.slow   # needs the module's trained model (seconds to train)
 def test_backtest_from_empty(capsys, trained_runs):
     root, run_id = trained_runs
     before = run_ids(root)
@@ -293,6 +299,7 @@ def test_empty_settings_on_the_python_path(tmp_path):
     assert Experiment().override({"strategy.hours": ""}).strategy.hours == ""
 
 
+@pytest.mark.slow   # needs the module's trained model (seconds to train)
 def test_runs_list_unknown_sort_key(capsys, trained_runs):
     refused(attnbt(capsys, "runs", "list", "--sort", "nosuch"), "--sort 'nosuch'",
             "config_id", "hit_pct")
@@ -333,6 +340,7 @@ def test_attention_out_into_a_missing_folder(capsys, trained_runs, tmp_path):
     assert code == 0 and out.read_bytes()[:4] == b"\x89PNG", err
 
 
+@pytest.mark.slow   # needs the module's trained model (seconds to train)
 def test_compare_out_into_a_missing_folder(capsys, trained_runs, tmp_path):
     from backtests.compare import run_compare, write_html
 

@@ -130,10 +130,25 @@ def test_a_planted_edge_is_found_and_survives_the_deflation(tmp_path, monkeypatc
     assert payload["backtrader"][0]["agree"]
 
 
+def _table_only(monkeypatch):
+    """Record a sweep's table and trials alone (``aggregate``: the PSR and DSR of every
+    combination, the trials added), without its report, heatmap, backtrader re-run, benchmarks
+    and SPA: what a calibration over many data sets reads is the table, and the rest is checked
+    by the tests of whole sweeps (four fifths of a small sweep's time is that rest)."""
+    from backtests.sweep import study
+
+    def record(run_, sw, p, results, failures, reg, say):
+        table, _ = swm.aggregate(p, sw, results, reg, run_.id)
+        return table.drop(columns=["_key"]), {"combinations": p.n_combinations}
+
+    monkeypatch.setattr(study, "record", record)
+
+
 @pytest.mark.slow
 def test_no_edge_is_rarely_significant_after_deflation(tmp_path, monkeypatch):
     """Random predictions on random walks: the best of 27 combinations looks good by luck, the
     deflated Sharpe ratio says so (α = 5 %: over 12 data sets, at most 2 significant)."""
+    _table_only(monkeypatch)
     significant, raw = 0, 0
     for k in range(12):
         csv = write_csv(synthetic(1400, seed=100 + k), tmp_path / f"walk{k}.csv")
@@ -284,6 +299,7 @@ def test_a_killed_sweep_resumes_with_the_same_command_and_gives_the_same_table(
     assert Registry(tmp_path / "cut").get(row["id"])["status"] == "done"
 
 
+@pytest.mark.slow   # two sweeps with their reports: a few seconds
 def test_a_larger_grid_gives_the_same_rows_as_a_sweep_of_its_subset(tmp_path, monkeypatch):
     """What a combination scores does not depend on the other combinations run with it (the
     arrays one task's combinations share are computed once); only the trial count (DSR) and

@@ -146,6 +146,7 @@ def test_malformed_csv_raises_only_data_error(raw: bytes) -> None:
     _check_only_data_error(raw)
 
 
+@pytest.mark.slow   # seconds: 25 generated files through every reading option
 @FUZZ
 @given(nearly_valid_csv(), st.sampled_from(["UTC", "Europe/Athens", "America/New_York"]),
        st.booleans(), st.sampled_from([None, True, False]), st.sampled_from([None, 1e-5]))

@@ -106,6 +106,7 @@ def test_compiled_simulator_equals_backtrader(rule, costs, seed, n, with_rates, 
     assert_same(candles, probs, FractalParams(**rule), costs, rates=rates, finalize=finalize)
 
 
+@pytest.mark.slow   # backtrader on each case, and the first compiles the simulator: seconds
 @pytest.mark.parametrize("params", [
     FractalParams(),
     FractalParams(sizing="risk", trail="r:1", stop="atr:1.5", take_profit_atr=2.0),
