@@ -76,7 +76,7 @@ def sweep_cmd(
                                                 "4 per core.",
                                                 rich_help_panel=SWEEP)] = None,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda (cuda: the models "
-                                        "of each fold and seed train together as a vmapped "
+                                        "of each fold and seed train together as a stacked "
                                         "ensemble).", rich_help_panel=SWEEP)] = "auto",
     tz: TzOpt = None, sort: SortOpt = None, point: PointOpt = None, dayfirst: DayfirstOpt = None,
     instrument: InstrumentOpt = None, account_currency: AccountOpt = None,

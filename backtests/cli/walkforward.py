@@ -78,7 +78,7 @@ def walkforward_cmd(
     workers: Annotated[int | None, typer.Option("--workers", help="Worker processes on CPU "
                                                 "(default: all cores; at most 4 per core).",
                                                 rich_help_panel=WF)] = None,
-    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda (cuda: vmapped "
+    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda (cuda: stacked "
                                         "ensembles; on Ray, a share of a GPU per task).",
                                         rich_help_panel=WF)] = "auto",
     executor: Annotated[str, typer.Option("--executor", help="local (process pool) | ray (a "

@@ -11,7 +11,7 @@ at the end. The driver does the rest, the same way for every study:
 - **compute**: :func:`build_executor` picks, at one moment (before the run exists, so a Ray
   cluster that cannot serve refuses without leaving a run behind), where the tasks run: a local
   process pool, Ray (a share of a GPU per task where asked or available), or this machine's GPU,
-  where the study trains its tasks as vmapped ensembles.
+  where the study trains its tasks as stacked ensembles.
 - **record**: only the driver writes: ``tasks/<task id>.json`` as each task arrives, then what
   the study's ``record`` writes, the registry row and the trials. Workers compute and return.
 """
@@ -43,11 +43,11 @@ class Placement:
     executor: str = "local"     # local (process pool) | ray
     workers: int = 1
     address: str | None = None  # ray: None (a private local instance), "auto", "ray://host:port"
-    device: str = "auto"        # auto | cpu | cuda: cuda trains vmapped ensembles
+    device: str = "auto"        # auto | cpu | cuda: cuda trains stacked ensembles
 
 
 class GpuEnsembles(Executor):
-    """This machine's GPU: the study trains its tasks together as vmapped ensembles
+    """This machine's GPU: the study trains its tasks together as stacked ensembles
     (``Study.ensembles``) in the driver's process."""
 
     def __repr__(self) -> str:

@@ -123,7 +123,7 @@ class SweepStudy:
     def ensembles(self, p: SweepPlan, todo: list[SweepTask], say,
                   ) -> Iterator[tuple[int, dict | AttnbtError]]:
         """GPU: the (seed × fold) models of one (model, model setting) train together as a
-        vmapped ensemble; predictions and rule combinations follow in the driver."""
+        stacked ensemble; predictions and rule combinations follow in the driver."""
         tasks = [st.task for st in todo]
         keys = {id(st.task): st.model_key[1] for st in todo}
         for i, result in train_in_ensembles(tasks, lambda t: p.candles,

@@ -38,7 +38,7 @@ class Sweep:
     workers: int = 1
     top: int = 3
     heatmap: tuple[str, str] | None = None
-    device: str = "auto"        # auto | cpu | cuda: cuda trains vmapped ensembles
+    device: str = "auto"        # auto | cpu | cuda: cuda trains stacked ensembles
 
     def __post_init__(self) -> None:
         check_size(len(self.models) * self.grid.size, " × ".join(

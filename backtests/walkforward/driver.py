@@ -58,7 +58,7 @@ class WalkForward:
     seeds: list[int]
     plan: FoldPlan = field(default_factory=FoldPlan)
     auto_threshold: bool = True
-    device: str = "auto"        # auto | cpu | cuda: cuda trains vmapped ensembles
+    device: str = "auto"        # auto | cpu | cuda: cuda trains stacked ensembles
     workers: int = 1
     executor: str = "local"     # local (process pool) | ray
     address: str | None = None  # ray: None (a private local instance), "auto", "ray://host:port"
@@ -190,7 +190,7 @@ class WalkForwardStudy:
     def ensembles(self, p: Planned, todo: list[Task], say,
                   ) -> Iterator[tuple[int, dict | AttnbtError]]:
         """GPU: the (seed × fold) models of one (source, kind, preset) train together as a
-        vmapped ensemble; each is then evaluated as its task. A pooled task trains its one
+        stacked ensemble; each is then evaluated as its task. A pooled task trains its one
         model on the GPU alone."""
         if P.is_pooled(todo):
             for i, t in enumerate(todo):
