@@ -531,6 +531,7 @@ def _study_settings(data, models: str, presets: str | None, seeds: int, folds: d
                         "frame.to_csv first)", rule="bad argument")
     exp = _experiment(settings, runs_dir)
     sources = [str(data)] if isinstance(data, str | Path) else list(data or [exp.data.source])
+    folds = {("embargo" if k == "embargo_bars" else k): v for k, v in folds.items()}
     return (exp, sources, parse_models(models, presets), seed_list(seeds), FoldPlan(**folds))
 
 

@@ -139,3 +139,13 @@ def test_model_probabilities_as_signals_trade_exactly_like_the_model(trained_run
     assert len(by_model.trades) > 0
     pd.testing.assert_frame_equal(by_model.trades, by_signals.trades)
     pd.testing.assert_series_equal(by_model.equity, by_signals.equity)
+
+
+def test_study_settings_pass_the_embargo_to_the_fold_plan(tmp_path):
+    """api.walkforward/api.sweep give ``embargo_bars``; the fold plan's field is ``embargo``
+    (they failed with a TypeError before, whatever the embargo)."""
+    folds = dict(train_bars=500, val_bars=200, test_bars=200, step_bars=None, expanding=False,
+                 embargo_bars=7)
+    *_, plan = api._study_settings("sample:EURUSD_H1", "rule/newhl", None, 1, folds, None,
+                                   tmp_path)
+    assert (plan.train_bars, plan.val_bars, plan.test_bars, plan.embargo) == (500, 200, 200, 7)
