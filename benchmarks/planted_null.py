@@ -116,6 +116,8 @@ def main() -> None:
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--bars", type=int, default=3000)
     ap.add_argument("--costs", choices=("world", "none"), default="none")
+    ap.add_argument("--summary", action="store_true",
+                    help="only summarise every seed already in --out")
     ap.add_argument("--sweep-only", action="store_true", help="skip the walk-forward (faster)")
     ap.add_argument("--out", type=Path, help="JSON lines, one per seed (appended; resumable)")
     args = ap.parse_args()
@@ -124,6 +126,10 @@ def main() -> None:
         for line in args.out.read_text().splitlines():
             r = json.loads(line)
             done[r["seed"]] = r
+    if args.summary:
+        rows = sorted(done.values(), key=lambda r: r["seed"])
+        print(json.dumps(summary(rows), indent=1, ensure_ascii=False))
+        return
     rows = []
     t0 = time.perf_counter()
     for seed in range(args.first, args.first + args.seeds):
@@ -139,7 +145,7 @@ def main() -> None:
         print(f"seed {seed}: wf PSR {r.get('wf_psr', float('nan')):.3f} DSR "
               f"{r.get('wf_dsr', float('nan')):.3f}; sweep DSR {r['sweep_dsr']:.3f} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    print(json.dumps(summary(rows), indent=1))
+    print(json.dumps(summary(rows), indent=1, ensure_ascii=False))
 
 
 if __name__ == "__main__":
