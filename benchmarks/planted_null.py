@@ -6,14 +6,17 @@ For each seed s of ``sample:planted-null:s:BARS`` (``data.synth``: a random walk
 volatility, fat tails and the FX spread), in a fresh runs folder (so each world's DSR counts the
 trials of that world only):
 
-1. (unless ``--sweep-only``) a walk-forward of the rule baselines ``rule/newhl,rule/newhl-range`` (1,000 training, 500
-   validation, 500 test bars a fold: 3 folds on 3,000 bars; threshold chosen on validation);
-2. a sweep of the same rules over rule keys
-   (``max_hold=1,3,6,24`` × ``threshold=0.5,0.6,0.75,0.9``: 16 combinations a model, 32
-   trials). Exits: no target, a stop 50 ATRs away, the time exit (``EXITS``), so that without
-   costs every rule's expected return is exactly 0. (The new keys of issue 18 that a rule can
-   take are ``strategy.barriers`` and ``strategy.meta``; barriers bring a stop-first tie rule,
-   which biases a null downwards, and meta is not a sweep axis, so neither is in the grid.)
+1. (unless ``--sweep-only``) a walk-forward of the rule baselines ``rule/newhl,rule/newhl-range``
+   (1,000 training, 500 validation, 500 test bars a fold: 3 folds on 3,000 bars; threshold
+   chosen on validation);
+2. a sweep of the same rules over rule keys: ``max_hold=1,3,6,24`` ×
+   ``threshold=0.5,0.6,0.75,0.9`` (16 combinations a model, 32 trials) with exits that cannot
+   bias a random walk (``EXITS``: no target, a stop 50 ATRs away, the time exit), so that
+   without costs every rule's expected return is exactly 0. ``--exits default`` searches the
+   new key ``strategy.barriers`` instead: ``barriers=none,atr:1:1,atr:2:1`` × ``max_hold=1,6,24``
+   × ``threshold=0.5,0.75`` (36 trials) with the default stop and 2 R target, a null that loses
+   even without costs (a bar that reaches stop and target is a stop: the engine's tie rule).
+   ``strategy.meta``, the other new key a rule takes, is not a sweep axis.
 
 A "significant" verdict is the claim each command prints: the walk-forward's best model (highest
 stitched Sharpe) with PSR > 0.95 or with DSR > 0.95; the sweep's best combination with DSR > 0.95;
@@ -46,14 +49,20 @@ FOLDS = dict(train_bars=1000, val_bars=500, test_bars=500)
 # that reaches both is a stop, the engine's conservative tie rule.)
 EXITS = {"strategy.stop": "atr:50", "strategy.take_profit_r": 0, "strategy.max_hold": 1}
 GRID = {"max_hold": [1, 3, 6, 24], "threshold": [0.5, 0.6, 0.75, 0.9]}
+# ``--exits default``: the engine's default exits (stop at the signal bar's extreme, 2 R target)
+# and the triple-barrier exits as an axis; the tie rule makes this null lose even without costs.
+GRID_DEFAULT_EXITS = {"barriers": ["none", "atr:1:1", "atr:2:1"], "max_hold": [1, 6, 24],
+                      "threshold": [0.5, 0.75]}
 
 
-def one_seed(seed: int, bars: int, costs: str, tmp: Path, walkforward: bool = True) -> dict:
+def one_seed(seed: int, bars: int, costs: str, tmp: Path, walkforward: bool = True,
+             exits: str = "far") -> dict:
     from backtests import api
     from data import synth
 
     source = f"sample:planted-null:{seed}:{bars}"
-    settings: dict = dict(EXITS)
+    settings: dict = dict(EXITS) if exits == "far" else {}
+    grid = GRID if exits == "far" else GRID_DEFAULT_EXITS
     if costs == "none":
         frame = synth.generate("null", seed=seed, bars=bars).drop(columns=["spread"])
         source = str(synth.write_csv(frame, tmp / f"null-{seed}.csv", force=True))
@@ -68,7 +77,7 @@ def one_seed(seed: int, bars: int, costs: str, tmp: Path, walkforward: bool = Tr
         out.update({"wf_best": best, "wf_psr": rec["psr"], "wf_dsr": rec["dsr"],
                     "wf_trials": rec["dsr_trials"],
                     "decisions": [c["decision"] for c in payload["comparisons"]]})
-    sw = api.sweep(GRID, MODELS, source, runs_dir=runs, settings=settings, top=1, **FOLDS)
+    sw = api.sweep(grid, MODELS, source, runs_dir=runs, settings=settings, top=1, **FOLDS)
     spay = json.loads((sw.outcome.run.path / "sweep.json").read_text())
     b = spay["best"]
     return {**out, "sweep_best": f"{b['model']} {b['rules']}", "sweep_dsr": b["dsr"],
@@ -103,9 +112,9 @@ def summary(rows: list[dict]) -> dict:
             "comparison better/worse (newhl vs newhl-range)":
                 rate(sum(any(d in ("better", "worse") for d in r["decisions"]) for r in wf), m)})
     return {**figures,
-            "sweep PSR > 0.95 (best of 32, not deflated)":
+            "sweep PSR > 0.95 (best combination, not deflated)":
                 rate(count(lambda r: sig(r.get("sweep_psr"))), n),
-            "sweep DSR > 0.95 (best of 32)": rate(count(lambda r: sig(r["sweep_dsr"])), n),
+            "sweep DSR > 0.95 (best combination)": rate(count(lambda r: sig(r["sweep_dsr"])), n),
             "sweep SPA p < 0.05 vs random entries":
                 rate(count(lambda r: (r["sweep_spa_random"] or 1) < 0.05), n)}
 
@@ -116,6 +125,8 @@ def main() -> None:
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--bars", type=int, default=3000)
     ap.add_argument("--costs", choices=("world", "none"), default="none")
+    ap.add_argument("--exits", choices=("far", "default"), default="far",
+                    help="far: EXITS and GRID (a strict null); default: GRID_DEFAULT_EXITS")
     ap.add_argument("--summary", action="store_true",
                     help="only summarise every seed already in --out")
     ap.add_argument("--sweep-only", action="store_true", help="skip the walk-forward (faster)")
@@ -137,7 +148,8 @@ def main() -> None:
             rows.append(done[seed])
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            r = one_seed(seed, args.bars, args.costs, Path(tmp), not args.sweep_only)
+            r = one_seed(seed, args.bars, args.costs, Path(tmp), not args.sweep_only,
+                         args.exits)
         rows.append(r)
         if args.out:
             with args.out.open("a") as f:
