@@ -113,7 +113,7 @@ def summary(rows: list[dict]) -> dict:
                 rate(sum(any(d in ("better", "worse") for d in r["decisions"]) for r in wf), m)})
     return {**figures,
             "sweep PSR > 0.95 (best combination, not deflated)":
-                rate(count(lambda r: sig(r.get("sweep_psr"))), n),
+                rate(count(lambda r: sig(r.get("sweep_psr"))), count(lambda r: "sweep_psr" in r)),
             "sweep DSR > 0.95 (best combination)": rate(count(lambda r: sig(r["sweep_dsr"])), n),
             "sweep SPA p < 0.05 vs random entries":
                 rate(count(lambda r: (r["sweep_spa_random"] or 1) < 0.05), n)}
