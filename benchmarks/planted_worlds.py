@@ -90,9 +90,10 @@ def table(rows: list[dict]) -> str:
     out = ["| world | planted | labels | model | trades | hit % | return % | Sharpe | DSR "
            "(trials) | found |", "|" + "---|" * 10]
     for r in rows:
+        planted = "–" if r["world"] == "null" else f"{r['planted']:g}"
         for m, s in r["models"].items():
             found = s["dsr"] is not None and s["dsr"] > 0.95
-            out.append(f"| {r['world']} | {r['planted']:g} | {r['labels']} | {m} | "
+            out.append(f"| {r['world']} | {planted} | {r['labels']} | {m} | "
                        f"{fmt(s['trades'], '.0f')} | {fmt(s['hit'], '.1f')} | "
                        f"{fmt(s['total_return_pct'], '+.2f')} | {fmt(s['sharpe'], '.2f')} | "
                        f"{fmt(s['dsr'])} ({s['dsr_trials']}) | {'yes' if found else 'no'} |")
@@ -107,7 +108,8 @@ def table(rows: list[dict]) -> str:
                 if c else "–")
         refs = (f"{ref['trades']} trades, net {ref['net_bps']:+.2f} ± {ref['se_bps']:.2f} bps "
                 f"(t {ref['t']:.1f})" if ref else "none planted")
-        out.append(f"| {r['world']} | {r['planted']:g} | {r['labels']} | {cmp_} | {refs} |")
+        planted = "–" if r["world"] == "null" else f"{r['planted']:g}"
+        out.append(f"| {r['world']} | {planted} | {r['labels']} | {cmp_} | {refs} |")
     return "\n".join(out)
 
 
