@@ -89,6 +89,8 @@ def one_seed(seed: int, bars: int, costs: str, tmp: Path, walkforward: bool = Tr
 def rate(hits: int, n: int) -> str:
     from scipy.stats import binomtest
 
+    if n == 0:
+        return "n/a (no seed)"
     ci = binomtest(hits, n).proportion_ci(0.95, method="exact")
     return f"{hits}/{n} = {100 * hits / n:.1f} % (95 % CI {100 * ci.low:.1f} … {100 * ci.high:.1f} %)"
 
