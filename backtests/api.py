@@ -556,7 +556,7 @@ def walkforward(models: str = "attention,rule/newhl", data=None, *, presets: str
     if not auto:
         settings = {**(settings or {}), "strategy.threshold": threshold}
     folds = dict(train_bars=train_bars, val_bars=val_bars, test_bars=test_bars,
-                 step_bars=step_bars, expanding=expanding, embargo_bars=embargo_bars)
+                 step_bars=step_bars, expanding=expanding, embargo=embargo_bars)
     exp, sources, parsed, seed_list, plan = _study_settings(data, models, presets, seeds, folds,
                                                             settings, runs_dir)
     wf = wfm.WalkForward(base=exp, sources=sources, models=parsed, seeds=seed_list, plan=plan,
@@ -587,7 +587,7 @@ def sweep(grid: dict | list[str], models: str = "attention,rule/newhl", data=Non
         grid = [f"{k}={','.join(map(str, v if isinstance(v, list | tuple) else [v]))}"
                 for k, v in grid.items()]
     folds = dict(train_bars=train_bars, val_bars=val_bars, test_bars=test_bars,
-                 step_bars=step_bars, expanding=expanding, embargo_bars=embargo_bars)
+                 step_bars=step_bars, expanding=expanding, embargo=embargo_bars)
     exp, sources, parsed, seed_list, plan = _study_settings(data, models, presets, seeds, folds,
                                                             settings, runs_dir)
     if len(sources) != 1:

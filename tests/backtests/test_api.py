@@ -139,3 +139,28 @@ def test_model_probabilities_as_signals_trade_exactly_like_the_model(trained_run
     assert len(by_model.trades) > 0
     pd.testing.assert_frame_equal(by_model.trades, by_signals.trades)
     pd.testing.assert_series_equal(by_model.equity, by_signals.equity)
+
+
+def test_walkforward_and_sweep_pass_the_embargo_to_the_fold_plan(tmp_path, monkeypatch):
+    """api.walkforward/api.sweep take ``embargo_bars``; the fold plan's field is ``embargo``
+    (they failed with a TypeError before, whatever the embargo). The study itself is not run."""
+    import backtests.sweep as swm
+    import backtests.walkforward as wfm
+
+    class Planned(Exception):
+        pass
+
+    def capture(study, **_):
+        raise Planned(study.plan)
+
+    monkeypatch.setattr(wfm, "run", capture)
+    monkeypatch.setattr(swm, "run", capture)
+    folds = dict(train_bars=500, val_bars=200, test_bars=200, embargo_bars=7)
+    for call in (lambda: api.walkforward("rule/newhl", "sample:EURUSD_H1", runs_dir=tmp_path,
+                                         **folds),
+                 lambda: api.sweep({"threshold": [0.5]}, "rule/newhl", "sample:EURUSD_H1",
+                                   runs_dir=tmp_path, **folds)):
+        with pytest.raises(Planned) as planned:
+            call()
+        plan = planned.value.args[0]
+        assert (plan.train_bars, plan.val_bars, plan.test_bars, plan.embargo) == (500, 200, 200, 7)
