@@ -28,6 +28,7 @@ from backtests.currency import Conversion, conversion_of, rates
 from backtests.reports.backtest import leverage_of, render_report
 from backtests.scoring import (
     Scored,
+    check_one_source,
     experiment_of,
     make_fold,
     period_positions,
@@ -216,9 +217,8 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
         from data import load
 
         d = exp.data
-        if source is None and d.pool and "," in d.source:
-            raise ConfigError(f"the model was pooled from several instruments ({d.source}); "
-                              "give one of them as data.source")
+        if source is None:
+            check_one_source(d)
         candles = load(source or d.source, tz=d.tz, sort=d.sort, point=d.point,
                        dayfirst=d.dayfirst)
     scored = score(ref, source, period=b.period, start=b.start, end=b.end, runs_dir=runs_dir,

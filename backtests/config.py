@@ -278,11 +278,6 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-@functools.cache
-def _default(section: str, name: str) -> Any:
-    return getattr(_section_class(section)(), name)
-
-
 def _section_class(name: str) -> type:
     return _hints(Experiment)[name]
 

@@ -31,12 +31,18 @@ VALIDATION_FILE = "validation.parquet"
 
 
 # --- data ----------------------------------------------------------------------------------------
+def check_one_source(d) -> None:
+    """Refuse ``data.source`` listing several instruments (``data.pool``) where one is read."""
+    if d.pool and "," in d.source:
+        raise ConfigError(f"data.source {d.source} lists several instruments (data.pool): only "
+                          "train and walkforward pool them; give one of them as data.source to apply a "
+                          "pooled model")
+
+
 def load_candles(exp: Experiment) -> pd.DataFrame:
     """The experiment's candles: its source read as configured, cut to data.start … data.end."""
     d = exp.data
-    if d.pool and "," in d.source:
-        raise ConfigError(f"data.source {d.source} lists several instruments (data.pool): only "
-                          "train and walkforward pool them; apply a pooled model to one of them")
+    check_one_source(d)
     candles = load(d.source, tz=d.tz, sort=d.sort, point=d.point, dayfirst=d.dayfirst)
     if d.start or d.end:
         first, last = Period.between(d.start, d.end).positions(candles.index, "the data period")
@@ -167,5 +173,6 @@ def validation_bars(run: Run) -> pd.DataFrame | None:
     return frame
 
 
-__all__ = ["VALIDATION_FILE", "Scored", "data_for_model", "experiment_of", "load_candles", "make_fold",
+__all__ = ["VALIDATION_FILE", "Scored", "check_one_source", "data_for_model", "experiment_of",
+           "load_candles", "make_fold",
            "period_positions", "score", "validation_bars"]

@@ -73,7 +73,8 @@ class WalkForward:
         return self.base.data.pool and len(self.sources) > 1
 
     def settings(self) -> dict:
-        return {"sources": self.sources, **({"pool": True} if self.pooled else {}), "models": [f"{k}/{p}" for k, p in self.models],
+        return {"sources": self.sources, **({"pool": True} if self.pooled else {}),
+                "models": [f"{k}/{p}" for k, p in self.models],
                 "seeds": self.seeds, "folds": self.plan.to_dict(),
                 "threshold": "auto" if self.auto_threshold else self.base.strategy.threshold}
 
