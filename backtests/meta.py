@@ -315,6 +315,7 @@ def choose_meta_threshold(meta: MetaTraining, candles: pd.DataFrame, spec: Datas
     simulator, the run's rules and costs); the highest validation return wins, ties to the
     higher threshold (the rule of the primary's threshold choice)."""
     from backtests.analysis.performance import compute_stats
+    from backtests.simulation import best_threshold
     from strategy.fast import simulate_fast
 
     pos, side, q = meta_scores(meta, candles, spec, probs, first, last, params, costs, rates)
@@ -328,8 +329,7 @@ def choose_meta_threshold(meta: MetaTraining, candles: pd.DataFrame, spec: Datas
         stats = compute_stats(equity, trades)
         rows.append({"meta threshold": th, "validation trades": stats["n_trades"],
                      "validation return %": stats["total_return_pct"]})
-    best = max(rows, key=lambda r: (r["validation return %"], r["meta threshold"]))
-    return best["meta threshold"], rows
+    return best_threshold(rows, key="meta threshold")["meta threshold"], rows
 
 
 __all__ = ["CONTEXT", "HGB_SETTINGS", "META_THRESHOLDS", "MIN_META_SAMPLES", "MetaModel",

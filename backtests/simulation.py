@@ -132,9 +132,10 @@ def threshold_row(res, book) -> dict:
             "validation win rate %": float(100.0 * wins / k) if k else float("nan")}
 
 
-def best_threshold(rows: list[dict]) -> dict:
-    """The row ``choose_threshold`` picks: highest validation return, ties to the higher one."""
-    return max(rows, key=lambda r: (r["validation return %"], r["threshold"]))
+def best_threshold(rows: list[dict], key: str = "threshold") -> dict:
+    """The row ``choose_threshold`` picks: highest validation return, ties to the higher one
+    (``key``: the column of the threshold tried; the meta threshold's choice uses this rule too)."""
+    return max(rows, key=lambda r: (r["validation return %"], r[key]))
 
 
 def check_costs(candles: pd.DataFrame, costs: Costs) -> None:
