@@ -37,7 +37,7 @@ from models.errors import ModelError
 from models.evaluate import article_metrics, class_prior, classification_metrics
 from models.networks import build, make_config, n_parameters
 from models.stacked import stacked_forward
-from models.step import LARGE_SDPA_BATCH, autocast_for, deterministic_algorithms, sdpa_guard
+from models.step import autocast_for, deterministic_algorithms, sdpa_guard
 from models.train import (
     TrainConfig,
     TrainResult,
@@ -365,4 +365,4 @@ class _ValBatch:
                 "val_missed_pct": np.where(fractals.any(1), missed, np.nan)}
 
 
-__all__ = ["LARGE_SDPA_BATCH", "train_ensemble", "vmappable"]
+__all__ = ["train_ensemble", "vmappable"]
