@@ -27,7 +27,7 @@ demo: $(STAMP)
 	@echo "next: source $(VENV)/bin/activate, then attnbt --help (the README's Commands)"
 
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

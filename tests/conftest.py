@@ -29,11 +29,35 @@ settings.register_profile("ci", max_examples=25)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+# The files that take the longest, longest first (wall time measured on the 2-core machine,
+# docs/benchmarks.md "The test suite"). `make test` hands whole files to its workers in collection
+# order (`--dist loadfile --no-loadscope-reorder`), so these start first and the run does not end
+# with one worker on a long file while the other has nothing left (the longest-processing-time
+# rule). A file missing from the list keeps its place after them; the order inside a file is kept.
+LONGEST_FIRST = (
+    "backtests/test_ray_two_nodes.py", "benchmarks/test_smoke.py", "backtests/test_paper.py",
+    "backtests/test_backtest.py", "backtests/test_walkforward.py", "backtests/test_cli_runs.py",
+    "backtests/test_rule_baselines.py", "benchmarks/test_invocation.py",
+    "backtests/test_ray_executor.py", "backtests/test_compare.py",
+    "backtests/test_api_notebook.py", "backtests/test_sweep.py", "backtests/test_executor.py",
+    "strategy/test_engine_resume.py", "data/test_fuzz.py", "backtests/test_label_exits_studies.py",
+    "backtests/test_cli_models.py", "backtests/test_study_currency.py",
+    "backtests/test_significance.py",
+)
+
+
+def _file_rank(item) -> int:
+    path = item.nodeid.split("::", 1)[0].removeprefix("tests/")
+    return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(items):
-    """A test that uses the trained model trains (once per session): it is a slow test."""
+    """A test that uses the trained model trains (once per session): it is a slow test. The
+    longest files go first (``LONGEST_FIRST``; a stable sort keeps every other order)."""
     for item in items:
         if "trained_run" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=_file_rank)
 
 
 @pytest.fixture(scope="session")
