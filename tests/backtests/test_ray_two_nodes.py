@@ -122,17 +122,22 @@ def _kill(pids: set[int]) -> None:
             pass
 
 
-def _session(sid: int) -> set[int]:
-    """Live processes of session ``sid`` (from /proc; zombies left out)."""
-    out = set()
+def _sessions(sids: set[int]) -> dict[int, set[int]]:
+    """Live processes of each session of ``sids`` (one pass over /proc; zombies left out)."""
+    out: dict[int, set[int]] = {sid: set() for sid in sids}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            out.add(int(stat.parent.name))
+        if int(fields[3]) in out and fields[0] != "Z":
+            out[int(fields[3])].add(int(stat.parent.name))
     return out
+
+
+def _session(sid: int) -> set[int]:
+    """Live processes of session ``sid``."""
+    return _sessions({sid})[sid]
 
 
 def _running_task(pids: set[int]) -> bool:
@@ -208,16 +213,20 @@ class Watch:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        # One pass over /proc per look (not one per node and question), ten looks a second:
+        # a task runs for longer than that.
         second = self.nodes["second"]
         while not self._stop.is_set():
-            for name, node in self.nodes.items():
-                if (self.killed_at is None or name == "head") and _running_task(node.pids()):
-                    self.seen.add(name)
+            pids = _sessions({node.sid for node in self.nodes.values()})
+            running = {name for name, node in self.nodes.items()
+                       if (self.killed_at is None or name == "head")
+                       and _running_task(pids[node.sid])}
+            self.seen |= running
             if (self.kill_second and self.killed_at is None and "head" in self.seen
-                    and _running_task(second.pids())):         # the second node is mid-task
+                    and "second" in running):                   # the second node is mid-task
                 second.kill()
                 self.killed_at = time.monotonic()
-            time.sleep(0.05)
+            self._stop.wait(0.1)
 
     def __enter__(self) -> Watch:
         self._thread.start()
