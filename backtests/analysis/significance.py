@@ -199,6 +199,13 @@ def spa_test(benchmark_returns, model_returns, *, reps: int = SPA_REPS,
     if n < 3 or models.shape[0] != n:
         return {"p_value": float("nan"), "p_lower": float("nan"), "p_upper": float("nan"),
                 "block": block, "reps": reps}
+    # A model equal to the benchmark on every bar (e.g. two runs that never trade) cannot beat
+    # it, but its zero-variance differential makes arch's studentised statistic degenerate and
+    # its p-value 0 ("significantly better"). Such models are left out; with none left, p is 1.
+    models = models[:, ~(models == bench[:, None]).all(axis=0)]
+    if not models.shape[1]:
+        return {"p_value": 1.0, "p_lower": 1.0, "p_upper": 1.0, "block": block, "reps": reps,
+                "bootstrap": BOOTSTRAP}
     spa = SPA(-bench, -models, block_size=block, reps=reps, bootstrap=BOOTSTRAP,
               studentize=True, seed=np.random.default_rng(seed))
     spa.compute()
