@@ -138,13 +138,32 @@ def fmt(x, f=".3f") -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, f)
 
 
+def verdicts(r: dict, name: str) -> str:
+    """The walk-forward's paired comparisons shown on a row: attention vs the same-size dense
+    net (each arm against its like), and an X+meta arm against X alone."""
+    out = []
+    for c in r.get("comparisons") or []:
+        a, b = c["a"], c["b"]
+        if a != name:
+            continue
+        if ((a.startswith("attention") and b.startswith("dense")
+             and a.endswith("+meta") == b.endswith("+meta"))
+                or (a.endswith("+meta") and b == a[:-len("+meta")])):
+            out.append(f"vs {b}: {c['decision']} ({fmt(c['sharpe_diff'], '+.2f')}, "
+                       f"p {fmt(c['p'], '.2f')}, SPA p {fmt(c['spa_p'], '.2f')})")
+    return "; ".join(out)
+
+
 def table(rows: list[dict]) -> str:
+    n_all = next((m.get("dsr_all_trials") for r in rows for m in (r.get("models") or {}).values()),
+                 "all")
     out = ["| config | model | trades | hit % (base) | win % | return % | Sharpe | PSR | "
-           "DSR (trials) | DSR, all trials |", "|" + "---|" * 10]
+           f"DSR (trials) | DSR ({n_all}) | verdict: Sharpe diff (ann.), bootstrap p, SPA p |",
+           "|" + "---|" * 11]
     for r in rows:
         if "models" not in r:
             out.append(f"| {r['config']} {NAMES[r['config']]} | failed (rc {r['rc']}) |"
-                       + " |" * 8)
+                       + " |" * 9)
             continue
         for name, m in r["models"].items():
             out.append(
@@ -152,20 +171,8 @@ def table(rows: list[dict]) -> str:
                 f"{fmt(m['hit_pct'], '.1f')} ({fmt(m['base_hit_pct'], '.1f')}) | "
                 f"{fmt(m['win_rate_pct'], '.1f')} | {fmt(m['total_return_pct'], '+.2f')} | "
                 f"{fmt(m['sharpe'], '.2f')} | {fmt(m['psr'])} | "
-                f"{fmt(m['dsr'])} ({m['dsr_trials']}) | "
-                f"{fmt(m.get('dsr_all'))} ({m.get('dsr_all_trials', '–')}) |")
-    out += ["", "| config | comparison | verdict | Sharpe diff (ann.) | bootstrap p | SPA p |",
-            "|---|---|---|---|---|---|"]
-    for r in rows:
-        for c in r.get("comparisons") or []:
-            a, b = c["a"], c["b"]
-            keep = ((a.startswith("attention") and b.startswith("dense")
-                     and a.endswith("+meta") == b.endswith("+meta"))
-                    or (a.endswith("+meta") and b == a[:-len("+meta")]))
-            if keep:
-                out.append(f"| {r['config']} | {a} vs {b} | {c['decision']} | "
-                           f"{fmt(c['sharpe_diff'], '+.2f')} | {fmt(c['p'], '.2f')} | "
-                           f"{fmt(c['spa_p'], '.2f')} |")
+                f"{fmt(m['dsr'])} ({m['dsr_trials']}) | {fmt(m.get('dsr_all'))} | "
+                f"{verdicts(r, name)} |")
     return "\n".join(out)
 
 
