@@ -7,7 +7,7 @@
 CPU mode runs ``attnbt walkforward`` on the sample (default fold sizes: 5 folds) with 1 worker and
 with every core, side by side, and checks the two give the same table. CUDA mode times the training
 of the (seed × fold) models of each kind one after the other (``fit``) and as one vmapped ensemble
-(``models.ensemble.train_ensemble``; lstm and dropout models fall back to one at a time) on 10
+(``models.ensemble.train_ensemble``; dropout models fall back to one at a time) on 10
 rolling folds of the sample, and prints the ratio. Every run goes into a temporary folder.
 """
 

@@ -396,8 +396,8 @@ def train_in_ensembles(tasks: list[Task], candles_of: Callable[[Task], pd.DataFr
                        group_of: Callable[[Task], tuple], say: Callable[[str], None],
                        ) -> Iterator[tuple[int, TrainResult | AttnbtError]]:
     """GPU: the tasks of one group (same data, model and settings; seeds and folds differ)
-    train together as one stacked ensemble (lstm: one model at a time, cuDNN's LSTM does not
-    vmap). Yields (position in ``tasks``, its TrainResult or the error that stopped it)."""
+    train together as one stacked ensemble (``models.ensemble``; dropout models one at a time).
+    Yields (position in ``tasks``, its TrainResult or the error that stopped it)."""
     from models.ensemble import train_ensemble
 
     groups: dict[tuple, list[int]] = {}
