@@ -63,15 +63,21 @@ def _distances(a, b, candles, spec) -> dict[str, float]:
             "val_loss": float(np.max(np.abs(va[:n] - vb[:n]) / np.abs(vb[:n])))}
 
 
+CUDA = pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA GPU on this machine")])
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("device", ["cpu", CUDA])
 @pytest.mark.parametrize("kind,preset", [("dense", "matched"), ("attention", "article"),
                                          ("lstm", "article")])
-def test_members_equal_models_trained_alone(eurusd, kind, preset):
+def test_members_equal_models_trained_alone(eurusd, kind, preset, device):
     candles = eurusd.iloc[:1400]
     # expanding folds: training parts of different lengths (ragged batches, members idle)
     folds = walk_forward(candles.index, train_bars=500, val_bars=150, test_bars=150,
                          expanding=True)[:3]
-    cfgs = [TrainConfig(epochs=3, seed=s, patience=2, batch_size=128) for s in (0, 1, 2)]
+    cfgs = [TrainConfig(epochs=3, seed=s, patience=2, batch_size=128, device=device)
+            for s in (0, 1, 2)]
     spec = DatasetSpec()
     members = train_ensemble(candles, spec, folds, kind=kind, preset=preset, cfgs=cfgs)
     assert len(members) == 3
@@ -86,7 +92,7 @@ def test_members_equal_models_trained_alone(eurusd, kind, preset):
         assert d["val_loss"] <= VAL_LOSS_RTOL, f"member {i}: val loss differs by {d['val_loss']:.3g}"
     # the check can fail: the same fold trained from another seed is far outside every tolerance
     other = fit(candles, spec, folds[2], kind=kind, preset=preset,
-                cfg=TrainConfig(epochs=3, seed=7, patience=2, batch_size=128))
+                cfg=TrainConfig(epochs=3, seed=7, patience=2, batch_size=128, device=device))
     wrong = _distances(members[2], other, candles, spec)
     # (lstm after 3 epochs is still near the class prior: another seed's probabilities differ by
     # 0.037, so that margin is 7x rather than 35x)
