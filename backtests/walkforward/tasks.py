@@ -384,6 +384,11 @@ def compute_task(payload: tuple[Task, pd.DataFrame]) -> dict:
     return evaluate_task(task, candles, train_fold(task, candles))
 
 
+def evaluate_trained(payload: tuple[Task, pd.DataFrame, TrainResult]) -> dict:
+    """A CPU worker's part of a task trained on the GPU: ``evaluate_task`` (picklable)."""
+    return evaluate_task(*payload)
+
+
 def compute_task_cuda(payload: tuple[Task, pd.DataFrame]) -> dict:
     """``compute_task`` training on the worker's GPU (a Ray task given a share of one). The
     device is not part of the task's id: the task is the same, only where it trains differs."""
@@ -426,5 +431,5 @@ def train_in_ensembles(tasks: list[Task], candles_of: Callable[[Task], pd.DataFr
 
 
 __all__ = ["DEFAULT_BARS", "DEFAULT_PRESET", "FoldPlan", "Task", "compute_task",
-           "compute_task_cuda", "evaluate_task", "parse_models", "plan_tasks", "predict_bars",
+           "compute_task_cuda", "evaluate_task", "evaluate_trained", "parse_models", "plan_tasks", "predict_bars",
            "train_fold", "train_in_ensembles"]
