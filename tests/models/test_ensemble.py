@@ -14,7 +14,7 @@ Spread measured for these exact settings (member vs alone, worst member of three
   The stacked ensemble (models.stacked), 2026-12-03: AMD EPYC, torch 2.13.0+cpu, 1 thread:
   attention, dense, lstm <= 2.7e-6 / 6.6e-7 / 1.4e-7 (weights / probabilities / val loss); NVIDIA
   H200, torch 2.11.0+cu130: attention 1.0e-4 / 5.0e-5 / 4.2e-6, dense 1.2e-6 / 8.3e-7 / 1.5e-7,
-  conv 3.0e-4 / 3.3e-4 / 2.1e-5.
+  conv 3.0e-4 / 3.3e-4 / 2.1e-5; lstm (2026-12-03, same H200) 1.1e-4 / 7.7e-6 / 7.3e-7.
   A member against a model of another seed on the same fold (what a real bug looks like):
     relative weight distance >= 1.16, largest probability difference >= 0.17 (lstm: 0.037, its
     3-epoch models are still near the class prior).
