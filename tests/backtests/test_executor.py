@@ -1,5 +1,6 @@
 """Tasks side by side: the same numbers whatever the worker count; only the driver records."""
 
+import pandas as pd
 import pytest
 
 from backtests.config import Experiment
@@ -138,19 +139,14 @@ def test_run_alongside_computes_deferred_results_while_the_producer_goes_on(tmp_
         assert "negative" in str(got[2].error) and isinstance(got[3], TaskFailure)
 
 
-@pytest.mark.slow
-def test_the_gpu_path_gives_the_same_table_with_workers_evaluating_alongside(
-        tmp_path, monkeypatch):
-    """The GPU branch (ensembles trained in the driver) on the CPU: its trainer is the real
-    stacked ensemble on the CPU and the device check is faked. Evaluating in 2 worker processes
-    while the driver trains the next group gives the table of evaluating in the driver."""
+@pytest.fixture
+def gpu_branch_on_cpu(monkeypatch):
+    """The GPU branch (ensembles trained in the driver) on the CPU: the device check is faked and
+    the trainer is the real stacked ensemble on the CPU. Returns the sizes of the groups trained."""
     from dataclasses import replace
-
-    from test_walkforward_data import synthetic, write_csv
 
     import backtests.execution as execution
     import models.ensemble as ensemble
-    from backtests import walkforward as wfm
     from backtests.execution.driver import GpuEnsembles, Placement, build_executor
 
     train_ensemble, groups = ensemble.train_ensemble, []
@@ -162,6 +158,18 @@ def test_the_gpu_path_gives_the_same_table_with_workers_evaluating_alongside(
     monkeypatch.setattr(execution, "local_device", lambda name: "cuda")
     monkeypatch.setattr(ensemble, "train_ensemble", on_cpu)
     assert isinstance(build_executor(Placement(device="cuda", workers=2), 1), GpuEnsembles)
+    return groups
+
+
+@pytest.mark.slow
+def test_the_gpu_path_gives_the_same_table_with_workers_evaluating_alongside(
+        tmp_path, gpu_branch_on_cpu):
+    """Evaluating in 2 worker processes while the driver trains the next group gives the table
+    of evaluating in the driver."""
+    from test_walkforward_data import synthetic, write_csv
+
+    from backtests import walkforward as wfm
+
     source = write_csv(synthetic(1300, seed=1), tmp_path / "walk.csv")
     tables = []
     for workers in (1, 2):
@@ -173,5 +181,29 @@ def test_the_gpu_path_gives_the_same_table_with_workers_evaluating_alongside(
         out = wfm.run(wf)
         assert out.computed == 9 and not out.failures
         tables.append([(out.run.path / f).read_text() for f in ("results.csv", "equity.csv")])
-    assert groups == [6, 6]                 # dense: 2 seeds × 3 folds in one ensemble, per run
+    assert gpu_branch_on_cpu == [6, 6]      # dense: 2 seeds × 3 folds in one ensemble, per run
     assert tables[0] == tables[1]
+
+
+@pytest.mark.slow
+def test_a_gpu_sweep_gives_the_same_table_with_workers_evaluating_alongside(
+        tmp_path, gpu_branch_on_cpu):
+    from test_walkforward_data import synthetic, write_csv
+
+    from backtests import sweep as swm
+    from backtests.walkforward import FoldPlan, parse_models
+
+    source = write_csv(synthetic(1400, seed=3), tmp_path / "walk.csv")
+    tables = []
+    for workers in (1, 2):
+        base = Experiment().override({"runtime.runs_dir": str(tmp_path / f"w{workers}"),
+                                      "train.epochs": 1, "data.source": source})
+        sw = swm.Sweep(base=base, source=source, models=parse_models("dense"), seeds=[0],
+                       grid=swm.parse_grid(["threshold=0.4,0.5", "stop=bar,atr:1.5"], base),
+                       plan=FoldPlan(train_bars=500, val_bars=200, test_bars=200),
+                       workers=workers, device="cuda")
+        out = swm.run(sw)
+        assert out.computed == 3 and not out.failures
+        tables.append(out.table)
+    assert gpu_branch_on_cpu == [3, 3]
+    pd.testing.assert_frame_equal(tables[0], tables[1])
