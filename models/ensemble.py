@@ -7,7 +7,7 @@ clipping per member, PyTorch's AdamW, and early stopping per member on its own v
 
 How: every member's parameters live in one ``[k, P]`` matrix (a row per member; each parameter a
 ``[k, *shape]`` view of it). ``models.stacked`` runs the k networks as batched matrix products
-(attention/article, dense) or under ``vmap`` (conv), one backward pass gives every member's
+(attention/article, dense, lstm) or under ``vmap`` (conv), one backward pass gives every member's
 gradient, and one fused AdamW step (``torch._fused_adamw_`` over the members' rows, with their own
 step counts) updates them. Each step has the same shape: member ``m`` takes its next ``batch_size``
 windows, padded with masked ones where its training part has fewer left (the loss is the weighted
@@ -15,8 +15,8 @@ mean over the real ones, as in ``fit``); a member without a batch left, or early
 computed but masked out of the update — nothing is re-gathered. Validation runs every epoch for
 all members in one batched pass, its losses and the history's metrics computed on the device.
 
-Not stacked (trained one by one with ``fit``): ``lstm`` (cuDNN's LSTM has no batching rule) and
-models with dropout (``attention/modern``: its dropout masks cannot follow ``fit``'s random stream).
+Not stacked (trained one by one with ``fit``): models with dropout (``attention/modern``: its
+dropout masks cannot follow ``fit``'s random stream). lstm is stacked as a batched LSTM cell.
 Members' models are returned on the CPU (k models would otherwise hold the GPU's memory).
 """
 
@@ -55,8 +55,8 @@ VAL_WINDOWS = 1 << 17                # windows per batched validation pass (memb
 
 
 def vmappable(kind: str, config) -> bool:
-    """Whether members of this model can be stacked (no LSTM, no dropout)."""
-    return kind != "lstm" and not getattr(config, "dropout", 0.0)
+    """Whether members of this model can be stacked (no dropout)."""
+    return not getattr(config, "dropout", 0.0)
 
 
 def train_ensemble(candles: pd.DataFrame, spec: DatasetSpec, folds: list[Fold], *,

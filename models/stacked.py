@@ -7,7 +7,8 @@ order of float sums) to its module's output on its own windows.
 
 attention/article and dense are written out with batched matrix products (``baddbmm``: one kernel
 per layer for every member) and plain attention (20×20 scores per window, as the module computes
-them); any other network (conv) runs its own module under ``torch.func.vmap``.
+them), lstm as a batched LSTM cell stepped over the window (cuDNN's LSTM has no batching rule);
+any other network (conv) runs its own module under ``torch.func.vmap``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from models.attention import AttentionClassifier
-from models.earlier import DenseClassifier
+from models.earlier import DenseClassifier, LSTMClassifier
 
 
 def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -80,6 +81,34 @@ def _dense(model: DenseClassifier):
     return forward
 
 
+def _lstm(model: LSTMClassifier):
+    """nn.LSTM's equations (gates i, f, g, o; zero initial state), a batched cell per time step;
+    each layer's input products for every step in one batched product."""
+    n_layers, hidden = model.cfg.n_layers, model.cfg.hidden_size
+
+    def forward(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        k, n, w, _ = x.shape
+        seq = x
+        for layer in range(n_layers):
+            whh = p[f"lstm.weight_hh_l{layer}"].transpose(1, 2)
+            bias = p[f"lstm.bias_ih_l{layer}"] + p[f"lstm.bias_hh_l{layer}"]
+            pre = _linear(seq.reshape(k, n * w, -1), p[f"lstm.weight_ih_l{layer}"], bias
+                          ).view(k, n, w, 4 * hidden)
+            h = c = x.new_zeros(k, n, hidden)
+            outs = []
+            for t in range(w):
+                gates = torch.baddbmm(pre[:, :, t], h, whh) if t else pre[:, :, t]
+                i, f, g, o = gates.chunk(4, dim=-1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                outs.append(h)
+            if layer < n_layers - 1:
+                seq = torch.stack(outs, dim=2)
+        return _linear(h, p["head.weight"], p["head.bias"])
+
+    return forward
+
+
 def _vmapped(model: nn.Module):
     base = copy.deepcopy(model).to("meta")
     return vmap(lambda p, x: functional_call(base, p, (x,)), in_dims=(0, 0))
@@ -89,7 +118,7 @@ def written_out(model: nn.Module) -> bool:
     """Whether ``stacked_forward`` has batched products for this network (else it vmaps)."""
     if isinstance(model, AttentionClassifier):
         return model.cfg.preset == "article" and not model.cfg.dropout
-    if isinstance(model, DenseClassifier):
+    if isinstance(model, DenseClassifier | LSTMClassifier):
         return not model.cfg.dropout
     return False
 
@@ -97,7 +126,8 @@ def written_out(model: nn.Module) -> bool:
 def stacked_forward(model: nn.Module):
     """``forward(params, x)`` for k stacked copies of ``model`` (a template: its weights unused)."""
     if written_out(model):
-        return _article(model) if isinstance(model, AttentionClassifier) else _dense(model)
+        kind = {AttentionClassifier: _article, DenseClassifier: _dense, LSTMClassifier: _lstm}
+        return kind[type(model)](model)
     return _vmapped(model)
 
 

@@ -75,8 +75,10 @@ def walkforward_cmd(
     train_bars: TrainBarsOpt = 2000, val_bars: ValBarsOpt = 500, test_bars: TestBarsOpt = 500,
     step_bars: StepBarsOpt = None, expanding: ExpandingOpt = False,
     embargo_bars: EmbargoBarsOpt = 0,
-    workers: Annotated[int | None, typer.Option("--workers", help="Worker processes on CPU "
-                                                "(default: all cores; at most 4 per core).",
+    workers: Annotated[int | None, typer.Option("--workers", help="Worker processes on CPU; "
+                                                "with --device cuda they evaluate and backtest "
+                                                "while the GPU trains (default: all cores; at "
+                                                "most 4 per core).",
                                                 rich_help_panel=WF)] = None,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda (cuda: stacked "
                                         "ensembles; on Ray, a share of a GPU per task).",

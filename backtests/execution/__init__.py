@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from backtests.execution.base import Executor, TaskFailure
+from backtests.execution.base import Deferred, Executor, TaskFailure
 from backtests.execution.local import (
     WORKERS_PER_CORE,
     LocalExecutor,
     check_workers,
     default_workers,
+    run_alongside,
     run_tasks,
 )
 
@@ -71,6 +72,6 @@ def ray_task_executor(*, workers: int, address: str | None, device: str) -> Exec
     return ex
 
 
-__all__ = ["EXECUTORS", "WORKERS_PER_CORE", "Executor", "LocalExecutor", "TaskFailure",
+__all__ = ["EXECUTORS", "WORKERS_PER_CORE", "Deferred", "Executor", "LocalExecutor", "TaskFailure",
            "check_workers", "default_workers",
-           "local_device", "make_executor", "ray_task_executor", "run_tasks"]
+           "local_device", "make_executor", "ray_task_executor", "run_alongside", "run_tasks"]

@@ -15,6 +15,16 @@ class TaskFailure:
     error: BaseException
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """A result still to compute on the CPU: ``fn(payload)``, ``fn`` importable (a module-level
+    function). A study's GPU training yields one per trained task (its evaluation, threshold
+    choice and backtest); CPU workers compute it while the GPU trains the next group."""
+
+    fn: Callable[[Any], Any]
+    payload: Any
+
+
 class Executor:
     """Computes independent tasks somewhere and hands the results back to the driver.
 
@@ -57,4 +67,4 @@ def call(fn: Callable, task: Any, threads: int) -> Any:
         return fn(task)
 
 
-__all__ = ["Executor", "TaskFailure", "call", "init_worker"]
+__all__ = ["Deferred", "Executor", "TaskFailure", "call", "init_worker"]

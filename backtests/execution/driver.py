@@ -11,7 +11,8 @@ at the end. The driver does the rest, the same way for every study:
 - **compute**: :func:`build_executor` picks, at one moment (before the run exists, so a Ray
   cluster that cannot serve refuses without leaving a run behind), where the tasks run: a local
   process pool, Ray (a share of a GPU per task where asked or available), or this machine's GPU,
-  where the study trains its tasks as stacked ensembles.
+  where the study trains its tasks as stacked ensembles in the driver while ``runtime.workers``
+  CPU processes evaluate, choose thresholds and backtest the members already trained.
 - **record**: only the driver writes: ``tasks/<task id>.json`` as each task arrives, then what
   the study's ``record`` writes, the registry row and the trials. Workers compute and return.
 """
@@ -25,7 +26,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from backtests.execution.base import Executor, TaskFailure
+from backtests.execution.base import Deferred, Executor, TaskFailure
 from backtests.store import Registry, Run
 from data.errors import AttnbtError
 
@@ -48,10 +49,14 @@ class Placement:
 
 class GpuEnsembles(Executor):
     """This machine's GPU: the study trains its tasks together as stacked ensembles
-    (``Study.ensembles``) in the driver's process."""
+    (``Study.ensembles``) in the driver's process, while ``workers`` CPU processes evaluate the
+    tasks already trained (what ``Study.ensembles`` yields as :class:`Deferred`; inline when 1)."""
+
+    def __init__(self, workers: int = 1, threads: int = 1) -> None:
+        self.workers, self.threads = int(workers), int(threads)
 
     def __repr__(self) -> str:
-        return "GpuEnsembles()"
+        return f"GpuEnsembles(workers={self.workers})"
 
 
 @dataclass
@@ -105,7 +110,7 @@ class Study(Protocol):
     def payload(self, p: StudyPlan, task: Task) -> Any: ...
 
     def ensembles(self, p: StudyPlan, todo: list[Task], say: Callable[[str], None],
-                  ) -> Iterator[tuple[int, dict | AttnbtError]]: ...
+                  ) -> Iterator[tuple[int, dict | Deferred | AttnbtError]]: ...
 
     def failure(self, task: Task, error: BaseException) -> dict: ...
 
@@ -152,7 +157,7 @@ def build_executor(placement: Placement, n_todo: int) -> Executor | None:
         return ray_task_executor(workers=placement.workers, address=placement.address,
                                  device=placement.device)
     if local_device(placement.device) == "cuda":
-        return GpuEnsembles()
+        return GpuEnsembles(placement.workers)
     return make_executor(placement.executor, workers=placement.workers, threads=1)
 
 
@@ -221,9 +226,13 @@ def compute(study: Study, p: StudyPlan, run_: Run, reg: Registry, ex: Executor |
 
     if not todo:
         return results, failures
-    if isinstance(ex, GpuEnsembles):
-        for i, result in study.ensembles(p, todo, say):
-            done(i, TaskFailure(i, result) if isinstance(result, BaseException) else result)
+    if isinstance(ex, GpuEnsembles):     # CPU workers evaluate while the GPU trains on
+        from backtests.execution.local import run_alongside
+
+        trained = ((i, TaskFailure(i, r) if isinstance(r, BaseException) else r)
+                   for i, r in study.ensembles(p, todo, say))
+        run_alongside(trained, workers=min(ex.workers, len(todo)), threads=ex.threads,
+                      on_done=done, catch=(AttnbtError,))
         return results, failures
     # the longest tasks first (stable: plan order among equals); results keep the plan's order
     order = sorted(range(len(todo)), key=lambda i: -todo[i].cost)

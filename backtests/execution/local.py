@@ -10,19 +10,20 @@ records, a retried task still gives one run.
 The seam: an :class:`Executor` has ``map(fn, tasks, *, on_done, catch)`` with the semantics of
 :func:`run_tasks`. :class:`LocalExecutor` is the process pool; ``backtests.execution.ray_cluster.RayExecutor``
 runs the same tasks on a local Ray instance or a Ray cluster. :func:`make_executor` picks one by
-name (``--executor local|ray``).
+name (``--executor local|ray``). :func:`run_alongside` is the GPU path's pool: the driver trains
+ensembles on the GPU while the workers evaluate the tasks already trained.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from backtests.execution.base import Executor, TaskFailure, call, init_worker
+from backtests.execution.base import Deferred, Executor, TaskFailure, call, init_worker
 
 
 def default_workers() -> int:
@@ -103,6 +104,56 @@ def run_tasks(fn: Callable[[Any], Any], tasks: Sequence[Any], *, workers: int = 
     return results
 
 
+def run_alongside(items: Iterable[tuple[int, Any]], *, workers: int = 1, threads: int = 1,
+                  on_done: Callable[[int, Any], None],
+                  catch: tuple[type[BaseException], ...] = ()) -> None:
+    """Hand on the ``(i, result)`` pairs that ``items`` produces in this process (a GPU training
+    loop): a :class:`Deferred` result is computed by one of ``workers`` spawned processes (inline
+    when 1) while ``items`` goes on producing; any other result is handed on as it is.
+    ``on_done(i, result)`` is called in this process for every pair once its result is ready (in
+    the order they finish); errors of a type in ``catch`` come back as :class:`TaskFailure`. A
+    task whose worker died is computed again here."""
+
+    def inline(i: int, item: Deferred) -> Any:
+        try:
+            return call(item.fn, item.payload, threads)
+        except catch as exc:
+            return TaskFailure(i, exc)
+
+    if workers <= 1:
+        for i, item in items:
+            on_done(i, inline(i, item) if isinstance(item, Deferred) else item)
+        return
+    futures: dict[Future, tuple[int, Deferred]] = {}
+
+    def collect(block: bool) -> None:
+        done, _ = wait(futures, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        for fut in done:
+            i, item = futures.pop(fut)
+            try:
+                result = fut.result()
+            except BrokenProcessPool:
+                result = inline(i, item)
+            except catch as exc:
+                result = TaskFailure(i, exc)
+            on_done(i, result)
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                             initializer=init_worker, initargs=(threads,)) as pool:
+        for i, item in items:
+            if not isinstance(item, Deferred):
+                on_done(i, item)
+            else:
+                try:
+                    futures[pool.submit(call, item.fn, item.payload, threads)] = (i, item)
+                except BrokenProcessPool:
+                    on_done(i, inline(i, item))
+            if futures:
+                collect(block=False)
+        while futures:
+            collect(block=True)
+
+
 class LocalExecutor(Executor):
     """``workers`` spawned processes on this machine (inline when 1): :func:`run_tasks`."""
 
@@ -119,4 +170,5 @@ class LocalExecutor(Executor):
         return f"LocalExecutor(workers={self.workers}, threads={self.threads})"
 
 
-__all__ = ["WORKERS_PER_CORE", "LocalExecutor", "check_workers", "default_workers", "run_tasks"]
+__all__ = ["WORKERS_PER_CORE", "LocalExecutor", "check_workers", "default_workers", "run_alongside",
+           "run_tasks"]

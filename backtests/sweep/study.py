@@ -27,6 +27,7 @@ import pandas as pd
 
 from backtests.analysis.catalog import jsonable
 from backtests.config import config_id
+from backtests.execution import Deferred
 from backtests.execution.driver import (
     SCHEMA,
     Outcome,
@@ -50,7 +51,7 @@ from backtests.sweep.tasks import (
     SweepTask,
     compute_sweep_task,
     compute_sweep_task_cuda,
-    evaluate_sweep_task,
+    evaluate_trained_sweep_task,
     rule_sets,
 )
 from backtests.walkforward.tasks import plan_tasks, train_in_ensembles
@@ -121,19 +122,16 @@ class SweepStudy:
         return task, p.candles
 
     def ensembles(self, p: SweepPlan, todo: list[SweepTask], say,
-                  ) -> Iterator[tuple[int, dict | AttnbtError]]:
+                  ) -> Iterator[tuple[int, dict | Deferred | AttnbtError]]:
         """GPU: the (seed × fold) models of one (model, model setting) train together as a
-        stacked ensemble; predictions and rule combinations follow in the driver."""
+        stacked ensemble; predictions and rule combinations follow on a CPU worker
+        (``Deferred``) while the next group trains."""
         tasks = [st.task for st in todo]
         keys = {id(st.task): st.model_key[1] for st in todo}
         for i, result in train_in_ensembles(tasks, lambda t: p.candles,
                                             lambda t: (t.kind, t.preset, keys[id(t)]), say):
-            try:
-                if isinstance(result, BaseException):
-                    raise result
-                yield i, evaluate_sweep_task(todo[i], p.candles, result)
-            except AttnbtError as exc:
-                yield i, exc
+            yield i, (result if isinstance(result, BaseException) else
+                      Deferred(evaluate_trained_sweep_task, (todo[i], p.candles, result)))
 
     def failure(self, st: SweepTask, error: BaseException) -> dict:
         return {"task": {**st.task.describe(), "model_combo": jsonable(st.model_combo)},

@@ -198,6 +198,11 @@ def evaluate_sweep_task(st: SweepTask, candles: pd.DataFrame, trained) -> dict:
 
 
 
+def evaluate_trained_sweep_task(payload: tuple[SweepTask, pd.DataFrame, object]) -> dict:
+    """A CPU worker's part of a sweep task trained on the GPU: ``evaluate_sweep_task``."""
+    return evaluate_sweep_task(*payload)
+
+
 def compute_sweep_task_cuda(payload: tuple[SweepTask, pd.DataFrame]) -> dict:
     """``compute_sweep_task`` training on the worker's GPU (a Ray task given a share of one)."""
     st, candles = payload
@@ -207,4 +212,5 @@ def compute_sweep_task_cuda(payload: tuple[SweepTask, pd.DataFrame]) -> dict:
 
 
 __all__ = ["RuleSet", "Sweep", "SweepPlan", "SweepTask", "compute_sweep_task",
-           "compute_sweep_task_cuda", "evaluate_sweep_task", "rule_sets", "run_rules"]
+           "compute_sweep_task_cuda", "evaluate_sweep_task", "evaluate_trained_sweep_task",
+           "rule_sets", "run_rules"]

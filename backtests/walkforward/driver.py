@@ -21,7 +21,7 @@ import pandas as pd
 
 from backtests.config import ConfigError, Experiment, config_id
 from backtests.currency import conversion_of
-from backtests.execution import check_workers
+from backtests.execution import Deferred, check_workers
 from backtests.execution.driver import (
     SCHEMA,
     STITCHED_KIND,
@@ -40,7 +40,7 @@ from backtests.walkforward.tasks import (
     check_seeds,
     compute_task,
     compute_task_cuda,
-    evaluate_task,
+    evaluate_trained,
     plan_tasks,
     train_in_ensembles,
 )
@@ -189,10 +189,10 @@ class WalkForwardStudy:
         return task, p.candles[task.source]
 
     def ensembles(self, p: Planned, todo: list[Task], say,
-                  ) -> Iterator[tuple[int, dict | AttnbtError]]:
+                  ) -> Iterator[tuple[int, dict | Deferred | AttnbtError]]:
         """GPU: the (seed × fold) models of one (source, kind, preset) train together as a
-        stacked ensemble; each is then evaluated as its task. A pooled task trains its one
-        model on the GPU alone."""
+        stacked ensemble; each is then evaluated as its task by a CPU worker (``Deferred``)
+        while the next group trains. A pooled task trains its one model on the GPU alone."""
         if P.is_pooled(todo):
             for i, t in enumerate(todo):
                 say(f"training {t.model} seed {t.seed} fold {t.fold_no} pooled on the GPU")
@@ -204,12 +204,8 @@ class WalkForwardStudy:
         for i, result in train_in_ensembles(todo, lambda t: p.candles[t.source],
                                             lambda t: (t.source, t.kind, t.preset), say):
             t = todo[i]
-            try:
-                if isinstance(result, BaseException):
-                    raise result
-                yield i, evaluate_task(t, p.candles[t.source], result)
-            except AttnbtError as exc:
-                yield i, exc
+            yield i, (result if isinstance(result, BaseException) else
+                      Deferred(evaluate_trained, (t, p.candles[t.source], result)))
 
     def failure(self, task: Task, error: BaseException) -> dict:
         return {"task": task.describe(), "error": str(error)}

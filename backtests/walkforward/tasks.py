@@ -384,6 +384,11 @@ def compute_task(payload: tuple[Task, pd.DataFrame]) -> dict:
     return evaluate_task(task, candles, train_fold(task, candles))
 
 
+def evaluate_trained(payload: tuple[Task, pd.DataFrame, TrainResult]) -> dict:
+    """A CPU worker's part of a task trained on the GPU: ``evaluate_task`` (picklable)."""
+    return evaluate_task(*payload)
+
+
 def compute_task_cuda(payload: tuple[Task, pd.DataFrame]) -> dict:
     """``compute_task`` training on the worker's GPU (a Ray task given a share of one). The
     device is not part of the task's id: the task is the same, only where it trains differs."""
@@ -396,8 +401,8 @@ def train_in_ensembles(tasks: list[Task], candles_of: Callable[[Task], pd.DataFr
                        group_of: Callable[[Task], tuple], say: Callable[[str], None],
                        ) -> Iterator[tuple[int, TrainResult | AttnbtError]]:
     """GPU: the tasks of one group (same data, model and settings; seeds and folds differ)
-    train together as one stacked ensemble (lstm: one model at a time, cuDNN's LSTM does not
-    vmap). Yields (position in ``tasks``, its TrainResult or the error that stopped it)."""
+    train together as one stacked ensemble (``models.ensemble``; dropout models one at a time).
+    Yields (position in ``tasks``, its TrainResult or the error that stopped it)."""
     from models.ensemble import train_ensemble
 
     groups: dict[tuple, list[int]] = {}
@@ -426,5 +431,5 @@ def train_in_ensembles(tasks: list[Task], candles_of: Callable[[Task], pd.DataFr
 
 
 __all__ = ["DEFAULT_BARS", "DEFAULT_PRESET", "FoldPlan", "Task", "compute_task",
-           "compute_task_cuda", "evaluate_task", "parse_models", "plan_tasks", "predict_bars",
+           "compute_task_cuda", "evaluate_task", "evaluate_trained", "parse_models", "plan_tasks", "predict_bars",
            "train_fold", "train_in_ensembles"]

@@ -1,5 +1,6 @@
 """Tasks side by side: the same numbers whatever the worker count; only the driver records."""
 
+import pandas as pd
 import pytest
 
 from backtests.config import Experiment
@@ -96,3 +97,113 @@ def test_walkforward_cli_refuses_an_address_without_the_ray_executor(tmp_path):
     assert res.exit_code != 0 and "--executor ray" in res.output
     res = CliRunner().invoke(app, ["walkforward", "--executor", "dask", "--dry-run"])
     assert res.exit_code != 0 and "local or ray" in res.output
+
+
+# --- the GPU path's pool: CPU workers evaluate while the driver trains (run_alongside)
+def _touch_then_square(payload):
+    """A worker's task that leaves a mark the producer can wait for."""
+    from pathlib import Path
+
+    path, x = payload
+    Path(path).write_text("done")
+    return _square(x)
+
+
+@pytest.mark.slow      # ~9 s: two spawned workers import torch and this module
+def test_run_alongside_computes_deferred_results_while_the_producer_goes_on(tmp_path):
+    import time
+
+    from backtests.execution import Deferred, run_alongside
+
+    def produce(mark):
+        yield 0, Deferred(_touch_then_square, (mark, 3))
+        # the producer (a GPU loop) waits for the first task's worker before going on: it only
+        # returns if that task was computed while the producer is still running
+        t0 = time.monotonic()
+        while not mark.exists():
+            assert time.monotonic() - t0 < 60, "the deferred task did not run alongside"
+            time.sleep(0.01)
+        yield 1, 10                                       # a finished result: handed on as is
+        yield 2, Deferred(_square, -1)                    # a failure
+        yield 3, TaskFailure(3, ValueError("trained badly"))
+
+    outs = {}
+    for workers in (1, 2):
+        got = {}
+        run_alongside(produce(tmp_path / f"mark{workers}"), workers=workers,
+                      on_done=got.__setitem__, catch=(ValueError,))
+        outs[workers] = got
+    for got in outs.values():
+        assert got[0] == 9 and got[1] == 10 and sorted(got) == [0, 1, 2, 3]
+        assert isinstance(got[2], TaskFailure) and got[2].index == 2
+        assert "negative" in str(got[2].error) and isinstance(got[3], TaskFailure)
+
+
+@pytest.fixture
+def gpu_branch_on_cpu(monkeypatch):
+    """The GPU branch (ensembles trained in the driver) on the CPU: the device check is faked and
+    the trainer is the real stacked ensemble on the CPU. Returns the sizes of the groups trained."""
+    from dataclasses import replace
+
+    import backtests.execution as execution
+    import models.ensemble as ensemble
+    from backtests.execution.driver import GpuEnsembles, Placement, build_executor
+
+    train_ensemble, groups = ensemble.train_ensemble, []
+
+    def on_cpu(*args, cfgs, **kw):
+        groups.append(len(cfgs))
+        return train_ensemble(*args, cfgs=[replace(c, device="cpu") for c in cfgs], **kw)
+
+    monkeypatch.setattr(execution, "local_device", lambda name: "cuda")
+    monkeypatch.setattr(ensemble, "train_ensemble", on_cpu)
+    assert isinstance(build_executor(Placement(device="cuda", workers=2), 1), GpuEnsembles)
+    return groups
+
+
+@pytest.mark.slow
+def test_the_gpu_path_gives_the_same_table_with_workers_evaluating_alongside(
+        tmp_path, gpu_branch_on_cpu):
+    """Evaluating in 2 worker processes while the driver trains the next group gives the table
+    of evaluating in the driver."""
+    from test_walkforward_data import synthetic, write_csv
+
+    from backtests import walkforward as wfm
+
+    source = write_csv(synthetic(1300, seed=1), tmp_path / "walk.csv")
+    tables = []
+    for workers in (1, 2):
+        base = Experiment().override({"runtime.runs_dir": str(tmp_path / f"w{workers}"),
+                                      "train.epochs": 2, "dataset.window": 8})
+        wf = wfm.WalkForward(base=base, sources=[source], models=wfm.parse_models("dense,rule"),
+                             seeds=[0, 1], workers=workers, device="cuda",
+                             plan=wfm.FoldPlan(train_bars=500, val_bars=200, test_bars=200))
+        out = wfm.run(wf)
+        assert out.computed == 9 and not out.failures
+        tables.append([(out.run.path / f).read_text() for f in ("results.csv", "equity.csv")])
+    assert gpu_branch_on_cpu == [6, 6]      # dense: 2 seeds × 3 folds in one ensemble, per run
+    assert tables[0] == tables[1]
+
+
+@pytest.mark.slow
+def test_a_gpu_sweep_gives_the_same_table_with_workers_evaluating_alongside(
+        tmp_path, gpu_branch_on_cpu):
+    from test_walkforward_data import synthetic, write_csv
+
+    from backtests import sweep as swm
+    from backtests.walkforward import FoldPlan, parse_models
+
+    source = write_csv(synthetic(1400, seed=3), tmp_path / "walk.csv")
+    tables = []
+    for workers in (1, 2):
+        base = Experiment().override({"runtime.runs_dir": str(tmp_path / f"w{workers}"),
+                                      "train.epochs": 1, "data.source": source})
+        sw = swm.Sweep(base=base, source=source, models=parse_models("dense"), seeds=[0],
+                       grid=swm.parse_grid(["threshold=0.4,0.5", "stop=bar,atr:1.5"], base),
+                       plan=FoldPlan(train_bars=500, val_bars=200, test_bars=200),
+                       workers=workers, device="cuda")
+        out = swm.run(sw)
+        assert out.computed == 3 and not out.failures
+        tables.append(out.table)
+    assert gpu_branch_on_cpu == [3, 3]
+    pd.testing.assert_frame_equal(tables[0], tables[1])
