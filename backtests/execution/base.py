@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +51,13 @@ class Executor:
         self.shutdown()
 
 
-def init_worker(threads: int) -> None:
+def init_worker(threads: int, env: dict[str, str] | None = None) -> None:
+    """A worker's set-up: the driver's environment ``env`` (a worker forked from a forkserver
+    would otherwise keep the environment of the moment that server started) and ``threads``
+    torch threads."""
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
     import torch
 
     torch.set_num_threads(threads)

@@ -40,6 +40,30 @@ def default_workers() -> int:
 WORKERS_PER_CORE = 4
 
 
+# Third-party modules every worker needs, none of which reads attnbt's settings: imported once by
+# the forkserver, from which each worker forks (a spawned worker imports them anew: about 5 s of
+# CPU a worker on a 2-core machine, docs/benchmarks.md "Worker start-up").
+PRELOAD = ("numpy", "pandas", "scipy.stats", "torch", "backtrader", "numba", "sklearn")
+
+
+def pool_context() -> mp.context.BaseContext:
+    """Where worker processes come from: forked from a forkserver that has imported ``PRELOAD``
+    (fresh interpreters otherwise: the workers never inherit the driver's threads or state), or
+    spawned where there is no forkserver (Windows). Either way a worker starts with the driver's
+    environment of the moment (:func:`pool_args`)."""
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(list(PRELOAD))
+        return ctx
+    return mp.get_context("spawn")
+
+
+def pool_args(threads: int) -> dict:
+    """The keyword arguments of a ProcessPoolExecutor of attnbt's workers."""
+    return {"mp_context": pool_context(), "initializer": init_worker,
+            "initargs": (threads, dict(os.environ))}
+
+
 def check_workers(workers: int, *, here: bool = True) -> int:
     """``workers`` if it is a sane number of worker processes for this machine (1 to
     ``WORKERS_PER_CORE`` × its cores), else a ConfigError that says why. ``here=False`` (a Ray
@@ -79,10 +103,9 @@ def run_tasks(fn: Callable[[Any], Any], tasks: Sequence[Any], *, workers: int = 
         return results
     pending = set(range(len(tasks)))
     for attempt in range(2):
-        ctx = mp.get_context("spawn")
         try:
-            with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx,
-                                     initializer=init_worker, initargs=(threads,)) as pool:
+            with ProcessPoolExecutor(max_workers=min(workers, len(pending)),
+                                     **pool_args(threads)) as pool:
                 futures = {pool.submit(call, fn, tasks[i], threads): i for i in sorted(pending)}
                 while futures:
                     done, _ = wait(futures, return_when=FIRST_COMPLETED)
@@ -138,8 +161,7 @@ def run_alongside(items: Iterable[tuple[int, Any]], *, workers: int = 1, threads
                 result = TaskFailure(i, exc)
             on_done(i, result)
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                             initializer=init_worker, initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(max_workers=workers, **pool_args(threads)) as pool:
         for i, item in items:
             if not isinstance(item, Deferred):
                 on_done(i, item)
@@ -170,5 +192,6 @@ class LocalExecutor(Executor):
         return f"LocalExecutor(workers={self.workers}, threads={self.threads})"
 
 
-__all__ = ["WORKERS_PER_CORE", "LocalExecutor", "check_workers", "default_workers", "run_alongside",
+__all__ = ["PRELOAD", "WORKERS_PER_CORE", "LocalExecutor", "check_workers", "default_workers", "pool_args",
+           "pool_context", "run_alongside",
            "run_tasks"]

@@ -207,3 +207,23 @@ def test_a_gpu_sweep_gives_the_same_table_with_workers_evaluating_alongside(
         tables.append(out.table)
     assert gpu_branch_on_cpu == [3, 3]
     pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+def _env_value(name):
+    import os
+
+    return os.environ.get(name)
+
+
+@pytest.mark.slow      # a pool of two workers (forked from the forkserver once it runs)
+def test_workers_see_the_drivers_environment_of_the_moment(monkeypatch):
+    """Workers fork from a forkserver started once per driver (``pool_context``); each pool
+    still hands them the driver's environment as it is when the pool starts."""
+    from backtests.execution import run_tasks
+    from backtests.execution.local import pool_context
+
+    assert pool_context().get_start_method() == "forkserver"     # Linux: the CI machine
+    for value in ("first", "second"):
+        monkeypatch.setenv("ATTNBT_TEST_WORKER_ENV", value)
+        got = run_tasks(_env_value, ["ATTNBT_TEST_WORKER_ENV"] * 2, workers=2)
+        assert got == [value, value], got
