@@ -61,13 +61,22 @@ def runs(tmp_path_factory, trained_run) -> Path:
 
 
 def backtest_of(trained_run, runs: Path, csv: Path, start: str | None, params=PARAMS):
-    from backtests.backtest import backtest_experiment, compute_backtest
+    """The result of the backtest (``compute_backtest``, what `attnbt backtest` runs) on ``csv``.
 
-    exp = backtest_experiment(trained_run.id, runs, {
+    Without the baselines it puts beside the result: the rule baselines, the oracle and the
+    random entries are three more simulations of the same bars, run after the result and from
+    it (they never write into it), and cost three quarters of the backtest here."""
+    from unittest import mock
+
+    from backtests import backtest as bt
+
+    exp = bt.backtest_experiment(trained_run.id, runs, {
         "backtest.period": "all", "backtest.start": start, "backtest.random_draws": 1,
         **{f"strategy.{k}": v for k, v in params.to_dict().items()},
         "costs.commission": COSTS.commission, "costs.slippage": COSTS.slippage})
-    return compute_backtest(exp, trained_run.id, source=str(csv), with_report=False).result
+    with mock.patch.object(bt, "BASELINE_RULES", ()), \
+            mock.patch.object(bt, "reference_baselines", lambda *a, **k: None):
+        return bt.compute_backtest(exp, trained_run.id, source=str(csv), with_report=False).result
 
 
 def assert_same_as_backtest(view, bt) -> None:
@@ -84,6 +93,9 @@ def assert_same_as_backtest(view, bt) -> None:
 # rules that read the ATR (stop, target, trailing stop): a resumed step must see the ATR an
 # uninterrupted run computes, so it reads the bars before its resume point too
 ATR_PARAMS = replace(PARAMS, stop="atr:1.5", take_profit_atr=2.0, trail="atr:1", max_hold=12)
+# the bars in the file at init (one first step of them all with start="first"), then the bars
+# stepped in uneven chunks: the window and the ATR need a few dozen, the trades a few hundred
+HISTORY, STEPPED = 800, 300
 
 
 @pytest.mark.parametrize("start,file,params", [
@@ -94,19 +106,19 @@ ATR_PARAMS = replace(PARAMS, stop="atr:1.5", take_profit_atr=2.0, trail="atr:1",
 def test_stepping_in_uneven_chunks_equals_the_backtest_and_is_idempotent(
         trained_run, runs, tmp_path, start, file, params):
     csv = tmp_path / file
-    write(csv, 1 + 1500)
+    write(csv, 1 + HISTORY)
     name = f"same-{start}-{file[:6].lower()}{'-atr' if params is ATR_PARAMS else ''}"
-    at = str(pd.Timestamp(LINES[1 + 1400].split(",")[0]))
+    at = str(pd.Timestamp(LINES[1 + HISTORY - 100].split(",")[0]))
     paper.init(name, trained_run.id, str(csv), runs_dir=runs, params=params, costs=COSTS,
                start=at if start == "time" else start)
     rng = np.random.default_rng(3)
-    pos, steps = 1 + 1500, 0
+    pos, steps = 1 + HISTORY, 0
     if start != "after":
-        assert paper.step(name, runs).new_bars == (1500 if start == "first" else 100)
-    while pos < 1 + 1800:
+        assert paper.step(name, runs).new_bars == (HISTORY if start == "first" else 100)
+    while pos < 1 + HISTORY + STEPPED:
         k = 1 if steps % 3 == 0 else int(rng.integers(2, 40))   # single bars and chunks
-        write(csv, min(pos + k, 1 + 1800), pos)
-        pos = min(pos + k, 1 + 1800)
+        write(csv, min(pos + k, 1 + HISTORY + STEPPED), pos)
+        pos = min(pos + k, 1 + HISTORY + STEPPED)
         r = paper.step(name, runs)
         assert r.status == "traded" and r.new_bars >= 1
         steps += 1
@@ -116,7 +128,7 @@ def test_stepping_in_uneven_chunks_equals_the_backtest_and_is_idempotent(
     assert dump(name, runs) == before                                  # idempotent
     view = paper.read_account(name, runs)
     first = {"first": None, "time": at,
-             "after": str(pd.Timestamp(LINES[1 + 1500].split(",")[0]))}[start]
+             "after": str(pd.Timestamp(LINES[1 + HISTORY].split(",")[0]))}[start]
     bt = backtest_of(trained_run, runs, csv, first, params)
     assert len(view.trades) > 10 and view.trades["exit_reason"].nunique() >= 2
     assert_same_as_backtest(view, bt)
