@@ -382,10 +382,20 @@ def test_an_unhashed_model_needs_trust_at_init_and_then_its_pin_guards_it(traine
         paper.step("unhashed", runs)
 
 
+def _attnbt_in_child(args: list[str], env: dict[str, str]) -> None:
+    """`attnbt ARGS` through the entry point in a forked child, ``env`` added to its own."""
+    from backtests.cli import main
+
+    os.environ.update(env)
+    sys.argv = ["attnbt", *args]
+    main()
+
+
 def test_cli_init_step_status_report_and_the_crash_hook(cli, trained_run, runs, tmp_path,
                                                         eurusd):
-    """The commands through attnbt's entry point in this process; the crashing step and the
-    loop ended by SIGTERM through a real `python -m backtests`."""
+    """The commands through attnbt's entry point in this process; the crashing step in a
+    child forked from the crash tests' (preloaded) fork server, with the hook set in its
+    environment; the loop ended by SIGTERM through a real `python -m backtests`."""
     csv = tmp_path / "cli.csv"
     write(csv, 1 + 700)
     env = {**os.environ, "ATTNBT_RUNS": str(runs)}
@@ -400,9 +410,11 @@ def test_cli_init_step_status_report_and_the_crash_hook(cli, trained_run, runs, 
     # cli.csv names no instrument: the model's (trained on the EURUSD sample), said at init
     assert "instrument EURUSD (from the model's training data (sample:EURUSD_H1)" in out.stdout
     write(csv, 1 + 760, 1 + 700)
-    out = subprocess.run([*process, "step", "cli"], cwd=ROOT, capture_output=True, text=True,
-                         env={**env, "ATTNBT_PAPER_CRASH_AT": "orders"}, timeout=120)
-    assert out.returncode == 137
+    child = _ctx().Process(target=_attnbt_in_child, args=(
+        ["paper", "step", "cli"], {"ATTNBT_RUNS": str(runs), "ATTNBT_PAPER_CRASH_AT": "orders"}))
+    child.start()
+    child.join(120)
+    assert child.exitcode == 137
     out = attnbt("step", "cli")
     assert out.returncode == 0 and "60 new bars" in out.stdout, out.stdout + out.stderr
     out = attnbt("status", "cli")
