@@ -61,13 +61,22 @@ def runs(tmp_path_factory, trained_run) -> Path:
 
 
 def backtest_of(trained_run, runs: Path, csv: Path, start: str | None, params=PARAMS):
-    from backtests.backtest import backtest_experiment, compute_backtest
+    """The result of the backtest (``compute_backtest``, what `attnbt backtest` runs) on ``csv``.
 
-    exp = backtest_experiment(trained_run.id, runs, {
+    Without the baselines it puts beside the result: the rule baselines, the oracle and the
+    random entries are three more simulations of the same bars, run after the result and from
+    it (they never write into it), and cost three quarters of the backtest here."""
+    from unittest import mock
+
+    from backtests import backtest as bt
+
+    exp = bt.backtest_experiment(trained_run.id, runs, {
         "backtest.period": "all", "backtest.start": start, "backtest.random_draws": 1,
         **{f"strategy.{k}": v for k, v in params.to_dict().items()},
         "costs.commission": COSTS.commission, "costs.slippage": COSTS.slippage})
-    return compute_backtest(exp, trained_run.id, source=str(csv), with_report=False).result
+    with mock.patch.object(bt, "BASELINE_RULES", ()), \
+            mock.patch.object(bt, "reference_baselines", lambda *a, **k: None):
+        return bt.compute_backtest(exp, trained_run.id, source=str(csv), with_report=False).result
 
 
 def assert_same_as_backtest(view, bt) -> None:
@@ -84,6 +93,9 @@ def assert_same_as_backtest(view, bt) -> None:
 # rules that read the ATR (stop, target, trailing stop): a resumed step must see the ATR an
 # uninterrupted run computes, so it reads the bars before its resume point too
 ATR_PARAMS = replace(PARAMS, stop="atr:1.5", take_profit_atr=2.0, trail="atr:1", max_hold=12)
+# the bars in the file at init (one first step of them all with start="first"), then the bars
+# stepped in uneven chunks: the window and the ATR need a few dozen, the trades a few hundred
+HISTORY, STEPPED = 800, 300
 
 
 @pytest.mark.parametrize("start,file,params", [
@@ -94,19 +106,19 @@ ATR_PARAMS = replace(PARAMS, stop="atr:1.5", take_profit_atr=2.0, trail="atr:1",
 def test_stepping_in_uneven_chunks_equals_the_backtest_and_is_idempotent(
         trained_run, runs, tmp_path, start, file, params):
     csv = tmp_path / file
-    write(csv, 1 + 1500)
+    write(csv, 1 + HISTORY)
     name = f"same-{start}-{file[:6].lower()}{'-atr' if params is ATR_PARAMS else ''}"
-    at = str(pd.Timestamp(LINES[1 + 1400].split(",")[0]))
+    at = str(pd.Timestamp(LINES[1 + HISTORY - 100].split(",")[0]))
     paper.init(name, trained_run.id, str(csv), runs_dir=runs, params=params, costs=COSTS,
                start=at if start == "time" else start)
     rng = np.random.default_rng(3)
-    pos, steps = 1 + 1500, 0
+    pos, steps = 1 + HISTORY, 0
     if start != "after":
-        assert paper.step(name, runs).new_bars == (1500 if start == "first" else 100)
-    while pos < 1 + 1800:
+        assert paper.step(name, runs).new_bars == (HISTORY if start == "first" else 100)
+    while pos < 1 + HISTORY + STEPPED:
         k = 1 if steps % 3 == 0 else int(rng.integers(2, 40))   # single bars and chunks
-        write(csv, min(pos + k, 1 + 1800), pos)
-        pos = min(pos + k, 1 + 1800)
+        write(csv, min(pos + k, 1 + HISTORY + STEPPED), pos)
+        pos = min(pos + k, 1 + HISTORY + STEPPED)
         r = paper.step(name, runs)
         assert r.status == "traded" and r.new_bars >= 1
         steps += 1
@@ -116,7 +128,7 @@ def test_stepping_in_uneven_chunks_equals_the_backtest_and_is_idempotent(
     assert dump(name, runs) == before                                  # idempotent
     view = paper.read_account(name, runs)
     first = {"first": None, "time": at,
-             "after": str(pd.Timestamp(LINES[1 + 1500].split(",")[0]))}[start]
+             "after": str(pd.Timestamp(LINES[1 + HISTORY].split(",")[0]))}[start]
     bt = backtest_of(trained_run, runs, csv, first, params)
     assert len(view.trades) > 10 and view.trades["exit_reason"].nunique() >= 2
     assert_same_as_backtest(view, bt)
@@ -194,12 +206,14 @@ def test_sigkill_at_random_moments_of_a_real_step(runs, crash_base):
     child.start()
     child.join(120)
     duration = time.perf_counter() - t0
-    rng, seen = random.Random(7), {"before": 0, "after": 0}
-    for _ in range(50):
+    # one random moment in each 25th of the step (stratified: the whole step is covered as
+    # evenly as by 50 uniform draws, whose widest gap is about 2/25 of it, at half the kills)
+    rng, seen, n = random.Random(7), {"before": 0, "after": 0}, 25
+    for i in range(n):
         clone(base, "killed", runs)
         child = ctx.Process(target=paper.step, args=("killed", runs))
         child.start()
-        time.sleep(rng.uniform(0, duration))
+        time.sleep(duration * (i + rng.random()) / n)
         try:
             os.kill(child.pid, signal.SIGKILL)
         except ProcessLookupError:   # it finished first
@@ -368,10 +382,20 @@ def test_an_unhashed_model_needs_trust_at_init_and_then_its_pin_guards_it(traine
         paper.step("unhashed", runs)
 
 
+def _attnbt_in_child(args: list[str], env: dict[str, str]) -> None:
+    """`attnbt ARGS` through the entry point in a forked child, ``env`` added to its own."""
+    from backtests.cli import main
+
+    os.environ.update(env)
+    sys.argv = ["attnbt", *args]
+    main()
+
+
 def test_cli_init_step_status_report_and_the_crash_hook(cli, trained_run, runs, tmp_path,
                                                         eurusd):
-    """The commands through attnbt's entry point in this process; the crashing step and the
-    loop ended by SIGTERM through a real `python -m backtests`."""
+    """The commands through attnbt's entry point in this process; the crashing step in a
+    child forked from the crash tests' (preloaded) fork server, with the hook set in its
+    environment; the loop ended by SIGTERM through a real `python -m backtests`."""
     csv = tmp_path / "cli.csv"
     write(csv, 1 + 700)
     env = {**os.environ, "ATTNBT_RUNS": str(runs)}
@@ -386,9 +410,11 @@ def test_cli_init_step_status_report_and_the_crash_hook(cli, trained_run, runs, 
     # cli.csv names no instrument: the model's (trained on the EURUSD sample), said at init
     assert "instrument EURUSD (from the model's training data (sample:EURUSD_H1)" in out.stdout
     write(csv, 1 + 760, 1 + 700)
-    out = subprocess.run([*process, "step", "cli"], cwd=ROOT, capture_output=True, text=True,
-                         env={**env, "ATTNBT_PAPER_CRASH_AT": "orders"}, timeout=120)
-    assert out.returncode == 137
+    child = _ctx().Process(target=_attnbt_in_child, args=(
+        ["paper", "step", "cli"], {"ATTNBT_RUNS": str(runs), "ATTNBT_PAPER_CRASH_AT": "orders"}))
+    child.start()
+    child.join(120)
+    assert child.exitcode == 137
     out = attnbt("step", "cli")
     assert out.returncode == 0 and "60 new bars" in out.stdout, out.stdout + out.stderr
     out = attnbt("status", "cli")

@@ -45,8 +45,15 @@ def test_evaluate_shows_the_rules_and_their_hit_rate_is_the_hand_count(cli, trai
     assert "rule baseline: rule/newhl" in out.stdout and "vs best rule baseline" in out.stdout
 
 
+def no_attention_maps(monkeypatch) -> None:
+    """The backtest's report without its three attention-map pictures (about a third of its
+    cost here; tests/backtests/test_backtest.py checks them): these tests read the rules."""
+    monkeypatch.setattr("backtests.backtest.attention_examples", lambda *a, **k: [])
+
+
 def test_backtest_trades_the_rules_beside_the_model_and_the_verdict_names_the_best(
-        trained_run, eurusd, runs_dir):
+        trained_run, eurusd, runs_dir, monkeypatch):
+    no_attention_maps(monkeypatch)
     exp = backtest_experiment(trained_run.id, runs_dir, {"runtime.runs_dir": str(runs_dir),
                                                          "backtest.auto_threshold": True,
                                                          "backtest.random_draws": 20})
@@ -73,7 +80,9 @@ def test_backtest_trades_the_rules_beside_the_model_and_the_verdict_names_the_be
     assert "rule/newhl" in out.files["report.html"]
 
 
-def test_cli_backtest_takes_a_rule_with_vs_and_refuses_a_bad_one(cli, trained_run, runs_dir):
+def test_cli_backtest_takes_a_rule_with_vs_and_refuses_a_bad_one(cli, trained_run, runs_dir,
+                                                                  monkeypatch):
+    no_attention_maps(monkeypatch)
     ok = cli("backtest", "--run", trained_run.id, "--vs", "rule/newhl-range:0.5",
              "--random-draws", "20", runs_dir=runs_dir)
     assert ok.returncode == 0, ok.stderr

@@ -98,13 +98,25 @@ def _ratio_check(converted: float, plain: float, rate: np.ndarray, what: str) ->
         f"{what}: converted / unconverted P&L = {ratio:.5f}, rates {lo:.5f} … {hi:.5f}")
 
 
+@pytest.fixture(scope="module")
+def usd_walkforward(tmp_path_factory) -> tuple[str, wfm.Outcome]:
+    """The 1,300-bar USD/CHF file and its walk-forward for a USD account with the fake model
+    (the same run for the two tests that read it)."""
+    folder = tmp_path_factory.mktemp("usd-walkforward")
+    csv = _usdxxx_csv(folder)
+    with pytest.MonkeyPatch.context() as m:
+        _fake_model(m, T)
+        return csv, _walkforward(csv, folder / "usd", "USD")
+
+
 @pytest.mark.slow
-def test_walkforward_books_usdxxx_pnl_as_a_backtest_of_the_fold(tmp_path, monkeypatch):
-    csv = _usdxxx_csv(tmp_path)
+def test_walkforward_books_usdxxx_pnl_as_a_backtest_of_the_fold(usd_walkforward, tmp_path,
+                                                                monkeypatch):
+    csv, usd_run = usd_walkforward
     candles = _load(csv)
     probs = _fake_probs(candles)
     _fake_model(monkeypatch, T)
-    usd = _task_results(_walkforward(csv, tmp_path / "usd", "USD").run)
+    usd = _task_results(usd_run.run)
     chf = _task_results(_walkforward(csv, tmp_path / "chf", "CHF").run)
     assert len(usd) == len(chf) == 3
     compared = 0
@@ -189,11 +201,9 @@ def test_sweep_books_usdxxx_pnl_as_a_backtest_of_the_fold(tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
-def test_walkforward_report_and_json_state_the_costs_charged(tmp_path, monkeypatch):
-    csv = _usdxxx_csv(tmp_path)
+def test_walkforward_report_and_json_state_the_costs_charged(usd_walkforward):
+    csv, out = usd_walkforward
     candles = _load(csv)
-    _fake_model(monkeypatch, T)
-    out = _walkforward(csv, tmp_path / "runs", "USD")
     payload = json.loads((out.run.path / "walkforward.json").read_text())
     (c,) = payload["costs_charged"].values()
     test_bars = pd.concat([candles.loc[r["times"][0]:r["times"][-1]]

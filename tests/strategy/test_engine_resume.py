@@ -37,8 +37,9 @@ SIZING = {
 
 @pytest.fixture(scope="module")
 def market() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """1,200 sample bars with a per-bar spread, and random probabilities that trade often."""
-    candles = data.load("sample:EURUSD_H1").iloc[:1200].copy()
+    """600 sample bars (235 trades: every kind of exit, max_hold six times) with a per-bar
+    spread, and random probabilities that trade often."""
+    candles = data.load("sample:EURUSD_H1").iloc[:600].copy()
     rng = np.random.default_rng(5)
     candles["spread"] = 0.00008 + 0.00008 * rng.random(len(candles))
     p = rng.dirichlet([1.0, 1.0, 1.0], size=len(candles))
@@ -76,7 +77,7 @@ def assert_same_run(a, b) -> None:
     pd.testing.assert_series_equal(a.equity, b.equity, check_exact=True)
 
 
-@pytest.mark.slow   # about 4 s per sizing mode on a busy 2-core machine
+@pytest.mark.slow   # about 4 s CPU per sizing mode
 @pytest.mark.parametrize("sizing", list(SIZING))
 def test_resume_anywhere_equals_one_uninterrupted_run(market, full_runs, sizing):
     candles, probs = market
@@ -128,7 +129,7 @@ def test_stepping_bar_by_bar_like_paper_trading_gives_the_backtest(market, sizin
 def test_resume_in_predictor_mode_calls_positions_of_the_candles_passed(market, full_runs):
     candles, probs = market
     full, table = full_runs["fixed"], probs.to_numpy()
-    part1 = simulate(candles.iloc[:700], probs.iloc[:700], SIZING["fixed"], COSTS, finalize=False)
+    part1 = simulate(candles.iloc[:350], probs.iloc[:350], SIZING["fixed"], COSTS, finalize=False)
     rest = candles.loc[part1.state.flat_time:]
     offset = len(candles) - len(rest)
     part2 = simulate(rest, None, SIZING["fixed"], COSTS, predictor=lambda t: table[offset + t],
