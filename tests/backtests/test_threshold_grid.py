@@ -2,7 +2,8 @@
 fixed grid 0.4 … 0.9; ``quantile`` reads its levels off the validation probabilities (the shares
 of directional bars kept), so a model whose probabilities are ranked right but small (a
 three-class model of a small edge) still gets a threshold that trades its best-ranked bars.
-The key leaves every earlier config id as it was and enters the id when set."""
+The key leaves every earlier config id as it was and enters the id when set; the walk-forward
+chooses with it on each fold's validation bars only."""
 
 from __future__ import annotations
 
@@ -113,3 +114,32 @@ def test_the_key_is_checked_and_enters_the_id_only_when_set():
     assert base.override(["threshold_grid=quantile"]) == q
     with pytest.raises(ConfigError, match="backtest.threshold_grid"):
         base.override({"backtest.threshold_grid": "relative"})
+
+
+def test_the_walkforward_chooses_with_the_configured_grid_on_each_folds_validation_bars(
+        tmp_path, monkeypatch):
+    """Each fold's choice gets the key's grid and exactly that fold's validation bars."""
+    from test_walkforward_data import synthetic, write_csv
+
+    from backtests import walkforward as wfm
+    from backtests.walkforward import tasks as T
+
+    csv = write_csv(synthetic(1300, seed=1), tmp_path / "walk.csv")
+    seen, real = [], T.choose_threshold
+
+    def spy(bars, probs, *args):
+        seen.append((bars.index[0], bars.index[-1], len(probs), args[-1]))
+        return real(bars, probs, *args)
+
+    monkeypatch.setattr(T, "choose_threshold", spy)
+    plan = wfm.FoldPlan(train_bars=500, val_bars=200, test_bars=200)
+    base = Experiment().override({"runtime.runs_dir": str(tmp_path / "runs"),
+                                  "backtest.threshold_grid": "quantile"})
+    wfm.run(wfm.WalkForward(base=base, sources=[str(csv)], models=wfm.parse_models("rule/newhl"),
+                            seeds=[0], plan=plan, workers=1, device="cpu"))
+    candles = pd.read_csv(csv, index_col=0, parse_dates=True).index.tz_localize("UTC")
+    folds = plan.folds(candles)
+    assert len(seen) == len(folds) == 3
+    for (first, last, n, grid), fold in zip(sorted(seen), folds, strict=True):
+        lo, hi = fold.bounds(candles, "val")
+        assert (first, last, n, grid) == (candles[lo], candles[hi], hi - lo + 1, "quantile")
