@@ -11,7 +11,8 @@ network trained as the protocol trains it, and for both: the mean P(buy), P(sell
 short-pattern test bars and on the others, the AUC of p_buy - p_sell for the pattern's direction,
 the largest probability of any test bar, and for each ``QUANTILE_GRID`` level of the directional
 probability (chosen on the validation bars) the test signals, the share of them on a pattern bar
-in its direction (precision) and the test return with the label's exits.
+in its direction (precision), the share whose last bar (and last two) have the pattern's last
+shapes, and the test return with the label's exits.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def main() -> None:
     n = tr + va + 1000
     frame = synth.generate("order", seed=args.seed, bars=n, planted=args.planted)
     trades = synth.planted_trades(frame, "order")
+    codes = synth.shape_codes(frame)
+    ends = {1: synth.codes(synth.ORDER_PATTERN), -1: synth.codes(synth.ORDER_MIRROR)}
     pattern = np.zeros(n, int)
     pattern[trades["entry"].to_numpy() - 1] = trades["direction"].to_numpy()
     spec = DatasetSpec(window=int(extra.get("dataset.window", 20)),
@@ -97,9 +100,14 @@ def main() -> None:
             sig = np.where((top > 0) & (best >= level), np.where(top == 1, 1, -1), 0)
             on = sig[a:b] != 0
             precision = float(np.mean(sig[a:b][on] == s[on])) if on.any() else float("nan")
+            pos = np.flatnonzero(on) + a
+            last = np.mean([codes[i] == ends[sig[i]][-1] for i in pos]) if len(pos) else np.nan
+            two = (np.mean([tuple(codes[i - 1:i + 1]) == ends[sig[i]][-2:] for i in pos])
+                   if len(pos) else np.nan)
             k, ret = test_return(sig, a, b)
             print(f"    level q{q:g} = {level:.3f}: {k} test trades, precision {precision:.2f} "
-                  f"(pattern bars: {np.mean(s != 0):.2f} of the test bars), return {ret:+.2f} %")
+                  f"(pattern bars: {np.mean(s != 0):.2f} of the test bars), last shape right "
+                  f"{last:.2f}, last two {two:.2f}, return {ret:+.2f} %")
 
     mat = ds.matrix(Normaliser.fit(ds.raw[:tr]))
     fit = np.arange(40, tr - 2)
