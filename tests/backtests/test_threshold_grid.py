@@ -143,3 +143,19 @@ def test_the_walkforward_chooses_with_the_configured_grid_on_each_folds_validati
     for (first, last, n, grid), fold in zip(sorted(seen), folds, strict=True):
         lo, hi = fold.bounds(candles, "val")
         assert (first, last, n, grid) == (candles[lo], candles[hi], hi - lo + 1, "quantile")
+
+
+def test_a_backtest_of_your_signals_chooses_with_the_configured_grid(tmp_path):
+    """``attnbt backtest --threshold auto`` (here your own probabilities) tries the key's levels,
+    read off the split's validation bars of those probabilities."""
+    from backtests import api
+
+    bars = _candles(1000, 7)
+    probs = _probs(bars.index, 8, 0.2)
+    bt = api.backtest(signals=probs, data=bars, record=False, runs_dir=tmp_path,
+                      settings={"backtest.auto_threshold": True,
+                                "backtest.threshold_grid": "quantile", "costs.spread": 1e-4})
+    tables = bt.outcome.threshold_tables
+    val = probs.iloc[600:800]                 # split 0.6 / 0.2 of 1,000 bars
+    mine = [r["threshold"] for r in tables[bt.name]]
+    assert mine == list(threshold_grid(val, "quantile")) != list(THRESHOLD_GRID)
