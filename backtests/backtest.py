@@ -173,14 +173,14 @@ def validation_frame(scored: Scored) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def scored_threshold(scored: Scored, params: FractalParams, costs: Costs, cash: float,
                      conv: Conversion | None = None,
-                     probs_of=None) -> tuple[FractalParams, list[dict]]:
+                     probs_of=None, grid: str = "absolute") -> tuple[FractalParams, list[dict]]:
     """``choose_threshold`` on the model's own validation bars (``validation_frame``);
     ``probs_of(bars)``, when given, scores those bars instead of the run (a rule baseline's
-    threshold is chosen on the same bars as the model's)."""
+    threshold is chosen on the same bars as the model's); ``grid``: ``backtest.threshold_grid``."""
     bars, probs = validation_frame(scored)
     if probs_of is not None:
         probs = probs_of(bars)
-    return choose_threshold(bars, probs, params, costs, cash, conv)
+    return choose_threshold(bars, probs, params, costs, cash, conv, grid)
 
 
 def backtest_experiment(ref: str, runs_dir: str | Path | None = None,
@@ -236,7 +236,7 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
     base_params, threshold_tables = params, {}
     if b.auto_threshold:
         params, threshold_tables[scored.name] = scored_threshold(scored, base_params, costs, cash,
-                                                                 conv)
+                                                                 conv, grid=b.threshold_grid)
     result = run_backtest(bars, scored.period_probs, params, costs, cash, rates=bar_rates)
     in_sample = overlaps_training(scored)
     run_refs, rules = rule_refs(vs)
@@ -251,7 +251,7 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
         other_params = label_exits(exp.strategy, other.predictor.spec.labels)
         if b.auto_threshold:
             other_params, threshold_tables[other.name] = scored_threshold(
-                other, other_params, costs, cash, conv)
+                other, other_params, costs, cash, conv, grid=b.threshold_grid)
         other_result = run_backtest(bars, other.period_probs, other_params, costs, cash,
                                     rates=bar_rates)
         ours.append((other.name, other.run.id, other.metrics().get("model", {}),
@@ -267,7 +267,7 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
         if b.auto_threshold:
             rule_params, threshold_tables[rule.name] = scored_threshold(
                 scored, base_params, costs, cash, conv,
-                probs_of=lambda frame, r=rule: rule_probs(frame, r, labels))
+                probs_of=lambda frame, r=rule: rule_probs(frame, r, labels), grid=b.threshold_grid)
         rule_result = trade_rule(rule, scored.candles, scored.first, scored.last, labels,
                                  rule_params, costs, cash, bar_rates)
         ours.append((rule.name, None, metrics.get(rule.name, {}), rule_result.stats))
@@ -357,7 +357,8 @@ def compute_signals_backtest(exp: Experiment, candles: pd.DataFrame, probs: pd.D
             return base_params
         lo, hi = fold.bounds(candles.index, "val")
         chosen, threshold_tables[who] = choose_threshold(
-            candles.iloc[lo:hi + 1], frame_probs.iloc[lo:hi + 1], base_params, costs, cash, conv)
+            candles.iloc[lo:hi + 1], frame_probs.iloc[lo:hi + 1], base_params, costs, cash, conv,
+            b.threshold_grid)
         return chosen
 
     params = threshold_of(probs, name)

@@ -68,7 +68,8 @@ NOT_IN_ID = ("train.device", "runtime.runs_dir", "runtime.workers")
 ID_SINCE: dict[str, Any] = {"train.weighting": "none", "train.calibration": "none",
                             "strategy.barriers": "auto", "strategy.meta": False,
                             "strategy.meta_threshold": None, "strategy.meta_folds": 3,
-                            "strategy.meta_epochs": None, "data.pool": False}
+                            "strategy.meta_epochs": None, "data.pool": False,
+                            "backtest.threshold_grid": "absolute"}
 
 
 class ConfigError(AttnbtError):
@@ -115,6 +116,7 @@ class BacktestSettings:
     start: str | None = None             # overrides period
     end: str | None = None
     auto_threshold: bool = False         # choose the threshold on the model's validation bars
+    threshold_grid: str = "absolute"     # the thresholds tried there: absolute | quantile
     random_draws: int = 1000             # random-entry draws for the p-value
     random_seed: int = 0
 
@@ -443,6 +445,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "train.device": ("auto", "cpu", "cuda"),
     "strategy.sizing": ("fixed", "risk", "kelly"),
     "backtest.period": PERIODS,
+    "backtest.threshold_grid": ("absolute", "quantile"),   # simulation.THRESHOLD_GRIDS
 }
 # Named settings with a grammar (``swing:2``) are checked by the function that reads them.
 CHECKS: dict[str, Callable[[Any], object]] = {"dataset.labels": horizon,

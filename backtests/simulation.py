@@ -32,10 +32,15 @@ from strategy.engine import (
 )
 from strategy.fractal import Costs, FractalParams
 
-__all__ = ["ORDER_COLUMNS", "THRESHOLD_GRID", "TRADE_COLUMNS", "BacktestResult", "align_probs",
-           "best_threshold", "check_costs", "choose_threshold", "run_backtest"]
+__all__ = ["ORDER_COLUMNS", "QUANTILE_GRID", "THRESHOLD_GRID", "THRESHOLD_GRIDS", "TRADE_COLUMNS",
+           "BacktestResult", "align_probs", "best_threshold", "check_costs", "choose_threshold",
+           "run_backtest", "threshold_grid"]
 
 THRESHOLD_GRID = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+# ``backtest.threshold_grid=quantile``: the thresholds that keep the top 50 %, 25 %, ... 1 % of the
+# validation bars' directional probabilities (bars whose arg-max is buy or sell).
+QUANTILE_GRID = (0.5, 0.75, 0.9, 0.95, 0.98, 0.99)
+THRESHOLD_GRIDS = ("absolute", "quantile")
 
 
 @dataclass
@@ -77,13 +82,37 @@ def run_backtest(candles: pd.DataFrame, probs: pd.DataFrame | None,
                           pending=r.pending, state=r.state)
 
 
+def threshold_grid(probs: pd.DataFrame | np.ndarray, grid: str = "absolute") -> tuple[float, ...]:
+    """The thresholds ``choose_threshold`` tries on validation ``probs`` (``backtest.threshold_grid``).
+
+    ``absolute``: ``THRESHOLD_GRID`` (0.4 … 0.9), the same for every model. ``quantile``: levels
+    read off these probabilities themselves, the ``QUANTILE_GRID`` quantiles of the directional
+    probability (``max(p_buy, p_sell)``) over the bars whose arg-max is buy or sell, so that each
+    threshold keeps a given share of them signalling whatever the scale of the model's
+    probabilities (a three-class model of a small edge rarely gives any class 0.5). Only the
+    ``probs`` given are read (pass the validation bars'). No directional bar: ``(1.0,)``.
+    """
+    if grid == "absolute":
+        return THRESHOLD_GRID
+    if grid != "quantile":
+        raise ValueError(f"threshold grid {grid!r}: give one of {', '.join(THRESHOLD_GRIDS)}")
+    p = np.asarray(probs, dtype=np.float64)
+    p = p[np.isfinite(p).all(axis=1)]
+    top = np.argmax(p, axis=1) if len(p) else np.zeros(0, int)
+    directional = p[top > 0].max(axis=1) if len(p) else np.zeros(0)
+    if not len(directional):
+        return (1.0,)
+    levels = np.quantile(directional, QUANTILE_GRID, method="lower")   # observed values
+    return tuple(sorted({float(x) for x in levels}))
+
+
 def choose_threshold(bars: pd.DataFrame, probs: pd.DataFrame, params: FractalParams,
                      costs: Costs, cash: float, conv: Conversion | None = None,
-                     ) -> tuple[FractalParams, list[dict]]:
+                     grid: str = "absolute") -> tuple[FractalParams, list[dict]]:
     """Pick the signal threshold on validation ``bars`` and their ``probs`` (never the bars
     being tested).
 
-    Each threshold of ``THRESHOLD_GRID`` is backtested on these bars with the same rules and the
+    Each threshold of ``threshold_grid(probs, grid)`` (``THRESHOLD_GRID`` by default) is backtested on these bars with the same rules and the
     costs of the backtest being run (``conv``: the P&L conversion to the account currency); the
     highest total return wins (ties: the higher threshold, fewer trades). The compiled simulator
     runs these backtests (it gives backtrader's trades and equity, tests/strategy/test_fast.py).
@@ -106,7 +135,7 @@ def choose_threshold(bars: pd.DataFrame, probs: pd.DataFrame, params: FractalPar
               "atr": (atr_array(bars, params.atr_period) if needs_atr(params)
                       else np.full(len(prep.close), np.nan))}
     rows = []
-    for threshold in THRESHOLD_GRID:
+    for threshold in threshold_grid(prep.probs, grid):
         res = run_prepared(prep, replace(params, threshold=threshold), costs, cash,
                            candles=bars, **shared)
         rows.append({"threshold": threshold, **threshold_row(res, book)})

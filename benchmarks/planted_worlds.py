@@ -2,13 +2,16 @@
 
     python benchmarks/planted_worlds.py --runs-dir DIR [--worlds order,session] [--planted 3]
         [--labels triple:0.5:0.5:1,triple:1:1:6] [--epochs 5] [--bars 8000] [--out FILE]
+        [--train-bars 3000 --val-bars 1000 --test-bars 1000] [--seed 0]
+        [--set dataset.window=5 --set dataset.features=scaled+shape ...]
 
-For each world (``data.synth``, seed 0) at the given ``planted`` size, and each label rule in
-``--labels`` (declared before any result is seen; every one is charged), one walk-forward:
-``--models attention,dense,rule/newhl``, 1 seed, folds of 3,000 training + 1,000 validation +
-1,000 test bars (4 folds on 8,000 bars), the signal threshold chosen on each fold's validation
-part, the world's per-bar spread, ``train.epochs=EPOCHS``, the label's own exits
-(``strategy.barriers=auto``). All runs share one runs folder, so each world's DSR counts every
+For each world (``data.synth``, seed ``--seed``) at the given ``planted`` size, and each label
+rule in ``--labels`` (declared before any result is seen; every one is charged), one
+walk-forward: ``--models attention,dense,rule/newhl``, 1 seed, folds of ``--train-bars``
+training + ``--val-bars`` validation + ``--test-bars`` test bars (by default 3,000 + 1,000 +
+1,000: 4 folds on 8,000 bars), the signal threshold chosen on each fold's validation part, the
+world's per-bar spread, ``train.epochs=EPOCHS``, the label's own exits
+(``strategy.barriers=auto``) and the ``--set`` keys (e.g. ``backtest.threshold_grid=quantile``). All runs share one runs folder, so each world's DSR counts every
 configuration tried on its bars. A world is **found** when a model's stitched test return has
 DSR > 0.95. Beside it: the planted trade itself measured on the same test bars
 (``synth.realised``: what a perfect rule collects), and attention vs the same-size dense net
@@ -29,27 +32,34 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 MODELS = "attention,dense,rule/newhl"
-FOLDS = dict(train_bars=3000, val_bars=1000, test_bars=1000)
-
-
-def world_csv(kind: str, planted: float, bars: int, folder: Path) -> Path:
+def world_csv(kind: str, planted: float, bars: int, folder: Path, seed: int = 0) -> Path:
     from data import synth
 
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"planted-{kind}-p{planted:g}-{bars}.csv"
+    tag = "" if seed == 0 else f"-s{seed}"
+    path = folder / f"planted-{kind}{tag}-p{planted:g}-{bars}.csv"
     if not path.exists():
-        synth.write_csv(synth.generate(kind, seed=0, bars=bars, planted=planted), path)
+        synth.write_csv(synth.generate(kind, seed=seed, bars=bars, planted=planted), path)
     return path
 
 
-def reference(kind: str, planted: float, bars: int) -> dict:
+def folds(args) -> dict:
+    return dict(train_bars=args.train_bars, val_bars=args.val_bars, test_bars=args.test_bars)
+
+
+def extra(args) -> dict:
+    """The ``--set KEY=VALUE`` settings (values as the CLI reads them)."""
+    return dict(item.split("=", 1) for item in args.set)
+
+
+def reference(kind: str, planted: float, bars: int, args) -> dict:
     """The planted trade on the walk-forward's test bars (from the first test bar on)."""
     from data import synth
 
     if kind == "null":
         return {}
-    frame = synth.generate(kind, seed=0, bars=bars, planted=planted)
-    first = FOLDS["train_bars"] + FOLDS["val_bars"]
+    frame = synth.generate(kind, seed=args.seed, bars=bars, planted=planted)
+    first = args.train_bars + args.val_bars
     r = synth.realised(frame.iloc[first:], kind)
     r["t"] = (r["net_bps"] / r["se_bps"]) if r["se_bps"] else float("nan")
     return r
@@ -58,11 +68,11 @@ def reference(kind: str, planted: float, bars: int) -> dict:
 def one(kind: str, planted: float, labels: str, args) -> dict:
     from backtests import api
 
-    csv = world_csv(kind, planted, args.bars, args.runs_dir / "data")
-    settings = {"train.epochs": args.epochs, "dataset.labels": labels}
+    csv = world_csv(kind, planted, args.bars, args.runs_dir / "data", args.seed)
+    settings = {"train.epochs": args.epochs, "dataset.labels": labels, **extra(args)}
     t0 = time.perf_counter()
     wf = api.walkforward(MODELS, str(csv), runs_dir=args.runs_dir, settings=settings,
-                         workers=args.workers, **FOLDS)
+                         workers=args.workers, **folds(args))
     payload = json.loads((wf.outcome.run.path / "walkforward.json").read_text())
     models = {m: {k: rec.get(k) for k in ("psr", "dsr", "dsr_trials", "sharpe",
                                            "total_return_pct")}
@@ -78,12 +88,19 @@ def one(kind: str, planted: float, labels: str, args) -> dict:
                             "sharpe_diff": c["sharpe_diff"], "spa": c["spa"],
                             "spa_worse": c["spa_worse"]}
     return {"world": kind, "planted": planted, "labels": labels, "run": wf.run_id,
+            "seed": args.seed, "bars": args.bars, "folds": folds(args), "settings": extra(args),
             "seconds": round(time.perf_counter() - t0), "models": models,
-            "attention_vs_dense": att_vs_dense, "reference": reference(kind, planted, args.bars)}
+            "attention_vs_dense": att_vs_dense, "reference": reference(kind, planted, args.bars, args)}
 
 
 def fmt(x, f=".3f") -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, f)
+
+
+def config(r: dict) -> str:
+    """The row's labels and ``--set`` keys (leaf names), as the tables show them."""
+    keys = [f"{k.rsplit('.', 1)[-1]}={v}" for k, v in sorted((r.get("settings") or {}).items())]
+    return " ".join([r["labels"], *keys])
 
 
 def table(rows: list[dict]) -> str:
@@ -93,7 +110,7 @@ def table(rows: list[dict]) -> str:
         planted = "–" if r["world"] == "null" else f"{r['planted']:g}"
         for m, s in r["models"].items():
             found = s["dsr"] is not None and s["dsr"] > 0.95
-            out.append(f"| {r['world']} | {planted} | {r['labels']} | {m} | "
+            out.append(f"| {r['world']} | {planted} | {config(r)} | {m} | "
                        f"{fmt(s['trades'], '.0f')} | {fmt(s['hit'], '.1f')} | "
                        f"{fmt(s['total_return_pct'], '+.2f')} | {fmt(s['sharpe'], '.2f')} | "
                        f"{fmt(s['dsr'])} ({s['dsr_trials']}) | {'yes' if found else 'no'} |")
@@ -109,7 +126,7 @@ def table(rows: list[dict]) -> str:
         refs = (f"{ref['trades']} trades, net {ref['net_bps']:+.2f} ± {ref['se_bps']:.2f} bps "
                 f"(t {ref['t']:.1f})" if ref else "none planted")
         planted = "–" if r["world"] == "null" else f"{r['planted']:g}"
-        out.append(f"| {r['world']} | {planted} | {r['labels']} | {cmp_} | {refs} |")
+        out.append(f"| {r['world']} | {planted} | {config(r)} | {cmp_} | {refs} |")
     return "\n".join(out)
 
 
@@ -122,6 +139,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--bars", type=int, default=8000)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0, help="the worlds' seed (0: the protocol's)")
+    ap.add_argument("--train-bars", type=int, default=3000)
+    ap.add_argument("--val-bars", type=int, default=1000)
+    ap.add_argument("--test-bars", type=int, default=1000)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config key for every walk-forward (repeatable)")
     ap.add_argument("--out", type=Path, help="JSON lines (appended); the table covers them all")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
@@ -132,7 +155,9 @@ def main() -> None:
         for kind in args.worlds.split(","):
             for labels in args.labels.split(","):
                 if any(r["world"] == kind and r["planted"] == args.planted
-                       and r["labels"] == labels for r in rows):
+                       and r["labels"] == labels and r.get("settings", {}) == extra(args)
+                       and r.get("seed", 0) == args.seed and r.get("bars", 8000) == args.bars
+                       for r in rows):
                     continue
                 r = one(kind, args.planted, labels, args)
                 rows.append(r)

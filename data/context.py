@@ -5,6 +5,8 @@ Every value at bar t is computed from bars <= t only:
 - ``time``: hour of day and day of week on the circle (sin/cos), UTC;
 - ``spread``: the bar's spread in ATR units (needs the candles' ``spread`` column);
 - ``atr``: returns over 1-24 bars, the bar's body and range, and the 6/24-bar ranges, in ATR units;
+- ``shape``: the bar's anatomy as shares of its own range: signed body (close - open) / range,
+  upper and lower wick / range (0 for a bar without range): the candle's shape whatever its size;
 - ``volz``: the z-score of log volume over the trailing ``VOLZ_N`` bars (bar t included);
 - ``mtf[:P...]``: higher-timeframe context (default ``4h`` and ``1d``): the last *closed* candle of
   each period built from the bars themselves (buckets aligned to UTC midnight), and where the
@@ -35,6 +37,7 @@ RET_LAGS = (1, 3, 6, 12, 24)
 RANGE_SPANS = (6, 24)
 ATR_FEATURES = ("body_atr", "range_atr", *(f"ret{k}_atr" for k in RET_LAGS),
                 *(f"range{k}_atr" for k in RANGE_SPANS))
+SHAPE_FEATURES = ("body_share", "upper_share", "lower_share")
 VOLZ_N = 24
 VOLZ_FEATURES = ("volume_z",)
 VOLZ_FLOOR = 1e-9          # a trailing std at or below this gives z = 0 (constant or no volume)
@@ -108,6 +111,23 @@ def atr_part(candles: pd.DataFrame, safe_atr: np.ndarray) -> dict[str, np.ndarra
     return out
 
 
+def shape_part(candles: pd.DataFrame) -> dict[str, np.ndarray]:
+    o, h, lo, c = (candles[k].to_numpy("float64") for k in ("open", "high", "low", "close"))
+    rng = h - lo
+    safe = np.where(rng > 0, rng, 1.0)
+    return {"body_share": np.where(rng > 0, (c - o) / safe, 0.0),
+            "upper_share": np.where(rng > 0, (h - np.maximum(o, c)) / safe, 0.0),
+            "lower_share": np.where(rng > 0, (np.minimum(o, c) - lo) / safe, 0.0)}
+
+
+def shape_row(o: float, h: float, lo: float, c: float) -> list[float]:
+    """``shape_part`` of one bar (the incremental path; the same arithmetic)."""
+    rng = h - lo
+    if not rng > 0:
+        return [0.0, 0.0, 0.0]
+    return [(c - o) / rng, (h - max(o, c)) / rng, (min(o, c) - lo) / rng]
+
+
 def volz_part(candles: pd.DataFrame) -> dict[str, np.ndarray]:
     logv = np.log1p(candles["volume"].astype("float64"))
     mean, std = logv.rolling(VOLZ_N).mean(), logv.rolling(VOLZ_N).std()
@@ -164,6 +184,6 @@ def mtf_part(candles: pd.DataFrame, safe_atr: np.ndarray,
     return out
 
 
-__all__ = ["ATR_FEATURES", "MTF_COLUMNS", "MTF_DEFAULT", "SPREAD_FEATURES", "TIME_FEATURES",
+__all__ = ["ATR_FEATURES", "MTF_COLUMNS", "MTF_DEFAULT", "SHAPE_FEATURES", "shape_row", "SPREAD_FEATURES", "TIME_FEATURES",
            "VOLZ_FEATURES", "VOLZ_FLOOR", "VOLZ_N", "atr_part", "bar_length", "mtf_names",
            "mtf_part", "period_label", "period_ns", "period_spelling", "require_spread", "spread_part", "time_part", "volz_part"]

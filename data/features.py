@@ -4,7 +4,7 @@ A feature set is one part or several joined by ``+`` (``scaled+time+mtf``):
 - ``article``: the 12 inputs of the MQL5 series, computed as MetaTrader 5 defines them;
 - ``scaled``: scale-free price features (divided by ATR), bounded oscillators and cyclic time,
   so that one model can read any instrument and any price level;
-- ``time``, ``spread``, ``atr``, ``volz``, ``mtf[:P...]``: context parts (``data.context``).
+- ``time``, ``spread``, ``atr``, ``shape``, ``volz``, ``mtf[:P...]``: context parts (``data.context``).
 
 Parts are put in one canonical order (``PARTS``), so ``mtf+scaled`` is ``scaled+mtf``; a part given
 twice is refused. A column name means one computation whichever part holds it, so a column two
@@ -30,10 +30,11 @@ SCALED_FEATURES = (
 # Every part, alone; ``mtf`` with its default periods (``mtf:1h:4h`` picks others).
 FEATURE_SETS = {"article": ARTICLE_FEATURES, "scaled": SCALED_FEATURES,
                 "time": context.TIME_FEATURES, "spread": context.SPREAD_FEATURES,
-                "atr": context.ATR_FEATURES, "volz": context.VOLZ_FEATURES,
+                "atr": context.ATR_FEATURES, "shape": context.SHAPE_FEATURES,
+                "volz": context.VOLZ_FEATURES,
                 "mtf": context.mtf_names(context.MTF_DEFAULT)}
 PARTS = tuple(FEATURE_SETS)
-PARTS_HELP = ("article, scaled, time, spread, atr, volz, mtf or mtf:P[:P...] "
+PARTS_HELP = ("article, scaled, time, spread, atr, shape, volz, mtf or mtf:P[:P...] "
               "(periods such as 1h, 4h, 1d), joined by + (e.g. scaled+time+mtf)")
 # Bars needed before the first complete row (the slowest indicator: MACD signal, 26 + 9 - 1).
 WARMUP = 34
@@ -166,6 +167,8 @@ def _part(candles: pd.DataFrame, part: str, args: str) -> pd.DataFrame:
         cols = context.spread_part(candles, safe_atr)
     elif part == "atr":
         cols = context.atr_part(candles, safe_atr)
+    elif part == "shape":
+        cols = context.shape_part(candles)
     elif part == "volz":
         cols = context.volz_part(candles)
     else:

@@ -221,6 +221,8 @@ class FeatureState:
                         *((c - closes[-1 - k]) / safe for k in context.RET_LAGS),
                         *((highs[-k:].max() - lows[-k:].min()) / safe
                           for k in context.RANGE_SPANS)]
+            elif name == "shape":
+                cols, vals = context.SHAPE_FEATURES, context.shape_row(o, h, lo, c)
             elif name == "volz":
                 logv = np.log1p(b[-context.VOLZ_N:, 4])
                 std = logv.std(ddof=1)

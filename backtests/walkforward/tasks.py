@@ -291,7 +291,8 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
                             "or give strategy.threshold", rule="no validation bars")
         params, table = choose_threshold(candles.iloc[v_first:v_last + 1],
                                          probs.iloc[v_first:v_last + 1], params,
-                                         exp.costs, exp.backtest.cash, conv)
+                                         exp.costs, exp.backtest.cash, conv,
+                                         exp.backtest.threshold_grid)
     trade_probs, meta, threshold = probs, None, params.threshold
     if exp.strategy.meta:
         trade_probs, params, meta = meta_arm(task, candles, probs, params, t_first, t_last)

@@ -47,6 +47,7 @@ def _another_value(key, value):
                "dataset.labels": "5bar", "model.kind": "dense", "model.preset": "modern",
                "train.class_weighting": "none", "train.device": "cpu", "strategy.sizing": "risk",
                "backtest.period": "val", "runtime.runs_dir": "elsewhere",
+               "backtest.threshold_grid": "quantile",
                "data.account_currency": "EUR", "data.instrument": "EURUSD",
                "data.start": "2017-06-01", "data.end": "2017-12-01",
                "split.train_end": None, "split.val_end": None,
@@ -101,7 +102,7 @@ def test_an_ambiguous_leaf_name_must_be_dotted():
     ("labels=triple:1.0:1:24", "dataset.labels: write label kind 'triple:1.0:1:24' as 'triple:1:1:24'"),
     ("labels=triple:0:1:24", "dataset.labels: label kind 'triple:0:1:24': the barrier K_UP must be"),
     ("features=scaled+foo", "dataset.features: unknown feature set part 'foo' in 'scaled.foo'; "
-                            "parts are article, scaled, time, spread, atr, volz, mtf"),
+                            "parts are article, scaled, time, spread, atr, shape, volz, mtf"),
     ("features=scaled+mtf+scaled", "dataset.features: feature part 'scaled' is given twice"),
     ("features=mtf:5h", "dataset.features: mtf period '5h'"),
 ])

@@ -1,4 +1,4 @@
-"""The context feature parts (time, spread, atr, volz, mtf): causal at every bar, including at the
+"""The context feature parts (time, spread, atr, shape, volz, mtf): causal at every bar, including at the
 higher-timeframe boundaries and across a weekend gap; composed with + in one canonical order."""
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ import pytest
 from candle_helpers import candles
 
 from data import DataError, DatasetSpec
+from data.context import shape_part as context_shape
 from data.features import WARMUP, canonical_feature_set, compute_features, feature_names
 from data.incremental import FeatureState
 
-PARTS = ["time", "spread", "atr", "volz", "mtf:1h:4h:1d"]   # mtf = mtf:4h:1d, a subset
-ALL = "scaled+time+spread+atr+volz+mtf"
+PARTS = ["time", "spread", "atr", "shape", "volz", "mtf:1h:4h:1d"]   # mtf = mtf:4h:1d, a subset
+ALL = "scaled+time+spread+atr+shape+volz+mtf"
 
 
 def fx_week(n: int = 330, seed: int = 7, start: str = "2024-01-03 13:00") -> pd.DataFrame:
@@ -118,7 +119,7 @@ def test_bad_feature_sets_are_refused_naming_the_parts(bad):
     with pytest.raises(ValueError, match="feature|mtf") as err:
         DatasetSpec(features=bad)
     if "unknown" in str(err.value):
-        assert "article, scaled, time, spread, atr, volz, mtf" in str(err.value)
+        assert "article, scaled, time, spread, atr, shape, volz, mtf" in str(err.value)
 
 
 def test_spread_needs_the_spread_column(frame):
@@ -138,3 +139,20 @@ def test_bar_by_bar_equals_batch_with_spread_and_gaps(frame, history):
     assert (np.isnan(rows) == np.isnan(batch[history:])).all()
     assert np.nanmax(np.abs(rows - batch[history:]), initial=0.0) <= 1e-9
     assert len(rows) > 20
+
+
+def test_the_shape_part_is_the_bars_anatomy_as_shares_of_its_range():
+    """body_share = (close - open) / range, the wicks / range (their absolute values add up to 1),
+    and 0 for a bar without range: a doji, a hammer and a flat bar."""
+    index = pd.date_range("2024-01-01", periods=3, freq="h", tz="UTC")
+    bars = pd.DataFrame({"open": [1.0, 1.0, 1.0], "high": [1.2, 1.02, 1.0],
+                         "low": [0.8, 0.9, 1.0], "close": [1.0, 1.01, 1.0], "volume": 1.0},
+                        index=index)
+    f = compute_features(bars, "shape")       # the part alone: no warm-up rows of its own...
+    s = context_shape(bars)
+    np.testing.assert_allclose(s["body_share"], [0.0, 0.01 / 0.12, 0.0])
+    np.testing.assert_allclose(s["upper_share"], [0.2 / 0.4, 0.01 / 0.12, 0.0])
+    np.testing.assert_allclose(s["lower_share"], [0.2 / 0.4, 0.1 / 0.12, 0.0])
+    assert list(f.columns) == ["body_share", "upper_share", "lower_share"]
+    assert np.isnan(f.to_numpy()).all()       # ...but the feature sets' common warm-up (WARMUP)
+    assert feature_names("scaled+shape")[-3:] == ("body_share", "upper_share", "lower_share")
