@@ -131,7 +131,7 @@ def run_alongside(items: Iterable[tuple[int, Any]], *, workers: int = 1, threads
                   on_done: Callable[[int, Any], None],
                   catch: tuple[type[BaseException], ...] = ()) -> None:
     """Hand on the ``(i, result)`` pairs that ``items`` produces in this process (a GPU training
-    loop): a :class:`Deferred` result is computed by one of ``workers`` spawned processes (inline
+    loop): a :class:`Deferred` result is computed by one of ``workers`` pool processes (inline
     when 1) while ``items`` goes on producing; any other result is handed on as it is.
     ``on_done(i, result)`` is called in this process for every pair once its result is ready (in
     the order they finish); errors of a type in ``catch`` come back as :class:`TaskFailure`. A
@@ -177,7 +177,8 @@ def run_alongside(items: Iterable[tuple[int, Any]], *, workers: int = 1, threads
 
 
 class LocalExecutor(Executor):
-    """``workers`` spawned processes on this machine (inline when 1): :func:`run_tasks`."""
+    """``workers`` processes on this machine (:func:`pool_context`; inline when 1):
+    :func:`run_tasks`."""
 
     def __init__(self, workers: int = 1, threads: int = 1) -> None:
         self.workers, self.threads = int(workers), int(threads)
@@ -192,6 +193,5 @@ class LocalExecutor(Executor):
         return f"LocalExecutor(workers={self.workers}, threads={self.threads})"
 
 
-__all__ = ["PRELOAD", "WORKERS_PER_CORE", "LocalExecutor", "check_workers", "default_workers", "pool_args",
-           "pool_context", "run_alongside",
-           "run_tasks"]
+__all__ = ["PRELOAD", "WORKERS_PER_CORE", "LocalExecutor", "check_workers", "default_workers",
+           "pool_args", "pool_context", "run_alongside", "run_tasks"]

@@ -230,7 +230,7 @@ def _code_env() -> dict:
 
 def _pythonpath() -> str:
     """Workers of a local instance import what the driver imports: this checkout first, then the
-    driver's own import path (as the spawned workers of the local pool do), less the
+    driver's own import path (as the local pool's workers do), less the
     interpreter's folders, which every worker has anyway."""
     own = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     paths = [str(REPO_ROOT)]
