@@ -48,6 +48,7 @@ from backtests.config import ConfigError
 from data.dataset import CandleDataset, DatasetSpec
 from data.errors import DataError
 from data.folds import Fold, Period
+from models.presets import TREE_SETTINGS
 from strategy.fast import Prepared, run_prepared, signal_arrays
 from strategy.fractal import PROB_COLUMNS, Costs, FractalParams
 from strategy.rules import atr_array, hour_mask, parse_hours
@@ -58,9 +59,9 @@ INNER_VAL_SHARE = 0.25
 MIN_META_SAMPLES = 30
 CONTEXT = ("p_none", "p_buy", "p_sell", "p_signal", "side", "atr_close", "spread_atr", "hour",
            "weekday")
-# Small and regularised: a few hundred to a few thousand signals per fold.
-HGB_SETTINGS = {"max_iter": 100, "learning_rate": 0.05, "max_leaf_nodes": 15,
-                "min_samples_leaf": 20, "l2_regularization": 1.0, "early_stopping": False}
+# Small and regularised: a few hundred to a few thousand signals per fold (the tree settings
+# are shared with the gradient-boosting baseline, models.gbm).
+HGB_SETTINGS = {"max_iter": 100, **TREE_SETTINGS, "early_stopping": False}
 
 # ``strategy.meta_threshold = none`` chooses among these on the validation part. A signal pays
 # in expectation when q > 1 / (1 + b) before costs (b: target/stop), 1/3 at the default 2 R

@@ -40,6 +40,7 @@ from models.checkpoint import (
     save_training_state,
 )
 from models.evaluate import ARTICLE_FIGURES, versus_rules
+from models.gbm import is_gbm
 from models.predict import Predictor
 from models.rules import is_rule
 from models.train import TrainResult, fit
@@ -55,6 +56,16 @@ def refuse_rule(exp: Experiment) -> None:
         raise ConfigError(f"model.kind = rule: rule baselines need no training; name "
                           f"rule/{exp.model.preset} as a model to compare in a backtest, walk-forward "
                           "or sweep (evaluate and backtest show them beside every model)")
+    refuse_gbm(exp)
+
+
+def refuse_gbm(exp: Experiment) -> None:
+    """The gradient-boosting baseline trains per fold in memory and is never saved."""
+    if is_gbm(exp.model.kind):
+        raise ConfigError("model.kind = gbm: the gradient-boosting baseline is not saved to a "
+                          "model folder, so it cannot be trained alone, backtested from a run or "
+                          "paper-traded; name gbm as a model in a walk-forward or sweep "
+                          "(--models attention,dense,gbm), which trains it on every fold")
 
 
 def train_model(exp: Experiment, candles: pd.DataFrame | None = None, *,

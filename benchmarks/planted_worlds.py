@@ -4,10 +4,11 @@
         [--labels triple:0.5:0.5:1,triple:1:1:6] [--epochs 5] [--bars 8000] [--out FILE]
         [--train-bars 3000 --val-bars 1000 --test-bars 1000] [--seed 0]
         [--set dataset.window=5 --set dataset.features=scaled+shape ...]
+        [--models attention,dense,rule/newhl,gbm]
 
 For each world (``data.synth``, seed ``--seed``) at the given ``planted`` size, and each label
 rule in ``--labels`` (declared before any result is seen; every one is charged), one
-walk-forward: ``--models attention,dense,rule/newhl``, 1 seed, folds of ``--train-bars``
+walk-forward: ``--models attention,dense,rule/newhl`` (or ``--models``), 1 seed, folds of ``--train-bars``
 training + ``--val-bars`` validation + ``--test-bars`` test bars (by default 3,000 + 1,000 +
 1,000: 4 folds on 8,000 bars), the signal threshold chosen on each fold's validation part, the
 world's per-bar spread, ``train.epochs=EPOCHS``, the label's own exits
@@ -71,7 +72,7 @@ def one(kind: str, planted: float, labels: str, args) -> dict:
     csv = world_csv(kind, planted, args.bars, args.runs_dir / "data", args.seed)
     settings = {"train.epochs": args.epochs, "dataset.labels": labels, **extra(args)}
     t0 = time.perf_counter()
-    wf = api.walkforward(MODELS, str(csv), runs_dir=args.runs_dir, settings=settings,
+    wf = api.walkforward(args.models, str(csv), runs_dir=args.runs_dir, settings=settings,
                          workers=args.workers, **folds(args))
     payload = json.loads((wf.outcome.run.path / "walkforward.json").read_text())
     models = {m: {k: rec.get(k) for k in ("psr", "dsr", "dsr_trials", "sharpe",
@@ -89,6 +90,7 @@ def one(kind: str, planted: float, labels: str, args) -> dict:
                             "spa_worse": c["spa_worse"]}
     return {"world": kind, "planted": planted, "labels": labels, "run": wf.run_id,
             "seed": args.seed, "bars": args.bars, "folds": folds(args), "settings": extra(args),
+            **({"models_asked": args.models} if args.models != MODELS else {}),
             "seconds": round(time.perf_counter() - t0), "models": models,
             "attention_vs_dense": att_vs_dense, "reference": reference(kind, planted, args.bars, args)}
 
@@ -145,6 +147,7 @@ def main() -> None:
     ap.add_argument("--test-bars", type=int, default=1000)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a config key for every walk-forward (repeatable)")
+    ap.add_argument("--models", default=MODELS, help=f"walk-forward models (default {MODELS})")
     ap.add_argument("--out", type=Path, help="JSON lines (appended); the table covers them all")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
@@ -157,6 +160,7 @@ def main() -> None:
                 if any(r["world"] == kind and r["planted"] == args.planted
                        and r["labels"] == labels and r.get("settings", {}) == extra(args)
                        and r.get("seed", 0) == args.seed and r.get("bars", 8000) == args.bars
+                       and r.get("models_asked", MODELS) == args.models
                        for r in rows):
                     continue
                 r = one(kind, args.planted, labels, args)

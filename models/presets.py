@@ -1,7 +1,8 @@
 """Every model kind and its presets, in one place (no torch: the config and the CLI read it at start-up).
 
 The networks' configs build each preset (``models.networks``); the rule baselines' presets are
-``models.rules.PRESETS``. The first preset of a kind is its default.
+``models.rules.PRESETS``; the gradient-boosting baseline's (``models.gbm``) are ``GBM_PRESETS``.
+The first preset of a kind is its default.
 """
 
 from __future__ import annotations
@@ -15,6 +16,13 @@ NETWORK_PRESETS: dict[str, tuple[str, ...]] = {
     "conv": ("article",),
     "lstm": ("article",),
 }
-PRESETS: dict[str, tuple[str, ...]] = {**NETWORK_PRESETS, RULE_KIND: RULE_PRESETS}
+# scikit-learn's HistGradientBoostingClassifier on the flattened windows (``models.gbm``)
+GBM_KIND = "gbm"
+GBM_PRESETS: tuple[str, ...] = ("hgb",)
+# Its trees (small, regularised), shared with the meta-labelling model (backtests.meta).
+TREE_SETTINGS = {"learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 20,
+                 "l2_regularization": 1.0}
+PRESETS: dict[str, tuple[str, ...]] = {**NETWORK_PRESETS, GBM_KIND: GBM_PRESETS,
+                                       RULE_KIND: RULE_PRESETS}
 
-__all__ = ["NETWORK_PRESETS", "PRESETS"]
+__all__ = ["GBM_KIND", "GBM_PRESETS", "NETWORK_PRESETS", "PRESETS", "TREE_SETTINGS"]

@@ -31,6 +31,7 @@ from data.uniqueness import uniqueness_weights
 from models.config import TrainConfig
 from models.errors import ModelError
 from models.evaluate import article_metrics, class_prior, classification_metrics
+from models.gbm import KIND as GBM_KIND
 from models.networks import build, make_config, n_parameters
 from models.rules import KIND as RULE_KIND
 from models.rules import RuleConfig, rule_probs
@@ -112,6 +113,8 @@ def fit(candles: pd.DataFrame, spec: DatasetSpec, fold: Fold, *, kind: str = "at
     cfg = cfg or TrainConfig()
     if kind == RULE_KIND:
         return _fit_rule(candles, spec, fold, preset, cfg)
+    if kind == GBM_KIND:      # scikit-learn on the CPU, whatever train.device says
+        return _fit_gbm(candles, spec, fold, preset, cfg)
     device = pick_device(cfg.device)
     with deterministic_algorithms(device.type == "cpu", compiled=cfg.compile), \
             torch_threads(cfg.threads), sdpa_guard(device, cfg.batch_size):
@@ -250,6 +253,45 @@ def _fit_rule(candles: pd.DataFrame, spec: DatasetSpec, fold: Fold, preset: str,
                "best_epoch": None, "epochs_run": 0, "seconds": time.perf_counter() - t0}
     return TrainResult(None, RULE_KIND, preset, rule, spec, ds.fit_normaliser(fold), fold, cfg,
                        pd.DataFrame(), metrics, meta)
+
+
+def _fit_gbm(candles, spec: DatasetSpec, fold: Fold, preset: str,
+             cfg: TrainConfig) -> TrainResult:
+    """The gradient-boosting baseline (``models.gbm``): the networks' normalised windows,
+    flattened; class (and uniqueness) weights as theirs; the iteration count chosen on the
+    validation part as their best epoch is."""
+    from models.gbm import GbmClassifier, GbmConfig, fit_trees, flat_windows
+
+    t0 = time.perf_counter()
+    ds = PooledDataset(candles, spec) if isinstance(candles, dict) else CandleDataset(candles, spec)
+    train_ends, val_ends = ds.ends("train", fold), ds.ends("val", fold)
+    if len(train_ends) < 64 or len(val_ends) < 10:
+        raise ModelError(f"too few samples to train ({len(train_ends)} train, {len(val_ends)} "
+                         "validation windows); give more bars or change the split")
+    normaliser = ds.fit_normaliser(fold)         # the training bars' statistics only
+    matrix = ds.matrix(normaliser)
+    y_train, y_val = ds.labels[train_ends].astype(int), ds.labels[val_ends].astype(int)
+    cw = class_weights(y_train, cfg.class_weighting).numpy().astype(float)
+    w_train = cw[y_train]
+    per_bar = bar_weights(ds, train_ends, cfg.weighting)
+    if per_bar is not None:
+        w_train = w_train * per_bar[train_ends]
+    config = GbmConfig.preset_config(preset)
+    binner, clf, losses = fit_trees(config, flat_windows(matrix, train_ends, spec.window), y_train,
+                            w_train, flat_windows(matrix, val_ends, spec.window), y_val, cw,
+                            seed=cfg.seed, threads=cfg.threads)
+    model = GbmClassifier(binner, clf, config, cfg.threads)
+    val_probs = model.probs(flat_windows(matrix, val_ends, spec.window))
+    seconds = time.perf_counter() - t0
+    history = pd.DataFrame({"epoch": np.arange(1, len(losses) + 1), "val_loss": losses})
+    meta = {"train": asdict(cfg), "n_parameters": 0, "iterations": int(clf.n_iter_),
+            "samples": {"train": len(train_ends), "val": len(val_ends)},
+            "train_prior": class_prior(y_train).tolist(), "fingerprint": ds.fingerprint()}
+    metrics = {**classification_metrics(y_val, val_probs), **article_metrics(y_val, val_probs),
+               "best_epoch": int(clf.n_iter_), "epochs_run": len(losses), "seconds": seconds}
+    meta.update(calibration_meta(cfg, val_probs, y_val))
+    return TrainResult(model, GBM_KIND, preset, config, spec, normaliser, fold, cfg, history,
+                       metrics, meta)
 
 
 def _result(model_config, kind, preset, spec, normaliser, fold, cfg, history, metrics, meta,

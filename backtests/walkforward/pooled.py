@@ -25,6 +25,7 @@ from backtests.currency import conversion_of
 from data.errors import AttnbtError, DataError
 from data.pool import calendar
 from data.summary import timeframe
+from models.gbm import KIND as GBM_KIND
 from models.rules import KIND as RULE_KIND
 from models.train import fit
 from strategy.fractal import FractalParams
@@ -64,7 +65,7 @@ def plan_pooled_tasks(base: Experiment, candles: dict[str, pd.DataFrame], fps: d
     fp = config_id({"pool": [list(p) for p in pool]})[:16]
     tasks = []
     for kind, preset in models:
-        for seed in seeds[:1] if kind == RULE_KIND else seeds:
+        for seed in seeds[:1] if kind in (RULE_KIND, GBM_KIND) else seeds:
             exp = base.override({"data.source": ",".join(sources), "model.kind": kind,
                                  "model.preset": preset, "train.seed": seed,
                                  "split.embargo": plan.embargo, "strategy.meta": False,

@@ -33,6 +33,7 @@ from models.evaluate import (
     confusion,
     reliability,
 )
+from models.gbm import KIND as GBM_KIND
 from models.predict import Predictor
 from models.rules import KIND as RULE_KIND
 from models.rules import rule_probs
@@ -54,12 +55,14 @@ MIN_TEST_BARS = 100
 # Seeds per (model, fold): each is a network trained per fold; seeds 0 … N-1 must be valid seeds.
 MAX_SEEDS = 1000
 DEFAULT_PRESET = {"attention": "article", "dense": "matched", "conv": "article",
-                  "lstm": "article", "rule": "newhl"}
+                  "lstm": "article", "gbm": "hgb", "rule": "newhl"}
 # The order in which tasks are handed to the workers: the longest first, so that two workers do
 # not end with one long task running while the other waits (it changes no result). Seconds per
 # task of `attnbt walkforward --models attention,dense,conv,lstm --seeds 3 --workers 2` on the
 # sample (2-core CPU, docs/benchmarks.md): lstm 24, attention 10, conv 2.5, dense 2.4, rules 0.
-COST_RANK = {"lstm": 4, "attention": 3, "conv": 2, "dense": 1, "rule": 0}
+COST_RANK = {"lstm": 4, "attention": 3, "conv": 2, "dense": 1, "gbm": 1, "rule": 0}
+# Kinds whose result does not depend on train.seed: planned for the first seed only.
+SEEDLESS = (RULE_KIND, GBM_KIND)
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,8 @@ def plan_tasks(base: Experiment, source: str, candles: pd.DataFrame, models: lis
                seeds: list[int], plan: FoldPlan, data_fingerprint: str,
                auto_threshold: bool = True) -> list[Task]:
     """The tasks of one source, ordered model × seed × fold (a DataError for an instrument
-    whose P&L cannot be converted to the account currency). A rule baseline has no seed: it
+    whose P&L cannot be converted to the account currency). A rule baseline has no seed (nor
+    has the gradient-boosting one: ``models.gbm`` is deterministic): it
     is planned for the first seed only, so its identical results are one trial, not one per
     seed (the deflated Sharpe ratio charges each trial). With ``strategy.meta`` each model also
     gets a primary + meta arm (``kind/preset+meta``, its own tasks and trials) beside the
@@ -231,7 +235,7 @@ def plan_tasks(base: Experiment, source: str, candles: pd.DataFrame, models: lis
         raise ConfigError(str(exc)) from None
     tasks = []
     for kind, preset in models:
-        for arm, seed in product(arms, seeds[:1] if kind == RULE_KIND else seeds):
+        for arm, seed in product(arms, seeds[:1] if kind in SEEDLESS else seeds):
             over = {"data.source": source, "model.kind": kind, "model.preset": preset,
                     "train.seed": seed, "split.embargo": plan.embargo, "strategy.meta": arm}
             if not arm:     # the primary alone: the meta settings do not change its result
@@ -411,7 +415,7 @@ def train_in_ensembles(tasks: list[Task], candles_of: Callable[[Task], pd.DataFr
         groups.setdefault(group_of(t), []).append(i)
     for members in groups.values():
         first = tasks[members[0]]
-        if first.kind == RULE_KIND:      # nothing to train: each "fit" is a no-op
+        if first.kind in (RULE_KIND, GBM_KIND):   # a no-op / scikit-learn on the CPU: one by one
             for i in members:
                 try:
                     yield i, train_fold(tasks[i], candles_of(tasks[i]))
