@@ -64,8 +64,8 @@ def refuse_gbm(exp: Experiment) -> None:
     if is_gbm(exp.model.kind):
         raise ConfigError("model.kind = gbm: the gradient-boosting baseline is not saved to a "
                           "model folder, so it cannot be trained alone, backtested from a run or "
-                          "paper-traded; name gbm as a model in a walk-forward or sweep "
-                          "(--models attention,dense,gbm), which trains it on every fold")
+                          "paper-traded; name gbm among the models of a walk-forward or sweep "
+                          "(e.g. attention,dense,gbm), which trains it on every fold")
 
 
 def train_model(exp: Experiment, candles: pd.DataFrame | None = None, *,
