@@ -53,6 +53,7 @@ from data.errors import AttnbtError
 from data.features import feature_names
 from data.labels import horizon
 from models.config import WEIGHTINGS, TrainConfig
+from models.presets import GBM_KIND
 from models.presets import PRESETS as MODEL_PRESETS
 from models.rules import KIND as RULE_KIND
 from models.rules import rule_params
@@ -488,8 +489,10 @@ def check_preset(kind: str, preset: str, where: str = "model.preset") -> None:
         return
     presets = MODEL_PRESETS[kind]
     if preset not in presets:
+        hint = (" (gbm is trained per fold by a walk-forward or sweep that names it among its "
+                "models, never alone)" if kind == GBM_KIND else "")
         raise ConfigError(f"{where} = {preset!r} is not a preset of {kind}; "
-                          f"choose {', '.join(presets)}")
+                          f"choose {', '.join(presets)}{hint}")
 
 
 def validate(exp: Experiment) -> None:

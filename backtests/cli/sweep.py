@@ -51,7 +51,8 @@ def sweep_cmd(
         "features, labels, preset ...) retrain.", rich_help_panel=SWEEP)] = None,
     data: DataOpt = None,
     models: Annotated[str, typer.Option("--models", "--model", help="Models, comma-separated "
-                                        "(kind or kind/preset; rule/newhl and "
+                                        "(kind or kind/preset; gbm is the "
+                                        "gradient-boosting baseline; rule/newhl and "
                                         "rule/newhl-range[:K] are rule baselines, no "
                                         "training).", rich_help_panel=SWEEP)]
     = "attention,rule/newhl",

@@ -62,9 +62,10 @@ def walkforward_cmd(
         "fold on all their windows (folds on one calendar, each normalised on its own training "
         "part), results per instrument and pooled (data.pool).", rich_help_panel=DATA)] = None,
     models: Annotated[str, typer.Option("--models", help="Models, comma-separated: attention, "
-                                        "dense, conv, lstm (or kind/preset), and the rule "
-                                        "baselines rule/newhl, rule/newhl-range[:K] (no "
-                                        "training).", rich_help_panel=WF)]
+                                        "dense, conv, lstm (or kind/preset), the "
+                                        "gradient-boosting baseline gbm (scikit-learn, CPU, one "
+                                        "seed) and the rule baselines rule/newhl, "
+                                        "rule/newhl-range[:K] (no training).", rich_help_panel=WF)]
     = "attention,dense,conv,lstm,rule/newhl,rule/newhl-range",
     presets: Annotated[str | None, typer.Option(
         "--presets", help="Presets, one per model (article,matched,...) or kind=preset; default "

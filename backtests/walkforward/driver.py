@@ -225,7 +225,8 @@ class WalkForwardStudy:
                       kurtosis=m["kurtosis"], note=task.label)
         hit, ret = result["metrics"]["hit_pct"], result["stats"]["total_return_pct"]
         return (f"hit {_f(hit)} %, return {_f(ret, 2)} %, threshold {result['threshold']}, "
-                f"{result['train']['epochs_run']} epochs, "
+                f"{result['train']['epochs_run']} "
+                f"{'boosting iterations' if task.kind == 'gbm' else 'epochs'}, "
                 f"{result['train']['seconds'] or 0:.1f} s training")
 
     def record(self, run_: Run, p: Planned, results: dict[str, dict], failures: list[dict],

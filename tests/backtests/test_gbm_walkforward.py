@@ -50,3 +50,31 @@ def test_walkforward_trains_gbm_per_fold_and_records_a_trial_per_fold(gbm_csv, t
     gbm_rows = [r for r in trained if r["task"]["model"] == "gbm/hgb"]
     assert len(gbm_rows) == folds
     assert all(r["train"]["best_epoch"] >= 1 for r in gbm_rows)   # iterations chosen on val
+
+
+def test_cli_walkforward_plans_gbm_once_whatever_the_seeds(gbm_csv, tmp_path):
+    from typer.testing import CliRunner
+
+    from backtests.cli import app
+
+    res = CliRunner().invoke(app, ["walkforward", "--data", str(gbm_csv), "--dry-run",
+                                   "--models", "attention,dense,gbm", "--seeds", "2",
+                                   "--train-bars", "500", "--val-bars", "200",
+                                   "--test-bars", "200", "--runs-dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "gbm/hgb seed 0 fold 1" in res.output and "gbm/hgb seed 1" not in res.output
+    assert "dense/matched seed 1 fold 1" in res.output
+
+
+def test_cli_train_refuses_gbm_naming_the_walkforward(gbm_csv, tmp_path):
+    from typer.testing import CliRunner
+
+    from backtests.cli import app
+    from backtests.config import ConfigError
+
+    for extra in ([], ["--preset", "hgb"]):     # the default preset (article) and its own
+        res = CliRunner().invoke(app, ["train", "--data", str(gbm_csv), "--model", "gbm",
+                                       *extra, "--runs-dir", str(tmp_path)])
+        assert isinstance(res.exception, ConfigError), res.output
+        assert "walk-forward" in str(res.exception), res.exception
+    assert not list(tmp_path.glob("*/model.json"))        # nothing trained or saved
