@@ -46,6 +46,49 @@ LONGEST_FIRST = (
 )
 
 
+# Pictures: matplotlib's rasterising (``Figure.savefig``) is about a tenth of the suite's CPU, and
+# almost every test that makes a report checks its numbers and text, not its pixels. So a test
+# builds every figure as the product does (all our plotting code runs, with the test's data) but
+# only a test marked ``draws`` rasterises it; the others get a fixed 1×1 PNG in its place. Each
+# picture the product writes has a ``draws`` test (docs/benchmarks.md "The test suite" lists
+# them); ``ATTNBT_TEST_DRAW=all`` rasterises in every test. Processes a test starts (the console
+# script, benchmarks) always draw.
+_DRAW = {"now": True}
+
+
+def _draw_only_where_checked() -> None:
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (1, 1)).save(buf, format="PNG")
+    tiny = buf.getvalue()
+    savefig = Figure.savefig
+
+    def maybe_savefig(self, fname, *args, **kwargs):
+        fmt = kwargs.get("format") or (str(fname).rsplit(".", 1)[-1] if isinstance(
+            fname, (str, os.PathLike)) else "png")
+        if _DRAW["now"] or fmt != "png":
+            return savefig(self, fname, *args, **kwargs)
+        if isinstance(fname, (str, os.PathLike)):
+            with open(fname, "wb") as fh:
+                fh.write(tiny)
+        else:
+            fname.write(tiny)
+
+    Figure.savefig = maybe_savefig
+
+
+def pytest_configure(config):
+    if os.environ.get("ATTNBT_TEST_DRAW") != "all":
+        _draw_only_where_checked()
+
+
+def pytest_runtest_setup(item):
+    _DRAW["now"] = (os.environ.get("ATTNBT_TEST_DRAW") == "all"
+                    or item.get_closest_marker("draws") is not None)
+
+
 def _file_rank(item) -> int:
     path = item.nodeid.split("::", 1)[0].removeprefix("tests/")
     return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)

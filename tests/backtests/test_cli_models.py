@@ -60,6 +60,7 @@ def test_train_evaluate_predict_and_list(cli, cli_runs, tmp_path):
     assert meta["kind"] == "dense" and meta["data"] == "sample:EURUSD_H1"
 
 
+@pytest.mark.draws
 def test_attention_map_png(cli, tmp_path):
     runs = tmp_path / "runs"
     tr = cli("train", "--model", "attention", "--epochs", "1", runs_dir=runs)
