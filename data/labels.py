@@ -35,6 +35,7 @@ KIND_CHOICES = ("3bar, 5bar, swing, swing:M or swing:M:H (a swing of M ATRs with
                 "triple:K_UP:K_DN:H (triple barrier: K_UP ATRs up, K_DN down, H bars), or "
                 "horizon:H (the sign of a trade held H bars, after costs)")
 DEFAULT_SPREAD = 0.0001  # price units, when the candles have no spread: the engine's default (1 pip)
+HORIZON_TIE = 1e-9       # horizon: a net within this × the entry price of 0 is 0 (float residue)
 
 
 def horizon(kind: str) -> int:
@@ -316,8 +317,10 @@ def horizon_labels(candles: pd.DataFrame, h: int, default_spread: float = DEFAUL
       open[t+1+h] nets open[t+1+h] − open[t+1] − spread[t+1] − 2·commission > 0;
     - **sell (2)**: a short sold at the bid open[t+1] and bought back at the ask open[t+1+h] +
       spread[t+1+h] nets open[t+1] − open[t+1+h] − spread[t+1+h] − 2·commission > 0;
-    - **none (0)**: neither (a net of exactly 0 is none). Both cannot be positive: the two nets
-      add up to −spread[t+1] − spread[t+1+h] − 4·commission <= 0.
+    - **none (0)**: neither. A net of 0 is none, and so is one within 10⁻⁹ × the entry price of
+      0: prices and spreads on a decimal grid (5-digit EURUSD) give such floating-point residue
+      where the decimal net is exactly 0. Both cannot be positive: the two nets add up to
+      −spread[t+1] − spread[t+1+h] − 4·commission <= 0.
 
     No barrier is watched: the label keeps the sign of the move however far it went. Bars in the
     ATR warm-up (the first 13: the strategy's protective ``atr`` stop cannot be priced there, so
@@ -340,9 +343,10 @@ def horizon_labels(candles: pd.DataFrame, h: int, default_spread: float = DEFAUL
     entry, exit_ = o_pad[1:n + 1], o_pad[1 + h:n + 1 + h]
     long_net = exit_ - entry - sp_pad[1:n + 1] - 2 * commission
     short_net = entry - exit_ - sp_pad[1 + h:n + 1 + h] - 2 * commission
+    tie = HORIZON_TIE * np.abs(entry)             # floating residue of a decimal net of 0
     labels = np.full(n, NONE, dtype=np.int8)
-    labels[long_net > 0] = BUY                    # NaN compares False
-    labels[short_net > 0] = SELL
+    labels[long_net > tie] = BUY                  # NaN compares False
+    labels[short_net > tie] = SELL
     labels[(long_net > 0) & (short_net > 0)] = NONE   # only with a negative spread
     a = atr(candles["high"].astype("float64"), candles["low"].astype("float64"),
             candles["close"].astype("float64"), SWING_ATR).to_numpy()

@@ -86,6 +86,19 @@ def test_both_sides_cannot_pay_and_nan_spreads_take_the_default():
     assert t.min() == 13 and t.max() == len(frame) - 5
 
 
+def test_a_decimal_tie_is_none_despite_floating_point_residue():
+    """5-digit prices: 1.10012 − 1.10004 − 0.00008 is 4e-17 in floating point, not 0."""
+    exit_bar = T + 1 + H
+    frame = flat(spread=0.00008)
+    frame[["open", "high", "low", "close"]] = [1.10004, 1.1001, 1.1, 1.10004]
+    tie = put(frame, exit_bar, open=1.10012)
+    assert 1.10012 - 1.10004 - 0.00008 > 0                       # the residue
+    assert at_t(tie) == 0 and at_t(put(frame, exit_bar, open=1.10013)) == 1
+    short_tie = put(put(frame, exit_bar, open=1.09997), exit_bar, spread=0.00007)
+    assert 1.10004 - 1.09997 - 0.00007 > 0
+    assert at_t(short_tie) == 0 and at_t(put(short_tie, exit_bar, open=1.09996)) == 2
+
+
 def test_the_commission_is_charged_on_both_sides():
     up = put(flat(), T + 1 + H, open=10.5)                        # +0.25 before commission
     assert at_t(up, commission=0.124) == 1 and at_t(up, commission=0.125) == 0
