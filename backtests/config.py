@@ -240,8 +240,9 @@ class Experiment:
 def _at_id_default(key: str, value: Any, exp: Experiment) -> bool:
     """Left out of the id: a later key at its default, where that default means what attnbt did
     before the key existed. ``strategy.barriers=auto`` trades a triple-barrier model with its
-    label's exits (before the key: the strategy's own), so with ``triple:`` labels it enters."""
-    if key == "strategy.barriers" and exp.dataset.labels.startswith("triple"):
+    label's exits (before the key: the strategy's own), so with ``triple:`` (and ``horizon:``)
+    labels it enters."""
+    if key == "strategy.barriers" and exp.dataset.labels.startswith(("triple", "horizon")):
         return False
     return key in ID_SINCE and value == ID_SINCE[key]
 

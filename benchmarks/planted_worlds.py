@@ -76,7 +76,8 @@ def one(kind: str, planted: float, labels: str, args) -> dict:
                          workers=args.workers, **folds(args))
     payload = json.loads((wf.outcome.run.path / "walkforward.json").read_text())
     models = {m: {k: rec.get(k) for k in ("psr", "dsr", "dsr_trials", "sharpe",
-                                           "total_return_pct")}
+                                           "total_return_pct", "sharpe_per_bar", "n_obs", "skew",
+                                           "kurtosis", "dsr_sr0")}
               for m, rec in payload["models"].items()}
     for m, rec in payload["models"].items():
         acr = rec.get("across_seeds") or {}

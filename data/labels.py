@@ -8,7 +8,9 @@ see :func:`swing_labels`. ``swing:M`` and ``swing:M:H`` name other targets and h
 ``triple:K_UP:K_DN:H`` (triple barrier, López de Prado, AFML ch. 3): 1 when a long entered at the
 next bar's ask nets positive at a barrier K_UP ATRs up before K_DN ATRs down, 2 the same for a short,
 0 otherwise (the vertical barrier after H bars, or a losing first barrier); see
-:func:`triple_labels`. These are trade outcomes, not fractals.
+:func:`triple_labels`. ``horizon:H`` (fixed horizon, AFML ch. 3.2, with costs): 1 when a long
+entered at the next bar's ask and closed at the bid open H bars later nets positive, 2 the same
+for a short, 0 otherwise; see :func:`horizon_labels`. These are trade outcomes, not fractals.
 
 Inequalities are strict, so equal lows (or highs) make no fractal. A bar that is both a low and a
 high fractal (an outside bar) gets label 0: it points both ways and is no signal to trade; its count
@@ -29,9 +31,11 @@ CLASS_NAMES = ("none", "buy", "sell")
 SWING_M, SWING_H, SWING_ATR = 1.0, 24, 14  # target in ATRs, bars to reach it, ATR period
 LABEL_KINDS = {"3bar": 1, "5bar": 2, "swing": SWING_H}  # the horizon: bars after t a label needs
 _SIDES = {"3bar": 1, "5bar": 2}  # bars each side of a fractal
-KIND_CHOICES = ("3bar, 5bar, swing, swing:M or swing:M:H (a swing of M ATRs within H bars), or "
-                "triple:K_UP:K_DN:H (triple barrier: K_UP ATRs up, K_DN down, H bars)")
+KIND_CHOICES = ("3bar, 5bar, swing, swing:M or swing:M:H (a swing of M ATRs within H bars), "
+                "triple:K_UP:K_DN:H (triple barrier: K_UP ATRs up, K_DN down, H bars), or "
+                "horizon:H (the sign of a trade held H bars, after costs)")
 DEFAULT_SPREAD = 0.0001  # price units, when the candles have no spread: the engine's default (1 pip)
+HORIZON_TIE = 1e-9       # horizon: a net within this × the entry price of 0 is 0 (float residue)
 
 
 def horizon(kind: str) -> int:
@@ -40,6 +44,8 @@ def horizon(kind: str) -> int:
         return swing_params(kind)[1]
     if is_triple(kind):
         return triple_params(kind)[2] + 1   # the entry bar t+1 and the H bars after it
+    if is_horizon(kind):
+        return horizon_params(kind) + 1     # the exit at the open of bar t+1+H
     if not isinstance(kind, str) or kind not in LABEL_KINDS:
         raise ValueError(f"unknown label kind {kind!r}; choose {KIND_CHOICES}")
     return LABEL_KINDS[kind]
@@ -85,9 +91,8 @@ def fractal_flags(candles: pd.DataFrame, kind: str = "3bar") -> tuple[np.ndarray
     """Boolean arrays (is_low_fractal, is_high_fractal); False where unknown. Swing kinds give
     their 3-bar fractals (whether or not they follow through)."""
     horizon(kind)
-    if is_triple(kind):
-        raise ValueError(f"label kind {kind!r} has no fractals (triple-barrier labels are trade "
-                         "outcomes)")
+    if is_triple(kind) or is_horizon(kind):
+        raise ValueError(f"label kind {kind!r} has no fractals (its labels are trade outcomes)")
     k = 1 if is_swing(kind) else _SIDES[kind]
     high, low = candles["high"].to_numpy(), candles["low"].to_numpy()
     n = len(high)
@@ -111,6 +116,8 @@ def fractal_labels(candles: pd.DataFrame, kind: str = "3bar") -> pd.Series:
         labels = swing_labels(candles, m, h)
     elif is_triple(kind):
         labels = triple_labels(candles, *triple_params(kind))
+    elif is_horizon(kind):
+        labels = horizon_labels(candles, horizon_params(kind))
     else:
         k = horizon(kind)
         is_low, is_high = fractal_flags(candles, kind)
@@ -265,12 +272,95 @@ def triple_labels(candles: pd.DataFrame, k_up: float, k_dn: float, h: int,
     return labels
 
 
+def is_horizon(kind: object) -> bool:
+    """Whether ``kind`` names a fixed-horizon label (``horizon``/``horizon:...``; not yet
+    validated)."""
+    return isinstance(kind, str) and (kind == "horizon" or kind.startswith("horizon:"))
+
+
+def horizon_kind(h: int) -> str:
+    """The one name of the fixed-horizon rule: ``horizon:6``."""
+    return f"horizon:{int(h)}"
+
+
+def horizon_params(kind: str) -> int:
+    """H of ``horizon:H``. ValueError unless 1 <= H <= 1000 bars and ``kind`` is the rule's one
+    name (``horizon:6``, not ``horizon:06`` or ``horizon:6.0``)."""
+    base, *args = kind.split(":") if isinstance(kind, str) else ("",)
+    if base != "horizon":
+        raise ValueError(f"unknown label kind {kind!r}; choose {KIND_CHOICES}")
+    if len(args) != 1:
+        raise ValueError(f"label kind {kind!r}: write horizon:H (bars held), e.g. horizon:6")
+    try:
+        h = int(args[0])
+    except ValueError:
+        raise ValueError(f"label kind {kind!r}: H must be a whole number of bars, e.g. "
+                         "horizon:6") from None
+    if not 1 <= h <= 1000:
+        raise ValueError(f"label kind {kind!r}: the horizon H must be 1 to 1000 bars")
+    name = horizon_kind(h)
+    if kind != name:
+        raise ValueError(f"write label kind {kind!r} as {name!r} (one name per rule)")
+    return h
+
+
+def horizon_labels(candles: pd.DataFrame, h: int, default_spread: float = DEFAULT_SPREAD,
+                   commission: float = 0.0) -> np.ndarray:
+    """Fixed-horizon labels (int8) with the trade's costs charged: the sign of a trade held h bars.
+
+    Bar t's trade enters at the open of bar t+1 and is closed at the open of bar t+1+h (held over
+    bars t+1 … t+h: the strategy's time exit with ``max_hold = h``). Prices are bids; the ask is
+    bid + that bar's spread (the ``spread`` column, price units; NaN or no column:
+    ``default_spread``), as in the engine:
+
+    - **buy (1)**: a long bought at the ask open[t+1] + spread[t+1] and sold at the bid
+      open[t+1+h] nets open[t+1+h] − open[t+1] − spread[t+1] − 2·commission > 0;
+    - **sell (2)**: a short sold at the bid open[t+1] and bought back at the ask open[t+1+h] +
+      spread[t+1+h] nets open[t+1] − open[t+1+h] − spread[t+1+h] − 2·commission > 0;
+    - **none (0)**: neither. A net of 0 is none, and so is one within 10⁻⁹ × the entry price of
+      0: prices and spreads on a decimal grid (5-digit EURUSD) give such floating-point residue
+      where the decimal net is exactly 0. Both cannot be positive: the two nets add up to
+      −spread[t+1] − spread[t+1+h] − 4·commission <= 0.
+
+    No barrier is watched: the label keeps the sign of the move however far it went. Bars in the
+    ATR warm-up (the first 13: the strategy's protective ``atr`` stop cannot be priced there, so
+    it would not enter) and the last h+1 bars are -1 (unknown); the label of bar t reads bars
+    t+1 and t+1+h (``horizon``: h+1).
+    """
+    if not (default_spread >= 0 and commission >= 0):
+        raise ValueError("default_spread and commission must be >= 0 (price units)")
+    n = len(candles)
+    if n == 0:
+        return np.empty(0, dtype=np.int8)
+    o = candles["open"].to_numpy(np.float64)
+    if "spread" in candles:
+        sp = candles["spread"].to_numpy(np.float64, na_value=np.nan)
+        sp = np.where(np.isnan(sp), default_spread, sp)
+    else:
+        sp = np.full(n, float(default_spread))
+    pad = np.full(h + 1, np.nan)                  # bars past the end (unknown anyway)
+    o_pad, sp_pad = np.r_[o, pad], np.r_[sp, pad]
+    entry, exit_ = o_pad[1:n + 1], o_pad[1 + h:n + 1 + h]
+    long_net = exit_ - entry - sp_pad[1:n + 1] - 2 * commission
+    short_net = entry - exit_ - sp_pad[1 + h:n + 1 + h] - 2 * commission
+    tie = HORIZON_TIE * np.abs(entry)             # floating residue of a decimal net of 0
+    labels = np.full(n, NONE, dtype=np.int8)
+    labels[long_net > tie] = BUY                  # NaN compares False
+    labels[short_net > tie] = SELL
+    labels[(long_net > 0) & (short_net > 0)] = NONE   # only with a negative spread
+    a = atr(candles["high"].astype("float64"), candles["low"].astype("float64"),
+            candles["close"].astype("float64"), SWING_ATR).to_numpy()
+    labels[np.isnan(a)] = UNKNOWN
+    labels[max(n - h - 1, 0):] = UNKNOWN
+    return labels
+
+
 def label_summary(candles: pd.DataFrame, kind: str = "3bar") -> dict[str, int]:
     """Counts per class, plus outside bars (both fractals, labelled none) and unknown bars; for
     swing kinds also ``fractal_not_swing``: one-way 3-bar fractals that did not follow through."""
     labels = fractal_labels(candles, kind).to_numpy()
     known = labels != UNKNOWN
-    if is_triple(kind):     # trade outcomes, no fractals: no outside bars to count
+    if is_triple(kind) or is_horizon(kind):   # trade outcomes: no fractals, no outside bars
         return {"none": int((labels == NONE).sum()), "buy": int((labels == BUY).sum()),
                 "sell": int((labels == SELL).sum()), "unknown": int((~known).sum())}
     is_low, is_high = fractal_flags(candles, kind)

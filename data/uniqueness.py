@@ -4,8 +4,8 @@ for less.
 
 The label of the window ending at bar t reads the bars after t up to its horizon h
 (``data.labels.horizon``): its span is bars t+1 … t+h (``3bar``: h = 1, ``5bar``: 2, ``swing:M:H``:
-H, ``triple:K_UP:K_DN:H``: H + 1, the entry bar and the H bars after it). The concurrency c_u of
-bar u is the number of the given labels whose span holds u; a label's average uniqueness is the
+H, ``triple:K_UP:K_DN:H``: H + 1, the entry bar and the H bars after it; ``horizon:H``: H + 1,
+the bars held and the exit bar). The concurrency c_u of bar u is the number of the given labels whose span holds u; a label's average uniqueness is the
 mean of 1 / c_u over its span (1 when no other label overlaps it, 1/h when h labels end at every
 bar). Only the labels passed in are counted: the training part's, so no validation or test label
 changes a training weight.

@@ -14,7 +14,8 @@ Orders (one position at a time, never pyramided; a signal in the held direction 
   an upper one K_UP ATRs of the signal bar above the entry bar's (bid) open and a lower one K_DN
   ATRs below it, priced once the entry has filled; a long's target is the upper barrier and its
   stop the lower one, a short's the reverse (``auto``: the model's labels decide, see
-  ``strategy.rules.label_exits``; at the strategy level it is ``none``). Stop and target are
+  ``strategy.rules.label_exits``: a ``horizon:H`` model gets a time exit after H bars, no target
+  and a protective ATR stop far out; at the strategy level it is ``none``). Stop and target are
   active from the fill onward (``stops_in_entry_bar``), so a wrong fractal can be stopped in the
   entry bar; when both are touched in one bar the stop wins.
 - entry filters (``strategy.rules``): the signal bar's UTC hour in ``hours``, a probability margin

@@ -76,27 +76,47 @@ EXIT_KEYS = ("stop", "stop_buffer", "take_profit_r", "take_profit_atr", "stops_i
              "atr_period", "barriers")   # the label's ATR is iATR(14), the default atr_period
 
 
+def horizon_stop_atrs(h: int) -> int:
+    """The protective stop of a ``horizon:H`` trade, in ATRs of the signal bar: 10 × ⌈√H⌉ (10 for
+    H = 1, 20 for H = 2 … 4, 30 for H = 5 … 9, 50 for H = 24). The label has no stop; the engine
+    sends every entry with one (and ``risk``/``kelly`` sizing divide by its distance), so it sits
+    where a move over the H bars held almost never reaches: about ten times the typical move."""
+    return 10 * math.ceil(math.sqrt(h))
+
+
 def label_exits(params, labels: str):
-    """The strategy that trades a model trained on ``labels``: with ``barriers = auto`` and
-    triple-barrier labels ``triple:K_UP:K_DN:H``, the label's own exits: ``barriers =
-    atr:K_UP:K_DN`` unless a stop or target key (``EXIT_KEYS``) differs from its default (then
-    ``none``: the keys as set), and ``max_hold = H + 1`` (the entry bar and the H bars after it)
-    unless ``max_hold`` differs from its default. A value equal to its default counts as not set.
-    Other label kinds have no exits of their own: ``params`` is returned unchanged (``auto``
-    trades as ``none``)."""
+    """The strategy that trades a model trained on ``labels``, with ``barriers = auto``:
+
+    - triple-barrier labels ``triple:K_UP:K_DN:H``: the label's own exits, ``barriers =
+      atr:K_UP:K_DN``, and ``max_hold = H + 1`` (the entry bar and the H bars after it);
+    - fixed-horizon labels ``horizon:H``: the label's time exit, ``max_hold = H`` (closed at the
+      open of bar t+1+H), no target (``take_profit_r = 0``) and a protective stop
+      ``atr:K`` far out (``horizon_stop_atrs``: 10 × ⌈√H⌉ ATRs), ``barriers = none``.
+
+    A stop or target key (``EXIT_KEYS``) that differs from its default leaves ``barriers = none``
+    and the keys as set (no label stop or target); a ``max_hold`` that differs from its default is
+    kept. A value equal to its default counts as not set. Other label kinds have no exits of
+    their own: ``params`` is returned unchanged (``auto`` trades as ``none``)."""
     from dataclasses import fields, replace
 
-    from data.labels import is_triple, triple_params
+    from data.labels import horizon_params, is_horizon, is_triple, triple_params
 
-    if params.barriers != "auto" or not is_triple(labels):
+    if params.barriers != "auto" or not (is_triple(labels) or is_horizon(labels)):
         return params
-    k_up, k_dn, h = triple_params(labels)
     default = {f.name: f.default for f in fields(params)}
+    mine = not all(getattr(params, k) == default[k] for k in EXIT_KEYS)
     changes: dict = {"barriers": "none"}
-    if all(getattr(params, k) == default[k] for k in EXIT_KEYS):
-        changes["barriers"] = f"atr:{_number(k_up)}:{_number(k_dn)}"
+    if is_horizon(labels):
+        h = horizon_params(labels)
+        if not mine:
+            changes.update(stop=f"atr:{horizon_stop_atrs(h)}", take_profit_r=0.0)
+    else:
+        k_up, k_dn, t_h = triple_params(labels)
+        h = t_h + 1
+        if not mine:
+            changes["barriers"] = f"atr:{_number(k_up)}:{_number(k_dn)}"
     if params.max_hold == default["max_hold"]:
-        changes["max_hold"] = h + 1
+        changes["max_hold"] = h
     return replace(params, **changes)
 
 
@@ -239,6 +259,6 @@ def trail_distance(params, *, initial_risk: float, atr: float) -> float | None:
 
 
 __all__ = ["EXIT_KEYS", "SIZING_CODE", "STOP_CODE", "STOP_KINDS", "TRAIL_CODE", "TRAIL_KINDS",
-           "EntryPlan", "atr_array", "hour_mask", "label_exits", "needs_atr", "parse_barriers",
-           "parse_hours", "parse_rule", "plan_entry",
+           "EntryPlan", "atr_array", "horizon_stop_atrs", "hour_mask", "label_exits", "needs_atr",
+           "parse_barriers", "parse_hours", "parse_rule", "plan_entry",
            "probability_margin", "trail_distance"]

@@ -32,7 +32,8 @@ def data_show(source: Source, tz: TzOpt = None, sort: SortOpt = None, point: Poi
                   help="Label kind: 3bar, 5bar, swing (a 3-bar fractal followed by a 1-ATR move "
                        "within 24 bars), or swing with the move in ATRs and the horizon in bars: "
                        "swing:2, swing:1.5:48; or triple-barrier trade outcomes with the "
-                       "spread charged: triple:K_UP:K_DN:H, e.g. triple:1:1:24.")] = "3bar",
+                       "spread charged: triple:K_UP:K_DN:H, e.g. triple:1:1:24; or the sign of a "
+                       "trade held H bars after costs: horizon:H, e.g. horizon:6.")] = "3bar",
               rows: Annotated[int, typer.Option(min=0, help="Rows to print from each end.")] = 3
               ) -> None:
     """Print rows, range, timeframe, gaps and the label balance of a source."""

@@ -51,7 +51,9 @@ def train_cmd(
                                             "followed by a 1-ATR move within 24 bars) | "
                                             "swing:ATRS[:BARS], e.g. swing:2, swing:1.5:48 | "
                                             "triple:K_UP:K_DN:H (triple barrier, costs "
-                                            "charged), e.g. triple:1:1:24")] = None,
+                                            "charged), e.g. triple:1:1:24 | horizon:H "
+                                            "(a trade held H bars pays, costs charged), "
+                                            "e.g. horizon:6")] = None,
     window: Annotated[int | None, _opt("Bars per window (default 20).")] = None,
     epochs: Annotated[int | None, _opt("Maximum epochs (default 60; early stopping may end "
                                        "sooner).")] = None,
