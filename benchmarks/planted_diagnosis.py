@@ -30,16 +30,6 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.metrics import roc_auc_score
-
-    from backtests import api
-    from backtests.simulation import QUANTILE_GRID
-    from data import synth
-    from data.dataset import CandleDataset, DatasetSpec, Normaliser
-    from strategy.fractal import FractalParams
-    from strategy.rules import label_exits
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=101)
     ap.add_argument("--planted", type=float, default=8.0)
@@ -52,6 +42,16 @@ def main() -> None:
     args = ap.parse_args()
     if args.seed == 0:
         ap.error("seed 0 is the protocol's world: diagnose on another seed")
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import roc_auc_score
+
+    from backtests import api
+    from backtests.simulation import QUANTILE_GRID
+    from data import synth
+    from data.dataset import CandleDataset, DatasetSpec, Normaliser
+    from strategy.fractal import FractalParams
+    from strategy.rules import label_exits
+
     extra = dict(item.split("=", 1) for item in args.set)
     tr, va = args.train_bars, 1000
     n = tr + va + 1000

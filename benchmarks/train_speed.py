@@ -27,21 +27,23 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # this checkout first
 
 from benchmarks.machine import cpu_model  # noqa: E402
 from benchmarks.smoke import available_cores, set_threads, smoke_out  # noqa: E402
-from models.networks import build, make_config, n_parameters  # noqa: E402
-from models.step import WindowBatches, train_step  # noqa: E402
 
 MODELS = [("attention", "article"), ("attention", "modern"), ("dense", "article"),
           ("dense", "matched"), ("conv", "article"), ("lstm", "article")]
 N_FEATURES, WINDOW = 19, 20
 
 
-def machine(device: torch.device) -> str:
+# torch and the models are imported where they are used, so that `--help` starts at once.
+
+
+def machine(device) -> str:
+    import torch
+
     cpu = cpu_model()
     gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else "none"
     return (f"CPU {cpu} ({torch.get_num_threads()} torch threads), GPU {gpu}, "
@@ -49,12 +51,19 @@ def machine(device: torch.device) -> str:
 
 
 def sync(device):
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize()
 
 
 def measure_training(kind, preset, device, *, batch, bf16=False, compile_mode=None,
                      seconds=3.0, bars=200_000, fused=False) -> dict:
+    import torch
+
+    from models.networks import build, make_config, n_parameters
+    from models.step import WindowBatches, train_step
+
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     batches = WindowBatches(rng.standard_normal((bars, N_FEATURES), dtype=np.float32),
@@ -92,19 +101,23 @@ def measure_training(kind, preset, device, *, batch, bf16=False, compile_mode=No
             "warmup_s": warm}
 
 
-@torch.no_grad()
 def measure_inference(kind, preset, device, *, batch=1, repeats=300, warmup=20) -> dict:
-    torch.manual_seed(0)
-    model = build(kind, make_config(kind, preset, N_FEATURES, WINDOW)).to(device).eval()
-    x = torch.randn(batch, WINDOW, N_FEATURES, device=device)
-    for _ in range(warmup):
-        model(x)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        model(x).softmax(-1)
-        sync(device)
-        times.append(time.perf_counter() - t0)
+    import torch
+
+    from models.networks import build, make_config
+
+    with torch.no_grad():
+        torch.manual_seed(0)
+        model = build(kind, make_config(kind, preset, N_FEATURES, WINDOW)).to(device).eval()
+        x = torch.randn(batch, WINDOW, N_FEATURES, device=device)
+        for _ in range(warmup):
+            model(x)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model(x).softmax(-1)
+            sync(device)
+            times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     return {"model": f"{kind}/{preset}", "device": device.type, "batch": batch,
             "median_ms": med * 1e3, "windows_per_s": batch / med}
@@ -163,7 +176,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--sample-train", action="store_true",
@@ -179,6 +192,10 @@ def main() -> None:
                     help="tiny sizes, every code path, a few seconds; writes to a temp folder "
                          "unless --out (never under docs/ or benchmarks/results/)")
     args = ap.parse_args()
+    import torch
+
+    if args.device is None:
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     args.threads = set_threads(args.threads or (1 if args.smoke else available_cores()))
     bars, warmup, predict_calls, epochs, sample_bars = 200_000, 20, 50, None, None
     if args.smoke:

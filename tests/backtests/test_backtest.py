@@ -212,19 +212,16 @@ def test_auto_threshold_is_chosen_on_validation_bars_only(trained_run, eurusd, r
     pd.testing.assert_frame_equal(pd.DataFrame(again), pd.DataFrame(rows))
 
 
-def test_cli_threshold_auto_and_bad_threshold(cli, trained_run, runs_dir):
-    res = cli("backtest", "--run", trained_run.id, "--threshold", "auto", "--random-draws", "50",
-              runs_dir=runs_dir)
-    assert res.returncode == 0, res.stderr
-    assert "chosen on the validation bars" in res.stdout
+def test_cli_a_threshold_that_is_no_number_nor_auto_is_a_usage_error(cli, trained_run, runs_dir):
     bad = cli("backtest", "--run", trained_run.id, "--threshold", "high", runs_dir=runs_dir)
     assert bad.returncode == 2 and "number or 'auto'" in bad.stderr
 
 
 def test_threshold_auto_works_on_a_file_without_the_training_bars(cli, trained_run, eurusd,
                                                                       runs_dir, tmp_path):
-    """The train run keeps its validation bars and probabilities, so the threshold is chosen on
-    them whatever file the backtest reads (here: only the test period, as a CSV)."""
+    """`--threshold auto` through the CLI. The train run keeps its validation bars and
+    probabilities, so the threshold is chosen on them whatever file the backtest reads (here:
+    only the test period, as a CSV)."""
     csv = tmp_path / "later.csv"
     eurusd.iloc[-1200:][["open", "high", "low", "close", "volume"]].to_csv(csv, index_label="time")
     res = cli("backtest", "--run", trained_run.id, "--data", str(csv), "--period", "all",
