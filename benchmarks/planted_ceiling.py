@@ -3,6 +3,7 @@
     python benchmarks/planted_ceiling.py --worlds order,session,regime --planted 4,6,8 \
         --bars 21000 [--train-bars 12000 --val-bars 1000 --test-bars 2000] [--seeds 0] \
         [--trials 12] [--out FILE]
+    python benchmarks/planted_ceiling.py --against ROWS.jsonl      # after the protocol
 
 For each world, planted size and bar count: the world's planted trades (``synth.planted_trades``,
 found from the candles alone) become signals at the bar before each entry, and are traded
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -109,6 +111,67 @@ def ceiling(kind: str, planted: float, bars: int, seed: int, args) -> dict:
             "sr0": ds["dsr_sr0"], "psr": ds["psr"], "dsr": ds["dsr"], "dsr_textbook": textbook}
 
 
+def against(path: Path, args) -> list[dict]:
+    """After a protocol: each world's series (the rows of ``planted_worlds.py`` in ``path``, one
+    runs folder per world and seed) charged for all of that world's series, and the perfect
+    rule's DSR as one more trial among them (a diagnostic, not a trial)."""
+    from collections import defaultdict
+
+    from backtests.analysis import significance as sig
+
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        groups[(r["world"], r.get("seed", 0), r["planted"], r["bars"])].append(r)
+    out = []
+    for (kind, seed, planted, bars), rows in groups.items():
+        series = [(r, m, s) for r in rows for m, s in r["models"].items()
+                  if s.get("sharpe_per_bar") is not None and math.isfinite(s["sharpe_per_bar"])]
+        srs = [s["sharpe_per_bar"] for _, _, s in series]
+        var = float(np.var(srs, ddof=1)) if len(srs) > 1 else 0.0
+        world = {"world": kind, "seed": seed, "planted": planted, "bars": bars,
+                 "trials": len(srs), "sr_sd": math.sqrt(var),
+                 "sr0": sig.expected_max_sharpe(len(srs), var), "series": []}
+        for r, m, s in series:
+            world["series"].append({"labels": r["labels"], "settings": r.get("settings", {}),
+                                    "model": m, "dsr_all": sig.dsr(
+                                        s["sharpe_per_bar"], s["n_obs"], s["skew"], s["kurtosis"],
+                                        len(srs), var)})
+        if kind != "null":
+            folds = rows[0]["folds"]
+            args.train_bars, args.val_bars, args.test_bars = (
+                folds["train_bars"], folds["val_bars"], folds["test_bars"])
+            c = ceiling(kind, planted, bars, seed, args)
+            best = perfect_series(kind, planted, bars, seed, args)
+            m = sig.moments(best)
+            all_srs = [*srs, m["sharpe_per_bar"]]
+            v = float(np.var(all_srs, ddof=1))
+            world["perfect"] = {"sharpe_per_bar": m["sharpe_per_bar"],
+                                "return_pct": c["return_pct"], "dsr_coin_panel": c["dsr"],
+                                "dsr_real_trials": sig.dsr(m["sharpe_per_bar"], m["n_obs"],
+                                                           m["skew"], m["kurtosis"],
+                                                           len(all_srs), v),
+                                "sr0_real_trials": sig.expected_max_sharpe(len(all_srs), v)}
+        out.append(world)
+    return out
+
+
+def perfect_series(kind: str, planted: float, bars: int, seed: int, args) -> np.ndarray:
+    """The perfect rule's stitched per-bar returns (as ``ceiling`` trades it)."""
+    from backtests.config import Experiment
+    from backtests.walkforward.tasks import FoldPlan
+    from data import synth
+
+    labels = f"horizon:{synth.truth(kind)['hold']}"
+    exp = Experiment().override({"dataset.labels": labels})
+    frame = synth.generate(kind, seed=seed, bars=bars, planted=planted)
+    trades = synth.planted_trades(frame, kind)
+    sides = np.zeros(len(frame))
+    sides[trades["entry"].to_numpy(int) - 1] = trades["direction"].to_numpy(int)
+    return stitched(frame, sides, exp, labels, FoldPlan(args.train_bars, args.val_bars,
+                                                        args.test_bars), args.engine)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--worlds", default="order,session,regime")
@@ -123,7 +186,14 @@ def main() -> None:
                     help="fast: the compiled simulator (trade for trade as backtrader, "
                          "tests/strategy/test_fast.py); backtrader: the engine of record")
     ap.add_argument("--out", type=Path, help="JSON lines (appended)")
+    ap.add_argument("--against", type=Path, metavar="ROWS",
+                    help="after a protocol: recharge its rows (planted_worlds.py --out) for all "
+                         "of each world's series, and the perfect rule among them")
     args = ap.parse_args()
+    if args.against:
+        for w in against(args.against, args):
+            print(json.dumps(w))
+        return
     for kind in args.worlds.split(","):
         for bars in map(int, args.bars.split(",")):
             for planted in map(float, args.planted.split(",")):
