@@ -1,0 +1,217 @@
+"""The ceiling of a planted-world protocol: can the perfect rule itself be found? (docs/research.md)
+
+    python benchmarks/planted_ceiling.py --worlds order,session,regime --planted 4,6,8 \
+        --bars 21000 [--train-bars 12000 --val-bars 1000 --test-bars 2000] [--seeds 0] \
+        [--trials 12] [--out FILE]
+    python benchmarks/planted_ceiling.py --against ROWS.jsonl      # after the protocol
+
+For each world, planted size and bar count: the world's planted trades (``synth.planted_trades``,
+found from the candles alone) become signals at the bar before each entry, and are traded
+through the engine on each walk-forward fold's test bars exactly as a model's signals are
+(``run_backtest``, or the compiled simulator that equals it trade for trade, with the fixed-horizon label's own exits, ``label_exits(strategy,
+"horizon:H")``, H = the world's planted hold; the world's per-bar spread; the default cash and
+size); the folds' per-bar returns are stitched as the walk-forward stitches them.
+
+Its DSR is charged for ``--trials`` N trials, learner-free: the other N - 1 are the same trades
+with the side drawn by a fair coin (fixed seeds 1 … N-1): the same entries, hold, exits and
+spreads, nothing of the planted drift (expected gross 0), so their Sharpe ratios are what N - 1
+unskilled series of the same trading intensity get. The DSR's variance of trial Sharpe ratios
+is that of the N series (the perfect rule's included), as ``significance.dsr_from_trials``
+computes it in a walk-forward. Beside it, ``dsr_textbook``: the same N with the variance of
+unskilled per-bar Sharpe ratios taken as 1 / n_obs (sampling alone). No learner is run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def stitched(frame, sides, exp, labels: str, plan, engine: str = "fast") -> np.ndarray:
+    """Per-bar returns of ``sides`` (+1/-1/0 at each bar's close) traded on each fold's test
+    bars as the walk-forward trades a model (``evaluate_task``), stitched in time order."""
+    import pandas as pd
+
+    from backtests.api import signals_to_probs
+    from backtests.currency import conversion_of, rates
+    from backtests.simulation import run_backtest
+    from strategy.fast import simulate_fast
+    from strategy.rules import label_exits
+
+    probs = signals_to_probs(pd.Series(sides, index=frame.index), frame)
+    params = label_exits(exp.strategy, labels)
+    conv = conversion_of(exp.data, "planted.csv")
+    parts = []
+    for fold in plan.folds(frame.index):
+        first, last = fold.bounds(frame.index, "test")
+        bars = frame.iloc[first:last + 1]
+        cash = exp.backtest.cash
+        if engine == "backtrader":
+            bt = run_backtest(bars, probs.iloc[first:last + 1], params, exp.costs, cash,
+                              rates=rates(bars, conv))
+            values = bt.equity.to_numpy(float)
+        else:
+            _, equity = simulate_fast(bars, probs.iloc[first:last + 1], params, exp.costs, cash,
+                                      rates=rates(bars, conv))
+            values = equity.to_numpy(float)
+        prev = np.concatenate([[cash], values[:-1]])
+        parts.append(np.diff(np.concatenate([[cash], values])) / prev)
+    return np.concatenate(parts)
+
+
+def ceiling(kind: str, planted: float, bars: int, seed: int, args) -> dict:
+    from backtests.analysis import significance as sig
+    from backtests.config import Experiment
+    from backtests.walkforward.tasks import FoldPlan
+    from data import synth
+
+    hold = synth.truth(kind)["hold"]
+    labels = f"horizon:{hold}"
+    exp = Experiment().override({"dataset.labels": labels})
+    plan = FoldPlan(args.train_bars, args.val_bars, args.test_bars)
+    frame = synth.generate(kind, seed=seed, bars=bars, planted=planted)
+    trades = synth.planted_trades(frame, kind)
+    signal_at = trades["entry"].to_numpy(int) - 1
+    direction = trades["direction"].to_numpy(int)
+    sides = np.zeros(len(frame))
+    sides[signal_at] = direction
+    perfect = stitched(frame, sides, exp, labels, plan, args.engine)
+    sharpes = [sig.sharpe(perfect)]
+    for k in range(1, args.trials):
+        coin = np.random.default_rng(k).choice([-1, 1], len(signal_at))
+        twin = np.zeros(len(frame))
+        twin[signal_at] = coin
+        sharpes.append(sig.sharpe(stitched(frame, twin, exp, labels, plan, args.engine)))
+    ds = sig.dsr_from_trials(perfect, sharpes)
+    m = sig.moments(perfect)
+    textbook = sig.dsr(m["sharpe_per_bar"], m["n_obs"], m["skew"], m["kurtosis"], args.trials,
+                       1.0 / m["n_obs"])
+    folds = plan.folds(frame.index)
+    test_first = folds[0].bounds(frame.index, "test")[0]
+    ref = synth.realised(frame.iloc[test_first:], kind)
+    truth = synth.truth(kind, planted)
+    cash = Experiment().backtest.cash
+    equity = cash * np.cumprod(1 + perfect)
+    return {"world": kind, "planted": planted, "bars": bars, "seed": seed, "labels": labels,
+            "folds": len(folds), "test_bars": int(m["n_obs"]), "trials": args.trials,
+            "gross_bps": truth["gross_bps"], "spread_bps": truth["spread_bps"],
+            "net_bps": truth["net_bps"], "realised_net_bps": ref["net_bps"],
+            "realised_trades": ref["trades"], "return_pct": 100 * (equity[-1] / cash - 1),
+            "sharpe_per_bar": m["sharpe_per_bar"], "twin_sharpe_mean": float(np.mean(sharpes[1:])),
+            "twin_sharpe_sd": float(np.std(sharpes[1:], ddof=1)),
+            "sr0": ds["dsr_sr0"], "psr": ds["psr"], "dsr": ds["dsr"], "dsr_textbook": textbook}
+
+
+def against(path: Path, args) -> list[dict]:
+    """After a protocol: each world's series (the rows of ``planted_worlds.py`` in ``path``, one
+    runs folder per world and seed) charged for all of that world's series, and the perfect
+    rule's DSR as one more trial among them (a diagnostic, not a trial)."""
+    from collections import defaultdict
+
+    from backtests.analysis import significance as sig
+
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        groups[(r["world"], r.get("seed", 0), r["planted"], r["bars"])].append(r)
+    out = []
+    for (kind, seed, planted, bars), rows in groups.items():
+        series = [(r, m, s) for r in rows for m, s in r["models"].items()
+                  if s.get("sharpe_per_bar") is not None and math.isfinite(s["sharpe_per_bar"])]
+        srs = [s["sharpe_per_bar"] for _, _, s in series]
+        var = float(np.var(srs, ddof=1)) if len(srs) > 1 else 0.0
+        world = {"world": kind, "seed": seed, "planted": planted, "bars": bars,
+                 "trials": len(srs), "sr_sd": math.sqrt(var),
+                 "sr0": sig.expected_max_sharpe(len(srs), var), "series": []}
+        for r, m, s in series:
+            world["series"].append({"labels": r["labels"], "settings": r.get("settings", {}),
+                                    "model": m, "dsr_all": sig.dsr(
+                                        s["sharpe_per_bar"], s["n_obs"], s["skew"], s["kurtosis"],
+                                        len(srs), var)})
+        if kind != "null":
+            folds = rows[0]["folds"]
+            args.train_bars, args.val_bars, args.test_bars = (
+                folds["train_bars"], folds["val_bars"], folds["test_bars"])
+            c = ceiling(kind, planted, bars, seed, args)
+            best = perfect_series(kind, planted, bars, seed, args)
+            m = sig.moments(best)
+            all_srs = [*srs, m["sharpe_per_bar"]]
+            v = float(np.var(all_srs, ddof=1))
+            world["perfect"] = {"sharpe_per_bar": m["sharpe_per_bar"],
+                                "return_pct": c["return_pct"], "dsr_coin_panel": c["dsr"],
+                                "dsr_real_trials": sig.dsr(m["sharpe_per_bar"], m["n_obs"],
+                                                           m["skew"], m["kurtosis"],
+                                                           len(all_srs), v),
+                                "sr0_real_trials": sig.expected_max_sharpe(len(all_srs), v)}
+        out.append(world)
+    return out
+
+
+def perfect_series(kind: str, planted: float, bars: int, seed: int, args) -> np.ndarray:
+    """The perfect rule's stitched per-bar returns (as ``ceiling`` trades it)."""
+    from backtests.config import Experiment
+    from backtests.walkforward.tasks import FoldPlan
+    from data import synth
+
+    labels = f"horizon:{synth.truth(kind)['hold']}"
+    exp = Experiment().override({"dataset.labels": labels})
+    frame = synth.generate(kind, seed=seed, bars=bars, planted=planted)
+    trades = synth.planted_trades(frame, kind)
+    sides = np.zeros(len(frame))
+    sides[trades["entry"].to_numpy(int) - 1] = trades["direction"].to_numpy(int)
+    return stitched(frame, sides, exp, labels, FoldPlan(args.train_bars, args.val_bars,
+                                                        args.test_bars), args.engine)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--worlds", default="order,session,regime")
+    ap.add_argument("--planted", default="8", help="sizes, comma-separated")
+    ap.add_argument("--bars", default="21000", help="bar counts, comma-separated")
+    ap.add_argument("--seeds", default="0", help="world seeds, comma-separated")
+    ap.add_argument("--trials", type=int, default=12)
+    ap.add_argument("--train-bars", type=int, default=12000)
+    ap.add_argument("--val-bars", type=int, default=1000)
+    ap.add_argument("--test-bars", type=int, default=2000)
+    ap.add_argument("--engine", choices=("fast", "backtrader"), default="fast",
+                    help="fast: the compiled simulator (trade for trade as backtrader, "
+                         "tests/strategy/test_fast.py); backtrader: the engine of record")
+    ap.add_argument("--out", type=Path, help="JSON lines (appended)")
+    ap.add_argument("--against", type=Path, metavar="ROWS",
+                    help="after a protocol: recharge its rows (planted_worlds.py --out) for all "
+                         "of each world's series, and the perfect rule among them")
+    args = ap.parse_args()
+    if args.against:
+        for w in against(args.against, args):
+            print(json.dumps(w))
+        return
+    for kind in args.worlds.split(","):
+        for bars in map(int, args.bars.split(",")):
+            for planted in map(float, args.planted.split(",")):
+                for seed in map(int, args.seeds.split(",")):
+                    t0 = time.perf_counter()
+                    r = ceiling(kind, planted, bars, seed, args)
+                    r["seconds"] = round(time.perf_counter() - t0, 1)
+                    if args.out:
+                        with args.out.open("a") as f:
+                            f.write(json.dumps(r) + "\n")
+                    print(f"{kind:8s} p{planted:<5g} bars {bars} seed {seed}: {r['folds']} folds, "
+                          f"net {r['net_bps']:.2f} bps/trade (spread {r['spread_bps']:.2f}; "
+                          f"realised {r['realised_net_bps']:.2f} on {r['realised_trades']}), "
+                          f"return {r['return_pct']:+.2f} %, SR/bar {r['sharpe_per_bar']:.3f}, "
+                          f"twins {r['twin_sharpe_mean']:+.3f} ± {r['twin_sharpe_sd']:.3f}, "
+                          f"SR0 {r['sr0']:.3f}, DSR {r['dsr']:.3f} (textbook "
+                          f"{r['dsr_textbook']:.3f})  [{r['seconds']} s]", flush=True)
+
+
+if __name__ == "__main__":
+    main()
