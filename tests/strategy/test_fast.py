@@ -150,12 +150,11 @@ def test_equity_only_mode_matches_the_full_run():
 
 @pytest.mark.slow
 def test_compiled_code_is_cached_under_the_cache_directory_not_the_package(tmp_path):
-    code = ("import numpy as np, pandas as pd\n"
-            "from strategy.fast import simulate_fast\n"
-            "i = pd.date_range('2024-01-01', periods=5, freq='h', tz='UTC')\n"
-            "c = pd.DataFrame({'open': 1.0, 'high': 1.001, 'low': 0.999, 'close': 1.0, "
-            "'volume': 1.0}, index=i)\n"
-            "simulate_fast(c, None)\n")
+    # the smallest compiled function of the module (the kernel takes ~10 s to compile): where
+    # one function's cache goes, every one's goes (one NUMBA_CACHE_DIR for the process)
+    code = ("import numpy as np\n"
+            "from strategy.fast import signal_arrays\n"
+            "signal_arrays(np.full((4, 3), 1 / 3), 0.5)\n")
     env = {**os.environ, "ATTNBT_CACHE": str(tmp_path / "cache")}
     env.pop("NUMBA_CACHE_DIR", None)
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
