@@ -3,6 +3,7 @@ in this process; and the Hypothesis profiles that size the property tests."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -46,13 +47,15 @@ LONGEST_FIRST = (
 )
 
 
-# Pictures: matplotlib's rasterising (``Figure.savefig``) is about a tenth of the suite's CPU, and
-# almost every test that makes a report checks its numbers and text, not its pixels. So a test
-# builds every figure as the product does (all our plotting code runs, with the test's data) but
-# only a test marked ``draws`` rasterises it; the others get a fixed 1×1 PNG in its place. Each
-# picture the product writes has a ``draws`` test (docs/benchmarks.md "The test suite" lists
-# them); ``ATTNBT_TEST_DRAW=all`` rasterises in every test. Processes a test starts (the console
-# script, benchmarks) always draw.
+# Pictures: matplotlib's rasterising (``Figure.savefig``) and Bokeh's serialising
+# (``bokeh.embed.components``) are about a seventh of the suite's CPU, and almost every test that
+# makes a report checks its numbers and text, not its pixels. So a test builds every figure as the
+# product does (all our plotting code runs, with the test's data) but only a test marked ``draws``
+# rasterises and serialises them; the others get a fixed 1×1 PNG for each picture and, for the
+# Bokeh charts, an empty script and one empty ``<div>`` per chart. Each picture and each page's
+# charts have ``draws`` tests (docs/benchmarks.md "The test suite" lists them);
+# ``ATTNBT_TEST_DRAW=all`` draws in every test. Processes a test starts (the console script,
+# benchmarks) always draw.
 _DRAW = {"now": True}
 
 
@@ -77,6 +80,34 @@ def _draw_only_where_checked() -> None:
             fname.write(tiny)
 
     Figure.savefig = maybe_savefig
+
+    import bokeh.embed
+
+    components = bokeh.embed.components
+
+    def maybe_components(models, *args, **kwargs):
+        if _DRAW["now"] or not isinstance(models, dict):
+            return components(models, *args, **kwargs)
+        return "", {name: f"<div data-test-chart='{name}'></div>" for name in models}
+
+    bokeh.embed.components = maybe_components
+
+
+@contextlib.contextmanager
+def _drawing():
+    before = _DRAW["now"]
+    _DRAW["now"] = True
+    try:
+        yield
+    finally:
+        _DRAW["now"] = before
+
+
+@pytest.fixture(scope="session")
+def drawing():
+    """``with drawing(): ...`` draws whatever the running test's marker: for a module- or
+    session-wide fixture whose pictures or charts its tests check."""
+    return _drawing
 
 
 def pytest_configure(config):

@@ -137,6 +137,7 @@ def test_bootstrap_is_calibrated_and_finds_a_planted_edge():
 
 
 @pytest.mark.slow
+@pytest.mark.draws
 def test_compare_html_renders_in_headless_chromium(pair, tmp_path):
     path = tmp_path / "compare.html"
     path.write_text(render_compare(pair, compare(pair, n_boot=100)), encoding="utf-8")

@@ -31,7 +31,12 @@ def _strict(text: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def report_dir(tmp_path_factory):
+def report_dir(tmp_path_factory, drawing):
+    with drawing():
+        return _report_dir(tmp_path_factory)
+
+
+def _report_dir(tmp_path_factory):
     candles = data.load("sample:EURUSD_H1").iloc[:800]
     rng = np.random.default_rng(0)
     probs = pd.DataFrame(rng.dirichlet([4, 1, 1], size=len(candles)), index=candles.index,

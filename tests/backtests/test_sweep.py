@@ -162,6 +162,7 @@ def test_no_edge_is_rarely_significant_after_deflation(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.draws
 def test_every_combination_is_a_trial_and_a_later_sweep_pays_for_it(walk_csv, tmp_path,
                                                                        monkeypatch):
     _fake_model(monkeypatch, {}, edge=0.0)

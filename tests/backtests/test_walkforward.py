@@ -80,6 +80,7 @@ def test_a_task_files_per_bar_sharpe_is_read_under_its_old_and_new_key():
 
 
 @pytest.mark.slow
+@pytest.mark.draws
 def test_a_run_records_table_json_report_trials_and_resumes(walk_csv, tmp_path, monkeypatch):
     from backtests.walkforward import tasks as T
 
