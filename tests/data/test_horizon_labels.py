@@ -170,24 +170,29 @@ def test_labels_up_to_t_ignore_bars_after_t_plus_horizon(t, h):
     assert fractal_labels(flipped, kind).to_numpy()[t] != full[t]
 
 
-def test_a_horizon_dataset_purges_h_plus_1_bars_at_fold_edges():
+@pytest.mark.parametrize("kind,other", [("horizon:6", "horizon:5"),
+                                        ("triple:1:1:24", "triple:1:2:24")])
+def test_a_trade_outcome_dataset_purges_its_horizon_at_fold_edges(kind, other):
+    """horizon:H reads bars up to t + H + 1, triple:K:K:H up to t + 1 + H: both purge H + 1."""
     frame = candles(300, seed=5)
-    spec = DatasetSpec(window=10, labels="horizon:6")
+    spec = DatasetSpec(window=10, labels=kind)
+    purge = horizon(kind)
+    assert purge == int(kind.rsplit(":", 1)[1]) + 1
     assert DatasetSpec.from_dict(spec.to_dict()) == spec
     ds = CandleDataset(frame, spec)
     np.testing.assert_array_equal(ds.labels, fractal_labels(frame, spec.labels).to_numpy())
-    assert ds.ends("all").max() == len(frame) - 1 - 7
+    assert ds.ends("all").max() == len(frame) - 1 - purge
     fold = plain_split(frame.index)
     for part in ("train", "val", "test"):
         first, last = fold.bounds(frame.index, part)
         ends = ds.ends(part, fold)
-        assert ends.max() == last - 7 and (ds.labels[ends] >= 0).all()
+        assert ends.max() == last - purge and (ds.labels[ends] >= 0).all()
         assert ends.min() >= first
-        # every kept label's exit bar (t + H + 1) is inside its own part
-        assert (ends + horizon(spec.labels) <= last).all()
+        # every kept label's last bar read (t + horizon) is inside its own part
+        assert (ends + purge <= last).all()
     assert set(np.unique(ds.labels[ds.ends("all")])) == {0, 1, 2}
     assert ds.fingerprint() != CandleDataset(frame, DatasetSpec(window=10,
-                                                                labels="horizon:5")).fingerprint()
+                                                                labels=other)).fingerprint()
     summary = label_summary(frame, "horizon:6")
     assert set(summary) == {"none", "buy", "sell", "unknown"}
     assert summary["unknown"] == 13 + 7 and sum(summary.values()) == len(frame)
@@ -203,6 +208,24 @@ def test_names_round_trip():
 
 
 @pytest.mark.parametrize(("kind", "message"), [
+    # swing:M[:H]
+    ("swing:2.0", "as 'swing:2'"), ("swing:1", "as 'swing'"), ("swing:1:24", "as 'swing'"),
+    ("swing:2:024", "as 'swing:2'"), ("swing:0", r"\(0, 100\]"), ("swing:-1", r"\(0, 100\]"),
+    ("swing:nan", r"\(0, 100\]"), ("swing:inf", r"\(0, 100\]"), ("swing:x", "must be a number"),
+    ("swing:", "must be a number"), ("swing:1:1.5", "whole number"), ("swing:2:0", "1 to 1000"),
+    ("swing:1:2:3", "unknown label kind"), ("swings", "unknown label kind"),
+    ("Swing", "unknown label kind"),
+    # triple:K_UP:K_DN:H
+    ("triple", "write triple:K_UP:K_DN:H"), ("triple:1:1", "write triple:K_UP:K_DN:H"),
+    ("triple:1:1:24:2", "write triple:K_UP:K_DN:H"),
+    ("triple:1.0:1:24", "as 'triple:1:1:24'"), ("triple:1:1:024", "as 'triple:1:1:24'"),
+    ("triple:0:1:24", r"K_UP must be in \(0, 100\]"), ("triple:1:-1:24", r"K_DN must be in"),
+    ("triple:nan:1:24", "K_UP must be in"), ("triple:1:inf:24", "K_DN must be in"),
+    ("triple:x:1:24", "must be numbers"), ("triple:1::24", "must be numbers"),
+    ("triple:1:1:1.5", "whole number"), ("triple:1:1:0", "1 to 1000"),
+    ("triple:1:1:-2", "1 to 1000"), ("triples:1:1:24", "unknown label kind"),
+    ("Triple:1:1:24", "unknown label kind"),
+    # horizon:H
     ("horizon", "write horizon:H"), ("horizon:1:2", "write horizon:H"),
     ("horizon:06", "as 'horizon:6'"), ("horizon:+6", "as 'horizon:6'"),
     ("horizon: 6", "as 'horizon:6'"), ("horizon:6.0", "whole number"), ("horizon:x", "whole number"),
@@ -210,7 +233,8 @@ def test_names_round_trip():
     ("horizon:-1", "1 to 1000"), ("horizons:6", "unknown label kind"),
     ("Horizon:6", "unknown label kind"),
 ])
-def test_bad_horizon_names_are_clear_errors(kind, message):
+def test_bad_label_names_are_clear_errors(kind, message):
+    """Each parametrised label kind: one error naming what to write."""
     with pytest.raises(ValueError, match=message):
         horizon(kind)
     with pytest.raises(ValueError, match=message):

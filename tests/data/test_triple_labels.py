@@ -10,9 +10,8 @@ import pandas as pd
 import pytest
 from candle_helpers import candles
 
-from data import CandleDataset, DatasetSpec, fractal_labels, label_summary
+from data import DatasetSpec, fractal_labels, label_summary
 from data.features import atr
-from data.folds import plain_split
 from data.labels import horizon, triple_kind, triple_labels, triple_params
 
 T = 20        # the labelled bar of the hand-made frames; its trade enters at the open of T+1
@@ -197,22 +196,6 @@ def test_labels_up_to_t_ignore_bars_after_t_plus_horizon(t):
     np.testing.assert_array_equal(fractal_labels(extreme, KIND).to_numpy()[:t + 1], full[:t + 1])
 
 
-def test_a_triple_dataset_purges_h_plus_1_bars_at_fold_edges():
-    frame = candles(300, seed=5)
-    spec = DatasetSpec(window=10, labels="triple:1:1:24")
-    assert DatasetSpec.from_dict(spec.to_dict()) == spec
-    ds = CandleDataset(frame, spec)
-    np.testing.assert_array_equal(ds.labels, fractal_labels(frame, spec.labels).to_numpy())
-    assert ds.ends("all").max() == len(frame) - 1 - 25
-    fold = plain_split(frame.index)
-    for part in ("train", "val", "test"):
-        first, last = fold.bounds(frame.index, part)
-        ends = ds.ends(part, fold)
-        assert ends.max() == last - 25 and (ds.labels[ends] >= 0).all()
-        assert ends.min() >= first
-    assert set(np.unique(ds.labels[ds.ends("all")])) == {0, 1, 2}
-    assert CandleDataset(frame, spec).fingerprint() != \
-        CandleDataset(frame, DatasetSpec(window=10, labels="triple:1:2:24")).fingerprint()
     summary = label_summary(frame, "triple:1:1:24")
     assert set(summary) == {"none", "buy", "sell", "unknown"}   # no fractals, no outside bars
     assert summary["unknown"] == 13 + 25 and sum(summary.values()) == len(frame)
@@ -226,21 +209,3 @@ def test_names_round_trip():
         assert triple_params(kind) == params and triple_kind(*params) == kind
         assert horizon(kind) == params[2] + 1
         assert DatasetSpec(labels=kind).labels == kind
-
-
-@pytest.mark.parametrize(("kind", "message"), [
-    ("triple", "write triple:K_UP:K_DN:H"), ("triple:1:1", "write triple:K_UP:K_DN:H"),
-    ("triple:1:1:24:2", "write triple:K_UP:K_DN:H"),
-    ("triple:1.0:1:24", "as 'triple:1:1:24'"), ("triple:1:1:024", "as 'triple:1:1:24'"),
-    ("triple:0:1:24", r"K_UP must be in \(0, 100\]"), ("triple:1:-1:24", r"K_DN must be in"),
-    ("triple:nan:1:24", "K_UP must be in"), ("triple:1:inf:24", "K_DN must be in"),
-    ("triple:x:1:24", "must be numbers"), ("triple:1::24", "must be numbers"),
-    ("triple:1:1:1.5", "whole number"), ("triple:1:1:0", "1 to 1000"),
-    ("triple:1:1:-2", "1 to 1000"), ("triples:1:1:24", "unknown label kind"),
-    ("Triple:1:1:24", "unknown label kind"),
-])
-def test_bad_triple_names_are_clear_errors(kind, message):
-    with pytest.raises(ValueError, match=message):
-        horizon(kind)
-    with pytest.raises(ValueError, match=message):
-        DatasetSpec(labels=kind)
