@@ -56,6 +56,7 @@ from backtests.sweep.tasks import (
 )
 from backtests.walkforward.tasks import plan_tasks, train_in_ensembles
 from data import AttnbtError, fingerprint
+from models.gbm import is_gbm
 from models.rules import is_rule
 
 
@@ -222,9 +223,7 @@ def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failure
     run_.write_text("equity.csv", equity.to_csv())
     best_row = public.iloc[0].to_dict()
     best_check = top[0] if top else backtrader_check(p, sw, results, best_key)
-    is_rule_row = public["model"].map(is_rule)
-    best_rule = public[is_rule_row].iloc[0].to_dict() if is_rule_row.any() else None
-    best_net = public[~is_rule_row].iloc[0].to_dict() if (~is_rule_row).any() else None
+    best_net, best_rule = best_network_and_rule(public)
     payload = jsonable({
         "schema": SCHEMA, "run": run_.id, "settings": sw.settings(),
         "combinations": p.n_combinations, "rule_combinations": len(p.rule_combos),
@@ -249,6 +248,16 @@ def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failure
 
 
 
+def best_network_and_rule(table: pd.DataFrame) -> tuple[dict | None, dict | None]:
+    """The first row of a network and the first row of a rule baseline in ``table`` (ranked
+    best first), None where there is none. A network is neither a rule nor ``gbm``: gradient
+    boosting is a learner, but the verdict's question is whether the *networks* beat a rule."""
+    rule = table["model"].map(is_rule)
+    net = ~rule & ~table["model"].map(is_gbm)
+    return (table[net].iloc[0].to_dict() if net.any() else None,
+            table[rule].iloc[0].to_dict() if rule.any() else None)
+
+
 def versus_best_rule(payload: dict) -> str:
     """The best network combination against the best rule-baseline combination (the null a
     trivial rule sets), or a note that the sweep ran no rule baseline."""
@@ -257,7 +266,7 @@ def versus_best_rule(payload: dict) -> str:
         return ("No rule baseline was swept (add rule/newhl to the models swept): nothing here shows "
                 "the networks beat a trivial rule.")
     if net is None:
-        return "Only rule baselines were swept."
+        return "No network was swept (only rule baselines or gbm)."
 
     def num(row, key: str, fmt: str) -> str:
         v = row.get(key)
@@ -303,5 +312,5 @@ def verdict_text(payload: dict) -> str:
     return text
 
 
-__all__ = ["Outcome", "SweepStudy", "plan", "record", "run", "trials_added", "verdict_text",
+__all__ = ["Outcome", "SweepStudy", "best_network_and_rule", "plan", "record", "run", "trials_added", "verdict_text",
            "versus_best_rule"]

@@ -78,3 +78,19 @@ def test_cli_train_refuses_gbm_naming_the_walkforward(gbm_csv, tmp_path):
         assert isinstance(res.exception, ConfigError), res.output
         assert "walk-forward" in str(res.exception), res.exception
     assert not list(tmp_path.glob("*/model.json"))        # nothing trained or saved
+
+
+def test_a_sweeps_best_network_is_never_gbm_nor_a_rule():
+    import pandas as pd
+
+    from backtests.sweep.study import best_network_and_rule, versus_best_rule
+
+    table = pd.DataFrame({"model": ["gbm/hgb", "rule/newhl", "dense/matched", "attention/article"],
+                          "rules": ["a", "b", "c", "d"], "sharpe": [2.0, 1.0, 0.5, 0.2],
+                          "total_return_pct": [3.0, 1.0, 0.4, 0.1]})
+    net, rule = best_network_and_rule(table)
+    assert net["model"] == "dense/matched" and rule["model"] == "rule/newhl"
+    net, rule = best_network_and_rule(table.iloc[:2])
+    assert net is None and rule["model"] == "rule/newhl"
+    text = versus_best_rule({"best_network": net, "best_rule": rule})
+    assert text.startswith("No network was swept"), text
