@@ -486,7 +486,9 @@ def check_preset(kind: str, preset: str, where: str = "model.preset") -> None:
         try:
             rule_params(preset)
         except ValueError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+            raise ConfigError(f"{where}: {exc} (a rule baseline needs no training: name it, e.g. "
+                              "rule/newhl, among the models a backtest, walk-forward or sweep "
+                              "compares)") from None
         return
     presets = MODEL_PRESETS[kind]
     if preset not in presets:

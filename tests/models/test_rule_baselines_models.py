@@ -121,7 +121,9 @@ def test_config_and_walkforward_take_rule_models_and_training_one_is_refused(tmp
     exp = Experiment().override({"model.kind": "rule", "model.preset": "newhl-range:1.5",
                                  "runtime.runs_dir": str(tmp_path)})
     assert exp.model.preset == "newhl-range:1.5"
-    with pytest.raises(ConfigError, match="model.preset"):
+    # `--model rule` alone keeps the networks' default preset: the error says what to do instead
+    with pytest.raises(ConfigError, match=r"model.preset: unknown rule 'article'.*needs no "
+                                          r"training: name it, e\.g\. rule/newhl"):
         Experiment().override({"model.kind": "rule", "model.preset": "article"})
     assert parse_models("attention,rule,rule/newhl-range:2") == [
         ("attention", "article"), ("rule", "newhl"), ("rule", "newhl-range:2")]
