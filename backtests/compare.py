@@ -60,7 +60,7 @@ class Comparable:
     pnl: np.ndarray = field(default_factory=lambda: np.zeros(0))
     cash: float | None = None
     in_sample: bool | None = None
-    model: dict = field(default_factory=dict)    # name, train_run, model_hash
+    model: dict = field(default_factory=dict)    # name, train_run, model_hash, calibration
     rules: dict = field(default_factory=dict)    # rule baselines on the same bars (backtests)
 
 
@@ -124,7 +124,10 @@ def load_backtest(reg: Registry, run_id: str) -> Comparable:
                if isinstance(b, dict) and b.get("kind") == "rule" and b.get("name")},
         model={"name": name, "train_run": model.get("train_run") or extra.get("train_run")
                or row.get("parent"),
-               "model_hash": model.get("model_hash") or extra.get("model_hash")})
+               "model_hash": model.get("model_hash") or extra.get("model_hash"),
+               # train.calibration: the map the model's probabilities went through (None where
+               # the report has no calibration block: no labelled windows, or an older report)
+               "calibration": (report.get("calibration") or {}).get("method")})
 
 
 register_loader("backtest", load_backtest)
@@ -248,7 +251,7 @@ def differences(records: list[Comparable]) -> list[dict]:
     add("costs", "cash", lambda r: r.cash)
     for key in dict.fromkeys(k for r in records for k in r.params):
         add("params", key, lambda r, k=key: r.params.get(k))
-    for key in ("name", "train_run", "model_hash"):
+    for key in ("name", "train_run", "model_hash", "calibration"):
         add("model", key, lambda r, k=key: r.model.get(k))
     return rows
 

@@ -79,7 +79,16 @@ def test_different_bars_costs_and_params_are_flagged_and_not_tested():
     assert {"data.fingerprint", "period.start", "period.end", "costs.spread",
             "params.threshold"} <= flagged
     assert "data.source" not in flagged and "model.name" not in flagged
+    assert "model.calibration" not in flagged
     assert "not tested" in result["significance"][0]["text"]
+    # another calibration map (train.calibration) is another model: shown as a difference of
+    # the models (the point of comparing them), not flagged as unlike bars, costs or rules
+    c = comparable("dddd4444")
+    c.model["calibration"] = "isotonic"
+    cal = compare([a, c], n_boot=50)
+    row = next(d for d in cal["differences"] if d["key"] == "model.calibration")
+    assert row["differs"] and row["values"] == {"aaaa1111": None, "dddd4444": "isotonic"}
+    assert not cal["flagged"]
     # the article's figures: their own column, in-sample, never marked best
     hit = next(r for r in result["rows"] if r["key"] == "hit_pct")
     assert hit["values"][ARTICLE_COLUMN] == 22.5 and ARTICLE_COLUMN not in hit["best"]
@@ -165,6 +174,7 @@ def test_compare_backtest_runs_by_prefix(trained_run, eurusd, runs_dir, tmp_path
     out = json.loads(res.output)
     assert list(out["columns"]) == [a.id, b.id]
     assert [d["key"] for d in out["differences"]] == ["params.threshold"]
+    assert load(a.id, Registry(runs_dir)).model["calibration"] == "none"   # from report.json
     assert out["significance"][0]["p_value"] is not None
     # the rule baselines each backtest traded on its bars, and each run against the strongest
     rules = out["rule_baselines"]
