@@ -59,14 +59,14 @@ def one_seed(seed: int, bars: int, epochs: int) -> dict:
             wf = api.walkforward(MODELS, source, runs_dir=Path(tmp) / "runs",
                                  settings=settings, **FOLDS)
             p = json.loads((wf.outcome.run.path / "walkforward.json").read_text())
-            best = p["winner"]["model"]
-            rec = p["models"][best]
+            best = (p.get("winner") or {}).get("model")   # None: no model traded a test bar
+            rec = p["models"].get(best) or {"psr": None, "dsr": None, "dsr_trials": None}
             cmp = [c for c in p["comparisons"]
                    if c["a"].startswith("attention") and c["b"].startswith("dense")]
             out["configs"].append({
                 "labels": labels, "best": best, "psr": rec["psr"], "dsr": rec["dsr"],
                 "trials": rec["dsr_trials"],
-                "models": {m: {"sharpe": r.get("sharpe"), "psr": r["psr"], "dsr": r["dsr"]}
+                "models": {m: {"sharpe": r.get("sharpe"), "psr": r.get("psr"), "dsr": r.get("dsr")}
                            for m, r in p["models"].items()},
                 "decision": cmp[0]["decision"] if cmp else None,
                 "spa": (cmp[0].get("spa") or {}).get("p_value") if cmp else None})
@@ -84,6 +84,7 @@ def rate(hits: int, n: int) -> str:
 
 
 def summary(rows: list[dict]) -> dict:
+    rows = [r for r in rows if "configs" in r]
     n = len(rows)
 
     def sig(x) -> bool:
@@ -129,13 +130,18 @@ def main() -> None:
         todo = [s for s in range(args.first, args.first + args.seeds) if s not in done]
         t0 = time.perf_counter()
         with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            futures = [pool.submit(one_seed, s, args.bars, args.epochs) for s in todo]
-            for fut in as_completed(futures):
-                r = fut.result()
+            seeds = {pool.submit(one_seed, s, args.bars, args.epochs): s for s in todo}
+            for fut in as_completed(seeds):
+                try:
+                    r = fut.result()
+                except Exception as exc:   # a row that says so, and the other seeds go on
+                    r = {"seed": seeds[fut], "error": f"{type(exc).__name__}: {exc}"}
+                    print(f"seed {r['seed']}: {r['error']}", flush=True)
+                    continue
                 done[r["seed"]] = r
                 with args.out.open("a") as f:
                     f.write(json.dumps(r) + "\n")
-                print(f"seed {r['seed']}: {[(c['labels'], round(c['dsr'], 3), c['decision']) for c in r['configs']]}"
+                print(f"seed {r['seed']}: {[(c['labels'], c['dsr'], c['decision']) for c in r['configs']]}"
                       f" ({r['seconds']} s; {time.perf_counter() - t0:.0f} s in all)", flush=True)
     rows = sorted(done.values(), key=lambda r: r["seed"])
     print(json.dumps(summary(rows), indent=1, ensure_ascii=False))
