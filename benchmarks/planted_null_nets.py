@@ -125,7 +125,8 @@ def main() -> None:
     if args.out.exists():
         for line in args.out.read_text().splitlines():
             r = json.loads(line)
-            done[r["seed"]] = r
+            if "error" not in r:
+                done[r["seed"]] = r
     if not args.summary:
         todo = [s for s in range(args.first, args.first + args.seeds) if s not in done]
         t0 = time.perf_counter()
@@ -136,11 +137,12 @@ def main() -> None:
                     r = fut.result()
                 except Exception as exc:   # a row that says so, and the other seeds go on
                     r = {"seed": seeds[fut], "error": f"{type(exc).__name__}: {exc}"}
+                with args.out.open("a") as f:   # error rows are kept, and run again on resuming
+                    f.write(json.dumps(r) + "\n")
+                if "error" in r:
                     print(f"seed {r['seed']}: {r['error']}", flush=True)
                     continue
                 done[r["seed"]] = r
-                with args.out.open("a") as f:
-                    f.write(json.dumps(r) + "\n")
                 print(f"seed {r['seed']}: {[(c['labels'], c['dsr'], c['decision']) for c in r['configs']]}"
                       f" ({r['seconds']} s; {time.perf_counter() - t0:.0f} s in all)", flush=True)
     rows = sorted(done.values(), key=lambda r: r["seed"])
