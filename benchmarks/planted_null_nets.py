@@ -1,0 +1,153 @@
+"""Network null calibration: how often do the networks "find" an edge on worlds that have none?
+
+    python benchmarks/planted_null_nets.py --seeds 200 --workers 16 --out FILE   # resumable
+    python benchmarks/planted_null_nets.py --summary --out FILE
+
+For each seed s of ``sample:planted-null:s:BARS`` (3,000 bars), in a fresh runs folder (so the
+DSR counts the trials made on that world only), one walk-forward of ``attention,dense/matched``
+(1,000 training + 500 validation + 500 test bars a fold: 3 folds; threshold chosen on validation;
+``train.epochs=EPOCHS``) for each value of the searched model-side key ``dataset.labels`` in
+``LABELS`` (``3bar``, the default, then ``horizon:1``), in that order, both in the same runs
+folder: the second walk-forward's DSR charges 4 trials (2 models × 2 label rules), the first 2,
+as the product counts them. Strict null as ``planted_null.py``: no spread (the CSV without its
+spread column, ``costs.spread=0``) and exits that cannot bias a random walk (``EXITS`` with
+``strategy.barriers=none``, the same for both label rules), so every model's expected return is 0.
+
+Claims counted per seed (the walk-forward's own outputs): the winner (highest stitched Sharpe)
+with DSR > 0.95; the winner with PSR > 0.95 (not deflated); attention vs dense decided
+"better"/"worse" (``significance.decide``: the paired test + SPA); each "after the search" (any
+of the label rules) and for the first label rule alone. Seeds run in parallel, one process a
+seed, torch on one thread each; a row is appended to ``--out`` as each seed finishes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+MODELS = "attention,dense/matched"
+LABELS = ("3bar", "horizon:1")
+FOLDS = dict(train_bars=1000, val_bars=500, test_bars=500)
+EXITS = {"strategy.stop": "atr:50", "strategy.take_profit_r": 0, "strategy.max_hold": 1,
+         "strategy.barriers": "none"}
+
+
+def one_seed(seed: int, bars: int, epochs: int) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    from backtests import api
+    from data import synth
+
+    t0 = time.perf_counter()
+    out: dict = {"seed": seed, "bars": bars, "epochs": epochs, "configs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        frame = synth.generate("null", seed=seed, bars=bars).drop(columns=["spread"])
+        source = str(synth.write_csv(frame, Path(tmp) / f"null-{seed}.csv", force=True))
+        for labels in LABELS:
+            settings = {**EXITS, "costs.spread": 0.0, "train.epochs": epochs,
+                        "dataset.labels": labels}
+            wf = api.walkforward(MODELS, source, runs_dir=Path(tmp) / "runs",
+                                 settings=settings, **FOLDS)
+            p = json.loads((wf.outcome.run.path / "walkforward.json").read_text())
+            best = (p.get("winner") or {}).get("model")   # None: no model traded a test bar
+            rec = p["models"].get(best) or {"psr": None, "dsr": None, "dsr_trials": None}
+            cmp = [c for c in p["comparisons"]
+                   if c["a"].startswith("attention") and c["b"].startswith("dense")]
+            out["configs"].append({
+                "labels": labels, "best": best, "psr": rec["psr"], "dsr": rec["dsr"],
+                "trials": rec["dsr_trials"],
+                "models": {m: {"sharpe": r.get("sharpe"), "psr": r.get("psr"), "dsr": r.get("dsr")}
+                           for m, r in p["models"].items()},
+                "decision": cmp[0]["decision"] if cmp else None,
+                "spa": (cmp[0].get("spa") or {}).get("p_value") if cmp else None})
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def rate(hits: int, n: int) -> str:
+    from scipy.stats import binomtest
+
+    if n == 0:
+        return "n/a (no seed)"
+    ci = binomtest(hits, n).proportion_ci(0.95, method="exact")
+    return f"{hits}/{n} = {100 * hits / n:.1f} % (95 % CI {100 * ci.low:.1f} … {100 * ci.high:.1f} %)"
+
+
+def summary(rows: list[dict]) -> dict:
+    rows = [r for r in rows if "configs" in r]
+    n = len(rows)
+
+    def sig(x) -> bool:
+        return x is not None and x == x and x > 0.95
+
+    def decided(c) -> bool:
+        return c["decision"] in ("better", "worse")
+
+    def count(pred, which) -> int:
+        return sum(any(pred(c) for c in which(r["configs"])) for r in rows)
+
+    def first(cs):
+        return cs[:1]
+
+    def every(cs):
+        return cs
+
+    return {"seeds": n,
+            "winner DSR > 0.95, any label rule": rate(count(lambda c: sig(c["dsr"]), every), n),
+            "winner PSR > 0.95, any label rule": rate(count(lambda c: sig(c["psr"]), every), n),
+            "attention vs dense better/worse, any label rule": rate(count(decided, every), n),
+            "winner DSR > 0.95, 3bar only": rate(count(lambda c: sig(c["dsr"]), first), n),
+            "winner PSR > 0.95, 3bar only": rate(count(lambda c: sig(c["psr"]), first), n),
+            "attention vs dense better/worse, 3bar only": rate(count(decided, first), n)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=200)
+    ap.add_argument("--first", type=int, default=0)
+    ap.add_argument("--bars", type=int, default=3000)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--summary", action="store_true", help="only summarise the rows in --out")
+    ap.add_argument("--out", type=Path, required=True, help="JSON lines, one per seed (resumable)")
+    args = ap.parse_args()
+    done = {}
+    if args.out.exists():
+        for line in args.out.read_text().splitlines():
+            r = json.loads(line)
+            if "error" not in r:
+                done[r["seed"]] = r
+    if not args.summary:
+        todo = [s for s in range(args.first, args.first + args.seeds) if s not in done]
+        t0 = time.perf_counter()
+        with ProcessPoolExecutor(max_workers=args.workers) as pool:
+            seeds = {pool.submit(one_seed, s, args.bars, args.epochs): s for s in todo}
+            for fut in as_completed(seeds):
+                try:
+                    r = fut.result()
+                except Exception as exc:   # a row that says so, and the other seeds go on
+                    r = {"seed": seeds[fut], "error": f"{type(exc).__name__}: {exc}"}
+                with args.out.open("a") as f:   # error rows are kept, and run again on resuming
+                    f.write(json.dumps(r) + "\n")
+                if "error" in r:
+                    print(f"seed {r['seed']}: {r['error']}", flush=True)
+                    continue
+                done[r["seed"]] = r
+                print(f"seed {r['seed']}: {[(c['labels'], c['dsr'], c['decision']) for c in r['configs']]}"
+                      f" ({r['seconds']} s; {time.perf_counter() - t0:.0f} s in all)", flush=True)
+    rows = sorted(done.values(), key=lambda r: r["seed"])
+    print(json.dumps(summary(rows), indent=1, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
