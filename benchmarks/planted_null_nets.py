@@ -34,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.planted_null import rate  # noqa: E402  (the checkout first)
+
 MODELS = "attention,dense/matched"
 LABELS = ("3bar", "horizon:1")
 FOLDS = dict(train_bars=1000, val_bars=500, test_bars=500)
@@ -72,15 +74,6 @@ def one_seed(seed: int, bars: int, epochs: int) -> dict:
                 "spa": (cmp[0].get("spa") or {}).get("p_value") if cmp else None})
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
-
-
-def rate(hits: int, n: int) -> str:
-    from scipy.stats import binomtest
-
-    if n == 0:
-        return "n/a (no seed)"
-    ci = binomtest(hits, n).proportion_ci(0.95, method="exact")
-    return f"{hits}/{n} = {100 * hits / n:.1f} % (95 % CI {100 * ci.low:.1f} … {100 * ci.high:.1f} %)"
 
 
 def summary(rows: list[dict]) -> dict:
