@@ -51,7 +51,7 @@ from backtests.currency import check_instrument
 from data.dataset import DatasetSpec
 from data.errors import AttnbtError
 from data.features import feature_names
-from data.labels import horizon
+from data.labels import horizon, is_trade_outcome
 from models.config import WEIGHTINGS, TrainConfig
 from models.presets import GBM_KIND
 from models.presets import PRESETS as MODEL_PRESETS
@@ -242,7 +242,7 @@ def _at_id_default(key: str, value: Any, exp: Experiment) -> bool:
     before the key existed. ``strategy.barriers=auto`` trades a triple-barrier model with its
     label's exits (before the key: the strategy's own), so with ``triple:`` (and ``horizon:``)
     labels it enters."""
-    if key == "strategy.barriers" and exp.dataset.labels.startswith(("triple", "horizon")):
+    if key == "strategy.barriers" and is_trade_outcome(exp.dataset.labels):
         return False
     return key in ID_SINCE and value == ID_SINCE[key]
 

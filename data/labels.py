@@ -91,7 +91,7 @@ def fractal_flags(candles: pd.DataFrame, kind: str = "3bar") -> tuple[np.ndarray
     """Boolean arrays (is_low_fractal, is_high_fractal); False where unknown. Swing kinds give
     their 3-bar fractals (whether or not they follow through)."""
     horizon(kind)
-    if is_triple(kind) or is_horizon(kind):
+    if is_trade_outcome(kind):
         raise ValueError(f"label kind {kind!r} has no fractals (its labels are trade outcomes)")
     k = 1 if is_swing(kind) else _SIDES[kind]
     high, low = candles["high"].to_numpy(), candles["low"].to_numpy()
@@ -209,6 +209,15 @@ def triple_params(kind: str) -> tuple[float, float, int]:
     return k_up, k_dn, h
 
 
+def bar_spreads(candles: pd.DataFrame, default_spread: float = DEFAULT_SPREAD) -> np.ndarray:
+    """Each bar's spread in price units as the engine charges it: the ``spread`` column, with
+    ``default_spread`` where it is NaN or where there is no such column."""
+    if "spread" not in candles:
+        return np.full(len(candles), float(default_spread))
+    sp = candles["spread"].to_numpy(np.float64, na_value=np.nan)
+    return np.where(np.isnan(sp), default_spread, sp)
+
+
 def triple_labels(candles: pd.DataFrame, k_up: float, k_dn: float, h: int,
                   default_spread: float = DEFAULT_SPREAD, commission: float = 0.0) -> np.ndarray:
     """Triple-barrier labels (int8) with the trade's costs charged.
@@ -240,11 +249,7 @@ def triple_labels(candles: pd.DataFrame, k_up: float, k_dn: float, h: int,
     n = len(o)
     if n == 0:
         return np.empty(0, dtype=np.int8)
-    if "spread" in candles:
-        sp = candles["spread"].to_numpy(np.float64, na_value=np.nan)
-        sp = np.where(np.isnan(sp), default_spread, sp)
-    else:
-        sp = np.full(n, float(default_spread))
+    sp = bar_spreads(candles, default_spread)
     a = atr(candles["high"].astype("float64"), candles["low"].astype("float64"),
             candles["close"].astype("float64"), SWING_ATR).to_numpy()
     pad = np.full(h + 1, np.nan)                  # bars past the end: no touch (unknown anyway)
@@ -276,6 +281,12 @@ def is_horizon(kind: object) -> bool:
     """Whether ``kind`` names a fixed-horizon label (``horizon``/``horizon:...``; not yet
     validated)."""
     return isinstance(kind, str) and (kind == "horizon" or kind.startswith("horizon:"))
+
+
+def is_trade_outcome(kind: object) -> bool:
+    """Whether ``kind`` labels trade outcomes (``triple:``, ``horizon:``), not fractals: such
+    labels have no fractals to show and their own exits (``strategy.rules.label_exits``)."""
+    return is_triple(kind) or is_horizon(kind)
 
 
 def horizon_kind(h: int) -> str:
@@ -333,11 +344,7 @@ def horizon_labels(candles: pd.DataFrame, h: int, default_spread: float = DEFAUL
     if n == 0:
         return np.empty(0, dtype=np.int8)
     o = candles["open"].to_numpy(np.float64)
-    if "spread" in candles:
-        sp = candles["spread"].to_numpy(np.float64, na_value=np.nan)
-        sp = np.where(np.isnan(sp), default_spread, sp)
-    else:
-        sp = np.full(n, float(default_spread))
+    sp = bar_spreads(candles, default_spread)
     pad = np.full(h + 1, np.nan)                  # bars past the end (unknown anyway)
     o_pad, sp_pad = np.r_[o, pad], np.r_[sp, pad]
     entry, exit_ = o_pad[1:n + 1], o_pad[1 + h:n + 1 + h]
@@ -360,7 +367,7 @@ def label_summary(candles: pd.DataFrame, kind: str = "3bar") -> dict[str, int]:
     swing kinds also ``fractal_not_swing``: one-way 3-bar fractals that did not follow through."""
     labels = fractal_labels(candles, kind).to_numpy()
     known = labels != UNKNOWN
-    if is_triple(kind) or is_horizon(kind):   # trade outcomes: no fractals, no outside bars
+    if is_trade_outcome(kind):   # no fractals, so no outside bars
         return {"none": int((labels == NONE).sum()), "buy": int((labels == BUY).sum()),
                 "sell": int((labels == SELL).sum()), "unknown": int((~known).sum())}
     is_low, is_high = fractal_flags(candles, kind)

@@ -99,9 +99,9 @@ def label_exits(params, labels: str):
     their own: ``params`` is returned unchanged (``auto`` trades as ``none``)."""
     from dataclasses import fields, replace
 
-    from data.labels import horizon_params, is_horizon, is_triple, triple_params
+    from data.labels import horizon_params, is_horizon, is_trade_outcome, triple_params
 
-    if params.barriers != "auto" or not (is_triple(labels) or is_horizon(labels)):
+    if params.barriers != "auto" or not is_trade_outcome(labels):
         return params
     default = {f.name: f.default for f in fields(params)}
     mine = not all(getattr(params, k) == default[k] for k in EXIT_KEYS)

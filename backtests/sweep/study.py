@@ -312,5 +312,5 @@ def verdict_text(payload: dict) -> str:
     return text
 
 
-__all__ = ["Outcome", "SweepStudy", "best_network_and_rule", "plan", "record", "run", "trials_added", "verdict_text",
-           "versus_best_rule"]
+__all__ = ["Outcome", "SweepStudy", "best_network_and_rule", "plan", "record", "run",
+           "trials_added", "verdict_text", "versus_best_rule"]
