@@ -69,6 +69,13 @@ def stitched(frame, sides, exp, labels: str, plan, engine: str = "fast") -> np.n
 
 
 def ceiling(kind: str, planted: float, bars: int, seed: int, args) -> dict:
+    """The perfect rule's row: its DSR against ``args.trials`` − 1 coin-flip twins, and more."""
+    return ceiling_and_series(kind, planted, bars, seed, args)[0]
+
+
+def ceiling_and_series(kind: str, planted: float, bars: int, seed: int,
+                       args) -> tuple[dict, np.ndarray]:
+    """``ceiling``'s row and the perfect rule's stitched per-bar returns behind it."""
     from backtests.analysis import significance as sig
     from backtests.config import Experiment
     from backtests.walkforward.tasks import FoldPlan
@@ -108,7 +115,8 @@ def ceiling(kind: str, planted: float, bars: int, seed: int, args) -> dict:
             "realised_trades": ref["trades"], "return_pct": 100 * (equity[-1] / cash - 1),
             "sharpe_per_bar": m["sharpe_per_bar"], "twin_sharpe_mean": float(np.mean(sharpes[1:])),
             "twin_sharpe_sd": float(np.std(sharpes[1:], ddof=1)),
-            "sr0": ds["dsr_sr0"], "psr": ds["psr"], "dsr": ds["dsr"], "dsr_textbook": textbook}
+            "sr0": ds["dsr_sr0"], "psr": ds["psr"], "dsr": ds["dsr"],
+            "dsr_textbook": textbook}, perfect
 
 
 def against(path: Path, args) -> list[dict]:
@@ -141,8 +149,7 @@ def against(path: Path, args) -> list[dict]:
             folds = rows[0]["folds"]
             args.train_bars, args.val_bars, args.test_bars = (
                 folds["train_bars"], folds["val_bars"], folds["test_bars"])
-            c = ceiling(kind, planted, bars, seed, args)
-            best = perfect_series(kind, planted, bars, seed, args)
+            c, best = ceiling_and_series(kind, planted, bars, seed, args)
             m = sig.moments(best)
             all_srs = [*srs, m["sharpe_per_bar"]]
             v = float(np.var(all_srs, ddof=1))
@@ -154,22 +161,6 @@ def against(path: Path, args) -> list[dict]:
                                 "sr0_real_trials": sig.expected_max_sharpe(len(all_srs), v)}
         out.append(world)
     return out
-
-
-def perfect_series(kind: str, planted: float, bars: int, seed: int, args) -> np.ndarray:
-    """The perfect rule's stitched per-bar returns (as ``ceiling`` trades it)."""
-    from backtests.config import Experiment
-    from backtests.walkforward.tasks import FoldPlan
-    from data import synth
-
-    labels = f"horizon:{synth.truth(kind)['hold']}"
-    exp = Experiment().override({"dataset.labels": labels})
-    frame = synth.generate(kind, seed=seed, bars=bars, planted=planted)
-    trades = synth.planted_trades(frame, kind)
-    sides = np.zeros(len(frame))
-    sides[trades["entry"].to_numpy(int) - 1] = trades["direction"].to_numpy(int)
-    return stitched(frame, sides, exp, labels, FoldPlan(args.train_bars, args.val_bars,
-                                                        args.test_bars), args.engine)
 
 
 def main() -> None:
