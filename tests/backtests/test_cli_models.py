@@ -116,7 +116,7 @@ def test_train_on_a_date_range_then_resume(cli, tmp_path):
     import time
 
     runs = tmp_path / "runs"
-    args = ("train", "--model", "conv", "--epochs", "12", "--patience", "100", "--from",
+    args = ("train", "--model", "conv", "--epochs", "6", "--patience", "100", "--from",
             "2017-06-01", "--to", "2017-12-31")
     full = cli(*args, runs_dir=tmp_path / "full")          # never interrupted: in this process
     assert full.returncode == 0, full.stderr
