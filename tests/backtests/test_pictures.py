@@ -24,7 +24,8 @@ from models.evaluate import reliability
 from models.plots import attention_png, learning_curves_png
 from strategy.fractal import FractalParams
 
-pytestmark = pytest.mark.draws
+# drawing every picture from a real backtest: about 4 s, so in `make test`, not the fast subset
+pytestmark = [pytest.mark.draws, pytest.mark.slow]
 
 
 def picture(png: bytes, min_w: int, min_h: int) -> Image.Image:

@@ -116,6 +116,7 @@ def test_the_key_is_checked_and_enters_the_id_only_when_set():
         base.override({"backtest.threshold_grid": "relative"})
 
 
+@pytest.mark.slow   # a walk-forward (about 2 s)
 def test_the_walkforward_chooses_with_the_configured_grid_on_each_folds_validation_bars(
         tmp_path, monkeypatch):
     """Each fold's choice gets the key's grid and exactly that fold's validation bars."""

@@ -70,6 +70,7 @@ def test_bar_t_does_not_see_later_bars(world, trained):
     np.testing.assert_allclose(one, full[t], atol=1e-6)    # float32 windows in both paths
 
 
+@pytest.mark.slow   # three more fits (about 2 s)
 def test_the_test_part_is_never_read_and_the_validation_part_only_early_stops(world, fold,
                                                                             trained):
     """Altering every test bar changes nothing in the fit; altering the validation bars leaves
