@@ -18,7 +18,7 @@ import pandas as pd
 
 from backtests.analysis.catalog import jsonable
 from backtests.analysis.significance import moments
-from backtests.config import RANGES, ConfigError, Experiment, FoldsConfig, config_id
+from backtests.config import ID_SINCE, RANGES, ConfigError, Experiment, FoldsConfig, config_id
 from backtests.currency import conversion_of, rates
 from backtests.simulation import check_costs, choose_threshold, run_backtest
 from data.dataset import CandleDataset
@@ -38,7 +38,6 @@ from models.predict import Predictor
 from models.rules import KIND as RULE_KIND
 from models.rules import rule_probs
 from models.train import TrainResult, fit
-from strategy.fractal import FractalParams
 from strategy.rules import label_exits
 
 META_KEYS = ("meta_threshold", "meta_folds", "meta_epochs")
@@ -238,8 +237,9 @@ def plan_tasks(base: Experiment, source: str, candles: pd.DataFrame, models: lis
         for arm, seed in product(arms, seeds[:1] if kind in SEEDLESS else seeds):
             over = {"data.source": source, "model.kind": kind, "model.preset": preset,
                     "train.seed": seed, "split.embargo": plan.embargo, "strategy.meta": arm}
-            if not arm:     # the primary alone: the meta settings do not change its result
-                over.update({f"strategy.{k}": getattr(FractalParams(), k) for k in META_KEYS})
+            if not arm:     # the primary alone: the meta settings do not change its result,
+                # so they stay at the values that leave them out of its config id
+                over.update({f"strategy.{k}": ID_SINCE[f"strategy.{k}"] for k in META_KEYS})
             exp = base.override(over)
             for i, fold in enumerate(folds, 1):
                 tasks.append(Task(source, kind, preset, seed, i, fold, exp, data_fingerprint,
