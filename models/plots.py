@@ -6,7 +6,6 @@ import io
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 
 def _png(fig) -> bytes:
@@ -16,6 +15,7 @@ def _png(fig) -> bytes:
 
 
 def learning_curves_png(history: pd.DataFrame, title: str) -> bytes:
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(10, 3.5))
     (a, b) = fig.subplots(1, 2)
     a.plot(history.epoch, history.train_loss, label="train loss")
@@ -64,6 +64,7 @@ def attention_png(candles: pd.DataFrame, maps: list[np.ndarray], title: str,
     so every column sits under its candle; rows = query bars)."""
     w = len(candles)
     n = len(maps)
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(11, 3.2 + 1.6 + 3.2 * n))
     grid = fig.add_gridspec(2 + n, 1, height_ratios=[2, 1] + [2.2] * n, hspace=0.45)
     ax = fig.add_subplot(grid[0])

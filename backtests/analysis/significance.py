@@ -49,7 +49,20 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats as sps
+
+
+class _Stats:
+    """``scipy.stats``, imported on first use: it costs about 1.5 s of start-up, which every
+    `attnbt` command and every worker process importing this module paid even when it computed
+    no p-value."""
+
+    def __getattr__(self, name: str):
+        from scipy import stats
+
+        return getattr(stats, name)
+
+
+sps = _Stats()
 
 ALPHA = 0.05
 N_BOOT = 2000

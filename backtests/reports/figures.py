@@ -11,7 +11,6 @@ import io
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from backtests.analysis.performance import drawdown
 from backtests.reports.page import png
@@ -25,6 +24,7 @@ BUY_AND_HOLD_COLOUR = "#888888"
 
 def plot_equity(equity: pd.Series, cash: float | None = None) -> bytes:
     """Return in % (from ``cash``, default the first value) and drawdown, one above the other."""
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(11, 5.5))
     (ax1, ax2) = fig.subplots(2, 1, sharex=True,
                                    gridspec_kw={"height_ratios": [3, 1.3]})
@@ -44,6 +44,7 @@ def plot_equity(equity: pd.Series, cash: float | None = None) -> bytes:
 def plot_trades(candles: pd.DataFrame, trades: pd.DataFrame, max_bars: int = 3000) -> bytes:
     """Close price with entry (triangles) and exit (crosses) markers; the last ``max_bars`` bars."""
     view = candles.iloc[-max_bars:]
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(11, 4.5))
     ax = fig.subplots()
     ax.plot(view.index, view["close"].to_numpy(), color="#555", lw=.7, label="close")
@@ -112,6 +113,7 @@ def reliability_png(rel: dict, title: str = "reliability") -> bytes:
     with their counts written on the bars."""
     bins = rel["bins"]
     edges = np.linspace(0, 1, bins + 1)
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(11, 4.6))
     axes = fig.subplots(2, 3, sharex=True, gridspec_kw={"height_ratios": [3, 1.2]})
     for col, name in enumerate(CLASS_NAMES):

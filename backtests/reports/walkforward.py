@@ -6,22 +6,18 @@ import datetime as dt
 import html
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from backtests.analysis.performance import COST_TOTALS  # noqa: E402
-from backtests.analysis.significance import VERDICT_RULE  # noqa: E402
-from backtests.reports.backtest import costs_rows  # noqa: E402
-from backtests.reports.figures import (  # noqa: E402
+from backtests.analysis.performance import COST_TOTALS
+from backtests.analysis.significance import VERDICT_RULE
+from backtests.reports.backtest import costs_rows
+from backtests.reports.figures import (
     bokeh_parts,
     equity_figures,
     fold_grid,
     reliability_png,
 )
-from backtests.reports.page import (  # noqa: E402
+from backtests.reports.page import (
     grid_table,
     img,
     page,
@@ -29,25 +25,22 @@ from backtests.reports.page import (  # noqa: E402
     settings_table,
     sortable_table,
 )
-from data.atomic import atomic_write  # noqa: E402
-
-
-def _png(fig) -> bytes:
-    data = png(fig, dpi=90)
-    plt.close(fig)
-    return data
+from data.atomic import atomic_write
 
 
 def equity_png(equity: pd.DataFrame) -> bytes:
     """Stitched out-of-sample equity of every model (mean over seeds)."""
-    fig, ax = plt.subplots(figsize=(11, 4))
+    from matplotlib.figure import Figure  # (not pyplot: no global backend, nothing to close)
+
+    fig = Figure(figsize=(11, 4))
+    ax = fig.subplots()
     for name in equity:
         ax.plot(range(len(equity)), equity[name].to_numpy(), label=name, lw=1)
     ax.set_title("stitched out-of-sample equity (test parts of all folds, mean of seeds)")
     ax.set_xlabel("test bar (folds back to back)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return png(fig, dpi=90)
 
 
 def fold_curves(results: dict, tasks) -> dict[int, dict[str, pd.Series]]:
