@@ -119,13 +119,18 @@ def summary(rows: list[dict]) -> dict:
     def every(cs):
         return cs
 
+    def second(cs):
+        return cs[1:2]
+
     return {"seeds": n,
             "winner DSR > 0.95, any label rule": rate(count(lambda c: sig(c["dsr"]), every), n),
             "winner PSR > 0.95, any label rule": rate(count(lambda c: sig(c["psr"]), every), n),
             "attention vs dense better/worse, any label rule": rate(count(decided, every), n),
             "winner DSR > 0.95, 3bar only": rate(count(lambda c: sig(c["dsr"]), first), n),
             "winner PSR > 0.95, 3bar only": rate(count(lambda c: sig(c["psr"]), first), n),
-            "attention vs dense better/worse, 3bar only": rate(count(decided, first), n)}
+            "attention vs dense better/worse, 3bar only": rate(count(decided, first), n),
+            "winner DSR > 0.95, horizon:1 only": rate(count(lambda c: sig(c["dsr"]), second), n),
+            "attention vs dense better/worse, horizon:1 only": rate(count(decided, second), n)}
 
 
 def main() -> None:
