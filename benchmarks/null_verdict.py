@@ -12,8 +12,9 @@ judged). For each pair it reports:
    every bar's return of both models multiplied by the same random sign. On these worlds (a
    symmetric random walk, one-bar holds, no costs) a model's return on a bar is its position,
    fixed before the bar, times the bar's price change, whose sign is a fair coin given the past;
-   so the flip p needs no asymptotics, and a share of flip p < 0.05 far above 5 % would say the
-   *data* are extreme, not the verdict's tests;
+   so the flip p needs no large-sample approximation (it is exact only as far as the positions
+   do not depend on the earlier bars' signs, which they do through the features), and a share of
+   flip p < 0.05 far above 5 % says the *data* are extreme, not the verdict's tests;
 3. **flip null verdict**: the verdict rule on ``--flips`` sign-flipped copies of each pair: the
    same positions, sparsity, overlap and volatility, with no edge by construction. Its share of
    "better"/"worse" is the verdict's false-positive rate on return series shaped exactly like the
