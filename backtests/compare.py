@@ -263,9 +263,10 @@ def same_bars(a: Comparable, b: Comparable) -> bool:
 
 
 def significance(records: list[Comparable], n_boot: int = 2000, seed: int = 0) -> list[dict]:
-    """The first run against each other run: a paired Sharpe-difference test where they traded
-    the same bars; otherwise a line saying why it was not tested."""
-    from backtests.analysis.significance import describe_p, sharpe_difference_test
+    """The first run against each other run: a paired Sharpe-difference test and the verdict by
+    ``significance.VERDICT_RULE`` (the test and SPA, as a walk-forward's comparisons) where they
+    traded the same bars; otherwise a line saying why it was not tested."""
+    from backtests.analysis.significance import VERDICT_RULE, describe_p, difference_verdict
 
     out = []
     first = records[0]
@@ -282,13 +283,21 @@ def significance(records: list[Comparable], n_boot: int = 2000, seed: int = 0) -
             row["text"] = f"{first.name} vs {other.name}: not tested — no varying returns"
             out.append(row)
             continue
-        test = sharpe_difference_test(ra, rb, n_boot=n_boot, seed=seed)
+        # the one verdict rule (the bootstrap's p alone is liberal on sparse series)
+        verdict = difference_verdict(ra, rb, n_boot=n_boot, seed=seed)
+        test = verdict["sharpe_diff"]
         row.update(test)
+        row.update({"decision": verdict["decision"],
+                    "spa_better_p": verdict["spa_better"]["p_value"],
+                    "spa_worse_p": verdict["spa_worse"]["p_value"], "rule": VERDICT_RULE})
         lo, hi = test["ci"]
+        words = {"better": f"{first.name} trades better", "worse": f"{first.name} trades worse",
+                 "mixed": "mixed (SPA does not confirm the Sharpe difference): no verdict",
+                 "none": "no significant difference"}[verdict["decision"]]
         row["text"] = (f"{first.name} vs {other.name}, same {test['n_obs']:,} bars: per-bar Sharpe "
                        f"ratio difference {test['diff']:+.4f} (95 % CI {lo:+.4f} … {hi:+.4f}, "
                        f"block bootstrap, mean block {test['block']} bars, {test['n_boot']:,} "
-                       f"resamples); {describe_p(test['p_value'])}")
+                       f"resamples); {describe_p(test['p_value'])}; verdict: {words}")
         out.append(row)
     return out
 

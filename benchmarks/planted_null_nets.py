@@ -2,6 +2,12 @@
 
     python benchmarks/planted_null_nets.py --seeds 200 --workers 16 --out FILE   # resumable
     python benchmarks/planted_null_nets.py --summary --out FILE
+    python benchmarks/planted_null_nets.py ... --series DIR     # also save the return series
+
+``--series DIR`` saves, per seed, the two models' stitched per-bar test returns of each label
+rule (``DIR/SEED.npz``, keys ``LABELS|MODEL``, recovered from the walk-forward's equity.csv):
+the pairs the comparison verdict judged, so a verdict rule can be re-calibrated on them without
+training the networks again (``benchmarks/null_verdict.py``).
 
 For each seed s of ``sample:planted-null:s:BARS`` (3,000 bars), in a fresh runs folder (so the
 DSR counts the trials made on that world only), one walk-forward of ``attention,dense/matched``
@@ -34,6 +40,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
 from benchmarks.planted_null import rate  # noqa: E402  (the checkout first)
 
 MODELS = "attention,dense/matched"
@@ -43,7 +52,14 @@ EXITS = {"strategy.stop": "atr:50", "strategy.take_profit_r": 0, "strategy.max_h
          "strategy.barriers": "none"}
 
 
-def one_seed(seed: int, bars: int, epochs: int) -> dict:
+def returns_from_equity(equity_csv: Path, cash: float) -> dict[str, np.ndarray]:
+    """Per-bar returns of each model column of a walk-forward's equity.csv (equity from
+    ``cash``): what ``results.model_summary`` compounded into it."""
+    eq = pd.read_csv(equity_csv, index_col=0)
+    return {m: (eq[m] / eq[m].shift(1, fill_value=cash) - 1).to_numpy() for m in eq.columns}
+
+
+def one_seed(seed: int, bars: int, epochs: int, series: Path | None = None) -> dict:
     import torch
 
     torch.set_num_threads(1)
@@ -52,6 +68,7 @@ def one_seed(seed: int, bars: int, epochs: int) -> dict:
 
     t0 = time.perf_counter()
     out: dict = {"seed": seed, "bars": bars, "epochs": epochs, "configs": []}
+    saved: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory() as tmp:
         frame = synth.generate("null", seed=seed, bars=bars).drop(columns=["spread"])
         source = str(synth.write_csv(frame, Path(tmp) / f"null-{seed}.csv", force=True))
@@ -61,6 +78,10 @@ def one_seed(seed: int, bars: int, epochs: int) -> dict:
             wf = api.walkforward(MODELS, source, runs_dir=Path(tmp) / "runs",
                                  settings=settings, **FOLDS)
             p = json.loads((wf.outcome.run.path / "walkforward.json").read_text())
+            if series is not None:
+                for m, r in returns_from_equity(wf.outcome.run.path / "equity.csv",
+                                                p["cash"]).items():
+                    saved[f"{labels}|{m}"] = r
             best = (p.get("winner") or {}).get("model")   # None: no model traded a test bar
             rec = p["models"].get(best) or {"psr": None, "dsr": None, "dsr_trials": None}
             cmp = [c for c in p["comparisons"]
@@ -72,6 +93,9 @@ def one_seed(seed: int, bars: int, epochs: int) -> dict:
                            for m, r in p["models"].items()},
                 "decision": cmp[0]["decision"] if cmp else None,
                 "spa": (cmp[0].get("spa") or {}).get("p_value") if cmp else None})
+    if series is not None:
+        series.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(series / f"{seed}.npz", **saved)
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
 
@@ -95,13 +119,18 @@ def summary(rows: list[dict]) -> dict:
     def every(cs):
         return cs
 
+    def second(cs):
+        return cs[1:2]
+
     return {"seeds": n,
             "winner DSR > 0.95, any label rule": rate(count(lambda c: sig(c["dsr"]), every), n),
             "winner PSR > 0.95, any label rule": rate(count(lambda c: sig(c["psr"]), every), n),
             "attention vs dense better/worse, any label rule": rate(count(decided, every), n),
             "winner DSR > 0.95, 3bar only": rate(count(lambda c: sig(c["dsr"]), first), n),
             "winner PSR > 0.95, 3bar only": rate(count(lambda c: sig(c["psr"]), first), n),
-            "attention vs dense better/worse, 3bar only": rate(count(decided, first), n)}
+            "attention vs dense better/worse, 3bar only": rate(count(decided, first), n),
+            "winner DSR > 0.95, horizon:1 only": rate(count(lambda c: sig(c["dsr"]), second), n),
+            "attention vs dense better/worse, horizon:1 only": rate(count(decided, second), n)}
 
 
 def main() -> None:
@@ -113,6 +142,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--summary", action="store_true", help="only summarise the rows in --out")
     ap.add_argument("--out", type=Path, required=True, help="JSON lines, one per seed (resumable)")
+    ap.add_argument("--series", type=Path, help="folder: save each seed's return series there")
     args = ap.parse_args()
     done = {}
     if args.out.exists():
@@ -124,7 +154,7 @@ def main() -> None:
         todo = [s for s in range(args.first, args.first + args.seeds) if s not in done]
         t0 = time.perf_counter()
         with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            seeds = {pool.submit(one_seed, s, args.bars, args.epochs): s for s in todo}
+            seeds = {pool.submit(one_seed, s, args.bars, args.epochs, args.series): s for s in todo}
             for fut in as_completed(seeds):
                 try:
                     r = fut.result()

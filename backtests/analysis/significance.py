@@ -41,7 +41,12 @@ Everything that turns returns into a probability or a p-value lives here, with i
 
 Significance level ``ALPHA`` = 0.05 throughout. Calibration (share called significant with no edge,
 and power with a planted edge) is measured in ``tests/backtests/test_significance.py`` and
-reported in ``docs/walkforward.md``.
+reported in ``docs/walkforward.md``; the verdict rule on network-like return series (sparse,
+frequent, volatility-sized one-bar trades on ``data.synth``'s null and order worlds) in
+``tests/backtests/test_verdict_calibration.py``, and on the networks' own null return series in
+docs/research.md (network null calibration). There the Sharpe difference test *alone* is liberal
+on sparse series (about 10 % at p < ALPHA for a model of a few dozen trades), while the rule,
+which also asks SPA, stays at ALPHA: claims of a difference go through ``difference_verdict``.
 """
 
 from __future__ import annotations

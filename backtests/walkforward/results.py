@@ -241,10 +241,15 @@ def winner(models: dict, returns: dict[str, pd.Series]) -> dict | None:
         second = ranked[1]
         both = pd.concat([returns[best].rename("a"), returns[second].rename("b")], axis=1,
                          join="inner").dropna()
-        t = sig.sharpe_difference_test(both["a"].to_numpy(), both["b"].to_numpy())
+        # the margin is judged by the one verdict rule (the bootstrap alone is liberal on
+        # sparse series: docs/research.md, network null calibration)
+        v = sig.difference_verdict(both["a"].to_numpy(), both["b"].to_numpy(), both=False)
+        t = v["sharpe_diff"]
         ann = math.sqrt(m["bars_per_year"]) if math.isfinite(m["bars_per_year"]) else math.nan
         out["runner_up"] = {"model": second, "sharpe": models[second]["sharpe"],
-                            "diff_annualised": t["diff"] * ann, "p_value": t["p_value"]}
+                            "diff_annualised": t["diff"] * ann, "p_value": t["p_value"],
+                            "spa_p_value": v["spa_better"]["p_value"],
+                            "decision": v["decision"]}
     out["text"] = winner_text(out)
     return out
 
@@ -254,10 +259,10 @@ def winner_text(w: dict) -> str:
             f"{w['total_return_pct']:+.2f} %, PSR {w['psr']:.2f}, DSR {w['dsr']:.2f})")
     r = w["runner_up"]
     if r:
-        sure = ("a significant margin" if r["p_value"] < sig.ALPHA
+        sure = ("a significant margin" if r.get("decision") == "better"
                 else "not a significant margin")
         text += (f", {r['diff_annualised']:+.2f} ahead of {r['model']} (p = "
-                 f"{r['p_value']:.2f}: {sure})")
+                 f"{r['p_value']:.2f}: {sure} by the verdict rule)")
     pos = w["psr"] > 1 - sig.ALPHA
     text += (". Its Sharpe ratio is " + ("significantly above zero (PSR > 0.95)" if pos else
                                           "not significantly above zero (PSR ≤ 0.95)"))
