@@ -266,7 +266,12 @@ def significance(records: list[Comparable], n_boot: int = 2000, seed: int = 0) -
     """The first run against each other run: a paired Sharpe-difference test and the verdict by
     ``significance.VERDICT_RULE`` (the test and SPA, as a walk-forward's comparisons) where they
     traded the same bars; otherwise a line saying why it was not tested."""
-    from backtests.analysis.significance import VERDICT_RULE, describe_p, difference_verdict
+    from backtests.analysis.significance import (
+        VERDICT_RULE,
+        describe_p,
+        difference_verdict,
+        verdict_claim,
+    )
 
     out = []
     first = records[0]
@@ -291,9 +296,8 @@ def significance(records: list[Comparable], n_boot: int = 2000, seed: int = 0) -
                     "spa_better_p": verdict["spa_better"]["p_value"],
                     "spa_worse_p": verdict["spa_worse"]["p_value"], "rule": VERDICT_RULE})
         lo, hi = test["ci"]
-        words = {"better": f"{first.name} trades better", "worse": f"{first.name} trades worse",
-                 "mixed": "mixed (SPA does not confirm the Sharpe difference): no verdict",
-                 "none": "no significant difference"}[verdict["decision"]]
+        words = verdict_claim(verdict["decision"], first.name, test["diff"],
+                              verdict["spa_better"]["p_value"], verdict["spa_worse"]["p_value"])
         row["text"] = (f"{first.name} vs {other.name}, same {test['n_obs']:,} bars: per-bar Sharpe "
                        f"ratio difference {test['diff']:+.4f} (95 % CI {lo:+.4f} … {hi:+.4f}, "
                        f"block bootstrap, mean block {test['block']} bars, {test['n_boot']:,} "

@@ -306,6 +306,20 @@ def decide(diff: float, p_bootstrap: float, p_spa_better: float, p_spa_worse: fl
         "worse" if small(p_spa_worse) else "mixed")
 
 
+def verdict_claim(decision: str, a: str, diff: float, p_spa_better: float,
+                  p_spa_worse: float) -> str:
+    """``decide``'s ``decision`` for model ``a`` against another, in words (``diff``: a's Sharpe
+    minus the other's; the SPA p-values as ``decide`` takes them)."""
+    if decision in ("better", "worse"):
+        return f"evidence {a} trades {decision}"
+    if decision == "mixed":
+        spa_p = p_spa_better if diff > 0 else p_spa_worse
+        shown = f"{spa_p:.2f}" if spa_p is not None and math.isfinite(spa_p) else "n/a"
+        return (f"mixed: {a} is {'ahead' if diff > 0 else 'behind'} by the Sharpe difference test "
+                f"but SPA does not confirm it (p = {shown}); no significant difference")
+    return f"no significant difference: no evidence {a} trades better or worse"
+
+
 def difference_verdict(returns_a, returns_b, *, n_boot: int = N_BOOT, spa_reps: int = SPA_REPS,
                        block: int | None = None, seed: int = 0, both: bool = True) -> dict:
     """A against B on the same bars by ``VERDICT_RULE``: ``decision``, ``sharpe_diff`` (the
@@ -410,4 +424,4 @@ def describe_p(p: float | None) -> str:
 
 __all__ = ["ALPHA", "BOOTSTRAP", "N_BOOT", "SPA_REPS", "VERDICT_RULE", "block_length", "decide",
            "backtest_verdict", "describe_p", "difference_verdict", "dsr", "dsr_from_trials", "expected_max_sharpe", "mean_ci", "moments", "paired_test", "psr",
-           "sharpe", "sharpe_difference_test", "spa_test", "stationary_indices"]
+           "sharpe", "sharpe_difference_test", "spa_test", "stationary_indices", "verdict_claim"]

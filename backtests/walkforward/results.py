@@ -197,17 +197,7 @@ def comparison_text(c: dict) -> str:
             f"beating {c['b']}, {_p(worse['p_value'])} for the reverse)")
     a = c["a"].split(" on ")[0]
     decision = sig.decide(sd["diff"], sd["p_value"], better["p_value"], worse["p_value"])
-    if decision == "better":
-        claim = f"evidence {a} trades better"
-    elif decision == "worse":
-        claim = f"evidence {a} trades worse"
-    elif decision == "mixed":
-        ahead = "ahead" if sd["diff"] > 0 else "behind"
-        spa_p = better["p_value"] if sd["diff"] > 0 else worse["p_value"]
-        claim = (f"mixed: {a} is {ahead} by the Sharpe difference test but SPA does not confirm "
-                 f"it (p = {_p(spa_p)}); no significant difference")
-    else:
-        claim = f"no significant difference: no evidence {a} trades better or worse"
+    claim = sig.verdict_claim(decision, a, sd["diff"], better["p_value"], worse["p_value"])
     if math.isfinite(lo) and lo > 0:
         claim += f"; its signals hit more often than {c['b']}'s"
     elif math.isfinite(hi) and hi < 0:
