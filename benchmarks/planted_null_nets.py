@@ -22,8 +22,11 @@ spread column, ``costs.spread=0``) and exits that cannot bias a random walk (``E
 Claims counted per seed (the walk-forward's own outputs): the winner (highest stitched Sharpe)
 with DSR > 0.95; the winner with PSR > 0.95 (not deflated); attention vs dense decided
 "better"/"worse" (``significance.decide``: the paired test + SPA); each "after the search" (any
-of the label rules) and for the first label rule alone. Seeds run in parallel, one process a
-seed, torch on one thread each; a row is appended to ``--out`` as each seed finishes.
+of the label rules) and for the first label rule alone. Since registry schema v5 the second
+walk-forward's comparison is the pair's second on these bars and is judged at α / 2
+(docs/walkforward.md); each row keeps its α and the decision it would have had at α. Seeds run
+in parallel, one process a seed, torch on one thread each; a row is appended to ``--out`` as
+each seed finishes.
 """
 
 from __future__ import annotations
@@ -92,12 +95,24 @@ def one_seed(seed: int, bars: int, epochs: int, series: Path | None = None) -> d
                 "models": {m: {"sharpe": r.get("sharpe"), "psr": r.get("psr"), "dsr": r.get("dsr")}
                            for m, r in p["models"].items()},
                 "decision": cmp[0]["decision"] if cmp else None,
-                "spa": (cmp[0].get("spa") or {}).get("p_value") if cmp else None})
+                "spa": (cmp[0].get("spa") or {}).get("p_value") if cmp else None,
+                **(_verdict_numbers(cmp[0]) if cmp else {})})
     if series is not None:
         series.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(series / f"{seed}.npz", **saved)
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
+
+
+def _verdict_numbers(c: dict) -> dict:
+    """The comparison's p-values, its α (the registry's charge: the second label rule's
+    comparison is the pair's second on these bars) and the decision it would have had at α."""
+    from backtests.analysis.significance import ALPHA, decide
+
+    sd, worse = c["sharpe_diff"], (c.get("spa_worse") or {}).get("p_value")
+    return {"alpha": (c.get("family") or {}).get("alpha", ALPHA), "diff": sd["diff"],
+            "p_bootstrap": sd["p_value"], "spa_worse": worse,
+            "decision_at_alpha": decide(sd["diff"], sd["p_value"], c["spa"]["p_value"], worse)}
 
 
 def summary(rows: list[dict]) -> dict:
@@ -130,7 +145,10 @@ def summary(rows: list[dict]) -> dict:
             "winner PSR > 0.95, 3bar only": rate(count(lambda c: sig(c["psr"]), first), n),
             "attention vs dense better/worse, 3bar only": rate(count(decided, first), n),
             "winner DSR > 0.95, horizon:1 only": rate(count(lambda c: sig(c["dsr"]), second), n),
-            "attention vs dense better/worse, horizon:1 only": rate(count(decided, second), n)}
+            "attention vs dense better/worse, horizon:1 only": rate(count(decided, second), n),
+            "attention vs dense better/worse, any label rule, not charged (each at 0.05)": rate(
+                count(lambda c: c.get("decision_at_alpha", c["decision"]) in ("better", "worse"),
+                      every), n)}
 
 
 def main() -> None:

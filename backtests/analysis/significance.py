@@ -321,23 +321,27 @@ def verdict_claim(decision: str, a: str, diff: float, p_spa_better: float,
 
 
 def difference_verdict(returns_a, returns_b, *, n_boot: int = N_BOOT, spa_reps: int = SPA_REPS,
-                       block: int | None = None, seed: int = 0, both: bool = True) -> dict:
-    """A against B on the same bars by ``VERDICT_RULE``: ``decision``, ``sharpe_diff`` (the
-    bootstrap test), ``spa_better`` (A beats B?) and ``spa_worse`` (B beats A?).
+                       block: int | None = None, seed: int = 0, both: bool = True,
+                       alpha: float = ALPHA) -> dict:
+    """A against B on the same bars by ``VERDICT_RULE`` at level ``alpha``: ``decision``,
+    ``sharpe_diff`` (the bootstrap test), ``spa_better`` (A beats B?), ``spa_worse`` (B beats
+    A?) and ``alpha``.
 
     ``both=False`` runs only the SPA the rule consults (none when the bootstrap is not
     significant; the other's p-value is NaN): the same decision, for calibration draws.
     """
     a, b = np.asarray(returns_a, float), np.asarray(returns_b, float)
     sd = sharpe_difference_test(a, b, n_boot=n_boot, block=block, seed=seed)
-    significant = math.isfinite(sd["p_value"]) and sd["p_value"] < ALPHA
+    significant = math.isfinite(sd["p_value"]) and sd["p_value"] < alpha
     skipped = {"p_value": float("nan"), "skipped": True}
     better = spa_test(b, a, reps=spa_reps, block=block, seed=seed) \
         if both or (significant and sd["diff"] > 0) else skipped
     worse = spa_test(a, b, reps=spa_reps, block=block, seed=seed) \
         if both or (significant and sd["diff"] < 0) else skipped
-    return {"decision": decide(sd["diff"], sd["p_value"], better["p_value"], worse["p_value"]),
-            "sharpe_diff": sd, "spa_better": better, "spa_worse": worse, "rule": VERDICT_RULE}
+    return {"decision": decide(sd["diff"], sd["p_value"], better["p_value"], worse["p_value"],
+                               alpha),
+            "sharpe_diff": sd, "spa_better": better, "spa_worse": worse, "rule": VERDICT_RULE,
+            "alpha": alpha}
 
 
 # --- a backtest against random entries (report.json's verdict) -----------------------------------

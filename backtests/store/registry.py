@@ -8,7 +8,8 @@ The registry also keeps an append-only ``trials`` table: one row per strategy/co
 data set, so a later deflated-Sharpe check can count every trial, including removed runs. A trial
 is keyed by (kind, data fingerprint, config id): the same configuration, seed and fold evaluated
 again on the same data is the same trial, never a new one (a unique index; ``add_trial`` keeps the
-first row).
+first row). The ``comparisons`` table, append-only too, keeps every verdict of one model against
+another on a data set, so the k-th comparison of a pair on the same bars can be judged at α / k.
 
 A run that is ``running`` is owned by the process that created (or resumed) it: that process
 holds an exclusive ``flock`` on ``<run>/.owner.lock`` and the row records its pid and host. The
@@ -22,7 +23,8 @@ Files are written atomically and durably (``data.atomic.atomic_write``: temp fil
 whose status is ``done`` always has complete files. The schema version lives in
 ``PRAGMA user_version`` (``backtests.store.sqlitedb``, shared with the paper journals); older registries
 (v1, made by ``backtests/runs.py``; v2, without owners and with duplicate trials; v3, whose trials
-column ``sharpe_per_bar`` was called ``sharpe``) are upgraded in place.
+column ``sharpe_per_bar`` was called ``sharpe``; v4, without the ``comparisons`` table) are
+upgraded in place.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ STATUSES = ("running", "done", "failed", "interrupted")
 DEAD = "dead"                   # shown, never stored: 'running' whose owner process has ended
 SHOWN_STATUSES = (*STATUSES, DEAD)
 UNOWNED_KINDS = ("paper",)      # a paper account stays open between the processes that step it
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 COLUMNS = ("id", "kind", "created", "finished", "status", "model", "data", "fingerprint",
            "parent", "config_id", "command", "summary", "owner_pid", "owner_host")
@@ -129,7 +131,19 @@ def _m3_v4(db: sqlite3.Connection) -> None:
         db.execute(f"ALTER TABLE {table} RENAME COLUMN sharpe TO sharpe_per_bar")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m0_v1_table, _m1_v2, _m2_v3, _m3_v4]
+def _m4_v5(db: sqlite3.Connection) -> None:
+    """v5: the ``comparisons`` table (one row per pair, data set and configuration compared)."""
+    db.execute("""
+        CREATE TABLE IF NOT EXISTS comparisons (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, created TEXT NOT NULL, run_id TEXT, fingerprint
+            TEXT NOT NULL, pair TEXT NOT NULL, config_id TEXT NOT NULL, n_obs INTEGER, diff REAL,
+            p_bootstrap REAL, p_spa_better REAL, p_spa_worse REAL, alpha REAL, decision TEXT)""")
+    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS comparisons_key ON comparisons "
+               "(fingerprint, pair, config_id)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m0_v1_table, _m1_v2, _m2_v3, _m3_v4,
+                                                           _m4_v5]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -413,6 +427,31 @@ class Registry:
             if db is None:
                 return []
             return [dict(r) for r in db.execute(f"SELECT * FROM trials{where} ORDER BY id", args)]
+
+    def comparison_family(self, *, fingerprint: str, pair: str, config_id: str) -> list[dict]:
+        """The comparisons of ``pair`` on ``fingerprint`` recorded before the one keyed by
+        ``config_id`` (all of them when it is not recorded yet), oldest first: the family a new
+        verdict of the pair on these bars is charged for."""
+        with self._connect() as db:
+            rows = [] if db is None else [dict(r) for r in db.execute(
+                "SELECT * FROM comparisons WHERE fingerprint=? AND pair=? ORDER BY id",
+                (fingerprint, pair))]
+        ids = [r["config_id"] for r in rows]
+        return rows[:ids.index(config_id)] if config_id in ids else rows
+
+    def add_comparison(self, *, run_id: str | None, fingerprint: str, pair: str, config_id: str,
+                       **numbers: Any) -> None:
+        """Record one comparison (``numbers``: n_obs, diff, p_bootstrap, p_spa_better/worse,
+        alpha, decision; NaN as NULL); one already recorded is kept as it was."""
+        keys = ("n_obs", "diff", "p_bootstrap", "p_spa_better", "p_spa_worse", "alpha", "decision")
+        values = [None if isinstance(v, float) and v != v else v
+                  for v in (numbers.get(k) for k in keys)]
+        with self._connect(write=True) as db:
+            assert db is not None
+            with self._transaction(db):
+                db.execute(f"INSERT OR IGNORE INTO comparisons (created, run_id, fingerprint, pair,"
+                           f" config_id, {', '.join(keys)}) VALUES ({', '.join('?' * 12)})",
+                           (now(), run_id, fingerprint, pair, config_id, *values))
 
     @staticmethod
     def _where(**equal: Any) -> tuple[str, list]:

@@ -306,8 +306,8 @@ def record(run_: Run, wf: WalkForward, p: Planned, results: dict[str, dict],
         for a, b in pairs:
             a_tasks = [r for rs in groups[(source, models[a]["model"])].values() for r in rs]
             b_tasks = [r for rs in groups[(source, models[b]["model"])].values() for r in rs]
-            comparisons.append(R.compare(a, b, a_tasks, b_tasks, returns[a], returns[b],
-                                         models[a]["bars_per_year"]))
+            comparisons.append(_compare_charged(reg, run_, stitched_fp[source], models, a, b,
+                                                a_tasks, b_tasks, returns))
     best = R.winner(models, returns)
 
     equity = pd.DataFrame(equities)
@@ -337,6 +337,25 @@ def record(run_: Run, wf: WalkForward, p: Planned, results: dict[str, dict],
             "winner_sharpe": best["sharpe"] if best else None,
             "winner_psr": best["psr"] if best else None,
             "winner_dsr": best["dsr"] if best else None}
+
+
+def _compare_charged(reg: Registry, run_: Run, fp: str, models: dict, a: str, b: str,
+                     a_tasks: list[dict], b_tasks: list[dict], returns: dict) -> dict:
+    """``results.compare`` of a against b, charged for the earlier comparisons of the pair on
+    these bars (the registry's comparisons table: any other configuration of the two models,
+    e.g. another label rule, is another comparison; the same tasks compared again are the same
+    one), then recorded there."""
+    pair = f"{models[a]['model']} vs {models[b]['model']}"
+    cid = config_id({"pair": pair, "tasks": sorted(r["task"]["id"] for r in a_tasks + b_tasks)})
+    earlier = reg.comparison_family(fingerprint=fp, pair=pair, config_id=cid)
+    c = R.compare(a, b, a_tasks, b_tasks, returns[a], returns[b], models[a]["bars_per_year"],
+                  earlier)
+    reg.add_comparison(run_id=run_.id, fingerprint=fp, pair=pair, config_id=cid,
+                       n_obs=c["sharpe_diff"]["n_obs"], diff=c["sharpe_diff"]["diff"],
+                       p_bootstrap=c["sharpe_diff"]["p_value"], p_spa_better=c["spa"]["p_value"],
+                       p_spa_worse=c["spa_worse"]["p_value"], alpha=c["family"]["alpha"],
+                       decision=c["decision"])
+    return c
 
 
 def _costs_charged(wf: WalkForward, p: Planned, groups, n_sources: int) -> dict:

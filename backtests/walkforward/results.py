@@ -153,10 +153,13 @@ def _pp(x: float) -> str:
 
 
 def compare(a_name: str, b_name: str, a_tasks: list[dict], b_tasks: list[dict],
-            ret_a: pd.Series, ret_b: pd.Series, bars_per_year: float) -> dict:
+            ret_a: pd.Series, ret_b: pd.Series, bars_per_year: float,
+            earlier: list[dict] | None = None) -> dict:
     """Model a vs b on the same folds and seeds: paired hit test (folds as clusters), Sharpe
     difference bootstrap and SPA both ways on the seed-average per-bar returns, and a verdict
-    by ``significance.VERDICT_RULE``."""
+    by ``significance.VERDICT_RULE`` at ``family_alpha`` of the ``earlier`` comparisons of the
+    pair on these bars (``Registry.comparison_family``)."""
+    family = comparison_family(earlier or [])
     key = {(r["task"]["seed"], r["task"]["fold"]): r for r in b_tasks}
     pairs = [(r, key[(r["task"]["seed"], r["task"]["fold"])]) for r in a_tasks
              if (r["task"]["seed"], r["task"]["fold"]) in key]
@@ -169,7 +172,8 @@ def compare(a_name: str, b_name: str, a_tasks: list[dict], b_tasks: list[dict],
     f1 = sig.paired_test(diffs(lambda r: r["metrics"]["macro_f1"]), folds)
     ret = sig.paired_test(diffs(lambda r: r["stats"]["total_return_pct"]), folds)
     both = pd.concat([ret_a.rename("a"), ret_b.rename("b")], axis=1, join="inner").dropna()
-    tested = sig.difference_verdict(both["a"].to_numpy(), both["b"].to_numpy())
+    tested = sig.difference_verdict(both["a"].to_numpy(), both["b"].to_numpy(),
+                                    alpha=family["alpha"])
     sd = tested["sharpe_diff"]
     ann = math.sqrt(bars_per_year) if math.isfinite(bars_per_year) else float("nan")
     out = {"a": a_name, "b": b_name, "pairs": len(pairs), "folds": int(len(set(folds.tolist()))),
@@ -177,9 +181,35 @@ def compare(a_name: str, b_name: str, a_tasks: list[dict], b_tasks: list[dict],
            "sharpe_diff": {**sd, "diff_annualised": sd["diff"] * ann,
                            "ci_annualised": [c * ann for c in sd["ci"]]},
            "spa": tested["spa_better"], "spa_worse": tested["spa_worse"],
-           "decision": tested["decision"], "rule": tested["rule"]}
+           "decision": tested["decision"], "rule": tested["rule"], "family": family}
     out["verdict"] = comparison_text(out)
     return out
+
+
+def comparison_family(earlier: list[dict]) -> dict:
+    """The multiplicity charge of a comparison: it is the k-th of its pair on these bars (k − 1
+    ``earlier`` rows of the registry's comparisons table), so its verdict is judged at
+    α / k (Bonferroni over the comparisons made so far, as the DSR counts the trials made so
+    far); ``still_holding``: how many of the earlier "better"/"worse" verdicts survive α / k."""
+    k = len(earlier) + 1
+    alpha = sig.ALPHA / k
+    held = [e for e in earlier if e.get("decision") in ("better", "worse")]
+    still = [e for e in held if sig.decide(*(_num(e.get(f)) for f in (
+        "diff", "p_bootstrap", "p_spa_better", "p_spa_worse")), alpha) == e["decision"]]
+    return {"k": k, "alpha": alpha, "earlier_runs": [e.get("run_id") for e in earlier],
+            "earlier_decided": len(held), "still_holding": len(still)}
+
+
+def family_text(f: dict) -> str:
+    """The charge in words ('' for a first comparison)."""
+    if f["k"] == 1:
+        return ""
+    text = (f"; comparison {f['k']} of this pair on these bars, so judged at α = "
+            f"{sig.ALPHA:g}/{f['k']} = {f['alpha']:.3g} (Bonferroni)")
+    if f["earlier_decided"]:
+        text += (f"; of the {f['earlier_decided']} earlier better/worse verdicts "
+                 f"{f['still_holding']} still hold at this α")
+    return text
 
 
 def _num(x) -> float:
@@ -196,7 +226,9 @@ def comparison_text(c: dict) -> str:
             f"(bootstrap p = {_p(sd['p_value'])}; SPA p = {_p(better['p_value'])} for {c['a']} "
             f"beating {c['b']}, {_p(worse['p_value'])} for the reverse)")
     a = c["a"].split(" on ")[0]
-    decision = sig.decide(sd["diff"], sd["p_value"], better["p_value"], worse["p_value"])
+    family = c.get("family") or comparison_family([])
+    decision = sig.decide(sd["diff"], sd["p_value"], better["p_value"], worse["p_value"],
+                          family["alpha"])
     claim = sig.verdict_claim(decision, a, sd["diff"], better["p_value"], worse["p_value"])
     if math.isfinite(lo) and lo > 0:
         claim += f"; its signals hit more often than {c['b']}'s"
@@ -204,7 +236,7 @@ def comparison_text(c: dict) -> str:
         claim += f"; its signals hit less often than {c['b']}'s"
     else:
         claim += "; no evidence of a hit-rate difference"
-    return f"{text} — {claim} ({sig.VERDICT_RULE})"
+    return f"{text} — {claim}{family_text(family)} ({sig.VERDICT_RULE})"
 
 
 def _p(p: float | None) -> str:
@@ -312,6 +344,7 @@ def _seed_means(m: dict) -> dict:
     return {k: _num(a[k]["mean"]) for k in ("hit_pct", "missed_pct")}
 
 
-__all__ = ["SUPPORT", "TABLE_COLUMNS", "charged_per_seed", "compare", "costs_block",
+__all__ = ["SUPPORT", "TABLE_COLUMNS", "charged_per_seed", "compare", "comparison_family",
+           "costs_block", "family_text",
            "infer_bars_per_year", "jsonable", "model_name", "model_summary", "rule_verdicts",
            "seed_summary", "sharpe_per_bar", "stitch", "task_row", "comparison_text", "winner"]
