@@ -3,10 +3,15 @@
 ``simulate_fast`` takes what ``strategy.engine.simulate`` takes (candles as bid prices, class
 probabilities, ``FractalParams``, ``Costs``, cash, per-bar account-currency ``rates``) and returns
 the same trades frame and equity curve, about three orders of magnitude faster. backtrader stays
-the engine of record (reports, paper trading); this one serves sweeps, threshold choice and
-walk-forward screening, and the winners of a sweep are re-run on backtrader. Equality with
-backtrader is a property test over random candles, signals, costs and every rule
-(tests/strategy/test_fast.py).
+the engine of record: the model a backtest report is about, walk-forward's test backtests and
+paper trading run on it. This one serves sweeps (whose winners are re-run on backtrader),
+threshold choice, meta-labelling, and a report's reference strategies (the rule baselines, the
+other ``vs`` models and the oracle, through ``backtests.simulation.run_reference``), for speed:
+those enter on many bars and backtrader's order handling dominated a report's time. Equality
+with backtrader is a property test over random candles, signals, costs and every rule
+(tests/strategy/test_fast.py); the trade records carry backtrader's executed prices to the last
+bit (``_executed``). ``unsupported`` names a setting this kernel does not read (none today), on
+which a caller that may choose runs backtrader instead.
 
 The kernel follows the bar-by-bar order of backtrader's loop: at bar t the broker fills the orders
 sent at the close of t − 1 (an exit first, then an entry, both at the open), then tries the held
@@ -21,7 +26,7 @@ Compiled code is cached under the project's cache directory (``$ATTNBT_CACHE/num
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -55,6 +60,16 @@ from strategy.rules import (  # noqa: E402
 
 if numba.config.CACHE_DIR != os.environ["NUMBA_CACHE_DIR"]:
     numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
+
+# The settings the kernel reads (``run_prepared``), and those the engine ignores as well; a
+# setting outside both, not at its default, is one the kernel would not honour (``unsupported``).
+PARAMS_READ = frozenset({
+    "threshold", "allow_short", "stop_buffer", "take_profit_r", "exit_on_opposite", "max_hold",
+    "sizing", "units", "risk_fraction", "max_leverage", "stops_in_entry_bar", "stop",
+    "take_profit_atr", "trail", "atr_period", "pip", "min_stop_spreads", "hours", "min_margin",
+    "kelly_fraction", "barriers"})
+PARAMS_IGNORED = frozenset({"meta", "meta_threshold", "meta_folds", "meta_epochs"})
+COSTS_READ = frozenset({"spread", "default_spread", "commission", "slippage"})
 
 REASONS = ("stop", "target", "opposite", "max_hold", "end")
 R_STOP, R_TARGET, R_OPPOSITE, R_MAX_HOLD, R_END = range(5)
@@ -108,6 +123,14 @@ def _plan(d, p_dir, margin, close, high, low, spread, atr, hour_ok, equity, rate
     if not size > 0:
         return 0.0, 0.0, 0.0, np.nan
     return size, stop, target_r, target_dist
+
+
+@njit(cache=True)
+def _executed(price, size):
+    """An order's executed price as backtrader records it: the size-weighted mean of its one
+    fill, (size × price) / size, which may differ from ``price`` in the last bit
+    (``backtrader.order.OrderData.addbit``). The position itself is booked at ``price``."""
+    return (size * price) / size
 
 
 @njit(cache=True)
@@ -167,22 +190,23 @@ def kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
             cm = commission * size
             cash -= cm
             if want_trades:
-                _book(ti, tf, nt, s_bar, e_bar, t, pos, pend_exit, size, pin, x, sp_in, sl_in,
-                      cm_in, sp if pos < 0 else 0.0, slip, cm)
+                _book(ti, tf, nt, s_bar, e_bar, t, pos, pend_exit, size, pin, _executed(x, size),
+                      sp_in, sl_in, cm_in, sp if pos < 0 else 0.0, slip, cm)
                 nt += 1
             count += 1
             pos = 0
         pend_exit = -1
         if pend_dir != 0:
             d = pend_dir
-            pin = o[t] + sp + slip if d > 0 else o[t] - slip
+            fill = o[t] + sp + slip if d > 0 else o[t] - slip
             size = pend_size
+            pin = _executed(fill, size)      # the order's price (its trade, risk and target)
             cm_in = commission * size
             cash -= cm_in
             sp_in = sp if d > 0 else 0.0
             sl_in = slip
             pos = d
-            mark = pin
+            mark = fill                      # the position's price (its P&L)
             e_bar = t
             s_bar = pend_sig
             stop = pend_stop
@@ -228,8 +252,9 @@ def kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
                 cm = commission * size
                 cash -= cm
                 if want_trades:
-                    _book(ti, tf, nt, s_bar, e_bar, t, pos, reason, size, pin, x, sp_in, sl_in,
-                          cm_in, sp if pos < 0 else 0.0, slip if reason == R_STOP else 0.0, cm)
+                    _book(ti, tf, nt, s_bar, e_bar, t, pos, reason, size, pin, _executed(x, size),
+                          sp_in, sl_in, cm_in, sp if pos < 0 else 0.0,
+                          slip if reason == R_STOP else 0.0, cm)
                     nt += 1
                 count += 1
                 pos = 0
@@ -408,6 +433,20 @@ def run_prepared(prep: Prepared, params: FractalParams, costs: Costs, cash: floa
     return FastResult(equity, int(count), ti if trades else None, tf if trades else None)
 
 
+def unsupported(params: FractalParams, costs: Costs) -> str | None:
+    """The first setting of ``params``/``costs`` the kernel does not read (``PARAMS_READ``,
+    ``COSTS_READ``) that is not at its default, as ``Class.field=value``; None when the kernel
+    trades these settings as backtrader does (every setting of today's ``FractalParams`` and
+    ``Costs``: tests/strategy/test_fast.py). Callers that may use either engine
+    (``backtests.simulation.run_reference``) run backtrader when this names one."""
+    for obj, known in ((params, PARAMS_READ | PARAMS_IGNORED), (costs, COSTS_READ)):
+        default = type(obj)()
+        for f in fields(obj):
+            if f.name not in known and getattr(obj, f.name) != getattr(default, f.name):
+                return f"{type(obj).__name__}.{f.name}={getattr(obj, f.name)!r}"
+    return None
+
+
 def simulate_fast(candles: pd.DataFrame, probs: pd.DataFrame | None,
                   params: FractalParams = FractalParams(), costs: Costs = Costs(),
                   cash: float = 100_000.0, *, finalize: bool = True,
@@ -439,5 +478,6 @@ def trades_frame(res: FastResult, candles: pd.DataFrame,
     return to_frame(records, TradeRecord, index.dtype)
 
 
-__all__ = ["FastResult", "PROB_COLUMNS", "Prepared", "REASONS", "prepare", "run_prepared",
-           "signal_arrays", "simulate_fast", "trades_frame"]
+__all__ = ["COSTS_READ", "FastResult", "PARAMS_IGNORED", "PARAMS_READ", "PROB_COLUMNS",
+           "Prepared", "REASONS", "prepare", "run_prepared", "signal_arrays", "simulate_fast",
+           "trades_frame", "unsupported"]
