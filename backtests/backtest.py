@@ -7,7 +7,7 @@ oracle (the upper bound of these rules). Beside the trading figures stand the ar
 (in-sample) figures and ours (out-of-sample) for the same metrics.
 
 The model backtested trades on backtrader (``run_backtest``, the engine of record); the references
-beside it (the rule baselines and the oracle) on the compiled simulator
+beside it (the ``vs`` runs, the rule baselines and the oracle) on the compiled simulator
 (``run_reference``: the same trades, equity and statistics, tests/backtests/test_reference_engine.py)
 for speed: backtrader's order handling of the references was most of a report's time.
 
@@ -263,8 +263,8 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
         if b.auto_threshold:
             other_params, threshold_tables[other.name] = scored_threshold(
                 other, other_params, costs, cash, conv, grid=b.threshold_grid)
-        other_result = run_backtest(bars, other.period_probs, other_params, costs, cash,
-                                    rates=bar_rates)
+        other_result = run_reference(bars, other.period_probs, other_params, costs, cash,
+                                     rates=bar_rates)
         ours.append((other.name, other.run.id, other.metrics().get("model", {}),
                      other_result.stats))
         baselines[f"model:{other.run.id}"] = {
