@@ -9,9 +9,12 @@ threshold choice, meta-labelling, and a report's reference strategies (the rule 
 other ``vs`` models and the oracle, through ``backtests.simulation.run_reference``), for speed:
 those enter on many bars and backtrader's order handling dominated a report's time. Equality
 with backtrader is a property test over random candles, signals, costs and every rule
-(tests/strategy/test_fast.py); the trade records carry backtrader's executed prices to the last
-bit (``_executed``). ``unsupported`` names a setting this kernel does not read (none today), on
-which a caller that may choose runs backtrader instead.
+(tests/strategy/test_fast.py). The kernel does backtrader's arithmetic in backtrader's order
+(the broker's margin flows, ``_close``, ``_held_value``; the executed price of an order,
+``_executed``), so its trades and equity are backtrader's to the last bit, not only within the
+tolerance of that test (tests/backtests/test_reference_engine.py asserts it for a report's
+references). ``unsupported`` names a setting this kernel does not read (none today), on which a
+caller that may choose runs backtrader instead.
 
 The kernel follows the bar-by-bar order of backtrader's loop: at bar t the broker fills the orders
 sent at the close of t − 1 (an exit first, then an entry, both at the open), then tries the held
@@ -71,6 +74,11 @@ PARAMS_READ = frozenset({
 PARAMS_IGNORED = frozenset({"meta", "meta_threshold", "meta_folds", "meta_epochs"})
 COSTS_READ = frozenset({"spread", "default_spread", "commission", "slippage"})
 
+# backtrader's margin per unit (strategy.engine.simulate's commission info): the broker takes it
+# from cash on entry and gives it back on exit; the kernel books the same amounts in the same
+# order, so that its equity is backtrader's to the last bit.
+MARGIN = 1e-9
+
 REASONS = ("stop", "target", "opposite", "max_hold", "end")
 R_STOP, R_TARGET, R_OPPOSITE, R_MAX_HOLD, R_END = range(5)
 # per-trade integer columns and float columns of the kernel's output
@@ -126,6 +134,22 @@ def _plan(d, p_dir, margin, close, high, low, spread, atr, hour_ok, equity, rate
 
 
 @njit(cache=True)
+def _close(cash, signed_size, price, mark, rate, comm):
+    """backtrader's broker closing a futures-like position (``BackBroker._execute``): the margin
+    comes back, the commission goes, then the move since the last mark at this bar's rate."""
+    cash += signed_size * MARGIN if signed_size > 0 else -signed_size * MARGIN
+    cash -= comm
+    return cash + signed_size * (price - mark) * rate
+
+
+@njit(cache=True)
+def _held_value(size, unrealized):
+    """What an open position adds to the broker's value (``BackBroker._get_value``): its margin,
+    less and then plus its unrealized P&L."""
+    return (size * MARGIN - unrealized) + unrealized
+
+
+@njit(cache=True)
 def _executed(price, size):
     """An order's executed price as backtrader records it: the size-weighted mean of its one
     fill, (size × price) / size, which may differ from ``price`` in the last bit
@@ -162,6 +186,7 @@ def kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
     pos = 0
     size = 0.0
     mark = 0.0
+    fill = 0.0
     pin = 0.0
     e_bar = 0
     s_bar = 0
@@ -186,9 +211,8 @@ def kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
         # 1. fills at the open: an exit, then an entry
         if pend_exit >= 0 and pos != 0:
             x = o[t] + sp + slip if pos < 0 else o[t] - slip
-            cash += pos * size * (x - mark) * r
             cm = commission * size
-            cash -= cm
+            cash = _close(cash, pos * size, x, mark, r, cm)
             if want_trades:
                 _book(ti, tf, nt, s_bar, e_bar, t, pos, pend_exit, size, pin, _executed(x, size),
                       sp_in, sl_in, cm_in, sp if pos < 0 else 0.0, slip, cm)
@@ -202,6 +226,7 @@ def kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
             size = pend_size
             pin = _executed(fill, size)      # the order's price (its trade, risk and target)
             cm_in = commission * size
+            cash -= size * MARGIN            # the broker's margin, then the commission
             cash -= cm_in
             sp_in = sp if d > 0 else 0.0
             sl_in = slip
@@ -248,9 +273,8 @@ def kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
                     elif lo[t] + sp <= tp:
                         x, reason = tp, R_TARGET
             if reason >= 0:
-                cash += pos * size * (x - mark) * r
                 cm = commission * size
-                cash -= cm
+                cash = _close(cash, pos * size, x, mark, r, cm)
                 if want_trades:
                     _book(ti, tf, nt, s_bar, e_bar, t, pos, reason, size, pin, _executed(x, size),
                           sp_in, sl_in, cm_in, sp if pos < 0 else 0.0,
@@ -262,7 +286,10 @@ def kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
         if pos != 0:
             cash += pos * size * (c[t] - mark) * r
             mark = c[t]
-        equity[t] = cash
+            value = cash + _held_value(size, pos * size * (c[t] - fill) * r)
+        else:
+            value = cash
+        equity[t] = value
         # 4. the strategy at the close
         s = sig[t]
         enter = 0
@@ -301,7 +328,7 @@ def kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
                 sk = k_dn if enter > 0 else k_up
                 ta = k_up if enter > 0 else k_dn
             q, st, tr, td = _plan(enter, p_dir[t], margin[t], c[t], h[t], lo[t], sp, atr[t],
-                                  hour_ok[t], cash, r, sc, sk, stop_buffer, tp_r,
+                                  hour_ok[t], value, r, sc, sk, stop_buffer, tp_r,
                                   ta, min_stop_spreads, min_margin, sizing, units,
                                   risk_fraction, max_leverage, kelly_fraction, pip)
             if q > 0 and t < n - 1:
