@@ -7,8 +7,9 @@ default ``finalize=True`` a trade still open after the last bar is closed at the
 
 ``run_reference`` gives the same result for a report's reference strategies (rule baselines, the
 oracle, the other models given with ``vs``) from the compiled simulator (``strategy.fast``),
-whose trades and equity are backtrader's (a property test, tests/strategy/test_fast.py) at a
-small fraction of the time; the model a report is about is traded by ``run_backtest``.
+whose trades and equity are backtrader's to the last bit (tests/strategy/test_fast.py,
+tests/backtests/test_reference_engine.py) at a small fraction of the time; the model a report is
+about is traded by ``run_backtest`` on backtrader, the engine of record.
 
 ``choose_threshold(bars, probs, ...)`` picks the signal threshold on validation bars (the rule of
 ``threshold auto`` in every study); ``check_costs`` refuses a spread in the wrong units.

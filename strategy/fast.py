@@ -77,7 +77,7 @@ COSTS_READ = frozenset({"spread", "default_spread", "commission", "slippage"})
 # backtrader's margin per unit (strategy.engine.simulate's commission info): the broker takes it
 # from cash on entry and gives it back on exit; the kernel books the same amounts in the same
 # order, so that its equity is backtrader's to the last bit.
-MARGIN = 1e-9
+BROKER_MARGIN = 1e-9
 
 REASONS = ("stop", "target", "opposite", "max_hold", "end")
 R_STOP, R_TARGET, R_OPPOSITE, R_MAX_HOLD, R_END = range(5)
@@ -137,7 +137,7 @@ def _plan(d, p_dir, margin, close, high, low, spread, atr, hour_ok, equity, rate
 def _close(cash, signed_size, price, mark, rate, comm):
     """backtrader's broker closing a futures-like position (``BackBroker._execute``): the margin
     comes back, the commission goes, then the move since the last mark at this bar's rate."""
-    cash += signed_size * MARGIN if signed_size > 0 else -signed_size * MARGIN
+    cash += abs(signed_size) * BROKER_MARGIN
     cash -= comm
     return cash + signed_size * (price - mark) * rate
 
@@ -146,7 +146,7 @@ def _close(cash, signed_size, price, mark, rate, comm):
 def _held_value(size, unrealized):
     """What an open position adds to the broker's value (``BackBroker._get_value``): its margin,
     less and then plus its unrealized P&L."""
-    return (size * MARGIN - unrealized) + unrealized
+    return (size * BROKER_MARGIN - unrealized) + unrealized
 
 
 @njit(cache=True)
@@ -226,7 +226,7 @@ def kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
             size = pend_size
             pin = _executed(fill, size)      # the order's price (its trade, risk and target)
             cm_in = commission * size
-            cash -= size * MARGIN            # the broker's margin, then the commission
+            cash -= size * BROKER_MARGIN     # the broker's margin, then the commission
             cash -= cm_in
             sp_in = sp if d > 0 else 0.0
             sl_in = slip
