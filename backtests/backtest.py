@@ -6,6 +6,11 @@ picks its threshold on the model's validation bars when the model does), buy-and
 oracle (the upper bound of these rules). Beside the trading figures stand the article's reported
 (in-sample) figures and ours (out-of-sample) for the same metrics.
 
+The model backtested trades on backtrader (``run_backtest``, the engine of record); the references
+beside it (the ``vs`` runs, the rule baselines and the oracle) on the compiled simulator
+(``run_reference``: the same trades, equity and statistics, tests/backtests/test_reference_engine.py)
+for speed: backtrader's order handling of the references was most of a report's time.
+
 ``compute_backtest`` computes all of it and writes nothing; ``backtest`` computes and records the
 run (folder, registry row and one trial in the trials table) in the driver.
 """
@@ -35,7 +40,13 @@ from backtests.scoring import (
     score,
     validation_bars,
 )
-from backtests.simulation import BacktestResult, check_costs, choose_threshold, run_backtest
+from backtests.simulation import (
+    BacktestResult,
+    check_costs,
+    choose_threshold,
+    run_backtest,
+    run_reference,
+)
 from backtests.store import Registry, Run
 from data import fingerprint
 from data.errors import DataError
@@ -252,8 +263,8 @@ def compute_backtest(exp: Experiment, ref: str, *, vs: list[str] | None = None,
         if b.auto_threshold:
             other_params, threshold_tables[other.name] = scored_threshold(
                 other, other_params, costs, cash, conv, grid=b.threshold_grid)
-        other_result = run_backtest(bars, other.period_probs, other_params, costs, cash,
-                                    rates=bar_rates)
+        other_result = run_reference(bars, other.period_probs, other_params, costs, cash,
+                                     rates=bar_rates)
         ours.append((other.name, other.run.id, other.metrics().get("model", {}),
                      other_result.stats))
         baselines[f"model:{other.run.id}"] = {
@@ -455,10 +466,10 @@ def trade_rule(rule: RuleConfig, candles: pd.DataFrame, first: int, last: int, l
                params: FractalParams, costs: Costs, cash: float,
                bar_rates: np.ndarray | None) -> BacktestResult:
     """A rule baseline traded on ``candles[first … last]`` (its probabilities read the whole
-    ``candles``, bars <= t each)."""
+    ``candles``, bars <= t each) by the compiled simulator (``run_reference``)."""
     probs = rule_probs(candles, rule, labels).iloc[first:last + 1]
-    return run_backtest(candles.iloc[first:last + 1], probs, params, costs, cash,
-                        rates=bar_rates)
+    return run_reference(candles.iloc[first:last + 1], probs, params, costs, cash,
+                         rates=bar_rates)
 
 
 def rule_row(rule: RuleConfig, params: FractalParams, result: BacktestResult,
@@ -481,8 +492,8 @@ def reference_baselines(bars: pd.DataFrame, result: BacktestResult, labels: str,
                                  **_headline(compute_stats(bh_equity, bh_trades,
                                                            initial_equity=cash))}
     curves["buy_and_hold"] = {"label": "buy and hold", "equity": bh_equity}
-    oracle = run_backtest(bars, oracle_probs(bars, labels), params, costs, cash,
-                          rates=bar_rates)
+    oracle = run_reference(bars, oracle_probs(bars, labels), params, costs, cash,
+                           rates=bar_rates)
     baselines["oracle"] = {"label": "fractal oracle (perfect foresight)", "kind": "oracle",
                            **_headline(oracle.stats)}
     draws = random_entries(bars, result.trades, costs, n_draws=b.random_draws,

@@ -5,6 +5,12 @@ conventions: fills, ``finalize``, resuming from a ``state``) and adds ``compute_
 default ``finalize=True`` a trade still open after the last bar is closed at the last close with
 ``exit_reason="end"``, so ``final_equity == cash + trades.pnl_net.sum()``.
 
+``run_reference`` gives the same result for a report's reference strategies (rule baselines, the
+oracle, the other models given with ``vs``) from the compiled simulator (``strategy.fast``),
+whose trades and equity are backtrader's to the last bit (tests/strategy/test_fast.py,
+tests/backtests/test_reference_engine.py) at a small fraction of the time; the model a report is
+about is traded by ``run_backtest`` on backtrader, the engine of record.
+
 ``choose_threshold(bars, probs, ...)`` picks the signal threshold on validation bars (the rule of
 ``threshold auto`` in every study); ``check_costs`` refuses a spread in the wrong units.
 """
@@ -29,12 +35,13 @@ from strategy.engine import (
     TradeRecord,
     align_probs,
     simulate,
+    to_frame,
 )
 from strategy.fractal import Costs, FractalParams
 
 __all__ = ["ORDER_COLUMNS", "QUANTILE_GRID", "THRESHOLD_GRID", "THRESHOLD_GRIDS", "TRADE_COLUMNS",
            "BacktestResult", "align_probs", "best_threshold", "check_costs", "choose_threshold",
-           "run_backtest", "threshold_grid"]
+           "run_backtest", "run_reference", "threshold_grid"]
 
 THRESHOLD_GRID = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 # ``backtest.threshold_grid=quantile``: the thresholds that keep the top 50 %, 25 %, ... 1 % of the
@@ -80,6 +87,31 @@ def run_backtest(candles: pd.DataFrame, probs: pd.DataFrame | None,
                           stats=compute_stats(r.equity, r.trades), params=params, costs=costs,
                           cash=start_cash, meta=r.meta, open_trade=r.open_trade,
                           pending=r.pending, state=r.state)
+
+
+def run_reference(candles: pd.DataFrame, probs: pd.DataFrame,
+                  params: FractalParams = FractalParams(), costs: Costs = Costs(),
+                  cash: float = 100_000.0, *, rates: np.ndarray | None = None) -> BacktestResult:
+    """``run_backtest(candles, probs, params, costs, cash, rates=rates)`` for a reference strategy
+    of a report, traded by the compiled simulator: the same trades frame, equity and
+    ``compute_stats``; ``orders`` is empty (the kernel keeps no order log) and
+    ``meta["engine"]`` says ``"compiled"``. A setting the kernel does not read
+    (``strategy.fast.unsupported``) runs on backtrader instead (``meta["engine"]``:
+    ``"backtrader"``, ``meta["fallback"]``: that setting)."""
+    from strategy.fast import simulate_fast, unsupported
+
+    why = unsupported(params, costs)
+    if why is not None:
+        result = run_backtest(candles, probs, params, costs, cash, rates=rates)
+        result.meta = {**result.meta, "engine": "backtrader", "fallback": why}
+        return result
+    trades, equity = simulate_fast(candles, probs, params, costs, cash, rates=rates)
+    return BacktestResult(trades=trades, equity=equity,
+                          orders=to_frame((), OrderRecord, candles.index.dtype),
+                          stats=compute_stats(equity, trades), params=params, costs=costs,
+                          cash=cash, meta={"bars": len(candles), "first_bar": 0,
+                                           "mode": "batched", "finalized": True,
+                                           "engine": "compiled"})
 
 
 def threshold_grid(probs: pd.DataFrame | np.ndarray, grid: str = "absolute") -> tuple[float, ...]:

@@ -3,10 +3,18 @@
 ``simulate_fast`` takes what ``strategy.engine.simulate`` takes (candles as bid prices, class
 probabilities, ``FractalParams``, ``Costs``, cash, per-bar account-currency ``rates``) and returns
 the same trades frame and equity curve, about three orders of magnitude faster. backtrader stays
-the engine of record (reports, paper trading); this one serves sweeps, threshold choice and
-walk-forward screening, and the winners of a sweep are re-run on backtrader. Equality with
-backtrader is a property test over random candles, signals, costs and every rule
-(tests/strategy/test_fast.py).
+the engine of record: the model a backtest report is about, walk-forward's test backtests and
+paper trading run on it. This one serves sweeps (whose winners are re-run on backtrader),
+threshold choice, meta-labelling, and a report's reference strategies (the rule baselines, the
+other ``vs`` models and the oracle, through ``backtests.simulation.run_reference``), for speed:
+those enter on many bars and backtrader's order handling dominated a report's time. Equality
+with backtrader is a property test over random candles, signals, costs and every rule
+(tests/strategy/test_fast.py). The kernel does backtrader's arithmetic in backtrader's order
+(the broker's margin flows, ``_close``, ``_held_value``; the executed price of an order,
+``_executed``), so its trades and equity are backtrader's to the last bit, not only within the
+tolerance of that test (tests/backtests/test_reference_engine.py asserts it for a report's
+references). ``unsupported`` names a setting this kernel does not read (none today), on which a
+caller that may choose runs backtrader instead.
 
 The kernel follows the bar-by-bar order of backtrader's loop: at bar t the broker fills the orders
 sent at the close of t − 1 (an exit first, then an entry, both at the open), then tries the held
@@ -21,7 +29,7 @@ Compiled code is cached under the project's cache directory (``$ATTNBT_CACHE/num
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -55,6 +63,21 @@ from strategy.rules import (  # noqa: E402
 
 if numba.config.CACHE_DIR != os.environ["NUMBA_CACHE_DIR"]:
     numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
+
+# The settings the kernel reads (``run_prepared``), and those the engine ignores as well; a
+# setting outside both, not at its default, is one the kernel would not honour (``unsupported``).
+PARAMS_READ = frozenset({
+    "threshold", "allow_short", "stop_buffer", "take_profit_r", "exit_on_opposite", "max_hold",
+    "sizing", "units", "risk_fraction", "max_leverage", "stops_in_entry_bar", "stop",
+    "take_profit_atr", "trail", "atr_period", "pip", "min_stop_spreads", "hours", "min_margin",
+    "kelly_fraction", "barriers"})
+PARAMS_IGNORED = frozenset({"meta", "meta_threshold", "meta_folds", "meta_epochs"})
+COSTS_READ = frozenset({"spread", "default_spread", "commission", "slippage"})
+
+# backtrader's margin per unit (strategy.engine.simulate's commission info): the broker takes it
+# from cash on entry and gives it back on exit; the kernel books the same amounts in the same
+# order, so that its equity is backtrader's to the last bit.
+BROKER_MARGIN = 1e-9
 
 REASONS = ("stop", "target", "opposite", "max_hold", "end")
 R_STOP, R_TARGET, R_OPPOSITE, R_MAX_HOLD, R_END = range(5)
@@ -111,6 +134,30 @@ def _plan(d, p_dir, margin, close, high, low, spread, atr, hour_ok, equity, rate
 
 
 @njit(cache=True)
+def _close(cash, signed_size, price, mark, rate, comm):
+    """backtrader's broker closing a futures-like position (``BackBroker._execute``): the margin
+    comes back, the commission goes, then the move since the last mark at this bar's rate."""
+    cash += abs(signed_size) * BROKER_MARGIN
+    cash -= comm
+    return cash + signed_size * (price - mark) * rate
+
+
+@njit(cache=True)
+def _held_value(size, unrealized):
+    """What an open position adds to the broker's value (``BackBroker._get_value``): its margin,
+    less and then plus its unrealized P&L."""
+    return (size * BROKER_MARGIN - unrealized) + unrealized
+
+
+@njit(cache=True)
+def _executed(price, size):
+    """An order's executed price as backtrader records it: the size-weighted mean of its one
+    fill, (size × price) / size, which may differ from ``price`` in the last bit
+    (``backtrader.order.OrderData.addbit``). The position itself is booked at ``price``."""
+    return (size * price) / size
+
+
+@njit(cache=True)
 def _book(ti, tf, k, signal_bar, entry_bar, exit_bar, direction, reason, size, p_in, p_out,
           spread_in, slip_in, comm_in, spread_out, slip_out, comm_out):
     """Row ``k`` of the trade arrays (columns I_* and F_*)."""
@@ -139,6 +186,7 @@ def kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
     pos = 0
     size = 0.0
     mark = 0.0
+    fill = 0.0
     pin = 0.0
     e_bar = 0
     s_bar = 0
@@ -163,26 +211,27 @@ def kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
         # 1. fills at the open: an exit, then an entry
         if pend_exit >= 0 and pos != 0:
             x = o[t] + sp + slip if pos < 0 else o[t] - slip
-            cash += pos * size * (x - mark) * r
             cm = commission * size
-            cash -= cm
+            cash = _close(cash, pos * size, x, mark, r, cm)
             if want_trades:
-                _book(ti, tf, nt, s_bar, e_bar, t, pos, pend_exit, size, pin, x, sp_in, sl_in,
-                      cm_in, sp if pos < 0 else 0.0, slip, cm)
+                _book(ti, tf, nt, s_bar, e_bar, t, pos, pend_exit, size, pin, _executed(x, size),
+                      sp_in, sl_in, cm_in, sp if pos < 0 else 0.0, slip, cm)
                 nt += 1
             count += 1
             pos = 0
         pend_exit = -1
         if pend_dir != 0:
             d = pend_dir
-            pin = o[t] + sp + slip if d > 0 else o[t] - slip
+            fill = o[t] + sp + slip if d > 0 else o[t] - slip
             size = pend_size
+            pin = _executed(fill, size)      # the order's price (its trade, risk and target)
             cm_in = commission * size
+            cash -= size * BROKER_MARGIN     # the broker's margin, then the commission
             cash -= cm_in
             sp_in = sp if d > 0 else 0.0
             sl_in = slip
             pos = d
-            mark = pin
+            mark = fill                      # the position's price (its P&L)
             e_bar = t
             s_bar = pend_sig
             stop = pend_stop
@@ -224,12 +273,12 @@ def kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
                     elif lo[t] + sp <= tp:
                         x, reason = tp, R_TARGET
             if reason >= 0:
-                cash += pos * size * (x - mark) * r
                 cm = commission * size
-                cash -= cm
+                cash = _close(cash, pos * size, x, mark, r, cm)
                 if want_trades:
-                    _book(ti, tf, nt, s_bar, e_bar, t, pos, reason, size, pin, x, sp_in, sl_in,
-                          cm_in, sp if pos < 0 else 0.0, slip if reason == R_STOP else 0.0, cm)
+                    _book(ti, tf, nt, s_bar, e_bar, t, pos, reason, size, pin, _executed(x, size),
+                          sp_in, sl_in, cm_in, sp if pos < 0 else 0.0,
+                          slip if reason == R_STOP else 0.0, cm)
                     nt += 1
                 count += 1
                 pos = 0
@@ -237,7 +286,10 @@ def kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
         if pos != 0:
             cash += pos * size * (c[t] - mark) * r
             mark = c[t]
-        equity[t] = cash
+            value = cash + _held_value(size, pos * size * (c[t] - fill) * r)
+        else:
+            value = cash
+        equity[t] = value
         # 4. the strategy at the close
         s = sig[t]
         enter = 0
@@ -276,7 +328,7 @@ def kernel(o, h, lo, c, spread, rate, sig, p_dir, margin, atr, hour_ok,
                 sk = k_dn if enter > 0 else k_up
                 ta = k_up if enter > 0 else k_dn
             q, st, tr, td = _plan(enter, p_dir[t], margin[t], c[t], h[t], lo[t], sp, atr[t],
-                                  hour_ok[t], cash, r, sc, sk, stop_buffer, tp_r,
+                                  hour_ok[t], value, r, sc, sk, stop_buffer, tp_r,
                                   ta, min_stop_spreads, min_margin, sizing, units,
                                   risk_fraction, max_leverage, kelly_fraction, pip)
             if q > 0 and t < n - 1:
@@ -408,6 +460,20 @@ def run_prepared(prep: Prepared, params: FractalParams, costs: Costs, cash: floa
     return FastResult(equity, int(count), ti if trades else None, tf if trades else None)
 
 
+def unsupported(params: FractalParams, costs: Costs) -> str | None:
+    """The first setting of ``params``/``costs`` the kernel does not read (``PARAMS_READ``,
+    ``COSTS_READ``) that is not at its default, as ``Class.field=value``; None when the kernel
+    trades these settings as backtrader does (every setting of today's ``FractalParams`` and
+    ``Costs``: tests/strategy/test_fast.py). Callers that may use either engine
+    (``backtests.simulation.run_reference``) run backtrader when this names one."""
+    for obj, known in ((params, PARAMS_READ | PARAMS_IGNORED), (costs, COSTS_READ)):
+        default = type(obj)()
+        for f in fields(obj):
+            if f.name not in known and getattr(obj, f.name) != getattr(default, f.name):
+                return f"{type(obj).__name__}.{f.name}={getattr(obj, f.name)!r}"
+    return None
+
+
 def simulate_fast(candles: pd.DataFrame, probs: pd.DataFrame | None,
                   params: FractalParams = FractalParams(), costs: Costs = Costs(),
                   cash: float = 100_000.0, *, finalize: bool = True,
@@ -439,5 +505,6 @@ def trades_frame(res: FastResult, candles: pd.DataFrame,
     return to_frame(records, TradeRecord, index.dtype)
 
 
-__all__ = ["FastResult", "PROB_COLUMNS", "Prepared", "REASONS", "prepare", "run_prepared",
-           "signal_arrays", "simulate_fast", "trades_frame"]
+__all__ = ["COSTS_READ", "FastResult", "PARAMS_IGNORED", "PARAMS_READ", "PROB_COLUMNS",
+           "Prepared", "REASONS", "prepare", "run_prepared", "signal_arrays", "simulate_fast",
+           "trades_frame", "unsupported"]

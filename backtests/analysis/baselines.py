@@ -3,8 +3,10 @@
 - ``buy_and_hold``: buy ``units`` (default: as many as the cash pays for at the first ask) at the
   first bar's open ask, hold, sell at the last close (bid); same commission. Unlevered, so compare
   its return with a strategy's only at similar exposure.
-- ``oracle_probs``: one-hot probabilities from the true fractal labels, run through the same
-  ``run_backtest``: what perfect fractal prediction would earn with these exits (an upper bound).
+- ``oracle_probs``: one-hot probabilities from the true fractal labels, traded with the same
+  rules and costs (a report runs them on the compiled simulator, ``simulation.run_reference``,
+  equal to ``run_backtest``): what perfect fractal prediction would earn with these exits (an
+  upper bound).
 - ``random_entries``: Monte-Carlo of random trades with the same number of trades, the same holding
   lengths and the same directions and sizes (shuffled together), same costs. Vectorised numpy, not
   backtrader: a random trade enters at a bar's open (ask for a long, bid for a short) and exits
