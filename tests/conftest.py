@@ -203,6 +203,34 @@ def trained_run(runs_dir, tmp_path_factory, worker_id, request):
     return _adopt(run, runs_dir)
 
 
+@pytest.fixture
+def trained_run_alone(trained_run, tmp_path):
+    """The session's trained run (``trained_run``) copied into a runs folder of its own,
+    ``tmp_path / "alone"``, whose registry holds that one run and no trial: for a test that runs
+    a command on "the latest run" without training one of its own (`attnbt train` itself is
+    tested in tests/backtests/test_cli_models.py). Its recorded settings still name the runs
+    folder it was trained in (``runtime.runs_dir``), where `attnbt backtest --run ...` without
+    ``--runs-dir`` writes: a command that records a run needs its own training."""
+    import shutil
+    import sqlite3
+    from contextlib import closing
+
+    from backtests.store import Registry
+    from backtests.store.runs import Run
+
+    runs_dir = tmp_path / "alone"
+    runs_dir.mkdir()
+    shutil.copytree(trained_run.path, runs_dir / trained_run.id)
+    with closing(sqlite3.connect(Registry(trained_run.root).path, timeout=60)) as src, \
+            closing(sqlite3.connect(Registry(runs_dir).path)) as dst:
+        src.backup(dst)
+        with dst:
+            dst.execute("DELETE FROM runs WHERE id != ?", (trained_run.id,))
+            for table in ("trials", "trials_duplicates"):
+                dst.execute(f"DELETE FROM {table}")
+    return Run(trained_run.id, trained_run.kind, runs_dir / trained_run.id, runs_dir)
+
+
 def experiment(runs_dir=None, **settings):
     """An Experiment with ``settings`` (unique leaf keys) and the runs folder."""
     from backtests.config import Experiment
