@@ -54,8 +54,9 @@ LONGEST_FIRST = (
 # rasterises and serialises them; the others get a fixed 1×1 PNG for each picture and, for the
 # Bokeh charts, an empty script and one empty ``<div>`` per chart. Each picture and each page's
 # charts have ``draws`` tests (docs/architecture.md "Tests" names them);
-# ``ATTNBT_TEST_DRAW=all`` draws in every test. Processes a test starts (the console script,
-# benchmarks) always draw.
+# ``ATTNBT_TEST_DRAW=all`` draws in every test. Processes a test starts (the console script)
+# always draw, except the example notebook's Jupyter kernel, which test_api_notebook gives these
+# replacements; the benchmark smoke runs (test_smoke) run in the test's process.
 _DRAW = {"now": True}
 
 
