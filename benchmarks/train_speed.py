@@ -58,7 +58,9 @@ def sync(device):
 
 
 def measure_training(kind, preset, device, *, batch, bf16=False, compile_mode=None,
-                     seconds=3.0, bars=200_000, fused=False) -> dict:
+                     seconds=3.0, bars=200_000, fused=False, warmup=None, chunk=10) -> dict:
+    """Windows per second of ``train_step``: ``warmup`` steps first (default 5, 15 to compile),
+    then chunks of ``chunk`` steps until ``seconds`` have passed (at least one chunk)."""
     import torch
 
     from models.networks import build, make_config, n_parameters
@@ -83,15 +85,15 @@ def measure_training(kind, preset, device, *, batch, bf16=False, compile_mode=No
         return train_step(step_model, opt, x, y, weights, bf16=bf16)
 
     t0 = time.perf_counter()
-    for _ in range(5 if compile_mode is None else 15):  # warm-up (and compilation)
+    for _ in range(warmup or (5 if compile_mode is None else 15)):  # warm-up (and compiling)
         step()
     sync(device)
     warm = time.perf_counter() - t0
     steps, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        for _ in range(10):
+        for _ in range(chunk):
             loss = step()
-        steps += 10
+        steps += chunk
         sync(device)
     elapsed = time.perf_counter() - t0
     assert torch.isfinite(loss), "training diverged during the benchmark"
@@ -198,9 +200,11 @@ def main() -> None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     args.threads = set_threads(args.threads or (1 if args.smoke else available_cores()))
     bars, warmup, predict_calls, epochs, sample_bars = 200_000, 20, 50, None, None
+    train_warmup, chunk = None, 10          # measure_training's defaults
     if args.smoke:
         args.seconds, args.repeats, args.sample_train = 0.02, 3, True
         bars, warmup, predict_calls, epochs, sample_bars = 5_000, 2, 3, 1, 600
+        train_warmup, chunk = 1, 1          # each loop of the measurement runs, once or so
         args.out = smoke_out(args.out, "train_speed.json")
     device = torch.device(args.device)
     if device.type == "cuda":
@@ -223,7 +227,7 @@ def main() -> None:
         for v in variants if kind == "attention" else baseline_variants:
             try:
                 row = measure_training(kind, preset, device, seconds=args.seconds, bars=bars,
-                                       **v)
+                                       warmup=train_warmup, chunk=chunk, **v)
             except Exception as exc:  # a variant that fails is reported, not hidden
                 row = {"model": f"{kind}/{preset}", **v, "error": f"{type(exc).__name__}: {exc}"[:200]}
             print(row, flush=True)

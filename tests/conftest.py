@@ -54,8 +54,9 @@ LONGEST_FIRST = (
 # rasterises and serialises them; the others get a fixed 1×1 PNG for each picture and, for the
 # Bokeh charts, an empty script and one empty ``<div>`` per chart. Each picture and each page's
 # charts have ``draws`` tests (docs/architecture.md "Tests" names them);
-# ``ATTNBT_TEST_DRAW=all`` draws in every test. Processes a test starts (the console script,
-# benchmarks) always draw.
+# ``ATTNBT_TEST_DRAW=all`` draws in every test. Processes a test starts (the console script)
+# always draw, except the example notebook's Jupyter kernel, which test_api_notebook gives these
+# replacements; the benchmark smoke runs (test_smoke) run in the test's process.
 _DRAW = {"now": True}
 
 
@@ -201,6 +202,34 @@ def trained_run(runs_dir, tmp_path_factory, worker_id, request):
             run = _train_small_run(shared / "trained_run", request.getfixturevalue("eurusd"))
             done.write_text(run.id)
     return _adopt(run, runs_dir)
+
+
+@pytest.fixture
+def trained_run_alone(trained_run, tmp_path):
+    """The session's trained run (``trained_run``) copied into a runs folder of its own,
+    ``tmp_path / "alone"``, whose registry holds that one run and no trial: for a test that runs
+    a command on "the latest run" without training one of its own (`attnbt train` itself is
+    tested in tests/backtests/test_cli_models.py). Its recorded settings still name the runs
+    folder it was trained in (``runtime.runs_dir``), where `attnbt backtest --run ...` without
+    ``--runs-dir`` writes: a command that records a run needs its own training."""
+    import shutil
+    import sqlite3
+    from contextlib import closing
+
+    from backtests.store import Registry
+    from backtests.store.runs import Run
+
+    runs_dir = tmp_path / "alone"
+    runs_dir.mkdir()
+    shutil.copytree(trained_run.path, runs_dir / trained_run.id)
+    with closing(sqlite3.connect(Registry(trained_run.root).path, timeout=60)) as src, \
+            closing(sqlite3.connect(Registry(runs_dir).path)) as dst:
+        src.backup(dst)
+        with dst:
+            dst.execute("DELETE FROM runs WHERE id != ?", (trained_run.id,))
+            for table in ("trials", "trials_duplicates"):
+                dst.execute(f"DELETE FROM {table}")
+    return Run(trained_run.id, trained_run.kind, runs_dir / trained_run.id, runs_dir)
 
 
 def experiment(runs_dir=None, **settings):

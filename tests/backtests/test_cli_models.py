@@ -61,10 +61,10 @@ def test_train_evaluate_predict_and_list(cli, cli_runs, tmp_path):
 
 
 @pytest.mark.draws
-def test_attention_map_png(cli, tmp_path):
-    runs = tmp_path / "runs"
-    tr = cli("train", "--model", "attention", "--epochs", "1", runs_dir=runs)
-    assert tr.returncode == 0, tr.stderr
+def test_attention_map_png(cli, trained_run_alone, tmp_path):
+    # the latest run: the session's attention model, in a runs folder of its own (`attnbt
+    # train` itself runs in cli_runs and the tests below)
+    runs = trained_run_alone.root
     png = tmp_path / "map.png"
     at = cli("attention", "--at", "2018-01-10 12:00", "--out", str(png), runs_dir=runs)
     assert at.returncode == 0, at.stderr

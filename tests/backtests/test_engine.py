@@ -139,13 +139,21 @@ def test_entries_fill_at_the_next_open_never_earlier(sample):
     np.testing.assert_allclose(t["entry_price"].to_numpy(), expected, rtol=0, atol=1e-12)
 
 
+TRUNCATED = FractalParams(stop_buffer=0.0001), Costs(commission=0.00002)
+
+
+@pytest.fixture(scope="module")
+def untruncated(sample):
+    """The run that every cut below is compared with (the same for each: computed once)."""
+    probs = random_probs(sample, seed=1)
+    return probs, run_backtest(sample.iloc[:3000], probs.iloc[:3000], *TRUNCATED)
+
+
 @pytest.mark.slow   # a few seconds: runs in `make test`, not in the fast subset
 @pytest.mark.parametrize("cut", [700, 1500, 2999])
-def test_truncating_after_bar_t_leaves_everything_up_to_t_unchanged(sample, cut):
-    probs = random_probs(sample, seed=1)
-    params, costs = FractalParams(stop_buffer=0.0001), Costs(commission=0.00002)
-    full = run_backtest(sample.iloc[:3000], probs.iloc[:3000], params, costs)
-    part = run_backtest(sample.iloc[:cut + 1], probs.iloc[:cut + 1], params, costs)
+def test_truncating_after_bar_t_leaves_everything_up_to_t_unchanged(sample, untruncated, cut):
+    probs, full = untruncated
+    part = run_backtest(sample.iloc[:cut + 1], probs.iloc[:cut + 1], *TRUNCATED)
     t_cut = sample.index[cut]
 
     def fills(orders: pd.DataFrame) -> pd.DataFrame:

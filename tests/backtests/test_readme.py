@@ -4,7 +4,8 @@ Every `attnbt …` line of the README's shell blocks is parsed by the real comma
 (the command and subcommand exist, every option is known and its value has the right type), as
 typer parses it before a command runs: a renamed or removed option fails here, naming the line.
 The paper-trading walkthrough, the block that once crashed at `paper status`, then runs as
-printed (one training epoch instead of three; `paper run`, which runs until Ctrl-C, is left out).
+printed (its `attnbt train` line, "or any trained run", is the session's trained run; `paper
+run`, which runs until Ctrl-C, is left out).
 """
 
 from __future__ import annotations
@@ -104,12 +105,15 @@ def paper_walkthrough() -> list[str]:
 
 
 @pytest.mark.slow
-def test_the_paper_walkthrough_runs_as_printed(cli, tmp_path):
+def test_the_paper_walkthrough_runs_as_printed(cli, trained_run_alone, tmp_path):
     """The block from `attnbt train` to `attnbt compare paper:demo …`, in a fresh folder: the
     `attnbt` lines through the console script's entry point in this process, the `python` lines
-    as processes. `paper run` (until Ctrl-C) and the background `&` line are left out, the
-    training gets one epoch instead of three, and `compare` gets the id of a backtest of it."""
-    runs = tmp_path / "runs"
+    as processes. `paper run` (until Ctrl-C) and the background `&` line are left out; the
+    `attnbt train` line, whose comment says "or any trained run", is the session's trained run
+    (an attention model, alone in this test's runs folder: `attnbt train` itself is tested in
+    tests/backtests/test_cli_models.py, and training here was half this test's CPU), and
+    `compare` gets the id of a backtest of it."""
+    runs = trained_run_alone.root
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     ran, backtest_id = [], None
@@ -117,12 +121,14 @@ def test_the_paper_walkthrough_runs_as_printed(cli, tmp_path):
         words = shlex.split(line)
         if words[:3] == ["attnbt", "paper", "run"] or words[-1] == "&":
             continue
-        if words[:2] == ["attnbt", "train"]:
-            words = [*words[:2], "--epochs", "1"]
         if words[:2] == ["attnbt", "compare"]:
             assert "paper:demo" in words
             words = ["attnbt", "compare", "paper:demo", backtest_id]
-        if words[0] == "attnbt":
+        if words[:2] == ["attnbt", "train"]:
+            assert "# or any trained run" in README.read_text(encoding="utf-8")
+            done = cli("runs", "list", runs_dir=runs, cwd=tmp_path)   # what "latest" names
+            assert trained_run_alone.id in done.stdout, done.stdout
+        elif words[0] == "attnbt":
             done = cli(*words[1:], runs_dir=runs, cwd=tmp_path)
         else:
             assert words[0] == "python", line
@@ -131,8 +137,9 @@ def test_the_paper_walkthrough_runs_as_printed(cli, tmp_path):
         assert done.returncode == 0, f"`{line}` failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
         ran.append(" ".join(words[:3]))
         if words[:2] == ["attnbt", "train"]:            # the backtest that compare is given
-            bt = cli("backtest", "--run", "latest", "--random-draws", "20", runs_dir=runs,
-                     cwd=tmp_path)
+            # --runs-dir: the model's recorded settings name the folder it was trained in
+            bt = cli("backtest", "--run", "latest", "--random-draws", "20", "--runs-dir",
+                     str(runs), runs_dir=runs, cwd=tmp_path)
             assert bt.returncode == 0, bt.stderr
             backtest_id = re.search(r"backtest run\s+([0-9a-f]{16})", bt.stdout).group(1)
     assert {"attnbt paper init", "attnbt paper step", "attnbt paper status",

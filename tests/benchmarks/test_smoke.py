@@ -1,19 +1,24 @@
 """The benchmark scripts still run: each one's ``--smoke`` mode end to end (untimed).
 
-Every script is run as a subprocess from the repository root, exactly as a person runs it, with
-tiny settings that go through every code path of its real run (CUDA-only variants are skipped by
-the scripts themselves on a CPU machine). Only exit status and the output file's shape are
-checked; nothing here measures speed. The three smoke runs are slow tests; the check that a
-smoke run never writes into the published results is quick.
+Every script runs as a person runs it, ``python benchmarks/x.py --smoke`` from the repository
+root, with tiny settings that go through every code path of its real run (CUDA-only variants are
+skipped by the scripts themselves on a CPU machine), but in this process: the file is executed as
+``__main__`` (``runpy.run_path``) with its command line in ``sys.argv``. That a fresh interpreter
+starts each script, as a file and as a module, is checked for every script by
+tests/benchmarks/test_invocation.py (``test_every_benchmark_starts_as_a_file_and_as_a_module``);
+a subprocess here paid the same ~5 s of imports (torch, its compiler, arch, Bokeh) again for
+each script. Only exit status and the output file's shape are checked; nothing here measures
+speed. The three smoke runs are slow tests; the check that a smoke run never writes into the
+published results is quick.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
+import runpy
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,18 +26,49 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_script(name: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
-    return subprocess.run([sys.executable, f"benchmarks/{name}", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def check(proc: subprocess.CompletedProcess) -> None:
+@pytest.fixture
+def run_script(capsys, monkeypatch):
+    """run_script(name, *args) -> Ran: ``python benchmarks/NAME ARGS`` from the repository root,
+    in this process (the module docstring says why). torch's thread count, which a script sets,
+    is put back afterwards; an exception that escapes the script fails the test."""
+    import torch
+
+    def run(name: str, *args: str) -> Ran:
+        threads = torch.get_num_threads()
+        with monkeypatch.context() as m:
+            m.chdir(ROOT)
+            m.setattr(sys, "argv", [f"benchmarks/{name}", *args])
+            m.setattr(sys, "path", list(sys.path))
+            m.setenv("MPLBACKEND", "Agg")
+            capsys.readouterr()
+            code = 0
+            try:
+                runpy.run_path(str(ROOT / "benchmarks" / name), run_name="__main__")
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1 if exc.code else 0
+                if isinstance(exc.code, str):
+                    print(exc.code, file=sys.stderr)
+            finally:
+                torch.set_num_threads(threads)
+            out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run
+
+
+def check(proc: Ran) -> None:
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
 
 
 @pytest.mark.slow
-def test_train_speed_smoke(tmp_path):
+def test_train_speed_smoke(tmp_path, run_script):
     out = tmp_path / "train_speed.json"
     proc = run_script("train_speed.py", "--smoke", "--device", "cpu", "--out", str(out))
     check(proc)
@@ -52,7 +88,7 @@ def test_train_speed_smoke(tmp_path):
 
 
 @pytest.mark.slow
-def test_backtest_speed_smoke(tmp_path):
+def test_backtest_speed_smoke(tmp_path, run_script):
     out = tmp_path / "backtest_speed.md"
     proc = run_script("backtest_speed.py", "--smoke", "--out", str(out))
     check(proc)
@@ -87,7 +123,7 @@ def test_smoke_never_writes_into_docs(tmp_path):
 
 
 @pytest.mark.slow
-def test_sweep_speed_smoke():
+def test_sweep_speed_smoke(run_script):
     proc = run_script("sweep_speed.py", "--smoke", "--runs", "cpu:1,cpu:2")
     check(proc)
     assert "same table on every CPU run: True" in proc.stdout
