@@ -227,7 +227,7 @@ def trained_run_alone(trained_run, tmp_path):
         src.backup(dst)
         with dst:
             dst.execute("DELETE FROM runs WHERE id != ?", (trained_run.id,))
-            for table in ("trials", "trials_duplicates"):
+            for table in ("trials", "trials_duplicates", "comparisons"):
                 dst.execute(f"DELETE FROM {table}")
     return Run(trained_run.id, trained_run.kind, runs_dir / trained_run.id, runs_dir)
 

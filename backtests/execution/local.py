@@ -42,8 +42,10 @@ WORKERS_PER_CORE = 4
 
 # Third-party modules every worker needs, none of which reads attnbt's settings: imported once by
 # the forkserver, from which each worker forks (a spawned worker imports them anew: about 5 s of
-# CPU a worker on a 2-core machine, docs/benchmarks.md "Worker start-up").
-PRELOAD = ("numpy", "pandas", "scipy.stats", "torch", "backtrader", "numba", "sklearn")
+# CPU a worker on a 2-core machine, docs/benchmarks.md "Worker start-up"). ``torch._dynamo`` is
+# what a worker's first optimiser step imports (about 2.4 CPU-s): every training worker needs it.
+PRELOAD = ("numpy", "pandas", "scipy.stats", "torch", "torch._dynamo", "backtrader", "numba",
+           "sklearn")
 
 
 def pool_context() -> mp.context.BaseContext:
