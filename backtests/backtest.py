@@ -198,11 +198,15 @@ def backtest_experiment(ref: str, runs_dir: str | Path | None = None,
                         overrides: dict | list | None = None,
                         base: Experiment | None = None) -> Experiment:
     """The experiment of a backtest of run ``ref``: the model's own data, spec and training
-    settings, with ``base``'s strategy, costs and backtest sections and ``overrides`` on top."""
+    settings, with ``base``'s strategy, costs and backtest sections and ``overrides`` on top.
+    The runs folder is the one ``ref`` was found in (``runs_dir``, else ``ATTNBT_RUNS``), not
+    the one recorded when the model was trained: a moved or copied runs folder records its
+    backtests in itself."""
     from models.checkpoint import read_meta
 
     run = Registry(runs_dir).resolve(ref, kind="train")
     exp = experiment_of(read_meta(run.path).raw)
+    exp = replace(exp, runtime=replace(exp.runtime, runs_dir=str(run.root)))
     if base is not None:
         exp = replace(exp, strategy=base.strategy, costs=base.costs, backtest=base.backtest,
                       runtime=base.runtime)

@@ -210,8 +210,8 @@ def trained_run_alone(trained_run, tmp_path):
     ``tmp_path / "alone"``, whose registry holds that one run and no trial: for a test that runs
     a command on "the latest run" without training one of its own (`attnbt train` itself is
     tested in tests/backtests/test_cli_models.py). Its recorded settings still name the runs
-    folder it was trained in (``runtime.runs_dir``), where `attnbt backtest --run ...` without
-    ``--runs-dir`` writes: a command that records a run needs its own training."""
+    folder it was trained in (``runtime.runs_dir``); a backtest of it is recorded where it was
+    found, this folder (test_backtest_runs_dir.py)."""
     import shutil
     import sqlite3
     from contextlib import closing

@@ -137,9 +137,10 @@ def test_the_paper_walkthrough_runs_as_printed(cli, trained_run_alone, tmp_path)
         assert done.returncode == 0, f"`{line}` failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
         ran.append(" ".join(words[:3]))
         if words[:2] == ["attnbt", "train"]:            # the backtest that compare is given
-            # --runs-dir: the model's recorded settings name the folder it was trained in
-            bt = cli("backtest", "--run", "latest", "--random-draws", "20", "--runs-dir",
-                     str(runs), runs_dir=runs, cwd=tmp_path)
+            # ATTNBT_RUNS alone: the model's recorded settings name the folder it was trained
+            # in, and the backtest is recorded where the model was found (this one)
+            bt = cli("backtest", "--run", "latest", "--random-draws", "20", runs_dir=runs,
+                     cwd=tmp_path)
             assert bt.returncode == 0, bt.stderr
             backtest_id = re.search(r"backtest run\s+([0-9a-f]{16})", bt.stdout).group(1)
     assert {"attnbt paper init", "attnbt paper step", "attnbt paper status",
