@@ -18,8 +18,11 @@ import pytest
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "api.ipynb"
 TESTS = Path(__file__).resolve().parents[1]
-# conftest's replacements of Figure.savefig and bokeh.embed.components, in the kernel
-NOT_DRAWN = (f"import sys\nsys.path.insert(0, {str(TESTS)!r})\nimport conftest\n"
+# conftest's replacements of Figure.savefig and bokeh.embed.components, in the kernel. Our
+# packages are imported first: tests/data (no __init__.py) would otherwise be taken for the
+# `data` package where attnbt is an editable install (its finder comes after sys.path's).
+NOT_DRAWN = (f"import sys\nimport backtests, data, models, strategy\n"
+             f"sys.path.insert(0, {str(TESTS)!r})\nimport conftest\n"
              f"conftest._draw_only_where_checked()\nconftest._DRAW['now'] = False\n"
              f"sys.path.remove({str(TESTS)!r})\ndel sys.modules['conftest']")
 
