@@ -30,7 +30,7 @@ def test_a_pool_trains_the_same_models_as_one_process_and_only_the_driver_record
         eurusd, tmp_path):
     candles = eurusd.iloc[:2000]
     exps = [Experiment().override({"model.kind": kind, "model.preset": "article",
-                                   "train.epochs": 2, "train.seed": 7,
+                                   "train.epochs": 2, "train.seed": 7, "train.device": "cpu",
                                    "runtime.runs_dir": str(tmp_path / name)})
             for kind in ("dense", "conv") for name in ("inline",)]
     inline = train_many(exps, candles, workers=1)
