@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 # Under pytest-xdist (`make test` runs one test worker per core) each worker computes with one
 # thread, as the project's own pools do: set before numpy or torch load their thread pools.
@@ -249,6 +250,14 @@ class Done:
     stdout: str
     stderr: str
 
+    @classmethod
+    def of_exit(cls, code, out: str, err: str) -> Done:
+        """As a process would end with ``sys.exit(code)``: a message is printed to stderr and
+        exits 1, None exits 0."""
+        if isinstance(code, str):
+            return cls(1, out, err + code + "\n")
+        return cls(code or 0, out, err)
+
 
 def attnbt_here(*args: str, runs_dir=None) -> Done:
     """`attnbt ARGS` through ``backtests.cli.main`` in this process, for a module- or
@@ -314,9 +323,39 @@ def cli(capsys, monkeypatch):
             finally:
                 signal.signal(signal.SIGTERM, sigterm)
             out, err = capsys.readouterr()
-        code = done.value.code
-        if isinstance(code, str):                  # sys.exit("message"): printed, exit code 1
-            return Done(1, out, err + code + "\n")
-        return Done(code or 0, out, err)
+        return Done.of_exit(done.value.code, out, err)
+
+    return run
+
+
+@pytest.fixture
+def run_script(capsys, monkeypatch):
+    """run_script(name, *args) -> Done: ``python benchmarks/NAME ARGS`` from the repository
+    root, in this process (``runpy``, as ``__main__``; tests/benchmarks/test_smoke.py says why).
+    torch's thread count, which a script sets, is put back afterwards; an exception that escapes
+    the script fails the test."""
+    import runpy
+
+    import torch
+
+    root = Path(__file__).resolve().parents[1]
+
+    def run(name: str, *args: str) -> Done:
+        threads = torch.get_num_threads()
+        with monkeypatch.context() as m:
+            m.chdir(root)
+            m.setattr(sys, "argv", [f"benchmarks/{name}", *args])
+            m.setattr(sys, "path", list(sys.path))
+            m.setenv("MPLBACKEND", "Agg")
+            capsys.readouterr()
+            code = None
+            try:
+                runpy.run_path(str(root / "benchmarks" / name), run_name="__main__")
+            except SystemExit as exc:
+                code = exc.code
+            finally:
+                torch.set_num_threads(threads)
+            out, err = capsys.readouterr()
+        return Done.of_exit(code, out, err)
 
     return run

@@ -9,16 +9,13 @@ tests/benchmarks/test_invocation.py (``test_every_benchmark_starts_as_a_file_and
 a subprocess here paid the same ~5 s of imports (torch, its compiler, arch, Bokeh) again for
 each script. Only exit status and the output file's shape are checked; nothing here measures
 speed. The three smoke runs are slow tests; the check that a smoke run never writes into the
-published results is quick.
+published results is quick. ``run_script`` is tests/conftest.py's.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import runpy
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,44 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture
-def run_script(capsys, monkeypatch):
-    """run_script(name, *args) -> Ran: ``python benchmarks/NAME ARGS`` from the repository root,
-    in this process (the module docstring says why). torch's thread count, which a script sets,
-    is put back afterwards; an exception that escapes the script fails the test."""
-    import torch
-
-    def run(name: str, *args: str) -> Ran:
-        threads = torch.get_num_threads()
-        with monkeypatch.context() as m:
-            m.chdir(ROOT)
-            m.setattr(sys, "argv", [f"benchmarks/{name}", *args])
-            m.setattr(sys, "path", list(sys.path))
-            m.setenv("MPLBACKEND", "Agg")
-            capsys.readouterr()
-            code = 0
-            try:
-                runpy.run_path(str(ROOT / "benchmarks" / name), run_name="__main__")
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1 if exc.code else 0
-                if isinstance(exc.code, str):
-                    print(exc.code, file=sys.stderr)
-            finally:
-                torch.set_num_threads(threads)
-            out, err = capsys.readouterr()
-        return Ran(code, out, err)
-
-    return run
-
-
-def check(proc: Ran) -> None:
+def check(proc) -> None:
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
 
 
