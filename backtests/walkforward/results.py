@@ -157,8 +157,8 @@ def compare(a_name: str, b_name: str, a_tasks: list[dict], b_tasks: list[dict],
             earlier: list[dict] | None = None) -> dict:
     """Model a vs b on the same folds and seeds: paired hit test (folds as clusters), Sharpe
     difference bootstrap and SPA both ways on the seed-average per-bar returns, and a verdict
-    by ``significance.VERDICT_RULE`` at ``family_alpha`` of the ``earlier`` comparisons of the
-    pair on these bars (``Registry.comparison_family``)."""
+    by ``significance.VERDICT_RULE`` at the level ``comparison_family`` charges for the
+    ``earlier`` comparisons of the pair on these bars (``Registry.comparison_family``)."""
     family = comparison_family(earlier or [])
     key = {(r["task"]["seed"], r["task"]["fold"]): r for r in b_tasks}
     pairs = [(r, key[(r["task"]["seed"], r["task"]["fold"])]) for r in a_tasks
