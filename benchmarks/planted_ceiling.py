@@ -2,8 +2,8 @@
 
     python benchmarks/planted_ceiling.py --worlds order,session,regime --planted 4,6,8 \
         --bars 21000 [--train-bars 12000 --val-bars 1000 --test-bars 2000] [--seeds 0] \
-        [--trials 12] [--out FILE]
-    python benchmarks/planted_ceiling.py --against ROWS.jsonl      # after the protocol
+        [--trials 12] [--skill 1.0] [--out FILE]
+    python benchmarks/planted_ceiling.py --against ROWS.jsonl [--skill 0.5]  # after the protocol
 
 For each world, planted size and bar count: the world's planted trades (``synth.planted_trades``,
 found from the candles alone) become signals at the bar before each entry, and are traded
@@ -19,6 +19,12 @@ unskilled series of the same trading intensity get. The DSR's variance of trial 
 is that of the N series (the perfect rule's included), as ``significance.dsr_from_trials``
 computes it in a walk-forward. Beside it, ``dsr_textbook``: the same N with the variance of
 unskilled per-bar Sharpe ratios taken as 1 / n_obs (sampling alone). No learner is run.
+
+``--skill S`` (default 1: the perfect rule, as above) replaces the perfect rule by a rule of
+partial skill: the same planted trades, each keeping its true side with probability S and
+otherwise taking a fair coin's side (``skilled_sides``, seeded by the world's seed), so it
+collects about S of the planted drift and pays every spread: what a learner that half knows the
+pattern (S = 0.5) would collect. Its N - 1 coin-flip twins are the perfect rule's.
 """
 
 from __future__ import annotations
@@ -34,6 +40,23 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+SKILL_TAG = 20261203  # seeds the partial-skill draws apart from the coin twins' seeds 1 … N-1
+
+
+def skilled_sides(direction: np.ndarray, skill: float, seed: int) -> np.ndarray:
+    """The planted trades' sides, each kept with probability ``skill`` and otherwise a fair
+    coin's (+1/-1), drawn from ``seed`` (the world's): expected agreement (1 + skill) / 2, expected
+    share of the planted drift collected ``skill``. ``skill`` 1 returns the sides unchanged."""
+    direction = np.asarray(direction, dtype=int)
+    if not 0.0 <= skill <= 1.0:
+        raise ValueError(f"skill {skill} is not in [0, 1]")
+    if skill == 1.0:
+        return direction.copy()
+    rng = np.random.default_rng([SKILL_TAG, seed])
+    keep = rng.random(len(direction)) < skill
+    coin = rng.choice([-1, 1], len(direction))
+    return np.where(keep, direction, coin)
 
 
 def stitched(frame, sides, exp, labels: str, plan, engine: str = "fast") -> np.ndarray:
@@ -69,13 +92,15 @@ def stitched(frame, sides, exp, labels: str, plan, engine: str = "fast") -> np.n
 
 
 def ceiling(kind: str, planted: float, bars: int, seed: int, args) -> dict:
-    """The perfect rule's row: its DSR against ``args.trials`` − 1 coin-flip twins, and more."""
+    """The perfect rule's row (or, with ``args.skill`` < 1, the partial-skill rule's): its DSR
+    against ``args.trials`` − 1 coin-flip twins, and more."""
     return ceiling_and_series(kind, planted, bars, seed, args)[0]
 
 
-def ceiling_and_series(kind: str, planted: float, bars: int, seed: int,
-                       args) -> tuple[dict, np.ndarray]:
-    """``ceiling``'s row and the perfect rule's stitched per-bar returns behind it."""
+def ceiling_and_series(kind: str, planted: float, bars: int, seed: int, args,
+                       skill: float | None = None) -> tuple[dict, np.ndarray]:
+    """``ceiling``'s row and the rule's stitched per-bar returns behind it (``skill``: that of
+    the rule, ``args.skill`` when None, 1 without it)."""
     from backtests.analysis import significance as sig
     from backtests.config import Experiment
     from backtests.walkforward.tasks import FoldPlan
@@ -89,8 +114,11 @@ def ceiling_and_series(kind: str, planted: float, bars: int, seed: int,
     trades = synth.planted_trades(frame, kind)
     signal_at = trades["entry"].to_numpy(int) - 1
     direction = trades["direction"].to_numpy(int)
+    if skill is None:
+        skill = getattr(args, "skill", 1.0)
+    chosen = skilled_sides(direction, skill, seed)
     sides = np.zeros(len(frame))
-    sides[signal_at] = direction
+    sides[signal_at] = chosen
     perfect = stitched(frame, sides, exp, labels, plan, args.engine)
     sharpes = [sig.sharpe(perfect)]
     for k in range(1, args.trials):
@@ -108,7 +136,7 @@ def ceiling_and_series(kind: str, planted: float, bars: int, seed: int,
     truth = synth.truth(kind, planted)
     cash = Experiment().backtest.cash
     equity = cash * np.cumprod(1 + perfect)
-    return {"world": kind, "planted": planted, "bars": bars, "seed": seed, "labels": labels,
+    row = {"world": kind, "planted": planted, "bars": bars, "seed": seed, "labels": labels,
             "folds": len(folds), "test_bars": int(m["n_obs"]), "trials": args.trials,
             "gross_bps": truth["gross_bps"], "spread_bps": truth["spread_bps"],
             "net_bps": truth["net_bps"], "realised_net_bps": ref["net_bps"],
@@ -116,13 +144,17 @@ def ceiling_and_series(kind: str, planted: float, bars: int, seed: int,
             "sharpe_per_bar": m["sharpe_per_bar"], "twin_sharpe_mean": float(np.mean(sharpes[1:])),
             "twin_sharpe_sd": float(np.std(sharpes[1:], ddof=1)),
             "sr0": ds["dsr_sr0"], "psr": ds["psr"], "dsr": ds["dsr"],
-            "dsr_textbook": textbook}, perfect
+            "dsr_textbook": textbook}
+    if skill != 1.0:  # rows of the perfect rule stay as they were
+        row |= {"skill": skill, "agree": float(np.mean(chosen == direction))}
+    return row, perfect
 
 
 def against(path: Path, args) -> list[dict]:
     """After a protocol: each world's series (the rows of ``planted_worlds.py`` in ``path``, one
     runs folder per world and seed) charged for all of that world's series, and the perfect
-    rule's DSR as one more trial among them (a diagnostic, not a trial)."""
+    rule's DSR as one more trial among them (a diagnostic, not a trial); with ``args.skill`` < 1
+    the partial-skill rule's too, as ``"skilled"``, likewise one more trial."""
     from collections import defaultdict
 
     from backtests.analysis import significance as sig
@@ -149,16 +181,22 @@ def against(path: Path, args) -> list[dict]:
             folds = rows[0]["folds"]
             args.train_bars, args.val_bars, args.test_bars = (
                 folds["train_bars"], folds["val_bars"], folds["test_bars"])
-            c, best = ceiling_and_series(kind, planted, bars, seed, args)
-            m = sig.moments(best)
-            all_srs = [*srs, m["sharpe_per_bar"]]
-            v = float(np.var(all_srs, ddof=1))
-            world["perfect"] = {"sharpe_per_bar": m["sharpe_per_bar"],
-                                "return_pct": c["return_pct"], "dsr_coin_panel": c["dsr"],
-                                "dsr_real_trials": sig.dsr(m["sharpe_per_bar"], m["n_obs"],
-                                                           m["skew"], m["kurtosis"],
-                                                           len(all_srs), v),
-                                "sr0_real_trials": sig.expected_max_sharpe(len(all_srs), v)}
+            skills = {"perfect": 1.0}
+            if getattr(args, "skill", 1.0) != 1.0:
+                skills["skilled"] = args.skill
+            for key, skill in skills.items():
+                c, best = ceiling_and_series(kind, planted, bars, seed, args, skill)
+                m = sig.moments(best)
+                all_srs = [*srs, m["sharpe_per_bar"]]
+                v = float(np.var(all_srs, ddof=1))
+                world[key] = {"sharpe_per_bar": m["sharpe_per_bar"],
+                              "return_pct": c["return_pct"], "dsr_coin_panel": c["dsr"],
+                              "dsr_real_trials": sig.dsr(m["sharpe_per_bar"], m["n_obs"],
+                                                         m["skew"], m["kurtosis"],
+                                                         len(all_srs), v),
+                              "sr0_real_trials": sig.expected_max_sharpe(len(all_srs), v)}
+                if skill != 1.0:
+                    world[key] |= {"skill": skill, "agree": c["agree"]}
         out.append(world)
     return out
 
@@ -170,6 +208,9 @@ def main() -> None:
     ap.add_argument("--bars", default="21000", help="bar counts, comma-separated")
     ap.add_argument("--seeds", default="0", help="world seeds, comma-separated")
     ap.add_argument("--trials", type=int, default=12)
+    ap.add_argument("--skill", type=float, default=1.0,
+                    help="the rule's skill: each planted trade keeps its true side with this "
+                         "probability, otherwise a fair coin's (1: the perfect rule)")
     ap.add_argument("--train-bars", type=int, default=12000)
     ap.add_argument("--val-bars", type=int, default=1000)
     ap.add_argument("--test-bars", type=int, default=2000)
@@ -181,6 +222,8 @@ def main() -> None:
                     help="after a protocol: recharge its rows (planted_worlds.py --out) for all "
                          "of each world's series, and the perfect rule among them")
     args = ap.parse_args()
+    if not 0.0 <= args.skill <= 1.0:
+        ap.error(f"--skill {args.skill} is not in [0, 1]")
     if args.against:
         for w in against(args.against, args):
             print(json.dumps(w))
@@ -195,7 +238,8 @@ def main() -> None:
                     if args.out:
                         with args.out.open("a") as f:
                             f.write(json.dumps(r) + "\n")
-                    print(f"{kind:8s} p{planted:<5g} bars {bars} seed {seed}: {r['folds']} folds, "
+                    who = "" if args.skill == 1.0 else f"skill {args.skill:g} (agree {r['agree']:.2f}) "
+                    print(f"{who}{kind:8s} p{planted:<5g} bars {bars} seed {seed}: {r['folds']} folds, "
                           f"net {r['net_bps']:.2f} bps/trade (spread {r['spread_bps']:.2f}; "
                           f"realised {r['realised_net_bps']:.2f} on {r['realised_trades']}), "
                           f"return {r['return_pct']:+.2f} %, SR/bar {r['sharpe_per_bar']:.3f}, "
