@@ -9,7 +9,10 @@ runs plug in with ``register_loader(kind, fn)`` (``paper:NAME`` refs go to the "
 ``Stat`` says whether higher or lower is better), and every way the runs differ in data, period,
 costs or parameters flagged, so that unlike things are not compared by accident. When two runs
 traded the same bars, their per-bar returns get a paired block-bootstrap test of the difference
-in Sharpe ratios (``backtests.analysis.significance``).
+in Sharpe ratios and a verdict by the one rule (``backtests.analysis.significance``), charged
+for the search: the k-th comparison of the same two models on the same bars (any other
+configuration of them, from `attnbt compare` or the API; the same two runs compared again are the
+same comparison) is judged at α / k, and each is recorded in the registry's comparisons table.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from backtests.analysis import catalog as stat_table
+from backtests.config import config_id
 from backtests.reports.compare import render_compare
 from backtests.store import Registry
 from backtests.store.outputs import out_folder
@@ -62,6 +66,7 @@ class Comparable:
     in_sample: bool | None = None
     model: dict = field(default_factory=dict)    # name, train_run, model_hash, calibration
     rules: dict = field(default_factory=dict)    # rule baselines on the same bars (backtests)
+    config_id: str | None = None                 # what was run (None: the run itself)
 
 
 Loader = Callable[[Registry, str], Comparable]
@@ -127,7 +132,8 @@ def load_backtest(reg: Registry, run_id: str) -> Comparable:
                "model_hash": model.get("model_hash") or extra.get("model_hash"),
                # train.calibration: the map the model's probabilities went through (None where
                # the report has no calibration block: no labelled windows, or an older report)
-               "calibration": (report.get("calibration") or {}).get("method")})
+               "calibration": (report.get("calibration") or {}).get("method")},
+        config_id=row.get("config_id"))
 
 
 register_loader("backtest", load_backtest)
@@ -173,7 +179,8 @@ def load_walkforward(reg: Registry, ref: str) -> list[Comparable]:
             raise CompareError(f"walk-forward run {run.id} has no model {only!r}; it has "
                                f"{', '.join(models)}")
         models = {only: models[only]}
-    data_print = reg.get(run.id).get("fingerprint")   # of the run's sources' candles
+    row = reg.get(run.id)
+    data_print = row.get("fingerprint")   # of the run's sources' candles
     out = []
     for name, rec in models.items():
         eq = rec["equity"]
@@ -185,7 +192,8 @@ def load_walkforward(reg: Registry, ref: str) -> list[Comparable]:
             period={"start": str(eq.index[0]) if len(eq) else None,
                     "end": str(eq.index[-1]) if len(eq) else None, "bars": len(eq)},
             cash=float(eq.iloc[0]) if len(eq) else None, in_sample=False,
-            model={"name": name, "train_run": None, "model_hash": None}))
+            model={"name": name, "train_run": None, "model_hash": None},
+            config_id=f"{row['config_id']}:{name}" if row.get("config_id") else None))
     return out
 
 
@@ -262,14 +270,35 @@ def same_bars(a: Comparable, b: Comparable) -> bool:
             and len(a.equity) == len(b.equity) and a.equity.index.equals(b.equity.index))
 
 
-def significance(records: list[Comparable], n_boot: int = 2000, seed: int = 0) -> list[dict]:
+Family = Callable[[str, str, str], list[dict]]
+
+
+def charge_key(a: Comparable, b: Comparable) -> dict:
+    """Where a comparison of ``a`` and ``b`` (on the same bars) is counted: the bars (data
+    fingerprint and the equity's span), the pair of models (in either order: a verdict is about
+    both directions) and what was compared (the two runs' configurations, in either order)."""
+    index = a.equity.index
+    pair = " vs ".join(sorted(str(r.model.get("name") or r.name) for r in (a, b)))
+    return {"fingerprint": f"compare:{a.data['fingerprint']}:{index[0]}:{index[-1]}:{len(index)}",
+            "pair": pair,
+            "config_id": config_id({"pair": pair,
+                                    "compared": sorted(r.config_id or r.id for r in (a, b))})}
+
+
+def significance(records: list[Comparable], n_boot: int = 2000, seed: int = 0,
+                 family: Family | None = None) -> list[dict]:
     """The first run against each other run: a paired Sharpe-difference test and the verdict by
     ``significance.VERDICT_RULE`` (the test and SPA, as a walk-forward's comparisons) where they
-    traded the same bars; otherwise a line saying why it was not tested."""
+    traded the same bars, judged at the level ``significance.comparison_family`` charges for the
+    earlier comparisons of the pair on those bars (``family(fingerprint, pair, config_id)``, e.g.
+    ``Registry.comparison_family``, and the ones made before it in this call); otherwise a line
+    saying why it was not tested. A tested row's ``charge`` says where it is to be recorded."""
     from backtests.analysis.significance import (
         VERDICT_RULE,
+        comparison_family,
         describe_p,
         difference_verdict,
+        family_text,
         verdict_claim,
     )
 
@@ -288,26 +317,50 @@ def significance(records: list[Comparable], n_boot: int = 2000, seed: int = 0) -
             row["text"] = f"{first.name} vs {other.name}: not tested — no varying returns"
             out.append(row)
             continue
+        key = charge_key(first, other)
+        earlier = list(family(key["fingerprint"], key["pair"], key["config_id"])) if family \
+            else []
+        seen = {e.get("config_id") for e in earlier}
+        earlier += [r["charge"] | r["numbers"] for r in out if "charge" in r
+                    and (r["charge"]["fingerprint"], r["charge"]["pair"]) ==
+                    (key["fingerprint"], key["pair"])
+                    and r["charge"]["config_id"] not in seen | {key["config_id"]}]
+        charged = comparison_family(earlier)
         # the one verdict rule (the bootstrap's p alone is liberal on sparse series)
-        verdict = difference_verdict(ra, rb, n_boot=n_boot, seed=seed)
+        verdict = difference_verdict(ra, rb, n_boot=n_boot, seed=seed, alpha=charged["alpha"])
         test = verdict["sharpe_diff"]
         row.update(test)
         row.update({"decision": verdict["decision"],
                     "spa_better_p": verdict["spa_better"]["p_value"],
-                    "spa_worse_p": verdict["spa_worse"]["p_value"], "rule": VERDICT_RULE})
+                    "spa_worse_p": verdict["spa_worse"]["p_value"], "rule": VERDICT_RULE,
+                    "family": charged, "charge": key,
+                    "numbers": {"n_obs": test["n_obs"], "diff": test["diff"],
+                                "p_bootstrap": test["p_value"],
+                                "p_spa_better": verdict["spa_better"]["p_value"],
+                                "p_spa_worse": verdict["spa_worse"]["p_value"],
+                                "alpha": charged["alpha"], "decision": verdict["decision"]}})
         lo, hi = test["ci"]
         words = verdict_claim(verdict["decision"], first.name, test["diff"],
                               verdict["spa_better"]["p_value"], verdict["spa_worse"]["p_value"])
         row["text"] = (f"{first.name} vs {other.name}, same {test['n_obs']:,} bars: per-bar Sharpe "
                        f"ratio difference {test['diff']:+.4f} (95 % CI {lo:+.4f} … {hi:+.4f}, "
                        f"block bootstrap, mean block {test['block']} bars, {test['n_boot']:,} "
-                       f"resamples); {describe_p(test['p_value'])}; verdict: {words}")
+                       f"resamples); {describe_p(test['p_value'])}; verdict: {words}"
+                       f"{family_text(charged)}")
         out.append(row)
     return out
 
 
+def record_comparisons(reg: Registry, result: dict, run_id: str | None) -> None:
+    """Each tested comparison of ``result`` into the registry's comparisons table (one already
+    there is kept as it was), so that the next comparison of the pair on those bars pays."""
+    for row in result["significance"]:
+        if "charge" in row:
+            reg.add_comparison(run_id=run_id, **row["charge"], **row["numbers"])
+
+
 def compare(records: list[Comparable], *, article: bool = False, n_boot: int = 2000,
-            seed: int = 0) -> dict:
+            seed: int = 0, family: Family | None = None) -> dict:
     """The comparison: ``columns`` (run id → name), ``rows`` (one per statistic any run has:
     key, label, unit, better, values by run id, best run ids, differs), ``differences`` (the
     facts, ``differs`` marked), ``flagged`` (only the differing ones) and ``significance``."""
@@ -342,7 +395,7 @@ def compare(records: list[Comparable], *, article: bool = False, n_boot: int = 2
     diffs = differences(records)
     return {"columns": columns, "rows": rows, "differences": diffs,
             "flagged": [d for d in diffs if d["differs"] and d["group"] in FLAGGED_GROUPS],
-            "significance": significance(records, n_boot=n_boot, seed=seed),
+            "significance": significance(records, n_boot=n_boot, seed=seed, family=family),
             "rule_baselines": rule_baselines(records),
             "article": bool(article)}
 
@@ -380,7 +433,9 @@ def to_json(result: dict) -> dict:
              "values": r["values"], "best": r["best"], "differs": r["differs"]}
             for r in result["rows"]]
     sig = [{k: v for k, v in s.items() if k in ("a", "b", "diff", "p_value", "ci", "block",
-                                                  "n_boot", "n", "method", "text")}
+                                                  "n_boot", "n", "method", "decision",
+                                                  "spa_better_p", "spa_worse_p", "rule",
+                                                  "family", "text")}
            for s in result["significance"]]
     return jsonable({"columns": result["columns"], "rows": rows,
                      "differences": result["flagged"], "significance": sig,
@@ -410,7 +465,9 @@ def run_compare(refs: list[str], runs_dir: str | Path | None = None, *, article:
                 n_boot: int = 2000, mkdir: bool = False, record: bool = True) -> CompareOutcome:
     """Load the runs, compare them and write compare.html: to ``out`` (its folder created only
     with ``mkdir``), or into a new run of kind "compare" (with compare.json) in the registry;
-    ``record=False`` without ``out`` writes nothing (a result for scripts)."""
+    ``record=False`` without ``out`` writes no file and no run (a result for scripts). Every
+    tested comparison is charged for and recorded in the registry's comparisons table, whatever
+    is written: a search by scripts pays as one by hand."""
     if out is not None and not mkdir:
         out_folder(Path(out))           # refused before any run is loaded
     reg = Registry(runs_dir)
@@ -418,11 +475,16 @@ def run_compare(refs: list[str], runs_dir: str | Path | None = None, *, article:
     for ref in refs:   # a walk-forward run gives one record per model
         loaded = load(ref, reg)
         records.extend(loaded if isinstance(loaded, list) else [loaded])
-    result = compare(records, article=article, n_boot=n_boot)
+    result = compare(records, article=article, n_boot=n_boot,
+                     family=lambda fp, pair, cid: reg.comparison_family(
+                         fingerprint=fp, pair=pair, config_id=cid))
     text = render_compare(records, result)
     if out is not None:
-        return CompareOutcome(records, result, write_html(Path(out), text, force, mkdir))
+        html = write_html(Path(out), text, force, mkdir)
+        record_comparisons(reg, result, None)
+        return CompareOutcome(records, result, html)
     if not record:
+        record_comparisons(reg, result, None)
         return CompareOutcome(records, result, None)
     run = reg.create("compare", model=", ".join(dict.fromkeys(r.model.get("name") or "?"
                                                               for r in records)),
@@ -432,10 +494,12 @@ def run_compare(refs: list[str], runs_dir: str | Path | None = None, *, article:
     with reg.recording(run):
         run.write_text("compare.html", text)
         run.write_text("compare.json", json.dumps(to_json(result), indent=2, allow_nan=False))
+    record_comparisons(reg, result, run.id)
     reg.finish(run, {"runs": len(records), "flagged": len(result["flagged"])})
     return CompareOutcome(records, result, run.path / "compare.html", run.id)
 
 
-__all__ = ["LOADERS", "Comparable", "CompareError", "CompareOutcome", "OutputExists", "compare",
-           "differences", "load", "load_backtest", "register_loader", "render_compare",
-           "rule_baselines", "run_compare", "same_bars", "significance", "to_json", "write_html"]
+__all__ = ["LOADERS", "Comparable", "CompareError", "CompareOutcome", "OutputExists", "charge_key",
+           "compare", "differences", "load", "load_backtest", "record_comparisons",
+           "register_loader", "render_compare", "rule_baselines", "run_compare", "same_bars",
+           "significance", "to_json", "write_html"]

@@ -349,6 +349,38 @@ def difference_verdict(returns_a, returns_b, *, n_boot: int = N_BOOT, spa_reps: 
 MIN_TRADES_FOR_VERDICT = 10
 
 
+def comparison_family(earlier: list[dict]) -> dict:
+    """The multiplicity charge of a comparison: it is the k-th of its pair on these bars (k − 1
+    ``earlier`` rows of the registry's comparisons table, ``Registry.comparison_family``: a
+    walk-forward's or `attnbt compare`'s), so its verdict is judged at
+    α / k (Bonferroni over the comparisons made so far, as the DSR counts the trials made so
+    far); ``still_holding``: how many of the earlier "better"/"worse" verdicts survive α / k."""
+    k = len(earlier) + 1
+    alpha = ALPHA / k
+    held = [e for e in earlier if e.get("decision") in ("better", "worse")]
+    still = [e for e in held if decide(*(nan_if_none(e.get(f)) for f in (
+        "diff", "p_bootstrap", "p_spa_better", "p_spa_worse")), alpha) == e["decision"]]
+    return {"k": k, "alpha": alpha, "earlier_runs": [e.get("run_id") for e in earlier],
+            "earlier_decided": len(held), "still_holding": len(still)}
+
+
+def family_text(f: dict) -> str:
+    """The charge in words ('' for a first comparison)."""
+    if f["k"] == 1:
+        return ""
+    text = (f"; comparison {f['k']} of this pair on these bars, so judged at α = "
+            f"{ALPHA:g}/{f['k']} = {f['alpha']:.3g} (Bonferroni)")
+    if f["earlier_decided"]:
+        text += (f"; of the {f['earlier_decided']} earlier better/worse verdicts "
+                 f"{f['still_holding']} still hold at this α")
+    return text
+
+
+def nan_if_none(x) -> float:
+    """``x`` as a float, None as NaN (a registry row's NULL)."""
+    return float("nan") if x is None else float(x)
+
+
 def backtest_verdict(stats: dict, baselines: dict | None = None, in_sample: bool = False,
                      versus_rules: dict | None = None) -> dict:
     """A backtest's verdict record: ``level`` (no_trades, too_few, untested, skill, weak, worse,
@@ -427,5 +459,6 @@ def describe_p(p: float | None) -> str:
 
 
 __all__ = ["ALPHA", "BOOTSTRAP", "N_BOOT", "SPA_REPS", "VERDICT_RULE", "block_length", "decide",
-           "backtest_verdict", "describe_p", "difference_verdict", "dsr", "dsr_from_trials", "expected_max_sharpe", "mean_ci", "moments", "paired_test", "psr",
+           "backtest_verdict", "comparison_family", "describe_p", "difference_verdict", "dsr", "dsr_from_trials", "expected_max_sharpe", "family_text", "mean_ci", "moments", "nan_if_none",
+           "paired_test", "psr",
            "sharpe", "sharpe_difference_test", "spa_test", "stationary_indices", "verdict_claim"]

@@ -157,9 +157,9 @@ def compare(a_name: str, b_name: str, a_tasks: list[dict], b_tasks: list[dict],
             earlier: list[dict] | None = None) -> dict:
     """Model a vs b on the same folds and seeds: paired hit test (folds as clusters), Sharpe
     difference bootstrap and SPA both ways on the seed-average per-bar returns, and a verdict
-    by ``significance.VERDICT_RULE`` at the level ``comparison_family`` charges for the
+    by ``significance.VERDICT_RULE`` at the level ``significance.comparison_family`` charges for the
     ``earlier`` comparisons of the pair on these bars (``Registry.comparison_family``)."""
-    family = comparison_family(earlier or [])
+    family = sig.comparison_family(earlier or [])
     key = {(r["task"]["seed"], r["task"]["fold"]): r for r in b_tasks}
     pairs = [(r, key[(r["task"]["seed"], r["task"]["fold"])]) for r in a_tasks
              if (r["task"]["seed"], r["task"]["fold"]) in key]
@@ -186,34 +186,7 @@ def compare(a_name: str, b_name: str, a_tasks: list[dict], b_tasks: list[dict],
     return out
 
 
-def comparison_family(earlier: list[dict]) -> dict:
-    """The multiplicity charge of a comparison: it is the k-th of its pair on these bars (k − 1
-    ``earlier`` rows of the registry's comparisons table), so its verdict is judged at
-    α / k (Bonferroni over the comparisons made so far, as the DSR counts the trials made so
-    far); ``still_holding``: how many of the earlier "better"/"worse" verdicts survive α / k."""
-    k = len(earlier) + 1
-    alpha = sig.ALPHA / k
-    held = [e for e in earlier if e.get("decision") in ("better", "worse")]
-    still = [e for e in held if sig.decide(*(_num(e.get(f)) for f in (
-        "diff", "p_bootstrap", "p_spa_better", "p_spa_worse")), alpha) == e["decision"]]
-    return {"k": k, "alpha": alpha, "earlier_runs": [e.get("run_id") for e in earlier],
-            "earlier_decided": len(held), "still_holding": len(still)}
-
-
-def family_text(f: dict) -> str:
-    """The charge in words ('' for a first comparison)."""
-    if f["k"] == 1:
-        return ""
-    text = (f"; comparison {f['k']} of this pair on these bars, so judged at α = "
-            f"{sig.ALPHA:g}/{f['k']} = {f['alpha']:.3g} (Bonferroni)")
-    if f["earlier_decided"]:
-        text += (f"; of the {f['earlier_decided']} earlier better/worse verdicts "
-                 f"{f['still_holding']} still hold at this α")
-    return text
-
-
-def _num(x) -> float:
-    return float("nan") if x is None else float(x)
+_num = sig.nan_if_none
 
 
 def comparison_text(c: dict) -> str:
@@ -226,7 +199,7 @@ def comparison_text(c: dict) -> str:
             f"(bootstrap p = {_p(sd['p_value'])}; SPA p = {_p(better['p_value'])} for {c['a']} "
             f"beating {c['b']}, {_p(worse['p_value'])} for the reverse)")
     a = c["a"].split(" on ")[0]
-    family = c.get("family") or comparison_family([])
+    family = c.get("family") or sig.comparison_family([])
     decision = sig.decide(sd["diff"], sd["p_value"], better["p_value"], worse["p_value"],
                           family["alpha"])
     claim = sig.verdict_claim(decision, a, sd["diff"], better["p_value"], worse["p_value"])
@@ -236,7 +209,7 @@ def comparison_text(c: dict) -> str:
         claim += f"; its signals hit less often than {c['b']}'s"
     else:
         claim += "; no evidence of a hit-rate difference"
-    return f"{text} — {claim}{family_text(family)} ({sig.VERDICT_RULE})"
+    return f"{text} — {claim}{sig.family_text(family)} ({sig.VERDICT_RULE})"
 
 
 def _p(p: float | None) -> str:
@@ -344,7 +317,7 @@ def _seed_means(m: dict) -> dict:
     return {k: _num(a[k]["mean"]) for k in ("hit_pct", "missed_pct")}
 
 
-__all__ = ["SUPPORT", "TABLE_COLUMNS", "charged_per_seed", "compare", "comparison_family",
-           "costs_block", "family_text",
+__all__ = ["SUPPORT", "TABLE_COLUMNS", "charged_per_seed", "compare",
+           "costs_block",
            "infer_bars_per_year", "jsonable", "model_name", "model_summary", "rule_verdicts",
            "seed_summary", "sharpe_per_bar", "stitch", "task_row", "comparison_text", "winner"]

@@ -69,10 +69,10 @@ def test_a_plain_p_between_alpha_over_2_and_alpha_is_a_verdict_first_and_none_se
     # decide() is the rule; the family only lowers its α
     assert sig.decide(0.1, 0.03, 0.01, 0.9, sig.ALPHA) == "better"
     assert sig.decide(0.1, 0.03, 0.01, 0.9, sig.ALPHA / 2) == "none"
-    f = R.comparison_family([{"run_id": "x", "decision": "better", "diff": 0.1,
+    f = sig.comparison_family([{"run_id": "x", "decision": "better", "diff": 0.1,
                               "p_bootstrap": 0.03, "p_spa_better": 0.01, "p_spa_worse": 0.9}])
     assert (f["k"], f["earlier_decided"], f["still_holding"]) == (2, 1, 0)
-    assert "of the 1 earlier better/worse verdicts 0 still hold" in R.family_text(f)
+    assert "of the 1 earlier better/worse verdicts 0 still hold" in sig.family_text(f)
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +152,93 @@ def test_a_v4_registry_gains_the_comparisons_table_and_keeps_its_trials(tmp_path
     assert [t["run_id"] for t in reg.trials()] == ["r1"]
     with sqlite3.connect(tmp_path / "registry.sqlite") as db:
         assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (5,)
+
+
+# --- `attnbt compare` is charged the same way ---------------------------------------------------
+
+def _backtest_run(reg: Registry, model: str, config: str, seed: int, bars: int = 400,
+                  drift: float = 0.0) -> str:
+    """A finished backtest run as compare reads it (report.json and equity.csv): an equity of
+    ``bars`` hourly bars from ``seed``'s returns, on the data fingerprint "fp"."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2024-01-01", periods=bars, freq="h", tz="UTC", name="time")
+    equity = 10_000 * np.cumprod(1 + drift + rng.normal(0, 1e-3, bars))
+    run = reg.create("backtest", model=model, data="sample:EURUSD_H1", fingerprint="fp",
+                     config_id=config)
+    run.write_json("report.json", {"stats": {"total_return_pct": equity[-1] / 100 - 100},
+                                   "model": {"model": model}})
+    run.write_text("equity.csv", pd.DataFrame({"equity": equity}, index=index).to_csv())
+    reg.finish(run, {})
+    return run.id
+
+
+def _recorded(reg: Registry) -> list[dict]:
+    with sqlite3.connect(reg.root / "registry.sqlite") as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT * FROM comparisons ORDER BY id")]
+
+
+def test_compare_charges_the_kth_comparison_of_a_pair_on_the_same_bars(tmp_path, cli):
+    """The same two runs compared again (in either order, as a run, --json or through the API)
+    are one comparison; another configuration of the same two models on the same bars is the
+    next one, judged at α/2 and said so; other bars start a family of their own."""
+    from backtests import api
+    from backtests.compare import run_compare
+
+    reg = Registry(tmp_path)
+    a = _backtest_run(reg, "attention/article", "cfg-a", seed=1)
+    b = _backtest_run(reg, "dense/matched", "cfg-b", seed=2)
+    b2 = _backtest_run(reg, "dense/matched", "cfg-b2", seed=3)
+    shorter = _backtest_run(reg, "dense/matched", "cfg-b3", seed=4, bars=300)
+
+    res = cli("compare", a, b, runs_dir=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "comparison 2" not in res.stdout
+    (first,) = _recorded(reg)
+    (compare_run,) = Registry(tmp_path).list(kind="compare")
+    assert first["run_id"] == compare_run["id"] and first["pair"] == \
+        "attention/article vs dense/matched" and first["alpha"] == sig.ALPHA
+    for args in ((b, a), (a, b, "--json")):              # the same comparison: not charged again
+        res = cli("compare", *args, runs_dir=tmp_path)
+        assert res.returncode == 0 and "comparison 2" not in res.stdout, res.stdout + res.stderr
+    assert len(_recorded(reg)) == 1
+
+    out = run_compare([a, b2], tmp_path, record=False)    # the API's way: no run, still charged
+    (row,) = out.result["significance"]
+    assert row["family"]["k"] == 2 and row["family"]["alpha"] == sig.ALPHA / 2
+    assert "comparison 2 of this pair on these bars, so judged at α = 0.05/2 = 0.025" in row["text"]
+    assert _recorded(reg)[-1]["run_id"] is None and _recorded(reg)[-1]["alpha"] == sig.ALPHA / 2
+    assert len(Registry(tmp_path).list(kind="compare")) == 2   # (a, b) and (b, a); --json, API: none
+
+    # one call comparing two configurations: the second is charged for the first
+    table = api.compare(a, b, b2, runs_dir=tmp_path).outcome.result["significance"]
+    assert [s["family"]["k"] for s in table] == [1, 2]
+    # other bars (a shorter span): a family of their own
+    res = cli("compare", a, shorter, runs_dir=tmp_path)
+    assert "not tested" in res.stdout          # different bars are not tested at all
+    c = _backtest_run(reg, "attention/article", "cfg-c", seed=5, bars=300)
+    out = run_compare([c, shorter], tmp_path, record=False)
+    assert out.result["significance"][0]["family"]["k"] == 1
+    assert len(_recorded(reg)) == 3
+
+
+def test_charge_key_is_the_bars_the_unordered_pair_and_the_unordered_configurations():
+    from backtests.compare import Comparable, charge_key
+
+    index = pd.date_range("2024-01-01", periods=10, freq="h", tz="UTC")
+
+    def rec(rid, name, cfg=None, fp="fp"):
+        return Comparable(id=rid, kind="backtest", name=f"{name} {rid}", stats={},
+                          equity=pd.Series(1.0, index=index), data={"fingerprint": fp},
+                          model={"name": name}, config_id=cfg)
+
+    a, b = rec("r1", "attention/article", "x"), rec("r2", "dense/matched", "y")
+    assert charge_key(a, b) == charge_key(b, a)
+    assert charge_key(a, b)["pair"] == "attention/article vs dense/matched"
+    assert charge_key(a, rec("r3", "dense/matched", "y")) == charge_key(a, b)   # same config
+    assert charge_key(a, rec("r3", "dense/matched", "z"))["config_id"] != \
+        charge_key(a, b)["config_id"]
+    assert charge_key(a, rec("r3", "dense/matched"))["config_id"] != \
+        charge_key(a, rec("r4", "dense/matched"))["config_id"]   # no config: the run itself
+    assert charge_key(rec("r1", "attention/article", "x", fp="other"), b)["fingerprint"] != \
+        charge_key(a, b)["fingerprint"]
