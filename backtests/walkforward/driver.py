@@ -271,6 +271,8 @@ def record(run_: Run, wf: WalkForward, p: Planned, results: dict[str, dict],
     run_.write_json("results.json", R.jsonable(rows))
     cash = wf.base.backtest.cash
     n_sources = len(p.candles)
+    run_.write_text("predictions.csv", R.predictions(
+        [results[t.id] for t in p.tasks if t.id in results], n_sources).to_csv(index=False))
 
     groups: dict[tuple[str, str], dict[int, list[dict]]] = {}
     for t in p.tasks:

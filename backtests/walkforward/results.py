@@ -62,6 +62,30 @@ def model_name(source: str, model: str, n_sources: int) -> str:
     return model if n_sources == 1 else f"{model} on {source}"
 
 
+PREDICTION_COLUMNS = ("time", "model", "seed", "fold", "p_none", "p_buy", "p_sell", "label")
+
+
+def predictions(results: list[dict], n_sources: int) -> pd.DataFrame:
+    """predictions.csv: every task's out-of-sample probabilities, one row per test bar (model,
+    seed, fold, in time order), with the bar's label (0 none, 1 buy, 2 sell) where the metrics
+    score a window ending there, else empty. Tasks recorded before attnbt kept them are left
+    out (the file then says which are missing by their absence)."""
+    frames = []
+    for r in results:
+        if "probs" not in r:
+            continue
+        t = r["task"]
+        probs = np.asarray(r["probs"], dtype=float).reshape(-1, 3)
+        frames.append(pd.DataFrame({
+            "time": r["times"], "model": model_name(t["source"], t["model"], n_sources),
+            "seed": t["seed"], "fold": t["fold"], "p_none": probs[:, 0], "p_buy": probs[:, 1],
+            "p_sell": probs[:, 2], "label": pd.array(r["labels"], dtype="Int64")}))
+    if not frames:
+        return pd.DataFrame(columns=list(PREDICTION_COLUMNS))
+    out = pd.concat(frames, ignore_index=True)
+    return out.sort_values(["model", "seed", "time"], kind="stable").reset_index(drop=True)
+
+
 def stitch(results: list[dict], cash: float) -> tuple[pd.Series, pd.Series]:
     """(per-bar returns, equity from ``cash``) of these tasks' test parts in time order."""
     parts = sorted(results, key=lambda r: r["times"][0])
@@ -317,7 +341,8 @@ def _seed_means(m: dict) -> dict:
     return {k: _num(a[k]["mean"]) for k in ("hit_pct", "missed_pct")}
 
 
-__all__ = ["SUPPORT", "TABLE_COLUMNS", "charged_per_seed", "compare",
+__all__ = ["PREDICTION_COLUMNS", "SUPPORT", "TABLE_COLUMNS", "charged_per_seed", "compare",
            "costs_block",
-           "infer_bars_per_year", "jsonable", "model_name", "model_summary", "rule_verdicts",
+           "infer_bars_per_year", "jsonable", "model_name", "model_summary", "predictions",
+           "rule_verdicts",
            "seed_summary", "sharpe_per_bar", "stitch", "task_row", "comparison_text", "winner"]

@@ -313,6 +313,8 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
     signal_share = freq[1] + freq[2]
     base_hit = 100 * (freq[1] ** 2 + freq[2] ** 2) / signal_share if signal_share else np.nan
     pred = p.argmax(1)
+    test_labels = np.full(t_last - t_first + 1, -1)
+    test_labels[ends - t_first] = ds.labels[ends]     # the labelled windows the metrics score
     equity = bt.equity
     values = equity.to_numpy(float)
     returns = np.diff(np.concatenate([[bt.cash], values])) / np.concatenate([[bt.cash],
@@ -340,6 +342,10 @@ def evaluate_task(task: Task, candles: pd.DataFrame, result: TrainResult) -> dic
         "returns": returns.tolist(),
         "cash": bt.cash,
         "fingerprint": fingerprint(bars),
+        # the model's probabilities on each test bar (p_none, p_buy, p_sell; a +meta arm: its
+        # primary's) and the bar's label where the metrics score it: predictions.csv
+        "probs": jsonable(probs.iloc[t_first:t_last + 1].to_numpy().tolist()),
+        "labels": [int(v) if v >= 0 else None for v in test_labels],
         "moments": jsonable(moments(returns)),
         "costs_charged": costs_charged(bars, exp.costs, bt.trades),
         **({"meta": meta} if meta is not None else {}),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from test_walkforward_data import assert_readable_interactive_page, synthetic, write_csv
 from typer.testing import CliRunner
@@ -100,9 +101,12 @@ def test_a_run_records_table_json_report_trials_and_resumes(walk_csv, tmp_path, 
     (row,) = reg.list(kind="walkforward")
     assert row["status"] == "interrupted"
     # two finished tasks as an attnbt before `sharpe_per_bar` wrote them: the resume reads both
-    for f in sorted((tmp_path / row["id"] / "tasks").glob("*.json"))[:2]:
+    old = sorted((tmp_path / row["id"] / "tasks").glob("*.json"))[:2]
+    for f in old:
         r = json.loads(f.read_text())
         r["moments"]["sharpe"] = r["moments"].pop("sharpe_per_bar")
+        if f == old[0]:            # and before tasks kept their probabilities
+            del r["probs"], r["labels"]
         f.write_text(json.dumps(r))
     monkeypatch.setattr(T, "train_fold", real)
     lines = []
@@ -147,6 +151,57 @@ def test_a_run_records_table_json_report_trials_and_resumes(walk_csv, tmp_path, 
     assert set(rec["dense/matched"]) == {"stats", "equity", "params", "costs", "data", "period"}
     assert len(rec["dense/matched"]["equity"]) == 600
     assert rec["dense/matched"]["params"]["threshold"] == "auto"
+    # predictions.csv: each task's test probabilities and scored labels (the old file's: none)
+    import pandas as pd
+
+    pred = pd.read_csv(out.run.path / "predictions.csv", parse_dates=["time"])
+    assert tuple(pred.columns) == R.PREDICTION_COLUMNS
+    lost = json.loads(old[0].read_text())["task"]
+    per_task = pred.groupby(["model", "seed", "fold"])
+    assert (lost["model"], lost["seed"], lost["fold"]) not in per_task.groups
+    assert len(per_task) == 5
+    probs = pred[["p_none", "p_buy", "p_sell"]].to_numpy()
+    assert np.isfinite(probs).all() and np.abs(probs.sum(1) - 1).max() < 1e-5
+    tasks = [json.loads(f.read_text()) for f in (out.run.path / "tasks").glob("*.json")]
+    rows = {(t["task"]["model"], t["task"]["seed"], t["task"]["fold"]): t["metrics"]
+            for t in tasks}
+    equity = pd.read_csv(out.run.path / "equity.csv", index_col="time", parse_dates=["time"])
+    for key, part in per_task:
+        assert part["label"].notna().sum() == rows[key]["samples"]    # the windows scored
+        assert part["time"].isin(equity.index).all() and part["time"].is_monotonic_increasing
+    assert set(pred["label"].dropna()) <= {0, 1, 2}
+
+
+@pytest.mark.slow
+def test_predictions_are_the_models_probabilities_on_its_test_bars_and_their_labels(
+        walk_csv, tmp_path):
+    """Rule baselines (no training): predictions.csv holds, for each fold's test bars, exactly
+    the rule's probabilities at those bars (not shifted) and the fractal label of each bar the
+    metrics score."""
+    import pandas as pd
+
+    import data
+    from backtests.walkforward import results as R
+    from data.labels import fractal_labels
+    from models.rules import rule_probs
+
+    out = wfm.run(_wf(walk_csv, tmp_path, models="rule/newhl,rule/newhl-range"))
+    pred = pd.read_csv(out.run.path / "predictions.csv", parse_dates=["time"])
+    candles = data.load(walk_csv)
+    labels = Experiment().dataset.labels
+    truth = fractal_labels(candles, labels)
+    folds = SMALL.folds(candles.index)
+    for model in ("rule/newhl", "rule/newhl-range"):
+        mine = pred[pred["model"] == model].set_index("time")
+        want = rule_probs(candles, model.split("/")[1], labels).loc[mine.index]
+        assert np.array_equal(mine[["p_none", "p_buy", "p_sell"]].to_numpy(), want.to_numpy())
+        test_bars = [candles.index[a:b + 1] for a, b in (f.bounds(candles.index, "test")
+                                                         for f in folds)]
+        assert mine.index.equals(test_bars[0].append(test_bars[1:]))
+        scored = mine["label"].dropna()
+        assert len(scored) > 100 and np.array_equal(scored.to_numpy(int),
+                                                    truth.loc[scored.index].to_numpy(int))
+    assert tuple(pred.columns) == R.PREDICTION_COLUMNS
 
 
 @pytest.mark.slow
