@@ -69,12 +69,12 @@ def backtest_cmd(
     config: ConfigOpt = None, runs_dir: RunsOpt = None, trust_unhashed: TrustUnhashedOpt = False,
 ) -> None:
     """Trade a trained run's predicted fractals on a period and write the report."""
-    from backtests.backtest import backtest
-
     options = overrides_from(dict(locals()), rename={"seed": "backtest.random_seed"},
                              exclude=("data", "run", "vs"))
     options = trading_overrides(options, spread, spread_pips, pip, threshold)
     exp = run_experiment(run, runs_dir, config, options, settings)
+    from backtests.backtest import backtest
+
     with err_console.status("backtesting"):
         outcome = backtest(exp, run, vs=vs, source=data, command=command_line(),
                            trust_unhashed=trust_unhashed)

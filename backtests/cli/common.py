@@ -254,6 +254,9 @@ def run_experiment(run: str, runs_dir: Path | None, config: Path | None, options
                    settings: list[str] | None) -> Experiment:
     """The experiment of applying trained run ``run``: the model's own settings, then the config
     file's, then the options given, then key=value settings."""
+    from backtests.store import Registry
+
+    Registry(runs_dir).resolve(run, kind="train")    # a wrong run is refused before torch loads
     from backtests.backtest import backtest_experiment
 
     layered = (file_settings(config) if config else {}) | options
