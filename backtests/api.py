@@ -62,7 +62,7 @@ def load(source: str | Path, *, tz: str = "UTC", sort: bool = False, point: floa
 
     ``source``: ``sample:EURUSD_H1`` / ``sample:GOOG_D1``, a CSV path (MT5 exports, generic
     CSVs, yfinance CSVs), ``yahoo:SYMBOL:INTERVAL`` (from the local cache, see docs/data.md) or
-    a planted world ``sample:planted-KIND[:SEED[:BARS]]`` (docs/research.md).
+    a planted world ``sample:planted-KIND[:SEED[:BARS[:PLANTED]]]`` (docs/research.md).
 
     >>> candles = api.load("sample:EURUSD_H1")
     >>> candles.attrs["source"]

@@ -2,7 +2,7 @@
 
 Sources:
 - ``sample:EURUSD_H1`` / ``sample:GOOG_D1``: real candles shipped by the ``backtesting`` package;
-- ``sample:planted-KIND[:SEED[:BARS]]``: a synthetic world with a known planted effect
+- ``sample:planted-KIND[:SEED[:BARS[:PLANTED]]]``: a synthetic world with a known planted effect
   (``data.synth``: null, order, regime, session);
 - a CSV path: generic OHLCV, MetaTrader 5 terminal export, MetaTrader 5 Python-API dump, or a CSV
   saved from yfinance (one- or multi-row header); the format is detected;
@@ -113,14 +113,14 @@ def _refuse_options(source: str, kind: str, given: dict[str, object]) -> None:
 
 def load_sample(name: str, *, sort: bool = False) -> pd.DataFrame:
     """One of the embedded samples, by name (``EURUSD_H1``, ``GOOG_D1``), or a planted world
-    (``planted-order``, ``planted-null:7:5000``: ``data.synth``)."""
+    (``planted-order``, ``planted-null:7:5000``, ``planted-order:1:49000:8``: ``data.synth``)."""
     if name.startswith("planted-"):
         from data.synth import load_planted
 
         return load_planted(name)
     if name not in SAMPLES:
         raise DataError(f"unknown sample {name!r}; choose one of {', '.join(SAMPLES)}, or a "
-                        "planted world planted-KIND[:SEED[:BARS]]",
+                        "planted world planted-KIND[:SEED[:BARS[:PLANTED]]]",
                         source=f"sample:{name}", rule="unknown source")
     raw = sample_path(name).read_text()
     # The package's files are naive UTC-like broker time; we read them as UTC and say so in README.

@@ -315,27 +315,39 @@ def other_orders() -> list[tuple[str, ...]]:
     return [p for p in permutations(ORDER_PATTERN) if p not in (ORDER_PATTERN, ORDER_MIRROR)]
 
 
-def parse_name(name: str) -> tuple[str, int, int]:
-    """``planted-KIND[:SEED[:BARS]]`` → (kind, seed, bars), or a DataError naming the form."""
+def parse_name(name: str) -> tuple[str, int, int, float]:
+    """``planted-KIND[:SEED[:BARS[:PLANTED]]]`` → (kind, seed, bars, planted), or a DataError
+    naming the form (PLANTED: the effect size in mean spreads, as ``generate``'s ``planted``)."""
     source = f"sample:{name}"
+    form = "sample:planted-KIND[:SEED[:BARS[:PLANTED]]]"
     kind, *rest = name.removeprefix("planted-").split(":")
     check_kind(kind, source)
-    if len(rest) > 2 or not all(part.isdigit() for part in rest):
-        raise DataError("write planted worlds as sample:planted-KIND[:SEED[:BARS]] with whole "
-                        "numbers, e.g. sample:planted-order:7:20000", source=source,
-                        rule="unknown source")
+    if len(rest) > 3 or not all(part.isdigit() for part in rest[:2]):
+        raise DataError(f"write planted worlds as {form} with whole numbers for SEED and BARS, "
+                        "e.g. sample:planted-order:7:20000 or sample:planted-order:7:20000:8",
+                        source=source, rule="unknown source")
     seed = int(rest[0]) if rest else DEFAULT_SEED
     bars = int(rest[1]) if len(rest) > 1 else DEFAULT_BARS
     if not MIN_BARS <= bars <= MAX_BARS:
         raise DataError(f"BARS in sample:planted-KIND:SEED:BARS must be {MIN_BARS:,} to "
                         f"{MAX_BARS:,}, not {bars:,}", source=source, rule="unknown source")
-    return kind, seed, bars
+    planted = DEFAULT_PLANTED
+    if len(rest) > 2:
+        try:
+            planted = float(rest[2])
+        except ValueError:
+            planted = math.nan
+        if not (math.isfinite(planted) and 0 <= planted <= MAX_PLANTED):
+            raise DataError(f"PLANTED in {form} must be a number from 0 to {MAX_PLANTED:g} "
+                            f"(mean spreads), not {rest[2]!r}", source=source,
+                            rule="unknown source")
+    return kind, seed, bars, planted
 
 
 def load_planted(name: str) -> pd.DataFrame:
-    """The world a ``sample:planted-…`` source names (``parse_name``) at the default size."""
-    kind, seed, bars = parse_name(name)
-    return generate(kind, seed=seed, bars=bars, source=f"sample:{name}")
+    """The world a ``sample:planted-…`` source names (``parse_name``)."""
+    kind, seed, bars, planted = parse_name(name)
+    return generate(kind, seed=seed, bars=bars, planted=planted, source=f"sample:{name}")
 
 
 def to_csv_text(frame: pd.DataFrame) -> str:

@@ -77,7 +77,7 @@ TrustUnhashedOpt = Annotated[bool, typer.Option(
 
 DataOpt = Annotated[str | None, typer.Option("--data", help="Data source: sample:EURUSD_H1, a CSV "
                                              "path, yahoo:SYMBOL:INTERVAL, or a planted world "
-                                             "sample:planted-KIND[:SEED[:BARS]].",
+                                             "sample:planted-KIND[:SEED[:BARS[:PLANTED]]].",
                                              rich_help_panel=DATA)]
 TzOpt = Annotated[str | None, typer.Option("--tz", help="Timezone of naive timestamps in the "
                                            "file (default UTC; MT5 exports: the broker's).",

@@ -14,7 +14,7 @@ from backtests.cli.common import DayfirstOpt, PointOpt, SortOpt, Typer, TzOpt, c
 app = Typer(help="Load, fetch and inspect candle data.", no_args_is_help=True)
 
 Source = Annotated[str, typer.Argument(help="sample:EURUSD_H1, sample:GOOG_D1, "
-                                       "sample:planted-KIND[:SEED[:BARS]], a CSV path, or "
+                                       "sample:planted-KIND[:SEED[:BARS[:PLANTED]]], a CSV path, or "
                                        "yahoo:SYMBOL:INTERVAL (the local cache)")]
 
 

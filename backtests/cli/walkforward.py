@@ -55,7 +55,7 @@ def walkforward_cmd(
     settings: SettingsArg = None,
     data: Annotated[list[str] | None, typer.Option(
         "--data", help="Data source (repeatable, or comma-separated A,B,C): sample:EURUSD_H1, "
-        "a CSV path, yahoo:SYMBOL:INTERVAL, or sample:planted-KIND[:SEED[:BARS]].",
+        "a CSV path, yahoo:SYMBOL:INTERVAL, or sample:planted-KIND[:SEED[:BARS[:PLANTED]]].",
         rich_help_panel=DATA)] = None,
     pool: Annotated[bool | None, typer.Option(
         "--pool/--no-pool", help="Several --data sources: train ONE model per model, seed and "

@@ -117,10 +117,18 @@ def test_a_sample_source_names_a_world(tmp_path):
     pd.testing.assert_frame_equal(frame, synth.generate("regime", seed=4, bars=300))
     assert frame.attrs["source"] == "sample:planted-regime:4:300"
     assert synth.parse_name("planted-session") == ("session", synth.DEFAULT_SEED,
-                                                   synth.DEFAULT_BARS)
+                                                   synth.DEFAULT_BARS, synth.DEFAULT_PLANTED)
+    # the effect size, fourth: the world `data synth --planted` writes
+    sized = data.load("sample:planted-order:4:300:8.5")
+    pd.testing.assert_frame_equal(sized, synth.generate("order", seed=4, bars=300, planted=8.5))
+    assert sized.attrs["source"] == "sample:planted-order:4:300:8.5"
+    assert not sized.equals(synth.generate("order", seed=4, bars=300))
     for name, words in [("planted-trend", "choose one of null, order, regime, session"),
-                        ("planted-order:x", "sample:planted-KIND[:SEED[:BARS]]"),
-                        ("planted-order:1:2:3", "sample:planted-KIND[:SEED[:BARS]]"),
+                        ("planted-order:x", "sample:planted-KIND[:SEED[:BARS[:PLANTED]]]"),
+                        ("planted-order:1:2:3:4", "sample:planted-KIND[:SEED[:BARS[:PLANTED]]]"),
+                        ("planted-order:1:300:x", "PLANTED in"),
+                        ("planted-order:1:300:101", "from 0 to 100"),
+                        ("planted-order:1:300:nan", "from 0 to 100"),
                         ("planted-order:1:50", "must be 200 to 1,000,000")]:
         with pytest.raises(DataError, match=re.escape(words)):
             data.load(f"sample:{name}")
