@@ -124,20 +124,30 @@ def parse_feature_set(text: str) -> tuple[str, ...]:
     return tuple(seen[name] for name in PARTS if name in seen)
 
 
+def _part_columns(part: str) -> tuple[str, ...]:
+    name, _, args = part.partition(":")
+    return context.mtf_names(tuple(args.split(":"))) if name == "mtf" else FEATURE_SETS[name]
+
+
 def canonical_feature_set(text: str) -> str:
     """The one spelling of a feature set: canonical part order, ``mtf`` with its default
-    periods written as plain ``mtf``."""
+    periods written as plain ``mtf``, and no part whose columns the other parts already hold
+    (``scaled+time`` is ``scaled``: the same columns, so the same model and the same config id,
+    and a search over both is one trial, not two)."""
     default = "mtf:" + ":".join(context.MTF_DEFAULT)
-    return "+".join("mtf" if p == default else p for p in parse_feature_set(text))
+    parts = list(parse_feature_set(text))
+    for part in list(parts):
+        others = {c for p in parts if p != part for c in _part_columns(p)}
+        if len(parts) > 1 and set(_part_columns(part)) <= others:
+            parts.remove(part)
+    return "+".join("mtf" if p == default else p for p in parts)
 
 
 def feature_names(feature_set: str) -> tuple[str, ...]:
     """The columns of a feature set: its parts' columns in order, each name once."""
     names: dict[str, None] = {}
     for part in parse_feature_set(feature_set):
-        name, _, args = part.partition(":")
-        cols = context.mtf_names(tuple(args.split(":"))) if name == "mtf" else FEATURE_SETS[name]
-        names.update(dict.fromkeys(cols))
+        names.update(dict.fromkeys(_part_columns(part)))
     return tuple(names)
 
 

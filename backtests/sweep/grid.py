@@ -85,8 +85,14 @@ def parse_grid(items: list[str], base: Experiment) -> Grid:
         for v in raw:
             exp = base.override({full: v})
             values.append(getattr(getattr(exp, section), name))
-        if len(set(map(repr, values))) != len(values):
-            raise ConfigError(f"`grid` {full}: a value is listed twice")
+        seen: dict[str, str] = {}
+        for v, value in zip(raw, values):
+            if repr(value) in seen:
+                same = (f"{seen[repr(value)]} and {v} are the same setting ({_fmt(value)})"
+                        if seen[repr(value)] != v else f"{v} is listed twice")
+                raise ConfigError(f"`grid` {full}: {same}; list each once (one setting is one "
+                                  "trial)")
+            seen[repr(value)] = v
         (model_axes if section in MODEL_SECTIONS else rule_axes)[full] = values
     return Grid(model_axes, rule_axes)
 

@@ -157,13 +157,17 @@ def test_every_label_kind_is_a_valid_setting(tmp_path, kind):
 def test_a_feature_set_enters_the_config_id_in_its_canonical_spelling(tmp_path):
     ids = {fs: Experiment().override({"features": fs}) for fs in
            ("scaled", "scaled+time+mtf", "mtf+scaled+time", "scaled+mtf", "scaled+mtf:4h")}
-    assert ids["mtf+scaled+time"].dataset.features == "scaled+time+mtf"
-    assert ids["mtf+scaled+time"].id == ids["scaled+time+mtf"].id
-    assert len({ids[k].id for k in ("scaled", "scaled+time+mtf", "scaled+mtf", "scaled+mtf:4h")}) == 4
+    assert ids["mtf+scaled+time"].dataset.features == "scaled+mtf"   # time's columns are scaled's
+    assert ids["mtf+scaled+time"].id == ids["scaled+time+mtf"].id == ids["scaled+mtf"].id
+    assert len({ids[k].id for k in ("scaled", "scaled+mtf", "scaled+mtf:4h")}) == 3
     assert ids["scaled+mtf"].train_id != ids["scaled"].train_id
     path = tmp_path / "exp.toml"
     path.write_text('[dataset]\nfeatures = "time+scaled"\n')
     assert load_toml(path).id == Experiment().override({"features": "scaled+time"}).id
+    # the same columns are the same model: one config id, one trial
+    assert Experiment().override({"features": "scaled+time"}).id == Experiment().id
+    assert Experiment().override({"features": "article+time"}).id != \
+        Experiment().override({"features": "article"}).id
 
 
 def test_train_accepts_labels_swing(monkeypatch):

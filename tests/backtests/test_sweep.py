@@ -54,6 +54,8 @@ def test_grid_axes_split_into_model_and_rule_sides_with_typed_values():
     (["stop=bar,atr:x"], "not a number"),
     (["threshold=0.5", "strategy.threshold=0.6"], "given twice"),
     (["threshold=0.5,0.5"], "listed twice"),
+    (["features=scaled+shape,scaled+shape+time"],
+     r"scaled\+shape and scaled\+shape\+time are the same setting \(scaled\+shape\)"),
     (["source=a.csv,b.csv"], "not a sweepable setting"),
     (["workers=1,2"], "not a sweepable setting"),
     (["nonsense=1"], "unknown setting"),

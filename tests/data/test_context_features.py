@@ -100,7 +100,13 @@ def test_the_last_closed_day_and_h4_candles_are_the_right_ones(frame):
 
 
 def test_composition_is_canonical_and_shared_columns_appear_once(frame):
-    assert canonical_feature_set("mtf+time+scaled") == "scaled+time+mtf"
+    assert canonical_feature_set("mtf+time+article") == "article+time+mtf"
+    # a part whose columns the others already hold is dropped: the same columns, one spelling
+    assert canonical_feature_set("mtf+time+scaled") == "scaled+mtf"
+    assert canonical_feature_set("scaled+atr") == "scaled+atr"        # atr adds columns
+    assert canonical_feature_set("time") == "time"
+    for fs in ("scaled+time", "scaled+time+mtf", "scaled+time+spread+atr+shape+volz+mtf"):
+        assert feature_names(canonical_feature_set(fs)) == feature_names(fs)
     assert canonical_feature_set("mtf:1d:240m") == "mtf"
     assert DatasetSpec(features="mtf+scaled").features == "scaled+mtf"
     names = feature_names("scaled+time+mtf")
