@@ -3,6 +3,8 @@
     python benchmarks/planted_ceiling.py --worlds order,session,regime --planted 4,6,8 \
         --bars 21000 [--train-bars 12000 --val-bars 1000 --test-bars 2000] [--seeds 0] \
         [--trials 12] [--skill 1.0] [--out FILE]
+    python benchmarks/planted_ceiling.py ... --skill 0.5 --trials 4 --panel rule \
+        --set dataset.features=scaled+shape --set dataset.window=5 --set backtest.threshold_grid=quantile
     python benchmarks/planted_ceiling.py --against ROWS.jsonl [--skill 0.5]  # after the protocol
 
 For each world, planted size and bar count: the world's planted trades (``synth.planted_trades``,
@@ -25,6 +27,15 @@ partial skill: the same planted trades, each keeping its true side with probabil
 otherwise taking a fair coin's side (``skilled_sides``, seeded by the world's seed), so it
 collects about S of the planted drift and pays every spread: what a learner that half knows the
 pattern (S = 0.5) would collect. Its N - 1 coin-flip twins are the perfect rule's.
+
+``--panel rule`` (default ``coin``: the rows above, unchanged) puts a fixed rule's real series in
+the learner-free panel: the N trials are the (partial-skill) rule, **rule/newhl's stitched test
+series** on the same world and folds (a rule-only walk-forward, ``api.walkforward("rule/newhl",
+...)``, with the fixed-horizon labels and the ``--set`` keys, e.g. the protocol's
+``dataset.features=scaled+shape dataset.window=5 backtest.threshold_grid=quantile``: the series a
+walk-forward of the protocol records for that model), and N - 2 coin twins (seeds 1 … N-2). A
+rule that loses its spread widens the spread of the trials' Sharpe ratios and so raises SR₀, as
+it does among real trials; still no learner is run.
 """
 
 from __future__ import annotations
@@ -91,6 +102,41 @@ def stitched(frame, sides, exp, labels: str, plan, engine: str = "fast") -> np.n
     return np.concatenate(parts)
 
 
+def panel_sharpes(own: float, twins: list[float], rule: float | None, trials: int) -> list[float]:
+    """The N = ``trials`` per-bar Sharpe ratios a row's DSR is charged against: its ``own``,
+    then ``rule``'s (``--panel rule``; None: the coin panel) and coin twins up to N."""
+    fixed = [own] if rule is None else [own, rule]
+    if trials < len(fixed):
+        raise ValueError(f"{trials} trials cannot hold the panel's {len(fixed)} fixed series")
+    if len(twins) < trials - len(fixed):
+        raise ValueError(f"{len(twins)} coin twins for {trials - len(fixed)} places")
+    return [*fixed, *twins[:trials - len(fixed)]]
+
+
+def rule_series(kind: str, planted: float, bars: int, seed: int, args) -> dict:
+    """rule/newhl's stitched test series on the world (its walk-forward's record: per-bar Sharpe,
+    return, trades), the ``horizon:H`` labels and ``args.set`` keys, in a scratch runs folder."""
+    import tempfile
+
+    from backtests import api
+    from benchmarks.planted_worlds import world_csv
+    from data import synth
+
+    labels = f"horizon:{synth.truth(kind)['hold']}"
+    settings = {"dataset.labels": labels, **dict(item.split("=", 1) for item in args.set)}
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = world_csv(kind, planted, bars, Path(tmp) / "data", seed)
+        wf = api.walkforward("rule/newhl", str(csv), runs_dir=Path(tmp) / "runs",
+                             settings=settings, workers=1, train_bars=args.train_bars,
+                             val_bars=args.val_bars, test_bars=args.test_bars)
+        rec = json.loads((wf.outcome.run.path / "walkforward.json").read_text())["models"]
+    (name, r), = rec.items()
+    acr = r.get("across_seeds") or {}
+    return {"model": name, "sharpe_per_bar": r["sharpe_per_bar"], "n_obs": r["n_obs"],
+            "return_pct": r["total_return_pct"],
+            "trades": (acr.get("n_trades") or {}).get("mean")}
+
+
 def ceiling(kind: str, planted: float, bars: int, seed: int, args) -> dict:
     """The perfect rule's row (or, with ``args.skill`` < 1, the partial-skill rule's): its DSR
     against ``args.trials`` − 1 coin-flip twins, and more."""
@@ -120,12 +166,17 @@ def ceiling_and_series(kind: str, planted: float, bars: int, seed: int, args,
     sides = np.zeros(len(frame))
     sides[signal_at] = chosen
     perfect = stitched(frame, sides, exp, labels, plan, args.engine)
-    sharpes = [sig.sharpe(perfect)]
-    for k in range(1, args.trials):
+    rule = (rule_series(kind, planted, bars, seed, args)
+            if getattr(args, "panel", "coin") == "rule" else None)
+    n_twins = args.trials - (1 if rule is None else 2)
+    twins = []
+    for k in range(1, n_twins + 1):
         coin = np.random.default_rng(k).choice([-1, 1], len(signal_at))
         twin = np.zeros(len(frame))
         twin[signal_at] = coin
-        sharpes.append(sig.sharpe(stitched(frame, twin, exp, labels, plan, args.engine)))
+        twins.append(sig.sharpe(stitched(frame, twin, exp, labels, plan, args.engine)))
+    sharpes = panel_sharpes(sig.sharpe(perfect), twins,
+                            None if rule is None else rule["sharpe_per_bar"], args.trials)
     ds = sig.dsr_from_trials(perfect, sharpes)
     m = sig.moments(perfect)
     textbook = sig.dsr(m["sharpe_per_bar"], m["n_obs"], m["skew"], m["kurtosis"], args.trials,
@@ -141,12 +192,20 @@ def ceiling_and_series(kind: str, planted: float, bars: int, seed: int, args,
             "gross_bps": truth["gross_bps"], "spread_bps": truth["spread_bps"],
             "net_bps": truth["net_bps"], "realised_net_bps": ref["net_bps"],
             "realised_trades": ref["trades"], "return_pct": 100 * (equity[-1] / cash - 1),
-            "sharpe_per_bar": m["sharpe_per_bar"], "twin_sharpe_mean": float(np.mean(sharpes[1:])),
-            "twin_sharpe_sd": float(np.std(sharpes[1:], ddof=1)),
+            "sharpe_per_bar": m["sharpe_per_bar"], "twin_sharpe_mean": float(np.mean(twins)),
+            "twin_sharpe_sd": float(np.std(twins, ddof=1)) if len(twins) > 1 else float("nan"),
             "sr0": ds["dsr_sr0"], "psr": ds["psr"], "dsr": ds["dsr"],
             "dsr_textbook": textbook}
     if skill != 1.0:  # rows of the perfect rule stay as they were
         row |= {"skill": skill, "agree": float(np.mean(chosen == direction))}
+    if rule is not None:  # --panel rule: the fixed rule's real series among the trials
+        if rule["n_obs"] != m["n_obs"]:
+            raise RuntimeError(f"rule/newhl's series has {rule['n_obs']} bars, the rule's "
+                               f"{m['n_obs']}: not the same folds")
+        row |= {"panel": "rule", "settings": dict(item.split("=", 1) for item in args.set),
+                "rule_model": rule["model"], "rule_sharpe_per_bar": rule["sharpe_per_bar"],
+                "rule_return_pct": rule["return_pct"], "rule_trades": rule["trades"],
+                "panel_sr_sd": float(np.std(sharpes, ddof=1))}
     return row, perfect
 
 
@@ -211,6 +270,11 @@ def main() -> None:
     ap.add_argument("--skill", type=float, default=1.0,
                     help="the rule's skill: each planted trade keeps its true side with this "
                          "probability, otherwise a fair coin's (1: the perfect rule)")
+    ap.add_argument("--panel", choices=("coin", "rule"), default="coin",
+                    help="the trials charged: coin (the rule and N-1 coin twins) or rule (the "
+                         "rule, rule/newhl's real series on the world and folds, N-2 twins)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="--panel rule: a config key of rule/newhl's walk-forward (repeatable)")
     ap.add_argument("--train-bars", type=int, default=12000)
     ap.add_argument("--val-bars", type=int, default=1000)
     ap.add_argument("--test-bars", type=int, default=2000)
@@ -225,6 +289,7 @@ def main() -> None:
     if not 0.0 <= args.skill <= 1.0:
         ap.error(f"--skill {args.skill} is not in [0, 1]")
     if args.against:
+        args.panel = "coin"   # the real series are the panel there
         for w in against(args.against, args):
             print(json.dumps(w))
         return
@@ -239,6 +304,9 @@ def main() -> None:
                         with args.out.open("a") as f:
                             f.write(json.dumps(r) + "\n")
                     who = "" if args.skill == 1.0 else f"skill {args.skill:g} (agree {r['agree']:.2f}) "
+                    if args.panel == "rule":
+                        who += (f"[panel rule: newhl SR/bar {r['rule_sharpe_per_bar']:+.3f}, "
+                                f"{r['rule_return_pct']:+.2f} %] ")
                     print(f"{who}{kind:8s} p{planted:<5g} bars {bars} seed {seed}: {r['folds']} folds, "
                           f"net {r['net_bps']:.2f} bps/trade (spread {r['spread_bps']:.2f}; "
                           f"realised {r['realised_net_bps']:.2f} on {r['realised_trades']}), "

@@ -50,3 +50,37 @@ def test_the_draws_are_seeded_by_the_world_and_apart_from_the_coin_twins():
 def test_a_skill_outside_0_1_is_refused():
     with pytest.raises(ValueError, match="skill"):
         skilled_sides(planted(), 1.5, seed=0)
+
+
+# --panel rule: the trials a row is charged against (``panel_sharpes``). Sharpe ratios are per bar.
+def test_the_coin_panel_is_the_rule_and_its_twins():
+    from benchmarks.planted_ceiling import panel_sharpes
+
+    assert panel_sharpes(0.09, [0.01, -0.02, 0.0], None, 4) == [0.09, 0.01, -0.02, 0.0]
+
+
+def test_the_rule_panel_puts_the_fixed_rule_in_place_of_the_last_twin():
+    from benchmarks.planted_ceiling import panel_sharpes
+
+    assert panel_sharpes(0.09, [0.01, -0.02, 0.0], -0.06, 4) == [0.09, -0.06, 0.01, -0.02]
+    with pytest.raises(ValueError, match="coin twins"):
+        panel_sharpes(0.09, [0.01], -0.06, 4)
+    with pytest.raises(ValueError, match="fixed series"):
+        panel_sharpes(0.09, [], -0.06, 1)
+
+
+def test_a_losing_rule_in_the_panel_raises_the_hurdle():
+    """A rule losing its spread widens the trials' Sharpe ratios, so SR0 rises and the DSR of the
+    same series falls (the reason for the panel). Deterministic draws: SR0 goes 0.032 → 0.052 here,
+    so the 0.01 margin is half the effect."""
+    from backtests.analysis import significance as sig
+    from benchmarks.planted_ceiling import panel_sharpes
+
+    returns = np.random.default_rng(0).normal(0.0006, 0.01, 8000)   # per-bar Sharpe about 0.06
+    own = sig.sharpe(returns)
+    twins = [0.004, -0.006, 0.001]
+    coin = sig.dsr_from_trials(returns, panel_sharpes(own, twins, None, 4))
+    rule = sig.dsr_from_trials(returns, panel_sharpes(own, twins, -0.06, 4))
+    assert coin["dsr_trials"] == rule["dsr_trials"] == 4
+    assert rule["dsr_sr0"] > coin["dsr_sr0"] + 0.01
+    assert rule["dsr"] < coin["dsr"]
