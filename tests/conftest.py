@@ -21,8 +21,6 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 import pytest
 from hypothesis import settings
 
-import data
-
 # A property test names its number of examples for the "thorough" profile (Hypothesis' default of
 # 100 examples); the "ci" profile, the default of `make test`, runs a quarter of that number
 # (the examples stay derandomized: the same ones every run). HYPOTHESIS_PROFILE=thorough runs all.
@@ -113,7 +111,11 @@ def drawing():
 
 
 def pytest_configure(config):
-    if os.environ.get("ATTNBT_TEST_DRAW") != "all":
+    # (not in pytest-xdist's controller, which runs no test: importing matplotlib and Bokeh
+    # there only delays the workers' start)
+    controller = (not hasattr(config, "workerinput") and bool(getattr(config.option,
+                  "numprocesses", None)) and getattr(config.option, "dist", "no") != "no")
+    if os.environ.get("ATTNBT_TEST_DRAW") != "all" and not controller:
         _draw_only_where_checked()
 
 
@@ -138,6 +140,8 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def eurusd():
+    import data
+
     return data.load("sample:EURUSD_H1")
 
 
