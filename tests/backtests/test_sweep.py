@@ -30,6 +30,9 @@ def walk_csv(tmp_path_factory):
 
 
 def _sweep(source, runs, grid=GRID, seeds=1, models="attention", **kw) -> swm.Sweep:
+    # on the CPU unless a test says otherwise: with `auto` a CUDA machine trains on its GPU, past
+    # the train functions some tests replace
+    kw.setdefault("device", "cpu")
     base = Experiment().override({"runtime.runs_dir": str(runs), "train.epochs": 1,
                                   "data.source": str(source)})
     return swm.Sweep(base=base, source=str(source), models=parse_models(models),
