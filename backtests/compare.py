@@ -11,12 +11,13 @@ costs or parameters flagged, so that unlike things are not compared by accident.
 traded the same bars, their per-bar returns get a paired block-bootstrap test of the difference
 in Sharpe ratios and a verdict by the one rule (``backtests.analysis.significance``), charged
 for the search: the k-th comparison of the same two models on the same bars (any other
-configuration of them, from `attnbt compare` or the API; the same two runs compared again are the
-same comparison) is judged at α / k, and each is recorded in the registry's comparisons table.
+pair of equity curves, from `attnbt compare` or the API; the same two curves compared again are
+the same comparison) is judged at α / k, and each is recorded in the registry's comparisons table.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -66,7 +67,6 @@ class Comparable:
     in_sample: bool | None = None
     model: dict = field(default_factory=dict)    # name, train_run, model_hash, calibration
     rules: dict = field(default_factory=dict)    # rule baselines on the same bars (backtests)
-    config_id: str | None = None                 # what was run (None: the run itself)
 
 
 Loader = Callable[[Registry, str], Comparable]
@@ -132,8 +132,7 @@ def load_backtest(reg: Registry, run_id: str) -> Comparable:
                "model_hash": model.get("model_hash") or extra.get("model_hash"),
                # train.calibration: the map the model's probabilities went through (None where
                # the report has no calibration block: no labelled windows, or an older report)
-               "calibration": (report.get("calibration") or {}).get("method")},
-        config_id=row.get("config_id"))
+               "calibration": (report.get("calibration") or {}).get("method")})
 
 
 register_loader("backtest", load_backtest)
@@ -179,8 +178,7 @@ def load_walkforward(reg: Registry, ref: str) -> list[Comparable]:
             raise CompareError(f"walk-forward run {run.id} has no model {only!r}; it has "
                                f"{', '.join(models)}")
         models = {only: models[only]}
-    row = reg.get(run.id)
-    data_print = row.get("fingerprint")   # of the run's sources' candles
+    data_print = reg.get(run.id).get("fingerprint")   # of the run's sources' candles
     out = []
     for name, rec in models.items():
         eq = rec["equity"]
@@ -192,8 +190,7 @@ def load_walkforward(reg: Registry, ref: str) -> list[Comparable]:
             period={"start": str(eq.index[0]) if len(eq) else None,
                     "end": str(eq.index[-1]) if len(eq) else None, "bars": len(eq)},
             cash=float(eq.iloc[0]) if len(eq) else None, in_sample=False,
-            model={"name": name, "train_run": None, "model_hash": None},
-            config_id=f"{row['config_id']}:{name}" if row.get("config_id") else None))
+            model={"name": name, "train_run": None, "model_hash": None}))
     return out
 
 
@@ -276,13 +273,15 @@ Family = Callable[[str, str, str], list[dict]]
 def charge_key(a: Comparable, b: Comparable) -> dict:
     """Where a comparison of ``a`` and ``b`` (on the same bars) is counted: the bars (data
     fingerprint and the equity's span), the pair of models (in either order: a verdict is about
-    both directions) and what was compared (the two runs' configurations, in either order)."""
+    both directions) and what was compared: the two equity curves themselves, in either order
+    (the same curves compared again, from re-runs or other runs of the same configuration, are
+    the same comparison; any other curve is another one)."""
     index = a.equity.index
     pair = " vs ".join(sorted(str(r.model.get("name") or r.name) for r in (a, b)))
+    curves = sorted(hashlib.sha256(np.ascontiguousarray(r.equity.to_numpy(float)).tobytes())
+                    .hexdigest() for r in (a, b))
     return {"fingerprint": f"compare:{a.data['fingerprint']}:{index[0]}:{index[-1]}:{len(index)}",
-            "pair": pair,
-            "config_id": config_id({"pair": pair,
-                                    "compared": sorted(r.config_id or r.id for r in (a, b))})}
+            "pair": pair, "config_id": config_id({"pair": pair, "curves": curves})}
 
 
 def significance(records: list[Comparable], n_boot: int = 2000, seed: int = 0,

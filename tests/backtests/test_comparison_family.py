@@ -222,23 +222,22 @@ def test_compare_charges_the_kth_comparison_of_a_pair_on_the_same_bars(tmp_path,
     assert len(_recorded(reg)) == 3
 
 
-def test_charge_key_is_the_bars_the_unordered_pair_and_the_unordered_configurations():
+def test_charge_key_is_the_bars_the_unordered_pair_and_the_unordered_curves():
     from backtests.compare import Comparable, charge_key
 
     index = pd.date_range("2024-01-01", periods=10, freq="h", tz="UTC")
 
-    def rec(rid, name, cfg=None, fp="fp"):
+    def rec(rid, name, level=1.0, fp="fp"):
         return Comparable(id=rid, kind="backtest", name=f"{name} {rid}", stats={},
-                          equity=pd.Series(1.0, index=index), data={"fingerprint": fp},
-                          model={"name": name}, config_id=cfg)
+                          equity=pd.Series(np.linspace(1.0, level, 10), index=index),
+                          data={"fingerprint": fp}, model={"name": name})
 
-    a, b = rec("r1", "attention/article", "x"), rec("r2", "dense/matched", "y")
+    a, b = rec("r1", "attention/article", 1.1), rec("r2", "dense/matched", 0.9)
     assert charge_key(a, b) == charge_key(b, a)
     assert charge_key(a, b)["pair"] == "attention/article vs dense/matched"
-    assert charge_key(a, rec("r3", "dense/matched", "y")) == charge_key(a, b)   # same config
-    assert charge_key(a, rec("r3", "dense/matched", "z"))["config_id"] != \
+    # another run of the same curve (a re-run, a copied folder) is the same comparison
+    assert charge_key(a, rec("r3", "dense/matched", 0.9)) == charge_key(a, b)
+    assert charge_key(a, rec("r3", "dense/matched", 0.95))["config_id"] != \
         charge_key(a, b)["config_id"]
-    assert charge_key(a, rec("r3", "dense/matched"))["config_id"] != \
-        charge_key(a, rec("r4", "dense/matched"))["config_id"]   # no config: the run itself
-    assert charge_key(rec("r1", "attention/article", "x", fp="other"), b)["fingerprint"] != \
+    assert charge_key(rec("r1", "attention/article", 1.1, fp="other"), b)["fingerprint"] != \
         charge_key(a, b)["fingerprint"]
