@@ -86,7 +86,7 @@ def parse_grid(items: list[str], base: Experiment) -> Grid:
             exp = base.override({full: v})
             values.append(getattr(getattr(exp, section), name))
         seen: dict[str, str] = {}
-        for v, value in zip(raw, values):
+        for v, value in zip(raw, values, strict=True):
             if repr(value) in seen:
                 same = (f"{seen[repr(value)]} and {v} are the same setting ({_fmt(value)})"
                         if seen[repr(value)] != v else f"{v} is listed twice")
