@@ -295,6 +295,7 @@ def significance(records: list[Comparable], n_boot: int = 2000, seed: int = 0,
     from backtests.analysis.significance import (
         VERDICT_RULE,
         comparison_family,
+        comparison_numbers,
         describe_p,
         difference_verdict,
         family_text,
@@ -333,11 +334,9 @@ def significance(records: list[Comparable], n_boot: int = 2000, seed: int = 0,
                     "spa_better_p": verdict["spa_better"]["p_value"],
                     "spa_worse_p": verdict["spa_worse"]["p_value"], "rule": VERDICT_RULE,
                     "family": charged, "charge": key,
-                    "numbers": {"n_obs": test["n_obs"], "diff": test["diff"],
-                                "p_bootstrap": test["p_value"],
-                                "p_spa_better": verdict["spa_better"]["p_value"],
-                                "p_spa_worse": verdict["spa_worse"]["p_value"],
-                                "alpha": charged["alpha"], "decision": verdict["decision"]}})
+                    "numbers": comparison_numbers(test, verdict["spa_better"],
+                                                  verdict["spa_worse"], charged["alpha"],
+                                                  verdict["decision"])})
         lo, hi = test["ci"]
         words = verdict_claim(verdict["decision"], first.name, test["diff"],
                               verdict["spa_better"]["p_value"], verdict["spa_worse"]["p_value"])

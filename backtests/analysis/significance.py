@@ -364,6 +364,15 @@ def comparison_family(earlier: list[dict]) -> dict:
             "earlier_decided": len(held), "still_holding": len(still)}
 
 
+def comparison_numbers(sharpe_diff: dict, spa_better: dict, spa_worse: dict, alpha: float,
+                       decision: str) -> dict:
+    """A comparison's numbers as the registry's comparisons table keeps them (and
+    ``comparison_family`` reads them back)."""
+    return {"n_obs": sharpe_diff["n_obs"], "diff": sharpe_diff["diff"],
+            "p_bootstrap": sharpe_diff["p_value"], "p_spa_better": spa_better["p_value"],
+            "p_spa_worse": spa_worse["p_value"], "alpha": alpha, "decision": decision}
+
+
 def family_text(f: dict) -> str:
     """The charge in words ('' for a first comparison)."""
     if f["k"] == 1:
@@ -459,6 +468,6 @@ def describe_p(p: float | None) -> str:
 
 
 __all__ = ["ALPHA", "BOOTSTRAP", "N_BOOT", "SPA_REPS", "VERDICT_RULE", "block_length", "decide",
-           "backtest_verdict", "comparison_family", "describe_p", "difference_verdict", "dsr", "dsr_from_trials", "expected_max_sharpe", "family_text", "mean_ci", "moments", "nan_if_none",
+           "backtest_verdict", "comparison_family", "comparison_numbers", "describe_p", "difference_verdict", "dsr", "dsr_from_trials", "expected_max_sharpe", "family_text", "mean_ci", "moments", "nan_if_none",
            "paired_test", "psr",
            "sharpe", "sharpe_difference_test", "spa_test", "stationary_indices", "verdict_claim"]

@@ -147,6 +147,10 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m0_v1_table, _m1_v2, 
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
+def _nan_as_null(*values: Any) -> list:
+    return [None if isinstance(v, float) and v != v else v for v in values]   # NaN → NULL
+
+
 def _sort_key(value: Any) -> tuple[int, Any]:
     """Numbers (and "inf"/"-inf") before text, so mixed values never raise when sorted."""
     if isinstance(value, (int, float)):
@@ -399,13 +403,10 @@ class Registry:
 
         A trial with the same ``kind``, ``fingerprint`` and ``config_id`` as a recorded one (the
         same configuration, seed and fold evaluated again on the same data) is that trial, not a
-        new one: nothing is added and the recorded trial's id is returned. ``fingerprint`` is the data fingerprint;
-        ``kurtosis`` is plain (non-excess) kurtosis, 3.0 for normal returns, as the deflated
-        Sharpe ratio formula expects; ``sharpe_per_bar`` is not annualised. A statistic that is
-        NaN (not defined, as ``significance.moments`` gives it) is stored as NULL.
-        """
-        sharpe_per_bar, skew, kurtosis = (None if v != v else v  # NaN → NULL
-                                          for v in (sharpe_per_bar, skew, kurtosis))
+        new one: nothing is added and the recorded trial's id is returned. ``kurtosis`` is plain
+        (non-excess), 3.0 for normal returns, as the deflated Sharpe ratio expects;
+        ``sharpe_per_bar`` is per bar; a NaN statistic (not defined) is stored as NULL."""
+        sharpe_per_bar, skew, kurtosis = _nan_as_null(sharpe_per_bar, skew, kurtosis)
         with self._connect(write=True) as db:
             assert db is not None
             with self._transaction(db):
@@ -444,8 +445,7 @@ class Registry:
         """Record one comparison (``numbers``: n_obs, diff, p_bootstrap, p_spa_better/worse,
         alpha, decision; NaN as NULL); one already recorded is kept as it was."""
         keys = ("n_obs", "diff", "p_bootstrap", "p_spa_better", "p_spa_worse", "alpha", "decision")
-        values = [None if isinstance(v, float) and v != v else v
-                  for v in (numbers.get(k) for k in keys)]
+        values = _nan_as_null(*(numbers.get(k) for k in keys))
         with self._connect(write=True) as db:
             assert db is not None
             with self._transaction(db):

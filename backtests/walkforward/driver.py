@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from backtests.analysis.significance import comparison_numbers
 from backtests.config import ConfigError, Experiment, config_id
 from backtests.currency import conversion_of
 from backtests.execution import Deferred, check_workers
@@ -265,14 +266,14 @@ def record(run_: Run, wf: WalkForward, p: Planned, results: dict[str, dict],
     if pooled:      # one row, trial and stitched series per instrument of each pooled task
         views, results, _ = P.expand(p.tasks, results)
         p = replace(p, tasks=views)
-    rows = [R.task_row(results[t.id]) for t in p.tasks if t.id in results]
+    done = [results[t.id] for t in p.tasks if t.id in results]
+    rows = [R.task_row(r) for r in done]
     table = pd.DataFrame(rows, columns=list(R.TABLE_COLUMNS))
     run_.write_text("results.csv", table.to_csv(index=False))
     run_.write_json("results.json", R.jsonable(rows))
     cash = wf.base.backtest.cash
     n_sources = len(p.candles)
-    run_.write_text("predictions.csv", R.predictions(
-        [results[t.id] for t in p.tasks if t.id in results], n_sources).to_csv(index=False))
+    run_.write_text("predictions.csv", R.predictions(done, n_sources).to_csv(index=False))
 
     groups: dict[tuple[str, str], dict[int, list[dict]]] = {}
     for t in p.tasks:
@@ -353,10 +354,8 @@ def _compare_charged(reg: Registry, run_: Run, fp: str, models: dict, a: str, b:
     c = R.compare(a, b, a_tasks, b_tasks, returns[a], returns[b], models[a]["bars_per_year"],
                   earlier)
     reg.add_comparison(run_id=run_.id, fingerprint=fp, pair=pair, config_id=cid,
-                       n_obs=c["sharpe_diff"]["n_obs"], diff=c["sharpe_diff"]["diff"],
-                       p_bootstrap=c["sharpe_diff"]["p_value"], p_spa_better=c["spa"]["p_value"],
-                       p_spa_worse=c["spa_worse"]["p_value"], alpha=c["family"]["alpha"],
-                       decision=c["decision"])
+                       **comparison_numbers(c["sharpe_diff"], c["spa"], c["spa_worse"],
+                                            c["family"]["alpha"], c["decision"]))
     return c
 
 
