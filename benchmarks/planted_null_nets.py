@@ -151,6 +151,39 @@ def summary(rows: list[dict]) -> dict:
                       every), n)}
 
 
+def run_seeds(out: Path, seeds, workers: int | None, task, describe) -> dict[int, dict]:
+    """The rows of ``out`` (JSON lines, one per seed; error rows are kept but run again), after
+    running ``task(seed)`` = ``(fn, *args)`` for each seed of ``seeds`` not yet there on a pool of
+    ``workers`` processes (``None``: run nothing), appending each row as it finishes and printing
+    ``describe(row)``."""
+    done = {}
+    if out.exists():
+        for line in out.read_text().splitlines():
+            r = json.loads(line)
+            if "error" not in r:
+                done[r["seed"]] = r
+    if workers is None:
+        return done
+    todo = [s for s in seeds if s not in done]
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(*task(s)): s for s in todo}
+        for fut in as_completed(futures):
+            try:
+                r = fut.result()
+            except Exception as exc:   # a row that says so, and the other seeds go on
+                r = {"seed": futures[fut], "error": f"{type(exc).__name__}: {exc}"}
+            with out.open("a") as f:   # error rows are kept, and run again on resuming
+                f.write(json.dumps(r) + "\n")
+            if "error" in r:
+                print(f"seed {r['seed']}: {r['error']}", flush=True)
+                continue
+            done[r["seed"]] = r
+            print(f"seed {r['seed']}: {describe(r)} ({r['seconds']} s; "
+                  f"{time.perf_counter() - t0:.0f} s in all)", flush=True)
+    return done
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=200)
@@ -162,30 +195,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True, help="JSON lines, one per seed (resumable)")
     ap.add_argument("--series", type=Path, help="folder: save each seed's return series there")
     args = ap.parse_args()
-    done = {}
-    if args.out.exists():
-        for line in args.out.read_text().splitlines():
-            r = json.loads(line)
-            if "error" not in r:
-                done[r["seed"]] = r
-    if not args.summary:
-        todo = [s for s in range(args.first, args.first + args.seeds) if s not in done]
-        t0 = time.perf_counter()
-        with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            seeds = {pool.submit(one_seed, s, args.bars, args.epochs, args.series): s for s in todo}
-            for fut in as_completed(seeds):
-                try:
-                    r = fut.result()
-                except Exception as exc:   # a row that says so, and the other seeds go on
-                    r = {"seed": seeds[fut], "error": f"{type(exc).__name__}: {exc}"}
-                with args.out.open("a") as f:   # error rows are kept, and run again on resuming
-                    f.write(json.dumps(r) + "\n")
-                if "error" in r:
-                    print(f"seed {r['seed']}: {r['error']}", flush=True)
-                    continue
-                done[r["seed"]] = r
-                print(f"seed {r['seed']}: {[(c['labels'], c['dsr'], c['decision']) for c in r['configs']]}"
-                      f" ({r['seconds']} s; {time.perf_counter() - t0:.0f} s in all)", flush=True)
+    done = run_seeds(args.out, range(args.first, args.first + args.seeds),
+                     None if args.summary else args.workers,
+                     lambda s: (one_seed, s, args.bars, args.epochs, args.series),
+                     lambda r: [(c["labels"], c["dsr"], c["decision"]) for c in r["configs"]])
     rows = sorted(done.values(), key=lambda r: r["seed"])
     print(json.dumps(summary(rows), indent=1, ensure_ascii=False))
 

@@ -32,14 +32,13 @@ import os
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.planted_null import rate  # noqa: E402  (the checkout first)
-from benchmarks.planted_null_nets import EXITS, FOLDS  # noqa: E402
+from benchmarks.planted_null_nets import EXITS, FOLDS, run_seeds  # noqa: E402
 
 MODELS = "attention,dense/matched,gbm"
 GRID = ["features=scaled,scaled+shape", "labels=horizon:1,triple:0.5:0.5:1",
@@ -102,31 +101,11 @@ def main() -> None:
     ap.add_argument("--summary", action="store_true", help="only summarise the rows in --out")
     ap.add_argument("--out", type=Path, required=True, help="JSON lines, one per seed (resumable)")
     args = ap.parse_args()
-    done = {}
-    if args.out.exists():
-        for line in args.out.read_text().splitlines():
-            r = json.loads(line)
-            if "error" not in r:
-                done[r["seed"]] = r
-    if not args.summary:
-        todo = [s for s in range(args.first, args.first + args.seeds) if s not in done]
-        t0 = time.perf_counter()
-        with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            seeds = {pool.submit(one_seed, s, args.bars, args.epochs): s for s in todo}
-            for fut in as_completed(seeds):
-                try:
-                    r = fut.result()
-                except Exception as exc:   # a row that says so, and the other seeds go on
-                    r = {"seed": seeds[fut], "error": f"{type(exc).__name__}: {exc}"}
-                with args.out.open("a") as f:   # error rows are kept, and run again on resuming
-                    f.write(json.dumps(r) + "\n")
-                if "error" in r:
-                    print(f"seed {r['seed']}: {r['error']}", flush=True)
-                    continue
-                done[r["seed"]] = r
-                print(f"seed {r['seed']}: {r['best']} DSR {r['dsr']:.3f} over {r['trials']}, "
-                      f"SPA p {r['spa_random']} ({r['seconds']} s; "
-                      f"{time.perf_counter() - t0:.0f} s in all)", flush=True)
+    done = run_seeds(args.out, range(args.first, args.first + args.seeds),
+                     None if args.summary else args.workers,
+                     lambda s: (one_seed, s, args.bars, args.epochs),
+                     lambda r: f"{r['best']} DSR {r['dsr']:.3f} over {r['trials']}, "
+                               f"SPA p {r['spa_random']}")
     rows = sorted(done.values(), key=lambda r: r["seed"])
     print(json.dumps(summary(rows), indent=1, ensure_ascii=False))
 
