@@ -184,8 +184,9 @@ def run_seeds(out: Path, seeds, workers: int | None, task, describe) -> dict[int
     return done
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def seed_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of a null calibration over seeds (this one's and ``planted_null_sweep``'s)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=200)
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--bars", type=int, default=3000)
@@ -193,6 +194,11 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--summary", action="store_true", help="only summarise the rows in --out")
     ap.add_argument("--out", type=Path, required=True, help="JSON lines, one per seed (resumable)")
+    return ap
+
+
+def main() -> None:
+    ap = seed_parser(__doc__)
     ap.add_argument("--series", type=Path, help="folder: save each seed's return series there")
     args = ap.parse_args()
     done = run_seeds(args.out, range(args.first, args.first + args.seeds),

@@ -26,9 +26,7 @@ process a seed, torch on one thread each; a row is appended to ``--out`` as each
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -38,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.planted_null import rate  # noqa: E402  (the checkout first)
-from benchmarks.planted_null_nets import EXITS, FOLDS, run_seeds  # noqa: E402
+from benchmarks.planted_null_nets import EXITS, FOLDS, run_seeds, seed_parser  # noqa: E402
 
 MODELS = "attention,dense/matched,gbm"
 GRID = ["features=scaled,scaled+shape", "labels=horizon:1,triple:0.5:0.5:1",
@@ -92,14 +90,7 @@ def summary(rows: list[dict]) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=200)
-    ap.add_argument("--first", type=int, default=0)
-    ap.add_argument("--bars", type=int, default=3000)
-    ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--summary", action="store_true", help="only summarise the rows in --out")
-    ap.add_argument("--out", type=Path, required=True, help="JSON lines, one per seed (resumable)")
+    ap = seed_parser(__doc__)
     args = ap.parse_args()
     done = run_seeds(args.out, range(args.first, args.first + args.seeds),
                      None if args.summary else args.workers,
