@@ -249,8 +249,12 @@ def winner(models: dict, returns: dict[str, pd.Series]) -> dict | None:
         return None
     best = ranked[0]
     m = models[best]
+    ann = math.sqrt(m["bars_per_year"]) if math.isfinite(m["bars_per_year"]) else math.nan
     out = {"model": best, "sharpe": m["sharpe"], "psr": m["psr"], "dsr": m["dsr"],
-           "total_return_pct": m["total_return_pct"], "runner_up": None}
+           "total_return_pct": m["total_return_pct"], "runner_up": None,
+           # the DSR's hurdle: the expected best Sharpe of this many unskilled trials as spread
+           # as these (significance.expected_max_sharpe), annualised like "sharpe"
+           "dsr_hurdle": _num(m.get("dsr_sr0")) * ann, "dsr_trials": m.get("dsr_trials")}
     hit_best = max(models, key=lambda k: _num(models[k]["across_seeds"]["hit_pct"]["mean"])
                    if math.isfinite(_num(models[k]["across_seeds"]["hit_pct"]["mean"]))
                    else -1e9)
@@ -264,7 +268,6 @@ def winner(models: dict, returns: dict[str, pd.Series]) -> dict | None:
         # sparse series: docs/research.md, network null calibration)
         v = sig.difference_verdict(both["a"].to_numpy(), both["b"].to_numpy(), both=False)
         t = v["sharpe_diff"]
-        ann = math.sqrt(m["bars_per_year"]) if math.isfinite(m["bars_per_year"]) else math.nan
         out["runner_up"] = {"model": second, "sharpe": models[second]["sharpe"],
                             "diff_annualised": t["diff"] * ann, "p_value": t["p_value"],
                             "spa_p_value": v["spa_better"]["p_value"],
@@ -285,9 +288,14 @@ def winner_text(w: dict) -> str:
     pos = w["psr"] > 1 - sig.ALPHA
     text += (". Its Sharpe ratio is " + ("significantly above zero (PSR > 0.95)" if pos else
                                           "not significantly above zero (PSR ≤ 0.95)"))
-    text += (" and survives the deflation for every trial on these bars (DSR > 0.95)."
+    hurdle = _num(w.get("dsr_hurdle"))
+    why = (f": the hurdle, what the best of {w['dsr_trials']} unskilled trials as spread as these "
+           f"would reach, is a Sharpe of {hurdle:.2f}"
+           if math.isfinite(hurdle) and (w.get("dsr_trials") or 0) > 1 else "")
+    text += (f" and survives the deflation for every trial on these bars (DSR > 0.95{why})."
              if w["dsr"] > 1 - sig.ALPHA else
-             "; after deflating for every trial on these bars (DSR) it is not significant.")
+             f"; after deflating for every trial on these bars (DSR{why}) it is not "
+             "significant.")
     b = w["best_hit"]
     text += f" Highest hit rate: {b['model']} ({b['hit_pct']:.1f} %)."
     return text

@@ -4,6 +4,7 @@ worker-count invariance, and end to end: no edge on random walks, a planted edge
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -138,6 +139,14 @@ def test_a_run_records_table_json_report_trials_and_resumes(walk_csv, tmp_path, 
     assert c["a"] == "attention/article" and c["b"] == "dense/matched"
     assert "attention/article vs dense/matched:" in c["verdict"] and "pp hit" in c["verdict"]
     assert payload["winner"]["text"].startswith("Best out-of-sample Sharpe")
+    # the DSR's hurdle is stated: the winner's SR0 (per bar) annualised like its Sharpe ratio
+    w = payload["winner"]
+    wm = payload["models"][w["model"]]
+    assert w["dsr_trials"] == wm["dsr_trials"] == 2
+    want = wm["dsr_sr0"] * math.sqrt(wm["bars_per_year"])
+    assert w["dsr_hurdle"] == pytest.approx(want, rel=1e-12), (w["dsr_hurdle"], want)
+    assert f"the best of 2 unskilled trials as spread as these would reach, is a Sharpe of " \
+           f"{want:.2f}" in w["text"]
     # every task's backtest is one trial (none twice after the resume), plus the stitched series
     trials = reg.trials(kind="walkforward")
     assert len(trials) == 6 and len({t["config_id"] for t in trials}) == 6
