@@ -38,6 +38,26 @@ def _series(stitched: tuple[list[dict], pd.DatetimeIndex], k: int) -> pd.Series:
     return pd.Series([x for r in parts for x in r["combos"][k]["returns"]], index=times)
 
 
+def trial_sharpes(p: SweepPlan, reg: Registry) -> list[float]:
+    """The per-bar Sharpe ratios of every stitched trial on the sweep's bars: what its DSR
+    charges (every combination and seed, earlier runs on these bars too)."""
+    return [t["sharpe_per_bar"] for t in reg.trials(fingerprint=p.stitched_fingerprint,
+                                                    kind=STITCHED_KIND)]
+
+
+def dsr_hurdle(best: pd.Series, trial_srs: list[float]) -> dict:
+    """The DSR's hurdle for the best combination's returns ``best``: SR₀, the expected best
+    Sharpe ratio of that many unskilled trials as spread as these, annualised as the table's
+    Sharpe ratios are (``compute_stats`` on the same index); None with fewer than 2 trials."""
+    from backtests.analysis import significance as sig
+    from backtests.analysis.performance import infer_bars_per_year
+
+    ds = sig.dsr_from_trials(best.to_numpy(), trial_srs)
+    ann = float(np.sqrt(infer_bars_per_year(best.index)))
+    return {"dsr_hurdle": ds["dsr_sr0"] * ann if ds["dsr_trials"] > 1 else None,
+            "dsr_trials": ds["dsr_trials"]}
+
+
 def aggregate(p: SweepPlan, sw: Sweep, results: dict[str, dict], reg: Registry,
               run_id: str) -> tuple[pd.DataFrame, dict[tuple, pd.Series]]:
     """The table of every combination (walk-forward statistics, PSR, DSR) and each one's
@@ -70,8 +90,7 @@ def aggregate(p: SweepPlan, sw: Sweep, results: dict[str, dict], reg: Registry,
                                    f"{combo_label(rc)} seed {s}",
                               **sig.moments(ser.to_numpy()))   # NaN stored as NULL
             per_combo.append((model, mc, k, rc, by_seed, seed_series))
-    trial_srs = [t["sharpe_per_bar"] for t in reg.trials(fingerprint=p.stitched_fingerprint,
-                                                         kind=STITCHED_KIND)]
+    trial_srs = trial_sharpes(p, reg)
     for model, mc, k, rc, by_seed, seed_series in per_combo:
         avg = pd.concat(list(seed_series.values()), axis=1).mean(axis=1)
         equity = cash * (1 + avg).cumprod()
@@ -204,4 +223,5 @@ def costs_of(p: SweepPlan, sw: Sweep, results: dict[str, dict], key: tuple,
 
 
 __all__ = ["AGREE_TOLERANCE", "RANDOM_DRAWS", "TABLE_COLUMNS", "aggregate", "backtrader_check",
+           "dsr_hurdle", "trial_sharpes",
            "benchmarks", "costs_of"]

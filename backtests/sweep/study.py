@@ -43,6 +43,8 @@ from backtests.sweep.aggregate import (
     backtrader_check,
     benchmarks,
     costs_of,
+    dsr_hurdle,
+    trial_sharpes,
 )
 from backtests.sweep.grid import default_axes
 from backtests.sweep.tasks import (
@@ -229,7 +231,9 @@ def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failure
         "combinations": p.n_combinations, "rule_combinations": len(p.rule_combos),
         "model_combinations": len(p.model_combos), "tasks": len(p.tasks),
         "tasks_done": len(results), "trials_added": trials_added(p, sw),
-        "best": best_row, "best_network": best_net, "best_rule": best_rule, "spa": spa, "backtrader": top, "failures": failures,
+        "best": best_row, "best_network": best_net, "best_rule": best_rule,
+        "dsr_hurdle": dsr_hurdle(best, trial_sharpes(p, reg))["dsr_hurdle"],
+        "spa": spa, "backtrader": top, "failures": failures,
         "heatmap": {"x": hx, "y": hy} if heat is not None else None,
         "strategy": sw.base.strategy.to_dict(), "costs": sw.base.costs.to_dict(),
         "costs_charged": costs_of(p, sw, results, best_key, best_check),
@@ -295,10 +299,12 @@ def verdict_text(payload: dict) -> str:
             f" — Sharpe {num(b['sharpe'], '.2f')} annualised, return "
             f"{num(b['total_return_pct'], '+.2f')} % out of sample, DSR {num(b['dsr'], '.2f')} "
             f"over {b['dsr_trials']} trials. ")
-    dsr = b["dsr"]
-    text += ("It survives the deflation for every trial on these bars (DSR > 0.95). "
+    dsr, hurdle = b["dsr"], payload.get("dsr_hurdle")
+    why = (f"; the hurdle, what the best of {b['dsr_trials']} unskilled trials as spread as these "
+           f"would reach, is a Sharpe of {hurdle:.2f}" if hurdle is not None else "")
+    text += (f"It survives the deflation for every trial on these bars (DSR > 0.95{why}). "
              if dsr is not None and dsr > 1 - alpha else
-             "After paying for the search (DSR ≤ 0.95) it is not significant. ")
+             f"After paying for the search (DSR ≤ 0.95{why}) it is not significant. ")
     for name, label in (("buy_and_hold", "buy-and-hold"), ("random_entries", "random entries")):
         pv = spa[name]["p_value"]
         text += (f"SPA vs {label}: p = {num(pv, '.2f')} ("

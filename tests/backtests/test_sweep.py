@@ -133,6 +133,20 @@ def test_a_planted_edge_is_found_and_survives_the_deflation(tmp_path, monkeypatc
     # against it is computed, not asserted significant
     assert 0 <= payload["spa"]["buy_and_hold"]["p_value"] <= 1
     assert payload["backtrader"][0]["agree"]
+    # the DSR's hurdle is stated: SR0 of every stitched trial on these bars, annualised as the
+    # table's Sharpe ratios; a best combination that passes the DSR is above it
+    from backtests.analysis import significance as sig
+    from backtests.analysis.performance import infer_bars_per_year
+
+    srs = [t["sharpe_per_bar"] for t in Registry(tmp_path / "runs").trials(kind=swm.STITCHED_KIND)]
+    srs = [x for x in srs if x is not None and np.isfinite(x)]
+    index = pd.read_csv(out.run.path / "equity.csv", index_col="time", parse_dates=True).index
+    want = sig.expected_max_sharpe(len(srs), float(np.var(srs, ddof=1))) * np.sqrt(
+        infer_bars_per_year(index))
+    assert payload["dsr_hurdle"] == pytest.approx(want, rel=1e-9), (payload["dsr_hurdle"], want)
+    assert 0 < payload["dsr_hurdle"] < best["sharpe"]
+    assert f"unskilled trials as spread as these would reach, is a Sharpe of {want:.2f}" \
+        in payload["verdict"]
 
 
 def _table_only(monkeypatch):
