@@ -60,7 +60,8 @@ def one_seed(seed: int, bars: int, epochs: int) -> dict:
         p = json.loads((sw.outcome.run.path / "sweep.json").read_text())
     b = p["best"]
     return {"seed": seed, "bars": bars, "epochs": epochs,
-            "best": f"{b['model']} {b['rules']}", "dsr": b["dsr"], "psr": b.get("psr"),
+            "best": f"{b['model']} {b['rules']}", "setting": b.get("model_setting"),
+            "dsr": b["dsr"], "psr": b.get("psr"),
             "trials": b["dsr_trials"], "sharpe": b.get("sharpe"),
             "spa_random": p["spa"]["random_entries"]["p_value"],
             "spa_bh": p["spa"]["buy_and_hold"]["p_value"],
