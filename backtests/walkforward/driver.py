@@ -311,7 +311,7 @@ def record(run_: Run, wf: WalkForward, p: Planned, results: dict[str, dict],
             b_tasks = [r for rs in groups[(source, models[b]["model"])].values() for r in rs]
             comparisons.append(_compare_charged(reg, run_, stitched_fp[source], models, a, b,
                                                 a_tasks, b_tasks, returns))
-    best = R.winner(models, returns)
+    best = R.winner(models, returns, comparisons)
 
     equity = pd.DataFrame(equities)
     equity.index.name = "time"

@@ -240,9 +240,12 @@ def _p(p: float | None) -> str:
     return "n/a" if p is None or not math.isfinite(p) else f"{p:.2f}"
 
 
-def winner(models: dict, returns: dict[str, pd.Series]) -> dict | None:
+def winner(models: dict, returns: dict[str, pd.Series],
+           comparisons: list[dict] | tuple = ()) -> dict | None:
     """The model with the highest seed-average out-of-sample Sharpe, the margin over the
-    runner-up and how sure (bootstrap p, PSR, DSR)."""
+    runner-up and how sure (bootstrap p, PSR, DSR). When the two are a pair this walk-forward
+    compared (``comparisons``), the margin is judged at that comparison's charged α, so the
+    winner line and the comparison cannot disagree."""
     ranked = sorted((k for k, v in models.items() if math.isfinite(_num(v.get("sharpe")))),
                     key=lambda k: models[k]["sharpe"], reverse=True)
     if not ranked:
@@ -266,12 +269,15 @@ def winner(models: dict, returns: dict[str, pd.Series]) -> dict | None:
                          join="inner").dropna()
         # the margin is judged by the one verdict rule (the bootstrap alone is liberal on
         # sparse series: docs/research.md, network null calibration)
-        v = sig.difference_verdict(both["a"].to_numpy(), both["b"].to_numpy(), both=False)
+        alpha = next((c["family"]["alpha"] for c in comparisons
+                      if {c["a"], c["b"]} == {best, second} and c.get("family")), sig.ALPHA)
+        v = sig.difference_verdict(both["a"].to_numpy(), both["b"].to_numpy(), both=False,
+                                   alpha=alpha)
         t = v["sharpe_diff"]
         out["runner_up"] = {"model": second, "sharpe": models[second]["sharpe"],
                             "diff_annualised": t["diff"] * ann, "p_value": t["p_value"],
                             "spa_p_value": v["spa_better"]["p_value"],
-                            "decision": v["decision"]}
+                            "decision": v["decision"], "alpha": alpha}
     out["text"] = winner_text(out)
     return out
 
@@ -283,6 +289,8 @@ def winner_text(w: dict) -> str:
     if r:
         sure = ("a significant margin" if r.get("decision") == "better"
                 else "not a significant margin")
+        if r.get("alpha", sig.ALPHA) < sig.ALPHA:
+            sure += f" at α = {r['alpha']:.3g}, the pair's comparison's charge"
         text += (f", {r['diff_annualised']:+.2f} ahead of {r['model']} (p = "
                  f"{r['p_value']:.2f}: {sure} by the verdict rule)")
     pos = w["psr"] > 1 - sig.ALPHA

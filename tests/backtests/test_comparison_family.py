@@ -75,6 +75,36 @@ def test_a_plain_p_between_alpha_over_2_and_alpha_is_a_verdict_first_and_none_se
     assert "of the 1 earlier better/worse verdicts 0 still hold" in sig.family_text(f)
 
 
+def test_the_winner_margin_over_a_compared_runner_up_is_judged_at_the_comparisons_alpha():
+    """The winner line and the comparison of the same pair use one α: the charged one. (Seed 17:
+    a margin with bootstrap p 0.026, "better" at 0.05 and not at 0.025.)"""
+    rng = np.random.default_rng(17)
+    idx = pd.date_range("2024-01-01", periods=800, freq="h")
+    returns = {"attention/article": pd.Series(rng.normal(4e-4, 2e-3, 800), idx),
+               "rule/newhl": pd.Series(rng.normal(0.0, 2e-3, 800), idx)}
+
+    def model(r):
+        return {"sharpe": float(r.mean() / r.std() * np.sqrt(6000)), "psr": 0.5, "dsr": 0.5,
+                "total_return_pct": 1.0, "bars_per_year": 6000.0, "dsr_sr0": 0.01,
+                "dsr_trials": 2, "across_seeds": {"hit_pct": {"mean": 50.0}}}
+
+    models = {k: model(v) for k, v in returns.items()}
+    charged = [{"a": "rule/newhl", "b": "attention/article",
+                "family": sig.comparison_family([{"run_id": "x", "decision": "none", "diff": 0.0,
+                                                  "p_bootstrap": 0.5, "p_spa_better": 0.5,
+                                                  "p_spa_worse": 0.5}])}]
+    other = [{"a": "attention/article", "b": "dense/matched", "family": charged[0]["family"]}]
+    best, second = sorted(models, key=lambda k: models[k]["sharpe"], reverse=True)
+    a, b = returns[best].to_numpy(), returns[second].to_numpy()
+    for comparisons, alpha in (((), sig.ALPHA), (other, sig.ALPHA), (charged, sig.ALPHA / 2)):
+        w = R.winner(models, returns, comparisons)
+        r = w["runner_up"]
+        assert r["alpha"] == pytest.approx(alpha)
+        assert r["decision"] == sig.difference_verdict(a, b, both=False, alpha=alpha)["decision"]
+        assert ("the pair's comparison's charge" in w["text"]) == (alpha < sig.ALPHA)
+        assert r["decision"] == ("better" if alpha == sig.ALPHA else "none"), r
+
+
 @pytest.fixture(scope="module")
 def csv(tmp_path_factory):
     return write_csv(synthetic(900, seed=4), tmp_path_factory.mktemp("d") / "family.csv")
