@@ -134,18 +134,34 @@ def dsr(sr: float, n_obs: int, skew: float, kurtosis: float, n_trials: int,
     return psr(sr, n_obs, skew, kurtosis, sr_star=expected_max_sharpe(n_trials, sr_variance))
 
 
+def trials_hurdle(trial_sharpes: list[float]) -> dict:
+    """The DSR's charge for these trials' Sharpe ratios (per bar; undefined ones left out):
+    ``dsr_trials`` N, ``dsr_sr_var`` V and ``dsr_sr0`` SR₀, the hurdle."""
+    srs = np.asarray([s for s in trial_sharpes if s is not None and math.isfinite(s)], float)
+    n_trials = max(len(srs), 1)
+    var = float(srs.var(ddof=1)) if len(srs) > 1 else 0.0
+    return {"dsr_trials": n_trials, "dsr_sr_var": var,
+            "dsr_sr0": expected_max_sharpe(n_trials, var)}
+
+
+def hurdle_text(n_trials: int | None, hurdle: float | None) -> str:
+    """The hurdle (annualised like the Sharpe ratios beside it) in words; '' where there is
+    none (fewer than two trials, or not defined)."""
+    if not n_trials or n_trials < 2 or hurdle is None or not math.isfinite(hurdle):
+        return ""
+    return (f"the hurdle, what the best of {n_trials} unskilled trials as spread as these would "
+            f"reach, is a Sharpe of {hurdle:.2f}")
+
+
 def dsr_from_trials(returns: np.ndarray, trial_sharpes: list[float]) -> dict:
     """PSR, DSR and what went into them, for ``returns`` among trials with these Sharpe ratios
     (per bar; the list should include this series' own trial)."""
     m = moments(returns)
-    srs = np.asarray([s for s in trial_sharpes if s is not None and math.isfinite(s)], float)
-    n_trials = max(len(srs), 1)
-    var = float(srs.var(ddof=1)) if len(srs) > 1 else 0.0
+    h = trials_hurdle(trial_sharpes)
     sr = m["sharpe_per_bar"]
     return {**m, "psr": psr(sr, m["n_obs"], m["skew"], m["kurtosis"]),
-            "dsr": dsr(sr, m["n_obs"], m["skew"], m["kurtosis"], n_trials, var),
-            "dsr_trials": n_trials, "dsr_sr_var": var,
-            "dsr_sr0": expected_max_sharpe(n_trials, var)}
+            "dsr": dsr(sr, m["n_obs"], m["skew"], m["kurtosis"], h["dsr_trials"],
+                       h["dsr_sr_var"]), **h}
 
 
 # --- bootstrap -----------------------------------------------------------------------------------
@@ -468,6 +484,6 @@ def describe_p(p: float | None) -> str:
 
 
 __all__ = ["ALPHA", "BOOTSTRAP", "N_BOOT", "SPA_REPS", "VERDICT_RULE", "block_length", "decide",
-           "backtest_verdict", "comparison_family", "comparison_numbers", "describe_p", "difference_verdict", "dsr", "dsr_from_trials", "expected_max_sharpe", "family_text", "mean_ci", "moments", "nan_if_none",
+           "backtest_verdict", "comparison_family", "comparison_numbers", "describe_p", "difference_verdict", "dsr", "dsr_from_trials", "expected_max_sharpe", "family_text", "hurdle_text", "mean_ci", "moments", "nan_if_none",
            "paired_test", "psr",
-           "sharpe", "sharpe_difference_test", "spa_test", "stationary_indices", "verdict_claim"]
+           "sharpe", "sharpe_difference_test", "spa_test", "stationary_indices", "trials_hurdle", "verdict_claim"]

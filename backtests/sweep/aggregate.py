@@ -45,17 +45,16 @@ def trial_sharpes(p: SweepPlan, reg: Registry) -> list[float]:
                                                     kind=STITCHED_KIND)]
 
 
-def dsr_hurdle(best: pd.Series, trial_srs: list[float]) -> dict:
-    """The DSR's hurdle for the best combination's returns ``best``: SR₀, the expected best
-    Sharpe ratio of that many unskilled trials as spread as these, annualised as the table's
-    Sharpe ratios are (``compute_stats`` on the same index); None with fewer than 2 trials."""
+def dsr_hurdle(trial_srs: list[float], index: pd.DatetimeIndex) -> float | None:
+    """The DSR's hurdle SR₀ of these trials, annualised as the table's Sharpe ratios are
+    (``compute_stats`` on ``index``, the best combination's bars); None with fewer than 2."""
     from backtests.analysis import significance as sig
     from backtests.analysis.performance import infer_bars_per_year
 
-    ds = sig.dsr_from_trials(best.to_numpy(), trial_srs)
-    ann = float(np.sqrt(infer_bars_per_year(best.index)))
-    return {"dsr_hurdle": ds["dsr_sr0"] * ann if ds["dsr_trials"] > 1 else None,
-            "dsr_trials": ds["dsr_trials"]}
+    h = sig.trials_hurdle(trial_srs)
+    if h["dsr_trials"] < 2:
+        return None
+    return h["dsr_sr0"] * float(np.sqrt(infer_bars_per_year(index)))
 
 
 def aggregate(p: SweepPlan, sw: Sweep, results: dict[str, dict], reg: Registry,

@@ -232,7 +232,7 @@ def record(run_: Run, sw: Sweep, p: SweepPlan, results: dict[str, dict], failure
         "model_combinations": len(p.model_combos), "tasks": len(p.tasks),
         "tasks_done": len(results), "trials_added": trials_added(p, sw),
         "best": best_row, "best_network": best_net, "best_rule": best_rule,
-        "dsr_hurdle": dsr_hurdle(best, trial_sharpes(p, reg))["dsr_hurdle"],
+        "dsr_hurdle": dsr_hurdle(trial_sharpes(p, reg), best.index),
         "spa": spa, "backtrader": top, "failures": failures,
         "heatmap": {"x": hx, "y": hy} if heat is not None else None,
         "strategy": sw.base.strategy.to_dict(), "costs": sw.base.costs.to_dict(),
@@ -287,6 +287,8 @@ def versus_best_rule(payload: dict) -> str:
 
 def verdict_text(payload: dict) -> str:
     """One paragraph: the best combination, how sure, what the search cost."""
+    from backtests.analysis import significance as sig
+
     b = payload["best"]
     spa = payload["spa"]
     alpha = 0.05
@@ -299,9 +301,9 @@ def verdict_text(payload: dict) -> str:
             f" — Sharpe {num(b['sharpe'], '.2f')} annualised, return "
             f"{num(b['total_return_pct'], '+.2f')} % out of sample, DSR {num(b['dsr'], '.2f')} "
             f"over {b['dsr_trials']} trials. ")
-    dsr, hurdle = b["dsr"], payload.get("dsr_hurdle")
-    why = (f"; the hurdle, what the best of {b['dsr_trials']} unskilled trials as spread as these "
-           f"would reach, is a Sharpe of {hurdle:.2f}" if hurdle is not None else "")
+    dsr = b["dsr"]
+    why = sig.hurdle_text(b["dsr_trials"], payload.get("dsr_hurdle"))
+    why = f"; {why}" if why else ""
     text += (f"It survives the deflation for every trial on these bars (DSR > 0.95{why}). "
              if dsr is not None and dsr > 1 - alpha else
              f"After paying for the search (DSR ≤ 0.95{why}) it is not significant. ")

@@ -296,10 +296,8 @@ def winner_text(w: dict) -> str:
     pos = w["psr"] > 1 - sig.ALPHA
     text += (". Its Sharpe ratio is " + ("significantly above zero (PSR > 0.95)" if pos else
                                           "not significantly above zero (PSR ≤ 0.95)"))
-    hurdle = _num(w.get("dsr_hurdle"))
-    why = (f": the hurdle, what the best of {w['dsr_trials']} unskilled trials as spread as these "
-           f"would reach, is a Sharpe of {hurdle:.2f}"
-           if math.isfinite(hurdle) and (w.get("dsr_trials") or 0) > 1 else "")
+    why = sig.hurdle_text(w.get("dsr_trials"), w.get("dsr_hurdle"))
+    why = f": {why}" if why else ""
     text += (f" and survives the deflation for every trial on these bars (DSR > 0.95{why})."
              if w["dsr"] > 1 - sig.ALPHA else
              f"; after deflating for every trial on these bars (DSR{why}) it is not "
