@@ -535,16 +535,16 @@ def _study_settings(data, models: str, presets: str | None, seeds: int, folds: d
 
 
 def walkforward(models: str = "attention,rule/newhl", data=None, *, presets: str | None = None,
-                seeds: int = 1, train_bars: int = 2000, val_bars: int = 500,
-                test_bars: int = 500, step_bars: int | None = None, expanding: bool = False,
-                embargo_bars: int = 0, threshold: float | str = "auto",
+                references: str | None = None, seeds: int = 1, train_bars: int = 2000,
+                val_bars: int = 500, test_bars: int = 500, step_bars: int | None = None,
+                expanding: bool = False, embargo_bars: int = 0, threshold: float | str = "auto",
                 settings: dict | None = None, runs_dir: str | Path | None = None,
                 workers: int = 1, executor: str = "local", device: str = "auto",
                 progress: Callable[[str], None] | None = None) -> StudyResult:
     """Walk-forward: every (source, model, seed, fold) trained, thresholded on its validation
     part (``threshold="auto"``, or a number) and traded on its unseen test part; stitched and
     tested as the terminal's walk-forward does (a finished one with the same settings is read
-    back, not recomputed). ``models``: kinds, kind/preset or rule baselines, comma-separated.
+    back, not recomputed). ``models``, ``references`` (never won nor charged): as the CLI's.
 
     >>> wf = api.walkforward("rule/newhl,rule/newhl-range", "sample:EURUSD_H1",
     ...                      train_bars=500, val_bars=200, test_bars=200)
@@ -560,8 +560,8 @@ def walkforward(models: str = "attention,rule/newhl", data=None, *, presets: str
     exp, sources, parsed, seed_list, plan = _study_settings(data, models, presets, seeds, folds,
                                                             settings, runs_dir)
     wf = wfm.WalkForward(base=exp, sources=sources, models=parsed, seeds=seed_list, plan=plan,
-                         auto_threshold=auto, device=device, workers=workers,
-                         executor=executor)
+                         auto_threshold=auto, device=device, workers=workers, executor=executor,
+                         references=wfm.parse_models(references) if references else [])
     outcome = wfm.run(wf, command=COMMAND.format("walkforward"), progress=progress)
     return StudyResult("walkforward", outcome, runs_dir)
 

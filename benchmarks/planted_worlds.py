@@ -4,7 +4,7 @@
         [--labels triple:0.5:0.5:1,triple:1:1:6] [--epochs 5] [--bars 8000] [--out FILE]
         [--train-bars 3000 --val-bars 1000 --test-bars 1000] [--seed 0]
         [--set dataset.window=5 --set dataset.features=scaled+shape ...]
-        [--models attention,dense,rule/newhl,gbm]
+        [--models attention,dense,rule/newhl,gbm] [--references rule/newhl]
 
 For each world (``data.synth``, seed ``--seed``) at the given ``planted`` size, and each label
 rule in ``--labels`` (declared before any result is seen; every one is charged), one
@@ -14,7 +14,8 @@ training + ``--val-bars`` validation + ``--test-bars`` test bars (by default 3,0
 world's per-bar spread, ``train.epochs=EPOCHS``, the label's own exits
 (``strategy.barriers=auto``) and the ``--set`` keys (e.g. ``backtest.threshold_grid=quantile``). All runs share one runs folder, so each world's DSR counts every
 configuration tried on its bars. A world is **found** when a model's stitched test return has
-DSR > 0.95. Beside it: the planted trade itself measured on the same test bars
+DSR > 0.95 (a ``--references`` model, run beside them but not a candidate and not charged,
+is never what is found). Beside it: the planted trade itself measured on the same test bars
 (``synth.realised``: what a perfect rule collects), and attention vs the same-size dense net
 (``attention/article`` vs ``dense/matched``: the walk-forward's paired test, bootstrap, SPA and
 ``significance.decide``'s verdict).
@@ -73,9 +74,9 @@ def one(kind: str, planted: float, labels: str, args) -> dict:
     settings = {"train.epochs": args.epochs, "dataset.labels": labels, **extra(args)}
     t0 = time.perf_counter()
     wf = api.walkforward(args.models, str(csv), runs_dir=args.runs_dir, settings=settings,
-                         workers=args.workers, **folds(args))
+                         workers=args.workers, references=args.references, **folds(args))
     payload = json.loads((wf.outcome.run.path / "walkforward.json").read_text())
-    models = {m: {k: rec.get(k) for k in ("psr", "dsr", "dsr_trials", "sharpe",
+    models = {m: {k: rec.get(k) for k in ("reference", "psr", "dsr", "dsr_trials", "sharpe",
                                            "total_return_pct", "sharpe_per_bar", "n_obs", "skew",
                                            "kurtosis", "dsr_sr0")}
               for m, rec in payload["models"].items()}
@@ -92,6 +93,7 @@ def one(kind: str, planted: float, labels: str, args) -> dict:
     return {"world": kind, "planted": planted, "labels": labels, "run": wf.run_id,
             "seed": args.seed, "bars": args.bars, "folds": folds(args), "settings": extra(args),
             **({"models_asked": args.models} if args.models != MODELS else {}),
+            **({"references": args.references} if args.references else {}),
             "seconds": round(time.perf_counter() - t0), "models": models,
             "attention_vs_dense": att_vs_dense, "reference": reference(kind, planted, args.bars, args)}
 
@@ -112,8 +114,10 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         planted = "–" if r["world"] == "null" else f"{r['planted']:g}"
         for m, s in r["models"].items():
-            found = s["dsr"] is not None and s["dsr"] > 0.95
-            out.append(f"| {r['world']} | {planted} | {config(r)} | {m} | "
+            # a reference (--references) is not a candidate: it cannot be what is found
+            found = s["dsr"] is not None and s["dsr"] > 0.95 and not s.get("reference")
+            name = f"{m} (reference)" if s.get("reference") else m
+            out.append(f"| {r['world']} | {planted} | {config(r)} | {name} | "
                        f"{fmt(s['trades'], '.0f')} | {fmt(s['hit'], '.1f')} | "
                        f"{fmt(s['total_return_pct'], '+.2f')} | {fmt(s['sharpe'], '.2f')} | "
                        f"{fmt(s['dsr'])} ({s['dsr_trials']}) | {'yes' if found else 'no'} |")
@@ -149,6 +153,9 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a config key for every walk-forward (repeatable)")
     ap.add_argument("--models", default=MODELS, help=f"walk-forward models (default {MODELS})")
+    ap.add_argument("--references", default=None,
+                    help="walk-forward references: run beside the models, not candidates, not "
+                         "charged in the DSR (e.g. rule/newhl)")
     ap.add_argument("--out", type=Path, help="JSON lines (appended); the table covers them all")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
@@ -162,6 +169,7 @@ def main() -> None:
                        and r["labels"] == labels and r.get("settings", {}) == extra(args)
                        and r.get("seed", 0) == args.seed and r.get("bars", 8000) == args.bars
                        and r.get("models_asked", MODELS) == args.models
+                       and r.get("references") == args.references
                        for r in rows):
                     continue
                 r = one(kind, args.planted, labels, args)

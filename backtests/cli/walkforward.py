@@ -67,6 +67,10 @@ def walkforward_cmd(
                                         "seed) and the rule baselines rule/newhl, "
                                         "rule/newhl-range[:K] (no training).", rich_help_panel=WF)]
     = "attention,dense,conv,lstm,rule/newhl,rule/newhl-range",
+    references: Annotated[str | None, typer.Option(
+        "--references", help="Reference models, comma-separated (e.g. rule/newhl): trained, "
+        "traded and compared on the same folds, but not candidates: never the winner, and not "
+        "charged in any DSR.", rich_help_panel=WF)] = None,
     presets: Annotated[str | None, typer.Option(
         "--presets", help="Presets, one per model (article,matched,...) or kind=preset; default "
         "attention/article, dense/matched, conv/article, lstm/article.",
@@ -132,6 +136,7 @@ def walkforward_cmd(
                if s.strip()]
     wf = wfm.WalkForward(
         base=exp, sources=sources, models=wfm.parse_models(models, presets),
+        references=wfm.parse_models(references) if references else [],
         seeds=seed_list(seeds),
         plan=wfm.FoldPlan(train_bars, val_bars, test_bars, step_bars, expanding, embargo_bars),
         auto_threshold=auto, device=device,
@@ -180,7 +185,8 @@ def print_outcome(outcome) -> None:
     for name, m in payload["models"].items():
         hit = m["across_seeds"]["hit_pct"]
         brier = m["across_seeds"].get("brier") or {}
-        console.print(f"  {name}: hit {_n(hit['mean'])} % (sd {_n(hit['sd'])}), Brier "
+        role = " (reference: not charged, cannot win)" if m.get("reference") else ""
+        console.print(f"  {name}{role}: hit {_n(hit['mean'])} % (sd {_n(hit['sd'])}), Brier "
                       f"{_n(brier.get('mean'), 3)}, stitched "
                       f"return {_n(m['total_return_pct'], 2)} %, Sharpe {_n(m['sharpe'], 2)}, "
                       f"PSR {_n(m['psr'], 3)}, DSR {_n(m['dsr'], 3)} ({m['dsr_trials']} trials)",

@@ -34,6 +34,8 @@ SCHEMA = 1                                  # of a study's result file (walkforw
 TASK_DIR = "tasks"                          # tasks/<task id>.json: one file per finished task
 STITCHED_KIND = "walkforward-stitched"      # trials of stitched series: walk-forwards and sweeps
 #                                             share it (one search budget on the same bars)
+REFERENCE_KIND = "walkforward-reference"    # a walk-forward's reference series: recorded, never
+#                                             charged (not a candidate: it cannot win)
 
 
 @dataclass(frozen=True)

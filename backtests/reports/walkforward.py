@@ -86,7 +86,8 @@ def model_rows(models: dict) -> list[list[str]]:
     rows = []
     for name, m in models.items():
         a = m["across_seeds"]
-        rows.append([name, str(len(m["seeds"])), _ms(a["hit_pct"]), _ms(a["base_hit_pct"]),
+        label = f"{name} (reference, not charged)" if m.get("reference") else name
+        rows.append([label, str(len(m["seeds"])), _ms(a["hit_pct"]), _ms(a["base_hit_pct"]),
                      _ms(a["missed_pct"]), _ms(a["macro_f1"], 3), _ms(a.get("brier"), 3),
                      _fmt(m["total_return_pct"]), _fmt(m["sharpe"]), _fmt(m["psr"], 3),
                      _fmt(m["dsr"], 3), str(m["dsr_trials"]), _ms(a["n_trades"], 0)])
@@ -257,6 +258,9 @@ def render_markdown(payload: dict, table: pd.DataFrame, equity: pd.DataFrame, ou
               "is traded on the next, unseen test part.",
               f"- Models: {', '.join(s['models'])}; seeds {s['seeds']}; training settings: the "
               "config's defaults.",
+              *([f"- References (run, traded and compared on the same folds; not candidates: "
+                 f"never the winner, not charged in any DSR): {', '.join(s['references'])}."]
+                if s.get("references") else []),
               *(f"- Costs on {source}: " + "; ".join(f"{k} {v}" for k, v in costs_setting_rows(c))
                 + "." for source, c in (payload.get("costs_charged") or {}).items()),
               "- Statistics: `backtests/analysis/significance.py` (see docs/walkforward.md for the "

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from backtests.analysis.significance import comparison_numbers
+from backtests.analysis.significance import comparison_numbers, moments
 from backtests.config import ConfigError, Experiment, config_id
 from backtests.currency import conversion_of
 from backtests.execution import Deferred, check_workers
 from backtests.execution.driver import (
+    REFERENCE_KIND,
     SCHEMA,
     STITCHED_KIND,
     Outcome,
@@ -63,10 +64,27 @@ class WalkForward:
     workers: int = 1
     executor: str = "local"     # local (process pool) | ray
     address: str | None = None  # ray: None (a private local instance), "auto", "ray://host:port"
+    # references: run on the same folds, reported and compared like the models, but not
+    # candidates: never the winner, and their series are not charged in any DSR
+    references: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         check_seeds(self.seeds)
         check_workers(self.workers, here=self.address is None)
+        both = [f"{k}/{p}" for k, p in self.references if (k, p) in self.models]
+        if both:
+            raise ConfigError(f"{', '.join(both)} is both a model and a reference: a reference "
+                              "is not a candidate, so list it in `references` only (or in "
+                              "`models` only, to charge it and let it win)")
+
+    @property
+    def all_models(self) -> list[tuple[str, str]]:
+        """The candidates, then the references: what is trained and traded."""
+        return self.models + self.references
+
+    def is_reference(self, model: str) -> bool:
+        """``model`` as the tasks name it (``kind/preset``)."""
+        return model in {f"{k}/{p}" for k, p in self.references}
 
     @property
     def pooled(self) -> bool:
@@ -76,6 +94,9 @@ class WalkForward:
     def settings(self) -> dict:
         return {"sources": self.sources, **({"pool": True} if self.pooled else {}),
                 "models": [f"{k}/{p}" for k, p in self.models],
+                # only when given: a walk-forward without references keeps its config id
+                **({"references": [f"{k}/{p}" for k, p in self.references]}
+                   if self.references else {}),
                 "seeds": self.seeds, "folds": self.plan.to_dict(),
                 "threshold": "auto" if self.auto_threshold else self.base.strategy.threshold}
 
@@ -107,7 +128,7 @@ def plan(wf: WalkForward) -> Planned:
         exp = wf.base.override({"data.source": source})
         try:
             c = load_candles(exp)
-            tasks += plan_tasks(wf.base, source, c, wf.models, wf.seeds, wf.plan,
+            tasks += plan_tasks(wf.base, source, c, wf.all_models, wf.seeds, wf.plan,
                                 fingerprint(c), wf.auto_threshold)
             candles[source] = c
         except AttnbtError as exc:
@@ -129,7 +150,7 @@ def _plan_pooled(wf: WalkForward) -> Planned:
     P.check_pool(wf.base, wf.sources)
     candles = {s: load_candles(wf.base.override({"data.source": s})) for s in wf.sources}
     fps = {s: fingerprint(c) for s, c in candles.items()}
-    tasks = P.plan_pooled_tasks(wf.base, candles, fps, wf.models, wf.seeds, wf.plan,
+    tasks = P.plan_pooled_tasks(wf.base, candles, fps, wf.all_models, wf.seeds, wf.plan,
                                 wf.auto_threshold)
     cid = config_id({"walkforward": wf.settings(), "tasks": sorted(t.id for t in tasks)})
     finished, resume, done = find_runs(wf.base.runtime.runs_dir, "walkforward", cid,
@@ -177,7 +198,7 @@ class WalkForwardStudy:
 
     def create(self, reg: Registry, p: Planned, command: str | None) -> Run:
         wf = self.wf
-        return reg.create("walkforward", model=",".join(f"{k}/{pr}" for k, pr in wf.models),
+        return reg.create("walkforward", model=",".join(f"{k}/{pr}" for k, pr in wf.all_models),
                           data=",".join(wf.sources), config_id=p.config_id, command=command,
                           fingerprint=config_id({s: fingerprint(c) for s, c in
                                                  p.candles.items()})[:16],
@@ -285,16 +306,21 @@ def record(run_: Run, wf: WalkForward, p: Planned, results: dict[str, dict],
 
     stitched_fp = {s: config_id({"data": fingerprint(c), "folds": wf.plan.to_dict()})[:16]
                    for s, c in p.candles.items()}
-    _add_stitched_trials(reg, run_, groups, cash, stitched_fp)
+    _add_stitched_trials(reg, run_, groups, cash, stitched_fp, wf.is_reference)
 
     models, returns, equities = {}, {}, {}
     for (source, model), by_seed in groups.items():
         name = R.model_name(source, model, n_sources)
         srs = [t["sharpe_per_bar"] for t in reg.trials(fingerprint=stitched_fp[source],
                                                        kind=STITCHED_KIND)]
+        reference = wf.is_reference(model)
+        if reference:   # its DSR: as if it had been one more candidate beside the charged ones
+            srs += [moments(R.stitch(rs, cash)[0].to_numpy())["sharpe_per_bar"]
+                    for rs in by_seed.values()]
         summary, ret, eq = R.model_summary(by_seed, cash, srs)
         missing = sum(n_folds[source] - len(rs) for rs in by_seed.values())
-        models[name] = {"source": source, "model": model, "missing_tasks": missing, **summary}
+        models[name] = {"source": source, "model": model, "reference": reference,
+                        "missing_tasks": missing, **summary}
         returns[name], equities[name] = ret, eq
     comparisons = []
     for source in p.candles:
@@ -376,21 +402,22 @@ def _costs_charged(wf: WalkForward, p: Planned, groups, n_sources: int) -> dict:
     return out
 
 
-def _add_stitched_trials(reg: Registry, run_: Run, groups, cash, fps) -> None:
-    """One trial per stitched (source, model, seed) series, once per run (resume-safe)."""
-    from backtests.analysis import significance as sig
-
+def _add_stitched_trials(reg: Registry, run_: Run, groups, cash, fps,
+                         is_reference: Callable[[str], bool]) -> None:
+    """One trial per stitched (source, model, seed) series, once per run (resume-safe); a
+    reference's under its own kind, which no DSR charges."""
     for (source, model), by_seed in groups.items():
-        have = {t["config_id"] for t in reg.trials(fingerprint=fps[source], kind=STITCHED_KIND)
+        kind = REFERENCE_KIND if is_reference(model) else STITCHED_KIND
+        have = {t["config_id"] for t in reg.trials(fingerprint=fps[source], kind=kind)
                 if t["run_id"] == run_.id}
         for seed, rs in by_seed.items():
             cid = config_id({"series": sorted(r["task"]["id"] for r in rs)})
             if cid in have:
                 continue
             ret, _ = R.stitch(rs, cash)
-            reg.add_trial(run_id=run_.id, kind=STITCHED_KIND, config_id=cid,
+            reg.add_trial(run_id=run_.id, kind=kind, config_id=cid,
                           fingerprint=fps[source], note=f"{source} {model} seed {seed}",
-                          **sig.moments(ret.to_numpy()))   # add_trial stores NaN as NULL
+                          **moments(ret.to_numpy()))   # add_trial stores NaN as NULL
 
 
 __all__ = ["SCHEMA", "Outcome", "Planned", "WalkForward", "WalkForwardStudy", "plan", "record",

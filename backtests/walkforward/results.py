@@ -246,8 +246,9 @@ def winner(models: dict, returns: dict[str, pd.Series],
     runner-up and how sure (bootstrap p, PSR, DSR). When the two are a pair this walk-forward
     compared (``comparisons``), the margin is judged at that comparison's charged α, so the
     winner line and the comparison cannot disagree."""
-    ranked = sorted((k for k, v in models.items() if math.isfinite(_num(v.get("sharpe")))),
-                    key=lambda k: models[k]["sharpe"], reverse=True)
+    ranked = sorted((k for k, v in models.items()
+                     if math.isfinite(_num(v.get("sharpe"))) and not v.get("reference")),
+                    key=lambda k: models[k]["sharpe"], reverse=True)    # references never win
     if not ranked:
         return None
     best = ranked[0]
