@@ -3,6 +3,8 @@
     python benchmarks/planted_null_nets.py --seeds 200 --workers 16 --out FILE   # resumable
     python benchmarks/planted_null_nets.py --summary --out FILE
     python benchmarks/planted_null_nets.py ... --series DIR     # also save the return series
+    python benchmarks/planted_null_nets.py ... --models attention,dense/matched,gbm \
+        --references rule/newhl          # another panel: the candidates, and references beside
 
 ``--series DIR`` saves, per seed, the two models' stitched per-bar test returns of each label
 rule (``DIR/SEED.npz``, keys ``LABELS|MODEL``, recovered from the walk-forward's equity.csv):
@@ -62,7 +64,8 @@ def returns_from_equity(equity_csv: Path, cash: float) -> dict[str, np.ndarray]:
     return {m: (eq[m] / eq[m].shift(1, fill_value=cash) - 1).to_numpy() for m in eq.columns}
 
 
-def one_seed(seed: int, bars: int, epochs: int, series: Path | None = None) -> dict:
+def one_seed(seed: int, bars: int, epochs: int, series: Path | None = None,
+             models: str = MODELS, references: str | None = None) -> dict:
     import torch
 
     torch.set_num_threads(1)
@@ -70,7 +73,9 @@ def one_seed(seed: int, bars: int, epochs: int, series: Path | None = None) -> d
     from data import synth
 
     t0 = time.perf_counter()
-    out: dict = {"seed": seed, "bars": bars, "epochs": epochs, "configs": []}
+    out: dict = {"seed": seed, "bars": bars, "epochs": epochs, "configs": [],
+                 **({"models": models} if models != MODELS else {}),
+                 **({"references": references} if references else {})}
     saved: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory() as tmp:
         frame = synth.generate("null", seed=seed, bars=bars).drop(columns=["spread"])
@@ -78,8 +83,8 @@ def one_seed(seed: int, bars: int, epochs: int, series: Path | None = None) -> d
         for labels in LABELS:
             settings = {**EXITS, "costs.spread": 0.0, "train.epochs": epochs,
                         "dataset.labels": labels}
-            wf = api.walkforward(MODELS, source, runs_dir=Path(tmp) / "runs",
-                                 settings=settings, **FOLDS)
+            wf = api.walkforward(models, source, runs_dir=Path(tmp) / "runs",
+                                 settings=settings, references=references, **FOLDS)
             p = json.loads((wf.outcome.run.path / "walkforward.json").read_text())
             if series is not None:
                 for m, r in returns_from_equity(wf.outcome.run.path / "equity.csv",
@@ -200,10 +205,13 @@ def seed_parser(doc: str) -> argparse.ArgumentParser:
 def main() -> None:
     ap = seed_parser(__doc__)
     ap.add_argument("--series", type=Path, help="folder: save each seed's return series there")
+    ap.add_argument("--models", default=MODELS, help=f"the candidates (default {MODELS})")
+    ap.add_argument("--references", help="walk-forward references beside them (not charged)")
     args = ap.parse_args()
     done = run_seeds(args.out, range(args.first, args.first + args.seeds),
                      None if args.summary else args.workers,
-                     lambda s: (one_seed, s, args.bars, args.epochs, args.series),
+                     lambda s: (one_seed, s, args.bars, args.epochs, args.series, args.models,
+                                args.references),
                      lambda r: [(c["labels"], c["dsr"], c["decision"]) for c in r["configs"]])
     rows = sorted(done.values(), key=lambda r: r["seed"])
     print(json.dumps(summary(rows), indent=1, ensure_ascii=False))
