@@ -544,7 +544,8 @@ def walkforward(models: str = "attention,rule/newhl", data=None, *, presets: str
     """Walk-forward: every (source, model, seed, fold) trained, thresholded on its validation
     part (``threshold="auto"``, or a number) and traded on its unseen test part; stitched and
     tested as the terminal's walk-forward does (a finished one with the same settings is read
-    back, not recomputed). ``models``, ``references`` (never won nor charged): as the CLI's.
+    back, not recomputed). ``models``: kinds, kind/preset or rule baselines, comma-separated;
+    ``references`` the same, run beside them: never the winner, never charged in a DSR.
 
     >>> wf = api.walkforward("rule/newhl,rule/newhl-range", "sample:EURUSD_H1",
     ...                      train_bars=500, val_bars=200, test_bars=200)
@@ -553,8 +554,7 @@ def walkforward(models: str = "attention,rule/newhl", data=None, *, presets: str
     from backtests import walkforward as wfm
 
     auto = isinstance(threshold, str) and threshold.strip().lower() == "auto"
-    if not auto:
-        settings = {**(settings or {}), "strategy.threshold": threshold}
+    settings = settings if auto else {**(settings or {}), "strategy.threshold": threshold}
     folds = dict(train_bars=train_bars, val_bars=val_bars, test_bars=test_bars,
                  step_bars=step_bars, expanding=expanding, embargo=embargo_bars)
     exp, sources, parsed, seed_list, plan = _study_settings(data, models, presets, seeds, folds,

@@ -100,3 +100,14 @@ def test_a_model_cannot_be_both_a_candidate_and_a_reference(walk_csv, tmp_path):
     assert isinstance(res.exception, ConfigError), res.output
     assert "dense/matched is both a model and a reference" in str(res.exception)
     assert Registry(tmp_path).list() == []
+
+
+def test_the_python_api_takes_references(walk_csv, tmp_path):
+    from backtests import api
+
+    wf = api.walkforward("rule/newhl-range", walk_csv, references="rule/newhl",
+                         runs_dir=tmp_path, train_bars=500, val_bars=200, test_bars=200)
+    p = json.loads((wf.outcome.run.path / "walkforward.json").read_text())
+    assert {m: r["reference"] for m, r in p["models"].items()} == {"rule/newhl-range": False,
+                                                                    "rule/newhl": True}
+    assert p["winner"]["model"] == "rule/newhl-range" and p["winner"]["dsr_trials"] == 1
