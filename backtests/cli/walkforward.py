@@ -174,7 +174,9 @@ def print_plan(wf) -> None:
     resume = f" (resuming run {p.resume.id}: {len(p.done)} done)" if p.resume else ""
     console.print(f"{len(p.tasks)} tasks, {todo} to compute{resume}; the run would add "
                   f"{wfm.trials_added(p, wf)} trials to the registry (one per task backtest, "
-                  "one per stitched model × seed series). Nothing was run.", markup=False, soft_wrap=True)
+                  "one per stitched model × seed series" + ("; the references' series are "
+                  "recorded but charged in no DSR" if wf.references else "") + "). Nothing was "
+                  "run.", markup=False, soft_wrap=True)
 
 
 def print_outcome(outcome) -> None:

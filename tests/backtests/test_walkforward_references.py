@@ -88,6 +88,16 @@ def test_the_winner_and_its_runner_up_are_candidates_even_when_a_reference_is_be
     assert R.winner({"ref": _model(9.0, reference=True)}, returns) is None
 
 
+def test_a_dry_run_says_the_references_are_not_charged(walk_csv, tmp_path):
+    res = CliRunner().invoke(app, ["walkforward", "--data", walk_csv, "--models", "rule/newhl",
+                                   "--references", "rule/newhl-range", "--runs-dir",
+                                   str(tmp_path), "--dry-run", *FOLDS])
+    assert res.exit_code == 0, res.output
+    assert "6 tasks, 6 to compute" in res.output and "add 8 trials" in res.output
+    assert "references' series are recorded but charged in no DSR" in res.output
+    assert Registry(tmp_path).list() == []
+
+
 def test_a_model_cannot_be_both_a_candidate_and_a_reference(walk_csv, tmp_path):
     with pytest.raises(ConfigError, match="both a model and a reference"):
         wfm.WalkForward(base=Experiment(), sources=[walk_csv],
