@@ -194,7 +194,8 @@ def print_outcome(outcome) -> None:
                       f"PSR {_n(m['psr'], 3)}, DSR {_n(m['dsr'], 3)} ({m['dsr_trials']} trials)",
                       markup=False, highlight=False, soft_wrap=True)
     for model, m in (payload.get("pooled") or {}).items():    # data.pool: over the instruments
-        console.print(f"  pooled {model} over {len(m['instruments'])} instruments: return "
+        role = " (reference)" if m.get("reference") else ""
+        console.print(f"  pooled {model}{role} over {len(m['instruments'])} instruments: return "
                       f"{_n(m['mean_total_return_pct'], 2)} % on average "
                       f"({_n(m['min_total_return_pct'], 2)} … {_n(m['max_total_return_pct'], 2)}),"
                       f" Sharpe {_n(m['mean_sharpe'], 2)} on average; DSR > 0.95 on "

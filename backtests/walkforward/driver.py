@@ -83,8 +83,9 @@ class WalkForward:
         return self.models + self.references
 
     def is_reference(self, model: str) -> bool:
-        """``model`` as the tasks name it (``kind/preset``)."""
-        return model in {f"{k}/{p}" for k, p in self.references}
+        """``model`` as the tasks name it (``kind/preset``, ``kind/preset+meta`` for its primary
+        + meta arm, which is a reference's too)."""
+        return model.removesuffix("+meta") in {f"{k}/{p}" for k, p in self.references}
 
     @property
     def pooled(self) -> bool:

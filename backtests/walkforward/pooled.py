@@ -161,13 +161,15 @@ def pooled_summary(models: dict) -> dict:
         def col(key, rows=rows):
             return [r.get(key) for r in rows if r.get(key) is not None]
         rets, shs = col("total_return_pct"), col("sharpe")
+        reference = any(r.get("reference") for r in rows)   # not a candidate: nothing passes
         out[model] = {
-            "instruments": [r["source"] for r in rows],
+            "instruments": [r["source"] for r in rows], "reference": reference,
             "mean_total_return_pct": sum(rets) / len(rets) if rets else None,
             "min_total_return_pct": min(rets) if rets else None,
             "max_total_return_pct": max(rets) if rets else None,
             "mean_sharpe": sum(shs) / len(shs) if shs else None,
-            "dsr_passes": [r["source"] for r in rows if (r.get("dsr") or 0) > 0.95],
+            "dsr_passes": [] if reference else [r["source"] for r in rows
+                                                 if (r.get("dsr") or 0) > 0.95],
             "dsr_trials": col("dsr_trials"),
         }
     return out

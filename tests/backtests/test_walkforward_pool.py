@@ -259,3 +259,26 @@ def test_the_gpu_branch_trains_each_pooled_task_once(csvs, tmp_path, monkeypatch
     want = P.compute_pooled_task(study.payload(p, p.tasks[0]))
     for s in csvs:
         assert got[0]["instruments"][s]["equity"] == want["instruments"][s]["equity"]
+
+
+def test_a_pooled_reference_is_recorded_per_instrument_and_never_charged(csvs, tmp_path,
+                                                                         capsys):
+    from backtests.cli.walkforward import print_outcome
+    from backtests.execution.driver import REFERENCE_KIND, STITCHED_KIND
+
+    base = Experiment().override({"runtime.runs_dir": str(tmp_path), "data.pool": True})
+    wf = wfm.WalkForward(base=base, sources=csvs, models=wfm.parse_models("rule/newhl-range"),
+                         references=wfm.parse_models("rule/newhl"), seeds=[0], plan=ONE_FOLD)
+    out = wfm.run(wf)
+    payload = json.loads((out.run.path / "walkforward.json").read_text())
+    for s in csvs:
+        assert payload["models"][f"rule/newhl on {s}"]["reference"] is True
+        assert payload["models"][f"rule/newhl-range on {s}"]["reference"] is False
+        assert payload["models"][f"rule/newhl-range on {s}"]["dsr_trials"] == 1
+    assert payload["pooled"]["rule/newhl"]["reference"] is True
+    assert payload["pooled"]["rule/newhl"]["dsr_passes"] == []
+    assert payload["winner"]["model"].startswith("rule/newhl-range on ")
+    reg = Registry(tmp_path)
+    assert len(reg.trials(kind=REFERENCE_KIND)) == 2 == len(reg.trials(kind=STITCHED_KIND))
+    print_outcome(out)
+    assert "pooled rule/newhl (reference) over 2 instruments" in capsys.readouterr().out

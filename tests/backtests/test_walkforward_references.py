@@ -98,6 +98,14 @@ def test_a_dry_run_says_the_references_are_not_charged(walk_csv, tmp_path):
     assert Registry(tmp_path).list() == []
 
 
+def test_a_references_meta_arm_is_a_reference_too(walk_csv):
+    wf = wfm.WalkForward(base=Experiment(), sources=[walk_csv],
+                         models=wfm.parse_models("dense"),
+                         references=wfm.parse_models("rule/newhl"), seeds=[0])
+    assert wf.is_reference("rule/newhl") and wf.is_reference("rule/newhl+meta")
+    assert not wf.is_reference("dense/matched") and not wf.is_reference("dense/matched+meta")
+
+
 def test_a_model_cannot_be_both_a_candidate_and_a_reference(walk_csv, tmp_path):
     with pytest.raises(ConfigError, match="both a model and a reference"):
         wfm.WalkForward(base=Experiment(), sources=[walk_csv],
