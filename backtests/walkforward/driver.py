@@ -309,16 +309,14 @@ def record(run_: Run, wf: WalkForward, p: Planned, results: dict[str, dict],
                    for s, c in p.candles.items()}
     _add_stitched_trials(reg, run_, groups, cash, stitched_fp, wf.is_reference)
 
+    charged = {s: [t["sharpe_per_bar"] for t in reg.trials(fingerprint=fp, kind=STITCHED_KIND)]
+               for s, fp in stitched_fp.items()}
     models, returns, equities = {}, {}, {}
     for (source, model), by_seed in groups.items():
         name = R.model_name(source, model, n_sources)
-        srs = [t["sharpe_per_bar"] for t in reg.trials(fingerprint=stitched_fp[source],
-                                                       kind=STITCHED_KIND)]
         reference = wf.is_reference(model)
-        if reference:   # its DSR: as if it had been one more candidate beside the charged ones
-            srs += [moments(R.stitch(rs, cash)[0].to_numpy())["sharpe_per_bar"]
-                    for rs in by_seed.values()]
-        summary, ret, eq = R.model_summary(by_seed, cash, srs)
+        # a reference's DSR: as if it had been one more candidate beside the charged ones
+        summary, ret, eq = R.model_summary(by_seed, cash, charged[source], charge_own=reference)
         missing = sum(n_folds[source] - len(rs) for rs in by_seed.values())
         models[name] = {"source": source, "model": model, "reference": reference,
                         "missing_tasks": missing, **summary}

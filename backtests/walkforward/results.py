@@ -142,13 +142,17 @@ def _win_rate(results: list[dict]) -> float:
     return 100 * wins / n if n else float("nan")
 
 
-def model_summary(by_seed: dict[int, list[dict]], cash: float,
-                  trial_sharpes: list[float]) -> tuple[dict, pd.Series, pd.Series]:
+def model_summary(by_seed: dict[int, list[dict]], cash: float, trial_sharpes: list[float],
+                  charge_own: bool = False) -> tuple[dict, pd.Series, pd.Series]:
     """A model's figures: per-seed mean, sd and 95 % CI; PSR and DSR of the seed-average
-    stitched returns; returns (summary, seed-average returns, its equity)."""
+    stitched returns; returns (summary, seed-average returns, its equity). ``charge_own``: its
+    own stitched series are not among ``trial_sharpes`` (a reference's), so add them."""
     seeds = sorted(by_seed)
     per_seed = {s: seed_summary(by_seed[s], cash) for s in seeds}
     stitched = [stitch(by_seed[s], cash)[0] for s in seeds]
+    if charge_own:
+        trial_sharpes = [*trial_sharpes,
+                         *(sig.moments(r.to_numpy())["sharpe_per_bar"] for r in stitched)]
     returns = pd.concat(stitched, axis=1).mean(axis=1).rename("return")
     equity = (cash * (1 + returns).cumprod()).rename("equity")
     across = {k: sig.mean_ci([per_seed[s][k] for s in seeds],
